@@ -1,0 +1,4 @@
+from imgclf.cli import main
+import sys
+
+sys.exit(main())

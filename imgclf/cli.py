@@ -1,0 +1,167 @@
+"""The command line: a thin front end, one sub-command per stage; train's flags come from TrainConfig.
+
+A user mistake (any :class:`ImgclfError`) prints one line, ``imgclf: error: …``, and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import types
+from collections.abc import Sequence
+
+from imgclf.config import config_fields
+from imgclf.errors import ImgclfError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _field_type(annotation: str):
+    if annotation.startswith("bool"):
+        return bool
+    if annotation.startswith("int"):
+        return int
+    if annotation.startswith("float"):
+        return float
+    return str
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for f in config_fields():
+        flag = "--" + f.name.replace("_", "-")
+        kind = _field_type(str(f.type))
+        default = "from the data" if f.default is None and f.name == "image_size" else f.default
+        help_text = f"{f.metadata['help']} (default: {default})"
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        else:
+            metavar = f.name.upper() if kind is str else {int: "N", float: "F"}[kind]
+            parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=metavar, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgclf", description="Train, evaluate and use image classifiers from a folder of labelled images."
+    )
+    from imgclf import __version__
+
+    parser.add_argument("--version", action="version", version=f"imgclf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a classifier on a folder of class sub-folders")
+    p.add_argument("data", help="DATA/<class>/<images>, or DATA/train|val|test/<class>/<images>")
+    p.add_argument("--config", help="YAML or JSON file of options; flags override it")
+    p.add_argument("--quiet", action="store_true", help="print only the result")
+    _add_config_flags(p)
+
+    p = sub.add_parser("evaluate", help="metrics of a run on its test split or on a labelled folder")
+    p.add_argument("run", help="run folder made by `imgclf train`")
+    p.add_argument("data", nargs="?", help="a separate labelled folder (class names must match the run's)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+    p = sub.add_parser("predict", help="predict the class of images")
+    p.add_argument("run", help="run folder made by `imgclf train`")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to list per image (default: 3)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    sub.add_parser("models", help="list the models --model accepts")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from imgclf.config import resolve_config
+    from imgclf.training.trainer import train_run
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "data", "config", "quiet")}
+    config = resolve_config(args.config, data=args.data, **options)
+    result = train_run(config, verbose=0 if args.quiet else 1)
+    if args.quiet:
+        print(f"{result.run_dir}\taccuracy={result.metrics.accuracy:.4f}\tn={result.metrics.n}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from imgclf.evaluation.metrics import format_metrics
+    from imgclf.serving.predictor import load_run
+
+    metrics = load_run(args.run).evaluate(args.data)
+    if args.format == "json":
+        print(json.dumps(metrics.to_dict(), indent=2))
+    else:
+        print(format_metrics(metrics))
+        for row in metrics.skipped:
+            print(f"skipped {row['path']}: {row['reason']}")
+    return 0
+
+
+def _format_predictions(predictions, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([p.to_dict() for p in predictions], indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["path", "label", "confidence", "top_k", "error"])
+        for p in predictions:
+            top = ";".join(f"{lbl}:{prob:.4f}" for lbl, prob in p.top_k)
+            conf = "" if p.confidence is None else f"{p.confidence:.4f}"
+            writer.writerow([p.path, p.label or "", conf, top, p.error or ""])
+        return buf.getvalue().rstrip("\n")
+    width = max((len(p.path) for p in predictions), default=4)
+    lines = [f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"]
+    for p in predictions:
+        if p.error:
+            lines.append(f"{p.path:<{width}}  ERROR {p.error}")
+        else:
+            top = ", ".join(f"{lbl} {prob:.2f}" for lbl, prob in p.top_k)
+            lines.append(f"{p.path:<{width}}  {p.label:<12} {p.confidence:6.3f}  {top}")
+    return "\n".join(lines)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from imgclf.serving.predictor import load_run
+
+    run = load_run(args.run)
+    predictions = run.predict(args.paths, top_k=args.top_k)
+    if not predictions:
+        raise ImgclfError(f"no image files found in {', '.join(args.paths)}")
+    print(_format_predictions(predictions, args.format))
+    return 0 if any(p.ok for p in predictions) else 1
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from imgclf.models.registry import list_models
+
+    for spec in list_models():
+        print(f"{spec.name:<20} {spec.description}")
+    return 0
+
+
+COMMANDS: dict[str, types.FunctionType] = {
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "models": _cmd_models,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ImgclfError as exc:
+        print(f"imgclf: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("imgclf: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

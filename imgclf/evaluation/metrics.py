@@ -1,0 +1,65 @@
+"""Classification metrics from scikit-learn, as one typed result that prints as a table."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Metrics", "compute_metrics", "format_metrics"]
+
+
+@dataclass
+class Metrics:
+    accuracy: float
+    macro_f1: float
+    n: int
+    split: str
+    per_class: dict[str, dict[str, float]]
+    confusion_matrix: list[list[int]]
+    classes: list[str]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Metrics:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], split: str) -> Metrics:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    per_class = {
+        c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+        for i, c in enumerate(classes)
+    }
+    return Metrics(
+        accuracy=float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        n=int(len(y_true)),
+        split=split,
+        per_class=per_class,
+        confusion_matrix=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        classes=list(classes),
+    )
+
+
+def format_metrics(m: Metrics) -> str:
+    """A plain-text table: per-class precision/recall/F1/support, then the confusion matrix."""
+    width = max(8, *(len(c) for c in m.classes))
+    lines = [f"{m.split}: accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  n={m.n}", ""]
+    lines.append(f"{'class':<{width}}  precision  recall     f1  support")
+    for c in m.classes:
+        r = m.per_class[c]
+        lines.append(f"{c:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  {r['support']:7d}")
+    cell = max(4, len(str(max((max(row) for row in m.confusion_matrix), default=0))) + 1)
+    short = [c[:cell - 1] for c in m.classes]
+    lines += ["", f"confusion matrix (rows: true, columns: predicted)", f"{'':<{width}}" + "".join(f"{s:>{cell}}" for s in short)]
+    for c, row in zip(m.classes, m.confusion_matrix):
+        lines.append(f"{c:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    return "\n".join(lines)

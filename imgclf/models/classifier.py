@@ -1,0 +1,88 @@
+"""Assemble a classifier: raw pixels → augmentation (training only) → backbone → dropout → output.
+
+Two classes get one sigmoid unit and binary cross-entropy; more get softmax. A pretrained backbone
+is always called with ``training=False`` so its BatchNorm layers stay in inference mode, also once
+it is unfrozen for fine-tuning (the keras.io transfer-learning recipe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import keras
+
+from imgclf.data.augment import augmentation_layers
+from imgclf.models.registry import ModelSpec
+
+__all__ = [
+    "Classifier",
+    "build_classifier",
+    "class_probabilities",
+    "iter_layers",
+    "set_backbone_trainable",
+    "loss_and_metric",
+    "HEAD_DROPOUT",
+]
+
+HEAD_DROPOUT = 0.2
+
+
+@dataclass
+class Classifier:
+    """The full model plus handles on its parts (for two-stage training)."""
+
+    model: keras.Model  # pixels -> probabilities; what is saved as model.keras
+    backbone: keras.Model  # pixels -> features
+    head: keras.Model  # features -> probabilities (shares its layers with ``model``)
+    spec: ModelSpec
+
+
+def iter_layers(model: keras.Layer) -> Iterator[keras.Layer]:
+    """Every layer inside ``model``, nested models included (depth first)."""
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from iter_layers(layer)
+
+
+def set_backbone_trainable(backbone: keras.Model, trainable: bool) -> None:
+    """Freeze or unfreeze a backbone; BatchNorm layers always stay frozen (statistics and scale)."""
+    backbone.trainable = trainable
+    if trainable:
+        for layer in iter_layers(backbone):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
+def loss_and_metric(num_classes: int):
+    if num_classes == 2:
+        return keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
+    return keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
+def build_classifier(spec: ModelSpec, num_classes: int, image_size: int, augment: str, seed: int) -> Classifier:
+    keras.utils.set_random_seed(seed)
+    backbone = spec.builder(image_size)
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = inputs
+    aug = augmentation_layers(augment, seed)
+    if aug:
+        x = keras.Sequential(aug, name="augmentation")(x)
+    features = backbone(x, training=False) if spec.pretrained else backbone(x)
+    dropout = keras.layers.Dropout(HEAD_DROPOUT, name="head_dropout")
+    units, activation = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
+    dense = keras.layers.Dense(units, activation=activation, name="predictions")
+    model = keras.Model(inputs, dense(dropout(features)), name="imgclf_classifier")
+    feature_input = keras.Input((backbone.output.shape[-1],), name="features")
+    head = keras.Model(feature_input, dense(dropout(feature_input)), name="head")
+    return Classifier(model, backbone, head, spec)
+
+
+def class_probabilities(outputs) -> "np.ndarray":
+    """Model outputs → an (n, num_classes) probability matrix (a sigmoid unit becomes two columns)."""
+    import numpy as np
+
+    p = np.asarray(outputs, dtype=np.float64)
+    if p.ndim == 2 and p.shape[1] == 1:
+        return np.concatenate([1.0 - p, p], axis=1)
+    return p

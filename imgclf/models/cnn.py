@@ -1,0 +1,34 @@
+"""The notes' from-scratch network, done right: Conv2D/MaxPooling2D blocks with BatchNorm, global
+pooling instead of a huge Flatten, then Dense + Dropout. Depth follows the image size."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from imgclf.models.registry import register_model
+
+__all__ = ["build_cnn"]
+
+
+@register_model(
+    "cnn",
+    pretrained=False,
+    default_size=128,
+    min_size=64,
+    description="from-scratch Conv2D/MaxPooling2D network; no pretrained weights",
+)
+def build_cnn(image_size: int) -> keras.Model:
+    layers = keras.layers
+    blocks = max(3, min(5, int(math.log2(image_size / 8))))  # stop pooling at ~8 px
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for i, filters in enumerate((32, 64, 128, 192, 256)[:blocks]):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.Activation("relu", name=f"block{i}_relu")(x)
+        x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dense(128, activation="relu", name="dense")(x)
+    return keras.Model(inputs, x, name="cnn_backbone")

@@ -1,0 +1,104 @@
+"""Run folders: self-describing, never overwritten, holding everything needed to predict.
+
+```
+runs/<name>/
+  config.yaml     resolved TrainConfig (image_size filled in)
+  classes.json    class names in label order
+  split.csv       path, label, split for every image used
+  history.csv     one row per epoch (stage, epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds)
+  model.keras     best model by validation loss (preprocessing inside)
+  metrics.json    test-split metrics
+  data_report.json  files skipped and why
+  versions.json   library versions
+  evaluations/<folder>/metrics.json   `imgclf evaluate RUN DATA`
+```
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from imgclf.config import TrainConfig
+from imgclf.errors import DataError
+
+__all__ = ["RunFiles", "create_run_dir", "write_json", "read_json", "write_config", "read_config", "library_versions", "check_run_dir"]
+
+
+class RunFiles:
+    CONFIG = "config.yaml"
+    CLASSES = "classes.json"
+    SPLIT = "split.csv"
+    HISTORY = "history.csv"
+    MODEL = "model.keras"
+    METRICS = "metrics.json"
+    DATA_REPORT = "data_report.json"
+    VERSIONS = "versions.json"
+    CURVES = "curves.png"
+    EVALUATIONS = "evaluations"
+
+
+def create_run_dir(out: str | Path, name: str) -> Path:
+    """Make ``out/name``, or ``name2``, ``name3`` … if taken (Ultralytics' convention)."""
+    out_path = Path(out).expanduser()
+    if out_path.exists() and not out_path.is_dir():
+        raise DataError(f"output path {str(out)!r} is a file; expected a folder for run folders")
+    out_path.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        candidate = out_path / (name if i == 1 else f"{name}{i}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise DataError(f"too many runs named {name!r} in {str(out)!r}")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_config(path: Path, config: TrainConfig) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def read_config(path: Path) -> TrainConfig:
+    import yaml
+
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def check_run_dir(path: str | Path) -> Path:
+    """Raise a clear DataError unless ``path`` is a finished imgclf run folder."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise DataError(f"run folder {str(path)!r} does not exist")
+    missing = [f for f in (RunFiles.CONFIG, RunFiles.CLASSES, RunFiles.MODEL) if not (p / f).is_file()]
+    if missing:
+        raise DataError(
+            f"{str(path)!r} is not an imgclf run folder (missing {', '.join(missing)}); pass a folder made by `imgclf train`"
+        )
+    return p
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("imgclf", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pillow", "scikit-learn"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out

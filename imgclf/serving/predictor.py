@@ -1,0 +1,155 @@
+"""A trained run as an object: ``load_run(path).predict(paths)`` and ``.evaluate(folder)``.
+
+Everything is read from the run folder — class names, input size, the model with its preprocessing
+inside — so a user never re-types preprocessing at prediction time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgclf.data.decode import load_image
+from imgclf.data.scan import IMAGE_EXTENSIONS, ImageItem, scan_folder
+from imgclf.errors import DataError, invalid_value
+from imgclf.evaluation.metrics import Metrics
+from imgclf.runs import RunFiles, check_run_dir, read_config, read_json, write_json
+
+__all__ = ["Prediction", "Run", "load_run", "expand_paths"]
+
+
+@dataclass
+class Prediction:
+    """One image's result: ``label`` and ``confidence`` of the top class, ``top_k`` as (label, prob)."""
+
+    path: str
+    label: str | None
+    confidence: float | None
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "label": self.label,
+            "confidence": self.confidence,
+            "top_k": [{"label": lbl, "probability": p} for lbl, p in self.top_k],
+            "error": self.error,
+        }
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[str]:
+    """Files as given; folders walked recursively for image files (sorted). Missing paths are an error."""
+    out: list[str] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."))
+        elif p.exists():
+            out.append(str(p))
+        else:
+            raise DataError(f"path {str(raw)!r} does not exist")
+    return out
+
+
+class Run:
+    """A finished run folder. The model is loaded on first use."""
+
+    def __init__(self, path: str | Path):
+        self.path = check_run_dir(path)
+        self.config = read_config(self.path / RunFiles.CONFIG)
+        self.classes: list[str] = read_json(self.path / RunFiles.CLASSES)
+        self.image_size = int(self.config.image_size or 224)
+        self._model = None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, model={self.config.model!r}, classes={len(self.classes)})"
+
+    @property
+    def model(self):
+        if self._model is None:
+            import keras
+
+            import imgclf.models.layers  # noqa: F401  (registers custom layers for loading)
+
+            self._model = keras.saving.load_model(self.path / RunFiles.MODEL)
+        return self._model
+
+    @property
+    def metrics(self) -> Metrics | None:
+        p = self.path / RunFiles.METRICS
+        return Metrics.from_dict(read_json(p)) if p.exists() else None
+
+    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255]."""
+        from imgclf.models.classifier import class_probabilities
+
+        return class_probabilities(self.model.predict_on_batch(np.asarray(images, np.float32)))
+
+    def predict(self, paths: str | Path | Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
+        """Predict files and folders. An unreadable file gets a Prediction with ``error`` set."""
+        if top_k < 1:
+            raise invalid_value("top_k", top_k, "an integer >= 1")
+        files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
+        k = min(top_k, len(self.classes))
+        results: list[Prediction] = []
+        for start in range(0, len(files), batch_size):
+            chunk = files[start : start + batch_size]
+            arrays, good = [], []
+            for f in chunk:
+                try:
+                    arrays.append(load_image(f, self.image_size))
+                    good.append(f)
+                except Exception as exc:  # any decoder failure: report it on this file's line
+                    results.append(Prediction(f, None, None, [], f"cannot decode: {exc}".splitlines()[0]))
+            if arrays:
+                probs = self.predict_arrays(np.stack(arrays))
+                for f, p in zip(good, probs):
+                    order = np.argsort(-p)[:k]
+                    top = [(self.classes[i], float(p[i])) for i in order]
+                    results.append(Prediction(f, top[0][0], top[0][1], top))
+        position = {f: i for i, f in enumerate(files)}
+        return sorted(results, key=lambda r: position[r.path])
+
+    def evaluate(self, data: str | Path | None = None, batch_size: int | None = None) -> Metrics:
+        """Metrics on the run's own test split, or on a separate labelled folder (saved under evaluations/)."""
+        from imgclf.data.split import read_manifest
+        from imgclf.evaluation.evaluate import evaluate_items
+
+        bs = batch_size or self.config.batch_size
+        if data is None:
+            items = read_manifest(self.path / RunFiles.SPLIT, self.classes, self.config.data, split="test")
+            split = "test"
+            if not items:
+                raise DataError(f"run {str(self.path)!r} has no test split; pass a labelled folder to evaluate on")
+            missing = [i.path for i in items if not Path(i.path).exists()]
+            if missing:
+                raise DataError(f"test image {missing[0]!r} of run {str(self.path)!r} no longer exists; was the data folder moved?")
+            return evaluate_items(self.model, items, self.classes, self.image_size, bs, split)
+        scanned = scan_folder(data, classes=self.classes)
+        items: list[ImageItem] = scanned.items
+        if scanned.presplit:
+            test = [i for i in items if i.split == "test"]
+            items, split = (test, "test") if test else (items, "all")
+        else:
+            split = "all"
+        name = Path(data).expanduser().resolve().name
+        metrics = evaluate_items(self.model, items, self.classes, self.image_size, bs, f"{name}/{split}")
+        metrics.skipped = [{"path": k.path, "reason": k.reason} for k in scanned.skipped] + metrics.skipped
+        out = self.path / RunFiles.EVALUATIONS / name
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RunFiles.METRICS, metrics.to_dict())
+        return metrics
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run folder made by ``imgclf train``."""
+    return Run(path)

@@ -62,7 +62,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise invalid_value(name, getattr(self, name), "an integer >= 1")
-        for name in ("head_epochs", "patience", "cache_mb"):
+        if not 0 <= self.seed < 2**32:
+            raise invalid_value("seed", self.seed, "an integer from 0 to 2**32 - 1")
+        if self.head_epochs < 1:
+            raise invalid_value("head_epochs", self.head_epochs, "an integer >= 1 (pretrained models always train their new head first)")
+        for name in ("patience", "cache_mb"):
             if getattr(self, name) < 0:
                 raise invalid_value(name, getattr(self, name), "an integer >= 0")
         for name in ("learning_rate", "fine_tune_learning_rate"):

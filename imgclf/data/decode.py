@@ -20,7 +20,7 @@ _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 def to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB: 16-bit and float scaled, transparency over white."""
-    if im.mode == "RGB":
+    if im.mode == "RGB" and "transparency" not in im.info:
         return im
     if im.mode in _SIXTEEN_BIT or im.mode in ("I", "F"):
         arr = np.asarray(im, dtype=np.float64)
@@ -30,7 +30,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
             lo, hi = float(arr.min()), float(arr.max())
             arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
         return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if im.mode == "P" and "transparency" in im.info:
+    if "transparency" in im.info:  # palette index or colour key (RGB, L) marked transparent
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         im = im.convert("RGBA")

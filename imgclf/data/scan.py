@@ -164,6 +164,12 @@ def scan_folder(root: str | Path, classes: list[str] | None = None) -> ScannedDa
         raise DataError(f"class {unknown[0]!r} in {str(root)!r} is not one of {allowed}: {', '.join(classes)}")
 
     candidates, skipped = [], []
+    for f in sorted(p for p in root_path.iterdir() if p.is_file() and _visible(p)):
+        skipped.append(Skipped(str(f), "not inside a class folder"))
+    if presplit:
+        for d in subdirs:
+            if d.name.lower() not in SPLIT_DIRS:
+                skipped.append(Skipped(str(d), "folder beside train/ and val/ is not a split; ignored"))
     for split, dirs in per_split.items():
         c, ignored = _collect(dirs, classes, split)
         candidates += c

@@ -43,7 +43,7 @@ def assign_splits(data: ScannedData, val_fraction: float, test_fraction: float, 
     for label, name in enumerate(data.classes):
         members = sorted((i for i in data.items if i.label == label), key=lambda i: i.path)
         n_val, n_test = _split_counts(len(members), val_fraction, test_fraction)
-        if len(members) - n_val - n_test < 1:
+        if n_val == 0 or len(members) - n_val - n_test < 1:
             raise DataError(
                 f"class {name!r} has {len(members)} usable image(s): too few to split into train, validation and test; "
                 "add images or lower --val-fraction/--test-fraction"

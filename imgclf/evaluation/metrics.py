@@ -33,13 +33,17 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], 
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = list(range(len(classes)))
+    if len(y_true) == 0:
+        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        empty = [[0] * len(classes) for _ in classes]
+        return Metrics(0.0, 0.0, 0, split, {c: dict(zero) for c in classes}, empty, list(classes))
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     per_class = {
         c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
         for i, c in enumerate(classes)
     }
     return Metrics(
-        accuracy=float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        accuracy=float(accuracy_score(y_true, y_pred)),
         macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         n=int(len(y_true)),
         split=split,

@@ -20,6 +20,8 @@ BUILTIN_WEIGHTS = Path(__file__).parent / "weights" / "efficientnet_lite0_imagen
 def load_backbone_file(path: str | Path) -> keras.Model:
     """Load a .keras model as a feature extractor (pooled if it ends in a feature map)."""
     p = Path(path)
+    if p.is_dir():
+        raise ModelError(f"--model {str(path)!r} is a folder; expected a .keras file or a model name (`imgclf models`)")
     if not p.is_file():
         raise ModelError(f"backbone file {str(path)!r} does not exist")
     try:

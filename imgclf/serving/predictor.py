@@ -52,7 +52,13 @@ def expand_paths(paths: Iterable[str | Path]) -> list[str]:
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_dir():
-            out.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."))
+            out.extend(
+                str(f)
+                for f in sorted(p.rglob("*"))
+                if f.is_file()
+                and f.suffix.lower() in IMAGE_EXTENSIONS
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
         elif p.exists():
             out.append(str(p))
         else:

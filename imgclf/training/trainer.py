@@ -99,12 +99,10 @@ def _train_head(s: _Session, train_raw, val_raw) -> float:
     set_backbone_trainable(clf.backbone, False)
     s.say(f"stage head: computing {clf.spec.name} features once per image …")
     t = time.perf_counter()
-    with warnings.catch_warnings():  # a filtered dataset has unknown length; Keras warns when it ends
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        features = {
-            name: clf.backbone.predict(batched(raw, cfg.batch_size).map(_images_only), verbose=0)
-            for name, raw in (("train", train_raw), ("val", val_raw))
-        }
+    features = {
+        name: clf.backbone.predict(batched(raw, cfg.batch_size).map(_images_only), verbose=0)
+        for name, raw in (("train", train_raw), ("val", val_raw))
+    }
     labels = {"train": labels_of(train_raw), "val": labels_of(val_raw)}
     s.say(f"  features of {len(labels['train']) + len(labels['val'])} images in {time.perf_counter() - t:.1f}s; training the head")
     s.compile(clf.head, cfg.learning_rate)
@@ -112,7 +110,7 @@ def _train_head(s: _Session, train_raw, val_raw) -> float:
         features["train"],
         labels["train"],
         validation_data=(features["val"], labels["val"]),
-        epochs=max(cfg.head_epochs, 1),
+        epochs=cfg.head_epochs,
         batch_size=cfg.batch_size,
         shuffle=True,
         callbacks=s.callbacks("head", restore_best=True),
@@ -150,6 +148,24 @@ def _fine_tune_schedule(cfg: TrainConfig, n_train: int) -> keras.optimizers.sche
     )
 
 
+def _run_stages(s: _Session, train_raw, val_raw, n_train: int) -> bool:
+    """Train every stage; returns True if the user pressed Ctrl-C (the best checkpoint is kept)."""
+    cfg, clf = s.cfg, s.clf
+    try:
+        if clf.spec.pretrained:
+            head_loss = _train_head(s, train_raw, val_raw)
+            if cfg.fine_tune:
+                s.say(f"stage fine_tune: backbone unfrozen (BatchNorm frozen), peak learning rate {cfg.fine_tune_learning_rate:g}")
+                set_backbone_trainable(clf.backbone, True)
+                _fit_full(s, "fine_tune", train_raw, val_raw, n_train, _fine_tune_schedule(cfg, n_train), head_loss)
+        else:
+            _fit_full(s, "train", train_raw, val_raw, n_train, cfg.learning_rate, None)
+    except KeyboardInterrupt:
+        s.say("\ninterrupted: keeping the best model so far and testing it (Ctrl-C again to abort)")
+        return True
+    return False
+
+
 def train_run(config: TrainConfig, verbose: int = 1) -> TrainResult:
     """Train as ``config`` says and write a complete run folder. See the module docstring."""
     cfg = config.validate()
@@ -179,20 +195,9 @@ def train_run(config: TrainConfig, verbose: int = 1) -> TrainResult:
     cache = fits_cache(len(by_split["train"]) + len(by_split["val"]), image_size, cfg.cache_mb) and cfg.cache_mb > 0
     train_raw = decoded_dataset(by_split["train"], image_size, log, cache)
     val_raw = decoded_dataset(by_split["val"], image_size, log, cache)
-    n_train = len(by_split["train"])
-    interrupted = False
-    try:
-        if spec.pretrained:
-            head_loss = _train_head(s, train_raw, val_raw)
-            if cfg.fine_tune:
-                s.say(f"stage fine_tune: backbone unfrozen (BatchNorm frozen), peak learning rate {cfg.fine_tune_learning_rate:g}")
-                set_backbone_trainable(clf.backbone, True)
-                _fit_full(s, "fine_tune", train_raw, val_raw, n_train, _fine_tune_schedule(cfg, n_train), head_loss)
-        else:
-            _fit_full(s, "train", train_raw, val_raw, n_train, cfg.learning_rate, None)
-    except KeyboardInterrupt:
-        interrupted = True
-        s.say("\ninterrupted: keeping the best model so far and testing it (Ctrl-C again to abort)")
+    with warnings.catch_warnings():  # filtered datasets have unknown length; Keras warns each time one ends
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        interrupted = _run_stages(s, train_raw, val_raw, len(by_split["train"]))
 
     if s.model_path.exists():
         model = keras.saving.load_model(s.model_path)
@@ -204,11 +209,12 @@ def train_run(config: TrainConfig, verbose: int = 1) -> TrainResult:
     metrics = evaluate_items(model, test_items, data.classes, image_size, cfg.batch_size, split_name)
     seconds = time.perf_counter() - start
     write_json(run_dir / RunFiles.METRICS, {**metrics.to_dict(), "interrupted": interrupted, "train_seconds": round(seconds, 1)})
+    decode_failures = {**log.failures, **{row["path"]: row["reason"] for row in metrics.skipped}}
+    for path, reason in sorted(decode_failures.items()):
+        s.say(f"  skipped {path}: {reason}")
     skipped = [{"path": k.path, "reason": k.reason} for k in data.skipped]
-    skipped += [{"path": p, "reason": r} for p, r in sorted(log.failures.items())] + metrics.skipped
+    skipped += [{"path": p, "reason": r} for p, r in sorted(decode_failures.items())]
     write_json(run_dir / RunFiles.DATA_REPORT, {"skipped": skipped, "counts": data.counts()})
-    for row in skipped[len(data.skipped):]:
-        s.say(f"  skipped {row['path']}: {row['reason']}")
     plot_history(run_dir / RunFiles.HISTORY, run_dir / RunFiles.CURVES)
     s.say("\n" + format_metrics(metrics))
     s.say(f"\nrun saved to {run_dir} ({seconds:.0f}s)")

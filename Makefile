@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+# Both create the virtual environment in .venv/ (pinned versions from requirements.lock) on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-fast bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Train the default model on the bundled demo data, evaluate it, and predict three new photos.
+# A second `make demo` makes runs/demo2 (runs are never overwritten); evaluate/predict use the newest.
+demo: $(STAMP)
+	$(BIN)/imgclf train demo/sign-digits --out runs --name demo
+	run=$$(ls -td runs/demo* | head -n 1) && $(BIN)/imgclf evaluate $$run && $(BIN)/imgclf predict $$run demo/new-pictures
+
+# The whole suite, the slow integration test on the shared dataset included (what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+
+# Everything but the integration test on the shared dataset.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

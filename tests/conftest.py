@@ -1,0 +1,251 @@
+"""Shared fixtures: tiny image folders generated with Pillow into tmp_path, and one trained run.
+
+Nothing here reads the network or shared data; every image is drawn from a seeded numpy RNG, so a
+failing test fails the same way on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# One clearly different background colour per class (by position in the ``classes`` dict).
+PALETTE = [
+    (220, 40, 40),  # red
+    (40, 60, 220),  # blue
+    (40, 190, 60),  # green
+    (230, 200, 30),  # yellow
+    (170, 60, 200),  # purple
+    (30, 200, 200),  # cyan
+]
+
+
+# --------------------------------------------------------------------------------------------
+# image writers
+# --------------------------------------------------------------------------------------------
+
+
+def synthetic_image(class_index: int, rng: np.random.Generator, size=(48, 40)) -> Image.Image:
+    """A learnable picture of class ``class_index``: its colour, a class-dependent shape, noise."""
+    w, h = size
+    base = np.array(PALETTE[class_index % len(PALETTE)], np.float64)
+    arr = np.zeros((h, w, 3)) + base
+    # a light shape whose kind depends on the class: square for even classes, horizontal bar for odd
+    cy, cx = rng.integers(h // 4, 3 * h // 4), rng.integers(w // 4, 3 * w // 4)
+    r = max(3, min(w, h) // 6)
+    if class_index % 2 == 0:
+        arr[max(0, cy - r) : cy + r, max(0, cx - r) : cx + r] = 245
+    else:
+        arr[max(0, cy - r // 2) : cy + r // 2, :] = 245
+    arr += rng.normal(0, 12, arr.shape)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def save_image(im: Image.Image, path: Path, fmt: str = "png") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in ("jpg", "jpeg"):
+        im.convert("RGB").save(path, "JPEG", quality=90)
+    else:
+        im.save(path)
+    return path
+
+
+def make_dataset(
+    root: str | Path,
+    classes: dict[str, int] | None = None,
+    size: tuple[int, int] = (48, 40),
+    fmt: str = "png",
+    seed: int = 0,
+) -> Path:
+    """Write ``root/<class>/<class>_NNN.<fmt>`` images; ``classes`` maps class name -> image count."""
+    root = Path(root)
+    classes = {"cat": 8, "dog": 8} if classes is None else classes
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for k, (name, n) in enumerate(classes.items()):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            save_image(synthetic_image(k, rng, size), folder / f"{name}_{i:03d}.{fmt}", fmt)
+    return root
+
+
+def jpeg_bytes(seed: int = 0, size=(64, 64)) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def write_truncated_jpeg(path: Path, seed: int = 0) -> Path:
+    """The first half of a valid JPEG: its header reads fine, its pixels do not."""
+    data = jpeg_bytes(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def write_bad_files(folder: Path) -> dict[str, Path]:
+    """Files a scan must skip (or a decoder must reject), keyed by kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "empty": folder / "empty.jpg",
+        "text_as_png": folder / "text.png",
+        "truncated": folder / "truncated.jpg",
+        "notes": folder / "notes.txt",
+    }
+    files["empty"].write_bytes(b"")
+    files["text_as_png"].write_text("this is not a picture\n")
+    write_truncated_jpeg(files["truncated"])
+    files["notes"].write_text("labelled by hand\n")
+    return files
+
+
+def orientation_jpeg(path: Path, orientation: int, size=(48, 40)) -> Path:
+    """Stored pixels: left half red, right half blue; EXIF says how a viewer must rotate them."""
+    w, h = size
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[:, : w // 2] = (255, 0, 0)
+    arr[:, w // 2 :] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, "JPEG", quality=95, exif=exif)
+    return path
+
+
+def write_mixed_images(folder: Path, seed: int = 0) -> dict[str, Path]:
+    """One valid image per format / colour mode imgclf accepts, keyed by kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rgb = synthetic_image(0, rng)
+    out: dict[str, Path] = {}
+
+    out["jpeg"] = save_image(rgb, folder / "photo.jpg", "jpg")
+    out["png_gray_L"] = folder / "gray.png"
+    rgb.convert("L").save(out["png_gray_L"])
+
+    pal = Image.fromarray(np.tile(np.arange(40, dtype=np.uint8) % 4, (40, 1)), "P")
+    pal.putpalette([255, 0, 0, 0, 0, 255, 0, 255, 0, 255, 255, 0] + [0] * (768 - 12))
+    out["png_palette_P_transparent"] = folder / "palette.png"
+    pal.save(out["png_palette_P_transparent"], transparency=0)
+
+    rgba = np.zeros((40, 48, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:, 24:, 3] = 255  # left half transparent
+    out["png_RGBA"] = folder / "rgba.png"
+    Image.fromarray(rgba, "RGBA").save(out["png_RGBA"])
+
+    sixteen = np.linspace(0, 65535, 48 * 40).reshape(40, 48).astype(np.uint16)
+    out["png_16bit_I16"] = folder / "sixteen.png"
+    Image.fromarray(sixteen).save(out["png_16bit_I16"])  # mode I;16
+
+    out["bmp"] = folder / "bitmap.bmp"
+    rgb.save(out["bmp"])
+
+    frames = [Image.new("RGB", (48, 40), (255, 0, 0)), Image.new("RGB", (48, 40), (0, 0, 255))]
+    out["gif_animated"] = folder / "anim.gif"
+    frames[0].save(out["gif_animated"], save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    out["webp"] = folder / "picture.webp"
+    rgb.save(out["webp"], "WEBP", quality=90)
+
+    out["jpeg_exif_orientation_6"] = orientation_jpeg(folder / "rotated.jpg", 6)
+
+    out["tiff"] = folder / "scan.tif"
+    rgb.save(out["tiff"])
+    return out
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (relative path -> digest), hidden files included."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(root).rglob("*"))
+        if p.is_file()
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(name="make_dataset")
+def make_dataset_fixture():
+    """The :func:`make_dataset` helper, for tests that need their own folder layout."""
+    return make_dataset
+
+
+@pytest.fixture
+def flat2(tmp_path) -> Path:
+    """DATA/cat, DATA/dog: 10 PNGs each."""
+    return make_dataset(tmp_path / "pets", {"cat": 10, "dog": 10})
+
+
+@pytest.fixture
+def flat3(tmp_path) -> Path:
+    """DATA/ant, DATA/bee, DATA/cow: 20 JPEGs each."""
+    return make_dataset(tmp_path / "bugs", {"ant": 20, "bee": 20, "cow": 20}, fmt="jpg")
+
+
+@pytest.fixture
+def presplit(tmp_path) -> Path:
+    """DATA/train, DATA/val, DATA/test, each with cat/ and dog/."""
+    root = tmp_path / "presplit"
+    make_dataset(root / "train", {"cat": 6, "dog": 6}, seed=1)
+    make_dataset(root / "val", {"cat": 2, "dog": 2}, seed=2)
+    make_dataset(root / "test", {"cat": 2, "dog": 2}, seed=3)
+    return root
+
+
+@pytest.fixture
+def presplit_validation(tmp_path) -> Path:
+    """DATA/train and DATA/validation (no test/)."""
+    root = tmp_path / "presplit_validation"
+    make_dataset(root / "train", {"cat": 5, "dog": 5}, seed=4)
+    make_dataset(root / "validation", {"cat": 2, "dog": 2}, seed=5)
+    return root
+
+
+@pytest.fixture
+def mixed_images(tmp_path) -> dict[str, Path]:
+    """One file per accepted format / colour mode, in one folder."""
+    return write_mixed_images(tmp_path / "mixed")
+
+
+@pytest.fixture
+def bad_files(tmp_path) -> dict[str, Path]:
+    """A zero-byte .jpg, a text file named .png, a truncated JPEG and notes.txt, in one folder."""
+    return write_bad_files(tmp_path / "bad")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """ONE tiny run trained once per session (cnn, 3 classes, 32 px) and shared by the
+    predict / evaluate / CLI tests. Tests must treat it as read-only (evaluations/ may be added)."""
+    import imgclf
+
+    base = tmp_path_factory.mktemp("session")
+    data = make_dataset(base / "shapes", {"cat": 20, "dog": 20, "fox": 20}, fmt="jpg", seed=7)
+    result = imgclf.train(
+        data,
+        model="cnn",
+        image_size=32,
+        epochs=2,
+        batch_size=8,
+        augment="none",
+        out=str(base / "runs"),
+        name="shapes",
+        verbose=0,
+    )
+    return SimpleNamespace(run_dir=result.run_dir, data=data, result=result, classes=["cat", "dog", "fox"], base=base)

@@ -1,0 +1,43 @@
+"""imgclf.training.callbacks: history.csv rows, one per epoch, numbered across stages."""
+
+from __future__ import annotations
+
+import csv
+
+import keras
+import numpy as np
+
+from imgclf.training.callbacks import HISTORY_COLUMNS, HistoryCSV
+
+
+def tiny_fit(callback, epochs):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    model.fit(x, y, validation_data=(x, y), epochs=epochs, batch_size=8, callbacks=[callback], verbose=0)
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_one_row_per_epoch_numbered_across_stages(tmp_path):
+    path = tmp_path / "history.csv"
+    head = HistoryCSV(path, "head")
+    tiny_fit(head, epochs=2)
+    assert head.epochs_done == 2
+    tiny_fit(HistoryCSV(path, "fine_tune", first_epoch=head.epochs_done), epochs=3)
+
+    with open(path, newline="") as fh:
+        assert next(csv.reader(fh)) == HISTORY_COLUMNS  # header written once
+    rows = read_rows(path)
+    assert [(r["stage"], int(r["epoch"])) for r in rows] == [
+        ("head", 1), ("head", 2), ("fine_tune", 3), ("fine_tune", 4), ("fine_tune", 5)
+    ]
+    for r in rows:
+        for column in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
+            assert float(r[column]) >= 0, column
+        assert float(r["learning_rate"]) == 0.01

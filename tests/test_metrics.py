@@ -1,0 +1,77 @@
+"""imgclf.evaluation.metrics: scikit-learn metrics as one typed, printable result."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from imgclf.evaluation.metrics import Metrics, compute_metrics, format_metrics
+
+CLASSES = ["cat", "dog", "fox"]
+Y_TRUE = np.array([0, 0, 1, 1, 2])
+Y_PRED = np.array([0, 1, 1, 1, 0])
+
+
+@pytest.fixture
+def metrics():
+    return compute_metrics(Y_TRUE, Y_PRED, CLASSES, "test")
+
+
+def test_against_hand_computed_values(metrics):
+    assert metrics.accuracy == pytest.approx(3 / 5)
+    assert metrics.n == 5
+    assert metrics.split == "test"
+    assert metrics.classes == CLASSES
+    # cat: predicted twice (1 right) -> precision 1/2; 2 true (1 found) -> recall 1/2
+    assert metrics.per_class["cat"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    # dog: predicted 3 times (2 right) -> 2/3; both found -> recall 1; f1 = 2*(2/3)/(5/3) = 0.8
+    assert metrics.per_class["dog"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2})
+    # fox: never predicted -> 0 (zero_division=0), not a warning or NaN
+    assert metrics.per_class["fox"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert metrics.macro_f1 == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert metrics.confusion_matrix == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_perfect_predictions():
+    m = compute_metrics(np.array([0, 1, 1]), np.array([0, 1, 1]), ["a", "b"], "val")
+    assert (m.accuracy, m.macro_f1) == (1.0, 1.0)
+    assert m.confusion_matrix == [[1, 0], [0, 2]]
+
+
+def test_class_absent_from_the_data_still_has_a_row():
+    m = compute_metrics(np.array([0, 0]), np.array([0, 0]), ["a", "b", "c"], "all")
+    assert m.confusion_matrix == [[2, 0, 0], [0, 0, 0], [0, 0, 0]]
+    assert m.per_class["c"]["support"] == 0
+
+
+def test_to_dict_is_json_and_round_trips(metrics):
+    d = json.loads(json.dumps(metrics.to_dict()))
+    assert d["accuracy"] == pytest.approx(0.6)
+    assert Metrics.from_dict({**d, "interrupted": False, "train_seconds": 1.0}) == metrics
+
+
+def test_format_metrics_names_every_class(metrics):
+    text = format_metrics(metrics)
+    assert text.splitlines()[0] == "test: accuracy 0.6000  macro F1 0.4333  n=5"
+    for name in CLASSES:
+        assert sum(line.startswith(name) for line in text.splitlines()) == 2  # report row + matrix row
+    assert "confusion matrix (rows: true, columns: predicted)" in text
+    assert "0.667" in text and "0.800" in text
+    matrix_rows = [line.split() for line in text.splitlines()[-3:]]
+    assert matrix_rows == [["cat", "1", "1", "0"], ["dog", "0", "2", "0"], ["fox", "1", "0", "0"]]
+
+
+def test_format_metrics_long_class_names_keep_columns_aligned():
+    m = compute_metrics(np.array([0, 1]), np.array([0, 1]), ["a_very_long_class_name", "b"], "test")
+    lines = format_metrics(m).splitlines()
+    rows = [line for line in lines if line.startswith(("a_very_long_class_name", "b "))]
+    assert len({len(r) for r in rows[:2]}) == 1  # the two report rows have equal width
+
+
+def test_no_samples_gives_empty_metrics():
+    m = compute_metrics(np.zeros(0, np.int64), np.zeros(0, np.int64), ["a", "b"], "test")
+    assert m.n == 0
+    assert m.accuracy == 0.0
+    assert m.confusion_matrix == [[0, 0], [0, 0]]

@@ -1,0 +1,110 @@
+"""imgclf.data.pipeline: undecodable files are dropped together with their labels and logged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_bad_files
+from imgclf.data.decode import DecodeLog
+from imgclf.data.pipeline import batched, decoded_dataset, fits_cache, labels_of
+from imgclf.data.scan import ImageItem
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+@pytest.fixture
+def items_with_bad_ones(tmp_path):
+    """Solid red images labelled 0 and solid blue ones labelled 1, with undecodable files between them."""
+    items = []
+    for i in range(6):
+        label = i % 2
+        path = tmp_path / f"img{i}.png"
+        Image.new("RGB", (20, 16), RED if label == 0 else BLUE).save(path)
+        items.append(ImageItem(str(path), label))
+    bad = write_bad_files(tmp_path / "bad")
+    items.insert(1, ImageItem(str(bad["truncated"]), 0))  # label 0 between a 0 and a 1
+    items.insert(4, ImageItem(str(bad["empty"]), 1))
+    return items, bad
+
+
+def test_undecodable_files_are_dropped_and_labels_stay_aligned(items_with_bad_ones):
+    items, bad = items_with_bad_ones
+    log = DecodeLog()
+    pairs = list(decoded_dataset(items, 24, log, cache=False).as_numpy_iterator())
+    assert len(pairs) == 6
+    for image, label in pairs:
+        assert image.shape == (24, 24, 3) and image.dtype == np.uint8
+        expected = RED if label == 0 else BLUE
+        assert tuple(image.reshape(-1, 3).mean(axis=0).round()) == expected
+    # order is kept
+    assert [int(label) for _, label in pairs] == [0, 1, 0, 1, 0, 1]
+
+
+def test_failures_are_recorded_with_a_reason(items_with_bad_ones):
+    items, bad = items_with_bad_ones
+    log = DecodeLog()
+    list(decoded_dataset(items, 24, log).as_numpy_iterator())
+    assert set(log.failures) == {str(bad["truncated"]), str(bad["empty"])}
+    assert log.failures[str(bad["truncated"])].startswith("cannot decode: ")
+    assert "truncated" in log.failures[str(bad["truncated"])]
+    assert all(bad[k].exists() for k in ("truncated", "empty"))
+
+
+def test_cached_dataset_gives_the_same_pairs_twice(items_with_bad_ones):
+    items, _ = items_with_bad_ones
+    ds = decoded_dataset(items, 24, DecodeLog(), cache=True)
+    first = [int(y) for _, y in ds.as_numpy_iterator()]
+    second = [int(y) for _, y in ds.as_numpy_iterator()]
+    assert first == second == [0, 1, 0, 1, 0, 1]
+
+
+def test_labels_of_skips_dropped_files(items_with_bad_ones):
+    items, _ = items_with_bad_ones
+    labels = labels_of(decoded_dataset(items, 24, DecodeLog()))
+    assert labels.dtype == np.int32
+    assert labels.tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_batched_casts_to_float_and_batches(items_with_bad_ones):
+    items, _ = items_with_bad_ones
+    batches = list(batched(decoded_dataset(items, 24, DecodeLog()), batch_size=4))
+    assert [int(x.shape[0]) for x, _ in batches] == [4, 2]
+    x, y = batches[0]
+    assert x.dtype.name == "float32" and x.shape[1:] == (24, 24, 3)
+    assert float(np.max(x)) == 255.0
+
+
+def test_batched_shuffle_is_seeded_and_keeps_pairs(items_with_bad_ones):
+    items, _ = items_with_bad_ones
+    ds = decoded_dataset(items, 24, DecodeLog())
+
+    def order(seed):
+        out = []
+        for x, y in batched(ds, batch_size=8, shuffle_seed=seed, buffer=8):
+            for image, label in zip(x.numpy(), y.numpy()):
+                assert (image[..., 0].mean() > 128) == (label == 0)  # red <-> 0 still paired
+                out.append(float(image.sum()) + int(label))
+        return out
+
+    assert sorted(order(1)) == sorted(order(2))
+    assert order(3) == order(3)
+
+
+@pytest.mark.parametrize(
+    "n, size, mb, expected",
+    [(100, 32, 1, True), (1000, 32, 1, False), (1, 32, 0, False), (1024, 64, 12, True), (1025, 64, 12, False)],
+)
+def test_fits_cache(n, size, mb, expected):
+    assert fits_cache(n, size, mb) is expected
+
+
+def test_unicode_paths_decode(tmp_path):
+    folder = tmp_path / "hündin"
+    folder.mkdir()
+    path = folder / "фото, 1.png"
+    Image.new("RGB", (20, 20), RED).save(path)
+    log = DecodeLog()
+    pairs = list(decoded_dataset([ImageItem(str(path), 0)], 16, log).as_numpy_iterator())
+    assert len(pairs) == 1 and log.failures == {}

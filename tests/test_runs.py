@@ -1,0 +1,65 @@
+"""imgclf.runs: run folders are created, never overwritten, and checked before use."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgclf.config import TrainConfig
+from imgclf.errors import DataError
+from imgclf.runs import (
+    RunFiles,
+    check_run_dir,
+    create_run_dir,
+    library_versions,
+    read_config,
+    read_json,
+    write_config,
+    write_json,
+)
+
+
+def test_create_run_dir_never_reuses_a_name(tmp_path):
+    out = tmp_path / "runs"
+    first = create_run_dir(out, "pets")
+    (first / "marker").write_text("keep me")
+    second = create_run_dir(out, "pets")
+    third = create_run_dir(out, "pets")
+    assert [p.name for p in (first, second, third)] == ["pets", "pets2", "pets3"]
+    assert (first / "marker").read_text() == "keep me"
+    assert list(second.iterdir()) == []
+
+
+def test_create_run_dir_rejects_a_file_as_out(tmp_path):
+    out = tmp_path / "runs"
+    out.write_text("x")
+    with pytest.raises(DataError, match=r"output path '.*runs' is a file"):
+        create_run_dir(out, "pets")
+
+
+def test_config_round_trip(tmp_path):
+    cfg = TrainConfig(data="/data/pets", model="cnn", image_size=64, epochs=3, fine_tune=False, name="x")
+    write_config(tmp_path / RunFiles.CONFIG, cfg)
+    assert read_config(tmp_path / RunFiles.CONFIG) == cfg
+
+
+def test_json_round_trip_keeps_unicode(tmp_path):
+    write_json(tmp_path / "c.json", ["chat", "hündin", "狐"])
+    assert "hündin" in (tmp_path / "c.json").read_text(encoding="utf-8")
+    assert read_json(tmp_path / "c.json") == ["chat", "hündin", "狐"]
+
+
+def test_check_run_dir_missing(tmp_path):
+    with pytest.raises(DataError, match=r"run folder '.*nope' does not exist"):
+        check_run_dir(tmp_path / "nope")
+
+
+def test_check_run_dir_names_the_missing_files(tmp_path):
+    (tmp_path / RunFiles.CLASSES).write_text("[]")
+    with pytest.raises(DataError, match=r"is not an imgclf run folder \(missing config.yaml, model.keras\); pass a folder made by `imgclf train`"):
+        check_run_dir(tmp_path)
+
+
+def test_library_versions():
+    versions = library_versions()
+    for key in ("python", "platform", "keras", "numpy", "imgclf"):
+        assert versions.get(key), key

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter is not for users
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
 
 from imgclf.config import TrainConfig, resolve_config
 from imgclf.errors import ConfigError, DataError, ImgclfError, ModelError
 
 if TYPE_CHECKING:
+    from imgclf.data.doctor import DoctorReport
     from imgclf.evaluation.metrics import Metrics
     from imgclf.serving.predictor import Prediction, Run
     from imgclf.training.trainer import TrainResult
@@ -32,6 +34,7 @@ __all__ = [
     "evaluate",
     "predict",
     "load_run",
+    "doctor",
     "list_models",
     "TrainConfig",
     "ImgclfError",
@@ -64,6 +67,16 @@ def evaluate(run: str | Path, data: str | Path | None = None) -> Metrics:
 def predict(run: str | Path, paths: str | Path | list[str | Path], top_k: int = 3) -> list[Prediction]:
     """Predictions of a run for files and folders."""
     return load_run(run).predict(paths, top_k=top_k)
+
+
+def doctor(data: str | Path, near_threshold: int | None = None, group_by: str | None = None) -> DoctorReport:
+    """Check a data folder before training: unusable files, duplicates, class balance, sizes.
+    ``print(report.format())`` shows it as ``imgclf doctor`` does; ``report.to_dict()`` is the JSON."""
+    from imgclf.data.doctor import DEFAULT_NEAR_THRESHOLD, diagnose
+    from imgclf.data.scan import scan_folder
+
+    threshold = DEFAULT_NEAR_THRESHOLD if near_threshold is None else near_threshold
+    return diagnose(scan_folder(data), near_threshold=threshold, group_by=group_by)
 
 
 def list_models():

@@ -14,8 +14,8 @@ import sys
 import types
 from collections.abc import Sequence
 
-from imgclf.config import config_fields
-from imgclf.errors import ImgclfError
+from imgclf.config import TrainConfig, config_fields
+from imgclf.errors import ConfigError, ImgclfError
 
 __all__ = ["main", "build_parser"]
 
@@ -37,13 +37,14 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in config_fields():
         flag = "--" + f.name.replace("_", "-")
         kind = _field_type(str(f.type))
-        default = "from the data" if f.default is None and f.name == "image_size" else f.default
+        default = {"image_size": "from the data", "epochs": "the model's"}.get(f.name, f.default)
         help_text = f"{f.metadata['help']} (default: {default})"
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         else:
             metavar = f.name.upper() if kind is str else {int: "N", float: "F"}[kind]
-            parser.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=metavar, help=help_text)
+            flags = [flag, *f.metadata.get("aliases", ())]
+            parser.add_argument(*flags, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=metavar, help=help_text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", help="train a classifier on a folder of class sub-folders")
-    p.add_argument("data", help="DATA/<class>/<images>, or DATA/train|val|test/<class>/<images>")
+    p.add_argument("data", nargs="?", help="DATA/<class>/<images>, or DATA/train|val|test/<class>/<images>")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run (its own config and split)")
     p.add_argument("--config", help="YAML or JSON file of options; flags override it")
     p.add_argument("--quiet", action="store_true", help="print only the result")
     _add_config_flags(p)
@@ -81,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     sub.add_parser("models", help="list the models --model accepts")
+
+    p = sub.add_parser("doctor", help="check a data folder: unusable files, duplicates, class balance, sizes")
+    p.add_argument("data", help="DATA/<class>/<images>, or DATA/train|val|test/<class>/<images>")
+    p.add_argument("--json", metavar="FILE", help="also write the full report as JSON to FILE")
+    p.add_argument(
+        "--near-threshold", type=int, default=None, metavar="N",
+        help="near-duplicate distance in pHash bits (of 64); -1 turns near-duplicate search off (default: 4)",
+    )  # fmt: skip
+    p.add_argument("--group-by", metavar="GROUP_BY", help="regex or CSV of path,group: report groups found in several splits")
+    p.add_argument("--run", metavar="RUN", help="a run folder: report duplicates across the splits of its split.csv")
     return parser
 
 
@@ -88,9 +100,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from imgclf.config import resolve_config
     from imgclf.training.trainer import train_run
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "data", "config", "quiet")}
-    config = resolve_config(args.config, data=args.data, **options)
-    result = train_run(config, verbose=0 if args.quiet else 1)
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "data", "config", "quiet", "resume")}
+    if args.resume:
+        if args.data or options or args.config:
+            raise ConfigError("--resume RUN takes no DATA, --config or training options: the run's own are used")
+        result = train_run(TrainConfig(data="(resumed)"), verbose=0 if args.quiet else 1, resume_dir=args.resume)
+    else:
+        if not args.data:
+            raise ConfigError("train needs DATA (a folder of class sub-folders) or --resume RUN")
+        config = resolve_config(args.config, data=args.data, **options)
+        result = train_run(config, verbose=0 if args.quiet else 1)
     if args.quiet:
         print(f"{result.run_dir}\taccuracy={result.metrics.accuracy:.4f}\tn={result.metrics.n}")
     return 0
@@ -144,6 +163,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0 if any(p.ok for p in predictions) else 1
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from imgclf.data.doctor import run_doctor
+
+    print(run_doctor(args.data, near_threshold=args.near_threshold, group_by=args.group_by, run=args.run, json_path=args.json))
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from imgclf.models.registry import list_models
 
@@ -157,6 +183,7 @@ COMMANDS: dict[str, types.FunctionType] = {
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "models": _cmd_models,
+    "doctor": _cmd_doctor,
 }
 
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from imgclf.errors import ConfigError, invalid_value
 
-__all__ = ["TrainConfig", "resolve_config", "config_fields", "load_config_file"]
+__all__ = ["TrainConfig", "resolve_config", "config_fields", "load_config_file", "parse_duration", "cache_root"]
 
 
-def _opt(default: Any, help: str, *, cli: bool = True) -> Any:
-    return field(default=default, metadata={"help": help, "cli": cli})
+def _opt(default: Any, help: str, *, cli: bool = True, aliases: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "cli": cli, "aliases": aliases})
 
 
 @dataclass
@@ -32,14 +33,38 @@ class TrainConfig:
         "model name from the registry (`imgclf models`) or a path to a .keras backbone",
     )
     image_size: int | None = _opt(
-        None, "square input size in pixels; default: chosen from the data's image sizes and the model's range"
+        None, "square input size in pixels; when not given, chosen from the data's image sizes within the model's range"
     )
-    epochs: int = _opt(12, "maximum epochs of the main stage (fine-tuning for pretrained models, all training for cnn)")
+    epochs: int | None = _opt(
+        None, "maximum epochs of the main stage (fine-tuning, or all training for cnn); when not given, the model's own (6 fine-tuning, 40 cnn)"
+    )
     head_epochs: int = _opt(30, "maximum epochs of the frozen-backbone head stage (pretrained models; runs on cached features)")
     batch_size: int = _opt(32, "images per training step")
     learning_rate: float = _opt(1e-3, "learning rate of the head stage and of from-scratch models")
-    fine_tune_learning_rate: float = _opt(3e-4, "peak learning rate when the pretrained backbone is unfrozen (cosine decay)")
-    fine_tune: bool = _opt(True, "unfreeze the pretrained backbone after the head stage (BatchNorm stays frozen)")
+    fine_tune_learning_rate: float = _opt(5e-4, "peak learning rate when the pretrained backbone is unfrozen")
+    fine_tune: str = _opt(
+        "auto",
+        "after the head stage, unfreeze the backbone's top: 'auto' (the model's recommended depth), 'all', 'none', "
+        "or N (the last N layers, as the notes' 'train only the last 23 layers'); BatchNorm stays frozen",
+    )
+    fine_tune_from: str | None = _opt(None, "unfreeze from this backbone layer name onwards (overrides --fine-tune)")
+    views: int = _opt(
+        2, "images seen per training image in the cached stages: the original plus views-1 augmented copies"
+    )
+    feature_cache: bool = _opt(True, "keep frozen-backbone activations on disk ($IMGCLF_CACHE or ~/.cache/imgclf) for reuse")
+    optimizer: str = _opt("adam", "adam, sgd (Nesterov momentum 0.9) or rmsprop")
+    lr_schedule: str = _opt("cosine", "cosine (one warm-up epoch, then cosine decay), plateau (reduce on plateau) or constant")
+    label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss, in [0, 0.5)")
+    stop_at_accuracy: float | None = _opt(None, "stop training once validation accuracy reaches this value (0-1]")
+    time_budget: str | None = _opt(
+        None, "wall-time budget such as 90s, 5m or 1h: picks the longest schedule that fits and stops in time", aliases=("--time",)
+    )
+    tensorboard: bool = _opt(False, "write TensorBoard logs to RUN/tensorboard")
+    deterministic: bool = _opt(
+        False,
+        "TensorFlow op determinism (bit-identical runs everywhere; serialises the input pipeline, so slower). "
+        "Seeded CPU runs repeat without it",
+    )
     augment: str = _opt(
         "flip,rotate=10,zoom=0.1",
         "training-only augmentation: 'none' or a comma list of flip, vflip, rotate=DEG, zoom=F, shift=F, "
@@ -52,6 +77,13 @@ class TrainConfig:
     out: str = _opt("runs", "folder that receives run folders")
     name: str | None = _opt(None, "run folder name; default: the data folder's name; never overwrites (name2, name3, …)")
     cache_mb: int = _opt(4096, "memory budget for caching decoded images (MiB); 0 disables the cache")
+    group_by: str | None = _opt(
+        None,
+        "keep groups whole in the split: a regex on the path relative to the data folder (its first group, or the "
+        "whole match, names the group) or a CSV file with columns path,group",
+    )
+    duplicates_together: bool = _opt(True, "keep each cluster of exact/near-duplicate images on one side of the split")
+    class_weight: str = _opt("none", "'auto': weight the loss by inverse class frequency of the train split; 'none'")
 
     def validate(self) -> TrainConfig:
         """Check every value; raise :class:`ConfigError` naming the first bad one."""
@@ -60,7 +92,7 @@ class TrainConfig:
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
             raise invalid_value("image_size", self.image_size, "an integer from 32 to 1024")
         for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise invalid_value(name, getattr(self, name), "an integer >= 1")
         if not 0 <= self.seed < 2**32:
             raise invalid_value("seed", self.seed, "an integer from 0 to 2**32 - 1")
@@ -69,6 +101,22 @@ class TrainConfig:
         for name in ("patience", "cache_mb"):
             if getattr(self, name) < 0:
                 raise invalid_value(name, getattr(self, name), "an integer >= 0")
+        from imgclf.training.optim import OPTIMIZERS, SCHEDULES  # local: keeps config importable without TensorFlow
+
+        if self.optimizer not in OPTIMIZERS:
+            raise invalid_value("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in SCHEDULES:
+            raise invalid_value("lr_schedule", self.lr_schedule, f"one of {', '.join(SCHEDULES)}")
+        if self.fine_tune not in ("auto", "all", "none") and not (self.fine_tune.isdigit() and int(self.fine_tune) > 0):
+            raise invalid_value("fine_tune", self.fine_tune, "'auto', 'all', 'none' or a number of layers >= 1")
+        if not 1 <= self.views <= 16:
+            raise invalid_value("views", self.views, "an integer from 1 to 16")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise invalid_value("label_smoothing", self.label_smoothing, "a number in [0, 0.5)")
+        if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 1:
+            raise invalid_value("stop_at_accuracy", self.stop_at_accuracy, "a fraction in (0, 1]")
+        if self.time_budget is not None:
+            parse_duration(self.time_budget)
         for name in ("learning_rate", "fine_tune_learning_rate"):
             if not 0 < getattr(self, name) < 10:
                 raise invalid_value(name, getattr(self, name), "a number > 0 (typically 1e-5 to 1e-2)")
@@ -83,6 +131,12 @@ class TrainConfig:
             )
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise invalid_value("name", self.name, "a plain folder name without '/'")
+        if self.class_weight not in ("none", "auto"):
+            raise invalid_value("class_weight", self.class_weight, "one of 'none', 'auto'")
+        if self.group_by is not None:
+            from imgclf.data.groups import check_group_by  # local: keeps config light
+
+            check_group_by(self.group_by)
         from imgclf.data.augment import parse_augment  # local: keeps config importable without TensorFlow
 
         parse_augment(self.augment)
@@ -90,6 +144,29 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '5m', '1.5h' or plain seconds → seconds (> 0)."""
+    raw = str(text).strip().lower()
+    unit = raw[-1:] if raw[-1:] in _UNITS else "s"
+    number = raw[:-1] if raw[-1:] in _UNITS else raw
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        seconds = -1
+    if not seconds > 0:
+        raise invalid_value("time_budget", text, "a duration such as 90s, 5m or 1h")
+    return seconds
+
+
+def cache_root() -> Path:
+    """Where imgclf keeps what it can recompute (feature activations, images from arrays):
+    ``$IMGCLF_CACHE``, else ``~/.cache/imgclf``."""
+    return Path(os.environ.get("IMGCLF_CACHE") or Path.home() / ".cache" / "imgclf").expanduser()
 
 
 def config_fields() -> list[dataclasses.Field]:

@@ -38,6 +38,8 @@ class RunFiles:
     DATA_REPORT = "data_report.json"
     VERSIONS = "versions.json"
     CURVES = "curves.png"
+    LAST = "last.keras"  # the model being trained, with optimizer state, after the latest epoch
+    STATE = "state.json"  # stage and epoch of last.keras
     EVALUATIONS = "evaluations"
 
 

@@ -249,3 +249,65 @@ def trained_run(tmp_path_factory):
         verbose=0,
     )
     return SimpleNamespace(run_dir=result.run_dir, data=data, result=result, classes=["cat", "dog", "fox"], base=base)
+
+
+# --------------------------------------------------------------------------------------------
+# dataset doctor helpers: every kind of bad file, planted duplicates
+# --------------------------------------------------------------------------------------------
+
+
+def write_png_with_header_size(path: Path, width: int, height: int) -> Path:
+    """A tiny valid PNG whose IHDR claims ``width`` x ``height`` (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = 8 + 8  # signature, then length + type of the IHDR chunk
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[12 : ihdr + 13]))
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def write_every_bad_kind(folder: Path, seed: int = 0) -> dict[str, Path]:
+    """One file per kind the doctor reports, keyed by kind. ``lying_extension`` is usable (a warning)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = write_bad_files(folder)  # empty, text_as_png, truncated, notes
+    rng = np.random.default_rng(seed)
+    files["lying_extension"] = folder / "really_a_jpeg.png"
+    synthetic_image(0, rng).save(files["lying_extension"], "JPEG", quality=90)
+    files["unsupported"] = folder / "icon.png"
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(files["unsupported"], "ICO")
+    files["too_small"] = folder / "sliver.png"
+    Image.new("RGB", (4, 30), (5, 6, 7)).save(files["too_small"])
+    files["bomb"] = write_png_with_header_size(folder / "bomb.png", 30_000, 30_000)
+    return files
+
+
+def plant_copy(src: Path, dst: Path, kind: str = "exact") -> Path:
+    """A duplicate of ``src`` at ``dst``: the same bytes (``exact``) or resized and re-encoded (``near``)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "exact":
+        dst.write_bytes(src.read_bytes())
+    else:
+        with Image.open(src) as im:
+            im.convert("RGB").resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC).save(dst, "JPEG", quality=80)
+    return dst
+
+
+def make_textured_dataset(root: str | Path, classes: dict[str, int], size=(48, 40), seed: int = 0) -> Path:
+    """Like :func:`make_dataset` (JPEGs), but every image is a different smooth random texture tinted by
+    its class, so no two are perceptual near-duplicates unless a test plants one."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for k, (name, n) in enumerate(classes.items()):
+        for i in range(n):
+            coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+            im = Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+            tint = Image.new("RGB", size, PALETTE[k % len(PALETTE)])
+            save_image(Image.blend(im, tint, 0.4), root / name / f"{name}_{i:03d}.jpg", "jpg")
+    return root

@@ -107,7 +107,7 @@ def test_train_quiet_with_flags_and_config_file(flat2, tmp_path, capsys):
     code, out, err = run_cli(
         capsys,
         "train", flat2, "--config", options, "--epochs", "1", "--batch-size", "8",
-        "--out", tmp_path / "runs", "--name", "cli", "--no-fine-tune", "--seed", "3", "--quiet",
+        "--out", tmp_path / "runs", "--name", "cli", "--fine-tune", "none", "--seed", "3", "--quiet",
     )  # fmt: skip
     assert code == 0, err
     lines = out.strip().splitlines()

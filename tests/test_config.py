@@ -26,10 +26,10 @@ def test_defaults():
     cfg = TrainConfig()
     assert cfg.model == "efficientnet_lite0"
     assert cfg.image_size is None
-    assert (cfg.epochs, cfg.head_epochs, cfg.batch_size) == (12, 30, 32)
+    assert (cfg.epochs, cfg.head_epochs, cfg.batch_size) == (None, 30, 32)  # epochs: the model's default
     assert (cfg.val_fraction, cfg.test_fraction) == (0.2, 0.1)
     assert cfg.seed == 42
-    assert cfg.fine_tune is True
+    assert cfg.fine_tune == "auto"
     assert cfg.out == "runs"
     assert cfg.name is None
     assert set(cfg.to_dict()) == {f.name for f in fields(TrainConfig)}
@@ -60,13 +60,13 @@ def test_override_order_defaults_file_kwargs(tmp_path, kind):
 def test_config_file_values_are_coerced(tmp_path):
     # PyYAML reads 1e-3 (no dot) as a string; dashes in keys are accepted like the CLI flags
     path = tmp_path / "c.yaml"
-    path.write_text("learning_rate: 1e-3\nval-fraction: '0.25'\nimage_size: 64\nfine_tune: 'off'\n")
+    path.write_text("learning_rate: 1e-3\nval-fraction: '0.25'\nimage_size: 64\nfine_tune: 23\n")
     cfg = resolve_config(path, data="photos")
     assert cfg.learning_rate == pytest.approx(0.001)
     assert isinstance(cfg.learning_rate, float)
     assert cfg.val_fraction == pytest.approx(0.25)
     assert cfg.image_size == 64
-    assert cfg.fine_tune is False
+    assert cfg.fine_tune == "23"  # the notes' "train only the last 23 layers"
 
 
 def test_empty_config_file_is_all_defaults(tmp_path):

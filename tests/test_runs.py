@@ -37,7 +37,7 @@ def test_create_run_dir_rejects_a_file_as_out(tmp_path):
 
 
 def test_config_round_trip(tmp_path):
-    cfg = TrainConfig(data="/data/pets", model="cnn", image_size=64, epochs=3, fine_tune=False, name="x")
+    cfg = TrainConfig(data="/data/pets", model="cnn", image_size=64, epochs=3, fine_tune="none", name="x")
     write_config(tmp_path / RunFiles.CONFIG, cfg)
     assert read_config(tmp_path / RunFiles.CONFIG) == cfg
 

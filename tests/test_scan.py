@@ -242,6 +242,7 @@ def test_unicode_and_spaces_in_names(tmp_path, make_dataset):
 
 def test_stray_files_beside_class_folders_are_listed_not_ignored(flat2):
     (Path(flat2) / "stray.jpg").write_bytes(b"not really")
+    (Path(flat2) / "LICENSE").write_text("a licence beside the data is not an image and not reported")
     data = scan_folder(flat2)
     assert [(Path(s.path).name, s.reason) for s in data.skipped] == [("stray.jpg", "not inside a class folder")]
 

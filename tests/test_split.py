@@ -153,3 +153,75 @@ def test_manifest_with_unicode_commas_and_spaces(tmp_path, make_dataset):
 def test_missing_manifest(tmp_path):
     with pytest.raises(DataError, match=r"split manifest '.*split.csv' is missing"):
         read_manifest(tmp_path / "split.csv", ["a", "b"], str(tmp_path))
+
+
+# ---------------------------------------------------------------------------- groups
+
+
+def test_singleton_groups_give_exactly_the_ungrouped_split(flat3):
+    data = scan_folder(flat3)
+    groups = {i.path: n for n, i in enumerate(data.items)}
+    assert assign_splits(data, 0.2, 0.1, seed=4, groups=groups) == assign_splits(data, 0.2, 0.1, seed=4)
+
+
+def test_groups_stay_whole_and_classes_stay_stratified(tmp_path, make_dataset):
+    root = make_dataset(tmp_path / "d", {"a": 40, "b": 40})
+    data = scan_folder(root)
+    # 8 "patients" per class, 5 images each
+    groups = {i.path: (i.label, int(Path(i.path).stem.split("_")[1]) // 5) for i in data.items}
+    for seed in range(5):
+        items = assign_splits(data, 0.2, 0.1, seed=seed, groups=groups)
+        split_of = {}
+        for item in items:
+            assert split_of.setdefault(groups[item.path], item.split) == item.split
+        counts = Counter((i.label, i.split) for i in items)
+        for label in (0, 1):  # targets 28 / 8 / 4 — reachable exactly with groups of 5 only within one group
+            assert abs(counts[(label, "val")] - 8) <= 3 and abs(counts[(label, "test")] - 4) <= 3
+            assert counts[(label, "train")] >= 25
+
+
+def test_a_duplicate_across_classes_lands_in_one_split(tmp_path, make_dataset):
+    root = make_dataset(tmp_path / "d", {"a": 10, "b": 10})
+    data = scan_folder(root)
+    pair = (str(root / "a" / "a_003.png"), str(root / "b" / "b_007.png"))
+    groups = {p: "dup" for p in pair}
+    for seed in range(10):
+        items = {i.path: i.split for i in assign_splits(data, 0.2, 0.2, seed=seed, groups=groups)}
+        assert items[pair[0]] == items[pair[1]]
+
+
+def test_a_planted_duplicate_is_split_apart_without_groups_and_never_with_them(tmp_path, make_dataset):
+    from conftest import plant_copy
+
+    from imgclf.data.doctor import prepare_training_data
+    from imgclf.config import TrainConfig
+
+    root = make_dataset(tmp_path / "d", {"a": 12, "b": 12}, fmt="jpg")
+    plant_copy(root / "a" / "a_000.jpg", root / "a" / "a_000_copy.jpg")
+    data = scan_folder(root)
+    pair = [str(root / "a" / "a_000.jpg"), str(root / "a" / "a_000_copy.jpg")]
+    apart = 0
+    for seed in range(12):
+        plain = {i.path: i.split for i in assign_splits(data, 0.2, 0.2, seed=seed)}
+        apart += plain[pair[0]] != plain[pair[1]]
+        cfg = TrainConfig(data=str(root), seed=seed, val_fraction=0.2, test_fraction=0.2)
+        _, items, _ = prepare_training_data(data, cfg, verbose=0)
+        grouped = {i.path: i.split for i in items}
+        assert grouped[pair[0]] == grouped[pair[1]]
+    assert apart > 0  # the test can fail: without groups the pair does get separated
+
+
+def test_one_big_group_goes_to_train(tmp_path, make_dataset):
+    root = make_dataset(tmp_path / "d", {"a": 4, "b": 10})
+    data = scan_folder(root)
+    groups = {i.path: "same" for i in data.items if i.label == 0}
+    items = assign_splits(data, 0.2, 0.1, seed=0, groups=groups)
+    assert {i.split for i in items if i.label == 0} == {"train"}
+
+
+def test_a_class_whose_groups_all_fit_val_and_test_cannot_be_trained(tmp_path, make_dataset):
+    root = make_dataset(tmp_path / "d", {"a": 5, "b": 10})
+    data = scan_folder(root)
+    groups = {i.path: ("g1" if "a_00" in i.path and int(i.path[-5]) < 3 else "g2") for i in data.items if i.label == 0}
+    with pytest.raises(DataError, match=r"class 'a': all its 5 image\(s\) are in groups placed in val/test"):
+        assign_splits(data, 0.4, 0.4, seed=0, groups=groups)

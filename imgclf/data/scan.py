@@ -82,7 +82,7 @@ def check_header(path: str) -> tuple[str | None, int, int]:
         with Image.open(path) as im:
             fmt, (w, h) = im.format, im.size
     except Image.DecompressionBombError as exc:
-        return f"decompression bomb: {exc}".split(" could be")[0], 0, 0
+        return f"decompression bomb: {exc}".split(" could be")[0].rstrip(", "), 0, 0
     except UnidentifiedImageError:
         return "not an image (unrecognised content)", 0, 0
     except OSError as exc:
@@ -124,9 +124,19 @@ def scan_folder(root: str | Path, classes: list[str] | None = None) -> ScannedDa
     """Scan ``root`` and check every image header.
 
     ``classes`` fixes the class list (evaluating a run on another folder): a folder naming a class
-    outside it is an error that names the class.
+    outside it is an error that names the class. ``root`` may also be NumPy arrays (a ``.npz``, or a
+    folder with ``features.npy`` + ``target.npy``): see :mod:`imgclf.data.arrays`.
     """
-    root_path = Path(root).expanduser()
+    from imgclf.data.arrays import array_source, materialise_arrays
+
+    source = array_source(root)
+    if source is not None:
+        folder, names = materialise_arrays(source)
+        return _scan(folder, str(folder), names if classes is None else classes, training=classes is None)
+    return _scan(Path(root).expanduser(), root, classes, training=classes is None)
+
+
+def _scan(root_path: Path, root: str | Path, classes: list[str] | None, training: bool) -> ScannedData:
     if not root_path.exists():
         raise DataError(f"data folder {str(root)!r} does not exist")
     if not root_path.is_dir():
@@ -150,9 +160,8 @@ def scan_folder(root: str | Path, classes: list[str] | None = None) -> ScannedDa
         raise DataError(
             f"no class sub-folders in {str(root)!r}; expected {str(root)}/<class name>/<images> with one folder per class"
         )
-    training = classes is None
     if training:
-        classes = train_names
+        classes = classes or train_names
         if len(classes) < 2:
             where = "train/ of " if presplit else ""
             raise DataError(
@@ -164,7 +173,7 @@ def scan_folder(root: str | Path, classes: list[str] | None = None) -> ScannedDa
         raise DataError(f"class {unknown[0]!r} in {str(root)!r} is not one of {allowed}: {', '.join(classes)}")
 
     candidates, skipped = [], []
-    for f in sorted(p for p in root_path.iterdir() if p.is_file() and _visible(p)):
+    for f in sorted(p for p in root_path.iterdir() if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS):
         skipped.append(Skipped(str(f), "not inside a class folder"))
     if presplit:
         for d in subdirs:

@@ -9,6 +9,8 @@ keeps test images out of training (unlike ``take``/``skip`` on a reshuffled ``tf
 from __future__ import annotations
 
 import csv
+from collections import Counter
+from collections.abc import Hashable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,26 +34,106 @@ def _split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[in
     return n_val, n_test
 
 
-def assign_splits(data: ScannedData, val_fraction: float, test_fraction: float, seed: int) -> list[ImageItem]:
-    """Give every item a split. A pre-split layout is kept as given."""
+def _members_by_class(data: ScannedData) -> list[list[ImageItem]]:
+    return [sorted((i for i in data.items if i.label == label), key=lambda i: i.path) for label in range(len(data.classes))]
+
+
+def _check_size(name: str, n: int, n_val: int, n_test: int) -> None:
+    if n_val == 0 or n - n_val - n_test < 1:
+        raise DataError(
+            f"class {name!r} has {n} usable image(s): too few to split into train, validation and test; "
+            "add images or lower --val-fraction/--test-fraction"
+        )
+
+
+def assign_splits(
+    data: ScannedData,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    groups: Mapping[str, Hashable] | None = None,
+) -> list[ImageItem]:
+    """Give every item a split. A pre-split layout is kept as given.
+
+    ``groups`` maps an item's path to a group id: items sharing one (a patient, a slide, a cluster of
+    duplicates) always land in the same split. Without groups, or when every group is a single image,
+    the split is exactly the per-class stratified permutation (the same manifest as before groups).
+    """
     if data.presplit:
         if not any(i.split == "val" for i in data.items):
             raise DataError(f"the val/ folder of {data.root!r} has no usable images")
         return list(data.items)
     rng = np.random.default_rng(seed)
+    members_by_class = _members_by_class(data)
+    if groups is not None:
+        sizes = Counter(groups.get(i.path, ("", i.path)) for i in data.items)
+        if any(n > 1 for n in sizes.values()):
+            return _assign_grouped(data, members_by_class, val_fraction, test_fraction, rng, groups)
     out: list[ImageItem] = []
     for label, name in enumerate(data.classes):
-        members = sorted((i for i in data.items if i.label == label), key=lambda i: i.path)
+        members = members_by_class[label]
         n_val, n_test = _split_counts(len(members), val_fraction, test_fraction)
-        if n_val == 0 or len(members) - n_val - n_test < 1:
-            raise DataError(
-                f"class {name!r} has {len(members)} usable image(s): too few to split into train, validation and test; "
-                "add images or lower --val-fraction/--test-fraction"
-            )
+        _check_size(name, len(members), n_val, n_test)
         order = rng.permutation(len(members))
         for rank, idx in enumerate(order):
             split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
             out.append(replace(members[idx], split=split))
+    return sorted(out, key=lambda i: (i.label, i.path))
+
+
+def _assign_grouped(
+    data: ScannedData,
+    members_by_class: list[list[ImageItem]],
+    val_fraction: float,
+    test_fraction: float,
+    rng: np.random.Generator,
+    groups: Mapping[str, Hashable],
+) -> list[ImageItem]:
+    """Whole groups go to one split, stratified per class as closely as whole groups allow.
+
+    Each group belongs to the class most of its images have (ties: the lowest label). Class by class,
+    its groups are visited in a seeded random order, and each goes to the first of test, val that is
+    still short of its target by at least half the group's size, else to train. For single-image
+    groups this is exactly the ungrouped permutation split.
+    """
+    key = {i.path: groups.get(i.path, ("", i.path)) for i in data.items}
+    by_group: dict[Hashable, list[ImageItem]] = {}
+    for members in members_by_class:
+        for item in members:
+            by_group.setdefault(key[item.path], []).append(item)
+    primary: dict[Hashable, int] = {}
+    for g, its in by_group.items():  # the majority label; ties go to the lowest label
+        counts = Counter(i.label for i in its)
+        top = max(counts.values())
+        primary[g] = min(label for label, c in counts.items() if c == top)
+    placed: dict[tuple[int, str], int] = Counter()
+    split_of: dict[Hashable, str] = {}
+    for label, name in enumerate(data.classes):
+        n = len(members_by_class[label])
+        n_val, n_test = _split_counts(n, val_fraction, test_fraction)
+        _check_size(name, n, n_val, n_test)
+        target = {"test": n_test, "val": n_val}
+        own = [g for g in dict.fromkeys(key[i.path] for i in members_by_class[label]) if primary[g] == label]
+        for idx in rng.permutation(len(own)):
+            g = own[idx]
+            size = sum(i.label == label for i in by_group[g])
+            split = next((s for s in ("test", "val") if placed[(label, s)] + size / 2 <= target[s]), "train")
+            split_of[g] = split
+            for item in by_group[g]:
+                placed[(item.label, split)] += 1
+    out = [replace(item, split=split_of[key[item.path]]) for item in data.items]
+    for label, name in enumerate(data.classes):
+        if placed[(label, "train")] == 0:
+            raise DataError(
+                f"class {name!r}: all its {len(members_by_class[label])} image(s) are in groups placed in val/test "
+                "(groups from --group-by or duplicate clusters stay whole); add images or groups, or lower "
+                "--val-fraction/--test-fraction"
+            )
+    if not any(i.split == "val" for i in out):
+        raise DataError(
+            "no group could be placed in the validation split (groups from --group-by or duplicate clusters stay whole; "
+            "`imgclf doctor` lists them); add images or groups, or raise --val-fraction"
+        )
     return sorted(out, key=lambda i: (i.label, i.path))
 
 

@@ -63,7 +63,7 @@ def format_metrics(m: Metrics) -> str:
         lines.append(f"{c:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  {r['support']:7d}")
     cell = max(4, len(str(max((max(row) for row in m.confusion_matrix), default=0))) + 1)
     short = [c[:cell - 1] for c in m.classes]
-    lines += ["", f"confusion matrix (rows: true, columns: predicted)", f"{'':<{width}}" + "".join(f"{s:>{cell}}" for s in short)]
+    lines += ["", "confusion matrix (rows: true, columns: predicted)", f"{'':<{width}}" + "".join(f"{s:>{cell}}" for s in short)]
     for c, row in zip(m.classes, m.confusion_matrix):
         lines.append(f"{c:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)

@@ -42,6 +42,7 @@ register_model(
     default_size=224,
     min_size=128,
     description="EfficientNet-Lite0, ImageNet-pretrained, built in (works offline); the default",
+    fine_tune_from="block8_expand_conv",  # blocks 8-15 + head_conv; measured in docs/benchmarks.md
 )(lambda image_size: load_backbone_file(BUILTIN_WEIGHTS))
 
 
@@ -78,8 +79,10 @@ KERAS_APPLICATIONS = {
 def build_keras_application(name: str, image_size: int, weights: str | None = "imagenet") -> keras.Model:
     class_name, mode, _, _ = KERAS_APPLICATIONS[name]
     constructor = getattr(keras.applications, class_name)
-    try:
-        base = constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3), pooling="avg")
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = ImagenetPreprocess(mode, name="preprocess")(inputs) if mode else inputs
+    try:  # built on our input tensor, so the backbone is one flat model whose layers can be cut by name
+        base = constructor(include_top=False, weights=weights, input_tensor=x, pooling="avg")
     except Exception as exc:  # a failed download surfaces as Exception("URL fetch failure …") among others
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(
@@ -87,9 +90,7 @@ def build_keras_application(name: str, image_size: int, weights: str | None = "i
             "which needs a network; offline, use --model efficientnet_lite0 (built in), copy the weights file into "
             "~/.keras/models/, or pass --model PATH to a .keras backbone"
         ) from None
-    inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    x = ImagenetPreprocess(mode, name="preprocess")(inputs) if mode else inputs
-    return keras.Model(inputs, base(x), name=f"{name}_backbone")
+    return keras.Model(inputs, base.output, name=f"{name}_backbone")
 
 
 for _name, (_, _, _size, _min) in KERAS_APPLICATIONS.items():

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from imgclf.data.augment import augmentation_layers
 from imgclf.models.registry import ModelSpec
@@ -37,6 +38,14 @@ class Classifier:
     head: keras.Model  # features -> probabilities (shares its layers with ``model``)
     spec: ModelSpec
 
+    def apply_head(self, features):
+        """The head's layers applied to ``features`` (a new graph sharing their weights, without
+        nesting the compiled ``head`` model and its optimizer)."""
+        x = features
+        for layer in self.head.layers[1:]:
+            x = layer(x)
+        return x
+
 
 def iter_layers(model: keras.Layer) -> Iterator[keras.Layer]:
     """Every layer inside ``model``, nested models included (depth first)."""
@@ -54,10 +63,15 @@ def set_backbone_trainable(backbone: keras.Model, trainable: bool) -> None:
                 layer.trainable = False
 
 
-def loss_and_metric(num_classes: int):
+def loss_and_metric(num_classes: int, label_smoothing: float = 0.0):
+    """(loss, accuracy metric, whether labels must be one-hot). Keras' sparse cross-entropy has no
+    label smoothing, so smoothing a multi-class loss switches to one-hot labels."""
     if num_classes == 2:
-        return keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
-    return keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing), keras.metrics.BinaryAccuracy(name="accuracy"), False
+    if label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        return loss, keras.metrics.CategoricalAccuracy(name="accuracy"), True
+    return keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy"), False
 
 
 def build_classifier(spec: ModelSpec, num_classes: int, image_size: int, augment: str, seed: int) -> Classifier:
@@ -71,17 +85,15 @@ def build_classifier(spec: ModelSpec, num_classes: int, image_size: int, augment
     features = backbone(x, training=False) if spec.pretrained else backbone(x)
     dropout = keras.layers.Dropout(HEAD_DROPOUT, name="head_dropout")
     units, activation = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
-    dense = keras.layers.Dense(units, activation=activation, name="predictions")
+    dense = keras.layers.Dense(units, activation=activation, dtype="float32", name="predictions")  # float32 under mixed precision
     model = keras.Model(inputs, dense(dropout(features)), name="imgclf_classifier")
     feature_input = keras.Input((backbone.output.shape[-1],), name="features")
     head = keras.Model(feature_input, dense(dropout(feature_input)), name="head")
     return Classifier(model, backbone, head, spec)
 
 
-def class_probabilities(outputs) -> "np.ndarray":
+def class_probabilities(outputs) -> np.ndarray:
     """Model outputs → an (n, num_classes) probability matrix (a sigmoid unit becomes two columns)."""
-    import numpy as np
-
     p = np.asarray(outputs, dtype=np.float64)
     if p.ndim == 2 and p.shape[1] == 1:
         return np.concatenate([1.0 - p, p], axis=1)

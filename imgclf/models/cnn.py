@@ -18,6 +18,7 @@ __all__ = ["build_cnn"]
     default_size=128,
     min_size=64,
     description="from-scratch Conv2D/MaxPooling2D network; no pretrained weights",
+    default_epochs=40,
 )
 def build_cnn(image_size: int) -> keras.Model:
     layers = keras.layers

@@ -25,16 +25,30 @@ class ModelSpec:
     min_size: int  # smallest size chosen automatically
     description: str
     offline: bool = True  # False: needs to download ImageNet weights the first time
+    fine_tune_from: str | None = None  # first layer unfrozen by --fine-tune auto; None: the last third
+    default_epochs: int = 6  # main-stage epochs when --epochs is not given
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, pretrained: bool, default_size: int, min_size: int, description: str, offline: bool = True):
+def register_model(
+    name: str,
+    *,
+    pretrained: bool,
+    default_size: int,
+    min_size: int,
+    description: str,
+    offline: bool = True,
+    fine_tune_from: str | None = None,
+    default_epochs: int = 6,
+):
     """Decorator: register ``builder(image_size) -> backbone`` under ``name``."""
 
     def wrap(builder: Callable[[int], object]) -> Callable[[int], object]:
-        _REGISTRY[name] = ModelSpec(name, builder, pretrained, default_size, min_size, description, offline)
+        _REGISTRY[name] = ModelSpec(
+            name, builder, pretrained, default_size, min_size, description, offline, fine_tune_from, default_epochs
+        )
         return builder
 
     return wrap

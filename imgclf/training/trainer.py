@@ -1,43 +1,55 @@
-"""Wire a TrainConfig to Keras ``fit``: scan → split → run folder → train (one or two stages) → test.
+"""Wire a TrainConfig to a finished run: scan → doctor → split → run folder → train → test → report.
 
-Pretrained backbones follow the keras.io transfer-learning recipe:
-
-1. **head**: the backbone is frozen; its features are computed once per image and the head trains on
-   them (seconds, not minutes);
-2. **fine_tune**: the whole backbone is unfrozen with a lower, warmed-up cosine learning rate, its
-   BatchNorm layers kept in inference mode. The checkpoint only moves when validation loss beats
-   the head stage's best, so fine-tuning can never leave a worse model behind.
-
-The from-scratch ``cnn`` trains in one stage. Ctrl-C at any point keeps the best model so far and
-still writes a usable, tested run.
+The stages themselves (head on cached features, fine-tuning, from-scratch training) are in
+:mod:`imgclf.training.stages`; where the backbone is cut for the cache is in
+:mod:`imgclf.training.recipe`. Ctrl-C at any point keeps the best model so far and still writes a
+usable, tested run.
 """
 
 from __future__ import annotations
 
-import sys
+import csv
 import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from imgclf.config import TrainConfig
+from imgclf.config import TrainConfig, parse_duration
 from imgclf.data.decode import DecodeLog
-from imgclf.data.pipeline import batched, decoded_dataset, fits_cache, labels_of
-from imgclf.data.scan import scan_folder
-from imgclf.data.split import SPLITS, assign_splits, write_manifest
+from imgclf.data.pipeline import decoded_dataset, fits_cache
+from imgclf.data.doctor import class_weights, prepare_training_data
+from imgclf.data.scan import ScannedData, scan_folder
+from imgclf.data.split import SPLITS, read_manifest, write_manifest
 from imgclf.evaluation.evaluate import evaluate_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
-from imgclf.models.classifier import Classifier, build_classifier, loss_and_metric, set_backbone_trainable
+from imgclf.models.classifier import build_classifier
 from imgclf.models.registry import choose_image_size, get_spec
 from imgclf.reporting.curves import plot_history
-from imgclf.runs import RunFiles, create_run_dir, library_versions, write_config, write_json
-from imgclf.training.callbacks import HistoryCSV
+from imgclf.errors import DataError
+from imgclf.runs import RunFiles, check_run_dir, create_run_dir, library_versions, read_config, read_json, write_config, write_json
+from imgclf.training.recipe import Plan, plan_fine_tune
+from imgclf.training.stages import Session, train_pretrained, train_scratch
 
-__all__ = ["TrainResult", "train_run"]
+__all__ = ["TrainResult", "train_run", "configure_devices"]
 
-MONITOR = "val_loss"
+
+def configure_devices(cfg: TrainConfig) -> None:
+    """Reproducible on CPU when asked; on a GPU, grow memory as needed and train in mixed precision."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # retracing notices and the like are not actionable for users
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process
+            pass
+    keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "float32")
+    if cfg.deterministic and not gpus:
+        tf.config.experimental.enable_op_determinism()
 
 
 @dataclass
@@ -50,141 +62,85 @@ class TrainResult:
     seconds: float
 
 
-class _Session:
-    """State shared by the stages of one training run."""
-
-    def __init__(self, cfg: TrainConfig, run_dir: Path, clf: Classifier, num_classes: int, verbose: int):
-        self.cfg, self.run_dir, self.clf, self.verbose = cfg, run_dir, clf, verbose
-        self.num_classes = num_classes
-        self.epochs_done = 0
-        self.model_path = run_dir / RunFiles.MODEL
-
-    def say(self, message: str) -> None:
-        if self.verbose:
-            print(message, flush=True)
-
-    @property
-    def fit_verbose(self) -> int:
-        if not self.verbose:
-            return 0
-        return 1 if sys.stdout.isatty() else 2
-
-    def callbacks(self, stage: str, checkpoint_threshold: float | None = None, restore_best: bool = False) -> list:
-        history = HistoryCSV(self.run_dir / RunFiles.HISTORY, stage, first_epoch=self.epochs_done)
-        self._history = history
-        out: list = [history, keras.callbacks.EarlyStopping(MONITOR, patience=self.cfg.patience, restore_best_weights=restore_best)]
-        if not restore_best:
-            out.append(
-                keras.callbacks.ModelCheckpoint(
-                    self.model_path, monitor=MONITOR, save_best_only=True, initial_value_threshold=checkpoint_threshold
-                )
-            )
-        return out
-
-    def end_stage(self) -> None:
-        self.epochs_done += self._history.epochs_done
-
-    def compile(self, model: keras.Model, learning_rate) -> None:
-        loss, metric = loss_and_metric(self.num_classes)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[metric])
-
-
-def _images_only(images, labels):
-    return images
-
-
-def _train_head(s: _Session, train_raw, val_raw) -> float:
-    """Stage 1: frozen backbone, head trained on features computed once. Returns the best val loss."""
-    cfg, clf = s.cfg, s.clf
-    set_backbone_trainable(clf.backbone, False)
-    s.say(f"stage head: computing {clf.spec.name} features once per image …")
-    t = time.perf_counter()
-    features = {
-        name: clf.backbone.predict(batched(raw, cfg.batch_size).map(_images_only), verbose=0)
-        for name, raw in (("train", train_raw), ("val", val_raw))
-    }
-    labels = {"train": labels_of(train_raw), "val": labels_of(val_raw)}
-    s.say(f"  features of {len(labels['train']) + len(labels['val'])} images in {time.perf_counter() - t:.1f}s; training the head")
-    s.compile(clf.head, cfg.learning_rate)
-    clf.head.fit(
-        features["train"],
-        labels["train"],
-        validation_data=(features["val"], labels["val"]),
-        epochs=cfg.head_epochs,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        callbacks=s.callbacks("head", restore_best=True),
-        verbose=s.fit_verbose,
-    )
-    s.end_stage()
-    val_loss = float(clf.head.evaluate(features["val"], labels["val"], verbose=0)[0])
-    clf.model.save(s.model_path)
-    s.say(f"  head: val_loss {val_loss:.4f}")
-    return val_loss
-
-
-def _fit_full(s: _Session, stage: str, train_raw, val_raw, n_train: int, learning_rate, threshold: float | None) -> None:
-    cfg, clf = s.cfg, s.clf
-    s.compile(clf.model, learning_rate)
-    clf.model.fit(
-        batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train),
-        validation_data=batched(val_raw, cfg.batch_size),
-        epochs=cfg.epochs,
-        shuffle=False,  # the pipeline shuffles, seeded
-        callbacks=s.callbacks(stage, checkpoint_threshold=threshold),
-        verbose=s.fit_verbose,
-    )
-    s.end_stage()
-
-
-def _fine_tune_schedule(cfg: TrainConfig, n_train: int) -> keras.optimizers.schedules.LearningRateSchedule:
-    steps_per_epoch = max(1, -(-n_train // cfg.batch_size))
-    warmup = steps_per_epoch if cfg.epochs > 2 else 0
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=cfg.fine_tune_learning_rate / 10 if warmup else cfg.fine_tune_learning_rate,
-        decay_steps=max(1, steps_per_epoch * cfg.epochs - warmup),
-        warmup_target=cfg.fine_tune_learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
-
-
-def _run_stages(s: _Session, train_raw, val_raw, n_train: int) -> bool:
+def _run_stages(s: Session, plan: Plan | None, by_split: dict, train_raw, val_raw) -> bool:
     """Train every stage; returns True if the user pressed Ctrl-C (the best checkpoint is kept)."""
-    cfg, clf = s.cfg, s.clf
     try:
-        if clf.spec.pretrained:
-            head_loss = _train_head(s, train_raw, val_raw)
-            if cfg.fine_tune:
-                s.say(f"stage fine_tune: backbone unfrozen (BatchNorm frozen), peak learning rate {cfg.fine_tune_learning_rate:g}")
-                set_backbone_trainable(clf.backbone, True)
-                _fit_full(s, "fine_tune", train_raw, val_raw, n_train, _fine_tune_schedule(cfg, n_train), head_loss)
+        if plan is not None:
+            train_pretrained(s, plan, by_split["train"], by_split["val"], train_raw, val_raw)
         else:
-            _fit_full(s, "train", train_raw, val_raw, n_train, cfg.learning_rate, None)
+            train_scratch(s, train_raw, val_raw, len(by_split["train"]))
     except KeyboardInterrupt:
         s.say("\ninterrupted: keeping the best model so far and testing it (Ctrl-C again to abort)")
         return True
     return False
 
 
-def train_run(config: TrainConfig, verbose: int = 1) -> TrainResult:
-    """Train as ``config`` says and write a complete run folder. See the module docstring."""
+def _reopen(run_dir: str | Path):
+    """What resuming an interrupted run needs: its folder, classes and split as saved, and its state."""
+    path = check_run_dir(run_dir)
+    if not (path / RunFiles.STATE).is_file() or not (path / RunFiles.LAST).is_file():
+        raise DataError(
+            f"run {str(run_dir)!r} has nothing to resume (no {RunFiles.STATE}): it finished, or was stopped before "
+            "its main training stage began; train it again instead"
+        )
+    cfg = read_config(path / RunFiles.CONFIG)
+    classes = read_json(path / RunFiles.CLASSES)
+    items = read_manifest(path / RunFiles.SPLIT, classes, cfg.data)
+    missing = [i.path for i in items if not Path(i.path).exists()]
+    if missing:
+        raise DataError(f"image {missing[0]!r} of run {str(run_dir)!r} no longer exists; was the data folder moved?")
+    state = read_json(path / RunFiles.STATE)
+    _truncate_history(path / RunFiles.HISTORY, state)
+    old = path / RunFiles.DATA_REPORT
+    doctor_report = read_json(old).get("doctor") if old.exists() else None
+    return path, ScannedData(cfg.data, classes, items), items, doctor_report, state
+
+
+def _truncate_history(path: Path, state: dict) -> None:
+    """Drop history rows of epochs that ``last.keras`` does not hold (the epoch Ctrl-C cut short)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    stage_rows = [r for r in body if r[0] == state["stage"]][: int(state["stage_epochs"])]
+    kept = [r for r in body if r[0] != state["stage"]] + stage_rows
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows([header, *kept])
+
+
+def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | None = None) -> TrainResult:
+    """Train as ``config`` says and write a complete run folder; with ``resume_dir``, continue that
+    interrupted run instead (its own config and split; ``config`` then supplies nothing but verbosity)."""
+    if resume_dir is not None:
+        config = read_config(check_run_dir(resume_dir) / RunFiles.CONFIG)
     cfg = config.validate()
     start = time.perf_counter()
-    data = scan_folder(cfg.data)
+    deadline = start + parse_duration(cfg.time_budget) if cfg.time_budget else None
+    configure_devices(cfg)
     spec = get_spec(cfg.model)
-    image_size = cfg.image_size or choose_image_size(spec, [min(i.width, i.height) for i in data.items])
-    items = assign_splits(data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    if resume_dir is None:
+        data = scan_folder(cfg.data)
+        image_size = cfg.image_size or choose_image_size(spec, [min(i.width, i.height) for i in data.items])
+        data, items, doctor = prepare_training_data(data, cfg, verbose)  # doctor summary; duplicate/--group-by groups kept whole
+        doctor_report, class_weight = doctor.to_dict(), doctor.train_class_weights
+        cfg = replace(cfg, image_size=image_size, epochs=cfg.epochs or spec.default_epochs, data=str(Path(data.root).resolve()))
+        run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)
+        write_config(run_dir / RunFiles.CONFIG, cfg)
+        write_json(run_dir / RunFiles.CLASSES, data.classes)
+        write_manifest(run_dir / RunFiles.SPLIT, items, data.classes, data.root)
+        write_json(run_dir / RunFiles.VERSIONS, library_versions())
+        resume = None
+    else:
+        run_dir, data, items, doctor_report, resume = _reopen(resume_dir)
+        class_weight = None
+        if cfg.class_weight == "auto":
+            class_weight = class_weights((i.label for i in items if i.split == "train"), len(data.classes))
+        image_size = cfg.image_size
     by_split = {name: [i for i in items if i.split == name] for name in SPLITS}
     clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
 
-    cfg = replace(cfg, image_size=image_size, data=str(Path(data.root).resolve()))
-    run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)
-    write_config(run_dir / RunFiles.CONFIG, cfg)
-    write_json(run_dir / RunFiles.CLASSES, data.classes)
-    write_manifest(run_dir / RunFiles.SPLIT, items, data.classes, data.root)
-    write_json(run_dir / RunFiles.VERSIONS, library_versions())
-
-    s = _Session(cfg, run_dir, clf, len(data.classes), verbose)
+    s = Session(cfg, run_dir, clf, len(data.classes), verbose, deadline)
+    s.class_weight = class_weight  # None unless --class-weight auto
+    s.resume = resume
     counts = ", ".join(f"{len(by_split[k])} {k}" for k in SPLITS)
     s.say(f"imgclf: {len(items)} images, {len(data.classes)} classes ({counts}); model {spec.name} at {image_size}px")
     for skipped in data.skipped:
@@ -195,9 +151,17 @@ def train_run(config: TrainConfig, verbose: int = 1) -> TrainResult:
     cache = fits_cache(len(by_split["train"]) + len(by_split["val"]), image_size, cfg.cache_mb) and cfg.cache_mb > 0
     train_raw = decoded_dataset(by_split["train"], image_size, log, cache)
     val_raw = decoded_dataset(by_split["val"], image_size, log, cache)
+    plan = None
+    if spec.pretrained:
+        act_bytes = (len(by_split["train"]) * cfg.views + len(by_split["val"])) * 4
+        plan = plan_fine_tune(clf.backbone, spec, cfg, cache_allowed=True)
+        cut_shape = plan.bottom.compute_output_shape((1, image_size, image_size, 3)) if plan.top is not None else (1,)
+        if plan.top is not None and act_bytes * int(np.prod(cut_shape[1:])) > cfg.cache_mb * 2**20:
+            s.say("  activations exceed --cache-mb: fine-tuning on decoded images instead")
+            plan = replace(plan, bottom=None, top=None)
     with warnings.catch_warnings():  # filtered datasets have unknown length; Keras warns each time one ends
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        interrupted = _run_stages(s, train_raw, val_raw, len(by_split["train"]))
+        interrupted = _run_stages(s, plan, by_split, train_raw, val_raw)
 
     if s.model_path.exists():
         model = keras.saving.load_model(s.model_path)
@@ -209,12 +173,15 @@ def train_run(config: TrainConfig, verbose: int = 1) -> TrainResult:
     metrics = evaluate_items(model, test_items, data.classes, image_size, cfg.batch_size, split_name)
     seconds = time.perf_counter() - start
     write_json(run_dir / RunFiles.METRICS, {**metrics.to_dict(), "interrupted": interrupted, "train_seconds": round(seconds, 1)})
-    decode_failures = {**log.failures, **{row["path"]: row["reason"] for row in metrics.skipped}}
+    decode_failures = {**log.failures, **s.decode_failures, **{row["path"]: row["reason"] for row in metrics.skipped}}
     for path, reason in sorted(decode_failures.items()):
         s.say(f"  skipped {path}: {reason}")
     skipped = [{"path": k.path, "reason": k.reason} for k in data.skipped]
     skipped += [{"path": p, "reason": r} for p, r in sorted(decode_failures.items())]
-    write_json(run_dir / RunFiles.DATA_REPORT, {"skipped": skipped, "counts": data.counts()})
+    write_json(run_dir / RunFiles.DATA_REPORT, {"skipped": skipped, "counts": data.counts(), "doctor": doctor_report})
+    for leftover in (RunFiles.LAST, RunFiles.STATE):  # only an interrupted run keeps what --resume needs
+        if not interrupted:
+            (run_dir / leftover).unlink(missing_ok=True)
     plot_history(run_dir / RunFiles.HISTORY, run_dir / RunFiles.CURVES)
     s.say("\n" + format_metrics(metrics))
     s.say(f"\nrun saved to {run_dir} ({seconds:.0f}s)")

@@ -1,0 +1,177 @@
+"""NumPy arrays as DATA: ``features.npy`` + ``target.npy`` (or ``X``/``y``) in a folder, or one ``.npz``.
+
+The course notes keep images as arrays; imgclf accepts them without a second pipeline: the arrays are
+written once as PNG files into a cache folder (``$IMGCLF_CACHE`` or ``~/.cache/imgclf``, under
+``arrays/<content hash>/<name>/<class>/``) and from there on they are a folder like any other — the
+same scan, doctor, split manifest, decoder and tf.data pipeline. The user's files are only read.
+
+Accepted: images ``(N, H, W)`` grayscale, ``(N, H, W, 1)`` or ``(N, H, W, 3)``; uint8, or floats in
+[0, 1] (scaled by 255) or [0, 255]; labels ``(N,)`` integers from 0 (or one-hot ``(N, K)``). Class
+names come from a ``classes`` / ``class_names`` / ``labels_names`` / ``label_names`` array when present,
+else ``"0"``, ``"1"``, …
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from imgclf.config import cache_root
+from imgclf.errors import DataError
+
+__all__ = ["ARRAY_NAMES", "array_source", "load_arrays", "materialise_arrays"]
+
+ARRAY_NAMES = (("features", "target"), ("X", "y"), ("x", "y"), ("images", "labels"))
+CLASS_NAME_KEYS = ("classes", "class_names", "labels_names", "label_names")
+_DONE = ".complete"
+
+
+def array_source(path: str | Path) -> Path | None:
+    """``path`` itself if it is array DATA (a ``.npz`` file, or a folder with a features/target pair)."""
+    p = Path(path).expanduser()
+    if p.is_file() and p.suffix.lower() == ".npz":
+        return p
+    if p.is_dir() and any((p / f"{a}.npy").is_file() and (p / f"{b}.npy").is_file() for a, b in ARRAY_NAMES):
+        return p
+    return None
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read array file {str(path)!r}: {exc}".splitlines()[0]) from None
+
+
+def _raw_arrays(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    if src.is_file():
+        try:
+            with np.load(src, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read array file {str(src)!r}: {exc}".splitlines()[0]) from None
+        pair = next(((a, b) for a, b in ARRAY_NAMES if a in arrays and b in arrays), None)
+        if pair is None:
+            names = " / ".join(f"{a} + {b}" for a, b in ARRAY_NAMES)
+            raise DataError(f"{str(src)!r} holds arrays {sorted(arrays)}; expected images and labels named {names}")
+        names_arr = next((arrays[k] for k in CLASS_NAME_KEYS if k in arrays), None)
+        return arrays[pair[0]], arrays[pair[1]], names_arr, src.stem
+    a, b = next((a, b) for a, b in ARRAY_NAMES if (src / f"{a}.npy").is_file() and (src / f"{b}.npy").is_file())
+    names_file = next((src / f"{k}.npy" for k in CLASS_NAME_KEYS if (src / f"{k}.npy").is_file()), None)
+    names_arr = _load_npy(names_file) if names_file else None
+    return _load_npy(src / f"{a}.npy"), _load_npy(src / f"{b}.npy"), names_arr, src.resolve().name
+
+
+def _as_uint8_images(x: np.ndarray, where: str) -> np.ndarray:
+    allowed = "images shaped (N, H, W), (N, H, W, 1) or (N, H, W, 3)"
+    if x.ndim == 4 and x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):
+        raise DataError(f"images in {where} have shape {x.shape} (channels first?); expected {allowed}")
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
+        raise DataError(f"images in {where} have shape {x.shape}; expected {allowed}")
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.bool_) or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"images in {where} have dtype {x.dtype}; expected uint8, or floats in [0, 1] or [0, 255]")
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    if not np.isfinite([lo, hi]).all() or lo < 0 or hi > 255:
+        raise DataError(f"images in {where} have values from {lo:g} to {hi:g}; expected 0–255 (or 0–1 for floats)")
+    if np.issubdtype(x.dtype, np.floating) and hi <= 1.0:
+        x = x * 255.0
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _as_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2 and y.shape[1] > 1:  # one-hot
+        y = np.argmax(y, axis=1)
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(f"labels in {where} have shape {y.shape}; expected ({n},): one integer label per image")
+    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_):
+        raise DataError(f"labels in {where} have dtype {y.dtype}; expected integers 0, 1, … (class indices)")
+    if np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
+        raise DataError(f"labels in {where} are not whole numbers; expected integers 0, 1, … (class indices)")
+    y = y.astype(np.int64)
+    if len(y) and y.min() < 0:
+        raise DataError(f"labels in {where} include {int(y.min())}; expected integers from 0 (class indices)")
+    return y
+
+
+def _class_names(names: np.ndarray | None, n_classes: int, where: str) -> list[str]:
+    if names is None:
+        return [str(i) for i in range(n_classes)]
+    out = [str(v) for v in np.asarray(names).ravel()]
+    if len(out) < n_classes:
+        raise DataError(f"{where} names {len(out)} classes but its labels go up to {n_classes - 1}; expected one name per label")
+    bad = [c for c in out if not c or "/" in c or "\\" in c or c.startswith((".", "__")) or c.lower() in ("train", "val", "validation", "test")]
+    if bad or len(set(out)) != len(out):
+        raise DataError(
+            f"class name {(bad or [c for c in out if out.count(c) > 1])[0]!r} in {where} cannot name a folder; "
+            "expected distinct names without '/', not starting with '.', and not train/val/validation/test"
+        )
+    return out
+
+
+def load_arrays(src: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """Validated ``(images uint8 (N,H,W) or (N,H,W,C), labels int (N,), class names, name)``."""
+    src = Path(src).expanduser()
+    x, y, names, name = _raw_arrays(src)
+    where = repr(str(src))
+    x = _as_uint8_images(x, where)
+    if len(x) == 0:
+        raise DataError(f"{where} holds no images; expected at least one image per class")
+    y = _as_labels(y, len(x), where)
+    classes = _class_names(names, int(y.max()) + 1, where)
+    return x, y, classes, name
+
+
+def _digest(src: Path) -> str:
+    h = hashlib.blake2b(digest_size=10)
+    files = [src] if src.is_file() else sorted(p for p in src.iterdir() if p.suffix == ".npy" and p.is_file())
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def materialise_arrays(src: str | Path) -> tuple[Path, list[str]]:
+    """Write the arrays as PNGs into the cache (once per content) and return ``(folder, class names)``."""
+    from PIL import Image
+
+    src = Path(src).expanduser()
+    x, y, classes, name = load_arrays(src)
+    base = cache_root() / "arrays" / _digest(src)
+    folder = base / name
+    if (base / _DONE).is_file() and folder.is_dir():
+        return folder, classes
+    base.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=base.parent))
+    width = max(5, len(str(len(x))))
+
+    def write(i: int) -> None:
+        img = x[i][..., 0] if x.ndim == 4 and x.shape[-1] == 1 else x[i]
+        path = staging / name / classes[y[i]] / f"{i:0{width}d}.png"
+        Image.fromarray(img, "L" if img.ndim == 2 else "RGB").save(path, compress_level=1)
+
+    try:
+        for c in classes:
+            (staging / name / c).mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            list(pool.map(write, range(len(x))))
+        (staging / _DONE).write_text(str(src) + "\n")
+        try:
+            staging.rename(base)
+        except OSError:  # another process finished first: use theirs
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder, classes

@@ -1,0 +1,108 @@
+"""How a pretrained backbone is split for training: the frozen *bottom* whose activations are cached,
+and the *top* that fine-tuning trains on them.
+
+``--fine-tune`` says where the trainable top starts (``auto``: the model's recommended depth; ``all``;
+``none``; ``N`` last layers; or ``--fine-tune-from LAYER``). The cache cut is the input of that
+layer, or the nearest earlier tensor through which the whole graph passes (a cut inside a residual
+block is moved back to the block's start; the layers in between stay frozen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from imgclf.config import TrainConfig
+from imgclf.errors import ConfigError
+from imgclf.models.classifier import iter_layers
+from imgclf.models.registry import ModelSpec
+
+__all__ = ["Plan", "plan_fine_tune", "freeze_below"]
+
+MAX_CUT_SEARCH = 60  # layers to walk back looking for a clean cut
+
+
+@dataclass
+class Plan:
+    """``first``: index of the first trainable backbone layer (None: no fine-tuning; 0: all).
+    ``bottom``/``top``: the backbone split at a clean cut at or before ``first`` (None: no cache)."""
+
+    first: int | None
+    bottom: keras.Model | None
+    top: keras.Model | None
+
+    @property
+    def cached(self) -> bool:
+        return self.top is not None
+
+
+def _first_trainable(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig) -> int | None:
+    layers = backbone.layers
+    names = [layer.name for layer in layers]
+    if cfg.fine_tune_from:
+        if cfg.fine_tune_from not in names:
+            close = [n for n in names if cfg.fine_tune_from in n][:5] or names[-5:]
+            raise ConfigError(
+                f"invalid value for `fine_tune_from`: received {cfg.fine_tune_from!r}; expected a layer of "
+                f"{backbone.name} such as {', '.join(close)}"
+            )
+        return names.index(cfg.fine_tune_from)
+    if cfg.fine_tune == "none":
+        return None
+    if cfg.fine_tune == "all":
+        return 1
+    if cfg.fine_tune.isdigit():
+        n = int(cfg.fine_tune)
+        if n >= len(layers):
+            raise ConfigError(
+                f"invalid value for `fine_tune`: received {n}; {backbone.name} has {len(layers) - 1} layers, "
+                "use 'all' to unfreeze every one"
+            )
+        return len(layers) - n
+    if spec.fine_tune_from in names:
+        return names.index(spec.fine_tune_from)
+    return len(layers) - len(layers) // 3
+
+
+def _split_at(backbone: keras.Model, index: int) -> tuple[keras.Model, keras.Model] | None:
+    """(bottom, top) cut at the input of ``backbone.layers[index]``, or None if the graph does not
+    pass through that one tensor."""
+    layer = backbone.layers[index]
+    if isinstance(layer, keras.layers.InputLayer) or not isinstance(layer.input, keras.KerasTensor):
+        return None
+    cut = layer.input
+    try:
+        top = keras.Model(cut, backbone.output, name="backbone_top")
+        bottom = keras.Model(backbone.input, cut, name="backbone_bottom")
+    except (ValueError, TypeError, KeyError):  # "graph disconnected": a skip connection crosses the cut
+        return None
+    return bottom, top
+
+
+def plan_fine_tune(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig, cache_allowed: bool) -> Plan:
+    """Decide what trains and where the activation cache cuts the backbone."""
+    first = _first_trainable(backbone, spec, cfg)
+    # without fine-tuning, the cached "bottom" is the whole backbone and the head trains on its output
+    target = len(backbone.layers) if first is None else first
+    if not cache_allowed or target <= 1:
+        return Plan(first, None, None)
+    if target == len(backbone.layers):
+        return Plan(first, backbone, None)
+    for index in range(target, max(1, target - MAX_CUT_SEARCH), -1):
+        split = _split_at(backbone, index)
+        if split is not None:
+            return Plan(first, *split)
+    return Plan(first, None, None)
+
+
+def freeze_below(backbone: keras.Model, first: int | None) -> None:
+    """Layers before ``first`` frozen, the rest trainable; BatchNorm always frozen (inference mode)."""
+    backbone.trainable = first is not None
+    if first is None:
+        return
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= first
+    for layer in iter_layers(backbone):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False

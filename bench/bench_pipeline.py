@@ -4,8 +4,9 @@ For each folder it reads every image, decoded and resized to ``--image-size``, w
 
 * ``keras``   ``keras.utils.image_dataset_from_directory(folder, image_size=…, batch_size=32)``, iterated
               as a user's ``fit`` would (epoch 1; it has no cache, so every epoch costs the same);
-* ``imgclf``  ``decoded_dataset`` + ``batched`` (parallel Pillow decode with JPEG draft, in-memory
-              cache, shuffle, prefetch): epoch 1 and epoch 2 (from the cache);
+* ``imgclf``  ``decoded_dataset`` + ``batched`` (plain JPEGs decoded in the graph by
+              ``tf.io.decode_jpeg(ratio=…)``, other files by Pillow; in-memory cache, shuffle, prefetch):
+              epoch 1 and epoch 2 (from the cache);
 * ``bare``    a loop on all cores that only decodes + resizes with the fastest decoder we have
               (Pillow with ``draft``: JPEG DCT-domain downscaling) — the practical limit;
 
@@ -13,7 +14,7 @@ and prints one line per method plus the ratios. Folders: the shared sign-languag
 JPEGs) and a generated camera-size folder (the same photos upscaled to 4000×3000, JPEG quality 90)
 in a temporary directory, deleted afterwards.
 
-    .venv/bin/python bench/bench_pipeline.py [--data DIR] [--camera-images N] [--image-size N]
+    .venv/bin/python bench/bench_pipeline.py [--data DIR] [--camera-images N] [--image-size N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -107,13 +109,18 @@ def bench_doctor(folder: Path) -> float:
     return n / seconds
 
 
-def report(name: str, folder: Path, size: int, batch: int) -> None:
+def report(name: str, folder: Path, size: int, batch: int, repeat: int = 1) -> None:
     n = sum(1 for p in folder.rglob("*") if p.is_file())
     print(f"\n{name}: {folder} ({n} files), image size {size}, batch {batch}", flush=True)
     bench_bare(folder, size)  # warm the OS file cache so every method reads from memory
-    keras_rate = bench_keras(folder, size, batch)
+    runs = []  # keras and imgclf alternated, so a neighbour's load shifts both alike; medians reported
+    for _ in range(repeat):
+        runs.append((bench_keras(folder, size, batch), *bench_imgclf(folder, size, batch)))
+    keras_rate, epoch1, epoch2 = (statistics.median(r[k] for r in runs) for k in range(3))
+    if repeat > 1:
+        print(f"  (median of {repeat} alternated runs; epoch 1 imgclf/keras per run: "
+              + ", ".join(f"{e1 / k:.2f}x" for k, e1, _ in runs) + ")", flush=True)
     print(f"  keras  image_dataset_from_directory   {keras_rate:9.0f} img/s", flush=True)
-    epoch1, epoch2 = bench_imgclf(folder, size, batch)
     print(f"  imgclf pipeline, epoch 1             {epoch1:9.0f} img/s", flush=True)
     print(f"  imgclf pipeline, epoch 2 (cache)     {epoch2:9.0f} img/s", flush=True)
     bare = bench_bare(folder, size)
@@ -133,20 +140,21 @@ def main(argv=None) -> int:
     parser.add_argument("--camera-images", type=int, default=120, help="camera-size images to generate; 0 skips (default: 120)")
     parser.add_argument("--image-size", type=int, default=224, help="decoded size in pixels (default: 224)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=1, help="alternated keras/imgclf runs per folder, medians reported (default: 1)")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"bench_pipeline: data folder {str(args.data)!r} not found; pass --data", file=sys.stderr)
         return 2
     load = os.getloadavg()
     print(f"bench_pipeline: {os.cpu_count()} CPU cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
-    report("small", args.data, args.image_size, args.batch_size)
+    report("small", args.data, args.image_size, args.batch_size, args.repeat)
     if args.camera_images > 0:
         tmp = Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
         try:
             t = time.perf_counter()
             camera = make_camera_folder(args.data, tmp / "camera", args.camera_images)
             print(f"\n(generated {args.camera_images} 4000x3000 JPEGs in {time.perf_counter() - t:.0f}s)", flush=True)
-            report("camera", camera, args.image_size, args.batch_size)
+            report("camera", camera, args.image_size, args.batch_size, args.repeat)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()

@@ -1,0 +1,232 @@
+"""imgclf.training.recipe: where --fine-tune cuts the built-in backbone, what it freezes, and what a
+fine-tuning run really changes in the backbone's weights."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import make_dataset
+from imgclf.config import TrainConfig
+from imgclf.errors import ConfigError
+from imgclf.models.backbones import BUILTIN_WEIGHTS
+from imgclf.models.classifier import iter_layers
+from imgclf.models.registry import get_spec
+from imgclf.runs import RunFiles
+from imgclf.training.recipe import freeze_below, plan_fine_tune
+
+SPEC_NAME = "efficientnet_lite0"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return get_spec(SPEC_NAME)
+
+
+@pytest.fixture(scope="module")
+def backbone(spec):
+    """The built-in backbone, loaded once; tests that change trainable flags use ``fresh_flags``."""
+    return spec.builder(64)
+
+
+@pytest.fixture
+def fresh_flags(backbone):
+    """Give the shared backbone back with every layer's trainable flag as loaded."""
+    saved = (backbone.trainable, [layer.trainable for layer in iter_layers(backbone)])
+    yield backbone
+    backbone.trainable = saved[0]
+    for layer, flag in zip(iter_layers(backbone), saved[1]):
+        layer.trainable = flag
+
+
+def plan(backbone, spec, **options):
+    return plan_fine_tune(backbone, spec, TrainConfig(data="x", **options), cache_allowed=True)
+
+
+def names(backbone):
+    return [layer.name for layer in backbone.layers]
+
+
+def assert_clean_split(backbone, p):
+    """bottom → top is the backbone: same shapes at the cut, same output on an image."""
+    assert p.top is not None and p.bottom is not None and p.cached
+    assert tuple(p.bottom.output.shape) == tuple(p.top.input.shape)
+    assert p.bottom.input.shape[1:] == backbone.input.shape[1:]
+    assert p.top.output.shape[1:] == backbone.output.shape[1:]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    whole = backbone(x, training=False)
+    split = p.top(p.bottom(x, training=False), training=False)
+    np.testing.assert_allclose(np.asarray(split), np.asarray(whole), rtol=1e-4, atol=1e-4)
+    # the cut's top shares the backbone's layers (training it trains the backbone)
+    cut = p.top.layers[1]
+    assert backbone.get_layer(cut.name) is cut
+
+
+# ---------------------------------------------------------------------------- plan_fine_tune
+
+
+def test_auto_starts_at_block8_with_a_cached_split(backbone, spec):
+    p = plan(backbone, spec, fine_tune="auto")
+    assert spec.fine_tune_from == "block8_expand_conv"
+    assert p.first == names(backbone).index("block8_expand_conv")
+    assert p.top.layers[1].name == "block8_expand_conv"  # a clean cut exactly there (after block7_add)
+    assert_clean_split(backbone, p)
+    assert len(p.top.layers) == len(backbone.layers) - p.first + 1  # its own input, then the backbone's top
+
+
+def test_none_means_no_fine_tuning(backbone, spec):
+    p = plan(backbone, spec, fine_tune="none")
+    assert p.first is None
+    assert p.bottom is backbone and p.top is None  # the head trains on the whole backbone's output
+
+
+def test_all_unfreezes_everything_without_a_cache(backbone, spec):
+    p = plan(backbone, spec, fine_tune="all")
+    assert p.first == 1  # everything after the input layer
+    assert p.bottom is None and p.top is None and not p.cached
+
+
+def test_last_n_layers_cuts_at_or_before_them(backbone, spec):
+    p = plan(backbone, spec, fine_tune="23")
+    assert p.first == len(backbone.layers) - 23
+    cut_index = names(backbone).index(p.top.layers[1].name)
+    assert cut_index <= p.first
+    assert p.first - cut_index < 60
+    assert_clean_split(backbone, p)
+
+
+def test_fine_tune_from_a_layer_name(backbone, spec):
+    p = plan(backbone, spec, fine_tune="none", fine_tune_from="block12_expand_conv")  # it overrides --fine-tune
+    assert p.first == names(backbone).index("block12_expand_conv")
+    assert p.top.layers[1].name == "block12_expand_conv"
+    assert_clean_split(backbone, p)
+
+
+def test_no_cache_when_not_allowed(backbone, spec):
+    p = plan_fine_tune(backbone, spec, TrainConfig(data="x"), cache_allowed=False)
+    assert p.first == names(backbone).index("block8_expand_conv")
+    assert p.bottom is None and p.top is None
+
+
+def test_unknown_layer_name_lists_candidates(backbone, spec):
+    with pytest.raises(ConfigError, match=r"invalid value for `fine_tune_from`: received 'block12_expand'") as info:
+        plan(backbone, spec, fine_tune_from="block12_expand")
+    message = str(info.value)
+    assert "such as" in message
+    candidates = re.search(r"such as (.*)$", message).group(1).split(", ")
+    assert candidates and all(c in names(backbone) for c in candidates)
+    assert "block12_expand_conv" in candidates  # names containing what was typed come first
+    with pytest.raises(ConfigError, match=r"`fine_tune_from`.*'no_such_layer'.*such as \w+"):
+        plan(backbone, spec, fine_tune_from="no_such_layer")
+
+
+def test_more_layers_than_the_backbone_has_is_an_error(backbone, spec):
+    n = len(backbone.layers)
+    with pytest.raises(ConfigError, match=rf"invalid value for `fine_tune`: received {n};.*{n - 1} layers.*'all'"):
+        plan(backbone, spec, fine_tune=str(n))
+    with pytest.raises(ConfigError, match="`fine_tune`"):
+        plan(backbone, spec, fine_tune="10000")
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "half", "1.5"])
+def test_bad_fine_tune_values_are_rejected_by_the_config(bad):
+    with pytest.raises(ConfigError, match=r"invalid value for `fine_tune`.*'auto', 'all', 'none' or a number"):
+        TrainConfig(data="x", fine_tune=bad).validate()
+
+
+# ---------------------------------------------------------------------------- freeze_below
+
+
+def test_freeze_below_splits_trainable_layers_and_keeps_batchnorm_frozen(fresh_flags, spec):
+    backbone = fresh_flags
+    first = names(backbone).index("block8_expand_conv")
+    freeze_below(backbone, first)
+    assert backbone.trainable
+    bn = 0
+    for i, layer in enumerate(backbone.layers):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            bn += 1
+            assert not layer.trainable, layer.name
+        else:
+            assert layer.trainable == (i >= first), layer.name
+    assert bn > 40
+    trainable = {id(w) for w in backbone.trainable_weights}
+    for i, layer in enumerate(backbone.layers):
+        for w in layer.weights:
+            expected = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+            assert (id(w) in trainable) == expected, (layer.name, w.name)
+    assert any(i >= first for i, layer in enumerate(backbone.layers) if layer.trainable_weights)
+
+    freeze_below(backbone, None)  # no fine-tuning: everything frozen
+    assert not backbone.trainable and backbone.trainable_weights == []
+
+
+# ---------------------------------------------------------------------------- a real fine-tuning run
+
+
+def weights_by_layer(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: [np.asarray(w) for w in layer.weights] for layer in model.layers}
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory):
+    """(saved backbone weights, pristine weights, layer names, history rows) of a 2-epoch fine-tune."""
+    import imgclf
+
+    base = tmp_path_factory.mktemp("fine_tuned")
+    data = make_dataset(base / "pets", {"cat": 12, "dog": 12}, seed=5)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("IMGCLF_CACHE", str(base / "cache"))
+    try:
+        result = imgclf.train(
+            data, model=SPEC_NAME, image_size=32, head_epochs=1, epochs=2, fine_tune="auto", batch_size=8,
+            augment="none", out=str(base / "runs"), verbose=0,
+        )  # fmt: skip
+    finally:
+        patch.undo()
+    saved = keras.saving.load_model(result.run_dir / RunFiles.MODEL)
+    nested = [layer for layer in saved.layers if isinstance(layer, keras.Model)]
+    pristine = keras.saving.load_model(BUILTIN_WEIGHTS)
+    (inner,) = [m for m in nested if m.name == pristine.name]
+    with open(result.run_dir / RunFiles.HISTORY, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    bn = {layer.name for layer in pristine.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    return weights_by_layer(inner), weights_by_layer(pristine), [layer.name for layer in pristine.layers], rows, bn
+
+
+def test_fine_tuning_improved_on_the_head_so_its_checkpoint_was_saved(fine_tuned):
+    rows = fine_tuned[3]
+    assert [(r["stage"], r["epoch"]) for r in rows] == [("head", "1"), ("fine_tune", "2"), ("fine_tune", "3")]
+    head = float(rows[0]["val_loss"])
+    assert min(float(r["val_loss"]) for r in rows[1:]) < head  # else model.keras would hold the head-only model
+
+
+def test_fine_tuning_changes_only_the_top_and_never_batchnorm(fine_tuned):
+    saved, pristine, order, _, bn = fine_tuned
+    first = order.index("block8_expand_conv")
+    assert saved.keys() == pristine.keys()
+    changed = []
+    for i, name in enumerate(order):
+        for a, b in zip(saved[name], pristine[name]):
+            same = a.shape == b.shape and np.array_equal(a, b)
+            if name in bn:
+                assert same, f"BatchNormalization {name} changed (gamma/beta/moving statistics must stay frozen)"
+            elif i < first:
+                assert same, f"{name} (before block8) changed"
+            elif not same:
+                changed.append(name)
+    conv_changed = [n for n in changed if n.endswith(("_conv", "conv"))]
+    assert conv_changed, "no conv kernel of block8+ changed: fine-tuning trained nothing"
+    assert any(n.startswith(("block8_", "block9_")) for n in conv_changed)
+    assert "head_conv" in conv_changed
+    assert len(bn) > 40 and all(len(pristine[n]) == 4 for n in bn)  # gamma, beta, moving mean, moving variance
+    assert not any(n in bn for n in changed)

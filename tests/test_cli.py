@@ -121,7 +121,7 @@ def test_train_quiet_with_flags_and_config_file(flat2, tmp_path, capsys):
     assert config["batch_size"] == 8
     assert config["model"] == "cnn"  # from the file
     assert config["image_size"] == 32
-    assert config["fine_tune"] is False
+    assert config["fine_tune"] == "none"
     assert config["seed"] == 3
     assert config["learning_rate"] == 1e-3  # default
 

@@ -111,8 +111,16 @@ def test_unknown_key_without_close_match_lists_known_options():
         ("epochs", "many", "a value of type int"),
         ("batch_size", 2.5, "a value of type int"),
         ("learning_rate", "fast", "a value of type float"),
-        ("fine_tune", "maybe", "a value of type bool"),
-        ("epochs", None, "a value of type int"),
+        ("fine_tune", "maybe", "'auto', 'all', 'none' or a number of layers >= 1"),
+        ("fine_tune", "0", "'auto', 'all', 'none' or a number of layers >= 1"),
+        ("head_epochs", None, "a value of type int"),
+        ("optimizer", "adagrad", "one of adam, sgd, rmsprop"),
+        ("lr_schedule", "step", "one of cosine, plateau, constant"),
+        ("views", 0, "an integer from 1 to 16"),
+        ("label_smoothing", 0.5, "a number in [0, 0.5)"),
+        ("stop_at_accuracy", 1.5, "a fraction in (0, 1]"),
+        ("time_budget", "soon", "a duration such as 90s, 5m or 1h"),
+        ("class_weight", "balanced", "one of 'none', 'auto'"),
     ],
 )
 def test_bad_value_message_names_argument_received_and_allowed(option, value, allowed):

@@ -198,10 +198,13 @@ def test_class_probabilities():
 
 
 def test_loss_and_metric():
-    loss, metric = loss_and_metric(2)
-    assert isinstance(loss, keras.losses.BinaryCrossentropy)
-    loss, metric = loss_and_metric(4)
-    assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
+    loss, metric, one_hot = loss_and_metric(2)
+    assert isinstance(loss, keras.losses.BinaryCrossentropy) and not one_hot
+    loss, metric, one_hot = loss_and_metric(4)
+    assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy) and not one_hot
+    assert metric.name == "accuracy"
+    loss, metric, one_hot = loss_and_metric(4, label_smoothing=0.1)  # sparse CE has no smoothing: one-hot labels
+    assert isinstance(loss, keras.losses.CategoricalCrossentropy) and one_hot
     assert metric.name == "accuracy"
 
 

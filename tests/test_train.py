@@ -18,6 +18,7 @@ import yaml
 import imgclf
 import imgclf.runs
 from conftest import make_dataset, tree_hashes, write_bad_files, write_truncated_jpeg
+from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError, ModelError
 from imgclf.runs import RunFiles, read_json
 from imgclf.training import trainer
@@ -86,8 +87,10 @@ def test_run_folder_has_every_documented_file(binary_run):
     for name in documented_run_files():
         assert (run_dir / name).is_file(), name
     for attr, name in vars(RunFiles).items():
-        if attr.isupper() and name != RunFiles.EVALUATIONS:
+        if attr.isupper() and name not in (RunFiles.EVALUATIONS, RunFiles.LAST, RunFiles.STATE):
             assert (run_dir / name).is_file(), name
+    # what --resume needs is kept only by an interrupted run
+    assert not (run_dir / RunFiles.LAST).exists() and not (run_dir / RunFiles.STATE).exists()
     assert not (run_dir / RunFiles.EVALUATIONS).exists()
 
 

@@ -123,6 +123,8 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
         data, items, doctor = prepare_training_data(data, cfg, verbose)  # doctor summary; duplicate/--group-by groups kept whole
         doctor_report, class_weight = doctor.to_dict(), doctor.train_class_weights
         cfg = replace(cfg, image_size=image_size, epochs=cfg.epochs or spec.default_epochs, data=str(Path(data.root).resolve()))
+        # built before the run folder exists, so a model that cannot be had (missing file, no network) leaves none
+        clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
         run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)
         write_config(run_dir / RunFiles.CONFIG, cfg)
         write_json(run_dir / RunFiles.CLASSES, data.classes)
@@ -135,8 +137,8 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
         if cfg.class_weight == "auto":
             class_weight = class_weights((i.label for i in items if i.split == "train"), len(data.classes))
         image_size = cfg.image_size
+        clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
     by_split = {name: [i for i in items if i.split == name] for name in SPLITS}
-    clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
 
     s = Session(cfg, run_dir, clf, len(data.classes), verbose, deadline)
     s.class_weight = class_weight  # None unless --class-weight auto

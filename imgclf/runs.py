@@ -12,6 +12,10 @@ runs/<name>/
   versions.json   library versions
   evaluations/<folder>/metrics.json   `imgclf evaluate RUN DATA`
 ```
+
+Only some runs have these: `augmentation.png` (training images and random augmented views, when
+augmentation is on); `last.keras` and `state.json` (what `imgclf train --resume` needs: an interrupted
+run keeps them, a finished one deletes them); `tensorboard/` (with `--tensorboard`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class RunFiles:
     DATA_REPORT = "data_report.json"
     VERSIONS = "versions.json"
     CURVES = "curves.png"
+    AUGMENTATION = "augmentation.png"  # only when augmentation is on
     LAST = "last.keras"  # the model being trained, with optimizer state, after the latest epoch
     STATE = "state.json"  # stage and epoch of last.keras
     EVALUATIONS = "evaluations"

@@ -28,3 +28,29 @@ def test_plot_history_without_rows_writes_nothing(tmp_path):
     header_only.write_text(",".join(HISTORY_COLUMNS) + "\n")
     assert plot_history(header_only, tmp_path / "b.png") is None
     assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
+
+
+def test_augmentation_preview_shows_each_image_and_its_views(tmp_path):
+    import keras
+    from conftest import make_dataset
+
+    from imgclf.data.augment import augmentation_layers
+    from imgclf.reporting.augmentation import plot_augmentation_preview
+
+    data = make_dataset(tmp_path / "d", {"a": 1, "b": 1}, seed=3)
+    paths = sorted(str(p) for p in data.rglob("*.png"))
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")  # skipped, not fatal
+    layer = keras.Sequential(augmentation_layers("flip,rotate=20", seed=1))
+    out = plot_augmentation_preview(
+        [*paths, str(tmp_path / "broken.jpg")], ["a", "b", "broken"], 32, layer, tmp_path / "aug.png", views=3
+    )
+    assert out == tmp_path / "aug.png"
+    with Image.open(out) as im:  # 2 rows (the broken file left out) x 4 columns
+        assert im.format == "PNG" and im.size[0] == 2 * im.size[1]
+
+
+def test_augmentation_preview_of_nothing_decodable_writes_nothing(tmp_path):
+    from imgclf.reporting.augmentation import plot_augmentation_preview
+
+    assert plot_augmentation_preview([str(tmp_path / "missing.jpg")], ["x"], 32, None, tmp_path / "a.png") is None
+    assert not (tmp_path / "a.png").exists()

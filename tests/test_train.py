@@ -87,11 +87,12 @@ def test_run_folder_has_every_documented_file(binary_run):
     for name in documented_run_files():
         assert (run_dir / name).is_file(), name
     for attr, name in vars(RunFiles).items():
-        if attr.isupper() and name not in (RunFiles.EVALUATIONS, RunFiles.LAST, RunFiles.STATE):
+        if attr.isupper() and name not in (RunFiles.EVALUATIONS, RunFiles.LAST, RunFiles.STATE, RunFiles.AUGMENTATION):
             assert (run_dir / name).is_file(), name
     # what --resume needs is kept only by an interrupted run
     assert not (run_dir / RunFiles.LAST).exists() and not (run_dir / RunFiles.STATE).exists()
     assert not (run_dir / RunFiles.EVALUATIONS).exists()
+    assert not (run_dir / RunFiles.AUGMENTATION).exists()  # augment="none": nothing to preview
 
 
 def test_run_files_describe_the_run(binary_run):
@@ -303,6 +304,7 @@ def test_pretrained_two_stage_training(flat2, tmp_path):
     )
     stages = [(r["stage"], int(r["epoch"])) for r in history_rows(result.run_dir)]
     assert stages == [("head", 1), ("head", 2), ("fine_tune", 3)]
+    assert (result.run_dir / RunFiles.AUGMENTATION).is_file()  # augment="flip": the preview grid
     fine_tune_lr = float(history_rows(result.run_dir)[-1]["learning_rate"])
     assert 0 <= fine_tune_lr <= TrainConfig().fine_tune_learning_rate
     model = keras.saving.load_model(result.run_dir / RunFiles.MODEL)

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from imgclf.config import TrainConfig, parse_duration
+from imgclf.data.augment import augmentation_layers
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import decoded_dataset, fits_cache
 from imgclf.data.doctor import class_weights, prepare_training_data
@@ -27,6 +28,7 @@ from imgclf.evaluation.evaluate import evaluate_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
 from imgclf.models.classifier import build_classifier
 from imgclf.models.registry import choose_image_size, get_spec
+from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
 from imgclf.reporting.curves import plot_history
 from imgclf.errors import DataError
 from imgclf.runs import RunFiles, check_run_dir, create_run_dir, library_versions, read_config, read_json, write_config, write_json
@@ -96,6 +98,23 @@ def _reopen(run_dir: str | Path):
     return path, ScannedData(cfg.data, classes, items), items, doctor_report, state
 
 
+def _preview_augmentation(cfg: TrainConfig, train_items, classes: list[str], image_size: int, run_dir: Path) -> None:
+    """``augmentation.png``: a few training images, one per class, each with random augmented views.
+    The views come from a copy of the run's augmentation layers, so training's random state is untouched."""
+    layers = augmentation_layers(cfg.augment, cfg.seed + 1)
+    if not layers or not train_items:
+        return
+    layer = keras.Sequential(layers, name="augmentation_preview")
+    picked, seen = [], set()
+    for item in train_items:  # one image of each class, in class order, until the preview is full
+        if item.label not in seen:
+            seen.add(item.label)
+            picked.append(item)
+    picked = sorted(picked, key=lambda i: i.label)[:PREVIEW_IMAGES]
+    captions = [f"{classes[i.label]}: {Path(i.path).name}"[:28] for i in picked]
+    plot_augmentation_preview([i.path for i in picked], captions, image_size, layer, run_dir / RunFiles.AUGMENTATION)
+
+
 def _truncate_history(path: Path, state: dict) -> None:
     """Drop history rows of epochs that ``last.keras`` does not hold (the epoch Ctrl-C cut short)."""
     with open(path, newline="") as fh:
@@ -140,6 +159,8 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
         clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
     by_split = {name: [i for i in items if i.split == name] for name in SPLITS}
 
+    if resume is None:
+        _preview_augmentation(cfg, by_split["train"], data.classes, image_size, run_dir)
     s = Session(cfg, run_dir, clf, len(data.classes), verbose, deadline)
     s.class_weight = class_weight  # None unless --class-weight auto
     s.resume = resume

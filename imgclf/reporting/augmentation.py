@@ -1,0 +1,58 @@
+"""What the network sees: a grid of training images, each with a few random views from the run's own
+augmentation layers (the notes' ``ImageDataGenerator`` preview, from the layers that really train)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from imgclf.data.decode import load_image
+
+__all__ = ["plot_augmentation_preview", "PREVIEW_IMAGES", "PREVIEW_VIEWS"]
+
+PREVIEW_IMAGES = 4  # rows: training images, spread over the classes
+PREVIEW_VIEWS = 5  # columns after the original: augmented views
+
+
+def plot_augmentation_preview(
+    paths: Sequence[str],
+    captions: Sequence[str],
+    image_size: int,
+    augmentation,
+    out_png: Path,
+    views: int = PREVIEW_VIEWS,
+) -> Path | None:
+    """Row per image: the decoded original, then ``views`` outputs of ``augmentation(x, training=True)``.
+    Images that cannot be decoded are left out; returns the file, or None if nothing could be shown."""
+    rows, labels = [], []
+    for path, caption in zip(paths, captions):
+        try:
+            rows.append(load_image(path, image_size))
+        except Exception:  # noqa: BLE001  (a bad file is reported by training; the preview just skips it)
+            continue
+        labels.append(caption)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batch = np.stack(rows).astype("float32")
+    columns = [batch] + [np.asarray(augmentation(batch, training=True)) for _ in range(views)]
+    fig, axes = plt.subplots(len(rows), views + 1, figsize=(1.6 * (views + 1), 1.6 * len(rows)), squeeze=False)
+    for r in range(len(rows)):
+        for c, images in enumerate(columns):
+            ax = axes[r][c]
+            ax.imshow(np.clip(images[r], 0, 255).astype("uint8"))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title("original" if c == 0 else f"view {c}", fontsize=8)
+        axes[r][0].set_ylabel(labels[r], fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png

@@ -310,3 +310,18 @@ def test_pretrained_two_stage_training(flat2, tmp_path):
     model = keras.saving.load_model(result.run_dir / RunFiles.MODEL)
     assert model.output_shape == (None, 1)
     assert result.metrics.n == sum(r["split"] == "test" for r in manifest_rows(result.run_dir))
+
+
+def test_cnn_predicts_in_inference_mode_what_it_learned(tmp_path):
+    """Regression: with Keras' default BatchNorm momentum (0.99) the moving statistics of a small data
+    set's few hundred steps stay near their initial values, and inference collapses to one class."""
+    data = make_dataset(tmp_path / "colours", {"a": 20, "b": 20, "c": 20}, seed=5)
+    result = imgclf.train(
+        data, model="cnn", image_size=32, epochs=8, batch_size=8, augment="none", patience=8,
+        out=str(tmp_path / "runs"), verbose=0,
+    )  # fmt: skip
+    run = imgclf.load_run(result.run_dir)
+    train_paths = {str(data / r["path"]): r["label"] for r in manifest_rows(result.run_dir) if r["split"] == "train"}
+    predictions = run.predict(sorted(train_paths), top_k=1)
+    correct = sum(p.label == train_paths[p.path] for p in predictions)
+    assert correct / len(predictions) >= 0.9, [p.label for p in predictions]

@@ -9,7 +9,13 @@ import keras
 
 from imgclf.models.registry import register_model
 
-__all__ = ["build_cnn"]
+__all__ = ["build_cnn", "BN_MOMENTUM"]
+
+# Keras' default of 0.99 leaves the moving statistics mostly at their initial values after the few
+# hundred steps a small data set gives; predictions in inference mode then collapse to one class
+# (measured: validation accuracy at chance while training accuracy rose to 87 %). 0.9 is PyTorch's
+# and timm's default (their momentum=0.1) and converges within one epoch.
+BN_MOMENTUM = 0.9
 
 
 @register_model(
@@ -27,7 +33,7 @@ def build_cnn(image_size: int) -> keras.Model:
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for i, filters in enumerate((32, 64, 128, 192, 256)[:blocks]):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{i}_bn")(x)
         x = layers.Activation("relu", name=f"block{i}_relu")(x)
         x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)

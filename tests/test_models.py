@@ -178,7 +178,8 @@ def test_offline_download_failure_says_what_to_do(monkeypatch):
     "name, sides, expected",
     [
         ("cnn", [40] * 5, 64),  # below the range: raised to min_size
-        ("cnn", [100, 100, 90], 128),  # 100 -> 128 (multiple of 32), the default
+        ("cnn", [100, 100, 90], 96),  # 100 -> 96 (nearest multiple of 32): no upsampling for nothing
+        ("cnn", [112, 112], 128),  # halves round up
         ("cnn", [300], 128),  # never above default_size
         ("cnn", [], 128),
         ("efficientnet_lite0", [150, 150, 10], 160),

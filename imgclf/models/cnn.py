@@ -24,11 +24,11 @@ BN_MOMENTUM = 0.9
     default_size=128,
     min_size=64,
     description="from-scratch Conv2D/MaxPooling2D network; no pretrained weights",
-    default_epochs=40,
+    default_epochs=25,
 )
 def build_cnn(image_size: int) -> keras.Model:
     layers = keras.layers
-    blocks = max(3, min(5, int(math.log2(image_size / 8))))  # stop pooling at ~8 px
+    blocks = max(3, min(5, round(math.log2(image_size / 8))))  # pool down to about 8 px (96 px: 4 blocks)
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for i, filters in enumerate((32, 64, 128, 192, 256)[:blocks]):

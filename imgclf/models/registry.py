@@ -78,10 +78,11 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def choose_image_size(spec: ModelSpec, sides: list[int]) -> int:
-    """Input size from the data: the median image side, rounded up to a multiple of 32 and kept within
-    the model's range — upsampling 100 px photos to 224 px costs ~5× the compute for no new pixels."""
+    """Input size from the data: the median image side (shorter side of each image), rounded to the
+    nearest multiple of 32 (halves up) and kept within the model's range — upsampling 100 px photos to
+    224 px costs 5× the compute for no new pixels."""
     if not sides:
         return spec.default_size
     median = sorted(sides)[len(sides) // 2]
-    rounded = -(-median // 32) * 32
+    rounded = max(32, (median + 16) // 32 * 32)
     return max(spec.min_size, min(spec.default_size, rounded))

@@ -6,6 +6,7 @@ failing test fails the same way on every machine.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import os
@@ -164,6 +165,29 @@ def write_mixed_images(folder: Path, seed: int = 0) -> dict[str, Path]:
     out["tiff"] = folder / "scan.tif"
     rgb.save(out["tiff"])
     return out
+
+
+def history_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's history.csv."""
+    from imgclf.runs import RunFiles
+
+    with open(Path(run_dir) / RunFiles.HISTORY, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def manifest_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's split.csv (path, label, split)."""
+    from imgclf.runs import RunFiles
+
+    with open(Path(run_dir) / RunFiles.SPLIT, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch) -> Path:
+    """A test's own $IMGCLF_CACHE, so no test touches ~/.cache (files use it with ``usefixtures``)."""
+    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 def tree_hashes(root: Path) -> dict[str, str]:

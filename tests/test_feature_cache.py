@@ -18,10 +18,7 @@ from conftest import make_dataset, tree_hashes
 from imgclf.training.feature_cache import FeatureCache, default_cache_root, file_digest
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """No test of this file may touch ~/.cache: every one gets its own $IMGCLF_CACHE."""
-    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")  # no test of this file may touch ~/.cache
 
 
 # ---------------------------------------------------------------------------- a fake backbone

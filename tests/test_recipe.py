@@ -3,14 +3,13 @@ fine-tuning run really changes in the backbone's weights."""
 
 from __future__ import annotations
 
-import csv
 import re
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import make_dataset
+from conftest import history_rows, make_dataset
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError
 from imgclf.models.backbones import BUILTIN_WEIGHTS
@@ -22,9 +21,7 @@ from imgclf.training.recipe import freeze_below, plan_fine_tune
 SPEC_NAME = "efficientnet_lite0"
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
@@ -197,8 +194,7 @@ def fine_tuned(tmp_path_factory):
     nested = [layer for layer in saved.layers if isinstance(layer, keras.Model)]
     pristine = keras.saving.load_model(BUILTIN_WEIGHTS)
     (inner,) = [m for m in nested if m.name == pristine.name]
-    with open(result.run_dir / RunFiles.HISTORY, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = history_rows(result.run_dir)
     bn = {layer.name for layer in pristine.layers if isinstance(layer, keras.layers.BatchNormalization)}
     return weights_by_layer(inner), weights_by_layer(pristine), [layer.name for layer in pristine.layers], rows, bn
 

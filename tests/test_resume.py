@@ -8,7 +8,6 @@ KeyboardInterrupt. HistoryCSV is the first callback, so that epoch's row is in h
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import shutil
@@ -20,7 +19,7 @@ import pytest
 import yaml
 
 import imgclf
-from conftest import make_dataset, tree_hashes
+from conftest import history_rows, make_dataset, manifest_rows, tree_hashes
 from imgclf.cli import main as cli_main
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError
@@ -36,19 +35,11 @@ PRETRAINED = dict(
 METRIC_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
-
-
-def history_rows(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / RunFiles.HISTORY, newline="") as fh:
-        return list(csv.DictReader(fh))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def split_count(run_dir: Path, split: str) -> int:
-    with open(run_dir / RunFiles.SPLIT, newline="") as fh:
-        return sum(r["split"] == split for r in csv.DictReader(fh))
+    return sum(r["split"] == split for r in manifest_rows(run_dir))
 
 
 def epochs_of(rows) -> list[tuple[str, int]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import warnings
@@ -17,7 +16,7 @@ import yaml
 
 import imgclf
 import imgclf.runs
-from conftest import make_dataset, tree_hashes, write_bad_files, write_truncated_jpeg
+from conftest import history_rows, make_dataset, manifest_rows, tree_hashes, write_bad_files, write_truncated_jpeg
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError, ModelError
 from imgclf.runs import RunFiles, read_json
@@ -25,16 +24,6 @@ from imgclf.training import trainer
 from imgclf.training.callbacks import HistoryCSV
 
 TINY = dict(model="cnn", image_size=32, batch_size=8, augment="none", verbose=0)
-
-
-def manifest_rows(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / RunFiles.SPLIT, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def history_rows(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / RunFiles.HISTORY, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 @pytest.fixture(scope="module")

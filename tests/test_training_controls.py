@@ -3,23 +3,20 @@ weights, TensorBoard and the time budget — each through a real (tiny) run, plu
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
 from contextlib import redirect_stdout
 from pathlib import Path
-from types import SimpleNamespace
 
 import keras
-import numpy as np
 import pytest
 import yaml
 
 import imgclf
-from conftest import make_dataset
+from conftest import history_rows, make_dataset, manifest_rows
 from imgclf.cli import build_parser
-from imgclf.config import TrainConfig, parse_duration, resolve_config
+from imgclf.config import parse_duration, resolve_config
 from imgclf.errors import ConfigError
 from imgclf.models.classifier import loss_and_metric
 from imgclf.runs import RunFiles, read_json
@@ -29,14 +26,7 @@ TINY = dict(model="cnn", image_size=32, batch_size=8, augment="none", verbose=0)
 PEAK = 1e-3  # TrainConfig().learning_rate: the peak of the from-scratch schedule
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
-
-
-def history_rows(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / RunFiles.HISTORY, newline="") as fh:
-        return list(csv.DictReader(fh))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def lrs(run_dir: Path) -> list[float]:
@@ -44,8 +34,7 @@ def lrs(run_dir: Path) -> list[float]:
 
 
 def train_steps(run_dir: Path, batch_size: int = 8) -> int:
-    with open(run_dir / RunFiles.SPLIT, newline="") as fh:
-        n = sum(r["split"] == "train" for r in csv.DictReader(fh))
+    n = sum(r["split"] == "train" for r in manifest_rows(run_dir))
     return math.ceil(n / batch_size)
 
 

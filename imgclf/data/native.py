@@ -15,7 +15,6 @@ about goes to Pillow.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 

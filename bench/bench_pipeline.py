@@ -5,12 +5,14 @@ For each folder it reads every image, decoded and resized to ``--image-size``, w
 * ``keras``   ``keras.utils.image_dataset_from_directory(folder, image_size=…, batch_size=32)``, iterated
               as a user's ``fit`` would (epoch 1; it has no cache, so every epoch costs the same);
 * ``imgclf``  ``decoded_dataset`` + ``batched`` (plain JPEGs decoded in the graph by
-              ``tf.io.decode_jpeg(ratio=…)``, other files by Pillow; in-memory cache, shuffle, prefetch):
+              ``tf.io.decode_jpeg(ratio=…)``, other files by Pillow; in-memory cache, shuffle, prefetch;
+              uint8 batches, which the model casts to float32 itself; Keras hands over float32):
               epoch 1 and epoch 2 (from the cache);
 * ``bare``    a loop on all cores that only decodes + resizes with the fastest decoder we have
               (Pillow with ``draft``: JPEG DCT-domain downscaling) — the practical limit;
 
-and prints one line per method plus the ratios. Folders: the shared sign-language photos (small
+and prints one line per method plus the ratios, and each method's process CPU time per image (on a
+shared 2-core host the wall-clock rate of one run swings between one and two cores' worth). Folders: the shared sign-language photos (small
 JPEGs) and a generated camera-size folder (the same photos upscaled to 4000×3000, JPEG quality 90)
 in a temporary directory, deleted afterwards.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -58,17 +61,29 @@ def make_camera_folder(src: Path, dst: Path, n: int, size=(4000, 3000)) -> Path:
     return dst
 
 
-def timed(fn) -> tuple[float, int]:
-    t = time.perf_counter()
+CPU_MS: dict[str, list[float]] = {}  # method → process CPU milliseconds per image, one entry per run
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(fn, method: str = "") -> tuple[float, int]:
+    """Wall seconds and images of ``fn()``; the process CPU time per image is kept under ``method``."""
+    t, c = time.perf_counter(), cpu_seconds()
     n = fn()
-    return time.perf_counter() - t, n
+    seconds = time.perf_counter() - t
+    if method and n:
+        CPU_MS.setdefault(method, []).append(1000 * (cpu_seconds() - c) / n)
+    return seconds, n
 
 
 def bench_keras(folder: Path, size: int, batch: int) -> float:
     import keras
 
     ds = keras.utils.image_dataset_from_directory(folder, image_size=(size, size), batch_size=batch, verbose=False)
-    seconds, n = timed(lambda: sum(int(x.shape[0]) for x, _ in ds))
+    seconds, n = timed(lambda: sum(int(x.shape[0]) for x, _ in ds), "keras")
     return n / seconds
 
 
@@ -81,8 +96,8 @@ def bench_imgclf(folder: Path, size: int, batch: int, epochs: int = 2) -> list[f
     items = scan_folder(folder).items
     ds = batched(decoded_dataset(items, size, DecodeLog(), cache=True), batch, shuffle_seed=0, buffer=len(items))
     rates = []
-    for _ in range(epochs):
-        seconds, n = timed(lambda: sum(int(x.shape[0]) for x, _ in ds))
+    for epoch in range(1, epochs + 1):
+        seconds, n = timed(lambda: sum(int(x.shape[0]) for x, _ in ds), f"imgclf epoch {epoch}")
         rates.append(n / seconds)
     return rates
 
@@ -97,7 +112,7 @@ def bench_bare(folder: Path, size: int) -> float:
         with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
             return sum(1 for _ in pool.map(lambda f: load_image(f, size), files))
 
-    seconds, n = timed(run)
+    seconds, n = timed(run, "bare")
     return n / seconds
 
 
@@ -113,6 +128,7 @@ def report(name: str, folder: Path, size: int, batch: int, repeat: int = 1) -> N
     n = sum(1 for p in folder.rglob("*") if p.is_file())
     print(f"\n{name}: {folder} ({n} files), image size {size}, batch {batch}", flush=True)
     bench_bare(folder, size)  # warm the OS file cache so every method reads from memory
+    CPU_MS.clear()
     runs = []  # keras and imgclf alternated, so a neighbour's load shifts both alike; medians reported
     for _ in range(repeat):
         runs.append((bench_keras(folder, size, batch), *bench_imgclf(folder, size, batch)))
@@ -127,6 +143,10 @@ def report(name: str, folder: Path, size: int, batch: int, repeat: int = 1) -> N
     print(f"  bare   decode+resize, {os.cpu_count()} threads     {bare:9.0f} img/s", flush=True)
     doctor = bench_doctor(folder)
     print(f"  (imgclf doctor: scan + hash + decode check {doctor:.0f} img/s, once per train)", flush=True)
+    cpu = {k: statistics.median(v) for k, v in CPU_MS.items()}
+    print("  CPU ms per image (process CPU time / images; steadier than img/s on a shared host): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in cpu.items())
+          + f"; keras/imgclf epoch 1 {cpu['keras'] / cpu['imgclf epoch 1']:.2f}x", flush=True)
     print(
         f"  ratios: imgclf/keras epoch 1 {epoch1 / keras_rate:.2f}x, epoch 2 {epoch2 / keras_rate:.1f}x; "
         f"imgclf epoch 1 / bare {epoch1 / bare:.0%}",
@@ -137,7 +157,7 @@ def report(name: str, folder: Path, size: int, batch: int, repeat: int = 1) -> N
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of class sub-folders (default: %(default)s)")
-    parser.add_argument("--camera-images", type=int, default=120, help="camera-size images to generate; 0 skips (default: 120)")
+    parser.add_argument("--camera-images", type=int, default=400, help="camera-size images to generate; 0 skips (default: 400)")
     parser.add_argument("--image-size", type=int, default=224, help="decoded size in pixels (default: 224)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=1, help="alternated keras/imgclf runs per folder, medians reported (default: 1)")

@@ -137,6 +137,23 @@ def test_native_failures_are_retried_with_pillow(tmp_path, monkeypatch):
     assert log.failures == {}
 
 
+def test_retries_across_groups_keep_order_and_labels(tmp_path, monkeypatch):
+    """Gaps are found per group of decoded images: failures at a group's edges, a whole group of
+    failures and failures at the end are all retried in place, in the original order."""
+    n = 3 * pipeline._GROUP + 5
+    fails = {0, pipeline._GROUP - 1, pipeline._GROUP, n - 1, *range(2 * pipeline._GROUP - 3, 3 * pipeline._GROUP + 2)}
+    items = []
+    for i in range(n):
+        path = tmp_path / (f"{i}.png" if i in fails else f"{i}.jpg")
+        Image.new("RGB", (16, 16), (i % 256, 0, 255 - i % 256)).save(path)
+        items.append(ImageItem(str(path), i))
+    monkeypatch.setattr(pipeline, "native_ratios", lambda paths, size: [1] * len(paths))  # PNGs fail natively
+    pairs = list(decoded_dataset(items, 8, DecodeLog(), cache=False).as_numpy_iterator())
+    assert [int(y) for _, y in pairs] == list(range(n))
+    for image, label in pairs:
+        assert abs(int(image[..., 0].mean()) - label % 256) <= 2
+
+
 def test_mixed_folder_keeps_every_image_with_its_label(tmp_path):
     items = []
     for i in range(8):

@@ -67,13 +67,27 @@ def test_labels_of_skips_dropped_files(items_with_bad_ones):
     assert labels.tolist() == [0, 1, 0, 1, 0, 1]
 
 
-def test_batched_casts_to_float_and_batches(items_with_bad_ones):
+def test_batched_keeps_uint8_and_batches(items_with_bad_ones):
     items, _ = items_with_bad_ones
     batches = list(batched(decoded_dataset(items, 24, DecodeLog()), batch_size=4))
     assert [int(x.shape[0]) for x, _ in batches] == [4, 2]
     x, y = batches[0]
-    assert x.dtype.name == "float32" and x.shape[1:] == (24, 24, 3)
-    assert float(np.max(x)) == 255.0
+    assert x.dtype.name == "uint8" and x.shape[1:] == (24, 24, 3)
+    assert int(np.max(x)) == 255
+
+
+def test_models_read_uint8_batches_as_the_same_pixels_in_float(items_with_bad_ones):
+    """The pipeline hands over uint8; the classifier (augmentation and backbone inside) casts it."""
+    from imgclf.models.classifier import build_classifier
+    from imgclf.models.registry import get_spec
+
+    items, _ = items_with_bad_ones
+    clf = build_classifier(get_spec("cnn"), 2, 24, "flip,rotate=10", seed=0)
+    x, _ = next(iter(batched(decoded_dataset(items, 24, DecodeLog()), batch_size=4)))
+    assert x.dtype.name == "uint8"
+    np.testing.assert_allclose(
+        clf.model.predict_on_batch(x), clf.model.predict_on_batch(np.asarray(x, np.float32)), rtol=1e-6
+    )
 
 
 def test_batched_shuffle_is_seeded_and_keeps_pairs(items_with_bad_ones):

@@ -36,7 +36,7 @@ class TrainConfig:
         None, "square input size in pixels; when not given, chosen from the data's image sizes within the model's range"
     )
     epochs: int | None = _opt(
-        None, "maximum epochs of the main stage (fine-tuning, or all training for cnn); when not given, the model's own (6 fine-tuning, 25 cnn)"
+        None, "maximum epochs of the main stage (fine-tuning, or all training for cnn); when not given, the model's own (8 fine-tuning, 25 cnn)"
     )
     head_epochs: int = _opt(30, "maximum epochs of the frozen-backbone head stage (pretrained models; runs on cached features)")
     batch_size: int = _opt(32, "images per training step")

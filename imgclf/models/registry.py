@@ -26,7 +26,7 @@ class ModelSpec:
     description: str
     offline: bool = True  # False: needs to download ImageNet weights the first time
     fine_tune_from: str | None = None  # first layer unfrozen by --fine-tune auto; None: the last third
-    default_epochs: int = 6  # main-stage epochs when --epochs is not given
+    default_epochs: int = 8  # main-stage epochs when --epochs is not given
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -41,7 +41,7 @@ def register_model(
     description: str,
     offline: bool = True,
     fine_tune_from: str | None = None,
-    default_epochs: int = 6,
+    default_epochs: int = 8,
 ):
     """Decorator: register ``builder(image_size) -> backbone`` under ``name``."""
 

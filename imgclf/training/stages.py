@@ -35,6 +35,7 @@ from imgclf.training.callbacks import Deadline, HistoryCSV, RunState, SaveBest, 
 from imgclf.training.feature_cache import FeatureCache, default_cache_root
 from imgclf.training.optim import make_optimizer, schedule_callbacks
 from imgclf.training.recipe import Plan, freeze_below
+from imgclf.training.views import DrawViews, ViewBatches
 
 __all__ = ["Session", "Activations", "train_pretrained", "train_scratch", "MONITOR"]
 
@@ -181,23 +182,34 @@ def _views_within_budget(s: Session, first_view_seconds: float) -> int:
     return views
 
 
-def _fit_arrays(s: Session, model: keras.Model, stage: str, x, y, xv, yv, peak_lr: float, save=None, threshold=None) -> None:
+def _fit_arrays(
+    s: Session, model: keras.Model, stage: str, x, y, xv, yv, peak_lr: float, save=None, threshold=None, views: int = 1
+) -> None:
+    """Fit on arrays. With ``views`` > 1, ``x``/``y`` are that many equal blocks (one per cached view)
+    and each epoch draws one view per image (:mod:`imgclf.training.views`), so an epoch costs one view."""
     cfg = s.cfg
+    n = len(x) // views
     epochs = cfg.head_epochs if stage == "head" else cfg.epochs
     if stage != "head":
-        epochs = _epochs_within_budget(s, model, x, y, len(xv), epochs)
+        epochs = _epochs_within_budget(s, model, x[:n], y[:n], len(xv), epochs)
         if epochs == 0:
             s.say("  no time left for this stage")
             return
-    s.compile(model, peak_lr, _steps(len(x), cfg.batch_size), epochs, schedule="constant" if stage == "head" else None)
+    s.compile(model, peak_lr, _steps(n, cfg.batch_size), epochs, schedule="constant" if stage == "head" else None)
     start = s.resume_epoch(stage)
     if start:
         s.restore(model)
         s.say(f"  resuming {stage} after epoch {start}")
+    callbacks = s.callbacks(stage, save=save, threshold=threshold)
+    if views > 1:
+        data = ViewBatches(x.reshape(views, n, *x.shape[1:]), s.targets(y[:n]), cfg.batch_size, cfg.seed, start)
+        fit_args: dict = {"x": data}
+        callbacks.insert(0, DrawViews(data))
+    else:
+        fit_args = {"x": x, "y": s.targets(y), "batch_size": cfg.batch_size, "shuffle": True}
     model.fit(
-        x, s.targets(y), validation_data=(xv, s.targets(yv)), epochs=epochs, initial_epoch=start, batch_size=cfg.batch_size,
-        shuffle=True, class_weight=s.class_weight, callbacks=s.callbacks(stage, save=save, threshold=threshold),
-        verbose=s.fit_verbose,
+        **fit_args, validation_data=(xv, s.targets(yv)), epochs=epochs, initial_epoch=start,
+        class_weight=s.class_weight, callbacks=callbacks, verbose=s.fit_verbose,
     )
     s.end_stage()
 
@@ -276,7 +288,11 @@ def train_pretrained(s: Session, plan: Plan, train_items: list[ImageItem], val_i
         s.say(f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on cached activations (BatchNorm frozen)")
         inputs = keras.Input(a_train.shape[1:], name="activations")
         model = keras.Model(inputs, clf.apply_head(top(inputs, training=False)), name="top_and_head")
-        _fit_arrays(s, model, "fine_tune", a_train, y_train, a_val, y_val, cfg.fine_tune_learning_rate, save=clf.model, threshold=head_loss)
+        same_images = all(np.array_equal(labels[0], other) for other in labels[1:])  # a view per image, always
+        _fit_arrays(
+            s, model, "fine_tune", a_train, y_train, a_val, y_val, cfg.fine_tune_learning_rate,
+            save=clf.model, threshold=head_loss, views=views if same_images else 1,
+        )
         return
     s.say(f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on decoded images (BatchNorm frozen)")
     _fit_dataset(s, "fine_tune", train_raw, val_raw, len(train_items), cfg.fine_tune_learning_rate, threshold=head_loss)

@@ -12,9 +12,9 @@ For each folder it reads every image, decoded and resized to ``--image-size``, w
               (Pillow with ``draft``: JPEG DCT-domain downscaling) — the practical limit;
 
 and prints one line per method plus the ratios, and each method's process CPU time per image (on a
-shared 2-core host the wall-clock rate of one run swings between one and two cores' worth). Folders: the shared sign-language photos (small
-JPEGs) and a generated camera-size folder (the same photos upscaled to 4000×3000, JPEG quality 90)
-in a temporary directory, deleted afterwards.
+shared 2-core host the wall-clock rate of one run swings between one and two cores' worth). Folders:
+the shared sign-language photos (small JPEGs) and a generated camera-size folder (the same photos
+upscaled to 4000×3000, JPEG quality 90) in a temporary directory, deleted afterwards.
 
     .venv/bin/python bench/bench_pipeline.py [--data DIR] [--camera-images N] [--image-size N] [--repeat N]
 """

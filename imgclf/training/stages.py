@@ -288,7 +288,8 @@ def train_pretrained(s: Session, plan: Plan, train_items: list[ImageItem], val_i
         s.say(f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on cached activations (BatchNorm frozen)")
         inputs = keras.Input(a_train.shape[1:], name="activations")
         model = keras.Model(inputs, clf.apply_head(top(inputs, training=False)), name="top_and_head")
-        same_images = all(np.array_equal(labels[0], other) for other in labels[1:])  # a view per image, always
+        # every view holds the same images (a file that fails to decode fails in every view); if not, no sampling
+        same_images = all(np.array_equal(labels[0], other) for other in labels[1:])
         _fit_arrays(
             s, model, "fine_tune", a_train, y_train, a_val, y_val, cfg.fine_tune_learning_rate,
             save=clf.model, threshold=head_loss, views=views if same_images else 1,

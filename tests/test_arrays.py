@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import imgclf
-from conftest import tree_hashes
+from helpers import tree_hashes
 from imgclf.data.arrays import load_arrays
 from imgclf.data.decode import load_image
 from imgclf.data.scan import scan_folder

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import imgclf
-from conftest import make_dataset, write_bad_files
+from helpers import make_dataset, write_bad_files
 from imgclf import cli
 from imgclf.cli import main
 from imgclf.config import config_fields

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import orientation_jpeg, write_bad_files, write_mixed_images
+from helpers import orientation_jpeg, write_bad_files, write_mixed_images
 from imgclf.data.decode import DecodeLog, load_image, to_rgb
 
 MIXED_KINDS = [

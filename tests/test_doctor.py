@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import imgclf
-from conftest import make_dataset, make_textured_dataset, plant_copy, tree_hashes, write_every_bad_kind
+from helpers import make_dataset, make_textured_dataset, plant_copy, tree_hashes, write_every_bad_kind
 from imgclf.cli import main
 from imgclf.data.doctor import class_weights, diagnose, run_doctor
 from imgclf.data.scan import scan_folder

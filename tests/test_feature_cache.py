@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import make_dataset, tree_hashes
+from helpers import make_dataset, tree_hashes
 from imgclf.training.feature_cache import FeatureCache, default_cache_root, file_digest
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import orientation_jpeg, write_bad_files
+from helpers import orientation_jpeg, write_bad_files
 from imgclf.data import pipeline
 from imgclf.data.decode import DecodeLog, load_image
 from imgclf.data.native import RATIOS, decode_native, native_ratio

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_bad_files
+from helpers import write_bad_files
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset, fits_cache, labels_of
 from imgclf.data.scan import ImageItem

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import imgclf
-from conftest import make_dataset, write_bad_files, write_truncated_jpeg
+from helpers import make_dataset, write_bad_files, write_truncated_jpeg
 from imgclf.errors import ConfigError, DataError, ImgclfError
 from imgclf.runs import RunFiles, read_json
 from imgclf.serving.predictor import Prediction, Run, expand_paths, load_run

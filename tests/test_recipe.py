@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import history_rows, make_dataset
+from helpers import history_rows, make_dataset
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError
 from imgclf.models.backbones import BUILTIN_WEIGHTS

@@ -32,7 +32,7 @@ def test_plot_history_without_rows_writes_nothing(tmp_path):
 
 def test_augmentation_preview_shows_each_image_and_its_views(tmp_path):
     import keras
-    from conftest import make_dataset
+    from helpers import make_dataset
 
     from imgclf.data.augment import augmentation_layers
     from imgclf.reporting.augmentation import plot_augmentation_preview

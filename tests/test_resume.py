@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 import imgclf
-from conftest import history_rows, make_dataset, manifest_rows, tree_hashes
+from helpers import history_rows, make_dataset, manifest_rows, tree_hashes
 from imgclf.cli import main as cli_main
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError

@@ -191,7 +191,7 @@ def test_a_duplicate_across_classes_lands_in_one_split(tmp_path, make_dataset):
 
 
 def test_a_planted_duplicate_is_split_apart_without_groups_and_never_with_them(tmp_path, make_dataset):
-    from conftest import plant_copy
+    from helpers import plant_copy
 
     from imgclf.data.doctor import prepare_training_data
     from imgclf.config import TrainConfig

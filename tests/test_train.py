@@ -16,7 +16,7 @@ import yaml
 
 import imgclf
 import imgclf.runs
-from conftest import history_rows, make_dataset, manifest_rows, tree_hashes, write_bad_files, write_truncated_jpeg
+from helpers import history_rows, make_dataset, manifest_rows, tree_hashes, write_bad_files, write_truncated_jpeg
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError, ModelError
 from imgclf.runs import RunFiles, read_json

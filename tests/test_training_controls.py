@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import imgclf
-from conftest import history_rows, make_dataset, manifest_rows
+from helpers import history_rows, make_dataset, manifest_rows
 from imgclf.cli import build_parser
 from imgclf.config import parse_duration, resolve_config
 from imgclf.errors import ConfigError

@@ -7,7 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench clean browser
+
+# The browser tests (report and web app) drive Debian's chromium through Playwright; Playwright's own
+# browser download is never used. Installed with apt-get (as root, or through sudo) when missing.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +28,18 @@ demo: $(STAMP)
 	$(BIN)/imgclf train demo/sign-digits --out runs --name demo
 	run=$$(ls -td runs/demo* | head -n 1) && $(BIN)/imgclf evaluate $$run && $(BIN)/imgclf predict $$run demo/new-pictures
 
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
+
 # The whole suite, the slow integration test on the shared dataset included (what CI runs).
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
 # Everything but the integration test on the shared dataset.
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 clean:

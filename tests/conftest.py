@@ -15,6 +15,8 @@ from helpers import make_dataset, write_bad_files, write_mixed_images
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+pytest_plugins = ["browser"]  # the `page` fixture: Debian's chromium through Playwright
+
 
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch) -> Path:

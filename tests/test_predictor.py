@@ -85,10 +85,14 @@ def test_predict_a_folder_ignores_hidden_folders(run, trained_run, tmp_path):
 
 
 def test_predictions_match_the_model_on_the_same_pixels(run, trained_run):
-    from imgclf.data.decode import load_image
+    """predict decodes through the training pipeline; on those pixels it equals the bare model."""
+    from imgclf.data.decode import DecodeLog
+    from imgclf.data.pipeline import decoded_dataset
+    from imgclf.data.scan import ImageItem
 
     paths = images_of(trained_run, "dog")[:4]
-    probs = run.predict_arrays(np.stack([load_image(str(p), run.image_size) for p in paths]))
+    ds = decoded_dataset([ImageItem(str(p), 0) for p in paths], run.image_size, DecodeLog(), cache=False)
+    probs = run.predict_arrays(np.stack([x for x, _ in ds.as_numpy_iterator()]))
     for p, row in zip(run.predict(paths, top_k=1), probs):
         assert p.label == run.classes[int(np.argmax(row))]
         assert p.confidence == pytest.approx(float(row.max()), rel=1e-5)

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.data.decode import load_image
 from imgclf.data.scan import IMAGE_EXTENSIONS, ImageItem, scan_folder
 from imgclf.errors import DataError, invalid_value
 from imgclf.evaluation.metrics import Metrics
@@ -96,34 +95,25 @@ class Run:
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255]."""
-        from imgclf.models.classifier import class_probabilities
+        from imgclf.evaluation.inference import score_arrays
 
-        return class_probabilities(self.model.predict_on_batch(np.asarray(images, np.float32)))
+        return score_arrays(self.model, images)
 
     def predict(self, paths: str | Path | Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
         """Predict files and folders. An unreadable file gets a Prediction with ``error`` set."""
+        from imgclf.evaluation.inference import score_items
+
         if top_k < 1:
             raise invalid_value("top_k", top_k, "an integer >= 1")
         files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
         k = min(top_k, len(self.classes))
-        results: list[Prediction] = []
-        for start in range(0, len(files), batch_size):
-            chunk = files[start : start + batch_size]
-            arrays, good = [], []
-            for f in chunk:
-                try:
-                    arrays.append(load_image(f, self.image_size))
-                    good.append(f)
-                except Exception as exc:  # any decoder failure: report it on this file's line
-                    results.append(Prediction(f, None, None, [], f"cannot decode: {exc}".splitlines()[0]))
-            if arrays:
-                probs = self.predict_arrays(np.stack(arrays))
-                for f, p in zip(good, probs):
-                    order = np.argsort(-p)[:k]
-                    top = [(self.classes[i], float(p[i])) for i in order]
-                    results.append(Prediction(f, top[0][0], top[0][1], top))
-        position = {f: i for i, f in enumerate(files)}
-        return sorted(results, key=lambda r: position[r.path])
+        scores = score_items(self.model, [ImageItem(f, -1) for f in files], self.image_size, batch_size)
+        results = {f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()}
+        for f, p in zip(scores.paths, scores.probs):
+            order = np.argsort(-p)[:k]
+            top = [(self.classes[i], float(p[i])) for i in order]
+            results[f] = Prediction(f, top[0][0], top[0][1], top)
+        return [results[f] for f in files]
 
     def evaluate(self, data: str | Path | None = None, batch_size: int | None = None) -> Metrics:
         """Metrics on the run's own test split, or on a separate labelled folder (saved under evaluations/)."""

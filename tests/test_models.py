@@ -215,3 +215,32 @@ def test_imagenet_preprocess_layer():
     assert ImagenetPreprocess("caffe").get_config()["mode"] == "caffe"
     with pytest.raises(ValueError, match=r"argument `mode`.*Received: mode='bgr'"):
         ImagenetPreprocess("bgr")
+
+
+def test_a_model_module_registers_through_the_decorator(tmp_path, monkeypatch):
+    """timm's way: importing a module whose builder carries @register_model is all it takes."""
+    from imgclf.models import registry
+
+    (tmp_path / "my_vit_model.py").write_text(
+        "from imgclf.models.registry import register_model\n"
+        "@register_model('my_vit', pretrained=False, default_size=64, min_size=32, description='a test model')\n"
+        "def build(image_size):\n"
+        "    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # leave the real table as it was
+    __import__("my_vit_model")
+    assert "my_vit" in [spec.name for spec in list_models()]
+    assert get_spec("my_vit").description == "a test model"
+
+
+def test_the_registry_imports_no_model_module():
+    import ast
+    from pathlib import Path
+
+    from imgclf.models import registry
+
+    tree = ast.parse(Path(registry.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("imgclf.models")}

@@ -10,7 +10,7 @@ import keras
 
 from imgclf.errors import ModelError
 from imgclf.models.layers import ImagenetPreprocess
-from imgclf.models.registry import ModelSpec, register_model
+from imgclf.models.registry import ModelSpec, register_file_backbone, register_model
 
 __all__ = ["BUILTIN_WEIGHTS", "file_backbone_spec", "load_backbone_file"]
 
@@ -46,7 +46,13 @@ register_model(
 )(lambda image_size: load_backbone_file(BUILTIN_WEIGHTS))
 
 
+@register_file_backbone
 def file_backbone_spec(path: str) -> ModelSpec:
+    """The spec of a ``.keras`` backbone file given as ``--model PATH``.
+
+    Args:
+        path: the ``.keras`` file; it is loaded when the model is built.
+    """
     return ModelSpec(
         name=str(path),
         builder=lambda image_size: load_backbone_file(path),

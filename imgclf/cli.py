@@ -15,7 +15,7 @@ import types
 from collections.abc import Sequence
 
 from imgclf.config import TrainConfig, config_fields
-from imgclf.errors import ConfigError, ImgclfError
+from imgclf.errors import ConfigError, DataError, ImgclfError, invalid_value
 
 __all__ = ["main", "build_parser"]
 
@@ -164,9 +164,35 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from imgclf.data.doctor import run_doctor
+    """``imgclf doctor``: scan DATA, diagnose it (with the splits of ``--run``), print it, save ``--json``."""
+    from pathlib import Path
 
-    print(run_doctor(args.data, near_threshold=args.near_threshold, group_by=args.group_by, run=args.run, json_path=args.json))
+    from imgclf.data.doctor import DEFAULT_NEAR_THRESHOLD, diagnose
+    from imgclf.data.groups import check_group_by
+    from imgclf.data.scan import scan_folder
+    from imgclf.data.split import read_manifest
+    from imgclf.runs import RunFiles, read_json
+
+    threshold = DEFAULT_NEAR_THRESHOLD if args.near_threshold is None else args.near_threshold
+    if not -1 <= threshold <= 32:
+        raise invalid_value("near_threshold", threshold, "an integer from 0 to 32 (bits of 64), or -1 for no near-duplicate search")
+    if args.group_by is not None:
+        check_group_by(args.group_by)
+    scanned = scan_folder(args.data)
+    splits = None
+    if args.run is not None:
+        run_dir = Path(args.run)
+        if not (run_dir / RunFiles.CLASSES).is_file():
+            raise DataError(f"run folder {args.run!r} has no {RunFiles.CLASSES}; expected a folder made by `imgclf train`")
+        classes = read_json(run_dir / RunFiles.CLASSES)
+        splits = {i.path: i.split for i in read_manifest(run_dir / RunFiles.SPLIT, classes, scanned.root)}
+    report = diagnose(scanned, threshold, splits=splits, group_by=args.group_by)
+    if args.json is not None:
+        try:
+            Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise invalid_value("json", str(args.json), f"a writable file path ({exc.strerror})") from None
+    print(report.format())
     return 0
 
 

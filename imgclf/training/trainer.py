@@ -21,7 +21,8 @@ from imgclf.config import TrainConfig, parse_duration
 from imgclf.data.augment import augmentation_layers
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import decoded_dataset, fits_cache
-from imgclf.data.doctor import class_weights, prepare_training_data
+from imgclf.data.balance import train_class_weights
+from imgclf.data.prepare import prepare_training_data
 from imgclf.data.scan import ScannedData, scan_folder
 from imgclf.data.split import SPLITS, read_manifest, write_manifest
 from imgclf.evaluation.evaluate import evaluate_items
@@ -152,9 +153,7 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
         resume = None
     else:
         run_dir, data, items, doctor_report, resume = _reopen(resume_dir)
-        class_weight = None
-        if cfg.class_weight == "auto":
-            class_weight = class_weights((i.label for i in items if i.split == "train"), len(data.classes))
+        class_weight = train_class_weights(items, len(data.classes), cfg.class_weight)
         image_size = cfg.image_size
         clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
     by_split = {name: [i for i in items if i.split == name] for name in SPLITS}

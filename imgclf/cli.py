@@ -14,8 +14,9 @@ import sys
 import types
 from collections.abc import Sequence
 
-from imgclf.config import TrainConfig, config_fields
+from imgclf.config import TrainConfig, config_fields, field_type
 from imgclf.errors import ConfigError, DataError, ImgclfError, invalid_value
+from imgclf.runtime import quiet_tensorflow_logs
 
 __all__ = ["main", "build_parser"]
 
@@ -23,20 +24,10 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _field_type(annotation: str):
-    if annotation.startswith("bool"):
-        return bool
-    if annotation.startswith("int"):
-        return int
-    if annotation.startswith("float"):
-        return float
-    return str
-
-
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in config_fields():
         flag = "--" + f.name.replace("_", "-")
-        kind = _field_type(str(f.type))
+        kind = field_type(f)
         default = {"image_size": "from the data", "epochs": "the model's"}.get(f.name, f.default)
         help_text = f"{f.metadata['help']} (default: {default})"
         if kind is bool:
@@ -214,6 +205,12 @@ COMMANDS: dict[str, types.FunctionType] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``imgclf`` command; returns the exit status (2 for a user mistake, printed on one line).
+
+    Args:
+        argv: the arguments after ``imgclf``; None: ``sys.argv[1:]``.
+    """
+    quiet_tensorflow_logs()  # before any command imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -14,10 +14,10 @@ from imgclf.models.classifier import (
     class_probabilities,
     iter_layers,
     loss_and_metric,
-    set_backbone_trainable,
 )
 from imgclf.models.layers import ImagenetPreprocess
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec, list_models
+from imgclf.training.recipe import freeze_below
 
 ALL_MODELS = sorted(["cnn", "efficientnet_lite0", *KERAS_APPLICATIONS])
 
@@ -91,13 +91,13 @@ def batchnorm_layers(model):
 
 
 @pytest.mark.parametrize("name", ["cnn", "mobilenet_v2"])
-def test_set_backbone_trainable_keeps_batchnorm_frozen(name):
+def test_unfreezing_a_backbone_keeps_batchnorm_frozen(name):
     backbone = get_spec("cnn").builder(64) if name == "cnn" else build_keras_application(name, 96, weights=None)
     bns = batchnorm_layers(backbone)
     assert bns
-    set_backbone_trainable(backbone, False)
+    freeze_below(backbone, None)
     assert backbone.trainable_weights == []
-    set_backbone_trainable(backbone, True)
+    freeze_below(backbone, 1)  # every layer after the input
     assert all(not bn.trainable for bn in bns)
     assert all(not bn.trainable_weights for bn in bns)
     convs = [layer for layer in iter_layers(backbone) if isinstance(layer, keras.layers.Conv2D)]
@@ -105,9 +105,9 @@ def test_set_backbone_trainable_keeps_batchnorm_frozen(name):
     assert backbone.trainable_weights  # the rest is unfrozen
 
 
-def test_set_backbone_trainable_on_the_builtin_lite0():
+def test_unfreezing_the_builtin_lite0_keeps_batchnorm_frozen():
     backbone = get_spec("efficientnet_lite0").builder(64)
-    set_backbone_trainable(backbone, True)
+    freeze_below(backbone, 1)  # every layer after the input
     bns = batchnorm_layers(backbone)
     assert bns and all(not bn.trainable for bn in bns)
     assert len(backbone.trainable_weights) > 0

@@ -21,7 +21,6 @@ __all__ = [
     "build_classifier",
     "class_probabilities",
     "iter_layers",
-    "set_backbone_trainable",
     "loss_and_metric",
     "HEAD_DROPOUT",
 ]
@@ -52,15 +51,6 @@ def iter_layers(model: keras.Layer) -> Iterator[keras.Layer]:
     for layer in getattr(model, "layers", []):
         yield layer
         yield from iter_layers(layer)
-
-
-def set_backbone_trainable(backbone: keras.Model, trainable: bool) -> None:
-    """Freeze or unfreeze a backbone; BatchNorm layers always stay frozen (statistics and scale)."""
-    backbone.trainable = trainable
-    if trainable:
-        for layer in iter_layers(backbone):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
 
 
 def loss_and_metric(num_classes: int, label_smoothing: float = 0.0):

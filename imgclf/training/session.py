@@ -14,7 +14,13 @@ import numpy as np
 from imgclf.config import TrainConfig
 from imgclf.models.classifier import Classifier, loss_and_metric
 from imgclf.runs import RunFiles
-from imgclf.training.callbacks import Deadline, HistoryCSV, RunState, SaveBest, StopAtAccuracy
+from imgclf.training.callbacks import (
+    Deadline,
+    HistoryCSV,
+    RunState,
+    SaveBest,
+    StopAtAccuracy,
+)
 from imgclf.training.optim import make_optimizer, schedule_callbacks
 
 __all__ = ["Session", "MONITOR", "RESERVE_SECONDS"]

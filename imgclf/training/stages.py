@@ -214,7 +214,7 @@ def _fit_dataset(
     """Fit the whole model on decoded images (augmentation inside the model, applied on the fly)."""
     cfg, model = session.cfg, session.clf.model
     if session.one_hot:
-        encode = lambda x, y: (x, keras.ops.one_hot(y, session.num_classes))  # noqa: E731
+        encode = lambda x, y: (x, keras.ops.one_hot(y, session.num_classes))
         train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
     epochs = cfg.epochs
     if session.deadline is not None:  # no cheap calibration on a stream: let the Deadline callback stop it

@@ -114,3 +114,33 @@ def test_every_public_name_resolves():
 
     for name in imgclf.__all__:
         assert getattr(imgclf, name) is not None, name
+
+
+# docs/architecture.md's table: what each part of the package may import (the front ends: anything)
+MAY_IMPORT = {
+    "imgclf.errors": set(),
+    "imgclf.options": {"imgclf.errors"},
+    "imgclf.config": {"imgclf.errors", "imgclf.options"},
+    "imgclf.runtime": set(),
+    "imgclf.runs": {"imgclf.config", "imgclf.errors"},
+    "imgclf.data": {"imgclf.config", "imgclf.errors", "imgclf.options"},
+    "imgclf.models": {"imgclf.data", "imgclf.errors"},
+    "imgclf.evaluation": {"imgclf.data", "imgclf.models"},
+    "imgclf.reporting": {"imgclf.data"},
+    "imgclf.training": {
+        "imgclf.config", "imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models",
+        "imgclf.options", "imgclf.reporting", "imgclf.runs",
+    },  # fmt: skip
+    "imgclf.serving": {"imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models", "imgclf.runs"},
+}
+
+
+def part(module: str) -> str:
+    """``imgclf.data.scan`` → ``imgclf.data``; a top-level module is its own part."""
+    return ".".join(module.split(".")[:2])
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if part(m) in MAY_IMPORT))
+def test_imports_point_down_the_layers(name):
+    outside = {part(m) for m in GRAPH[name]} - {part(name)}
+    assert outside <= MAY_IMPORT[part(name)], f"{name} imports {sorted(outside - MAY_IMPORT[part(name)])}"

@@ -150,7 +150,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '5m', '1.5h' or plain seconds → seconds (> 0)."""
+    """'90s', '5m', '1.5h' or plain seconds → seconds (> 0).
+
+    Args:
+        text: the duration (``--time``).
+    """
     raw = str(text).strip().lower()
     unit = raw[-1:] if raw[-1:] in _UNITS else "s"
     number = raw[:-1] if raw[-1:] in _UNITS else raw
@@ -175,7 +179,11 @@ def config_fields() -> list[dataclasses.Field]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON config file into a dict (keys are checked by :func:`resolve_config`)."""
+    """Read a YAML or JSON config file into a dict (keys are checked by :func:`resolve_config`).
+
+    Args:
+        path: a ``.yaml``, ``.yml`` or ``.json`` file.
+    """
     p = Path(path)
     if not p.is_file():
         raise invalid_value("config", str(path), "an existing .yaml, .yml or .json file")
@@ -234,7 +242,12 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Defaults < config file < overrides; unknown keys are rejected with a suggestion."""
+    """Defaults < config file < overrides; unknown keys are rejected with a suggestion.
+
+    Args:
+        config_file: a YAML or JSON file of options; None: none. Defaults to None.
+        **overrides: option values (flags, keyword arguments); they win over the file.
+    """
     known = {f.name for f in fields(TrainConfig)}
     merged: dict[str, Any] = {}
     for source, values in (("config file", load_config_file(config_file) if config_file else {}), ("argument", overrides)):

@@ -51,7 +51,11 @@ _ALLOWED = "'none' or a comma list of " + ", ".join(_describe(n) for n in AUGMEN
 
 
 def parse_augment(spec: str) -> dict[str, float | None]:
-    """Parse an augmentation spec into ``{name: value}``; raise a ConfigError naming the bad part."""
+    """Parse an augmentation spec into ``{name: value}``; raise a ConfigError naming the bad part.
+
+    Args:
+        spec: ``"none"`` or a comma list such as ``"flip,rotate=20,zoom=0.1"``.
+    """
     spec = (spec or "").strip()
     if spec.lower() in ("", "none", "off", "false"):
         return {}
@@ -79,7 +83,11 @@ def parse_augment(spec: str) -> dict[str, float | None]:
 
 
 def check_group_by(group_by: str) -> re.Pattern | Path:
-    """The compiled regex, or the CSV path; a :class:`ConfigError` naming ``group_by`` if neither."""
+    """The compiled regex, or the CSV path; a :class:`ConfigError` naming ``group_by`` if neither.
+
+    Args:
+        group_by: a regular expression, or a path to a CSV of ``path,group``.
+    """
     allowed = "a regular expression, or an existing CSV file with columns path,group"
     if not group_by:
         raise invalid_value("group_by", group_by, allowed)

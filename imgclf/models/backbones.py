@@ -18,7 +18,11 @@ BUILTIN_WEIGHTS = Path(__file__).parent / "weights" / "efficientnet_lite0_imagen
 
 
 def load_backbone_file(path: str | Path) -> keras.Model:
-    """Load a .keras model as a feature extractor (pooled if it ends in a feature map)."""
+    """Load a .keras model as a feature extractor (pooled if it ends in a feature map).
+
+    Args:
+        path: the ``.keras`` file.
+    """
     p = Path(path)
     if p.is_dir():
         raise ModelError(f"--model {str(path)!r} is a folder; expected a .keras file or a model name (`imgclf models`)")

@@ -103,7 +103,12 @@ def get_spec(name: str) -> ModelSpec:
 def choose_image_size(spec: ModelSpec, sides: list[int]) -> int:
     """Input size from the data: the median image side (shorter side of each image), rounded to the
     nearest multiple of 32 (halves up) and kept within the model's range — upsampling 100 px photos to
-    224 px costs 5× the compute for no new pixels."""
+    224 px costs 5× the compute for no new pixels.
+
+    Args:
+        spec: the model's registry entry (its size range).
+        sides: the shorter side of each image, in pixels.
+    """
     if not sides:
         return spec.default_size
     median = sorted(sides)[len(sides) // 2]

@@ -70,7 +70,11 @@ class Activations:
 
 
 def has_augmentation(clf: Classifier) -> bool:
-    """Whether the classifier has an augmentation layer (``--augment`` not ``none``)."""
+    """Whether the classifier has an augmentation layer (``--augment`` not ``none``).
+
+    Args:
+        clf: the classifier.
+    """
     return any(layer.name == "augmentation" for layer in clf.model.layers)
 
 

@@ -52,7 +52,11 @@ __all__ = ["TrainResult", "RunSetup", "train_run", "configure_devices"]
 
 
 def configure_devices(cfg: TrainConfig) -> None:
-    """Reproducible on CPU when asked; on a GPU, grow memory as needed and train in mixed precision."""
+    """Reproducible on CPU when asked; on a GPU, grow memory as needed and train in mixed precision.
+
+    Args:
+        cfg: the run's options; ``deterministic`` turns on TensorFlow op determinism (CPU).
+    """
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notices and the like are not actionable for users

@@ -154,7 +154,8 @@ def doctor(data: str | Path, near_threshold: int | None = None, group_by: str | 
 
 
 def list_models():
-    """The model registry's entries."""
+    """The model registry's entries, sorted by name (what ``imgclf models`` lists)."""
+    quiet_tensorflow_logs()
     from imgclf.models.registry import list_models as _list
 
     return _list()

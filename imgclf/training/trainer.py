@@ -34,16 +34,7 @@ from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
 from imgclf.reporting.curves import plot_history
-from imgclf.runs import (
-    RunFiles,
-    check_run_dir,
-    create_run_dir,
-    library_versions,
-    read_config,
-    read_json,
-    write_config,
-    write_json,
-)
+from imgclf.runs import RunFiles, check_run_dir, create_run_dir, library_versions, read_config, read_json, write_config, write_json
 from imgclf.training.recipe import Plan, plan_fine_tune
 from imgclf.training.session import Session
 from imgclf.training.stages import train_pretrained, train_scratch

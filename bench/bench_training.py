@@ -35,7 +35,7 @@ METHODS = ("baseline", "default", "time1m", "cnn", "notes_cnn")
 def held_out_split(data: Path, workdir: Path):
     """imgclf's split of ``data``, materialised as symlink folders: trainval/<class>, test/<class>."""
     from imgclf.config import TrainConfig
-    from imgclf.data.doctor import prepare_training_data
+    from imgclf.data.prepare import prepare_training_data
     from imgclf.data.scan import scan_folder
 
     scanned = scan_folder(data)

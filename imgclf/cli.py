@@ -14,8 +14,9 @@ import sys
 import types
 from collections.abc import Sequence
 
-from imgclf.config import TrainConfig, config_fields
-from imgclf.errors import ConfigError, ImgclfError
+from imgclf.config import TrainConfig, config_fields, field_type
+from imgclf.errors import ConfigError, DataError, ImgclfError, invalid_value
+from imgclf.runtime import quiet_tensorflow_logs
 
 __all__ = ["main", "build_parser"]
 
@@ -23,20 +24,10 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _field_type(annotation: str):
-    if annotation.startswith("bool"):
-        return bool
-    if annotation.startswith("int"):
-        return int
-    if annotation.startswith("float"):
-        return float
-    return str
-
-
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in config_fields():
         flag = "--" + f.name.replace("_", "-")
-        kind = _field_type(str(f.type))
+        kind = field_type(f)
         default = {"image_size": "from the data", "epochs": "the model's"}.get(f.name, f.default)
         help_text = f"{f.metadata['help']} (default: {default})"
         if kind is bool:
@@ -164,9 +155,35 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from imgclf.data.doctor import run_doctor
+    """``imgclf doctor``: scan DATA, diagnose it (with the splits of ``--run``), print it, save ``--json``."""
+    from pathlib import Path
 
-    print(run_doctor(args.data, near_threshold=args.near_threshold, group_by=args.group_by, run=args.run, json_path=args.json))
+    from imgclf.data.doctor import DEFAULT_NEAR_THRESHOLD, diagnose
+    from imgclf.data.groups import check_group_by
+    from imgclf.data.scan import scan_folder
+    from imgclf.data.split import read_manifest
+    from imgclf.runs import RunFiles, read_json
+
+    threshold = DEFAULT_NEAR_THRESHOLD if args.near_threshold is None else args.near_threshold
+    if not -1 <= threshold <= 32:
+        raise invalid_value("near_threshold", threshold, "an integer from 0 to 32 (bits of 64), or -1 for no near-duplicate search")
+    if args.group_by is not None:
+        check_group_by(args.group_by)
+    scanned = scan_folder(args.data)
+    splits = None
+    if args.run is not None:
+        run_dir = Path(args.run)
+        if not (run_dir / RunFiles.CLASSES).is_file():
+            raise DataError(f"run folder {args.run!r} has no {RunFiles.CLASSES}; expected a folder made by `imgclf train`")
+        classes = read_json(run_dir / RunFiles.CLASSES)
+        splits = {i.path: i.split for i in read_manifest(run_dir / RunFiles.SPLIT, classes, scanned.root)}
+    report = diagnose(scanned, threshold, splits=splits, group_by=args.group_by)
+    if args.json is not None:
+        try:
+            Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise invalid_value("json", str(args.json), f"a writable file path ({exc.strerror})") from None
+    print(report.format())
     return 0
 
 
@@ -188,6 +205,12 @@ COMMANDS: dict[str, types.FunctionType] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``imgclf`` command; returns the exit status (2 for a user mistake, printed on one line).
+
+    Args:
+        argv: the arguments after ``imgclf``; None: ``sys.argv[1:]``.
+    """
+    quiet_tensorflow_logs()  # before any command imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

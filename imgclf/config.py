@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from imgclf.errors import ConfigError, invalid_value
+from imgclf.options import (
+    CLASS_WEIGHTS,
+    OPTIMIZERS,
+    SCHEDULES,
+    check_choice,
+    check_group_by,
+    parse_augment,
+)
 
-__all__ = ["TrainConfig", "resolve_config", "config_fields", "load_config_file", "parse_duration", "cache_root"]
+__all__ = ["TrainConfig", "resolve_config", "config_fields", "load_config_file", "parse_duration", "cache_root", "field_type"]
 
 
 def _opt(default: Any, help: str, *, cli: bool = True, aliases: tuple[str, ...] = ()) -> Any:
@@ -101,12 +109,8 @@ class TrainConfig:
         for name in ("patience", "cache_mb"):
             if getattr(self, name) < 0:
                 raise invalid_value(name, getattr(self, name), "an integer >= 0")
-        from imgclf.training.optim import OPTIMIZERS, SCHEDULES  # local: keeps config importable without TensorFlow
-
-        if self.optimizer not in OPTIMIZERS:
-            raise invalid_value("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
-        if self.lr_schedule not in SCHEDULES:
-            raise invalid_value("lr_schedule", self.lr_schedule, f"one of {', '.join(SCHEDULES)}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
         if self.fine_tune not in ("auto", "all", "none") and not (self.fine_tune.isdigit() and int(self.fine_tune) > 0):
             raise invalid_value("fine_tune", self.fine_tune, "'auto', 'all', 'none' or a number of layers >= 1")
         if not 1 <= self.views <= 16:
@@ -131,14 +135,10 @@ class TrainConfig:
             )
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise invalid_value("name", self.name, "a plain folder name without '/'")
-        if self.class_weight not in ("none", "auto"):
+        if self.class_weight not in CLASS_WEIGHTS:
             raise invalid_value("class_weight", self.class_weight, "one of 'none', 'auto'")
         if self.group_by is not None:
-            from imgclf.data.groups import check_group_by  # local: keeps config light
-
             check_group_by(self.group_by)
-        from imgclf.data.augment import parse_augment  # local: keeps config importable without TensorFlow
-
         parse_augment(self.augment)
         return self
 
@@ -150,7 +150,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '5m', '1.5h' or plain seconds → seconds (> 0)."""
+    """'90s', '5m', '1.5h' or plain seconds → seconds (> 0).
+
+    Args:
+        text: the duration (``--time``).
+    """
     raw = str(text).strip().lower()
     unit = raw[-1:] if raw[-1:] in _UNITS else "s"
     number = raw[:-1] if raw[-1:] in _UNITS else raw
@@ -175,7 +179,11 @@ def config_fields() -> list[dataclasses.Field]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON config file into a dict (keys are checked by :func:`resolve_config`)."""
+    """Read a YAML or JSON config file into a dict (keys are checked by :func:`resolve_config`).
+
+    Args:
+        path: a ``.yaml``, ``.yml`` or ``.json`` file.
+    """
     p = Path(path)
     if not p.is_file():
         raise invalid_value("config", str(path), "an existing .yaml, .yml or .json file")
@@ -196,16 +204,27 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
+def field_type(f: dataclasses.Field) -> type:
+    """``bool``, ``int``, ``float`` or ``str``: a TrainConfig field's type read from its annotation
+    string (``"int | None"`` is ``int``), for the command line's flags and for coercing file values.
+
+    Args:
+        f: a field of :class:`TrainConfig`.
+    """
+    annotation = str(f.type)
+    return next((kind for kind in (bool, int, float) if annotation.startswith(kind.__name__)), str)
+
+
+def _coerce(name: str, value: Any) -> Any:
     """Bring file/keyword values to the field's type (YAML gives '1e-3' as a string, say)."""
-    kinds = {f.name: f.type for f in fields(TrainConfig)}
-    kind = str(kinds[name])
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    annotation, kind = str(f.type), field_type(f)
     if value is None:
-        if "None" in kind:
+        if "None" in annotation:
             return None
-        raise invalid_value(name, value, f"a value of type {kind}")
+        raise invalid_value(name, value, f"a value of type {annotation}")
     try:
-        if kind.startswith("bool"):
+        if kind is bool:
             if isinstance(value, str):
                 if value.lower() in ("true", "yes", "1", "on"):
                     return True
@@ -213,21 +232,22 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
                     return False
                 raise ValueError(value)
             return bool(value)
-        if kind.startswith("int"):
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(value)
-        if kind.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        return str(value)
+        if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+            raise ValueError(value)
+        if kind is float and isinstance(value, bool):
+            raise ValueError(value)
+        return kind(value)
     except (TypeError, ValueError):
-        raise invalid_value(name, value, f"a value of type {kind.replace(' | None', '')}") from None
+        raise invalid_value(name, value, f"a value of type {annotation.replace(' | None', '')}") from None
 
 
 def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Defaults < config file < overrides; unknown keys are rejected with a suggestion."""
+    """Defaults < config file < overrides; unknown keys are rejected with a suggestion.
+
+    Args:
+        config_file: a YAML or JSON file of options; None: none. Defaults to None.
+        **overrides: option values (flags, keyword arguments); they win over the file.
+    """
     known = {f.name for f in fields(TrainConfig)}
     merged: dict[str, Any] = {}
     for source, values in (("config file", load_config_file(config_file) if config_file else {}), ("argument", overrides)):
@@ -239,5 +259,5 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
                 raise ConfigError(f"unknown {source} option {key!r}{hint}")
             merged[key] = value
     defaults = TrainConfig()
-    values = {k: _coerce(k, v, getattr(defaults, k)) for k, v in merged.items()}
+    values = {k: _coerce(k, v) for k, v in merged.items()}
     return dataclasses.replace(defaults, **values).validate()

@@ -13,9 +13,10 @@ from PIL import Image
 import imgclf
 from helpers import make_dataset, make_textured_dataset, plant_copy, tree_hashes, write_every_bad_kind
 from imgclf.cli import main
-from imgclf.data.doctor import class_weights, diagnose, run_doctor
+from imgclf.data.balance import class_weights
+from imgclf.data.doctor import diagnose
 from imgclf.data.scan import scan_folder
-from imgclf.errors import ConfigError, DataError
+from imgclf.errors import ConfigError
 from imgclf.runs import RunFiles, read_json
 
 
@@ -168,9 +169,9 @@ def test_cli_doctor_errors_are_one_line(flat2, capsys, argv, message):
     assert err.startswith("imgclf: error: ") and message in err and "Traceback" not in err
 
 
-def test_doctor_on_a_missing_folder(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
-        run_doctor(tmp_path / "nope")
+def test_doctor_on_a_missing_folder(tmp_path, capsys):
+    assert main(["doctor", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- train

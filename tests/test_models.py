@@ -14,10 +14,10 @@ from imgclf.models.classifier import (
     class_probabilities,
     iter_layers,
     loss_and_metric,
-    set_backbone_trainable,
 )
 from imgclf.models.layers import ImagenetPreprocess
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec, list_models
+from imgclf.training.recipe import freeze_below
 
 ALL_MODELS = sorted(["cnn", "efficientnet_lite0", *KERAS_APPLICATIONS])
 
@@ -91,13 +91,13 @@ def batchnorm_layers(model):
 
 
 @pytest.mark.parametrize("name", ["cnn", "mobilenet_v2"])
-def test_set_backbone_trainable_keeps_batchnorm_frozen(name):
+def test_unfreezing_a_backbone_keeps_batchnorm_frozen(name):
     backbone = get_spec("cnn").builder(64) if name == "cnn" else build_keras_application(name, 96, weights=None)
     bns = batchnorm_layers(backbone)
     assert bns
-    set_backbone_trainable(backbone, False)
+    freeze_below(backbone, None)
     assert backbone.trainable_weights == []
-    set_backbone_trainable(backbone, True)
+    freeze_below(backbone, 1)  # every layer after the input
     assert all(not bn.trainable for bn in bns)
     assert all(not bn.trainable_weights for bn in bns)
     convs = [layer for layer in iter_layers(backbone) if isinstance(layer, keras.layers.Conv2D)]
@@ -105,9 +105,9 @@ def test_set_backbone_trainable_keeps_batchnorm_frozen(name):
     assert backbone.trainable_weights  # the rest is unfrozen
 
 
-def test_set_backbone_trainable_on_the_builtin_lite0():
+def test_unfreezing_the_builtin_lite0_keeps_batchnorm_frozen():
     backbone = get_spec("efficientnet_lite0").builder(64)
-    set_backbone_trainable(backbone, True)
+    freeze_below(backbone, 1)  # every layer after the input
     bns = batchnorm_layers(backbone)
     assert bns and all(not bn.trainable for bn in bns)
     assert len(backbone.trainable_weights) > 0
@@ -215,3 +215,32 @@ def test_imagenet_preprocess_layer():
     assert ImagenetPreprocess("caffe").get_config()["mode"] == "caffe"
     with pytest.raises(ValueError, match=r"argument `mode`.*Received: mode='bgr'"):
         ImagenetPreprocess("bgr")
+
+
+def test_a_model_module_registers_through_the_decorator(tmp_path, monkeypatch):
+    """timm's way: importing a module whose builder carries @register_model is all it takes."""
+    from imgclf.models import registry
+
+    (tmp_path / "my_vit_model.py").write_text(
+        "from imgclf.models.registry import register_model\n"
+        "@register_model('my_vit', pretrained=False, default_size=64, min_size=32, description='a test model')\n"
+        "def build(image_size):\n"
+        "    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # leave the real table as it was
+    __import__("my_vit_model")
+    assert "my_vit" in [spec.name for spec in list_models()]
+    assert get_spec("my_vit").description == "a test model"
+
+
+def test_the_registry_imports_no_model_module():
+    import ast
+    from pathlib import Path
+
+    from imgclf.models import registry
+
+    tree = ast.parse(Path(registry.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("imgclf.models")}

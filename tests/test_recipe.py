@@ -55,7 +55,7 @@ def names(backbone):
 
 def assert_clean_split(backbone, p):
     """bottom → top is the backbone: same shapes at the cut, same output on an image."""
-    assert p.top is not None and p.bottom is not None and p.cached
+    assert p.top is not None and p.bottom is not None
     assert tuple(p.bottom.output.shape) == tuple(p.top.input.shape)
     assert p.bottom.input.shape[1:] == backbone.input.shape[1:]
     assert p.top.output.shape[1:] == backbone.output.shape[1:]
@@ -89,7 +89,7 @@ def test_none_means_no_fine_tuning(backbone, spec):
 def test_all_unfreezes_everything_without_a_cache(backbone, spec):
     p = plan(backbone, spec, fine_tune="all")
     assert p.first == 1  # everything after the input layer
-    assert p.bottom is None and p.top is None and not p.cached
+    assert p.bottom is None and p.top is None
 
 
 def test_last_n_layers_cuts_at_or_before_them(backbone, spec):

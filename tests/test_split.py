@@ -193,7 +193,7 @@ def test_a_duplicate_across_classes_lands_in_one_split(tmp_path, make_dataset):
 def test_a_planted_duplicate_is_split_apart_without_groups_and_never_with_them(tmp_path, make_dataset):
     from helpers import plant_copy
 
-    from imgclf.data.doctor import prepare_training_data
+    from imgclf.data.prepare import prepare_training_data
     from imgclf.config import TrainConfig
 
     root = make_dataset(tmp_path / "d", {"a": 12, "b": 12}, fmt="jpg")

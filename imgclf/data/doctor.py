@@ -1,9 +1,8 @@
 """The dataset doctor: everything wrong with a data folder, found before training and told plainly.
 
-One pass reads every file once (in a thread pool; Pillow and hashlib release the GIL) and records:
-its SHA-256, a full decode (JPEGs at reduced scale with ``Image.draft``: the whole entropy-coded stream
-is still read, so a truncated file is caught), the format behind the extension, size and colour mode,
-and a perceptual hash. From that the report lists
+One pass reads every file once (:mod:`imgclf.data.file_facts`) and records its SHA-256, a full
+decode, the format behind the extension, size and colour mode, and a perceptual hash. From that the
+report lists
 
 * **unusable files**, each with its reason (the scan's header checks plus "cannot decode"): skipped, never touched;
 * **warnings** per file: an extension that lies about the format (the file is still used);
@@ -12,114 +11,34 @@ and a perceptual hash. From that the report lists
 * **class balance**: counts, warnings for heavy imbalance or tiny classes, suggested class weights;
 * **sizes, aspect ratios and colour modes**, with a warning when they vary wildly.
 
-``imgclf doctor DATA`` prints it; ``imgclf train`` prints one line per finding, keeps duplicate
-clusters (and ``--group-by`` groups) whole in the split, and saves the full report in data_report.json.
+This module holds the findings; :mod:`imgclf.data.doctor_text` renders them as text, ``to_dict`` as
+JSON. ``imgclf doctor DATA`` (in :mod:`imgclf.cli`) prints them; ``imgclf train`` prepares its data
+with them (:mod:`imgclf.data.prepare`) and saves the full report in data_report.json.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from imgclf.data.duplicates import DEFAULT_NEAR_THRESHOLD, duplicate_clusters, phash
+from imgclf.data.balance import class_weights
+from imgclf.data.doctor_text import format_report, summary_lines
+from imgclf.data.duplicates import DEFAULT_NEAR_THRESHOLD, duplicate_clusters
+from imgclf.data.file_facts import FileFacts, inspect_files
+from imgclf.data.groups import group_labels
 from imgclf.data.scan import ImageItem, ScannedData, Skipped
 
-__all__ = [
-    "FileFacts",
-    "DoctorReport",
-    "inspect_file",
-    "diagnose",
-    "class_weights",
-    "prepare_training_data",
-    "EXTENSION_FORMATS",
-]
+__all__ = ["DoctorReport", "diagnose", "DEFAULT_NEAR_THRESHOLD"]
 
-EXTENSION_FORMATS = {
-    ".jpg": {"JPEG", "MPO"},
-    ".jpeg": {"JPEG", "MPO"},
-    ".jpe": {"JPEG", "MPO"},
-    ".png": {"PNG"},
-    ".bmp": {"BMP"},
-    ".gif": {"GIF"},
-    ".webp": {"WEBP"},
-    ".tif": {"TIFF"},
-    ".tiff": {"TIFF"},
-}
 IMBALANCE_RATIO = 10.0  # largest / smallest class at or above this is "heavy"
 TINY_CLASS = 10  # fewer usable images than this is "tiny"
 SIZE_SPREAD = 4.0  # largest / smallest shorter side at or above this "varies wildly"
 ASPECT_SPREAD = 2.0  # widest / narrowest aspect ratio at or above this "varies wildly"
-_LIST_LIMIT = 20  # lines per section in the terminal report (the JSON has everything)
-
-
-@dataclass(frozen=True)
-class FileFacts:
-    """What one read of a file tells: its hash, format, size, mode, perceptual hash, and any problem."""
-
-    path: str
-    digest: str = ""
-    format: str | None = None
-    mode: str | None = None
-    width: int = 0
-    height: int = 0
-    phash: int | None = None
-    error: str | None = None  # the file cannot be used
-    warning: str | None = None  # usable, but something is off
-
-
-def inspect_file(path: str) -> FileFacts:
-    """Read ``path`` once: hash its bytes, decode it fully (JPEG at reduced scale), hash its pixels."""
-    from PIL import Image, ImageOps
-
-    from imgclf.data.decode import to_rgb
-
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return FileFacts(path, error=f"cannot read: {exc}".splitlines()[0])
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                fmt, mode, (w, h) = im.format, im.mode, im.size
-                if fmt in ("JPEG", "MPO"):
-                    im.draft("RGB", (64, 64))  # DCT-domain downscale: every byte is still decoded
-                im.load()
-                small = to_rgb(ImageOps.exif_transpose(im))
-                code = phash(small)
-    except Exception as exc:  # any decoder failure means "cannot use this file"
-        return FileFacts(path, digest, error=f"cannot decode: {exc}".splitlines()[0])
-    ext = Path(path).suffix.lower()
-    warning = None
-    if ext in EXTENSION_FORMATS and fmt not in EXTENSION_FORMATS[ext]:
-        warning = f"extension {ext} but content is {fmt} (still used; consider renaming)"
-    return FileFacts(path, digest, fmt, mode, w, h, code, None, warning)
-
-
-def inspect_files(paths: Sequence[str]) -> list[FileFacts]:
-    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
-        return list(pool.map(inspect_file, paths))
-
-
-def class_weights(labels: Iterable[int], num_classes: int) -> dict[int, float]:
-    """Inverse class frequency, normalised to mean 1 over the classes present (Keras ``class_weight``)."""
-    counts = np.bincount(np.asarray(list(labels), dtype=np.int64), minlength=num_classes).astype(np.float64)
-    present = counts > 0
-    inv = np.zeros(num_classes)
-    inv[present] = 1.0 / counts[present]
-    inv[present] /= inv[present].mean()
-    return {c: round(float(inv[c]), 4) for c in range(num_classes) if present[c]}
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
@@ -264,85 +183,11 @@ class DoctorReport:
 
     def summary(self) -> list[str]:
         """One line per kind of finding (what ``train`` prints); empty when all is well."""
-        d = self.to_dict()
-        lines = []
-        if d["unusable"]:
-            lines.append(f"doctor: {len(d['unusable'])} unusable file(s) skipped, never touched (see data_report.json)")
-        if d["warnings"]:
-            lines.append(f"doctor: {len(d['warnings'])} file(s) whose extension does not match the content (still used)")
-        dup = d["duplicates"]
-        if dup["clusters"]:
-            extra = []
-            if dup["across_classes"]:
-                extra.append(f"{dup['across_classes']} across classes: label conflicts")
-            if dup["across_splits"]:
-                extra.append(f"{dup['across_splits']} across splits: LEAKAGE")
-            lines.append(
-                f"doctor: {dup['exact_clusters']} exact and {dup['near_clusters']} near-duplicate cluster(s)"
-                + (f" ({'; '.join(extra)})" if extra else "")
-            )
-        for w in d["balance"]["warnings"] + d["sizes"]["warnings"]:
-            lines.append(f"doctor: {w}")
-        for leak in d.get("groups", {}).get("across_splits", []):
-            lines.append(f"doctor: group {leak['group']!r} is in {', '.join(leak['splits'])}: LEAKAGE")
-        return lines
+        return summary_lines(self.to_dict())
 
     def format(self) -> str:
-        """The full terminal report."""
-        d = self.to_dict()
-        out = [
-            f"imgclf doctor: {self.root}",
-            f"  {d['files']} file(s), {d['usable']} usable, {len(self.classes)} classes",
-        ]
-
-        def listing(title: str, rows: list[str], count: bool = True) -> None:
-            out.append("")
-            out.append(f"{title} ({len(rows)})" if rows and count else f"{title}" if rows else f"{title}: none")
-            out.extend(f"  {r}" for r in rows[:_LIST_LIMIT])
-            if len(rows) > _LIST_LIMIT:
-                out.append(f"  … and {len(rows) - _LIST_LIMIT} more (all of them in --json)")
-
-        listing("Unusable files — skipped, never touched", [f"{r['path']}: {r['reason']}" for r in d["unusable"]])
-        listing("Warnings", [f"{r['path']}: {r['warning']}" for r in d["warnings"]])
-        dup = d["duplicates"]
-        rows = []
-        for c in dup["clusters"]:
-            where = []
-            if c["across_classes"]:
-                where.append(f"across classes {', '.join(c['classes'])}: label conflict")
-            else:
-                where.append(f"within class {c['classes'][0]}")
-            if c["across_splits"]:
-                where.append(f"across splits {'/'.join(c['splits'])}: LEAKAGE")
-            rows.append(f"{c['kind']}, {'; '.join(where)}: {', '.join(c['paths'])}")
-        listing(
-            f"Duplicates — {dup['exact_clusters']} exact, {dup['near_clusters']} near "
-            f"(pHash distance <= {dup['near_threshold']} of 64 bits)",
-            rows,
-            count=False,
-        )
-        for leak in d.get("groups", {}).get("across_splits", []):
-            out.append(f"  group {leak['group']!r} is in {', '.join(leak['splits'])}: LEAKAGE")
-        bal = d["balance"]
-        out += ["", f"Class balance (largest/smallest {bal['imbalance_ratio']:g}:1)"]
-        width = max(len(c) for c in self.classes)
-        for name, count in bal["counts"].items():
-            weight = bal["suggested_class_weights"].get(name)
-            out.append(f"  {name:<{width}}  {count:>6}   weight {weight if weight is not None else '-'}")
-        out += [f"  ! {w}" for w in bal["warnings"]]
-        sz = d["sizes"]
-        if "width" in sz:
-            out += [
-                "",
-                "Sizes and modes",
-                f"  width  {sz['width']['min']:g}–{sz['width']['max']:g} px (median {sz['width']['median']:g})",
-                f"  height {sz['height']['min']:g}–{sz['height']['max']:g} px (median {sz['height']['median']:g})",
-                f"  aspect {sz['aspect_ratio']['min']:g}–{sz['aspect_ratio']['max']:g} (width/height)",
-                "  modes  " + ", ".join(f"{k} {v}" for k, v in sz["modes"].items()),
-                "  formats " + ", ".join(f"{k} {v}" for k, v in sz["formats"].items()),
-            ]
-            out += [f"  ! {w}" for w in sz["warnings"]]
-        return "\n".join(out)
+        """The full terminal report (what ``imgclf doctor`` prints)."""
+        return format_report(self.to_dict())
 
 
 def diagnose(
@@ -351,8 +196,14 @@ def diagnose(
     splits: Mapping[str, str] | None = None,
     group_by: str | None = None,
 ) -> DoctorReport:
-    """Examine every scanned image of ``data`` (see the module docstring). Touches no file."""
-    from imgclf.data.groups import group_labels
+    """Examine every scanned image of ``data`` (see the module docstring). Touches no file.
+
+    Args:
+        data: a scanned folder (:func:`imgclf.data.scan.scan_folder`).
+        near_threshold: near-duplicate distance in pHash bits of 64; -1 turns the search off. Defaults to 4.
+        splits: path -> split of images whose split is known (a run's ``split.csv``), for leakage.
+        group_by: ``--group-by`` regex or CSV: report groups found in more than one split.
+    """
 
     facts = inspect_files([i.path for i in data.items])
     bad = [Skipped(f.path, f.error) for f in facts if f.error]
@@ -380,72 +231,3 @@ def diagnose(
     if group_by:
         report.groups = group_labels([i.path for i in usable.items], data.root, group_by)
     return report
-
-
-def prepare_training_data(data: ScannedData, cfg: Any, verbose: int = 1) -> tuple[ScannedData, list[ImageItem], DoctorReport]:
-    """What ``train`` does before its split: diagnose, drop undecodable files, split keeping groups whole.
-
-    Returns the usable data, the items with their splits, and the report (with the train split's
-    class weights when ``cfg.class_weight == "auto"``). Prints one line per finding when ``verbose``.
-    """
-    from imgclf.data.groups import merge_groups
-    from imgclf.data.split import assign_splits
-
-    report = diagnose(data, group_by=getattr(cfg, "group_by", None))
-    usable = report.usable
-    paths = [i.path for i in usable.items]
-    clusters = []
-    if getattr(cfg, "duplicates_together", True):
-        clusters = [[report.facts[i].path for i in members] for _, members in report.clusters]
-    groups = merge_groups(paths, report.groups, clusters) if (report.groups or clusters) else None
-    items = assign_splits(usable, cfg.val_fraction, cfg.test_fraction, cfg.seed, groups)
-    report.set_splits(items)
-    if getattr(cfg, "class_weight", "none") == "auto":
-        report.train_class_weights = class_weights((i.label for i in items if i.split == "train"), len(usable.classes))
-    if verbose:
-        for line in report.summary():
-            print(line, flush=True)
-        if report.train_class_weights is not None:
-            shown = ", ".join(f"{usable.classes[c]} {w:g}" for c, w in report.train_class_weights.items())
-            print(f"doctor: class weights (train split, --class-weight auto): {shown}", flush=True)
-    return usable, items, report
-
-
-def run_doctor(
-    data: str | Path,
-    near_threshold: int | None = None,
-    group_by: str | None = None,
-    run: str | Path | None = None,
-    json_path: str | Path | None = None,
-) -> str:
-    """``imgclf doctor``: scan ``data``, diagnose it, optionally save JSON; returns the terminal report."""
-    import json
-
-    from imgclf.data.scan import scan_folder
-    from imgclf.errors import DataError, invalid_value
-
-    threshold = DEFAULT_NEAR_THRESHOLD if near_threshold is None else near_threshold
-    if not -1 <= threshold <= 32:
-        raise invalid_value("near_threshold", threshold, "an integer from 0 to 32 (bits of 64), or -1 for no near-duplicate search")
-    if group_by is not None:
-        from imgclf.data.groups import check_group_by
-
-        check_group_by(group_by)
-    scanned = scan_folder(data)
-    splits = None
-    if run is not None:
-        from imgclf.data.split import read_manifest
-
-        run_dir = Path(run)
-        classes_file = run_dir / "classes.json"
-        if not classes_file.is_file():
-            raise DataError(f"run folder {str(run)!r} has no classes.json; expected a folder made by `imgclf train`")
-        classes = json.loads(classes_file.read_text(encoding="utf-8"))
-        splits = {i.path: i.split for i in read_manifest(run_dir / "split.csv", classes, scanned.root)}
-    report = diagnose(scanned, threshold, splits=splits, group_by=group_by)
-    if json_path is not None:
-        try:
-            Path(json_path).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise invalid_value("json", str(json_path), f"a writable file path ({exc.strerror})") from None
-    return report.format()

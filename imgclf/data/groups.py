@@ -10,11 +10,11 @@ a group and the duplicates of its members all land in one split.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from imgclf.errors import DataError, invalid_value
+from imgclf.errors import DataError
+from imgclf.options import check_group_by
 
 __all__ = ["UnionFind", "check_group_by", "group_labels", "merge_groups"]
 
@@ -72,22 +72,6 @@ def _from_csv(csv_path: Path, paths: Sequence[str], root: str) -> dict[str, str]
         key_s = _relative(str(key), root) if key.is_absolute() else key.as_posix()
         table[key_s] = row["group"]
     return {p: table[_relative(p, root)] for p in paths if _relative(p, root) in table}
-
-
-def check_group_by(group_by: str) -> re.Pattern | Path:
-    """The compiled regex, or the CSV path; a :class:`ConfigError` naming ``group_by`` if neither."""
-    allowed = "a regular expression, or an existing CSV file with columns path,group"
-    if not group_by:
-        raise invalid_value("group_by", group_by, allowed)
-    if group_by.lower().endswith(".csv"):
-        csv_path = Path(group_by).expanduser()
-        if not csv_path.is_file():
-            raise invalid_value("group_by", group_by, allowed + " (no such file)")
-        return csv_path
-    try:
-        return re.compile(group_by)
-    except re.error as exc:
-        raise invalid_value("group_by", group_by, f"{allowed} (regex error: {exc})") from None
 
 
 def group_labels(paths: Sequence[str], root: str, group_by: str) -> dict[str, str]:

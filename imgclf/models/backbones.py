@@ -10,7 +10,7 @@ import keras
 
 from imgclf.errors import ModelError
 from imgclf.models.layers import ImagenetPreprocess
-from imgclf.models.registry import ModelSpec, register_model
+from imgclf.models.registry import ModelSpec, register_file_backbone, register_model
 
 __all__ = ["BUILTIN_WEIGHTS", "file_backbone_spec", "load_backbone_file"]
 
@@ -18,7 +18,11 @@ BUILTIN_WEIGHTS = Path(__file__).parent / "weights" / "efficientnet_lite0_imagen
 
 
 def load_backbone_file(path: str | Path) -> keras.Model:
-    """Load a .keras model as a feature extractor (pooled if it ends in a feature map)."""
+    """Load a .keras model as a feature extractor (pooled if it ends in a feature map).
+
+    Args:
+        path: the ``.keras`` file.
+    """
     p = Path(path)
     if p.is_dir():
         raise ModelError(f"--model {str(path)!r} is a folder; expected a .keras file or a model name (`imgclf models`)")
@@ -46,7 +50,13 @@ register_model(
 )(lambda image_size: load_backbone_file(BUILTIN_WEIGHTS))
 
 
+@register_file_backbone
 def file_backbone_spec(path: str) -> ModelSpec:
+    """The spec of a ``.keras`` backbone file given as ``--model PATH``.
+
+    Args:
+        path: the ``.keras`` file; it is loaded when the model is built.
+    """
     return ModelSpec(
         name=str(path),
         builder=lambda image_size: load_backbone_file(path),

@@ -21,7 +21,6 @@ __all__ = [
     "build_classifier",
     "class_probabilities",
     "iter_layers",
-    "set_backbone_trainable",
     "loss_and_metric",
     "HEAD_DROPOUT",
 ]
@@ -54,18 +53,14 @@ def iter_layers(model: keras.Layer) -> Iterator[keras.Layer]:
         yield from iter_layers(layer)
 
 
-def set_backbone_trainable(backbone: keras.Model, trainable: bool) -> None:
-    """Freeze or unfreeze a backbone; BatchNorm layers always stay frozen (statistics and scale)."""
-    backbone.trainable = trainable
-    if trainable:
-        for layer in iter_layers(backbone):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-
-
 def loss_and_metric(num_classes: int, label_smoothing: float = 0.0):
     """(loss, accuracy metric, whether labels must be one-hot). Keras' sparse cross-entropy has no
-    label smoothing, so smoothing a multi-class loss switches to one-hot labels."""
+    label smoothing, so smoothing a multi-class loss switches to one-hot labels.
+
+    Args:
+        num_classes: 2 gives a sigmoid output's binary loss, more a softmax's.
+        label_smoothing: the loss's label smoothing. Defaults to 0.
+    """
     if num_classes == 2:
         return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing), keras.metrics.BinaryAccuracy(name="accuracy"), False
     if label_smoothing:
@@ -75,6 +70,16 @@ def loss_and_metric(num_classes: int, label_smoothing: float = 0.0):
 
 
 def build_classifier(spec: ModelSpec, num_classes: int, image_size: int, augment: str, seed: int) -> Classifier:
+    """The classifier around a registry model: augmentation (training only), the backbone, dropout
+    and the output layer; ``head`` shares that output layer for the head stage.
+
+    Args:
+        spec: the registry entry whose builder makes the backbone.
+        num_classes: the number of classes (2: one sigmoid output).
+        image_size: the square input size in pixels.
+        augment: the ``--augment`` spec (``"none"``: no augmentation layer).
+        seed: seed of the augmentation layers and the head's initialisation.
+    """
     keras.utils.set_random_seed(seed)
     backbone = spec.builder(image_size)
     inputs = keras.Input((image_size, image_size, 3), name="image")

@@ -27,6 +27,12 @@ BN_MOMENTUM = 0.9
     default_epochs=25,
 )
 def build_cnn(image_size: int) -> keras.Model:
+    """The from-scratch backbone: Conv2D/BatchNorm/ReLU/MaxPooling blocks, global pooling, Dense
+    128.
+
+    Args:
+        image_size: the square input size; the number of blocks follows it.
+    """
     layers = keras.layers
     blocks = max(3, min(5, round(math.log2(image_size / 8))))  # pool down to about 8 px (96 px: 4 blocks)
     inputs = keras.Input((image_size, image_size, 3), name="pixels")

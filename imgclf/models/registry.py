@@ -1,5 +1,9 @@
 """The model registry: every model imgclf can build, with its input sizes and whether it is pretrained.
 
+Registration happens on import, as in timm: ``imgclf/models/__init__.py`` imports each model module
+(``backbones``, ``cnn``), whose ``@register_model`` decorators fill the table; this module imports none
+of them. A new ``models/vit.py`` is registered by adding its import line to the package ``__init__``.
+
 Each entry's builder returns a *backbone*: a Keras model that takes raw RGB pixels in [0, 255]
 (its preprocessing inside) and returns one feature vector per image. :mod:`imgclf.models.classifier`
 puts augmentation before it and the classification head after it.
@@ -11,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgclf.errors import ConfigError
+from imgclf.errors import invalid_value
 
-__all__ = ["ModelSpec", "register_model", "get_spec", "list_models", "choose_image_size"]
+__all__ = ["ModelSpec", "register_model", "register_file_backbone", "get_spec", "list_models", "choose_image_size"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,18 @@ def register_model(
     fine_tune_from: str | None = None,
     default_epochs: int = 8,
 ):
-    """Decorator: register ``builder(image_size) -> backbone`` under ``name``."""
+    """Decorator: register ``builder(image_size) -> backbone`` under ``name``.
+
+    Args:
+        name: the name ``--model`` accepts.
+        pretrained: whether the backbone comes with trained weights (two-stage recipe) or not.
+        default_size: the largest input size chosen automatically (the size it was trained at).
+        min_size: the smallest input size chosen automatically.
+        description: one line for ``imgclf models``.
+        offline: False when the weights are downloaded on first use. Defaults to True.
+        fine_tune_from: first layer ``--fine-tune auto`` unfreezes; None: the last third. Defaults to None.
+        default_epochs: main-stage epochs when ``--epochs`` is not given. Defaults to 8.
+    """
 
     def wrap(builder: Callable[[int], object]) -> Callable[[int], object]:
         _REGISTRY[name] = ModelSpec(
@@ -54,33 +69,46 @@ def register_model(
     return wrap
 
 
-def _ensure_loaded() -> None:
-    from imgclf.models import backbones, cnn  # noqa: F401  (registration happens on import)
+_FILE_SPEC: list[Callable[[str], ModelSpec]] = []  # set by imgclf.models.backbones: a path -> its spec
+
+
+def register_file_backbone(spec_for_path: Callable[[str], ModelSpec]) -> Callable[[str], ModelSpec]:
+    """Register the function that makes a spec for ``--model PATH`` (a ``.keras`` backbone file).
+
+    Args:
+        spec_for_path: called with the path; returns its :class:`ModelSpec`.
+    """
+    _FILE_SPEC[:] = [spec_for_path]
+    return spec_for_path
 
 
 def list_models() -> list[ModelSpec]:
-    _ensure_loaded()
+    """Every registered model, sorted by name (what ``imgclf models`` lists)."""
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec for a registry name, or for a path to a ``.keras`` backbone."""
-    _ensure_loaded()
+    """The spec for a registry name, or for a path to a ``.keras`` backbone.
+
+    Args:
+        name: a registered model name (``imgclf models``) or a path to a ``.keras`` file.
+    """
     if name in _REGISTRY:
         return _REGISTRY[name]
-    if name.endswith(".keras") or Path(name).exists():
-        from imgclf.models.backbones import file_backbone_spec
-
-        return file_backbone_spec(name)
-    raise ConfigError(
-        f"invalid value for `model`: received {name!r}; expected a path to a .keras file or one of: {', '.join(sorted(_REGISTRY))}"
-    )
+    if _FILE_SPEC and (name.endswith(".keras") or Path(name).exists()):
+        return _FILE_SPEC[0](name)
+    raise invalid_value("model", name, f"a path to a .keras file or one of: {', '.join(sorted(_REGISTRY))}")
 
 
 def choose_image_size(spec: ModelSpec, sides: list[int]) -> int:
     """Input size from the data: the median image side (shorter side of each image), rounded to the
     nearest multiple of 32 (halves up) and kept within the model's range — upsampling 100 px photos to
-    224 px costs 5× the compute for no new pixels."""
+    224 px costs 5× the compute for no new pixels.
+
+    Args:
+        spec: the model's registry entry (its size range).
+        sides: the shorter side of each image, in pixels.
+    """
     if not sides:
         return spec.default_size
     median = sorted(sides)[len(sides) // 2]

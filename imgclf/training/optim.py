@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import keras
 
-from imgclf.errors import invalid_value
+from imgclf.options import OPTIMIZERS, SCHEDULES, check_choice
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "make_optimizer", "schedule_callbacks"]
-
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-SCHEDULES = ("cosine", "plateau", "constant")
 
 
 def _learning_rate(schedule: str, peak: float, steps_per_epoch: int, epochs: int):
@@ -27,10 +24,8 @@ def _learning_rate(schedule: str, peak: float, steps_per_epoch: int, epochs: int
 def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
     """``adam``/``sgd`` (Nesterov momentum 0.9)/``rmsprop`` with a ``cosine`` (one warm-up epoch),
     ``plateau`` or ``constant`` learning rate peaking at ``peak``."""
-    if name not in OPTIMIZERS:
-        raise invalid_value("optimizer", name, f"one of {', '.join(OPTIMIZERS)}")
-    if schedule not in SCHEDULES:
-        raise invalid_value("lr_schedule", schedule, f"one of {', '.join(SCHEDULES)}")
+    check_choice("optimizer", name, OPTIMIZERS)
+    check_choice("lr_schedule", schedule, SCHEDULES)
     lr = _learning_rate(schedule, peak, steps_per_epoch, epochs)
     if name == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)

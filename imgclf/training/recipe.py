@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import keras
 
 from imgclf.config import TrainConfig
-from imgclf.errors import ConfigError
+from imgclf.errors import invalid_value
 from imgclf.models.classifier import iter_layers
 from imgclf.models.registry import ModelSpec
 
@@ -32,10 +32,6 @@ class Plan:
     bottom: keras.Model | None
     top: keras.Model | None
 
-    @property
-    def cached(self) -> bool:
-        return self.top is not None
-
 
 def _first_trainable(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig) -> int | None:
     layers = backbone.layers
@@ -43,10 +39,7 @@ def _first_trainable(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig) -
     if cfg.fine_tune_from:
         if cfg.fine_tune_from not in names:
             close = [n for n in names if cfg.fine_tune_from in n][:5] or names[-5:]
-            raise ConfigError(
-                f"invalid value for `fine_tune_from`: received {cfg.fine_tune_from!r}; expected a layer of "
-                f"{backbone.name} such as {', '.join(close)}"
-            )
+            raise invalid_value("fine_tune_from", cfg.fine_tune_from, f"a layer of {backbone.name} such as {', '.join(close)}")
         return names.index(cfg.fine_tune_from)
     if cfg.fine_tune == "none":
         return None
@@ -55,10 +48,7 @@ def _first_trainable(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig) -
     if cfg.fine_tune.isdigit():
         n = int(cfg.fine_tune)
         if n >= len(layers):
-            raise ConfigError(
-                f"invalid value for `fine_tune`: received {n}; {backbone.name} has {len(layers) - 1} layers, "
-                "use 'all' to unfreeze every one"
-            )
+            raise invalid_value("fine_tune", n, f"fewer than the {len(layers) - 1} layers of {backbone.name}; 'all' unfreezes every one")
         return len(layers) - n
     if spec.fine_tune_from in names:
         return names.index(spec.fine_tune_from)
@@ -81,7 +71,14 @@ def _split_at(backbone: keras.Model, index: int) -> tuple[keras.Model, keras.Mod
 
 
 def plan_fine_tune(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig, cache_allowed: bool) -> Plan:
-    """Decide what trains and where the activation cache cuts the backbone."""
+    """Decide what trains and where the activation cache cuts the backbone.
+
+    Args:
+        backbone: the pretrained backbone.
+        spec: its registry entry (``fine_tune_from`` is the depth ``--fine-tune auto`` picks).
+        cfg: the run's options; ``fine_tune`` and ``fine_tune_from`` are used.
+        cache_allowed: False: no cut (fine-tuning on decoded images).
+    """
     first = _first_trainable(backbone, spec, cfg)
     # without fine-tuning, the cached "bottom" is the whole backbone and the head trains on its output
     target = len(backbone.layers) if first is None else first
@@ -97,7 +94,12 @@ def plan_fine_tune(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig, cac
 
 
 def freeze_below(backbone: keras.Model, first: int | None) -> None:
-    """Layers before ``first`` frozen, the rest trainable; BatchNorm always frozen (inference mode)."""
+    """Layers before ``first`` frozen, the rest trainable; BatchNorm always frozen (inference mode).
+
+    Args:
+        backbone: the backbone to freeze in place.
+        first: index of the first trainable layer; None freezes the whole backbone.
+    """
     backbone.trainable = first is not None
     if first is None:
         return

@@ -1,8 +1,9 @@
 """Wire a TrainConfig to a finished run: scan → doctor → split → run folder → train → test → report.
 
 The stages themselves (head on cached features, fine-tuning, from-scratch training) are in
-:mod:`imgclf.training.stages`; where the backbone is cut for the cache is in
-:mod:`imgclf.training.recipe`. Ctrl-C at any point keeps the best model so far and still writes a
+:mod:`imgclf.training.stages`, driven by :class:`~imgclf.training.session.Session`; where the backbone
+is cut for the cache is in :mod:`imgclf.training.recipe`. A run starts either new (:func:`_new_run`) or
+from an interrupted run (:func:`_resume_run`); both give a :class:`RunSetup`. Ctrl-C at any point keeps the best model so far and still writes a
 usable, tested run.
 """
 
@@ -13,33 +14,40 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 
 from imgclf.config import TrainConfig, parse_duration
 from imgclf.data.augment import augmentation_layers
+from imgclf.data.balance import train_class_weights
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import decoded_dataset, fits_cache
-from imgclf.data.doctor import class_weights, prepare_training_data
-from imgclf.data.scan import ScannedData, scan_folder
+from imgclf.data.prepare import prepare_training_data
+from imgclf.data.scan import ImageItem, ScannedData, scan_folder
 from imgclf.data.split import SPLITS, read_manifest, write_manifest
+from imgclf.errors import DataError
 from imgclf.evaluation.evaluate import evaluate_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
-from imgclf.models.classifier import build_classifier
-from imgclf.models.registry import choose_image_size, get_spec
+from imgclf.models.classifier import Classifier, build_classifier
+from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
 from imgclf.reporting.curves import plot_history
-from imgclf.errors import DataError
 from imgclf.runs import RunFiles, check_run_dir, create_run_dir, library_versions, read_config, read_json, write_config, write_json
 from imgclf.training.recipe import Plan, plan_fine_tune
-from imgclf.training.stages import Session, train_pretrained, train_scratch
+from imgclf.training.session import Session
+from imgclf.training.stages import train_pretrained, train_scratch
 
-__all__ = ["TrainResult", "train_run", "configure_devices"]
+__all__ = ["TrainResult", "RunSetup", "train_run", "configure_devices"]
 
 
 def configure_devices(cfg: TrainConfig) -> None:
-    """Reproducible on CPU when asked; on a GPU, grow memory as needed and train in mixed precision."""
+    """Reproducible on CPU when asked; on a GPU, grow memory as needed and train in mixed precision.
+
+    Args:
+        cfg: the run's options; ``deterministic`` turns on TensorFlow op determinism (CPU).
+    """
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notices and the like are not actionable for users
@@ -56,36 +64,54 @@ def configure_devices(cfg: TrainConfig) -> None:
 
 @dataclass
 class TrainResult:
+    """What :func:`imgclf.train` returns: the run folder, its resolved options, classes and test metrics."""
+
     run_dir: Path
     config: TrainConfig
     classes: list[str]
     metrics: Metrics
-    interrupted: bool
+    interrupted: bool  # Ctrl-C stopped training; the best model so far was tested
     seconds: float
 
 
-def _run_stages(s: Session, plan: Plan | None, by_split: dict, train_raw, val_raw) -> bool:
-    """Train every stage; returns True if the user pressed Ctrl-C (the best checkpoint is kept)."""
-    try:
-        if plan is not None:
-            train_pretrained(s, plan, by_split["train"], by_split["val"], train_raw, val_raw)
-        else:
-            train_scratch(s, train_raw, val_raw, len(by_split["train"]))
-    except KeyboardInterrupt:
-        s.say("\ninterrupted: keeping the best model so far and testing it (Ctrl-C again to abort)")
-        return True
-    return False
+@dataclass
+class RunSetup:
+    """A run ready to train: its resolved options, folder, data with splits, and what resuming restores."""
+
+    cfg: TrainConfig  # image size and epochs filled in
+    run_dir: Path
+    data: ScannedData
+    items: list[ImageItem]  # with their splits
+    clf: Classifier
+    doctor_report: dict[str, Any] | None
+    class_weight: dict[int, float] | None  # None unless --class-weight auto
+    resume: dict[str, Any] | None = None  # state.json of the interrupted run; None for a new run
 
 
-def _reopen(run_dir: str | Path):
-    """What resuming an interrupted run needs: its folder, classes and split as saved, and its state."""
+def _new_run(cfg: TrainConfig, spec: ModelSpec, verbose: int) -> RunSetup:
+    """Scan, diagnose and split the data, build the model, then create and fill the run folder."""
+    data = scan_folder(cfg.data)
+    image_size = cfg.image_size or choose_image_size(spec, [min(i.width, i.height) for i in data.items])
+    data, items, doctor = prepare_training_data(data, cfg, verbose)  # doctor summary; duplicate/--group-by groups kept whole
+    cfg = replace(cfg, image_size=image_size, epochs=cfg.epochs or spec.default_epochs, data=str(Path(data.root).resolve()))
+    # built before the run folder exists, so a model that cannot be had (missing file, no network) leaves none
+    clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
+    run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)
+    write_config(run_dir / RunFiles.CONFIG, cfg)
+    write_json(run_dir / RunFiles.CLASSES, data.classes)
+    write_manifest(run_dir / RunFiles.SPLIT, items, data.classes, data.root)
+    write_json(run_dir / RunFiles.VERSIONS, library_versions())
+    return RunSetup(cfg, run_dir, data, items, clf, doctor.to_dict(), doctor.train_class_weights)
+
+
+def _resume_run(run_dir: str | Path, cfg: TrainConfig, spec: ModelSpec) -> RunSetup:
+    """Reopen an interrupted run: its folder, classes and split as saved, its state, its model rebuilt."""
     path = check_run_dir(run_dir)
     if not (path / RunFiles.STATE).is_file() or not (path / RunFiles.LAST).is_file():
         raise DataError(
             f"run {str(run_dir)!r} has nothing to resume (no {RunFiles.STATE}): it finished, or was stopped before "
             "its main training stage began; train it again instead"
         )
-    cfg = read_config(path / RunFiles.CONFIG)
     classes = read_json(path / RunFiles.CLASSES)
     items = read_manifest(path / RunFiles.SPLIT, classes, cfg.data)
     missing = [i.path for i in items if not Path(i.path).exists()]
@@ -95,7 +121,10 @@ def _reopen(run_dir: str | Path):
     _truncate_history(path / RunFiles.HISTORY, state)
     old = path / RunFiles.DATA_REPORT
     doctor_report = read_json(old).get("doctor") if old.exists() else None
-    return path, ScannedData(cfg.data, classes, items), items, doctor_report, state
+    data = ScannedData(cfg.data, classes, items)
+    class_weight = train_class_weights(items, len(classes), cfg.class_weight)
+    clf = build_classifier(spec, len(classes), cfg.image_size, cfg.augment, cfg.seed)
+    return RunSetup(cfg, path, data, items, clf, doctor_report, class_weight, state)
 
 
 def _preview_augmentation(cfg: TrainConfig, train_items, classes: list[str], image_size: int, run_dir: Path) -> None:
@@ -126,9 +155,71 @@ def _truncate_history(path: Path, state: dict) -> None:
         csv.writer(fh).writerows([header, *kept])
 
 
+def _plan_cache(session: Session, spec: ModelSpec, by_split: dict[str, list[ImageItem]]) -> Plan | None:
+    """Where the backbone is cut for the activation cache (None for a from-scratch model); no cut
+    when the activations would exceed ``--cache-mb``."""
+    cfg, image_size = session.cfg, session.cfg.image_size
+    if not spec.pretrained:
+        return None
+    act_bytes = (len(by_split["train"]) * cfg.views + len(by_split["val"])) * 4
+    plan = plan_fine_tune(session.clf.backbone, spec, cfg, cache_allowed=True)
+    cut_shape = plan.bottom.compute_output_shape((1, image_size, image_size, 3)) if plan.top is not None else (1,)
+    if plan.top is not None and act_bytes * int(np.prod(cut_shape[1:])) > cfg.cache_mb * 2**20:
+        session.say("  activations exceed --cache-mb: fine-tuning on decoded images instead")
+        plan = replace(plan, bottom=None, top=None)
+    return plan
+
+
+def _run_stages(session: Session, plan: Plan | None, by_split: dict[str, list[ImageItem]], train_raw, val_raw) -> bool:
+    """Train every stage; returns True if the user pressed Ctrl-C (the best checkpoint is kept)."""
+    try:
+        if plan is not None:
+            train_pretrained(session, plan, by_split["train"], by_split["val"], train_raw, val_raw)
+        else:
+            train_scratch(session, train_raw, val_raw, len(by_split["train"]))
+    except KeyboardInterrupt:
+        session.say("\ninterrupted: keeping the best model so far and testing it (Ctrl-C again to abort)")
+        return True
+    return False
+
+
+def _finish(session: Session, setup: RunSetup, by_split: dict[str, list[ImageItem]], log: DecodeLog, interrupted: bool, start: float) -> TrainResult:
+    """Test the best model, write metrics, data report and curves, drop what only --resume needs."""
+    cfg, run_dir, data = session.cfg, session.run_dir, setup.data
+    if session.model_path.exists():
+        model = keras.saving.load_model(session.model_path)
+    else:  # interrupted before the first checkpoint
+        model = session.clf.model
+        model.save(session.model_path)
+    test_items = by_split["test"] or by_split["val"]
+    split_name = "test" if by_split["test"] else "val (also used for model selection: optimistic)"
+    metrics = evaluate_items(model, test_items, data.classes, cfg.image_size, cfg.batch_size, split_name)
+    seconds = time.perf_counter() - start
+    write_json(run_dir / RunFiles.METRICS, {**metrics.to_dict(), "interrupted": interrupted, "train_seconds": round(seconds, 1)})
+    decode_failures = {**log.failures, **session.decode_failures, **{row["path"]: row["reason"] for row in metrics.skipped}}
+    for path, reason in sorted(decode_failures.items()):
+        session.say(f"  skipped {path}: {reason}")
+    skipped = [{"path": k.path, "reason": k.reason} for k in data.skipped]
+    skipped += [{"path": p, "reason": r} for p, r in sorted(decode_failures.items())]
+    write_json(run_dir / RunFiles.DATA_REPORT, {"skipped": skipped, "counts": data.counts(), "doctor": setup.doctor_report})
+    for leftover in (RunFiles.LAST, RunFiles.STATE):  # only an interrupted run keeps what --resume needs
+        if not interrupted:
+            (run_dir / leftover).unlink(missing_ok=True)
+    plot_history(run_dir / RunFiles.HISTORY, run_dir / RunFiles.CURVES)
+    session.say("\n" + format_metrics(metrics))
+    session.say(f"\nrun saved to {run_dir} ({seconds:.0f}s)")
+    return TrainResult(run_dir, cfg, data.classes, metrics, interrupted, seconds)
+
+
 def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | None = None) -> TrainResult:
-    """Train as ``config`` says and write a complete run folder; with ``resume_dir``, continue that
-    interrupted run instead (its own config and split; ``config`` then supplies nothing but verbosity)."""
+    """Train as ``config`` says and write a complete run folder.
+
+    Args:
+        config: the run's options (:class:`~imgclf.config.TrainConfig`); validated here.
+        verbose: 0 prints nothing; 1 prints the doctor's findings, progress and the metrics. Defaults to 1.
+        resume_dir: continue this interrupted run instead (its own config and split; ``config`` then
+            supplies nothing but verbosity). Defaults to None.
+    """
     if resume_dir is not None:
         config = read_config(check_run_dir(resume_dir) / RunFiles.CONFIG)
     cfg = config.validate()
@@ -136,77 +227,24 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     deadline = start + parse_duration(cfg.time_budget) if cfg.time_budget else None
     configure_devices(cfg)
     spec = get_spec(cfg.model)
-    if resume_dir is None:
-        data = scan_folder(cfg.data)
-        image_size = cfg.image_size or choose_image_size(spec, [min(i.width, i.height) for i in data.items])
-        data, items, doctor = prepare_training_data(data, cfg, verbose)  # doctor summary; duplicate/--group-by groups kept whole
-        doctor_report, class_weight = doctor.to_dict(), doctor.train_class_weights
-        cfg = replace(cfg, image_size=image_size, epochs=cfg.epochs or spec.default_epochs, data=str(Path(data.root).resolve()))
-        # built before the run folder exists, so a model that cannot be had (missing file, no network) leaves none
-        clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
-        run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)
-        write_config(run_dir / RunFiles.CONFIG, cfg)
-        write_json(run_dir / RunFiles.CLASSES, data.classes)
-        write_manifest(run_dir / RunFiles.SPLIT, items, data.classes, data.root)
-        write_json(run_dir / RunFiles.VERSIONS, library_versions())
-        resume = None
-    else:
-        run_dir, data, items, doctor_report, resume = _reopen(resume_dir)
-        class_weight = None
-        if cfg.class_weight == "auto":
-            class_weight = class_weights((i.label for i in items if i.split == "train"), len(data.classes))
-        image_size = cfg.image_size
-        clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
+    setup = _new_run(cfg, spec, verbose) if resume_dir is None else _resume_run(resume_dir, cfg, spec)
+    cfg, data, items, run_dir = setup.cfg, setup.data, setup.items, setup.run_dir
     by_split = {name: [i for i in items if i.split == name] for name in SPLITS}
-
-    if resume is None:
-        _preview_augmentation(cfg, by_split["train"], data.classes, image_size, run_dir)
-    s = Session(cfg, run_dir, clf, len(data.classes), verbose, deadline)
-    s.class_weight = class_weight  # None unless --class-weight auto
-    s.resume = resume
+    if setup.resume is None:
+        _preview_augmentation(cfg, by_split["train"], data.classes, cfg.image_size, run_dir)
+    session = Session(cfg, run_dir, setup.clf, len(data.classes), verbose, deadline, setup.class_weight, setup.resume)
     counts = ", ".join(f"{len(by_split[k])} {k}" for k in SPLITS)
-    s.say(f"imgclf: {len(items)} images, {len(data.classes)} classes ({counts}); model {spec.name} at {image_size}px")
+    session.say(f"imgclf: {len(items)} images, {len(data.classes)} classes ({counts}); model {spec.name} at {cfg.image_size}px")
     for skipped in data.skipped:
-        s.say(f"  skipped {skipped.path}: {skipped.reason}")
-    s.say(f"  run folder: {run_dir}")
+        session.say(f"  skipped {skipped.path}: {skipped.reason}")
+    session.say(f"  run folder: {run_dir}")
 
     log = DecodeLog()
-    cache = fits_cache(len(by_split["train"]) + len(by_split["val"]), image_size, cfg.cache_mb) and cfg.cache_mb > 0
-    train_raw = decoded_dataset(by_split["train"], image_size, log, cache)
-    val_raw = decoded_dataset(by_split["val"], image_size, log, cache)
-    plan = None
-    if spec.pretrained:
-        act_bytes = (len(by_split["train"]) * cfg.views + len(by_split["val"])) * 4
-        plan = plan_fine_tune(clf.backbone, spec, cfg, cache_allowed=True)
-        cut_shape = plan.bottom.compute_output_shape((1, image_size, image_size, 3)) if plan.top is not None else (1,)
-        if plan.top is not None and act_bytes * int(np.prod(cut_shape[1:])) > cfg.cache_mb * 2**20:
-            s.say("  activations exceed --cache-mb: fine-tuning on decoded images instead")
-            plan = replace(plan, bottom=None, top=None)
+    cache = fits_cache(len(by_split["train"]) + len(by_split["val"]), cfg.image_size, cfg.cache_mb) and cfg.cache_mb > 0
+    train_raw = decoded_dataset(by_split["train"], cfg.image_size, log, cache)
+    val_raw = decoded_dataset(by_split["val"], cfg.image_size, log, cache)
+    plan = _plan_cache(session, spec, by_split)
     with warnings.catch_warnings():  # filtered datasets have unknown length; Keras warns each time one ends
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        interrupted = _run_stages(s, plan, by_split, train_raw, val_raw)
-
-    if s.model_path.exists():
-        model = keras.saving.load_model(s.model_path)
-    else:  # interrupted before the first checkpoint
-        model = clf.model
-        model.save(s.model_path)
-    test_items = by_split["test"] or by_split["val"]
-    split_name = "test" if by_split["test"] else "val (also used for model selection: optimistic)"
-    metrics = evaluate_items(model, test_items, data.classes, image_size, cfg.batch_size, split_name)
-    seconds = time.perf_counter() - start
-    write_json(run_dir / RunFiles.METRICS, {**metrics.to_dict(), "interrupted": interrupted, "train_seconds": round(seconds, 1)})
-    decode_failures = {**log.failures, **s.decode_failures, **{row["path"]: row["reason"] for row in metrics.skipped}}
-    for path, reason in sorted(decode_failures.items()):
-        s.say(f"  skipped {path}: {reason}")
-    skipped = [{"path": k.path, "reason": k.reason} for k in data.skipped]
-    skipped += [{"path": p, "reason": r} for p, r in sorted(decode_failures.items())]
-    write_json(run_dir / RunFiles.DATA_REPORT, {"skipped": skipped, "counts": data.counts(), "doctor": doctor_report})
-    for leftover in (RunFiles.LAST, RunFiles.STATE):  # only an interrupted run keeps what --resume needs
-        if not interrupted:
-            (run_dir / leftover).unlink(missing_ok=True)
-    plot_history(run_dir / RunFiles.HISTORY, run_dir / RunFiles.CURVES)
-    s.say("\n" + format_metrics(metrics))
-    s.say(f"\nrun saved to {run_dir} ({seconds:.0f}s)")
-    return TrainResult(run_dir, cfg, data.classes, metrics, interrupted, seconds)
-
+        interrupted = _run_stages(session, plan, by_split, train_raw, val_raw)
+    return _finish(session, setup, by_split, log, interrupted, start)

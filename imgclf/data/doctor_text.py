@@ -1,0 +1,101 @@
+"""The doctor's findings as text: one line per kind of finding (what ``train`` prints) and the full
+terminal report (what ``imgclf doctor`` prints). Both render :meth:`DoctorReport.to_dict`'s dict, the
+same one saved as JSON, so the three outputs cannot disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["summary_lines", "format_report"]
+
+LIST_LIMIT = 20  # lines per section in the terminal report (the JSON has everything)
+
+
+def summary_lines(d: dict[str, Any]) -> list[str]:
+    """One line per kind of finding; empty when all is well.
+
+    Args:
+        d: a report as :meth:`DoctorReport.to_dict` gives it.
+    """
+    lines = []
+    if d["unusable"]:
+        lines.append(f"doctor: {len(d['unusable'])} unusable file(s) skipped, never touched (see data_report.json)")
+    if d["warnings"]:
+        lines.append(f"doctor: {len(d['warnings'])} file(s) whose extension does not match the content (still used)")
+    dup = d["duplicates"]
+    if dup["clusters"]:
+        extra = []
+        if dup["across_classes"]:
+            extra.append(f"{dup['across_classes']} across classes: label conflicts")
+        if dup["across_splits"]:
+            extra.append(f"{dup['across_splits']} across splits: LEAKAGE")
+        lines.append(
+            f"doctor: {dup['exact_clusters']} exact and {dup['near_clusters']} near-duplicate cluster(s)"
+            + (f" ({'; '.join(extra)})" if extra else "")
+        )
+    for w in d["balance"]["warnings"] + d["sizes"]["warnings"]:
+        lines.append(f"doctor: {w}")
+    for leak in d.get("groups", {}).get("across_splits", []):
+        lines.append(f"doctor: group {leak['group']!r} is in {', '.join(leak['splits'])}: LEAKAGE")
+    return lines
+
+
+def format_report(d: dict[str, Any]) -> str:
+    """The full terminal report.
+
+    Args:
+        d: a report as :meth:`DoctorReport.to_dict` gives it.
+    """
+    out = [
+        f"imgclf doctor: {d['root']}",
+        f"  {d['files']} file(s), {d['usable']} usable, {len(d['classes'])} classes",
+    ]
+
+    def listing(title: str, rows: list[str], count: bool = True) -> None:
+        out.append("")
+        out.append(f"{title} ({len(rows)})" if rows and count else f"{title}" if rows else f"{title}: none")
+        out.extend(f"  {r}" for r in rows[:LIST_LIMIT])
+        if len(rows) > LIST_LIMIT:
+            out.append(f"  … and {len(rows) - LIST_LIMIT} more (all of them in --json)")
+
+    listing("Unusable files — skipped, never touched", [f"{r['path']}: {r['reason']}" for r in d["unusable"]])
+    listing("Warnings", [f"{r['path']}: {r['warning']}" for r in d["warnings"]])
+    dup = d["duplicates"]
+    rows = []
+    for c in dup["clusters"]:
+        where = []
+        if c["across_classes"]:
+            where.append(f"across classes {', '.join(c['classes'])}: label conflict")
+        else:
+            where.append(f"within class {c['classes'][0]}")
+        if c["across_splits"]:
+            where.append(f"across splits {'/'.join(c['splits'])}: LEAKAGE")
+        rows.append(f"{c['kind']}, {'; '.join(where)}: {', '.join(c['paths'])}")
+    listing(
+        f"Duplicates — {dup['exact_clusters']} exact, {dup['near_clusters']} near "
+        f"(pHash distance <= {dup['near_threshold']} of 64 bits)",
+        rows,
+        count=False,
+    )
+    for leak in d.get("groups", {}).get("across_splits", []):
+        out.append(f"  group {leak['group']!r} is in {', '.join(leak['splits'])}: LEAKAGE")
+    bal = d["balance"]
+    out += ["", f"Class balance (largest/smallest {bal['imbalance_ratio']:g}:1)"]
+    width = max(len(c) for c in d['classes'])
+    for name, count in bal["counts"].items():
+        weight = bal["suggested_class_weights"].get(name)
+        out.append(f"  {name:<{width}}  {count:>6}   weight {weight if weight is not None else '-'}")
+    out += [f"  ! {w}" for w in bal["warnings"]]
+    sz = d["sizes"]
+    if "width" in sz:
+        out += [
+            "",
+            "Sizes and modes",
+            f"  width  {sz['width']['min']:g}–{sz['width']['max']:g} px (median {sz['width']['median']:g})",
+            f"  height {sz['height']['min']:g}–{sz['height']['max']:g} px (median {sz['height']['median']:g})",
+            f"  aspect {sz['aspect_ratio']['min']:g}–{sz['aspect_ratio']['max']:g} (width/height)",
+            "  modes  " + ", ".join(f"{k} {v}" for k, v in sz["modes"].items()),
+            "  formats " + ", ".join(f"{k} {v}" for k, v in sz["formats"].items()),
+        ]
+        out += [f"  ! {w}" for w in sz["warnings"]]
+    return "\n".join(out)

@@ -1,0 +1,134 @@
+"""The trainer of one run: its options, run folder, model parts, epoch count and clock, and the one
+place a stage starts a fit (compile, then, when resuming, restore ``last.keras``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from imgclf.config import TrainConfig
+from imgclf.models.classifier import Classifier, loss_and_metric
+from imgclf.runs import RunFiles
+from imgclf.training.callbacks import (
+    Deadline,
+    HistoryCSV,
+    RunState,
+    SaveBest,
+    StopAtAccuracy,
+)
+from imgclf.training.optim import make_optimizer, schedule_callbacks
+
+__all__ = ["Session", "MONITOR", "RESERVE_SECONDS"]
+
+MONITOR = "val_loss"
+RESERVE_SECONDS = 8.0  # kept back from a time budget for testing and saving
+
+
+class Session:
+    """State shared by the stages of one run.
+
+    Args:
+        cfg: the run's resolved options.
+        run_dir: the run folder.
+        clf: the classifier (backbone, head, whole model).
+        num_classes: the number of classes.
+        verbose: 0 prints nothing, else progress lines and Keras' progress.
+        deadline: ``time.perf_counter()`` value at which ``--time`` runs out; None without a budget.
+        class_weight: loss weight per class index (``--class-weight auto``); None: unweighted.
+        resume: ``state.json`` of the interrupted run being resumed; None for a new run.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: Path,
+        clf: Classifier,
+        num_classes: int,
+        verbose: int,
+        deadline: float | None,
+        class_weight: dict[int, float] | None = None,
+        resume: dict[str, Any] | None = None,
+    ):
+        self.cfg, self.run_dir, self.clf, self.verbose = cfg, run_dir, clf, verbose
+        self.num_classes = num_classes
+        self.deadline = deadline
+        self.class_weight = class_weight
+        self.resume = resume
+        self.epochs_done = 0
+        self.model_path = run_dir / RunFiles.MODEL
+        self.loss, self.metric, self.one_hot = loss_and_metric(num_classes, cfg.label_smoothing)
+        self._history: HistoryCSV | None = None
+        self.decode_failures: dict[str, str] = {}
+        self.head_loss: float | None = None
+
+    def say(self, message: str) -> None:
+        if self.verbose:
+            print(message, flush=True)
+
+    @property
+    def fit_verbose(self) -> int:
+        if not self.verbose:
+            return 0
+        return 1 if sys.stdout.isatty() else 2
+
+    def seconds_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.perf_counter() - RESERVE_SECONDS
+
+    def targets(self, labels: np.ndarray) -> np.ndarray:
+        return keras.utils.to_categorical(labels, self.num_classes) if self.one_hot else labels
+
+    def resume_epoch(self, stage: str) -> int:
+        """Epochs of ``stage`` already done by the run being resumed (0 if none)."""
+        return int(self.resume["stage_epochs"]) if self.resume and self.resume["stage"] == stage else 0
+
+    def restore(self, model: keras.Model) -> None:
+        """Load ``last.keras`` weights and optimizer state into ``model`` (compiled the same way)."""
+        last = keras.saving.load_model(self.run_dir / RunFiles.LAST)
+        model.set_weights(last.get_weights())
+        model.optimizer.build(model.trainable_variables)
+        for mine, saved in zip(model.optimizer.variables, last.optimizer.variables):
+            mine.assign(saved)
+
+    def start_fit(self, model: keras.Model, stage: str, peak_lr: float, steps_per_epoch: int, epochs: int, schedule: str | None = None) -> int:
+        """Compile ``model`` for ``stage`` and, when resuming that stage, restore ``last.keras`` into it.
+
+        Returns:
+            The epoch to start from (``initial_epoch`` of ``fit``): 0, or the epochs already done.
+        """
+        self.compile(model, peak_lr, steps_per_epoch, epochs, schedule)
+        start = self.resume_epoch(stage)
+        if start:
+            self.restore(model)
+            self.say(f"  resuming {stage} after epoch {start}")
+        return start
+
+    def callbacks(self, stage: str, *, save: keras.Model | None = None, threshold: float | None = None) -> list:
+        """History, early stopping and the optional controls; ``save``: checkpoint that model on
+        improvement (and the trained model every epoch, for --resume), else restore the best weights."""
+        cfg = self.cfg
+        self._history = HistoryCSV(self.run_dir / RunFiles.HISTORY, stage, first_epoch=self.epochs_done)
+        out: list = [self._history, keras.callbacks.EarlyStopping(MONITOR, patience=cfg.patience, restore_best_weights=save is None)]
+        if save is not None:
+            best = SaveBest(save, self.model_path, monitor=MONITOR, initial_value_threshold=threshold)
+            out += [best, keras.callbacks.ModelCheckpoint(self.run_dir / RunFiles.LAST)]
+            out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best))
+        if cfg.stop_at_accuracy is not None:
+            out.append(StopAtAccuracy(cfg.stop_at_accuracy))
+        if self.deadline is not None:
+            out.append(Deadline(self.deadline - RESERVE_SECONDS))
+        if cfg.tensorboard:
+            out.append(keras.callbacks.TensorBoard(str(self.run_dir / "tensorboard" / stage)))
+        return out + schedule_callbacks(cfg.lr_schedule, cfg.patience)
+
+    def end_stage(self) -> None:
+        if self._history is not None:
+            self.epochs_done += self._history.epochs_done
+
+    def compile(self, model: keras.Model, peak_lr: float, steps_per_epoch: int, epochs: int, schedule: str | None = None) -> None:
+        optimizer = make_optimizer(self.cfg.optimizer, schedule or self.cfg.lr_schedule, peak_lr, steps_per_epoch, epochs)
+        model.compile(optimizer=optimizer, loss=self.loss, metrics=[self.metric])

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from helpers import history_rows, make_dataset
 
-import imgclf.models.lite  # noqa: F401  (registers the Lite1/Lite2 entries)
 from imgclf.cli import main
 from imgclf.models.lite import LITE_BACKBONES, lite_weights_path
 from imgclf.models.registry import get_spec, list_models

@@ -19,7 +19,7 @@ from imgclf.models.layers import ImagenetPreprocess
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec, list_models
 from imgclf.training.recipe import freeze_below
 
-ALL_MODELS = sorted(["cnn", "efficientnet_lite0", *KERAS_APPLICATIONS])
+ALL_MODELS = sorted(["cnn", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", *KERAS_APPLICATIONS])
 
 
 def test_list_models_names():
@@ -41,7 +41,7 @@ def test_every_registry_entry_is_well_formed(name):
         assert hasattr(keras.applications, class_name), f"keras.applications has no {class_name}"
         assert spec.pretrained and not spec.offline  # ImageNet weights are downloaded on first use
     else:
-        assert spec.offline  # cnn and the built-in EfficientNet-Lite0 need no network
+        assert spec.offline  # cnn and the built-in EfficientNet-Lite0, Lite1 and Lite2 need no network
 
 
 def test_pretrained_flags():

@@ -5,4 +5,4 @@ Importing this package imports every model module, so each ``@register_model`` r
 ``@register_model`` builder and add its import line below.
 """
 
-from imgclf.models import backbones, cnn  # noqa: F401  (registration happens on import)
+from imgclf.models import backbones, cnn, lite  # noqa: F401  (registration happens on import)

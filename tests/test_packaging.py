@@ -16,7 +16,7 @@ def code_text() -> str:
 def test_every_environment_variable_the_readme_names_is_read_by_the_code():
     named = set(re.findall(r"\$(IMGCLF_[A-Z_]+)", (ROOT / "README.md").read_text(encoding="utf-8")))
     read = set(re.findall(r"""environ(?:\.get\(|\[)\s*["'](IMGCLF_[A-Z_]+)["']""", code_text()))
-    read |= set(re.findall(r"""^\w*ENV\w* = ["'](IMGCLF_[A-Z_]+)["']""", code_text(), re.M))
+    read |= set(re.findall(r"""^\w*ENV\w* = ["'](IMGCLF_[A-Z_]+)["']""", code_text(), re.MULTILINE))
     assert named, "the README names the cache variable"
     assert named <= read, f"named in README.md but never read: {sorted(named - read)}"
 

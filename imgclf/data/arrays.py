@@ -171,7 +171,7 @@ def _held_out(y: np.ndarray, fraction: float, seed: int = 42) -> np.ndarray:
     rng, mask = np.random.default_rng(seed), np.zeros(len(y), bool)
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
-        n = min(len(members) - 1, max(1, int(round(fraction * len(members)))))
+        n = min(len(members) - 1, max(1, round(fraction * len(members))))
         mask[rng.permutation(members)[:n]] = True
     return mask
 

@@ -1,4 +1,4 @@
-"""imgclf.cache: what the cache holds, clearing it, the size cap's setting; and two runs sharing one cache."""
+"""imgclf.training.cache: what the cache holds, clearing it, the size cap's setting; and two runs sharing one cache."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import make_dataset, manifest_rows, tree_hashes
-from imgclf.cache import cache_info, clear_cache, max_cache_bytes
+from imgclf.training.cache import cache_info, clear_cache, max_cache_bytes
 from imgclf.errors import ConfigError
 from imgclf.training.feature_cache import FeatureCache
 

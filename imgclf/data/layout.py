@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from imgclf.errors import DataError
-
-if TYPE_CHECKING:
-    from imgclf.data.scan import ScannedData
 
 __all__ = ["check_split_classes", "nested_classes_warning", "train_folder_error"]
 
@@ -80,12 +77,12 @@ def train_folder_error(root: str, train_dir: Path, siblings: Sequence[str], exte
     )
 
 
-def check_split_classes(data: ScannedData, allow_missing_test: bool = False) -> list[str]:
+def check_split_classes(data: Any, allow_missing_test: bool = False) -> list[str]:
     """Warnings for classes absent from a pre-split val/ or test/; a DataError when test/ exists and
     lacks a class, unless ``allow_missing_test``. Data split by imgclf is stratified: nothing to check.
 
     Args:
-        data: the scanned data.
+        data: the scanned data (a :class:`imgclf.data.scan.ScannedData`; not imported here, as scan imports this module).
         allow_missing_test: train anyway when test/ lacks a class (its test metrics have support 0).
     """
     if not data.presplit:

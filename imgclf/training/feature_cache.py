@@ -14,7 +14,7 @@ a write goes to a temporary file that replaces the entry atomically, so a reader
 file; concurrent writers of one entry (two runs on the same data) take a file lock and merge what is on
 disk with their new rows, so neither loses the other's; a cache that cannot be written (read-only, disk
 full) costs only reuse, never the run. The whole feature cache is kept under a size cap by deleting the
-least recently used entries (:mod:`imgclf.cache`).
+least recently used entries (:mod:`imgclf.training.cache`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.cache import evict_lru, file_lock, max_cache_bytes
+from imgclf.training.cache import evict_lru, file_lock, max_cache_bytes
 from imgclf.config import cache_root
 
 __all__ = ["FeatureCache", "file_digest", "default_cache_root"]

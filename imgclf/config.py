@@ -92,6 +92,9 @@ class TrainConfig:
     )
     duplicates_together: bool = _opt(True, "keep each cluster of exact/near-duplicate images on one side of the split")
     class_weight: str = _opt("none", "'auto': weight the loss by inverse class frequency of the train split; 'none'")
+    allow_missing_test_classes: bool = _opt(
+        False, "train even when a pre-split test/ folder lacks a class (its test metrics then have support 0)"
+    )
 
     def validate(self) -> TrainConfig:
         """Check every value; raise :class:`ConfigError` naming the first bad one."""

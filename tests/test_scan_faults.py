@@ -215,7 +215,7 @@ def test_a_class_missing_from_val_is_a_warning(tmp_path):
 
 def test_a_class_missing_from_test_is_refused_unless_allowed(tmp_path):
     data = presplit_without(tmp_path, {"test": "dog"})
-    with pytest.raises(DataError, match=r"class\(es\) 'dog' have no images in test/ of .*support 0.*allow_missing_test"):
+    with pytest.raises(DataError, match=r"class\(es\) 'dog' have no images in test/ of .*support 0.*--allow-missing-test-classes"):
         check_split_classes(data)
     assert check_split_classes(data, allow_missing_test=True) == [
         "class(es) 'dog' have no images in test/: their test metrics have support 0"
@@ -274,3 +274,43 @@ def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_
     assert result.metrics.n > 0 and (result.run_dir / "model.keras").is_file()
     rows = {r["path"] for r in manifest_rows(result.run_dir)}
     assert len(rows) == 20 and any("new\nline ü.png" in r for r in rows)
+
+
+# ---------------------------------------------------------------------------- what doctor and train show
+
+
+def test_doctor_and_train_show_the_nested_layout_warning(tmp_path, capsys):
+    from imgclf.cli import main
+    from imgclf.config import TrainConfig
+    from imgclf.data.prepare import prepare_training_data
+
+    make_dataset(tmp_path / "d" / "g1", {"a": 3, "b": 3})
+    make_dataset(tmp_path / "d" / "g2", {"c": 3, "d": 3})
+    assert main(["doctor", str(tmp_path / "d"), "--json", str(tmp_path / "report.json")]) == 0
+    out = capsys.readouterr().out
+    assert "\nLayout (1)\n  every class folder holds only sub-folders (g1/: a, b; g2/: c, d)" in out
+    assert "every class folder holds only sub-folders" in (tmp_path / "report.json").read_text()
+    prepare_training_data(scan_folder(tmp_path / "d"), TrainConfig(data=str(tmp_path / "d")), verbose=1)
+    assert "doctor: every class folder holds only sub-folders (g1/: a, b; g2/: c, d)" in capsys.readouterr().out
+
+
+def test_train_refuses_a_test_split_without_a_class_unless_allowed(tmp_path, capsys):
+    from imgclf.config import TrainConfig
+    from imgclf.data.prepare import prepare_training_data
+
+    data = presplit_without(tmp_path, {"test": "emu", "val": "dog"})
+    cfg = TrainConfig(data=data.root)
+    with pytest.raises(DataError, match=r"'emu' have no images in test/.*--allow-missing-test-classes"):
+        prepare_training_data(data, cfg, verbose=1)
+    _, _, report = prepare_training_data(data, TrainConfig(data=data.root, allow_missing_test_classes=True), verbose=1)
+    out = capsys.readouterr().out
+    assert "doctor: class(es) 'dog' have no images in val/" in out
+    assert "doctor: class(es) 'emu' have no images in test/: their test metrics have support 0" in out
+    assert len(report.to_dict()["layout"]) == 2
+
+
+def test_the_option_to_allow_it_is_a_train_flag():
+    from imgclf.cli import build_parser
+
+    args = build_parser().parse_args(["train", "DATA", "--allow-missing-test-classes"])
+    assert args.allow_missing_test_classes is True

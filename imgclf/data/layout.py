@@ -99,7 +99,7 @@ def check_split_classes(data: Any, allow_missing_test: bool = False) -> list[str
         elif not allow_missing_test:
             raise DataError(
                 f"class(es) {names} have no images in test/ of {data.root!r}: their test metrics would have support 0; "
-                "add test images of them, or allow it explicitly (allow_missing_test) to train anyway"
+                "add test images of them, or pass --allow-missing-test-classes (allow_missing_test_classes=True) to train anyway"
             )
         else:
             warnings.append(f"class(es) {names} have no images in test/: their test metrics have support 0")

@@ -102,3 +102,20 @@ def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path):
         with np.load(f) as z:  # whole files with every row: neither writer lost the other's
             assert len(set(z["hashes"].tolist())) == len(z["activations"]) == expected[name]
     assert tree_hashes(data) == before
+
+
+def test_the_cache_command_shows_and_clears(tmp_path, monkeypatch, capsys):
+    from imgclf.cli import main
+
+    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path))
+    fill(tmp_path)
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"imgclf cache: {tmp_path}\n") and "in 1 file(s)" in out
+    assert main(["cache", "clear", "--part", "features"]) == 0
+    out = capsys.readouterr().out
+    assert "cleared features/" in out and "MB freed" in out and "in 0 file(s)" in out
+    assert cache_info().total == 0
+    monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", "much")
+    assert main(["cache", "info"]) == 2
+    assert "imgclf: error: invalid value for `IMGCLF_CACHE_MAX_GB`" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 imgclf keeps two kinds of recomputable files under ``$IMGCLF_CACHE`` (default ``~/.cache/imgclf``):
 ``features/`` (frozen-backbone activations, :mod:`imgclf.training.feature_cache`) and ``arrays/``
 (NumPy DATA written as PNGs, :mod:`imgclf.data.arrays`). The feature cache is held under a size cap
-(``$IMGCLF_CACHE_MAX_GB``, default :data:`DEFAULT_CACHE_MAX_GB`) by deleting its least recently used
+(``$IMGCLF_CACHE_MAX_GB``, default :data:`imgclf.config.CACHE_MAX_GB`) by deleting its least recently used
 files first; a file counts as used when a run reads or writes it. ``imgclf cache info|clear`` calls
 :func:`cache_info` and :func:`clear_cache`.
 """
@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgclf.config import CACHE_MAX_GB, cache_root
 from imgclf.errors import invalid_value
 
-__all__ = ["DEFAULT_CACHE_MAX_GB", "CacheInfo", "cache_info", "clear_cache", "evict_lru", "file_lock", "max_cache_bytes"]
+__all__ = ["CacheInfo", "cache_info", "clear_cache", "evict_lru", "file_lock", "max_cache_bytes"]
 
-DEFAULT_CACHE_MAX_GB = 5.0  # moves to imgclf/config.py with the other defaults once issue 8 lands
 MAX_ENV = "IMGCLF_CACHE_MAX_GB"
 PARTS = ("features", "arrays")
 _STALE_TMP_SECONDS = 3600.0  # a temporary file this old was left by a killed writer
@@ -61,10 +61,10 @@ def _human(n: float) -> str:
 
 def max_cache_bytes() -> int:
     """The feature cache's size cap in bytes: ``$IMGCLF_CACHE_MAX_GB`` (a number of GB; 0 keeps
-    nothing), else :data:`DEFAULT_CACHE_MAX_GB`. A value that is not a number is a ConfigError."""
+    nothing), else :data:`imgclf.config.CACHE_MAX_GB`. A value that is not a number is a ConfigError."""
     text = os.environ.get(MAX_ENV, "").strip()
     if not text:
-        return int(DEFAULT_CACHE_MAX_GB * 2**30)
+        return int(CACHE_MAX_GB * 2**30)
     try:
         gb = float(text)
     except ValueError:
@@ -92,8 +92,6 @@ def cache_info(root: str | Path | None = None) -> CacheInfo:
     Args:
         root: the cache folder; ``None`` means ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.
     """
-    from imgclf.config import cache_root
-
     root = Path(root) if root is not None else cache_root()
     sizes, files = {}, {}
     for part in PARTS:

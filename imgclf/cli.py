@@ -111,6 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from imgclf.data.scan import one_line
     from imgclf.evaluation.metrics import format_metrics
     from imgclf.serving.predictor import load_run
 
@@ -120,7 +121,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_metrics(metrics))
         for row in metrics.skipped:
-            print(f"skipped {row['path']}: {row['reason']}")
+            print(f"skipped {one_line(row['path'])}: {row['reason']}")
     return 0
 
 

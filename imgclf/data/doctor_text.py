@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from imgclf.data.scan import one_line
+
 __all__ = ["summary_lines", "format_report"]
 
 LIST_LIMIT = 20  # lines per section in the terminal report (the JSON has everything)
@@ -60,8 +62,8 @@ def format_report(d: dict[str, Any]) -> str:
 
     if d.get("layout"):
         listing("Layout", d["layout"])
-    listing("Unusable files — skipped, never touched", [f"{r['path']}: {r['reason']}" for r in d["unusable"]])
-    listing("Warnings", [f"{r['path']}: {r['warning']}" for r in d["warnings"]])
+    listing("Unusable files — skipped, never touched", [f"{one_line(r['path'])}: {r['reason']}" for r in d["unusable"]])
+    listing("Warnings", [f"{one_line(r['path'])}: {r['warning']}" for r in d["warnings"]])
     dup = d["duplicates"]
     rows = []
     for c in dup["clusters"]:

@@ -28,7 +28,7 @@ from imgclf.data.formats import (
 from imgclf.data.layout import nested_classes_warning, train_folder_error
 from imgclf.errors import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageItem", "Skipped", "ScannedData", "scan_folder", "check_header"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageItem", "Skipped", "ScannedData", "scan_folder", "check_header", "one_line"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
@@ -66,6 +66,16 @@ class ScannedData:
         for item in self.items:
             out[self.classes[item.label]] += 1
         return out
+
+
+def one_line(path: str) -> str:
+    """``path`` fit for one line of output: control characters (a newline in a file name) escaped as
+    ``\\n`` and the like; everything else, non-ASCII included, unchanged.
+
+    Args:
+        path: a file path.
+    """
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in path)
 
 
 def _visible(p: Path) -> bool:

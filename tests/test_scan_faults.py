@@ -320,3 +320,15 @@ def test_the_option_to_allow_it_is_a_train_flag():
 
     args = build_parser().parse_args(["train", "DATA", "--allow-missing-test-classes"])
     assert args.allow_missing_test_classes is True
+
+
+def test_presplit_train_without_val_beside_another_folder_gets_the_presplit_advice(tmp_path):
+    make_dataset(tmp_path / "d" / "train", {"cat": 2, "dog": 2})
+    (tmp_path / "d" / "notes").mkdir()
+    with pytest.raises(DataError, match=r"is pre-split \(it has train/\) but has no val/, valid/ or validation/"):
+        scan_folder(tmp_path / "d")
+
+
+def test_classes_named_val_and_valid_in_a_flat_folder_are_classes(tmp_path):
+    root = make_dataset(tmp_path / "d", {"valid": 3, "val": 3})
+    assert scan_folder(root).classes == ["val", "valid"]

@@ -63,7 +63,8 @@ def train_folder_error(root: str, train_dir: Path, siblings: Sequence[str], exte
         siblings: the names of the other visible folders beside it.
         extensions: the image file extensions.
     """
-    if _has_images(train_dir, extensions) or siblings:
+    holds_classes = any(p.is_dir() and _visible(p) for p in train_dir.iterdir())
+    if _has_images(train_dir, extensions) or not holds_classes:
         others = ", ".join(siblings) or "no other folder"
         return DataError(
             f"{root!r} has a folder named {train_dir.name}/ beside {others}: it looks like a class named "

@@ -224,7 +224,7 @@ def _split_dirs(subdirs: list[Path], root: str) -> dict[str, Path]:
         if d.name.lower() in SPLIT_DIRS:
             found.setdefault(SPLIT_DIRS[d.name.lower()], []).append(d)
     twice = next((dirs for dirs in found.values() if len(dirs) > 1), None)
-    if twice:
+    if twice and "train" in found:
         names = " and ".join(f"{d.name}/" for d in twice)
         raise DataError(f"{root!r} has both {names}, which mean the same split; keep one of them")
     split_dirs = {s: dirs[0] for s, dirs in found.items()}

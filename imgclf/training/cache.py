@@ -102,7 +102,8 @@ def cache_info(root: str | Path | None = None) -> CacheInfo:
 
 def clear_cache(root: str | Path | None = None, part: str | None = None) -> int:
     """Delete the cache (or one part of it) and return the bytes freed. Only imgclf's own folders
-    under the root are removed; anything else there is left alone.
+    under the root are removed; anything else there is left alone. A run training at that moment
+    recomputes what it loses from ``features/``; one training on NumPy DATA loses its images with ``arrays/``.
 
     Args:
         root: the cache folder; ``None`` means ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.

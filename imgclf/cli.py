@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--group-by", metavar="GROUP_BY", help="regex or CSV of path,group: report groups found in several splits")
     p.add_argument("--run", metavar="RUN", help="a run folder: report duplicates across the splits of its split.csv")
+
+    p = sub.add_parser("cache", help="what the cache ($IMGCLF_CACHE, ~/.cache/imgclf) holds, or clear it")
+    p.add_argument("action", choices=("info", "clear"))
+    p.add_argument("--part", choices=("features", "arrays"), help="clear only this part (default: both)")
     return parser
 
 
@@ -107,6 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from imgclf.data.scan import one_line
     from imgclf.evaluation.metrics import format_metrics
     from imgclf.serving.predictor import load_run
 
@@ -116,7 +121,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_metrics(metrics))
         for row in metrics.skipped:
-            print(f"skipped {row['path']}: {row['reason']}")
+            print(f"skipped {one_line(row['path'])}: {row['reason']}")
     return 0
 
 
@@ -187,6 +192,16 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from imgclf.training.cache import cache_info, clear_cache
+
+    if args.action == "clear":
+        freed = clear_cache(part=args.part)
+        print(f"imgclf cache: cleared {args.part + '/' if args.part else 'features/ and arrays/'}, {freed / 2**20:.1f} MB freed")
+    print(cache_info().format())
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from imgclf.models.registry import list_models
 
@@ -201,6 +216,7 @@ COMMANDS: dict[str, types.FunctionType] = {
     "predict": _cmd_predict,
     "models": _cmd_models,
     "doctor": _cmd_doctor,
+    "cache": _cmd_cache,
 }
 
 

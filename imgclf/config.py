@@ -24,11 +24,14 @@ from imgclf.options import (
     parse_augment,
 )
 
-__all__ = ["TrainConfig", "resolve_config", "config_fields", "load_config_file", "parse_duration", "cache_root", "field_type"]
+__all__ = ["CACHE_MAX_GB", "TrainConfig", "resolve_config", "config_fields", "load_config_file", "parse_duration", "cache_root", "field_type"]
 
 
 def _opt(default: Any, help: str, *, cli: bool = True, aliases: tuple[str, ...] = ()) -> Any:
     return field(default=default, metadata={"help": help, "cli": cli, "aliases": aliases})
+
+
+CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set
 
 
 @dataclass
@@ -59,7 +62,11 @@ class TrainConfig:
     views: int = _opt(
         2, "images seen per training image in the cached stages: the original plus views-1 augmented copies"
     )
-    feature_cache: bool = _opt(True, "keep frozen-backbone activations on disk ($IMGCLF_CACHE or ~/.cache/imgclf) for reuse")
+    feature_cache: bool = _opt(
+        True,
+        f"keep frozen-backbone activations on disk ($IMGCLF_CACHE or ~/.cache/imgclf) for reuse; at most "
+        f"$IMGCLF_CACHE_MAX_GB (default {CACHE_MAX_GB:g}) GB, least recently used first out",
+    )
     optimizer: str = _opt("adam", "adam, sgd (Nesterov momentum 0.9) or rmsprop")
     lr_schedule: str = _opt("cosine", "cosine (one warm-up epoch, then cosine decay), plateau (reduce on plateau) or constant")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss, in [0, 0.5)")
@@ -92,6 +99,9 @@ class TrainConfig:
     )
     duplicates_together: bool = _opt(True, "keep each cluster of exact/near-duplicate images on one side of the split")
     class_weight: str = _opt("none", "'auto': weight the loss by inverse class frequency of the train split; 'none'")
+    allow_missing_test_classes: bool = _opt(
+        False, "train even when a pre-split test/ folder lacks a class (its test metrics then have support 0)"
+    )
 
     def validate(self) -> TrainConfig:
         """Check every value; raise :class:`ConfigError` naming the first bad one."""

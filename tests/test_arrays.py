@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import imgclf
-from helpers import tree_hashes
+from helpers import manifest_rows, tree_hashes
 from imgclf.data.arrays import load_arrays
 from imgclf.data.decode import load_image
 from imgclf.data.scan import scan_folder
@@ -114,3 +114,64 @@ def test_train_from_an_npz(tmp_path):
     )  # fmt: skip
     assert result.classes == ["0", "1"] and result.run_dir.name == "tiny"
     assert result.metrics.n > 0
+
+
+# ---------------------------------------------------------------------------- pre-split arrays (the course notes' layout)
+
+
+def course_arrays(folder, val_prefix=None, n_train=10, n_test=3, size=16):
+    """train_features.npy + train_target.npy, test_… (and ``val_prefix``…): class k's images are grey
+    level 40 + 80 k plus the image's index in its split (so a decoded pixel tells label and index)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = {"train": n_train, "test": n_test, **({val_prefix.rstrip("_"): 2} if val_prefix else {})}
+    for split, n in splits.items():
+        y = np.repeat([0, 1], n)
+        x = np.stack([np.full((size, size), 40 + 80 * k + i, np.uint8) for i, k in enumerate(y)])
+        np.save(folder / f"{split}_features.npy", x)
+        np.save(folder / f"{split}_target.npy", y)
+    return folder
+
+
+def split_pixels(data):
+    out = {}
+    for item in data.items:
+        out.setdefault(item.split, []).append((item.label, int(load_image(item.path, 16)[0, 0, 0])))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_presplit_arrays_become_a_presplit_folder_with_the_test_arrays_as_test(tmp_path):
+    folder = course_arrays(tmp_path / "fashion")
+    before = tree_hashes(folder)
+    data = scan_folder(folder)
+    assert data.presplit and data.classes == ["0", "1"]
+    pixels = split_pixels(data)
+    assert pixels["test"] == sorted((k, 40 + 80 * k + i) for i, k in enumerate(np.repeat([0, 1], 3)))
+    assert len(pixels["train"]) == 16 and len(pixels["val"]) == 4  # 20 % of each class held out for val
+    assert {lab for lab, _ in pixels["val"]} == {0, 1}
+    assert not set(pixels["val"]) & set(pixels["train"])
+    assert tree_hashes(folder) == before
+
+
+@pytest.mark.parametrize("prefix", ["val_", "valid_"])
+def test_presplit_arrays_with_their_own_validation_arrays(tmp_path, prefix):
+    data = scan_folder(course_arrays(tmp_path / "fashion", val_prefix=prefix))
+    pixels = split_pixels(data)
+    assert {k: len(v) for k, v in pixels.items()} == {"train": 20, "val": 4, "test": 6}
+    assert pixels["val"] == [(0, 40), (0, 41), (1, 122), (1, 123)]
+
+
+def test_bad_presplit_arrays_name_the_file(tmp_path):
+    folder = course_arrays(tmp_path / "fashion")
+    np.save(folder / "test_target.npy", np.array([0, 1]))  # 2 labels for 6 test images
+    with pytest.raises(DataError, match=r"labels in '.*test_features.npy' \+ 'test_target.npy' have shape \(2,\)"):
+        scan_folder(folder)
+
+
+def test_train_on_presplit_arrays_tests_on_the_test_arrays(tmp_path):
+    folder = course_arrays(tmp_path / "fashion", n_train=12, n_test=4)
+    result = imgclf.train(
+        folder, model="cnn", image_size=32, epochs=1, batch_size=8, augment="none", out=str(tmp_path / "runs"), verbose=0
+    )
+    rows = manifest_rows(result.run_dir)
+    assert sum(r["split"] == "test" for r in rows) == 8
+    assert result.metrics.n == 8 and result.run_dir.name == "fashion"

@@ -62,7 +62,7 @@ def test_presplit_layout_validation_folder_means_val(presplit_validation):
 
 def test_presplit_needs_a_validation_folder(tmp_path, make_dataset):
     make_dataset(tmp_path / "d" / "train")
-    with pytest.raises(DataError, match="has a train/ folder but no val/ or validation/ folder"):
+    with pytest.raises(DataError, match=r"is pre-split \(it has train/\) but has no val/, valid/ or validation/ folder"):
         scan_folder(tmp_path / "d")
 
 

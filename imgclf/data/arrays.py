@@ -1,4 +1,6 @@
-"""NumPy arrays as DATA: ``features.npy`` + ``target.npy`` (or ``X``/``y``) in a folder, or one ``.npz``.
+"""NumPy arrays as DATA: ``features.npy`` + ``target.npy`` (or ``X``/``y``) in a folder, or one ``.npz``;
+or pre-split, as the course notes load Fashion-MNIST: ``train_features.npy`` + ``train_target.npy``
+with ``test_…`` and optionally ``val_…`` / ``valid_…`` / ``validation_…`` (any pair name above).
 
 The course notes keep images as arrays; imgclf accepts them without a second pipeline: the arrays are
 written once as PNG files into a cache folder (``$IMGCLF_CACHE`` or ``~/.cache/imgclf``, under
@@ -9,6 +11,10 @@ Accepted: images ``(N, H, W)`` grayscale, ``(N, H, W, 1)`` or ``(N, H, W, 3)``; 
 [0, 1] (scaled by 255) or [0, 255]; labels ``(N,)`` integers from 0 (or one-hot ``(N, K)``). Class
 names come from a ``classes`` / ``class_names`` / ``labels_names`` / ``label_names`` array when present,
 else ``"0"``, ``"1"``, …
+
+Pre-split arrays become ``train/``, ``val/`` and ``test/`` folders, used as given: the test arrays are the
+run's test split, never trained on. Without val arrays, a stratified, seeded 20 % of the train arrays
+(the default ``val_fraction``) becomes ``val/``.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ import numpy as np
 from imgclf.config import cache_root
 from imgclf.errors import DataError
 
-__all__ = ["ARRAY_NAMES", "array_source", "load_arrays", "materialise_arrays"]
+__all__ = ["ARRAY_NAMES", "array_source", "load_arrays", "load_split_arrays", "materialise_arrays", "presplit_pairs"]
 
 ARRAY_NAMES = (("features", "target"), ("X", "y"), ("x", "y"), ("images", "labels"))
 CLASS_NAME_KEYS = ("classes", "class_names", "labels_names", "label_names")
 _DONE = ".complete"
+SPLIT_PREFIXES = {"train": ("train_",), "val": ("val_", "valid_", "validation_"), "test": ("test_",)}
+HELD_OUT_VAL = 0.2  # without val arrays: this fraction of each class of the train arrays, seeded
 
 
 def array_source(path: str | Path) -> Path | None:
@@ -37,9 +45,35 @@ def array_source(path: str | Path) -> Path | None:
     p = Path(path).expanduser()
     if p.is_file() and p.suffix.lower() == ".npz":
         return p
-    if p.is_dir() and any((p / f"{a}.npy").is_file() and (p / f"{b}.npy").is_file() for a, b in ARRAY_NAMES):
+    if p.is_dir() and (_pair(p, "") or presplit_pairs(p)):
         return p
     return None
+
+
+def _pair(folder: Path, prefix: str) -> tuple[Path, Path] | None:
+    for a, b in ARRAY_NAMES:
+        fa, fb = folder / f"{prefix}{a}.npy", folder / f"{prefix}{b}.npy"
+        if fa.is_file() and fb.is_file():
+            return fa, fb
+    return None
+
+
+def presplit_pairs(folder: str | Path) -> dict[str, tuple[Path, Path]] | None:
+    """``{"train": (images, labels), "test": …, "val": …}`` for a folder of pre-split arrays
+    (``train_features.npy`` + ``train_target.npy`` and so on); None when it holds no train pair.
+
+    Args:
+        folder: the data folder.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir() or _pair(folder, "train_") is None:
+        return None
+    out = {}
+    for split, prefixes in SPLIT_PREFIXES.items():
+        found = next((pair for pair in (_pair(folder, p) for p in prefixes) if pair), None)
+        if found:
+            out[split] = found
+    return out
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -131,6 +165,41 @@ def load_arrays(src: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], str
     return x, y, classes, name
 
 
+def _held_out(y: np.ndarray, fraction: float, seed: int = 42) -> np.ndarray:
+    """A stratified, seeded boolean mask of about ``fraction`` of each class (at least one image of a
+    class with two or more)."""
+    rng, mask = np.random.default_rng(seed), np.zeros(len(y), bool)
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        n = min(len(members) - 1, max(1, round(fraction * len(members))))
+        mask[rng.permutation(members)[:n]] = True
+    return mask
+
+
+def load_split_arrays(src: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], str]:
+    """Validated pre-split arrays: ``({split: (images uint8, labels int)}, class names, name)``.
+
+    Args:
+        src: a folder that :func:`presplit_pairs` recognises.
+    """
+    src = Path(src).expanduser()
+    parts = {}
+    for split, (fx, fy) in (presplit_pairs(src) or {}).items():
+        where = f"{str(fx)!r} + {fy.name!r}"
+        x = _as_uint8_images(_load_npy(fx), where)
+        if len(x) == 0:
+            raise DataError(f"{where} holds no images; expected at least one image per class")
+        parts[split] = (x, _as_labels(_load_npy(fy), len(x), where))
+    if "val" not in parts:
+        x, y = parts["train"]
+        val = _held_out(y, HELD_OUT_VAL)
+        parts["train"], parts["val"] = (x[~val], y[~val]), (x[val], y[val])
+    names_file = next((src / f"{k}.npy" for k in CLASS_NAME_KEYS if (src / f"{k}.npy").is_file()), None)
+    n_classes = max(int(y.max()) for _, y in parts.values() if len(y)) + 1
+    classes = _class_names(_load_npy(names_file) if names_file else None, n_classes, repr(str(src)))
+    return parts, classes, src.resolve().name
+
+
 def _digest(src: Path) -> str:
     h = hashlib.blake2b(digest_size=10)
     files = [src] if src.is_file() else sorted(p for p in src.iterdir() if p.suffix == ".npy" and p.is_file())
@@ -143,29 +212,27 @@ def _digest(src: Path) -> str:
 
 
 def materialise_arrays(src: str | Path) -> tuple[Path, list[str]]:
-    """Write the arrays as PNGs into the cache (once per content) and return ``(folder, class names)``."""
-    from PIL import Image
+    """Write the arrays as PNGs into the cache (once per content) and return ``(folder, class names)``;
+    pre-split arrays become ``train/``, ``val/`` and ``test/`` inside that folder.
 
+    Args:
+        src: a ``.npz`` file or a folder of ``.npy`` files (see :func:`array_source`).
+    """
     src = Path(src).expanduser()
-    x, y, classes, name = load_arrays(src)
+    if presplit_pairs(src):
+        parts, classes, name = load_split_arrays(src)
+    else:
+        x, y, classes, name = load_arrays(src)
+        parts = {"": (x, y)}
     base = cache_root() / "arrays" / _digest(src)
     folder = base / name
     if (base / _DONE).is_file() and folder.is_dir():
         return folder, classes
     base.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=base.parent))
-    width = max(5, len(str(len(x))))
-
-    def write(i: int) -> None:
-        img = x[i][..., 0] if x.ndim == 4 and x.shape[-1] == 1 else x[i]
-        path = staging / name / classes[y[i]] / f"{i:0{width}d}.png"
-        Image.fromarray(img, "L" if img.ndim == 2 else "RGB").save(path, compress_level=1)
-
     try:
-        for c in classes:
-            (staging / name / c).mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-            list(pool.map(write, range(len(x))))
+        for split, (x, y) in parts.items():
+            _write_pngs(staging / name / split, x, y, classes)
         (staging / _DONE).write_text(str(src) + "\n")
         try:
             staging.rename(base)
@@ -175,3 +242,19 @@ def materialise_arrays(src: str | Path) -> tuple[Path, list[str]]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder, classes
+
+
+def _write_pngs(folder: Path, x: np.ndarray, y: np.ndarray, classes: list[str]) -> None:
+    from PIL import Image
+
+    width = max(5, len(str(len(x))))
+
+    def write(i: int) -> None:
+        img = x[i][..., 0] if x.ndim == 4 and x.shape[-1] == 1 else x[i]
+        path = folder / classes[y[i]] / f"{i:0{width}d}.png"
+        Image.fromarray(img, "L" if img.ndim == 2 else "RGB").save(path, compress_level=1)
+
+    for c in classes:
+        (folder / c).mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        list(pool.map(write, range(len(x))))

@@ -61,6 +61,7 @@ class DoctorReport:
     splits: dict[str, str] = field(default_factory=dict)  # path -> split, when known
     groups: dict[str, str] = field(default_factory=dict)  # path -> --group-by name, when given
     train_class_weights: dict[int, float] | None = None  # set by prepare_training_data with class_weight="auto"
+    layout: list[str] = field(default_factory=list)  # about the folder as a whole (imgclf.data.layout)
 
     # ------------------------------------------------------------------ derived findings
 
@@ -158,6 +159,7 @@ class DoctorReport:
             "classes": self.classes,
             "files": len(self.facts) + sum(1 for s in self.unusable if not s.reason.startswith("cannot decode")),
             "usable": len(self.usable.items),
+            "layout": list(self.layout),
             "unusable": [{"path": self.rel(s.path), "reason": s.reason} for s in self.unusable],
             "warnings": [{"path": self.rel(f.path), "warning": f.warning} for f in self.facts if f.warning],
             "duplicates": {
@@ -224,6 +226,7 @@ def diagnose(
         unusable=list(data.skipped) + bad,
         near_threshold=near_threshold,
         clusters=clusters,
+        layout=list(data.warnings),
     )
     report.set_splits(data.items)
     if splits:

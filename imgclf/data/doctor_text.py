@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from imgclf.data.scan import one_line
+
 __all__ = ["summary_lines", "format_report"]
 
 LIST_LIMIT = 20  # lines per section in the terminal report (the JSON has everything)
@@ -17,7 +19,7 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
     Args:
         d: a report as :meth:`DoctorReport.to_dict` gives it.
     """
-    lines = []
+    lines = [f"doctor: {w}" for w in d.get("layout", [])]
     if d["unusable"]:
         lines.append(f"doctor: {len(d['unusable'])} unusable file(s) skipped, never touched (see data_report.json)")
     if d["warnings"]:
@@ -58,8 +60,10 @@ def format_report(d: dict[str, Any]) -> str:
         if len(rows) > LIST_LIMIT:
             out.append(f"  … and {len(rows) - LIST_LIMIT} more (all of them in --json)")
 
-    listing("Unusable files — skipped, never touched", [f"{r['path']}: {r['reason']}" for r in d["unusable"]])
-    listing("Warnings", [f"{r['path']}: {r['warning']}" for r in d["warnings"]])
+    if d.get("layout"):
+        listing("Layout", d["layout"])
+    listing("Unusable files — skipped, never touched", [f"{one_line(r['path'])}: {r['reason']}" for r in d["unusable"]])
+    listing("Warnings", [f"{one_line(r['path'])}: {r['warning']}" for r in d["warnings"]])
     dup = d["duplicates"]
     rows = []
     for c in dup["clusters"]:

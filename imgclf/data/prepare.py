@@ -7,6 +7,7 @@ from imgclf.config import TrainConfig
 from imgclf.data.balance import train_class_weights
 from imgclf.data.doctor import DoctorReport, diagnose
 from imgclf.data.groups import merge_groups
+from imgclf.data.layout import check_split_classes
 from imgclf.data.scan import ImageItem, ScannedData
 from imgclf.data.split import assign_splits
 
@@ -26,7 +27,9 @@ def prepare_training_data(data: ScannedData, cfg: TrainConfig, verbose: int = 1)
         The usable data, its items with their splits, and the report (with the train split's class
         weights when ``cfg.class_weight == "auto"``).
     """
+    layout = check_split_classes(data, cfg.allow_missing_test_classes)  # before hashing: fail fast
     report = diagnose(data, group_by=cfg.group_by)
+    report.layout += layout
     usable = report.usable
     paths = [i.path for i in usable.items]
     clusters = []

@@ -3,9 +3,13 @@
 Two layouts are accepted:
 
 * ``DATA/<class>/<images>`` — split by imgclf (see :mod:`imgclf.data.split`);
-* ``DATA/train/<class>/…`` with ``val/`` or ``validation/`` and optional ``test/`` — used as given.
+* ``DATA/train/<class>/…`` with ``val/``, ``valid/`` or ``validation/`` and optional ``test/`` — used as given.
 
-Class names are the folder names, sorted, so the order is stable across machines and runs.
+Class names are the folder names, sorted, so the order is stable across machines and runs. Each real
+file is used once: links to folders outside the data folder are followed, a link back into it
+(``a/loop -> ..``) or to a folder already scanned is not, and a file reached twice through a link
+counts once; each is reported in ``skipped``. A folder that cannot be listed is reported, not dropped
+silently. Layout findings (:mod:`imgclf.data.layout`) go to ``warnings``.
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgclf.data.formats import (
+    UNREADABLE,
+    format_from_extension,
+    format_from_magic,
+    unreadable_reason,
+)
+from imgclf.data.layout import nested_classes_warning, train_folder_error
 from imgclf.errors import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageItem", "Skipped", "ScannedData", "scan_folder", "check_header"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageItem", "Skipped", "ScannedData", "scan_folder", "check_header", "one_line"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
-SPLIT_DIRS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 MIN_SIDE = 8
 MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb limit (2 × Image.MAX_IMAGE_PIXELS default)
 
@@ -48,12 +59,23 @@ class ScannedData:
     items: list[ImageItem]
     skipped: list[Skipped] = field(default_factory=list)
     presplit: bool = False
+    warnings: list[str] = field(default_factory=list)  # about the layout as a whole (imgclf.data.layout)
 
     def counts(self) -> dict[str, int]:
         out = {c: 0 for c in self.classes}
         for item in self.items:
             out[self.classes[item.label]] += 1
         return out
+
+
+def one_line(path: str) -> str:
+    """``path`` fit for one line of output: control characters (a newline in a file name) escaped as
+    ``\\n`` and the like; everything else, non-ASCII included, unchanged.
+
+    Args:
+        path: a file path.
+    """
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in path)
 
 
 def _visible(p: Path) -> bool:
@@ -64,12 +86,58 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name)
 
 
-def _files_under(folder: Path) -> list[Path]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+_LOOP = "symbolic link to a folder inside the data folder (a loop or a second copy of it); not followed"
+_AGAIN = "folder already scanned through another path (symbolic link); not scanned twice"
+
+
+def _files_under(folder: Path, root_real: str, seen: set[str]) -> tuple[list[Path], list[Skipped]]:
+    """Every visible file under ``folder``, following links to folders outside the data folder but
+    never one into it (``a/loop -> ..``) nor a folder already scanned; ``seen`` holds real folder paths."""
+    found: list[Path] = []
+    skipped: list[Skipped] = []
+
+    def unreadable(exc: OSError) -> None:
+        skipped.append(Skipped(str(exc.filename or folder), f"cannot read folder: {exc.strerror or exc}"))
+
+    seen.add(os.path.realpath(folder))
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=unreadable):
+        keep = []
+        for d in sorted(n for n in dirnames if not n.startswith(".")):
+            full = os.path.join(dirpath, d)
+            real = os.path.realpath(full)
+            if os.path.islink(full) and (_within(real, root_real) or _within(root_real, real)):
+                skipped.append(Skipped(full, _LOOP))
+            elif real in seen:
+                skipped.append(Skipped(full, _AGAIN))
+            else:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
         found.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
-    return found
+    return found, skipped
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _once(candidates: list[tuple[Path, int, str | None]]) -> tuple[list[tuple[Path, int, str | None]], list[Skipped]]:
+    """Each real file once: a file reached again through a symbolic link is skipped, keeping the
+    path that involves no link (else the first found)."""
+    by_real: dict[str, list[int]] = {}
+    for k, (path, _, _) in enumerate(candidates):
+        by_real.setdefault(os.path.realpath(path), []).append(k)
+    drop: dict[int, int] = {}
+    for real, ks in by_real.items():
+        if len(ks) > 1:
+            first = next((k for k in ks if os.path.abspath(candidates[k][0]) == real), ks[0])
+            drop.update({k: first for k in ks if k != first})
+    kept = [c for k, c in enumerate(candidates) if k not in drop]
+    skipped = [
+        Skipped(str(candidates[k][0]), f"same file as {candidates[first][0]} (through a symbolic link); used once")
+        for k, first in sorted(drop.items())
+    ]
+    return kept, skipped
 
 
 def check_header(path: str) -> tuple[str | None, int, int]:
@@ -84,16 +152,25 @@ def check_header(path: str) -> tuple[str | None, int, int]:
     except Image.DecompressionBombError as exc:
         return f"decompression bomb: {exc}".split(" could be")[0].rstrip(", "), 0, 0
     except UnidentifiedImageError:
-        return "not an image (unrecognised content)", 0, 0
+        return _unidentified(path), 0, 0
     except OSError as exc:
         return f"cannot read: {exc}", 0, 0
     if fmt not in SUPPORTED_FORMATS:
-        return f"unsupported image format {fmt}", w, h
+        return (unreadable_reason(fmt) if fmt in UNREADABLE else f"unsupported image format {fmt}"), w, h
     if w * h > MAX_PIXELS:
         return f"decompression bomb: {w}x{h} pixels", w, h
     if min(w, h) < MIN_SIDE:
         return f"too small: {w}x{h} pixels (minimum side {MIN_SIDE})", w, h
     return None, w, h
+
+
+def _unidentified(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fmt = format_from_magic(fh.read(16))
+    except OSError as exc:
+        return f"cannot read: {exc}"
+    return unreadable_reason(fmt) if fmt else "not an image (unrecognised content)"
 
 
 def _checked(candidates: list[tuple[Path, int, str | None]]) -> tuple[list[ImageItem], list[Skipped]]:
@@ -108,13 +185,17 @@ def _checked(candidates: list[tuple[Path, int, str | None]]) -> tuple[list[Image
     return items, skipped
 
 
-def _collect(class_dirs: list[Path], classes: list[str], split: str | None):
+def _collect(class_dirs: list[Path], classes: list[str], split: str | None, root_real: str, seen: set[str]):
     candidates, ignored = [], []
     for d in class_dirs:
         label = classes.index(d.name)
-        for f in _files_under(d):
+        files, skipped = _files_under(d, root_real, seen)
+        ignored += skipped
+        for f in files:
             if f.suffix.lower() in IMAGE_EXTENSIONS:
                 candidates.append((f, label, split))
+            elif fmt := format_from_extension(f.suffix):
+                ignored.append(Skipped(str(f), unreadable_reason(fmt)))
             else:
                 ignored.append(Skipped(str(f), f"not an image file extension ({f.suffix or 'none'})"))
     return candidates, ignored
@@ -136,20 +217,33 @@ def scan_folder(root: str | Path, classes: list[str] | None = None) -> ScannedDa
     return _scan(Path(root).expanduser(), root, classes, training=classes is None)
 
 
+def _split_dirs(subdirs: list[Path], root: str) -> dict[str, Path]:
+    """The split folders of a pre-split layout (``{"train": …, "val": …, "test": …}``), checked."""
+    found: dict[str, list[Path]] = {}
+    for d in subdirs:
+        if d.name.lower() in SPLIT_DIRS:
+            found.setdefault(SPLIT_DIRS[d.name.lower()], []).append(d)
+    twice = next((dirs for dirs in found.values() if len(dirs) > 1), None)
+    if twice and "train" in found:
+        names = " and ".join(f"{d.name}/" for d in twice)
+        raise DataError(f"{root!r} has both {names}, which mean the same split; keep one of them")
+    split_dirs = {s: dirs[0] for s, dirs in found.items()}
+    train = split_dirs.get("train")
+    if train is not None and ("val" not in split_dirs or not _class_dirs(train)):
+        siblings = [d.name for d in subdirs if d.name.lower() not in SPLIT_DIRS]
+        raise train_folder_error(root, train, siblings, IMAGE_EXTENSIONS)
+    return split_dirs
+
+
 def _scan(root_path: Path, root: str | Path, classes: list[str] | None, training: bool) -> ScannedData:
     if not root_path.exists():
         raise DataError(f"data folder {str(root)!r} does not exist")
     if not root_path.is_dir():
         raise DataError(f"data path {str(root)!r} is not a folder; expected a folder of class sub-folders")
     subdirs = _class_dirs(root_path)
-    split_dirs = {SPLIT_DIRS[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_DIRS}
+    split_dirs = _split_dirs(subdirs, str(root))
     presplit = "train" in split_dirs
     if presplit:
-        if "val" not in split_dirs:
-            raise DataError(
-                f"{str(root)!r} has a train/ folder but no val/ or validation/ folder; add one, or put the class "
-                "folders directly in the data folder to let imgclf split them"
-            )
         per_split = {s: _class_dirs(d) for s, d in split_dirs.items()}
         found = sorted({d.name for dirs in per_split.values() for d in dirs})
         train_names = [d.name for d in per_split["train"]]
@@ -179,12 +273,17 @@ def _scan(root_path: Path, root: str | Path, classes: list[str] | None, training
         for d in subdirs:
             if d.name.lower() not in SPLIT_DIRS:
                 skipped.append(Skipped(str(d), "folder beside train/ and val/ is not a split; ignored"))
+    root_real, seen = os.path.realpath(root_path), set()
     for split, dirs in per_split.items():
-        c, ignored = _collect(dirs, classes, split)
+        c, ignored = _collect(dirs, classes, split, root_real, seen)
         candidates += c
         skipped += ignored
+    candidates, again = _once(candidates)
+    skipped += again
     items, bad = _checked(candidates)
     data = ScannedData(str(root_path), list(classes), items, skipped + bad, presplit)
+    nested = nested_classes_warning(per_split.get("train", per_split.get(None, [])), IMAGE_EXTENSIONS) if training else None
+    data.warnings = [nested] if nested else []
     if training:
         empty = [c for c, n in data.counts().items() if n == 0]
         if empty:

@@ -8,21 +8,34 @@ activations. Entries are keyed by backbone, cut layer, image size, augmentation 
 
 Layout: ``<cache root>/<key>/view<k>.npz`` holding ``hashes`` (n,) and ``activations`` (n, …) float16.
 The root is ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.
+
+Dependable under faults: a damaged file (empty, truncated, not a cache file) is ignored and rebuilt;
+a write goes to a temporary file that replaces the entry atomically, so a reader never sees half a
+file; concurrent writers of one entry (two runs on the same data) take a file lock and merge what is on
+disk with their new rows, so neither loses the other's; a cache that cannot be written (read-only, disk
+full) costs only reuse, never the run. The whole feature cache is kept under a size cap by deleting the
+least recently used entries (:mod:`imgclf.training.cache`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from imgclf.training.cache import evict_lru, file_lock, max_cache_bytes
 from imgclf.config import cache_root
 
 __all__ = ["FeatureCache", "file_digest", "default_cache_root"]
+
+_DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)  # what np.load raises for a bad file
 
 
 def default_cache_root() -> Path:
@@ -46,6 +59,7 @@ class FeatureCache:
         self.key = hashlib.blake2b(repr(tuple(key_parts)).encode(), digest_size=12).hexdigest()
         self.hits = 0
         self.misses = 0
+        self.write_error: str | None = None
 
     @staticmethod
     def digests(paths: Sequence[str]) -> list[str]:
@@ -61,18 +75,37 @@ class FeatureCache:
             return {}
         try:
             with np.load(f) as z:
-                return dict(zip(z["hashes"].tolist(), z["activations"]))
-        except (OSError, ValueError, KeyError):  # a damaged cache file is ignored and rewritten
+                table = dict(zip(z["hashes"].tolist(), z["activations"]))
+        except _DAMAGED:  # a damaged cache file is ignored and rewritten
             return {}
+        with contextlib.suppress(OSError):
+            os.utime(f)  # recently used: the last to be evicted
+        return table
 
-    def _save(self, view: int, table: dict[str, np.ndarray]) -> None:
+    def _save(self, view: int, fresh: dict[str, np.ndarray]) -> None:
+        """Merge ``fresh`` rows into the entry on disk under a lock, replacing the file atomically.
+        A failed write (read-only cache, disk full) is remembered in ``write_error``, not raised."""
         f = self._file(view)
         if f is None:
             return
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f.stem + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, hashes=np.array(list(table)), activations=np.stack(list(table.values())))
-        os.replace(tmp, f)
+        tmp = None
+        try:
+            with file_lock(f.parent):
+                table = {**self._load(view), **fresh}  # rows another run wrote meanwhile are kept
+                fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=f.parent)
+                with os.fdopen(fd, "wb") as fh:
+                    np.savez(fh, hashes=np.array(list(table)), activations=np.stack(list(table.values())))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, f)
+                tmp = None
+            evict_lru(self.root, max_cache_bytes(), keep=f)
+        except OSError as exc:
+            self.write_error = f"feature cache not saved ({exc.strerror or exc}): {f.parent}"
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def get(
         self, hashes: Sequence[str], view: int, compute: Callable[[list[int]], tuple[list[int], np.ndarray]]
@@ -83,12 +116,12 @@ class FeatureCache:
         missing = [i for i, h in enumerate(hashes) if h not in table]
         self.hits += len(hashes) - len(missing)
         if missing:
-            kept, fresh = compute(missing)
+            kept, rows = compute(missing)
             self.misses += len(kept)
-            for i, row in zip(kept, fresh.astype(np.float16)):
-                table[hashes[i]] = row
-            if kept:
-                self._save(view, table)
+            fresh = {hashes[i]: row for i, row in zip(kept, rows.astype(np.float16))}
+            table.update(fresh)
+            if fresh:
+                self._save(view, fresh)
         present = [i for i, h in enumerate(hashes) if h in table]
         if not present:
             return [], np.zeros((0,), np.float32)

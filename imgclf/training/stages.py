@@ -134,6 +134,8 @@ def _all_views(session: Session, acts: Activations, train_items: list[ImageItem]
         f"  {len(y_train)} training activations ({views} view(s)) + {len(y_val)} val at {cut_name!r} in "
         f"{time.perf_counter() - t:.1f}s (cache: {acts.cache.hits} hit, {acts.cache.misses} computed)"
     )
+    if acts.cache.write_error:  # a read-only or full cache costs reuse, not the run
+        session.say(f"  {acts.cache.write_error}; training goes on")
     session.decode_failures = acts.log.failures
     # every view holds the same images (a file that fails to decode fails in every view); if not, no sampling
     same_images = all(np.array_equal(labels[0], other) for other in labels[1:])

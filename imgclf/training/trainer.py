@@ -25,7 +25,7 @@ from imgclf.data.balance import train_class_weights
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import decoded_dataset, fits_cache
 from imgclf.data.prepare import prepare_training_data
-from imgclf.data.scan import ImageItem, ScannedData, scan_folder
+from imgclf.data.scan import ImageItem, ScannedData, one_line, scan_folder
 from imgclf.data.split import SPLITS, read_manifest, write_manifest
 from imgclf.errors import DataError
 from imgclf.evaluation.evaluate import evaluate_items
@@ -198,7 +198,7 @@ def _finish(session: Session, setup: RunSetup, by_split: dict[str, list[ImageIte
     write_json(run_dir / RunFiles.METRICS, {**metrics.to_dict(), "interrupted": interrupted, "train_seconds": round(seconds, 1)})
     decode_failures = {**log.failures, **session.decode_failures, **{row["path"]: row["reason"] for row in metrics.skipped}}
     for path, reason in sorted(decode_failures.items()):
-        session.say(f"  skipped {path}: {reason}")
+        session.say(f"  skipped {one_line(path)}: {reason}")
     skipped = [{"path": k.path, "reason": k.reason} for k in data.skipped]
     skipped += [{"path": p, "reason": r} for p, r in sorted(decode_failures.items())]
     write_json(run_dir / RunFiles.DATA_REPORT, {"skipped": skipped, "counts": data.counts(), "doctor": setup.doctor_report})
@@ -236,7 +236,7 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     counts = ", ".join(f"{len(by_split[k])} {k}" for k in SPLITS)
     session.say(f"imgclf: {len(items)} images, {len(data.classes)} classes ({counts}); model {spec.name} at {cfg.image_size}px")
     for skipped in data.skipped:
-        session.say(f"  skipped {skipped.path}: {skipped.reason}")
+        session.say(f"  skipped {one_line(skipped.path)}: {skipped.reason}")
     session.say(f"  run folder: {run_dir}")
 
     log = DecodeLog()

@@ -1,0 +1,165 @@
+"""The cache folder: what is in it, clearing it, and keeping the feature cache under a size cap.
+
+imgclf keeps two kinds of recomputable files under ``$IMGCLF_CACHE`` (default ``~/.cache/imgclf``):
+``features/`` (frozen-backbone activations, :mod:`imgclf.training.feature_cache`) and ``arrays/``
+(NumPy DATA written as PNGs, :mod:`imgclf.data.arrays`). The feature cache is held under a size cap
+(``$IMGCLF_CACHE_MAX_GB``, default :data:`imgclf.config.CACHE_MAX_GB`) by deleting its least recently used
+files first; a file counts as used when a run reads or writes it. ``imgclf cache info|clear`` calls
+:func:`cache_info` and :func:`clear_cache`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgclf.config import CACHE_MAX_GB, cache_root
+from imgclf.errors import invalid_value
+
+__all__ = ["CacheInfo", "cache_info", "clear_cache", "evict_lru", "file_lock", "max_cache_bytes"]
+
+MAX_ENV = "IMGCLF_CACHE_MAX_GB"
+PARTS = ("features", "arrays")
+_STALE_TMP_SECONDS = 3600.0  # a temporary file this old was left by a killed writer
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What :func:`cache_info` found: the root, bytes and files per part, and the feature cache's cap."""
+
+    root: Path
+    sizes: dict[str, int]
+    files: dict[str, int]
+    max_bytes: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes.values())
+
+    def format(self) -> str:
+        """Lines for the terminal: one per part, then the total and the cap."""
+        lines = [f"imgclf cache: {self.root}"]
+        for part in PARTS:
+            lines.append(f"  {part + '/':10s} {_human(self.sizes[part]):>10s} in {self.files[part]} file(s)")
+        lines.append(f"  {'total':10s} {_human(self.total):>10s}; features/ is capped at {_human(self.max_bytes)} (${MAX_ENV})")
+        return "\n".join(lines)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def max_cache_bytes() -> int:
+    """The feature cache's size cap in bytes: ``$IMGCLF_CACHE_MAX_GB`` (a number of GB; 0 keeps
+    nothing), else :data:`imgclf.config.CACHE_MAX_GB`. A value that is not a number is a ConfigError."""
+    text = os.environ.get(MAX_ENV, "").strip()
+    if not text:
+        return int(CACHE_MAX_GB * 2**30)
+    try:
+        gb = float(text)
+    except ValueError:
+        gb = -1.0
+    if not gb >= 0:
+        raise invalid_value(MAX_ENV, text, "a size in GB, such as 5 or 0.5 (0 keeps nothing)")
+    return int(gb * 2**30)
+
+
+def _files(folder: Path) -> list[os.stat_result | None]:
+    return [_stat(p) for p in folder.rglob("*")] if folder.is_dir() else []
+
+
+def _stat(p: Path) -> os.stat_result | None:
+    try:
+        st = p.lstat()
+    except OSError:  # removed meanwhile by another process
+        return None
+    return st if os.path.isfile(p) and not os.path.islink(p) else None
+
+
+def cache_info(root: str | Path | None = None) -> CacheInfo:
+    """Bytes and files in each part of the cache.
+
+    Args:
+        root: the cache folder; ``None`` means ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.
+    """
+    root = Path(root) if root is not None else cache_root()
+    sizes, files = {}, {}
+    for part in PARTS:
+        stats = [s for s in _files(root / part) if s is not None]
+        sizes[part], files[part] = sum(s.st_size for s in stats), len(stats)
+    return CacheInfo(root, sizes, files, max_cache_bytes())
+
+
+def clear_cache(root: str | Path | None = None, part: str | None = None) -> int:
+    """Delete the cache (or one part of it) and return the bytes freed. Only imgclf's own folders
+    under the root are removed; anything else there is left alone. A run training at that moment
+    recomputes what it loses from ``features/``; one training on NumPy DATA loses its images with ``arrays/``.
+
+    Args:
+        root: the cache folder; ``None`` means ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.
+        part: ``"features"``, ``"arrays"`` or ``None`` for both.
+    """
+    if part is not None and part not in PARTS:
+        raise invalid_value("part", part, "features, arrays, or nothing for both")
+    info = cache_info(root)
+    freed = 0
+    for name in PARTS if part is None else (part,):
+        shutil.rmtree(info.root / name, ignore_errors=True)
+        if not (info.root / name).exists():
+            freed += info.sizes[name]
+    return freed
+
+
+@contextlib.contextmanager
+def file_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``folder`` (created if needed) between processes; the lock
+    is on the folder itself, so it leaves no lock file behind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def evict_lru(folder: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Delete the least recently used ``*.npz`` files under ``folder`` until the rest fit in
+    ``max_bytes``; ``keep`` (the entry a run is using) is never deleted. Temporary files left by a
+    killed writer are removed too. Returns the deleted files.
+
+    Args:
+        folder: the feature cache (``<cache root>/features``).
+        max_bytes: the cap.
+        keep: a file to keep even when it alone exceeds the cap.
+    """
+    entries, removed, now = [], [], time.time()
+    for p in folder.rglob("*.npz") if folder.is_dir() else []:
+        st = _stat(p)
+        if st is None:
+            continue
+        if p.name.startswith(".tmp-") and now - st.st_mtime > _STALE_TMP_SECONDS:
+            p.unlink(missing_ok=True)
+            continue
+        entries.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= max_bytes:
+            break
+        if keep is not None and p == keep or p.name.startswith(".tmp-"):
+            continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+        total -= size
+    return removed

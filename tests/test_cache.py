@@ -1,0 +1,121 @@
+"""imgclf.training.cache: what the cache holds, clearing it, the size cap's setting; and two runs sharing one cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import make_dataset, manifest_rows, tree_hashes
+from imgclf.training.cache import cache_info, clear_cache, max_cache_bytes
+from imgclf.errors import ConfigError
+from imgclf.training.feature_cache import FeatureCache
+
+
+def fill(root, key=("k", 1), n=5):
+    cache = FeatureCache(root / "features", key)
+    cache.get([f"h{i}" for i in range(n)], 0, lambda idx: (idx, np.ones((len(idx), 8), np.float32)))
+    return cache
+
+
+def test_info_counts_each_part_and_clear_removes_only_imgclfs_folders(tmp_path):
+    fill(tmp_path)
+    fill(tmp_path, key=("k", 2))
+    (tmp_path / "arrays" / "abc" / "digits" / "0").mkdir(parents=True)
+    (tmp_path / "arrays" / "abc" / "digits" / "0" / "00001.png").write_bytes(b"x" * 100)
+    (tmp_path / "mine.txt").write_text("not imgclf's")
+    info = cache_info(tmp_path)
+    assert info.files == {"features": 2, "arrays": 1}
+    assert info.sizes["arrays"] == 100 and info.sizes["features"] > 0
+    assert info.total == info.sizes["features"] + 100
+    text = info.format()
+    assert str(tmp_path) in text and "features/" in text and "arrays/" in text and "$IMGCLF_CACHE_MAX_GB" in text
+
+    assert clear_cache(tmp_path, "arrays") == 100
+    assert cache_info(tmp_path).files == {"features": 2, "arrays": 0}
+    assert clear_cache(tmp_path) == info.sizes["features"]
+    assert cache_info(tmp_path).total == 0
+    assert (tmp_path / "mine.txt").read_text() == "not imgclf's"
+
+
+def test_info_and_clear_default_to_imgclf_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path))
+    fill(tmp_path)
+    assert cache_info().root == tmp_path and cache_info().files["features"] == 1
+    clear_cache()
+    assert cache_info().files["features"] == 0
+
+
+def test_clear_of_an_unknown_part_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"invalid value for `part`: received 'models'"):
+        clear_cache(tmp_path, "models")
+
+
+def test_the_cap_comes_from_imgclf_cache_max_gb(monkeypatch):
+    monkeypatch.delenv("IMGCLF_CACHE_MAX_GB", raising=False)
+    assert max_cache_bytes() == 5 * 2**30
+    monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", "0.5")
+    assert max_cache_bytes() == 2**29
+    for bad in ("lots", "-1", "nan"):
+        monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", bad)
+        with pytest.raises(ConfigError, match=rf"`IMGCLF_CACHE_MAX_GB`: received '{bad}'; expected a size in GB"):
+            max_cache_bytes()
+
+
+def test_a_zero_cap_keeps_only_the_entry_in_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", "0")
+    fill(tmp_path, key=("k", 1))
+    second = fill(tmp_path, key=("k", 2))
+    assert [p.parent.name for p in (tmp_path / "features").rglob("*.npz")] == [second.key]
+
+
+# ---------------------------------------------------------------------------- two runs at once
+
+TRAIN = "import sys, imgclf; imgclf.train(sys.argv[1], out=sys.argv[2], name=sys.argv[3], model='efficientnet_lite0', " \
+    "image_size=32, head_epochs=1, fine_tune='none', batch_size=8, views=2, augment='flip', verbose=0)"
+
+
+def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path):
+    """Both runs finish with the same split and a model; the cache then holds whole files with every
+    image's row; the data folder is untouched."""
+    data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=5)
+    before = tree_hashes(data)
+    env = {**os.environ, "IMGCLF_CACHE": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    runs = tmp_path / "runs"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", TRAIN, str(data), str(runs), name], env=env, stderr=subprocess.PIPE, text=True)
+        for name in ("first", "second")
+    ]
+    for p in procs:
+        assert p.wait(timeout=600) == 0, p.stderr.read()[-3000:]
+    assert manifest_rows(runs / "first") == manifest_rows(runs / "second")
+    for name in ("first", "second"):
+        assert (runs / name / "model.keras").is_file() and (runs / name / "metrics.json").is_file()
+    split = [r["split"] for r in manifest_rows(runs / "first")]
+    expected = {"view0.npz": split.count("train") + split.count("val"), "view1.npz": split.count("train")}
+    stored = {p.name: p for p in (tmp_path / "cache" / "features").rglob("*") if p.is_file()}
+    assert sorted(stored) == sorted(expected)  # no temporary file left behind
+    for name, f in stored.items():
+        with np.load(f) as z:  # whole files with every row: neither writer lost the other's
+            assert len(set(z["hashes"].tolist())) == len(z["activations"]) == expected[name]
+    assert tree_hashes(data) == before
+
+
+def test_the_cache_command_shows_and_clears(tmp_path, monkeypatch, capsys):
+    from imgclf.cli import main
+
+    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path))
+    fill(tmp_path)
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"imgclf cache: {tmp_path}\n") and "in 1 file(s)" in out
+    assert main(["cache", "clear", "--part", "features"]) == 0
+    out = capsys.readouterr().out
+    assert "cleared features/" in out and "MB freed" in out and "in 0 file(s)" in out
+    assert cache_info().total == 0
+    monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", "much")
+    assert main(["cache", "info"]) == 2
+    assert "imgclf: error: invalid value for `IMGCLF_CACHE_MAX_GB`" in capsys.readouterr().err

@@ -9,16 +9,19 @@ calibration.json, report.html); :func:`build_report` is ``imgclf report RUN``.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from imgclf.config import TrainConfig
 
 from imgclf.evaluation.calibration import calibrate
 from imgclf.evaluation.inference import Scores, apply_temperature
 from imgclf.evaluation.predictions import PredictionTable, read_predictions, write_predictions
 from imgclf.reporting import sections
 from imgclf.reporting.inside import inside_section
-from imgclf.runs import RunFiles, read_json, write_json
+from imgclf.runs import RunFiles, check_run_dir, read_config, read_json, write_json
 
-__all__ = ["render", "finish_run", "build_report", "SECTIONS"]
+__all__ = ["SECTIONS", "build_evaluation_report", "build_report", "command_line", "finish_run", "render"]
 
 SECTIONS = ("data", "training", "results", "mistakes", "calibration", "inside", "reproducibility")
 
@@ -75,21 +78,30 @@ def _timed(name: str, seconds: dict, fn, *args):
     return result
 
 
-def build_report(run_dir: str | Path, model=None, table: PredictionTable | None = None) -> Path:
+@dataclass
+class _RunInfo:
+    path: Path
+    config: TrainConfig
+    classes: list[str]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size or 224)
+
+
+def build_report(run_dir: str | Path, model, table: PredictionTable | None = None) -> Path:
     """Write ``report.html`` (and the figures' PNGs) for a finished run; ``imgclf report RUN``.
 
     Args:
         run_dir: the run folder.
-        model: the run's model (loaded from model.keras when None).
+        model: the run's model (``load_run(run_dir).model``).
         table: the test split's predictions (read from predictions.csv when None; computed through
             the prediction core when the run has none).
     """
-    from imgclf.serving.predictor import load_run
-
-    run = load_run(run_dir)
-    model = model if model is not None else run.model
+    path = check_run_dir(run_dir)
+    run = _RunInfo(path, read_config(path / RunFiles.CONFIG), read_json(path / RunFiles.CLASSES))
     if table is None:
-        table = _test_table(run)
+        table = _test_table(run, model)
     metrics = read_json(run.path / RunFiles.METRICS)
     seconds: dict[str, float] = {}
     context = {
@@ -113,7 +125,7 @@ def build_report(run_dir: str | Path, model=None, table: PredictionTable | None 
     return out
 
 
-def _test_table(run) -> PredictionTable:
+def _test_table(run: _RunInfo, model) -> PredictionTable:
     """predictions.csv of the run, or the test split scored now (runs made before reports existed)."""
     path = run.path / RunFiles.PREDICTIONS
     if path.is_file():
@@ -123,6 +135,47 @@ def _test_table(run) -> PredictionTable:
     from imgclf.evaluation.inference import score_items
 
     items = [i for i in read_manifest(run.path / RunFiles.SPLIT, run.classes, run.config.data, split="test") if Path(i.path).exists()]
-    scores = score_items(run.model, items, run.image_size, run.config.batch_size, read_temperature(run.path))
+    scores = score_items(model, items, run.image_size, run.config.batch_size, read_temperature(run.path))
     write_predictions(path, scores, run.classes)
     return _table(scores, run.classes)
+
+
+def build_evaluation_report(run_dir: str | Path, eval_dir: Path) -> Path:
+    """``report.html`` of ``imgclf evaluate RUN DATA`` in ``RUN/evaluations/<folder>/``: results and
+    mistakes on that folder (from the metrics.json and predictions.csv evaluate wrote there).
+
+    Args:
+        run_dir: the run folder.
+        eval_dir: the evaluation's folder.
+    """
+    path = check_run_dir(run_dir)
+    run = _RunInfo(path, read_config(path / RunFiles.CONFIG), read_json(path / RunFiles.CLASSES))
+    metrics = read_json(eval_dir / RunFiles.METRICS)
+    table = read_predictions(eval_dir / RunFiles.PREDICTIONS, run.classes)
+    context = {
+        "title": f"{path.name}: evaluation on {metrics.get('data', eval_dir.name)}",
+        "subtitle": f"{metrics['n']} images · accuracy {metrics['accuracy']:.4f}",
+        "sections": ("results", "mistakes"),
+        "classes": run.classes,
+        "model_name": run.config.model,
+        "image_size": run.image_size,
+        "results": sections.results_section(eval_dir, metrics),
+        "mistakes": sections.mistakes_section(table, run.image_size),
+        "report_seconds": {},
+    }
+    out = eval_dir / RunFiles.REPORT
+    out.write_text(render(context), encoding="utf-8")
+    return out
+
+
+def command_line() -> str:
+    """The command that made this run, as typed (``imgclf …`` for the CLI, else the Python script)."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    if argv and (Path(argv[0]).name in ("imgclf", "__main__.py")):
+        argv[0] = "imgclf"
+    elif argv:
+        argv = ["python", *argv]
+    return shlex.join(argv)

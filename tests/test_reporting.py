@@ -46,7 +46,7 @@ def test_augmentation_preview_shows_each_image_and_its_views(tmp_path):
     )
     assert out == tmp_path / "aug.png"
     with Image.open(out) as im:  # 2 rows (the broken file left out) x 4 columns
-        assert im.format == "PNG" and im.size[0] == 2 * im.size[1]
+        assert im.format == "PNG" and abs(im.size[0] / im.size[1] - 2) < 0.03  # tight bounding box: a pixel either way
 
 
 def test_augmentation_preview_of_nothing_decodable_writes_nothing(tmp_path):

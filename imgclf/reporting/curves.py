@@ -63,6 +63,7 @@ def plot_history(history_csv: Path, out_png: Path | None) -> bytes | None:
             _mark_stages(ax, rows, epochs)
             if best is not None:
                 ax.axvline(best, color=PALETTE[5], lw=1.2, ls=":", label=f"chosen epoch ({best})")
+            ax.set_xlim(epochs[0] - 0.6, epochs[-1] + 0.6)
             ax.set_xlabel("epoch")
             ax.set_title(metric.replace("_", " "))
             ax.legend(loc="best")
@@ -76,4 +77,4 @@ def _mark_stages(ax, rows: list[dict[str, str]], epochs: list[int]) -> None:
         if i == 0 or stage != stages[i - 1]:
             if i:
                 ax.axvline(epochs[i] - 0.5, color="grey", lw=0.8, ls="--")
-            ax.annotate(stage, (epochs[i] - 0.4, 1.0), xycoords=("data", "axes fraction"), va="top", fontsize=8, color="dimgrey")
+            ax.text(epochs[i] - 0.45, 0.98, stage, transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="dimgrey", clip_on=True)

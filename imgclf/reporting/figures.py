@@ -14,7 +14,7 @@ __all__ = ["plot_class_counts", "plot_sample_grid", "plot_confusion_matrix", "pl
 
 def _label_size(n: int) -> float:
     """Tick label size that keeps ``n`` class names legible (50+ classes get small but readable text)."""
-    return 9 if n <= 15 else 7 if n <= 40 else 5.5
+    return 9 if n <= 15 else 8 if n <= 40 else 7
 
 
 def plot_class_counts(counts: dict[str, dict[str, int]], classes: list[str], out_png: Path | None = None) -> bytes:
@@ -25,7 +25,7 @@ def plot_class_counts(counts: dict[str, dict[str, int]], classes: list[str], out
         classes: class names in label order.
         out_png: where to write the PNG, or None.
     """
-    height = max(2.5, 0.22 * len(classes) + 1.2)
+    height = max(2.5, 0.28 * len(classes) + 1.2)
     with figure(size=(8, height)) as (fig, ax):
         left = np.zeros(len(classes))
         y = np.arange(len(classes))
@@ -70,8 +70,8 @@ def plot_sample_grid(samples: dict[str, list[np.ndarray]], out_png: Path | None 
 
 
 def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_png: Path | None = None) -> bytes:
-    """Counts and row-normalised (recall per true class) side by side; numbers in the cells up to 15
-    classes, colour alone beyond, with tick labels sized to stay legible at 50+ classes.
+    """Counts and row-normalised (recall per true class): side by side with numbers in the cells up to
+    15 classes; beyond, one above the other, colour alone, tick labels sized to stay legible at 50+.
 
     Args:
         confusion: rows true, columns predicted.
@@ -81,8 +81,10 @@ def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_pn
     cm = np.asarray(confusion, float)
     n = len(classes)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    side = min(22.0, max(4.5, 0.24 * n + 2.5))
-    with figure(1, 2, size=(2 * side + 1, side)) as (fig, axes):
+    side = min(14.0, max(4.5, 0.22 * n + 2.5))
+    stacked = n > 15  # one above the other, each as wide as the page: cells and names stay legible
+    layout = (2, 1, (side + 1, 2 * side)) if stacked else (1, 2, (2 * side + 1, side))
+    with figure(layout[0], layout[1], size=layout[2]) as (fig, axes):
         for ax, values, title, fmt in ((axes[0], cm, "counts", "{:.0f}"), (axes[1], norm, "row-normalised (recall)", "{:.2f}")):
             im = ax.imshow(values, cmap=SEQUENTIAL, vmin=0, vmax=max(values.max(), 1e-9), interpolation="nearest")
             ax.grid(False)
@@ -118,7 +120,7 @@ def plot_reliability(before: list[dict], after: list[dict], ece: tuple[float, fl
             mids = [(b["low"] + b["high"]) / 2 for b in bins]
             width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
             ax.bar(mids, [b["accuracy"] if b["n"] else 0 for b in bins], width=width * 0.95, color=PALETTE[0], label="accuracy")
-            ax.bar(mids, [b["n"] / total for b in bins], width=width * 0.4, color=PALETTE[1], label="share of images")
+            ax.plot(mids, [b["n"] / total for b in bins], "o-", ms=3, lw=1, color=PALETTE[1], label="share of images")
             ax.plot([0, 1], [0, 1], ls="--", color="dimgrey", lw=1, label="perfect calibration")
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)

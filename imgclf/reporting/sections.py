@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.data.decode import load_image
+from imgclf.data.split import SPLITS
 from imgclf.evaluation.predictions import PredictionTable
 from imgclf.reporting import figures
 from imgclf.reporting.curves import best_epoch, plot_history, read_history
@@ -48,7 +49,7 @@ def data_section(run_dir: Path, classes: list[str], root: str, image_size: int) 
         image_size: the run's input size.
     """
     rows = _split_rows(run_dir)
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, int]] = {s: {} for s in SPLITS if any(r["split"] == s for r in rows)}
     for r in rows:
         counts.setdefault(r["split"], {}).setdefault(r["label"], 0)
         counts[r["split"]][r["label"]] += 1

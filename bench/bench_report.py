@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 
 def main() -> None:

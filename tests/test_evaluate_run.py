@@ -37,16 +37,16 @@ def test_evaluate_a_folder_with_some_classes_names_the_absent_ones(trained_run, 
 
 
 def test_an_evaluation_of_another_folder_with_the_same_name_is_kept(trained_run, tmp_path, capsys):
-    first = make_dataset(tmp_path / "a" / "extra", {"cat": 3, "dog": 3}, seed=21)
-    second = make_dataset(tmp_path / "b" / "extra", {"fox": 4}, seed=22)
+    first = make_dataset(tmp_path / "a" / "twin", {"cat": 3, "dog": 3}, seed=21)
+    second = make_dataset(tmp_path / "b" / "twin", {"fox": 4}, seed=22)
     evaluations = trained_run.run_dir / "evaluations"
     assert main(["evaluate", str(trained_run.run_dir), str(first)]) == 0
     assert main(["evaluate", str(trained_run.run_dir), str(second)]) == 0
-    assert json.loads((evaluations / "extra" / "metrics.json").read_text())["n"] == 6
-    assert json.loads((evaluations / "extra2" / "metrics.json").read_text())["n"] == 4
+    assert json.loads((evaluations / "twin" / "metrics.json").read_text())["n"] == 6
+    assert json.loads((evaluations / "twin2" / "metrics.json").read_text())["n"] == 4
     assert main(["evaluate", str(trained_run.run_dir), str(first)]) == 0  # the same folder again: refreshed in place
-    assert not (evaluations / "extra3").exists()
-    report = (evaluations / "extra2" / "report.html").read_text(encoding="utf-8")
+    assert not (evaluations / "twin3").exists()
+    report = (evaluations / "twin2" / "report.html").read_text(encoding="utf-8")
     assert 'id="results"' in report and 'id="mistakes"' in report and str(second) in report
     capsys.readouterr()
 

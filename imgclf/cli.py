@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", help="a separate labelled folder (class names must match the run's)")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
+    p = sub.add_parser("report", help="rebuild report.html (and its figures) for an existing run")
+    p.add_argument("run", help="run folder made by `imgclf train`")
+
     p = sub.add_parser("predict", help="predict the class of images")
     p.add_argument("run", help="run folder made by `imgclf train`")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
@@ -112,16 +115,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from imgclf.data.scan import one_line
+    from imgclf.evaluation.evaluate import evaluation_dir
     from imgclf.evaluation.metrics import format_metrics
+    from imgclf.reporting.report import build_evaluation_report
     from imgclf.serving.predictor import load_run
 
-    metrics = load_run(args.run).evaluate(args.data)
-    if args.format == "json":
-        print(json.dumps(metrics.to_dict(), indent=2))
-    else:
-        print(format_metrics(metrics))
-        for row in metrics.skipped:
-            print(f"skipped {one_line(row['path'])}: {row['reason']}")
+    def show(metrics) -> None:  # before saving: a run folder that cannot be written loses nothing
+        if args.format == "json":
+            print(json.dumps(metrics.to_dict(), indent=2), flush=True)
+        else:
+            print(format_metrics(metrics))
+            for row in metrics.skipped:
+                print(f"skipped {one_line(row['path'])}: {row['reason']}")
+            sys.stdout.flush()
+
+    run = load_run(args.run)
+    run.evaluate(args.data, verbose=1, on_metrics=show)
+    if args.data is not None:
+        out = build_evaluation_report(run.path, evaluation_dir(run.path, args.data))
+        print(f"report: {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from imgclf.reporting.report import build_report
+    from imgclf.serving.predictor import load_run
+
+    run = load_run(args.run)
+    print(build_report(run.path, run.model))
     return 0
 
 
@@ -213,6 +234,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, types.FunctionType] = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
+    "report": _cmd_report,
     "predict": _cmd_predict,
     "models": _cmd_models,
     "doctor": _cmd_doctor,

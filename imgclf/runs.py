@@ -46,6 +46,10 @@ class RunFiles:
     LAST = "last.keras"  # the model being trained, with optimizer state, after the latest epoch
     STATE = "state.json"  # stage and epoch of last.keras
     EVALUATIONS = "evaluations"
+    CALIBRATION = "calibration.json"  # {"temperature": T, ...}: fitted on the validation split
+    PREDICTIONS = "predictions.csv"  # one row per test image: path, true, predicted, every class's probability
+    REPORT = "report.html"  # the self-contained report (figures embedded)
+    TIMINGS = "timings.json"  # the command line and wall time per stage
 
 
 def create_run_dir(out: str | Path, name: str) -> Path:

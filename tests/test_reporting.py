@@ -16,9 +16,9 @@ def test_plot_history_writes_a_png(tmp_path):
         "head,2,0.7,0.6,0.7,0.7,0.001,1.0\n"
         "fine_tune,3,0.5,0.8,,,0.0003,2.0\n"  # empty cells (no validation) are allowed
     )
-    out = plot_history(history, tmp_path / "curves.png")
-    assert out == tmp_path / "curves.png"
-    with Image.open(out) as im:
+    png = plot_history(history, tmp_path / "curves.png")
+    assert png == (tmp_path / "curves.png").read_bytes()
+    with Image.open(tmp_path / "curves.png") as im:
         assert im.format == "PNG" and im.size[0] > im.size[1] > 100
 
 
@@ -46,7 +46,7 @@ def test_augmentation_preview_shows_each_image_and_its_views(tmp_path):
     )
     assert out == tmp_path / "aug.png"
     with Image.open(out) as im:  # 2 rows (the broken file left out) x 4 columns
-        assert im.format == "PNG" and im.size[0] == 2 * im.size[1]
+        assert im.format == "PNG" and abs(im.size[0] / im.size[1] - 2) < 0.03  # tight bounding box: a pixel either way
 
 
 def test_augmentation_preview_of_nothing_decodable_writes_nothing(tmp_path):

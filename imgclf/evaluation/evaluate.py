@@ -1,21 +1,117 @@
-"""Run a model over a list of images and score it: the one path used for test, val and new folders."""
+"""Run a model over a list of images and score it: the one path used for test, val and new folders.
+
+:func:`evaluate_run` is ``imgclf evaluate RUN [DATA]``: the run's test split, or a separate labelled
+folder whose metrics, predictions and report are saved in ``RUN/evaluations/<folder>/``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from imgclf.data.scan import ImageItem
-from imgclf.evaluation.inference import score_items
+from imgclf.data.scan import ImageItem, scan_folder
+from imgclf.errors import DataError
+from imgclf.evaluation.inference import Scores, score_items
 from imgclf.evaluation.metrics import Metrics, compute_metrics
+from imgclf.evaluation.stats import confused_pairs, summary_statistics
+from imgclf.progress import progress
+from imgclf.runs import RunFiles, read_json, write_json
 
-__all__ = ["evaluate_items"]
+__all__ = ["evaluate_items", "metrics_from_scores", "evaluate_run", "evaluation_dir"]
+
+
+def metrics_from_scores(scores: Scores, classes: list[str], split: str, seed: int = 0) -> Metrics:
+    """Metrics of labelled ``scores``: per class, confusion matrix, confidence intervals, confused pairs.
+
+    Args:
+        scores: the prediction core's result for labelled images.
+        classes: class names in label order.
+        split: what was evaluated.
+        seed: seed of the bootstrap intervals.
+    """
+    metrics = compute_metrics(scores.labels, scores.predicted, classes, split)
+    metrics.skipped = [{"path": p, "reason": r} for p, r in scores.failures.items()]
+    metrics.statistics = summary_statistics(scores.probs, scores.labels, seed)
+    metrics.confused_pairs = confused_pairs(metrics.confusion_matrix, classes)
+    return metrics
 
 
 def evaluate_items(
     model, items: Sequence[ImageItem], classes: list[str], image_size: int, batch_size: int, split: str, temperature: float = 1.0
 ) -> Metrics:
     """Metrics of ``model`` on ``items``; undecodable images are listed in ``Metrics.skipped``."""
-    scores = score_items(model, items, image_size, batch_size, temperature)
-    metrics = compute_metrics(scores.labels, scores.predicted, classes, split)
-    metrics.skipped = [{"path": p, "reason": r} for p, r in scores.failures.items()]
+    return metrics_from_scores(score_items(model, items, image_size, batch_size, temperature), classes, split)
+
+
+def evaluation_dir(run_dir: Path, data: str | Path) -> Path:
+    """``evaluations/<folder name>``, or ``<name>2``, ``<name>3`` … when that one holds an evaluation of
+    another folder with the same name (an evaluation of the same folder is refreshed in place).
+
+    Args:
+        run_dir: the run folder.
+        data: the evaluated folder.
+    """
+    source = str(Path(data).expanduser().resolve())
+    base = run_dir / RunFiles.EVALUATIONS
+    name = Path(source).name
+    for i in range(1, 10_000):
+        candidate = base / (name if i == 1 else f"{name}{i}")
+        saved = candidate / RunFiles.METRICS
+        if not candidate.exists() or (saved.is_file() and read_json(saved).get("data") == source):
+            return candidate
+    raise DataError(f"too many evaluations named {name!r} in {str(base)!r}")
+
+
+def _items(run, data) -> tuple[list[ImageItem], str, list[dict[str, str]]]:
+    from imgclf.data.split import read_manifest
+
+    if data is None:
+        items = read_manifest(run.path / RunFiles.SPLIT, run.classes, run.config.data, split="test")
+        if not items:
+            raise DataError(f"run {str(run.path)!r} has no test split; pass a labelled folder to evaluate on")
+        missing = [i.path for i in items if not Path(i.path).exists()]
+        if missing:
+            raise DataError(f"test image {missing[0]!r} of run {str(run.path)!r} no longer exists; was the data folder moved?")
+        return items, "test", []
+    scanned = scan_folder(data, classes=run.classes)
+    items, split = scanned.items, "all"
+    if scanned.presplit:
+        test = [i for i in items if i.split == "test"]
+        items, split = (test, "test") if test else (items, "all")
+    name = Path(data).expanduser().resolve().name
+    return items, f"{name}/{split}", [{"path": k.path, "reason": k.reason} for k in scanned.skipped]
+
+
+def evaluate_run(run, data: str | Path | None = None, batch_size: int | None = None, verbose: int = 0,
+                 on_metrics: Callable[[Metrics], None] | None = None) -> Metrics:
+    """Metrics of a run on its test split, or on a labelled folder (then saved, with predictions.csv and
+    a report, under ``evaluations/``). Probabilities are calibrated with the run's temperature.
+
+    Args:
+        run: a :class:`imgclf.serving.predictor.Run`.
+        data: a labelled folder, or None for the run's test split.
+        batch_size: images per forward pass (default: the run's).
+        verbose: 1 shows a progress bar.
+        on_metrics: called with the metrics before they are saved (the CLI prints them there, so a
+            read-only run folder loses nothing).
+    """
+    from imgclf.evaluation.calibration import read_temperature
+    from imgclf.evaluation.predictions import write_predictions
+
+    items, split, skipped = _items(run, data)
+    with progress("evaluating", len(items), enabled=verbose > 0) as advance:
+        scores = score_items(run.model, items, run.image_size, batch_size or run.config.batch_size, read_temperature(run.path), advance)
+    metrics = metrics_from_scores(scores, run.classes, split, run.config.seed)
+    metrics.skipped = skipped + metrics.skipped
+    if on_metrics is not None:
+        on_metrics(metrics)
+    if data is None:
+        return metrics
+    out = evaluation_dir(run.path, data)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RunFiles.METRICS, {**metrics.to_dict(), "data": str(Path(data).expanduser().resolve())})
+        write_predictions(out / RunFiles.PREDICTIONS, scores, run.classes)
+    except OSError as exc:
+        raise DataError(f"could not save the evaluation in {str(out)!r}: {exc.strerror or exc}") from None
     return metrics

@@ -20,6 +20,9 @@ class Metrics:
     confusion_matrix: list[list[int]]
     classes: list[str]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    absent_classes: list[str] = field(default_factory=list)  # no image of theirs was evaluated
+    statistics: dict[str, dict] = field(default_factory=dict)  # value and 95 % interval (see evaluation.stats)
+    confused_pairs: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -30,6 +33,17 @@ class Metrics:
 
 
 def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], split: str) -> Metrics:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix.
+
+    Macro-F1 averages over the classes that have images in ``y_true``; the others are listed in
+    ``absent_classes`` (counting them as F1 = 0 would report a perfect model as "macro F1 0.5").
+
+    Args:
+        y_true: true class indices.
+        y_pred: predicted class indices.
+        classes: class names in label order.
+        split: what was evaluated (shown in reports).
+    """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = list(range(len(classes)))
@@ -42,21 +56,26 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], 
         c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
         for i, c in enumerate(classes)
     }
+    present = [i for i in labels if support[i] > 0]
     return Metrics(
         accuracy=float(accuracy_score(y_true, y_pred)),
-        macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        macro_f1=float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         n=int(len(y_true)),
         split=split,
         per_class=per_class,
         confusion_matrix=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         classes=list(classes),
+        absent_classes=[classes[i] for i in labels if support[i] == 0],
     )
 
 
 def format_metrics(m: Metrics) -> str:
     """A plain-text table: per-class precision/recall/F1/support, then the confusion matrix."""
     width = max(8, *(len(c) for c in m.classes))
-    lines = [f"{m.split}: accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  n={m.n}", ""]
+    lines = [f"{m.split}: accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  n={m.n}"]
+    if m.absent_classes:
+        lines.append(f"no images of {len(m.absent_classes)} class(es), left out of the averages: {', '.join(m.absent_classes)}")
+    lines.append("")
     lines.append(f"{'class':<{width}}  precision  recall     f1  support")
     for c in m.classes:
         r = m.per_class[c]

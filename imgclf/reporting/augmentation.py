@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.data.decode import load_image
+from imgclf.reporting.style import figure, save
 
 __all__ = ["plot_augmentation_preview", "PREVIEW_IMAGES", "PREVIEW_VIEWS"]
 
@@ -35,14 +36,16 @@ def plot_augmentation_preview(
         labels.append(caption)
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     batch = np.stack(rows).astype("float32")
     columns = [batch] + [np.asarray(augmentation(batch, training=True)) for _ in range(views)]
-    fig, axes = plt.subplots(len(rows), views + 1, figsize=(1.6 * (views + 1), 1.6 * len(rows)), squeeze=False)
+    with figure(len(rows), views + 1, size=(1.6 * (views + 1), 1.6 * len(rows)), squeeze=False) as (fig, axes):
+        _draw(axes, rows, columns, labels)
+        fig.tight_layout()
+        save(fig, out_png)
+    return out_png
+
+
+def _draw(axes, rows, columns, labels) -> None:
     for r in range(len(rows)):
         for c, images in enumerate(columns):
             ax = axes[r][c]
@@ -52,7 +55,3 @@ def plot_augmentation_preview(
             if r == 0:
                 ax.set_title("original" if c == 0 else f"view {c}", fontsize=8)
         axes[r][0].set_ylabel(labels[r], fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png

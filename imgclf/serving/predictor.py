@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.data.scan import IMAGE_EXTENSIONS, ImageItem, scan_folder
+from imgclf.data.scan import IMAGE_EXTENSIONS, ImageItem
 from imgclf.errors import DataError, invalid_value
 from imgclf.evaluation.metrics import Metrics
-from imgclf.runs import RunFiles, check_run_dir, read_config, read_json, write_json
+from imgclf.runs import RunFiles, check_run_dir, read_config, read_json
 
 __all__ = ["Prediction", "Run", "load_run", "expand_paths"]
 
@@ -115,35 +115,12 @@ class Run:
             results[f] = Prediction(f, top[0][0], top[0][1], top)
         return [results[f] for f in files]
 
-    def evaluate(self, data: str | Path | None = None, batch_size: int | None = None) -> Metrics:
-        """Metrics on the run's own test split, or on a separate labelled folder (saved under evaluations/)."""
-        from imgclf.data.split import read_manifest
-        from imgclf.evaluation.evaluate import evaluate_items
+    def evaluate(self, data: str | Path | None = None, batch_size: int | None = None, verbose: int = 0, on_metrics=None) -> Metrics:
+        """Metrics on the run's own test split, or on a separate labelled folder (saved under evaluations/);
+        see :func:`imgclf.evaluation.evaluate.evaluate_run` for the arguments."""
+        from imgclf.evaluation.evaluate import evaluate_run
 
-        bs = batch_size or self.config.batch_size
-        if data is None:
-            items = read_manifest(self.path / RunFiles.SPLIT, self.classes, self.config.data, split="test")
-            split = "test"
-            if not items:
-                raise DataError(f"run {str(self.path)!r} has no test split; pass a labelled folder to evaluate on")
-            missing = [i.path for i in items if not Path(i.path).exists()]
-            if missing:
-                raise DataError(f"test image {missing[0]!r} of run {str(self.path)!r} no longer exists; was the data folder moved?")
-            return evaluate_items(self.model, items, self.classes, self.image_size, bs, split)
-        scanned = scan_folder(data, classes=self.classes)
-        items: list[ImageItem] = scanned.items
-        if scanned.presplit:
-            test = [i for i in items if i.split == "test"]
-            items, split = (test, "test") if test else (items, "all")
-        else:
-            split = "all"
-        name = Path(data).expanduser().resolve().name
-        metrics = evaluate_items(self.model, items, self.classes, self.image_size, bs, f"{name}/{split}")
-        metrics.skipped = [{"path": k.path, "reason": k.reason} for k in scanned.skipped] + metrics.skipped
-        out = self.path / RunFiles.EVALUATIONS / name
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / RunFiles.METRICS, metrics.to_dict())
-        return metrics
+        return evaluate_run(self, data, batch_size, verbose, on_metrics)
 
 
 def load_run(path: str | Path) -> Run:

@@ -28,12 +28,14 @@ from imgclf.data.prepare import prepare_training_data
 from imgclf.data.scan import ImageItem, ScannedData, one_line, scan_folder
 from imgclf.data.split import SPLITS, read_manifest, write_manifest
 from imgclf.errors import DataError
-from imgclf.evaluation.evaluate import evaluate_items
+from imgclf.evaluation.evaluate import metrics_from_scores
+from imgclf.evaluation.inference import score_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
 from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
 from imgclf.reporting.curves import plot_history
+from imgclf.reporting.report import command_line, finish_run
 from imgclf.runs import RunFiles, check_run_dir, create_run_dir, library_versions, read_config, read_json, write_config, write_json
 from imgclf.training.recipe import Plan, plan_fine_tune
 from imgclf.training.session import Session
@@ -183,8 +185,11 @@ def _run_stages(session: Session, plan: Plan | None, by_split: dict[str, list[Im
     return False
 
 
-def _finish(session: Session, setup: RunSetup, by_split: dict[str, list[ImageItem]], log: DecodeLog, interrupted: bool, start: float) -> TrainResult:
-    """Test the best model, write metrics, data report and curves, drop what only --resume needs."""
+def _finish(
+    session: Session, setup: RunSetup, by_split: dict[str, list[ImageItem]], log: DecodeLog, interrupted: bool, start: float, stages: dict
+) -> TrainResult:
+    """Test the best model, write metrics, data report, curves, predictions, calibration and the report
+    (``stages``: wall seconds so far, completed here), drop what only --resume needs."""
     cfg, run_dir, data = session.cfg, session.run_dir, setup.data
     if session.model_path.exists():
         model = keras.saving.load_model(session.model_path)
@@ -193,8 +198,11 @@ def _finish(session: Session, setup: RunSetup, by_split: dict[str, list[ImageIte
         model.save(session.model_path)
     test_items = by_split["test"] or by_split["val"]
     split_name = "test" if by_split["test"] else "val (also used for model selection: optimistic)"
-    metrics = evaluate_items(model, test_items, data.classes, cfg.image_size, cfg.batch_size, split_name)
+    trained = time.perf_counter()
+    test = score_items(model, test_items, cfg.image_size, cfg.batch_size)
+    metrics = metrics_from_scores(test, data.classes, split_name, cfg.seed)
     seconds = time.perf_counter() - start
+    timings = {"command": command_line(), "stages": {**stages, "test": round(time.perf_counter() - trained, 1)}}
     write_json(run_dir / RunFiles.METRICS, {**metrics.to_dict(), "interrupted": interrupted, "train_seconds": round(seconds, 1)})
     decode_failures = {**log.failures, **session.decode_failures, **{row["path"]: row["reason"] for row in metrics.skipped}}
     for path, reason in sorted(decode_failures.items()):
@@ -207,6 +215,13 @@ def _finish(session: Session, setup: RunSetup, by_split: dict[str, list[ImageIte
             (run_dir / leftover).unlink(missing_ok=True)
     plot_history(run_dir / RunFiles.HISTORY, run_dir / RunFiles.CURVES)
     session.say("\n" + format_metrics(metrics))
+    reported = time.perf_counter()
+    val = score_items(model, by_split["val"], cfg.image_size, cfg.batch_size) if by_split["test"] and by_split["val"] else None
+    write_json(run_dir / RunFiles.TIMINGS, timings)
+    finish_run(run_dir, model, data.classes, test, val, cfg.image_size)
+    timings["stages"]["report"] = round(time.perf_counter() - reported, 1)
+    write_json(run_dir / RunFiles.TIMINGS, timings)
+    session.say(f"report: {run_dir / RunFiles.REPORT} ({timings['stages']['report']:.0f}s)")
     session.say(f"\nrun saved to {run_dir} ({seconds:.0f}s)")
     return TrainResult(run_dir, cfg, data.classes, metrics, interrupted, seconds)
 
@@ -228,6 +243,7 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     configure_devices(cfg)
     spec = get_spec(cfg.model)
     setup = _new_run(cfg, spec, verbose) if resume_dir is None else _resume_run(resume_dir, cfg, spec)
+    stages = {"setup (scan, doctor, split, model)": round(time.perf_counter() - start, 1)}
     cfg, data, items, run_dir = setup.cfg, setup.data, setup.items, setup.run_dir
     by_split = {name: [i for i in items if i.split == name] for name in SPLITS}
     if setup.resume is None:
@@ -247,4 +263,5 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     with warnings.catch_warnings():  # filtered datasets have unknown length; Keras warns each time one ends
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         interrupted = _run_stages(session, plan, by_split, train_raw, val_raw)
-    return _finish(session, setup, by_split, log, interrupted, start)
+    stages["training"] = round(time.perf_counter() - start - sum(stages.values()), 1)
+    return _finish(session, setup, by_split, log, interrupted, start, stages)

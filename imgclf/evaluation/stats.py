@@ -1,0 +1,156 @@
+"""Summary statistics of a labelled evaluation, each with a 95 % confidence interval.
+
+Accuracy and top-k accuracy are proportions: their interval is Wilson's score interval. Macro-F1 and
+balanced accuracy are not: theirs is a percentile bootstrap over the evaluated images
+(:data:`BOOTSTRAP_SAMPLES` resamples, seeded, so a report is reproducible).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "wilson_interval",
+    "bootstrap_interval",
+    "top_k_accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "confused_pairs",
+    "summary_statistics",
+    "BOOTSTRAP_SAMPLES",
+]
+
+BOOTSTRAP_SAMPLES = 1000
+_Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95 % by default); (0, 0) for n = 0.
+
+    Args:
+        successes: number of correct images.
+        n: number of images.
+        z: the normal quantile of the confidence level.
+    """
+    if n == 0:
+        return 0.0, 0.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _present(y_true: np.ndarray) -> np.ndarray:
+    return np.unique(y_true)
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> float:
+    """Mean F1 over ``labels`` (default: the classes present in ``y_true``).
+
+    Args:
+        y_true: true class indices.
+        y_pred: predicted class indices.
+        labels: classes to average over.
+    """
+    labels = _present(y_true) if labels is None else labels
+    scores = []
+    for c in labels:
+        tp = np.sum((y_pred == c) & (y_true == c))
+        denom = np.sum(y_pred == c) + np.sum(y_true == c)
+        scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> float:
+    """Mean recall over ``labels`` (default: the classes present in ``y_true``).
+
+    Args:
+        y_true: true class indices.
+        y_pred: predicted class indices.
+        labels: classes to average over.
+    """
+    labels = _present(y_true) if labels is None else labels
+    recalls = [np.mean(y_pred[y_true == c] == c) for c in labels if np.any(y_true == c)]
+    return float(np.mean(recalls)) if recalls else 0.0
+
+
+def top_k_accuracy(probs: np.ndarray, y_true: np.ndarray, k: int) -> float:
+    """Share of images whose true class is among the ``k`` most probable.
+
+    Args:
+        probs: ``(n, num_classes)`` probabilities.
+        y_true: true class indices.
+        k: how many top classes count.
+    """
+    if len(y_true) == 0:
+        return 0.0
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == np.asarray(y_true)[:, None], axis=1)))
+
+
+def bootstrap_interval(metric, y_true: np.ndarray, y_pred: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of ``metric(y_true, y_pred)``, resampling images.
+
+    Args:
+        metric: a function of (y_true, y_pred) → float.
+        y_true: true class indices.
+        y_pred: predicted class indices.
+        samples: number of resamples.
+        seed: seed of the resampling.
+    """
+    n = len(y_true)
+    if n == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    labels = _present(y_true)
+    values = [metric(y_true[idx], y_pred[idx], labels) for idx in rng.integers(0, n, size=(samples, n))]
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 10) -> list[dict]:
+    """The most frequent (true, predicted) mistakes, largest first.
+
+    Args:
+        confusion: confusion matrix, rows true, columns predicted.
+        classes: class names in label order.
+        top: how many pairs to return.
+    """
+    cm = np.asarray(confusion)
+    pairs = [
+        {"true": classes[i], "predicted": classes[j], "count": int(cm[i, j]), "share_of_true": float(cm[i, j] / max(1, cm[i].sum()))}
+        for i in range(len(classes))
+        for j in range(len(classes))
+        if i != j and cm[i, j] > 0
+    ]
+    return sorted(pairs, key=lambda p: (-p["count"], p["true"], p["predicted"]))[:top]
+
+
+def summary_statistics(probs: np.ndarray, y_true: np.ndarray, seed: int = 0) -> dict[str, dict]:
+    """Accuracy, top-k accuracy (k = 3 from 4 classes, 5 from 10), balanced accuracy and macro-F1
+    over the classes present, each as ``{"value", "low", "high", "method"}``.
+
+    Args:
+        probs: ``(n, num_classes)`` probabilities.
+        y_true: true class indices.
+        seed: seed of the bootstrap.
+    """
+    y_true = np.asarray(y_true, np.int64)
+    y_pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
+    n = len(y_true)
+    correct = int(np.sum(y_pred == y_true))
+    out = {"accuracy": _stat(correct / n if n else 0.0, wilson_interval(correct, n), "Wilson")}
+    num_classes = probs.shape[1] if probs.ndim == 2 else 0
+    k = 5 if num_classes >= 10 else 3 if num_classes >= 4 else 0
+    if k:
+        hits = round(top_k_accuracy(probs, y_true, k) * n)
+        out[f"top{k}_accuracy"] = _stat(hits / n if n else 0.0, wilson_interval(hits, n), "Wilson")
+    for name, fn in (("balanced_accuracy", balanced_accuracy), ("macro_f1", macro_f1)):
+        out[name] = _stat(fn(y_true, y_pred), bootstrap_interval(fn, y_true, y_pred, seed=seed), "bootstrap")
+    return out
+
+
+def _stat(value: float, interval: tuple[float, float], method: str) -> dict:
+    return {"value": float(value), "low": interval[0], "high": interval[1], "method": method}

@@ -1,0 +1,104 @@
+"""The report's "Inside the network" section: the model summary, feature maps of a few convolutional
+layers for one test image, and Grad-CAM over test images the model got right and wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from imgclf.data.decode import load_image
+from imgclf.evaluation.predictions import PredictionTable
+from imgclf.reporting.explain import feature_maps, grad_cam, model_summary
+from imgclf.reporting.style import figure, png_data_uri, save
+
+__all__ = ["inside_section", "plot_feature_maps", "plot_grad_cam", "CAM_IMAGES"]
+
+CAM_IMAGES = 4  # correct and as many wrong
+
+
+def plot_feature_maps(image: np.ndarray, maps: list[tuple[str, np.ndarray]], out_png: Path | None = None) -> bytes:
+    """The image, then a row per layer with its most active channels.
+
+    Args:
+        image: ``(h, w, 3)`` pixels.
+        maps: ``(layer name, (h, w, channels))`` from :func:`imgclf.reporting.explain.feature_maps`.
+        out_png: where to write the PNG, or None.
+    """
+    cols = max(m.shape[-1] for _, m in maps) + 1
+    with figure(len(maps), cols, size=(1.3 * cols, 1.45 * len(maps)), squeeze=False) as (fig, axes):
+        for r, (name, m) in enumerate(maps):
+            for ax in axes[r]:
+                ax.axis("off")
+            axes[r][0].imshow(np.clip(image, 0, 255).astype("uint8"))
+            axes[r][0].set_title(name[:20], fontsize=8, loc="left")
+            for c in range(m.shape[-1]):
+                axes[r][c + 1].imshow(m[..., c], cmap="viridis")
+        fig.tight_layout()
+        return save(fig, out_png)
+
+
+def plot_grad_cam(images: np.ndarray, cams: np.ndarray, captions: list[str], out_png: Path | None = None) -> bytes:
+    """Each image above its Grad-CAM overlay.
+
+    Args:
+        images: ``(n, h, w, 3)`` pixels.
+        cams: ``(n, h, w)`` heatmaps in [0, 1].
+        captions: one line per image.
+        out_png: where to write the PNG, or None.
+    """
+    n = len(images)
+    with figure(2, n, size=(2.0 * n, 4.3), squeeze=False) as (fig, axes):
+        for i in range(n):
+            for ax in axes[:, i]:
+                ax.axis("off")
+            pixels = np.clip(images[i], 0, 255).astype("uint8")
+            axes[0][i].imshow(pixels)
+            axes[0][i].set_title(captions[i], fontsize=7)
+            axes[1][i].imshow(pixels)
+            axes[1][i].imshow(cams[i], cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+        fig.tight_layout()
+        return save(fig, out_png)
+
+
+def _cam_picks(table: PredictionTable) -> list[int]:
+    right = np.flatnonzero(table.predicted == table.labels)[:CAM_IMAGES]
+    wrong = np.flatnonzero(table.predicted != table.labels)[:CAM_IMAGES]
+    return [int(i) for i in (*right, *wrong)]
+
+
+def inside_section(model, table: PredictionTable | None, image_size: int, run_dir: Path) -> dict:
+    """Summary text, feature maps and Grad-CAM figures (written as PNGs into ``run_dir``).
+
+    Args:
+        model: the run's model.
+        table: the test split's predictions (images for the figures), or None.
+        image_size: the run's input size.
+        run_dir: where to write feature_maps.png and grad_cam.png.
+    """
+    out = {"summary": model_summary(model), "feature_maps": None, "grad_cam": None, "cam_layer": None}
+    picks = _cam_picks(table) if table is not None and len(table.paths) else []
+    images, kept = [], []
+    for i in picks:
+        try:
+            images.append(load_image(table.paths[i], image_size))
+            kept.append(i)
+        except Exception:  # noqa: BLE001, S112  (a test image gone since training: leave it out)
+            continue
+    if not images:
+        return out
+    batch = np.stack(images).astype("float32")
+    try:
+        maps = feature_maps(model, batch[0])
+        cams = grad_cam(model, batch, [int(table.predicted[i]) for i in kept])
+    except ValueError:  # a model without a nested backbone (a bare .keras file): summary only
+        return out
+    if maps:
+        out["feature_maps"] = png_data_uri(plot_feature_maps(batch[0], maps, run_dir / "feature_maps.png"))
+    captions = [
+        f"{'✓' if table.predicted[i] == table.labels[i] else '✗'} true {table.classes[table.labels[i]][:12]}\n"
+        f"pred {table.classes[table.predicted[i]][:12]} {table.probs[i].max():.2f}"
+        for i in kept
+    ]
+    out["grad_cam"] = png_data_uri(plot_grad_cam(batch, cams, captions, run_dir / "grad_cam.png"))
+    return out

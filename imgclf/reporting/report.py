@@ -1,0 +1,181 @@
+"""``report.html``: one self-contained page per run (every figure embedded as a base64 PNG, no script,
+font or URL from outside), rendered from a Jinja2 template with autoescape on — class and file names
+are user input. Each figure is also written as a PNG beside it.
+
+:func:`finish_run` is what training calls once the best model is tested (predictions.csv,
+calibration.json, report.html); :func:`build_report` is ``imgclf report RUN``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgclf.config import TrainConfig
+
+from imgclf.evaluation.calibration import calibrate
+from imgclf.evaluation.inference import Scores, apply_temperature
+from imgclf.evaluation.predictions import PredictionTable, read_predictions, write_predictions
+from imgclf.reporting import sections
+from imgclf.reporting.inside import inside_section
+from imgclf.runs import RunFiles, check_run_dir, read_config, read_json, write_json
+
+__all__ = ["SECTIONS", "build_evaluation_report", "build_report", "command_line", "finish_run", "render"]
+
+SECTIONS = ("data", "training", "results", "mistakes", "calibration", "inside", "reproducibility")
+
+
+def render(context: dict) -> str:
+    """The report's HTML from its template.
+
+    Args:
+        context: ``title``, ``sections`` (which to show) and one entry per section.
+    """
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("imgclf.reporting", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2").render(**context)
+
+
+def _table(scores: Scores, classes: list[str]) -> PredictionTable:
+    return PredictionTable(scores.paths, scores.labels, scores.probs, list(classes))
+
+
+def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scores | None, image_size: int) -> float:
+    """After training: fit the temperature on ``val``, write calibration.json, predictions.csv (test,
+    calibrated) and report.html. Returns the temperature.
+
+    Args:
+        run_dir: the run folder.
+        model: the best model.
+        classes: class names in label order.
+        test: uncalibrated scores of the test split (as metrics.json was computed from).
+        val: uncalibrated scores of the validation split (None: no calibration).
+        image_size: the run's input size.
+    """
+    t = 1.0
+    if val is not None and len(val.labels):
+        cal = calibrate(val.probs, val.labels, test.probs, test.labels)
+        write_json(run_dir / RunFiles.CALIBRATION, cal)
+        t = cal["temperature"]
+    calibrated = Scores(test.paths, apply_temperature(test.probs, t), test.labels, test.failures)
+    write_predictions(run_dir / RunFiles.PREDICTIONS, calibrated, classes)
+    build_report(run_dir, model, _table(calibrated, classes))
+    return t
+
+
+def _timed(name: str, seconds: dict, fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    seconds[name] = round(time.perf_counter() - start, 2)
+    return result
+
+
+@dataclass
+class _RunInfo:
+    path: Path
+    config: TrainConfig
+    classes: list[str]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size or 224)
+
+
+def build_report(run_dir: str | Path, model, table: PredictionTable | None = None) -> Path:
+    """Write ``report.html`` (and the figures' PNGs) for a finished run; ``imgclf report RUN``.
+
+    Args:
+        run_dir: the run folder.
+        model: the run's model (``load_run(run_dir).model``).
+        table: the test split's predictions (read from predictions.csv when None; computed through
+            the prediction core when the run has none).
+    """
+    path = check_run_dir(run_dir)
+    run = _RunInfo(path, read_config(path / RunFiles.CONFIG), read_json(path / RunFiles.CLASSES))
+    if table is None:
+        table = _test_table(run, model)
+    metrics = read_json(run.path / RunFiles.METRICS)
+    seconds: dict[str, float] = {}
+    context = {
+        "title": run.path.name,
+        "sections": SECTIONS,
+        "classes": run.classes,
+        "model_name": run.config.model,
+        "image_size": run.image_size,
+        "data": _timed("data", seconds, sections.data_section, run.path, run.classes, run.config.data, run.image_size),
+        "training": _timed("training", seconds, sections.training_section, run.path),
+        "results": _timed("results", seconds, sections.results_section, run.path, metrics),
+        "mistakes": _timed("mistakes", seconds, sections.mistakes_section, table, run.image_size),
+        "calibration": _timed("calibration", seconds, sections.calibration_section, run.path),
+        "inside": _timed("inside", seconds, inside_section, model, table, run.image_size, run.path),
+        "reproducibility": sections.reproducibility_section(run.path),
+        "report_seconds": seconds,
+    }
+    context["subtitle"] = f"{context['data']['total']} images · test accuracy {metrics['accuracy']:.4f}"
+    out = run.path / RunFiles.REPORT
+    out.write_text(render(context), encoding="utf-8")
+    return out
+
+
+def _test_table(run: _RunInfo, model) -> PredictionTable:
+    """predictions.csv of the run, or the test split scored now (runs made before reports existed)."""
+    path = run.path / RunFiles.PREDICTIONS
+    if path.is_file():
+        return read_predictions(path, run.classes)
+    from imgclf.data.split import read_manifest
+    from imgclf.evaluation.calibration import read_temperature
+    from imgclf.evaluation.inference import score_items
+
+    items = [i for i in read_manifest(run.path / RunFiles.SPLIT, run.classes, run.config.data, split="test") if Path(i.path).exists()]
+    scores = score_items(model, items, run.image_size, run.config.batch_size, read_temperature(run.path))
+    write_predictions(path, scores, run.classes)
+    return _table(scores, run.classes)
+
+
+def build_evaluation_report(run_dir: str | Path, eval_dir: Path) -> Path:
+    """``report.html`` of ``imgclf evaluate RUN DATA`` in ``RUN/evaluations/<folder>/``: results and
+    mistakes on that folder (from the metrics.json and predictions.csv evaluate wrote there).
+
+    Args:
+        run_dir: the run folder.
+        eval_dir: the evaluation's folder.
+    """
+    path = check_run_dir(run_dir)
+    run = _RunInfo(path, read_config(path / RunFiles.CONFIG), read_json(path / RunFiles.CLASSES))
+    metrics = read_json(eval_dir / RunFiles.METRICS)
+    table = read_predictions(eval_dir / RunFiles.PREDICTIONS, run.classes)
+    context = {
+        "title": f"{path.name}: evaluation on {metrics.get('data', eval_dir.name)}",
+        "subtitle": f"{metrics['n']} images · accuracy {metrics['accuracy']:.4f}",
+        "sections": ("results", "mistakes"),
+        "classes": run.classes,
+        "model_name": run.config.model,
+        "image_size": run.image_size,
+        "results": sections.results_section(eval_dir, metrics),
+        "mistakes": sections.mistakes_section(table, run.image_size),
+        "report_seconds": {},
+    }
+    out = eval_dir / RunFiles.REPORT
+    out.write_text(render(context), encoding="utf-8")
+    return out
+
+
+def command_line() -> str:
+    """The command that made this run, as typed (``imgclf …`` for the CLI, else the Python script)."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv)
+    if argv and (Path(argv[0]).name in ("imgclf", "__main__.py")):
+        argv[0] = "imgclf"
+    elif argv:
+        argv = ["python", *argv]
+    return shlex.join(argv)

@@ -1,0 +1,172 @@
+"""report.html and the run files behind it: contents, not existence. Every section is there, every
+embedded image decodes, nothing points outside the file, the numbers are metrics.json's, the mistakes
+gallery is exactly the misclassified test images, predictions.csv reproduces the accuracy, and class
+names are shown as text, never as HTML."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from helpers import make_dataset
+from PIL import Image
+
+import imgclf
+from imgclf.cli import main
+from imgclf.reporting.report import SECTIONS
+
+pytestmark = pytest.mark.usefixtures("private_cache")
+
+ODD = "<i>bee & co"  # a class name that is also HTML
+
+
+class _Page(HTMLParser):
+    """The parts of the page the tests look at: section ids, image sources, links, data attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids, self.images, self.links, self.metrics, self.mistakes, self.tags = [], [], [], {}, [], set()
+        self._metric = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self.ids.append(a.get("id"))
+        if tag == "img":
+            self.images.append(a["src"])
+        if "href" in a:
+            self.links.append(a["href"])
+        if "data-path" in a:
+            self.mistakes.append(a["data-path"])
+        self._metric = a.get("data-metric")
+
+    def handle_data(self, data):
+        if self._metric and data.strip():
+            self.metrics[self._metric] = data.strip()
+            self._metric = None
+
+
+@pytest.fixture(scope="module")
+def reported_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("report")
+    data = make_dataset(base / "bugs", {"ant": 14, ODD: 14, "cow": 14, "doe": 14}, fmt="jpg", seed=11)
+    result = imgclf.train(data, model="cnn", image_size=32, epochs=2, batch_size=8, augment="flip", out=str(base / "runs"), verbose=0)
+    html = (result.run_dir / "report.html").read_text(encoding="utf-8")
+    page = _Page()
+    page.feed(html)
+    return result, html, page
+
+
+def test_every_section_is_there_and_every_image_decodes(reported_run):
+    result, html, page = reported_run
+    assert page.ids == list(SECTIONS)
+    assert len(page.images) >= 7  # counts, samples, augmentation, curves, confusion, reliability, feature maps, grad-cam, thumbnails
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,"), src[:40]
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
+            im.load()
+            assert im.size[0] > 10 and im.size[1] > 10
+    for name in ("curves.png", "confusion_matrix.png", "class_counts.png", "samples.png", "reliability.png", "grad_cam.png", "feature_maps.png"):
+        with Image.open(result.run_dir / name) as im:
+            assert im.format == "PNG"
+
+
+def test_nothing_points_outside_the_file(reported_run):
+    _, html, page = reported_run
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    assert not re.search(r"(https?:)?//[a-z0-9]", text, re.I)
+    assert "<script" not in html.lower() and "<link" not in html.lower() and "@import" not in html and "url(" not in html
+    assert all(link.startswith("#") for link in page.links)
+
+
+def test_class_names_are_text_not_html(reported_run):
+    _, html, page = reported_run
+    assert ODD not in html  # never raw
+    assert "&lt;i&gt;bee &amp; co" in html
+    assert "i" not in page.tags  # the name did not become an <i> element
+
+
+def test_numbers_shown_are_those_of_metrics_json(reported_run):
+    result, _, page = reported_run
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    stats = metrics["statistics"]
+    assert {"accuracy", "top3_accuracy", "balanced_accuracy", "macro_f1"} <= stats.keys()
+    assert stats["accuracy"]["value"] == pytest.approx(metrics["accuracy"])
+    for name, s in stats.items():
+        for key, suffix in (("value", ""), ("low", "_low"), ("high", "_high")):
+            assert page.metrics[name + suffix] == f"{s[key]:.4f}", name + suffix
+        assert s["low"] <= s["value"] <= s["high"]
+    calibration = json.loads((result.run_dir / "calibration.json").read_text())
+    assert page.metrics["temperature"] == f"{calibration['temperature']:.4f}"
+    assert page.metrics["test_ece_before"] == f"{calibration['test_ece_before']:.4f}"
+
+
+def _predictions(run_dir):
+    with open(run_dir / "predictions.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_predictions_csv_reproduces_the_accuracy(reported_run):
+    result, _, _ = reported_run
+    rows = _predictions(result.run_dir)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert len(rows) == metrics["n"]
+    classes = json.loads((result.run_dir / "classes.json").read_text())
+    for r in rows:
+        probs = [float(r[f"prob_{c}"]) for c in classes]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+        assert r["predicted_label"] == classes[int(np.argmax(probs))]
+    accuracy = np.mean([r["true_label"] == r["predicted_label"] for r in rows])
+    assert accuracy == pytest.approx(metrics["accuracy"])
+
+
+def test_the_mistakes_gallery_is_exactly_the_misclassified_test_images(reported_run):
+    result, _, page = reported_run
+    rows = _predictions(result.run_dir)
+    wrong = {r["path"] for r in rows if r["true_label"] != r["predicted_label"]}
+    assert sorted(page.mistakes) == sorted(wrong)
+    assert page.metrics["mistakes"] == str(len(wrong))
+    confidence = {r["path"]: max(float(v) for k, v in r.items() if k.startswith("prob_")) for r in rows}
+    shown = [confidence[p] for p in page.mistakes]
+    assert shown == sorted(shown, reverse=True)  # most confident first
+
+
+def test_calibration_changes_probabilities_but_not_labels(reported_run):
+    result, _, _ = reported_run
+    from imgclf.evaluation.calibration import read_temperature
+    from imgclf.evaluation.predictions import read_predictions
+    from imgclf.evaluation.inference import apply_temperature
+
+    run = imgclf.load_run(result.run_dir)
+    t = read_temperature(result.run_dir)
+    assert t != 1.0
+    table = read_predictions(result.run_dir / "predictions.csv", run.classes)
+    raw = apply_temperature(table.probs, 1.0 / t)  # undo the scaling stored in predictions.csv
+    assert not np.allclose(raw, table.probs, atol=1e-3)
+    assert (raw.argmax(axis=1) == table.predicted).all()
+
+
+def test_report_command_rebuilds_the_report(reported_run, capsys):
+    result, html, _ = reported_run
+    (result.run_dir / "report.html").unlink()
+    (result.run_dir / "confusion_matrix.png").unlink()
+    assert main(["report", str(result.run_dir)]) == 0
+    assert capsys.readouterr().out.strip() == str(result.run_dir / "report.html")
+    again = (result.run_dir / "report.html").read_text(encoding="utf-8")
+    assert re.sub(r"report took [0-9.]+ s", "", again).count('id="') == re.sub(r"report took [0-9.]+ s", "", html).count('id="')
+    assert (result.run_dir / "confusion_matrix.png").is_file()
+
+
+def test_timings_hold_the_command_and_the_stages(reported_run):
+    result, html, _ = reported_run
+    timings = json.loads((result.run_dir / "timings.json").read_text())
+    assert timings["command"]
+    assert {"training", "test", "report"} <= timings["stages"].keys()
+    assert "Command line" in html and "split.csv SHA-256" in html

@@ -146,7 +146,16 @@ def test_calibration_changes_probabilities_but_not_labels(reported_run):
 
     run = imgclf.load_run(result.run_dir)
     t = read_temperature(result.run_dir)
-    assert t != 1.0
+    calibration = json.loads((result.run_dir / "calibration.json").read_text())
+    assert t == (calibration["fitted_temperature"] if calibration["kept"] else 1.0)
+    if not calibration["kept"]:  # the fitted T raised the validation ECE; what it would have done still shows
+        assert calibration["val_ece_after"] >= calibration["val_ece_before"]
+        t = calibration["fitted_temperature"]
+        table = read_predictions(result.run_dir / "predictions.csv", run.classes)
+        raw, table.probs = table.probs, apply_temperature(table.probs, t)
+        assert not np.allclose(raw, table.probs, atol=1e-3)
+        assert (table.probs.argmax(axis=1) == raw.argmax(axis=1)).all()
+        return
     table = read_predictions(result.run_dir / "predictions.csv", run.classes)
     raw = apply_temperature(table.probs, 1.0 / t)  # undo the scaling stored in predictions.csv
     assert not np.allclose(raw, table.probs, atol=1e-3)
@@ -170,3 +179,29 @@ def test_timings_hold_the_command_and_the_stages(reported_run):
     assert timings["command"]
     assert {"training", "test", "report"} <= timings["stages"].keys()
     assert "Command line" in html and "split.csv SHA-256" in html
+
+
+def test_a_fitted_temperature_is_kept_only_if_it_lowers_the_validation_ece():
+    from imgclf.evaluation.calibration import calibrate
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 400)
+    # over-confident: 70 % right, always ~0.97 sure → T > 1 helps NLL and ECE alike
+    logits = rng.normal(0, 1, (400, 4))
+    right = rng.random(400) < 0.7
+    top = np.where(right, labels, (labels + 1) % 4)
+    logits[np.arange(400), top] += 5.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    cal = calibrate(probs, labels, probs, labels)
+    assert cal["kept"] and cal["temperature"] == cal["fitted_temperature"] > 1.0
+    assert cal["val_ece_after"] < cal["val_ece_before"]
+    # right on 396 of 400 at 0.99 (calibrated), 4 mistakes at 0.999999: NLL wants T > 1 for the mistakes,
+    # which lowers every right answer's confidence below its 0.99 accuracy and so raises the ECE
+    sure = np.full((400, 4), 0.01 / 3)
+    sure[np.arange(400), labels] = 0.99
+    for i in range(4):
+        sure[i] = 1e-6 / 3
+        sure[i, (labels[i] + 1) % 4] = 1 - 1e-6
+    cal = calibrate(sure, labels, sure, labels)
+    assert not cal["kept"] and cal["temperature"] == 1.0 and cal["fitted_temperature"] > 1.0
+    assert cal["val_ece_after"] > cal["val_ece_before"]

@@ -133,6 +133,42 @@ def test_cosine_schedule_formula():
         assert float(make_optimizer("adam", name, PEAK, steps, epochs).learning_rate) == pytest.approx(PEAK)
 
 
+def test_epoch_schedule_is_exact_on_a_stream_of_unknown_length():
+    """scheduled_optimizer(known_length=False): on a filtered tf.data stream (Keras counts one extra
+    iteration per epoch there) every batch trains at schedule(epoch * steps + batch) and each epoch ends
+    at schedule((epoch + 1) * steps): a warm-up epoch, then the cosine reaching 0 at the last epoch's end."""
+    import numpy as np
+    import tensorflow as tf
+
+    from imgclf.training.optim import EpochSchedule, scheduled_optimizer
+
+    steps, epochs = 3, 3
+    x, y = np.random.default_rng(0).random((24, 4), np.float32), np.arange(24) % 2
+    stream = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(8)
+    assert int(stream.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    optimizer, callbacks = scheduled_optimizer("adam", "cosine", PEAK, steps, epochs, known_length=False)
+    (callback,) = callbacks
+    assert isinstance(callback, EpochSchedule)
+    schedule = make_optimizer("adam", "cosine", PEAK, steps, epochs)._learning_rate
+    seen, ends = [], []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):  # the rate the batch trained at (Keras also begins
+            seen.append(float(self.model.optimizer.learning_rate))  # an empty extra batch per epoch here)
+
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(logs["learning_rate"])
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer, "binary_crossentropy")
+    model.fit(stream, epochs=epochs, callbacks=[callback, Record()], verbose=0)
+    assert seen == [pytest.approx(float(schedule(k)), rel=1e-5, abs=1e-12) for k in range(steps * epochs)]
+    assert ends == [pytest.approx(v, rel=1e-4, abs=1e-9) for v in (PEAK, PEAK * 0.5, 0.0)]
+    # known length (arrays), or a schedule without steps: the optimizer alone, no callback
+    assert scheduled_optimizer("adam", "cosine", PEAK, steps, epochs)[1] == []
+    assert scheduled_optimizer("sgd", "constant", PEAK, steps, epochs, known_length=False)[1] == []
+
+
 def test_optimizer_classes_and_momentum():
     sgd = make_optimizer("sgd", "constant", 0.01, 1, 1)
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == pytest.approx(0.9)

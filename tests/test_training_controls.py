@@ -101,12 +101,6 @@ def test_cosine_schedule_warms_up_then_decays_to_zero(runs):
     assert values[2] == pytest.approx(0.0, abs=1e-9)  # the schedule ends with the last epoch
 
 
-@pytest.mark.xfail(
-    reason="BUG: on tf.data input of unknown length (every decoded-image stage) Keras counts one extra "
-    "optimizer iteration per epoch, but make_optimizer's schedule assumes steps_per_epoch=ceil(n/batch): "
-    "the warm-up ends early and the cosine reaches 0 before the last epoch's steps (they train at lr 0)",
-    strict=True,
-)
 def test_cosine_schedule_is_exact_per_epoch_on_decoded_images(runs):
     """optim.py: a warm-up of exactly one epoch (peak/10 → peak), then cosine decay to 0 over the other
     epochs. history.csv logs the rate at the end of each epoch, i.e. at step k * steps_per_epoch."""

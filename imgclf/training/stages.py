@@ -185,7 +185,7 @@ def train_pretrained(
     freeze_below(clf.backbone, None)
     bottom = clf.backbone if plan.bottom is None else plan.bottom
     cut_name = "output" if plan.top is None else plan.top.layers[1].name
-    acts = Activations(cfg, clf, bottom, cut_name)
+    acts = Activations(cfg, clf, bottom, cut_name, progress=bool(session.verbose))
     a_train, y_train, a_val, y_val, views, same_images = _all_views(session, acts, train_items, val_items, cut_name)
     top = plan.top
     f_train = top.predict(a_train, batch_size=256, verbose=0) if top is not None else a_train
@@ -221,7 +221,8 @@ def _fit_dataset(
     epochs = cfg.epochs
     if session.deadline is not None:  # no cheap calibration on a stream: let the Deadline callback stop it
         session.say(f"  time budget: training until {session.seconds_left():.0f}s from now")
-    start = session.start_fit(model, stage, peak_lr, _steps(n_train, cfg.batch_size), epochs)
+    # a filtered stream has no known length: the schedule is stepped by epoch and batch (exact)
+    start = session.start_fit(model, stage, peak_lr, _steps(n_train, cfg.batch_size), epochs, known_length=False)
     model.fit(
         batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train),
         validation_data=batched(val_raw, cfg.batch_size),

@@ -106,7 +106,8 @@ def test_a_run_killed_before_its_first_checkpoint_says_it_cannot_be_resumed(tmp_
     code, stdout, stderr = cli(capsys, "train", "--resume", run_dir)
     line = one_line(stderr)
     assert code == 1 and stdout == ""
-    assert "cannot be resumed" in line and "before its first epoch finished" in line and "imgclf train" in line, line
+    assert "cannot be resumed: it was stopped before its first checkpoint" in line, line
+    assert line.endswith(f"train it again: `imgclf train {data.resolve()}`"), line
     assert tree_hashes(run_dir) == before
 
 

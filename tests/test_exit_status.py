@@ -125,15 +125,15 @@ def test_doctor_strict_exits_1_on_findings_ci_should_gate_on(tmp_path, capsys, f
         make_textured_dataset(data / "train", {"a": 6, "b": 6}, seed=54)
         make_textured_dataset(data / "val", {"a": 2, "b": 2}, seed=55)
         plant_copy(data / "train" / "a" / "a_000.jpg", data / "val" / "a" / "leaked.jpg")
-        says = "duplicate across splits (leakage)"
+        says = "1 duplicate(s) across splits (leakage)"
     else:
         data = make_textured_dataset(tmp_path / "flat", {"a": 8, "b": 8}, seed=56)
         if fault == "label_conflict":
             plant_copy(data / "a" / "a_000.jpg", data / "b" / "same_as_a.jpg")
-            says = "duplicate across classes (label conflict)"
+            says = "1 duplicate(s) across classes (label conflict)"
         else:
             (data / "a" / "empty.jpg").write_bytes(b"")
-            says = "unusable file"
+            says = "1 unusable file(s)"
     code, out, err = doctor(capsys, data)
     assert code == 0 and err == ""  # without --strict the doctor only reports
     code, out_strict, err = doctor(capsys, data, "--strict")

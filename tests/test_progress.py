@@ -4,6 +4,7 @@ seconds and none for a short step; nothing when disabled. The clock is faked, so
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 
@@ -82,3 +83,46 @@ def test_an_error_ends_the_bar_without_a_summary(clock):
 @pytest.mark.parametrize("seconds, text", [(0, "0s"), (42.4, "42s"), (185, "3m05s"), (3720, "1h02m"), (-3, "0s")])
 def test_format_seconds(seconds, text):
     assert format_seconds(seconds) == text
+
+
+# ---------------------------------------------------------------------------- where imgclf shows it
+
+
+@pytest.fixture
+def every_step(monkeypatch):
+    """A progress line at every step when piped (the default is one per PIPED_INTERVAL seconds)."""
+    monkeypatch.setattr(progress, "PIPED_INTERVAL", 0.0)
+
+
+def test_doctor_shows_the_progress_of_checking_files(every_step, tmp_path, capsys):
+    from helpers import make_textured_dataset
+    from imgclf.cli import main
+
+    data = make_textured_dataset(tmp_path / "d", {"a": 5, "b": 5}, seed=3)
+    assert main(["doctor", str(data)]) == 0
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert lines[0].startswith("  checking files (decode, hash): 1/10 files (") and lines[0].endswith(" left)")
+    assert "  checking files (decode, hash): 10/10 files (" in err
+    assert "checking files" not in out  # progress goes to stderr, the report to stdout
+
+
+def test_feature_extraction_shows_its_progress(every_step, tmp_path, capsys, private_cache):
+    from helpers import make_dataset
+    from imgclf.config import TrainConfig
+    from imgclf.data.scan import scan_folder
+    from imgclf.models.classifier import build_classifier
+    from imgclf.models.registry import get_spec
+    from imgclf.training.activations import Activations
+
+    items = scan_folder(make_dataset(tmp_path / "d", {"a": 5, "b": 5}, seed=4)).items
+    cfg = TrainConfig(data=str(tmp_path / "d"), image_size=32, batch_size=4, augment="none").validate()
+    clf = build_classifier(get_spec("efficientnet_lite0"), 2, 32, "none", 0)
+    acts, labels = Activations(cfg, clf, clf.backbone, "output", progress=True).get(items, 0)
+    assert len(acts) == len(labels) == 10
+    err = capsys.readouterr().err
+    assert "  feature extraction: 4/10 images (" in err and "  feature extraction: 10/10 images (" in err
+    assert "  feature extraction: 10 images in " in err  # how it ended
+    uncached = replace(cfg, feature_cache=False)
+    Activations(uncached, clf, clf.backbone, "output").get(items, 0)  # computed again, progress off (verbose=0): silent
+    assert capsys.readouterr().err == ""

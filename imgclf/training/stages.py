@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.atomic import save_model_atomic
 from imgclf.data.pipeline import batched
 from imgclf.data.scan import ImageItem
 from imgclf.runs import RunFiles
@@ -154,7 +155,7 @@ def _head_stage(session: Session, f_train: np.ndarray, y_train: np.ndarray, f_va
         _fit_arrays(session, clf.head, "head", f_train, y_train, f_val, y_val, cfg.learning_rate)
         session.compile(clf.head, cfg.learning_rate, 1, 1, schedule="constant")
         head_loss = float(clf.head.evaluate(f_val, session.targets(y_val), verbose=0)[0])
-        clf.model.save(session.model_path)
+        save_model_atomic(clf.model, session.model_path)
         session.say(f"  head: val_loss {head_loss:.4f}")
     session.head_loss = head_loss
     if resume and resume.get("best") is not None:

@@ -95,7 +95,7 @@ def test_quiet_says_whether_the_run_was_interrupted(tmp_path, capsys, monkeypatc
 
 
 def test_ctrl_c_before_training_exits_130_at_once(capsys, tmp_path, monkeypatch):
-    import imgclf.data.scan as scan
+    from imgclf.data import scan
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -131,7 +131,7 @@ def test_disk_full_while_saving_a_checkpoint(tmp_path, capsys, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(keras.Model, "save", save)
-    code, stdout, stderr = cli(capsys, "train", data, "--out", out, "--name", "full", *CNN_FLAGS)
+    code, _, stderr = cli(capsys, "train", data, "--out", out, "--name", "full", *CNN_FLAGS)
     line = one_line(stderr)
     assert code == 1
     run_dir = out / "full"

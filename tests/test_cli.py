@@ -113,8 +113,8 @@ def test_train_quiet_with_flags_and_config_file(flat2, tmp_path, capsys):
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 1
-    run_dir, accuracy, n = lines[0].split("\t")
-    assert Path(run_dir) == tmp_path / "runs" / "cli"
+    run_dir, accuracy, n, interrupted = lines[0].split("\t")
+    assert Path(run_dir) == tmp_path / "runs" / "cli" and interrupted == "interrupted=no"
     assert accuracy.startswith("accuracy=") and 0.0 <= float(accuracy.split("=")[1]) <= 1.0
     assert n == f"n={read_json(Path(run_dir) / RunFiles.METRICS)['n']}"
     config = yaml.safe_load((Path(run_dir) / RunFiles.CONFIG).read_text())
@@ -195,7 +195,7 @@ def test_predict_exits_1_when_no_image_could_be_read(trained_run, capsys, tmp_pa
 def test_predict_on_an_empty_folder(trained_run, capsys, tmp_path):
     (tmp_path / "nothing").mkdir()
     code, out, err = run_cli(capsys, "predict", trained_run.run_dir, tmp_path / "nothing")
-    assert_user_error(code, err, "no image files found in", "nothing")
+    assert_user_error(code, err, "no image files found in", "nothing", status=1)
 
 
 # ---------------------------------------------------------------------------- evaluate

@@ -119,8 +119,11 @@ def test_disk_full_while_saving_a_checkpoint(tmp_path, capsys, monkeypatch):
     best model saved before is whole and loads; no partial file; an earlier run in --out is untouched."""
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=43)
     out = tmp_path / "runs"
-    earlier = imgclf.train(data, out=str(out), name="earlier", verbose=0, **{**CNN, "epochs": 1})
-    before = tree_hashes(earlier.run_dir)
+    earlier = out / "earlier"  # another run's files, already there
+    earlier.mkdir(parents=True)
+    (earlier / RunFiles.MODEL).write_bytes(b"an earlier run's model")
+    (earlier / RunFiles.METRICS).write_text("{}")
+    before = tree_hashes(earlier)
     real_save, saves = keras.Model.save, []
 
     def save(model, path, *args, **kwargs):
@@ -141,7 +144,7 @@ def test_disk_full_while_saving_a_checkpoint(tmp_path, capsys, monkeypatch):
     )
     assert load_model_file(run_dir / RunFiles.MODEL).output_shape == (None, 1)  # the first save, whole
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".") or p.name == RunFiles.LAST]
-    assert tree_hashes(earlier.run_dir) == before
+    assert tree_hashes(earlier) == before
 
 
 def _read_only_mount_works() -> bool:

@@ -187,7 +187,8 @@ class DoctorReport:
         """What ``imgclf doctor --strict`` fails on: unusable image files, label conflicts (duplicates
         across classes) and leakage (duplicates or ``--group-by`` groups across splits); empty if none."""
         d = self.to_dict()
-        ignored = ("not an image file extension", "not inside a class folder", "folder beside")
+        # notes about the layout, not files that cannot be used: other files, links followed once
+        ignored = ("not an image file extension", "not inside a class folder", "folder beside", "symbolic link", "folder already scanned", "same file as")
         counts = {
             "unusable file(s)": sum(not u["reason"].startswith(ignored) for u in d["unusable"]),
             "duplicate(s) across classes (label conflict)": d["duplicates"]["across_classes"],

@@ -1,12 +1,15 @@
 """The command line: a thin front end, one sub-command per stage; train's flags come from TrainConfig.
 
-A user mistake (any :class:`ImgclfError`) prints one line, ``imgclf: error: …``, and exits with 2.
+An :class:`ImgclfError` prints one line, ``imgclf: error: …``, never a traceback. Exit status: 0 success;
+1 a data, model or runtime problem (DataError, ModelError, a full disk or read-only folder; ``doctor
+--strict`` findings); 2 a usage mistake (argparse errors, ConfigError); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import json
 import os
@@ -20,6 +23,7 @@ from imgclf.runtime import quiet_tensorflow_logs
 
 __all__ = ["main", "build_parser"]
 
+EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -87,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--group-by", metavar="GROUP_BY", help="regex or CSV of path,group: report groups found in several splits")
     p.add_argument("--run", metavar="RUN", help="a run folder: report duplicates across the splits of its split.csv")
+    p.add_argument("--strict", action="store_true", help="exit 1 on unusable files, label conflicts or leakage (for CI)")
 
     p = sub.add_parser("cache", help="what the cache ($IMGCLF_CACHE, ~/.cache/imgclf) holds, or clear it")
     p.add_argument("action", choices=("info", "clear"))
@@ -109,8 +114,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = resolve_config(args.config, data=args.data, **options)
         result = train_run(config, verbose=0 if args.quiet else 1)
     if args.quiet:
-        print(f"{result.run_dir}\taccuracy={result.metrics.accuracy:.4f}\tn={result.metrics.n}")
-    return 0
+        flag = "yes" if result.interrupted else "no"
+        print(f"{result.run_dir}\taccuracy={result.metrics.accuracy:.4f}\tn={result.metrics.n}\tinterrupted={flag}")
+    if not result.interrupted:
+        return 0
+    from imgclf.runs import RunFiles
+
+    run_dir = result.run_dir
+    tested = f"accuracy {result.metrics.accuracy:.4f}, n={result.metrics.n}"
+    then = (
+        f"continue with `imgclf train --resume {run_dir}`"
+        if (run_dir / RunFiles.STATE).is_file()
+        else "it stopped before its first checkpoint, so it cannot be resumed"
+    )
+    print(f"imgclf: interrupted: kept the best model so far ({run_dir / RunFiles.MODEL}) and tested it ({tested}); {then}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -203,13 +221,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
             raise DataError(f"run folder {args.run!r} has no {RunFiles.CLASSES}; expected a folder made by `imgclf train`")
         classes = read_json(run_dir / RunFiles.CLASSES)
         splits = {i.path: i.split for i in read_manifest(run_dir / RunFiles.SPLIT, classes, scanned.root)}
-    report = diagnose(scanned, threshold, splits=splits, group_by=args.group_by)
+    report = diagnose(scanned, threshold, splits=splits, group_by=args.group_by, progress=True)
     if args.json is not None:
         try:
             Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         except OSError as exc:
             raise invalid_value("json", str(args.json), f"a writable file path ({exc.strerror})") from None
-    print(report.format())
+    print(report.format(), flush=True)
+    findings = report.gate_findings() if args.strict else []
+    if findings:
+        print(f"imgclf: doctor --strict: {'; '.join(findings)}", file=sys.stderr)
+        return EXIT_PROBLEM
     return 0
 
 
@@ -243,7 +265,8 @@ COMMANDS: dict[str, types.FunctionType] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``imgclf`` command; returns the exit status (2 for a user mistake, printed on one line).
+    """Run one ``imgclf`` command; returns the exit status (0 success, 1 a problem, 2 a usage mistake,
+    130 interrupted; errors printed on one line).
 
     Args:
         argv: the arguments after ``imgclf``; None: ``sys.argv[1:]``.
@@ -254,13 +277,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ImgclfError as exc:
         print(f"imgclf: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PROBLEM
     except KeyboardInterrupt:
         print("imgclf: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk or read-only folder met outside imgclf.atomic (history.csv, a plot)
+        from imgclf.atomic import WRITE_ERRNOS, write_failure
+
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        if exc.errno in (errno.EACCES, errno.EPERM):  # reading or writing: say only what happened
+            print(f"imgclf: error: {exc.filename or 'a file'!s}: permission denied", file=sys.stderr)
+        else:
+            print(f"imgclf: error: {write_failure(exc.filename or 'a file', exc)}", file=sys.stderr)
+        return EXIT_PROBLEM
 
 
 if __name__ == "__main__":

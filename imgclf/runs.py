@@ -26,6 +26,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from imgclf.atomic import WRITE_ERRNOS, write_failure, write_text_atomic
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError
 
@@ -57,19 +58,24 @@ def create_run_dir(out: str | Path, name: str) -> Path:
     out_path = Path(out).expanduser()
     if out_path.exists() and not out_path.is_dir():
         raise DataError(f"output path {str(out)!r} is a file; expected a folder for run folders")
-    out_path.mkdir(parents=True, exist_ok=True)
     for i in range(1, 10_000):
         candidate = out_path / (name if i == 1 else f"{name}{i}")
         try:
+            out_path.mkdir(parents=True, exist_ok=True)
             candidate.mkdir()
             return candidate
         except FileExistsError:
             continue
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:
+                raise write_failure(candidate, exc) from None
+            raise
     raise DataError(f"too many runs named {name!r} in {str(out)!r}")
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    """Write ``obj`` as indented UTF-8 JSON, atomically (a reader never sees half a file)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -79,7 +85,7 @@ def read_json(path: Path) -> Any:
 def write_config(path: Path, config: TrainConfig) -> None:
     import yaml
 
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def read_config(path: Path) -> TrainConfig:

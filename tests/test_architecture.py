@@ -122,17 +122,20 @@ MAY_IMPORT = {
     "imgclf.options": {"imgclf.errors"},
     "imgclf.config": {"imgclf.errors", "imgclf.options"},
     "imgclf.runtime": set(),
+    "imgclf.atomic": {"imgclf.errors"},
     "imgclf.progress": set(),
-    "imgclf.runs": {"imgclf.config", "imgclf.errors"},
-    "imgclf.data": {"imgclf.config", "imgclf.errors", "imgclf.options"},
+    "imgclf.runs": {"imgclf.atomic", "imgclf.config", "imgclf.errors"},
+    "imgclf.data": {"imgclf.config", "imgclf.errors", "imgclf.options", "imgclf.progress"},
     "imgclf.models": {"imgclf.data", "imgclf.errors"},
     "imgclf.evaluation": {"imgclf.data", "imgclf.errors", "imgclf.models", "imgclf.progress", "imgclf.runs"},
     "imgclf.reporting": {"imgclf.config", "imgclf.data", "imgclf.evaluation", "imgclf.runs"},
     "imgclf.training": {
-        "imgclf.config", "imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models",
-        "imgclf.options", "imgclf.reporting", "imgclf.runs",
-    },  # fmt: skip
-    "imgclf.serving": {"imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models", "imgclf.runs"},
+        "imgclf.atomic", "imgclf.config", "imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models",
+        "imgclf.options", "imgclf.progress", "imgclf.reporting", "imgclf.runs",
+    },
+    "imgclf.serving": {
+        "imgclf.atomic", "imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models", "imgclf.progress", "imgclf.runs",
+    },
 }
 
 

@@ -33,8 +33,9 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def assert_user_error(code: int, err: str, *fragments: str) -> str:
-    assert code == 2
+def assert_user_error(code: int, err: str, *fragments: str, status: int = 2) -> str:
+    """One line, no traceback; ``status`` 2 for a usage mistake (ConfigError), 1 for a data/model problem."""
+    assert code == status
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("imgclf: error: ")
@@ -112,8 +113,8 @@ def test_train_quiet_with_flags_and_config_file(flat2, tmp_path, capsys):
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 1
-    run_dir, accuracy, n = lines[0].split("\t")
-    assert Path(run_dir) == tmp_path / "runs" / "cli"
+    run_dir, accuracy, n, interrupted = lines[0].split("\t")
+    assert Path(run_dir) == tmp_path / "runs" / "cli" and interrupted == "interrupted=no"
     assert accuracy.startswith("accuracy=") and 0.0 <= float(accuracy.split("=")[1]) <= 1.0
     assert n == f"n={read_json(Path(run_dir) / RunFiles.METRICS)['n']}"
     config = yaml.safe_load((Path(run_dir) / RunFiles.CONFIG).read_text())
@@ -194,7 +195,7 @@ def test_predict_exits_1_when_no_image_could_be_read(trained_run, capsys, tmp_pa
 def test_predict_on_an_empty_folder(trained_run, capsys, tmp_path):
     (tmp_path / "nothing").mkdir()
     code, out, err = run_cli(capsys, "predict", trained_run.run_dir, tmp_path / "nothing")
-    assert_user_error(code, err, "no image files found in", "nothing")
+    assert_user_error(code, err, "no image files found in", "nothing", status=1)
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -231,25 +232,25 @@ def test_evaluate_a_folder_lists_skipped_files(trained_run, capsys, tmp_path):
     assert (trained_run.run_dir / RunFiles.EVALUATIONS / "extra" / RunFiles.METRICS).is_file()
 
 
-# ---------------------------------------------------------------------------- user errors: one line, exit 2
+# ---------------------------------------------------------------------------- user errors: one line, exit 2 (usage) or 1 (data)
 
 
 def test_error_nonexistent_data_path(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", tmp_path / "no_such_folder", "--model", "cnn")
-    assert_user_error(code, err, "data folder", "no_such_folder", "does not exist")
+    assert_user_error(code, err, "data folder", "no_such_folder", "does not exist", status=1)
 
 
 def test_error_one_class_folder(capsys, tmp_path):
     data = make_dataset(tmp_path / "solo", {"cat": 3})
     code, _, err = run_cli(capsys, "train", data, "--model", "cnn")
-    assert_user_error(code, err, "only one class folder ('cat')", "at least two classes")
+    assert_user_error(code, err, "only one class folder ('cat')", "at least two classes", status=1)
 
 
 def test_error_empty_class_folder(capsys, tmp_path):
     data = make_dataset(tmp_path / "d", {"cat": 3, "dog": 3})
     (data / "emu").mkdir()
     code, _, err = run_cli(capsys, "train", data, "--model", "cnn")
-    assert_user_error(code, err, "class folder 'emu'", "has no usable images")
+    assert_user_error(code, err, "class folder 'emu'", "has no usable images", status=1)
 
 
 def test_error_unknown_model_lists_known_models(capsys, flat2, tmp_path):
@@ -262,12 +263,12 @@ def test_error_unknown_model_lists_known_models(capsys, flat2, tmp_path):
 
 def test_error_predict_on_a_folder_that_is_not_a_run(capsys, flat2):
     code, _, err = run_cli(capsys, "predict", flat2, flat2 / "cat")
-    assert_user_error(code, err, "is not an imgclf run folder", "pass a folder made by `imgclf train`")
+    assert_user_error(code, err, "is not an imgclf run folder", "pass a folder made by `imgclf train`", status=1)
 
 
 def test_error_evaluate_a_missing_run(capsys, tmp_path):
     code, _, err = run_cli(capsys, "evaluate", tmp_path / "runs" / "ghost")
-    assert_user_error(code, err, "run folder", "ghost", "does not exist")
+    assert_user_error(code, err, "run folder", "ghost", "does not exist", status=1)
 
 
 @pytest.mark.parametrize(
@@ -304,12 +305,12 @@ def test_error_missing_config_file(capsys, flat2, tmp_path):
 def test_error_evaluate_unknown_class(trained_run, capsys, tmp_path):
     folder = make_dataset(tmp_path / "zoo", {"cat": 2, "yak": 2}, fmt="jpg")
     code, _, err = run_cli(capsys, "evaluate", trained_run.run_dir, folder)
-    assert_user_error(code, err, "class 'yak'", "is not one of the run's classes: cat, dog, fox")
+    assert_user_error(code, err, "class 'yak'", "is not one of the run's classes: cat, dog, fox", status=1)
 
 
 def test_error_predict_missing_file(trained_run, capsys, tmp_path):
     code, _, err = run_cli(capsys, "predict", trained_run.run_dir, tmp_path / "ghost.jpg")
-    assert_user_error(code, err, "ghost.jpg", "does not exist")
+    assert_user_error(code, err, "ghost.jpg", "does not exist", status=1)
 
 
 def test_error_predict_top_k_zero(trained_run, capsys):
@@ -332,7 +333,7 @@ def test_argparse_errors_exit_2_without_traceback(capsys, flat2):
 
 def test_error_model_is_a_folder(capsys, flat2, tmp_path):
     code, _, err = run_cli(capsys, "train", flat2, "--model", str(tmp_path), "--out", tmp_path / "runs")
-    assert_user_error(code, err, "is a folder", "expected a .keras file")
+    assert_user_error(code, err, "is a folder", "expected a .keras file", status=1)  # ModelError: a model problem
 
 
 @pytest.mark.parametrize("argv", [["train", "x", "--epochs", "many"], ["train", "x", "--no-such-flag"], ["nonsense"]])

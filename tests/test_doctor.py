@@ -170,7 +170,7 @@ def test_cli_doctor_errors_are_one_line(flat2, capsys, argv, message):
 
 
 def test_doctor_on_a_missing_folder(tmp_path, capsys):
-    assert main(["doctor", str(tmp_path / "nope")]) == 2
+    assert main(["doctor", str(tmp_path / "nope")]) == 1  # a data problem, not a usage mistake
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -131,7 +131,7 @@ def test_nonexistent_keras_file_is_a_model_error(tmp_path):
 def test_unreadable_keras_file_is_a_model_error(tmp_path):
     path = tmp_path / "broken.keras"
     path.write_text("not a zip")
-    with pytest.raises(ModelError, match=r"cannot load '.*broken.keras' as a Keras model"):
+    with pytest.raises(ModelError, match=r"^cannot load the backbone '.*broken.keras': it is not a Keras model"):
         load_backbone_file(path)
 
 

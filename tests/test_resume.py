@@ -171,7 +171,7 @@ def test_resume_of_a_finished_run_is_refused(cnn):
     with pytest.raises(DataError, match=r"nothing to resume"):
         train_run(TrainConfig(data="x"), verbose=0, resume_dir=run_dir)
     code, stdout, stderr = cli(["train", "--resume", str(run_dir)])
-    assert code == 2 and stdout == ""
+    assert code == 1 and stdout == ""  # a problem with the run folder, not a usage mistake
     assert stderr.startswith("imgclf: error: ") and "nothing to resume" in stderr and stderr.count("\n") == 1
     assert tree_hashes(run_dir) == before
 

@@ -183,6 +183,20 @@ class DoctorReport:
             out["train_class_weights"] = {self.classes[c]: w for c, w in self.train_class_weights.items()}
         return out
 
+    def gate_findings(self) -> list[str]:
+        """What ``imgclf doctor --strict`` fails on: unusable image files, label conflicts (duplicates
+        across classes) and leakage (duplicates or ``--group-by`` groups across splits); empty if none."""
+        d = self.to_dict()
+        # notes about the layout, not files that cannot be used: other files, links followed once
+        ignored = ("not an image file extension", "not inside a class folder", "folder beside", "symbolic link", "folder already scanned", "same file as")
+        counts = {
+            "unusable file(s)": sum(not u["reason"].startswith(ignored) for u in d["unusable"]),
+            "duplicate(s) across classes (label conflict)": d["duplicates"]["across_classes"],
+            "duplicate(s) across splits (leakage)": d["duplicates"]["across_splits"],
+            "--group-by group(s) across splits (leakage)": len(d.get("groups", {}).get("across_splits", [])),
+        }
+        return [f"{n} {what}" for what, n in counts.items() if n]
+
     def summary(self) -> list[str]:
         """One line per kind of finding (what ``train`` prints); empty when all is well."""
         return summary_lines(self.to_dict())
@@ -197,6 +211,7 @@ def diagnose(
     near_threshold: int = DEFAULT_NEAR_THRESHOLD,
     splits: Mapping[str, str] | None = None,
     group_by: str | None = None,
+    progress: bool = False,
 ) -> DoctorReport:
     """Examine every scanned image of ``data`` (see the module docstring). Touches no file.
 
@@ -205,9 +220,10 @@ def diagnose(
         near_threshold: near-duplicate distance in pHash bits of 64; -1 turns the search off. Defaults to 4.
         splits: path -> split of images whose split is known (a run's ``split.csv``), for leakage.
         group_by: ``--group-by`` regex or CSV: report groups found in more than one split.
+        progress: show the progress of reading the files (:mod:`imgclf.progress`).
     """
 
-    facts = inspect_files([i.path for i in data.items])
+    facts = inspect_files([i.path for i in data.items], progress)
     bad = [Skipped(f.path, f.error) for f in facts if f.error]
     failed = {s.path for s in bad}
     usable = replace(

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 
 from imgclf.data.decode import to_rgb
 from imgclf.data.duplicates import phash
+from imgclf.progress import track
 
 __all__ = ["EXTENSION_FORMATS", "FileFacts", "inspect_file", "inspect_files"]
 
@@ -78,11 +79,13 @@ def inspect_file(path: str) -> FileFacts:
     return FileFacts(path, digest, fmt, mode, w, h, code, None, warning)
 
 
-def inspect_files(paths: Sequence[str]) -> list[FileFacts]:
+def inspect_files(paths: Sequence[str], progress: bool = False) -> list[FileFacts]:
     """:func:`inspect_file` for every path, in a thread pool (Pillow and hashlib release the GIL).
 
     Args:
         paths: the image files, in the order of the result.
+        progress: show the progress (files checked, rate, time left; :mod:`imgclf.progress`).
     """
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
-        return list(pool.map(inspect_file, paths))
+        facts = pool.map(inspect_file, paths)
+        return list(track(facts, "checking files (decode, hash)", total=len(paths), unit="files", enabled=progress))

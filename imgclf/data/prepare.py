@@ -28,7 +28,7 @@ def prepare_training_data(data: ScannedData, cfg: TrainConfig, verbose: int = 1)
         weights when ``cfg.class_weight == "auto"``).
     """
     layout = check_split_classes(data, cfg.allow_missing_test_classes)  # before hashing: fail fast
-    report = diagnose(data, group_by=cfg.group_by)
+    report = diagnose(data, group_by=cfg.group_by, progress=bool(verbose))
     report.layout += layout
     usable = report.usable
     paths = [i.path for i in usable.items]

@@ -10,6 +10,7 @@ import keras
 
 from imgclf.errors import ModelError
 from imgclf.models.layers import ImagenetPreprocess
+from imgclf.models.loading import load_model_file
 from imgclf.models.registry import ModelSpec, register_file_backbone, register_model
 
 __all__ = ["BUILTIN_WEIGHTS", "file_backbone_spec", "load_backbone_file"]
@@ -28,10 +29,7 @@ def load_backbone_file(path: str | Path) -> keras.Model:
         raise ModelError(f"--model {str(path)!r} is a folder; expected a .keras file or a model name (`imgclf models`)")
     if not p.is_file():
         raise ModelError(f"backbone file {str(path)!r} does not exist")
-    try:
-        model = keras.saving.load_model(p, compile=False)
-    except Exception as exc:  # Keras raises many types for a file it cannot read
-        raise ModelError(f"cannot load {str(path)!r} as a Keras model: {str(exc).splitlines()[0]}") from None
+    model = load_model_file(p, "backbone", compile=False)  # safe mode; one line for a bad file
     if len(model.output.shape) == 4:
         x = keras.layers.GlobalAveragePooling2D(name="backbone_pool")(model.output)
         model = keras.Model(model.input, x, name=f"{model.name}_pooled")

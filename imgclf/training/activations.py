@@ -16,6 +16,7 @@ from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import Classifier
+from imgclf.progress import Progress
 from imgclf.training.feature_cache import FeatureCache, default_cache_root
 
 __all__ = ["Activations", "has_augmentation"]
@@ -29,13 +30,15 @@ class Activations:
         clf: the classifier; its augmentation layer makes the views, its backbone names the cache key.
         bottom: the frozen part of the backbone whose output is cached.
         cut_name: the layer the cut feeds (part of the cache key).
+        progress: show the progress of computing activations (:mod:`imgclf.progress`).
     """
 
-    def __init__(self, cfg: TrainConfig, clf: Classifier, bottom: keras.Model, cut_name: str):
+    def __init__(self, cfg: TrainConfig, clf: Classifier, bottom: keras.Model, cut_name: str, progress: bool = False):
         root = default_cache_root() if cfg.feature_cache else None
         key = (clf.spec.name, _weights_id(clf), cut_name, cfg.image_size, cfg.augment, cfg.seed)
         self.cfg, self.clf, self.bottom, self.cache = cfg, clf, bottom, FeatureCache(root, key)
         self.log = DecodeLog()
+        self.progress = progress
         # one traced function for every batch and view (predict_on_batch would retrace per shape)
         self._forward = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
 
@@ -47,11 +50,14 @@ class Activations:
         def compute(indices: list[int]) -> tuple[list[int], np.ndarray]:
             subset = [replace(items[i], label=i) for i in indices]  # the label slot carries the position
             kept, out = [], []
-            for x, pos in batched(decoded_dataset(subset, cfg.image_size, self.log, cache=False), cfg.batch_size):
-                if augment is not None:
-                    x = augment(x, training=True)
-                out.append(self._forward(x).numpy())
-                kept.extend(int(p) for p in pos.numpy())
+            what = "feature extraction" + (f" (augmented view {view})" if view else "")
+            with Progress(len(indices), what, "images", enabled=self.progress) as bar:
+                for x, pos in batched(decoded_dataset(subset, cfg.image_size, self.log, cache=False), cfg.batch_size):
+                    if augment is not None:
+                        x = augment(x, training=True)
+                    out.append(self._forward(x).numpy())
+                    kept.extend(int(p) for p in pos.numpy())
+                    bar.advance(len(pos))
             shape = (0, *self.bottom.output.shape[1:])
             return kept, (np.concatenate(out) if out else np.zeros(shape, np.float32))
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import keras
 
-__all__ = ["HistoryCSV", "HISTORY_COLUMNS", "StopAtAccuracy", "Deadline", "SaveBest", "RunState"]
+from imgclf.atomic import save_model_atomic, write_text_atomic
+
+__all__ = ["HISTORY_COLUMNS", "Deadline", "HistoryCSV", "RunState", "SaveBest", "SaveLast", "StopAtAccuracy"]
 
 HISTORY_COLUMNS = ["stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 
@@ -89,29 +91,55 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class SaveBest(keras.callbacks.ModelCheckpoint):
-    """``ModelCheckpoint`` that saves ``target`` (the full pixels→probabilities model) while ``fit``
-    trains another model sharing its layers (the top of the backbone on cached activations)."""
+class SaveBest(keras.callbacks.Callback):
+    """Save ``target`` (the full pixels→probabilities model) whenever ``monitor`` (a loss: lower is
+    better) beats its best, while ``fit`` may train another model sharing its layers (the top of the
+    backbone on cached activations). Saved atomically: a crash mid-save keeps the previous best.
 
-    def __init__(self, target: keras.Model, filepath, **kwargs):
-        super().__init__(filepath, save_best_only=True, **kwargs)
-        self._target = target
+    Args:
+        target: the model to save.
+        filepath: the ``.keras`` file.
+        monitor: the logged value to minimise.
+        initial_value_threshold: save only once ``monitor`` beats this (e.g. the head stage's loss).
+    """
 
-    def set_model(self, model):
-        super().set_model(self._target)
+    def __init__(self, target: keras.Model, filepath, monitor: str = "val_loss", initial_value_threshold: float | None = None):
+        super().__init__()
+        self._target, self.filepath, self.monitor = target, Path(filepath), monitor
+        self.best = float("inf") if initial_value_threshold is None else float(initial_value_threshold)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is not None and float(current) < self.best:
+            self.best = float(current)
+            save_model_atomic(self._target, self.filepath)
+
+
+class SaveLast(keras.callbacks.Callback):
+    """Save the model being trained, with its optimizer state, after every epoch (``last.keras``, what
+    ``--resume`` continues from), atomically: SIGKILL mid-save leaves the previous epoch's file whole.
+
+    Args:
+        filepath: the ``.keras`` file.
+    """
+
+    def __init__(self, filepath):
+        super().__init__()
+        self.filepath = Path(filepath)
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_model_atomic(self.model, self.filepath)
 
 
 class RunState(keras.callbacks.Callback):
     """Write ``state.json`` after each epoch: the stage, epochs done in it, the head's val loss and the
     best val loss so far — what ``imgclf train --resume`` needs besides ``last.keras``."""
 
-    def __init__(self, path: Path, stage: str, head_loss: float | None, best: keras.callbacks.ModelCheckpoint | None):
+    def __init__(self, path: Path, stage: str, head_loss: float | None, best: SaveBest | None):
         super().__init__()
         self.path, self.stage, self.head_loss, self._best = Path(path), stage, head_loss, best
 
     def on_epoch_end(self, epoch, logs=None):
         best = None if self._best is None else float(self._best.best)
         state = {"stage": self.stage, "stage_epochs": epoch + 1, "head_loss": self.head_loss, "best": best}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.path)
+        write_text_atomic(self.path, json.dumps(state, indent=2))

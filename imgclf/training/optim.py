@@ -1,4 +1,12 @@
-"""Optimizers and learning-rate schedules by name — the notes' vocabulary, built from Keras objects."""
+"""Optimizers and learning-rate schedules by name — the notes' vocabulary, built from Keras objects.
+
+A Keras schedule is a function of ``optimizer.iterations``. On arrays that counts one per batch, but on
+a ``tf.data`` stream of unknown length (every decoded-image stage: undecodable files are filtered out)
+Keras counts one more iteration per epoch than there are batches, so a per-step schedule drifts: the
+warm-up ends early and the cosine reaches 0 before the last epoch. :func:`scheduled_optimizer` with
+``known_length=False`` therefore sets the rate from the epoch and batch number instead
+(:class:`EpochSchedule`), which is exact whatever the stream's length.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,7 @@ import keras
 
 from imgclf.options import OPTIMIZERS, SCHEDULES, check_choice
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "make_optimizer", "schedule_callbacks"]
-
+__all__ = ["OPTIMIZERS", "SCHEDULES", "EpochSchedule", "make_optimizer", "schedule_callbacks", "scheduled_optimizer"]
 
 def _learning_rate(schedule: str, peak: float, steps_per_epoch: int, epochs: int):
     if schedule != "cosine":
@@ -21,12 +28,12 @@ def _learning_rate(schedule: str, peak: float, steps_per_epoch: int, epochs: int
     )
 
 
-def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
-    """``adam``/``sgd`` (Nesterov momentum 0.9)/``rmsprop`` with a ``cosine`` (one warm-up epoch),
-    ``plateau`` or ``constant`` learning rate peaking at ``peak``."""
+def _check(name: str, schedule: str) -> None:
     check_choice("optimizer", name, OPTIMIZERS)
     check_choice("lr_schedule", schedule, SCHEDULES)
-    lr = _learning_rate(schedule, peak, steps_per_epoch, epochs)
+
+
+def _optimizer(name: str, lr) -> keras.optimizers.Optimizer:
     if name == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
     if name == "rmsprop":
@@ -34,7 +41,82 @@ def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, 
     return keras.optimizers.Adam(lr)
 
 
+def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+    """``adam``/``sgd`` (Nesterov momentum 0.9)/``rmsprop`` with a ``cosine`` (one warm-up epoch),
+    ``plateau`` or ``constant`` learning rate peaking at ``peak``, stepped by ``optimizer.iterations``.
+
+    Args:
+        name: one of :data:`OPTIMIZERS`.
+        schedule: one of :data:`SCHEDULES`.
+        peak: the highest learning rate.
+        steps_per_epoch: batches per epoch (exact for arrays; see :func:`scheduled_optimizer` otherwise).
+        epochs: epochs the schedule spans.
+    """
+    _check(name, schedule)
+    return _optimizer(name, _learning_rate(schedule, peak, steps_per_epoch, epochs))
+
+
+def scheduled_optimizer(
+    name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int, known_length: bool = True
+) -> tuple[keras.optimizers.Optimizer, list[keras.callbacks.Callback]]:
+    """The optimizer of :func:`make_optimizer` and the callbacks its schedule needs in ``fit``.
+
+    Args:
+        name: one of :data:`OPTIMIZERS`.
+        schedule: one of :data:`SCHEDULES`.
+        peak: the highest learning rate.
+        steps_per_epoch: batches per epoch (``ceil(n / batch_size)``).
+        epochs: epochs the schedule spans.
+        known_length: False for input whose length Keras cannot know (a filtered ``tf.data`` stream):
+            the cosine is then set per batch by an :class:`EpochSchedule` callback, which must come
+            before any callback that logs the learning rate at the end of an epoch.
+    """
+    _check(name, schedule)
+    lr = _learning_rate(schedule, peak, steps_per_epoch, epochs)
+    if known_length or not isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        return _optimizer(name, lr), []
+    return _optimizer(name, float(lr(0))), [EpochSchedule(lr, steps_per_epoch)]
+
+
+class EpochSchedule(keras.callbacks.Callback):
+    """Set the learning rate to ``schedule(epoch * steps_per_epoch + batch)`` before each batch, and to
+    ``schedule((epoch + 1) * steps_per_epoch)`` at the end of each epoch (what the history logs), so an
+    epoch ends exactly where the schedule says whatever ``optimizer.iterations`` counts.
+
+    Args:
+        schedule: a ``keras.optimizers.schedules.LearningRateSchedule`` (a function of the step).
+        steps_per_epoch: batches per epoch; a longer epoch keeps its last step's rate.
+    """
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule, steps_per_epoch: int):
+        super().__init__()
+        self.schedule, self.steps = schedule, max(1, int(steps_per_epoch))
+        self._epoch = 0
+
+    def _set(self, step: int) -> float:
+        value = float(self.schedule(step))
+        self.model.optimizer.learning_rate = value
+        return value
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._set(self._epoch * self.steps + min(batch, self.steps - 1))
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._set((epoch + 1) * self.steps)
+        if logs is not None:
+            logs["learning_rate"] = value
+
+
 def schedule_callbacks(schedule: str, patience: int) -> list[keras.callbacks.Callback]:
+    """The callbacks a schedule needs whatever the input: ``plateau`` lowers the rate when val loss stalls.
+
+    Args:
+        schedule: one of :data:`SCHEDULES`.
+        patience: the early-stopping patience; the plateau waits half of it.
+    """
     if schedule == "plateau":
         return [keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(1, patience // 2), min_lr=1e-7)]
     return []

@@ -13,15 +13,17 @@ import numpy as np
 
 from imgclf.config import TrainConfig
 from imgclf.models.classifier import Classifier, loss_and_metric
+from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles
 from imgclf.training.callbacks import (
     Deadline,
     HistoryCSV,
     RunState,
     SaveBest,
+    SaveLast,
     StopAtAccuracy,
 )
-from imgclf.training.optim import make_optimizer, schedule_callbacks
+from imgclf.training.optim import schedule_callbacks, scheduled_optimizer
 
 __all__ = ["Session", "MONITOR", "RESERVE_SECONDS"]
 
@@ -63,6 +65,7 @@ class Session:
         self.model_path = run_dir / RunFiles.MODEL
         self.loss, self.metric, self.one_hot = loss_and_metric(num_classes, cfg.label_smoothing)
         self._history: HistoryCSV | None = None
+        self._schedule: list[keras.callbacks.Callback] = []  # what the compiled optimizer's schedule needs
         self.decode_failures: dict[str, str] = {}
         self.head_loss: float | None = None
 
@@ -88,19 +91,23 @@ class Session:
 
     def restore(self, model: keras.Model) -> None:
         """Load ``last.keras`` weights and optimizer state into ``model`` (compiled the same way)."""
-        last = keras.saving.load_model(self.run_dir / RunFiles.LAST)
+        last = load_model_file(self.run_dir / RunFiles.LAST, "checkpoint")
         model.set_weights(last.get_weights())
         model.optimizer.build(model.trainable_variables)
         for mine, saved in zip(model.optimizer.variables, last.optimizer.variables):
             mine.assign(saved)
 
-    def start_fit(self, model: keras.Model, stage: str, peak_lr: float, steps_per_epoch: int, epochs: int, schedule: str | None = None) -> int:
+    def start_fit(
+        self, model: keras.Model, stage: str, peak_lr: float, steps_per_epoch: int, epochs: int,
+        schedule: str | None = None, known_length: bool = True,
+    ) -> int:  # fmt: skip
         """Compile ``model`` for ``stage`` and, when resuming that stage, restore ``last.keras`` into it.
+        ``known_length=False``: the input is a stream of unknown length (see :func:`scheduled_optimizer`).
 
         Returns:
             The epoch to start from (``initial_epoch`` of ``fit``): 0, or the epochs already done.
         """
-        self.compile(model, peak_lr, steps_per_epoch, epochs, schedule)
+        self.compile(model, peak_lr, steps_per_epoch, epochs, schedule, known_length)
         start = self.resume_epoch(stage)
         if start:
             self.restore(model)
@@ -112,10 +119,12 @@ class Session:
         improvement (and the trained model every epoch, for --resume), else restore the best weights."""
         cfg = self.cfg
         self._history = HistoryCSV(self.run_dir / RunFiles.HISTORY, stage, first_epoch=self.epochs_done)
-        out: list = [self._history, keras.callbacks.EarlyStopping(MONITOR, patience=cfg.patience, restore_best_weights=save is None)]
+        # the schedule's callbacks first: they set the rate the history logs at the end of an epoch
+        out: list = [*self._schedule, self._history]
+        out.append(keras.callbacks.EarlyStopping(MONITOR, patience=cfg.patience, restore_best_weights=save is None))
         if save is not None:
             best = SaveBest(save, self.model_path, monitor=MONITOR, initial_value_threshold=threshold)
-            out += [best, keras.callbacks.ModelCheckpoint(self.run_dir / RunFiles.LAST)]
+            out += [best, SaveLast(self.run_dir / RunFiles.LAST)]
             out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best))
         if cfg.stop_at_accuracy is not None:
             out.append(StopAtAccuracy(cfg.stop_at_accuracy))
@@ -129,6 +138,11 @@ class Session:
         if self._history is not None:
             self.epochs_done += self._history.epochs_done
 
-    def compile(self, model: keras.Model, peak_lr: float, steps_per_epoch: int, epochs: int, schedule: str | None = None) -> None:
-        optimizer = make_optimizer(self.cfg.optimizer, schedule or self.cfg.lr_schedule, peak_lr, steps_per_epoch, epochs)
+    def compile(
+        self, model: keras.Model, peak_lr: float, steps_per_epoch: int, epochs: int, schedule: str | None = None,
+        known_length: bool = True,
+    ) -> None:  # fmt: skip
+        optimizer, self._schedule = scheduled_optimizer(
+            self.cfg.optimizer, schedule or self.cfg.lr_schedule, peak_lr, steps_per_epoch, epochs, known_length
+        )
         model.compile(optimizer=optimizer, loss=self.loss, metrics=[self.metric])

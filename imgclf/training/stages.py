@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.atomic import save_model_atomic
 from imgclf.data.pipeline import batched
 from imgclf.data.scan import ImageItem
 from imgclf.runs import RunFiles
@@ -154,7 +155,7 @@ def _head_stage(session: Session, f_train: np.ndarray, y_train: np.ndarray, f_va
         _fit_arrays(session, clf.head, "head", f_train, y_train, f_val, y_val, cfg.learning_rate)
         session.compile(clf.head, cfg.learning_rate, 1, 1, schedule="constant")
         head_loss = float(clf.head.evaluate(f_val, session.targets(y_val), verbose=0)[0])
-        clf.model.save(session.model_path)
+        save_model_atomic(clf.model, session.model_path)
         session.say(f"  head: val_loss {head_loss:.4f}")
     session.head_loss = head_loss
     if resume and resume.get("best") is not None:
@@ -185,7 +186,7 @@ def train_pretrained(
     freeze_below(clf.backbone, None)
     bottom = clf.backbone if plan.bottom is None else plan.bottom
     cut_name = "output" if plan.top is None else plan.top.layers[1].name
-    acts = Activations(cfg, clf, bottom, cut_name)
+    acts = Activations(cfg, clf, bottom, cut_name, progress=bool(session.verbose))
     a_train, y_train, a_val, y_val, views, same_images = _all_views(session, acts, train_items, val_items, cut_name)
     top = plan.top
     f_train = top.predict(a_train, batch_size=256, verbose=0) if top is not None else a_train
@@ -221,7 +222,8 @@ def _fit_dataset(
     epochs = cfg.epochs
     if session.deadline is not None:  # no cheap calibration on a stream: let the Deadline callback stop it
         session.say(f"  time budget: training until {session.seconds_left():.0f}s from now")
-    start = session.start_fit(model, stage, peak_lr, _steps(n_train, cfg.batch_size), epochs)
+    # a filtered stream has no known length: the schedule is stepped by epoch and batch (exact)
+    start = session.start_fit(model, stage, peak_lr, _steps(n_train, cfg.batch_size), epochs, known_length=False)
     model.fit(
         batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train),
         validation_data=batched(val_raw, cfg.batch_size),

@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from imgclf.atomic import save_model_atomic
 from imgclf.config import TrainConfig, parse_duration
 from imgclf.data.augment import augmentation_layers
 from imgclf.data.balance import train_class_weights
@@ -32,6 +33,7 @@ from imgclf.evaluation.evaluate import metrics_from_scores
 from imgclf.evaluation.inference import score_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
 from imgclf.models.classifier import Classifier, build_classifier
+from imgclf.models.loading import load_model_file
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
 from imgclf.reporting.curves import plot_history
@@ -106,14 +108,29 @@ def _new_run(cfg: TrainConfig, spec: ModelSpec, verbose: int) -> RunSetup:
     return RunSetup(cfg, run_dir, data, items, clf, doctor.to_dict(), doctor.train_class_weights)
 
 
+def _resumable(run_dir: str | Path) -> Path:
+    """``run_dir`` if it can be resumed, else a DataError saying why not: it finished, or it was stopped
+    (Ctrl-C, SIGKILL, a crash) before its first checkpoint, so there is nothing to continue from."""
+    path = Path(run_dir).expanduser()
+    if (path / RunFiles.STATE).is_file() and (path / RunFiles.LAST).is_file():
+        return check_run_dir(path)
+    if (path / RunFiles.CONFIG).is_file() and not (path / RunFiles.METRICS).is_file():
+        data = read_config(path / RunFiles.CONFIG).data
+        raise DataError(
+            f"run {str(run_dir)!r} cannot be resumed: it was stopped before its first checkpoint ({RunFiles.LAST} and "
+            f"{RunFiles.STATE}, written after each epoch of the main training stage), so there is nothing to continue "
+            f"from; train it again: `imgclf train {data}`"
+        )
+    check_run_dir(path)
+    raise DataError(
+        f"run {str(run_dir)!r} has nothing to resume (no {RunFiles.STATE}): it finished, or was stopped before "
+        "its main training stage began; train it again instead"
+    )
+
+
 def _resume_run(run_dir: str | Path, cfg: TrainConfig, spec: ModelSpec) -> RunSetup:
     """Reopen an interrupted run: its folder, classes and split as saved, its state, its model rebuilt."""
-    path = check_run_dir(run_dir)
-    if not (path / RunFiles.STATE).is_file() or not (path / RunFiles.LAST).is_file():
-        raise DataError(
-            f"run {str(run_dir)!r} has nothing to resume (no {RunFiles.STATE}): it finished, or was stopped before "
-            "its main training stage began; train it again instead"
-        )
+    path = _resumable(run_dir)
     classes = read_json(path / RunFiles.CLASSES)
     items = read_manifest(path / RunFiles.SPLIT, classes, cfg.data)
     missing = [i.path for i in items if not Path(i.path).exists()]
@@ -192,10 +209,10 @@ def _finish(
     (``stages``: wall seconds so far, completed here), drop what only --resume needs."""
     cfg, run_dir, data = session.cfg, session.run_dir, setup.data
     if session.model_path.exists():
-        model = keras.saving.load_model(session.model_path)
+        model = load_model_file(session.model_path, "best model")
     else:  # interrupted before the first checkpoint
         model = session.clf.model
-        model.save(session.model_path)
+        save_model_atomic(model, session.model_path)
     test_items = by_split["test"] or by_split["val"]
     split_name = "test" if by_split["test"] else "val (also used for model selection: optimistic)"
     trained = time.perf_counter()
@@ -236,7 +253,7 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
             supplies nothing but verbosity). Defaults to None.
     """
     if resume_dir is not None:
-        config = read_config(check_run_dir(resume_dir) / RunFiles.CONFIG)
+        config = read_config(_resumable(resume_dir) / RunFiles.CONFIG)
     cfg = config.validate()
     start = time.perf_counter()
     deadline = start + parse_duration(cfg.time_budget) if cfg.time_budget else None

@@ -68,9 +68,9 @@ class PredictionWriter:
         self.stream, self.fmt, self.count = stream, fmt, 0
         self._csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
         self._first = not append
-        if fmt == "csv" and not append:
+        if not append and fmt == "csv":
             self._csv.writerow(CSV_COLUMNS)
-        elif fmt == "json":
+        elif not append and fmt == "json":
             stream.write("[\n")
         stream.flush()
 

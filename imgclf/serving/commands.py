@@ -99,3 +99,27 @@ def add_export_parser(sub) -> None:
 
 def add_serve_parser(sub) -> None:
     """Register ``imgclf serve`` on the sub-parsers ``sub``."""
+    from imgclf.serving.app import ServeConfig
+
+    d = ServeConfig()
+    p = sub.add_parser("serve", help="a web page and a JSON API (POST /predict) for a run")
+    p.add_argument("run", help="run folder made by `imgclf train`")
+    p.add_argument("--host", default=d.host, help=f"interface to listen on (default: {d.host}, this machine only)")
+    p.add_argument("--port", type=int, default=d.port, metavar="N", help=f"TCP port (default: {d.port})")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, metavar="MB", help=f"largest image accepted (default: {d.max_upload_mb:g})")
+    p.add_argument("--max-megapixels", type=float, default=d.max_megapixels, metavar="MP", help=f"largest width x height accepted (default: {d.max_megapixels:g})")
+    p.add_argument("--top-k", type=int, default=d.top_k, metavar="K", help=f"classes returned per image (default: {d.top_k})")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run ``imgclf serve`` until Ctrl-C."""
+    from imgclf.errors import invalid_value
+    from imgclf.serving.app import ServeConfig, serve
+
+    if not 0 < args.port < 65536:
+        raise invalid_value("port", args.port, "an integer from 1 to 65535")
+    if args.max_upload_mb <= 0 or args.max_megapixels <= 0 or args.top_k < 1:
+        raise invalid_value("max_upload_mb/max_megapixels/top_k", (args.max_upload_mb, args.max_megapixels, args.top_k), "positive numbers")
+    cfg = ServeConfig(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, top_k=args.top_k)
+    serve(args.run, cfg)
+    return EXIT_OK

@@ -154,7 +154,7 @@ class Run:
         for scores in iter_scores(self.model, items, self.image_size, batch_size, self.temperature, tta):
             rows = {f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()}
             for f, p in zip(scores.paths, scores.probs):
-                rows[f] = self._prediction(f, p, k, min_confidence, threshold)
+                rows[f] = self.to_prediction(f, p, k, min_confidence, threshold)
             chunk = sorted(rows.values(), key=lambda r: position[r.path])
             if on_batch is not None:
                 on_batch(len(chunk))
@@ -172,7 +172,19 @@ class Run:
                 raise invalid_value("threshold", threshold, f"a probability of {self.classes[1]!r} strictly between 0 and 1")
         return min(top_k, len(self.classes))
 
-    def _prediction(self, path: str, p: np.ndarray, k: int, min_confidence: float | None, threshold: float | None) -> Prediction:
+    def to_prediction(
+        self, path: str, p: np.ndarray, top_k: int = 3, min_confidence: float | None = None, threshold: float | None = None
+    ) -> Prediction:
+        """One image's :class:`Prediction` from its class probabilities (what every front end shows).
+
+        Args:
+            path: the image's path or name.
+            p: its ``(num_classes,)`` probabilities.
+            top_k: classes listed.
+            min_confidence: below this top probability the label is ``"unsure"``.
+            threshold: two-class runs: the second class's probability from which it is predicted.
+        """
+        k = min(top_k, len(self.classes))
         order = np.argsort(-p, kind="stable")[:k]
         top = [(self.classes[i], float(p[i])) for i in order]
         best = int(order[0]) if threshold is None else int(p[1] >= threshold)

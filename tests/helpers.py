@@ -240,12 +240,12 @@ def make_textured_dataset(root: str | Path, classes: dict[str, int], size=(48, 4
     return root
 
 
-def train_tiny_run(base: Path, classes: dict[str, int], name: str, seed: int = 7) -> Path:
+def train_tiny_run(base: Path, classes: dict[str, int], name: str, seed: int = 7, augment: str = "none") -> Path:
     """Train a tiny cnn run (32 px, 2 epochs) on a generated folder under ``base``; its run folder."""
     import imgclf
 
     data = make_dataset(base / f"{name}_data", classes, fmt="jpg", seed=seed)
     result = imgclf.train(
-        data, model="cnn", image_size=32, epochs=2, batch_size=8, augment="none", out=str(base / "runs"), name=name, verbose=0
+        data, model="cnn", image_size=32, epochs=2, batch_size=8, augment=augment, out=str(base / "runs"), name=name, verbose=0
     )
     return Path(result.run_dir)

@@ -95,6 +95,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def add_export_parser(sub) -> None:
     """Register ``imgclf export`` on the sub-parsers ``sub``."""
+    from imgclf.serving.export import FORMATS, PRECISIONS
+
+    p = sub.add_parser("export", help="export a run's model (SavedModel, TFLite, ONNX), checked against the Keras model")
+    p.add_argument("run", help="run folder made by `imgclf train`")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="TFLite weights; int8 is calibrated on training images (default: float32)")
+    p.add_argument("--out", metavar="DIR", help="export folder (default: RUN/exports/FORMAT[_PRECISION])")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Run ``imgclf export``: 0 when the export agrees with the Keras model, 1 when it does not
+    (int8 reports its agreement and exits 0: quantization is expected to cost some)."""
+    from imgclf.serving.export import export_run
+    from imgclf.serving.predictor import load_run
+
+    parity = export_run(load_run(args.run), args.format, args.precision, args.out)
+    print(parity.summary())
+    if not parity.good and args.precision == "int8":
+        print("  int8 quantization changed some predictions; use float16 or float32 where that matters")
+        return EXIT_OK
+    return EXIT_OK if parity.good else EXIT_FAILED
 
 
 def add_serve_parser(sub) -> None:

@@ -95,6 +95,15 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imgclf")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
     """The web app for ``run`` (model loaded and warmed up when the app starts).
 
@@ -102,8 +111,7 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
         run: the run folder to serve.
         config: limits and options (defaults: :class:`ServeConfig`).
     """
-    from imgclf import __version__
-
+    __version__ = _version()
     cfg = config or ServeConfig()
     temperature = run.temperature
     batcher = Batcher(lambda x: run.predict_arrays(x), cfg.max_batch)

@@ -79,7 +79,7 @@ def main() -> None:
         size = imgclf.load_run(run_dir).image_size
         print(f"run {run_dir} (model {imgclf.load_run(run_dir).config.model}, {size} px), {os.cpu_count()} CPUs", flush=True)
         camera = make_camera_folder(args.data, Path(tmp) / "camera", args.camera_images)
-        for label, folder in (("sign-language photos", args.data), (f"camera JPEGs 4000x3000", camera)):
+        for label, folder in (("sign-language photos", args.data), ("camera JPEGs 4000x3000", camera)):
             print(f"{label}: {folder} ({count_images(folder)} images)", flush=True)
             k = measure("keras", lambda: keras_loop(run_dir, folder, size), args.repeat)
             i = measure("imgclf", lambda: imgclf_predict(run_dir, folder), args.repeat)

@@ -113,7 +113,6 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
     """
     __version__ = _version()
     cfg = config or ServeConfig()
-    temperature = run.temperature
     batcher = Batcher(lambda x: run.predict_arrays(x), cfg.max_batch)
 
     @asynccontextmanager
@@ -126,6 +125,13 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
         await batcher.stop()
 
     app = FastAPI(title=f"imgclf: {run.path.name}", version=__version__, lifespan=lifespan)
+    _add_guards(app, cfg)
+    _add_routes(app, run, cfg, batcher, __version__)
+    return app
+
+
+def _add_guards(app: FastAPI, cfg: ServeConfig) -> None:
+    """A body-size check before the body is read, and validation errors as one clear message."""
     max_bytes = int(cfg.max_upload_mb * 2**20)
 
     @app.middleware("http")
@@ -142,6 +148,11 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
             return _error(422, "send the image(s) as multipart/form-data field 'file' (repeat it for several images)")
         first = exc.errors()[0] if exc.errors() else {}
         return _error(422, f"invalid request: {first.get('msg', 'unreadable body')}")
+
+
+def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __version__: str) -> None:
+    temperature = run.temperature
+    max_bytes = int(cfg.max_upload_mb * 2**20)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request):
@@ -182,8 +193,6 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
                 for p in out
             ]
         )
-
-    return app
 
 
 def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:

@@ -145,7 +145,7 @@ def _tflite_runner(path: Path) -> Callable:
     interpreter = tf.lite.Interpreter(model_path=str(path))
 
     def run(x: np.ndarray) -> np.ndarray:
-        inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        inp = interpreter.get_input_details()[0]
         interpreter.resize_tensor_input(inp["index"], list(x.shape))
         interpreter.allocate_tensors()
         interpreter.set_tensor(inp["index"], x.astype(np.float32))

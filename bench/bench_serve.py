@@ -95,8 +95,9 @@ def main() -> None:
         seq = asyncio.run(load(url, image, 1, 16, time.monotonic() + 60))
         conc = asyncio.run(load(url, image, 16, 16, time.monotonic() + 60))
         print(f"  16 requests: sequential {seq[2]:.2f} s, 16 concurrent {conc[2]:.2f} s ({seq[2] / conc[2]:.2f}x faster)", flush=True)
-        for clients in (1, 16):
+        for clients in (1, 16, 16):
             report(f"{clients} client(s)", *asyncio.run(load(url, image, clients, args.requests, time.monotonic() + args.max_seconds)))
+            print(f"  RSS now {rss_mb(server.pid):.0f} MB", flush=True)
         health = httpx.get(url + "/health").json()
         print(f"  forward passes {health['batches']} for {health['images']} images ({health['images'] / health['batches']:.1f} per pass)")
         print(f"  RSS {before:.0f} MB -> {rss_mb(server.pid):.0f} MB after {health['images']} images", flush=True)

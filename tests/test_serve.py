@@ -140,6 +140,21 @@ def test_the_batcher_groups_concurrent_requests():
     assert [r[:, 0].tolist() for r in results] == [[0], [1, 2], [3], [4, 5, 6]]  # each gets its own rows
 
 
+def test_batches_are_padded_to_a_few_shapes():
+    from imgclf.serving.batching import bucket_sizes, padded
+
+    assert bucket_sizes(32) == [1, 2, 4, 8, 16, 32] and bucket_sizes(12) == [1, 2, 4, 8, 12]
+    seen = []
+
+    def predict(x):
+        seen.append(len(x))
+        return x.reshape(len(x), -1)[:, :2].astype(float)
+
+    x = np.arange(5 * 12, dtype=np.uint8).reshape(5, 2, 2, 3)
+    np.testing.assert_array_equal(padded(predict, x, 32), x.reshape(5, -1)[:, :2])
+    assert seen == [8]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

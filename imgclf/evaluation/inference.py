@@ -133,16 +133,11 @@ def score_items(
     on_batch: Callable[[int], None] | None = None,
     tta: bool = False,
 ) -> Scores:
-    """Run ``model`` over image files through the training pipeline's decoder (see :func:`iter_scores`).
+    """All of :func:`iter_scores` in one :class:`Scores` (failures sorted by path).
 
     Args:
-        model: a Keras model taking uint8/float RGB pixels (preprocessing inside), as saved in a run.
-        items: the images; ``label`` may be ``-1`` for unlabelled pictures.
-        image_size: the run's square input size.
-        batch_size: images per forward pass.
-        temperature: the run's calibration temperature (1.0: none).
+        model, items, image_size, batch_size, temperature, tta: as for :func:`iter_scores`.
         on_batch: called with the number of images decoded in each batch (for a progress bar).
-        tta: average each image's probabilities with its mirror image's.
     """
     parts = []
     for part in iter_scores(model, items, image_size, batch_size, temperature, tta):

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from imgclf.serving.batching import Batcher
+from imgclf.serving.batching import Batcher, bucket_sizes, padded
 from imgclf.serving.predictor import Run
 from imgclf.serving.uploads import UploadError, check_and_decode
 
@@ -113,13 +113,14 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
     """
     __version__ = _version()
     cfg = config or ServeConfig()
-    batcher = Batcher(lambda x: run.predict_arrays(x), cfg.max_batch)
+    batcher = Batcher(lambda x: padded(run.predict_arrays, x, cfg.max_batch), cfg.max_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         import numpy as np
 
-        await asyncio.to_thread(run.predict_arrays, np.zeros((1, run.image_size, run.image_size, 3), np.uint8))  # load + warm up
+        for size in bucket_sizes(cfg.max_batch):  # load the model and trace every batch shape once
+            await asyncio.to_thread(run.predict_arrays, np.zeros((size, run.image_size, run.image_size, 3), np.uint8))
         batcher.start()
         yield
         await batcher.stop()

@@ -12,7 +12,33 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["Batcher"]
+__all__ = ["Batcher", "bucket_sizes", "padded"]
+
+
+def bucket_sizes(max_batch: int) -> list[int]:
+    """Batch sizes a forward pass is padded to: powers of two up to ``max_batch`` (and it).
+
+    Args:
+        max_batch: the largest batch.
+    """
+    sizes = [1 << i for i in range(max_batch.bit_length()) if 1 << i < max_batch]
+    return [*sizes, max_batch]
+
+
+def padded(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, max_batch: int) -> np.ndarray:
+    """``predict(x)`` with ``x`` padded (by repeating its last image) to the next bucket size, so the
+    model sees a handful of shapes and TensorFlow traces each once instead of once per batch size.
+
+    Args:
+        predict: the blocking model call.
+        x: ``(n, …)`` inputs, ``n <= max_batch``.
+        max_batch: the largest batch.
+    """
+    n = len(x)
+    size = next(b for b in bucket_sizes(max_batch) if b >= n)
+    if size > n:
+        x = np.concatenate([x, np.repeat(x[-1:], size - n, axis=0)])
+    return predict(x)[:n]
 
 
 class Batcher:

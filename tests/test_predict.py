@@ -182,16 +182,17 @@ def test_exit_statuses_and_strict(trained_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_ctrl_c_stops_at_once_and_keeps_the_output(trained_run, tmp_path, capsys, monkeypatch, fmt):
-    from imgclf.progress import Progress
+    from imgclf.serving.predictor import Run
 
-    calls = []
+    original = Run.iter_predict
 
-    def advance(self, n=1):
-        calls.append(n)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
+    def interrupted(self, *args, **kwargs):  # Ctrl-C while the third batch is being predicted
+        for i, chunk in enumerate(original(self, *args, **kwargs)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield chunk
 
-    monkeypatch.setattr(Progress, "advance", advance)
+    monkeypatch.setattr(Run, "iter_predict", interrupted)
     out = tmp_path / f"preds.{fmt}"
     paths = jpgs(trained_run, "cat") + jpgs(trained_run, "dog")
     code, _, err = cli(capsys, "predict", trained_run.run_dir, *paths, "-o", out, "--batch-size", "4")
@@ -209,11 +210,11 @@ def test_ctrl_c_stops_at_once_and_keeps_the_output(trained_run, tmp_path, capsys
 def test_progress_lines_when_piped(trained_run, capsys, monkeypatch):
     import imgclf.progress
 
-    monkeypatch.setattr(imgclf.progress, "PIPED_INTERVAL", 0.0)
+    monkeypatch.setattr(imgclf.progress, "PIPED_INTERVAL_S", 0.0)
     code, _, err = cli(capsys, "predict", trained_run.run_dir, trained_run.data, "--batch-size", "16", "--format", "json")
     assert code == 0
     lines = [line for line in err.splitlines() if "predict:" in line]
-    assert any("/60 images" in line and "/s" in line for line in lines), err
+    assert any("/60 (" in line and "/s" in line for line in lines), err
     assert "\x1b[" not in err  # no terminal control codes when piped
     assert cli(capsys, "predict", trained_run.run_dir, trained_run.data, "-q", "--format", "json")[2] == ""
 

@@ -51,7 +51,7 @@ def format_table(rows: list[dict]) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Run ``imgclf predict``; returns the exit status (see the module docstring)."""
-    from imgclf.progress import Progress
+    from imgclf.progress import progress
     from imgclf.serving.inputs import expand_paths
     from imgclf.serving.output import format_of, open_output
     from imgclf.serving.predictor import load_run
@@ -71,8 +71,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     table: list[dict] = []
     options = dict(top_k=args.top_k, batch_size=args.batch_size, min_confidence=args.min_confidence, threshold=args.threshold, tta=args.tta)
     try:
-        with Progress(len(todo), "predict", unit="images", enabled=not args.quiet) as bar:
-            for chunk in run.iter_predict(todo, on_batch=bar.advance, **options):
+        with progress("predict", len(todo), enabled=not args.quiet) as advance:
+            for chunk in run.iter_predict(todo, on_batch=advance, **options):
                 rows = [p.to_dict() for p in chunk]
                 writer.write(rows) if writer is not None else table.extend(rows)
                 ok += sum(p.ok for p in chunk)

@@ -8,9 +8,7 @@ An :class:`ImgclfError` prints one line, ``imgclf: error: …``, never a traceba
 from __future__ import annotations
 
 import argparse
-import csv
 import errno
-import io
 import json
 import os
 import sys
@@ -74,11 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild report.html (and its figures) for an existing run")
     p.add_argument("run", help="run folder made by `imgclf train`")
 
-    p = sub.add_parser("predict", help="predict the class of images")
-    p.add_argument("run", help="run folder made by `imgclf train`")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to list per image (default: 3)")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    from imgclf.serving.commands import add_export_parser, add_predict_parser, add_serve_parser
+
+    add_predict_parser(sub)
+    add_export_parser(sub)
+    add_serve_parser(sub)
 
     sub.add_parser("models", help="list the models --model accepts")
 
@@ -164,38 +162,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_predictions(predictions, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps([p.to_dict() for p in predictions], indent=2)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["path", "label", "confidence", "top_k", "error"])
-        for p in predictions:
-            top = ";".join(f"{lbl}:{prob:.4f}" for lbl, prob in p.top_k)
-            conf = "" if p.confidence is None else f"{p.confidence:.4f}"
-            writer.writerow([p.path, p.label or "", conf, top, p.error or ""])
-        return buf.getvalue().rstrip("\n")
-    width = max((len(p.path) for p in predictions), default=4)
-    lines = [f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"]
-    for p in predictions:
-        if p.error:
-            lines.append(f"{p.path:<{width}}  ERROR {p.error}")
-        else:
-            top = ", ".join(f"{lbl} {prob:.2f}" for lbl, prob in p.top_k)
-            lines.append(f"{p.path:<{width}}  {p.label:<12} {p.confidence:6.3f}  {top}")
-    return "\n".join(lines)
-
-
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from imgclf.serving.predictor import load_run
+    from imgclf.serving.commands import cmd_predict
 
-    run = load_run(args.run)
-    predictions = run.predict(args.paths, top_k=args.top_k)
-    if not predictions:
-        raise ImgclfError(f"no image files found in {', '.join(args.paths)}")
-    print(_format_predictions(predictions, args.format))
-    return 0 if any(p.ok for p in predictions) else 1
+    return cmd_predict(args)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from imgclf.serving.commands import cmd_export
+
+    return cmd_export(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from imgclf.serving.commands import cmd_serve
+
+    return cmd_serve(args)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -258,6 +240,8 @@ COMMANDS: dict[str, types.FunctionType] = {
     "evaluate": _cmd_evaluate,
     "report": _cmd_report,
     "predict": _cmd_predict,
+    "export": _cmd_export,
+    "serve": _cmd_serve,
     "models": _cmd_models,
     "doctor": _cmd_doctor,
     "cache": _cmd_cache,

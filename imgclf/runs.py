@@ -11,6 +11,7 @@ runs/<name>/
   data_report.json  files skipped and why
   versions.json   library versions
   evaluations/<folder>/metrics.json   `imgclf evaluate RUN DATA`
+  exports/<format>/  `imgclf export`: the model, labels.txt, parity.json
 ```
 
 Only some runs have these: `augmentation.png` (training images and random augmented views, when

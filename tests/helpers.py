@@ -238,3 +238,14 @@ def make_textured_dataset(root: str | Path, classes: dict[str, int], size=(48, 4
             tint = Image.new("RGB", size, PALETTE[k % len(PALETTE)])
             save_image(Image.blend(im, tint, 0.4), root / name / f"{name}_{i:03d}.jpg", "jpg")
     return root
+
+
+def train_tiny_run(base: Path, classes: dict[str, int], name: str, seed: int = 7, augment: str = "none") -> Path:
+    """Train a tiny cnn run (32 px, 2 epochs) on a generated folder under ``base``; its run folder."""
+    import imgclf
+
+    data = make_dataset(base / f"{name}_data", classes, fmt="jpg", seed=seed)
+    result = imgclf.train(
+        data, model="cnn", image_size=32, epochs=2, batch_size=8, augment=augment, out=str(base / "runs"), name=name, verbose=0
+    )
+    return Path(result.run_dir)

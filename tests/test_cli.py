@@ -155,7 +155,7 @@ def test_predict_csv(trained_run, capsys, tmp_path):
     for row in rows[:2]:
         assert row["label"] in trained_run.classes
         assert 0 <= float(row["confidence"]) <= 1
-        top = [part.split(":") for part in row["top_k"].split(";")]
+        top = json.loads(row["top_k"])  # [[label, probability], ...]
         assert len(top) == 2 and top[0][0] == row["label"]
         assert row["error"] == ""
     assert rows[2]["label"] == "" and rows[2]["confidence"] == ""

@@ -13,7 +13,7 @@ and of the logit for a two-class sigmoid model. It never changes which class is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -23,7 +23,7 @@ from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import class_probabilities
 
-__all__ = ["Scores", "score_items", "score_arrays", "apply_temperature"]
+__all__ = ["Scores", "iter_scores", "score_items", "score_arrays", "apply_temperature"]
 
 
 @dataclass
@@ -35,12 +35,14 @@ class Scores:
         probs: ``(n, num_classes)`` float64 class probabilities (calibrated if a temperature was given).
         labels: the items' labels for those rows (``-1`` where unknown, e.g. new pictures).
         failures: path → reason for every image that could not be decoded.
+        positions: index in the input sequence of each row.
     """
 
     paths: list[str]
     probs: np.ndarray
     labels: np.ndarray
     failures: dict[str, str] = field(default_factory=dict)
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # each row's index in the input
 
     @property
     def predicted(self) -> np.ndarray:
@@ -63,15 +65,19 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def score_items(
+def iter_scores(
     model,
     items: Sequence[ImageItem],
     image_size: int,
     batch_size: int = 32,
     temperature: float = 1.0,
-    on_batch: Callable[[int], None] | None = None,
-) -> Scores:
-    """Run ``model`` over image files through the training pipeline's decoder.
+    tta: bool = False,
+) -> Iterator[Scores]:
+    """Run ``model`` over image files through the training pipeline's decoder, one batch at a time.
+
+    Each yielded :class:`Scores` holds one batch's decoded images and the failures among the items
+    before them, so together they cover every item once, in input order. Callers that write as they
+    go (``imgclf predict --output``) use this; :func:`score_items` collects it.
 
     Args:
         model: a Keras model taking uint8/float RGB pixels (preprocessing inside), as saved in a run.
@@ -79,31 +85,86 @@ def score_items(
         image_size: the run's square input size.
         batch_size: images per forward pass.
         temperature: the run's calibration temperature (1.0: none).
-        on_batch: called with the number of images decoded in each batch (for a progress bar).
+        tta: test-time augmentation: average the probabilities of each image and its mirror image.
     """
     log = DecodeLog()
     indexed = [replace(item, label=i) for i, item in enumerate(items)]  # the label slot carries the position
-    outputs, positions = [], []
-    for x, pos in batched(decoded_dataset(indexed, image_size, log, cache=False), batch_size):
-        outputs.append(model.predict_on_batch(x))
-        positions.append(pos.numpy())
-        if on_batch is not None:
-            on_batch(len(positions[-1]))
     num_classes = max(2, int(model.output_shape[-1]))
-    if outputs:
-        probs = apply_temperature(class_probabilities(np.concatenate(outputs)), temperature)
-        order = np.concatenate(positions)
-    else:
-        probs, order = np.zeros((0, num_classes)), np.zeros(0, np.int64)
+    seen = 0  # items before this position are accounted for
+    for x, pos in batched(decoded_dataset(indexed, image_size, log, cache=False), batch_size):
+        order = pos.numpy()
+        probs = apply_temperature(_forward(model, x, tta), temperature)
+        yield _scores(items, order, probs, log, seen)
+        seen = int(order[-1]) + 1
+    if seen < len(items):  # trailing items that never decoded
+        yield _scores(items, np.zeros(0, np.int64), np.zeros((0, num_classes)), log, seen, until=len(items))
+
+
+def _forward(model, x, tta: bool) -> np.ndarray:
+    if not tta:
+        return class_probabilities(model.predict_on_batch(x))
+    import tensorflow as tf
+
+    n = int(x.shape[0])
+    both = class_probabilities(model.predict_on_batch(tf.concat([x, tf.reverse(x, axis=[2])], 0)))
+    return (both[:n] + both[n:]) / 2.0
+
+
+def _scores(items, order: np.ndarray, probs: np.ndarray, log: DecodeLog, seen: int, until: int | None = None) -> Scores:
+    stop = until if until is not None else (int(order[0]) if len(order) else seen)
+    failed = {items[i].path: log.failures.get(items[i].path, "cannot decode") for i in range(seen, stop)}
+    for a, b in zip(order[:-1], order[1:]):  # gaps inside the batch
+        failed.update({items[i].path: log.failures.get(items[i].path, "cannot decode") for i in range(int(a) + 1, int(b))})
     return Scores(
         paths=[items[i].path for i in order],
         probs=probs,
         labels=np.array([items[i].label for i in order], np.int64),
-        failures=dict(sorted(log.failures.items())),
+        failures=failed,
+        positions=order,
     )
 
 
-def score_arrays(model, images: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255]."""
-    outputs = model.predict_on_batch(np.asarray(images, np.float32))
-    return apply_temperature(class_probabilities(outputs), temperature)
+def score_items(
+    model,
+    items: Sequence[ImageItem],
+    image_size: int,
+    batch_size: int = 32,
+    temperature: float = 1.0,
+    on_batch: Callable[[int], None] | None = None,
+    tta: bool = False,
+) -> Scores:
+    """All of :func:`iter_scores` in one :class:`Scores` (failures sorted by path).
+
+    Args:
+        model, items, image_size, batch_size, temperature, tta: as for :func:`iter_scores`.
+        on_batch: called with the number of images decoded in each batch (for a progress bar).
+    """
+    parts = []
+    for part in iter_scores(model, items, image_size, batch_size, temperature, tta):
+        parts.append(part)
+        if on_batch is not None and len(part.paths):
+            on_batch(len(part.paths))
+    num_classes = max(2, int(model.output_shape[-1]))
+    failures = {k: v for part in parts for k, v in part.failures.items()}
+    return Scores(
+        paths=[p for part in parts for p in part.paths],
+        probs=np.concatenate([part.probs for part in parts]) if parts else np.zeros((0, num_classes)),
+        labels=np.concatenate([part.labels for part in parts]) if parts else np.zeros(0, np.int64),
+        failures=dict(sorted(failures.items())),
+        positions=np.concatenate([part.positions for part in parts]) if parts else np.zeros(0, np.int64),
+    )
+
+
+def score_arrays(model, images: np.ndarray, temperature: float = 1.0, tta: bool = False) -> np.ndarray:
+    """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255].
+
+    Args:
+        model: a run's Keras model.
+        images: the pixels (uint8 or float).
+        temperature: the run's calibration temperature (1.0: none).
+        tta: average each image's probabilities with its mirror image's.
+    """
+    x = np.asarray(images, np.float32)
+    if len(x) == 0:
+        return np.zeros((0, max(2, int(model.output_shape[-1]))))
+    return apply_temperature(_forward(model, x, tta), temperature)

@@ -6,24 +6,32 @@ inside — so a user never re-types preprocessing at prediction time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from imgclf.data.scan import IMAGE_EXTENSIONS, ImageItem
-from imgclf.errors import DataError, invalid_value
+from imgclf.data.scan import ImageItem
+from imgclf.errors import ConfigError, invalid_value
 from imgclf.evaluation.metrics import Metrics
 from imgclf.runs import RunFiles, check_run_dir, read_config, read_json
+from imgclf.serving.inputs import expand_paths
 
-__all__ = ["Prediction", "Run", "load_run", "expand_paths"]
+__all__ = ["Prediction", "Run", "load_run", "expand_paths", "UNSURE"]
+
+UNSURE = "unsure"  # the label of an image whose top probability is below --min-confidence
 
 
 @dataclass
 class Prediction:
-    """One image's result: ``label`` and ``confidence`` of the top class, ``top_k`` as (label, prob)."""
+    """One image's result: ``label`` and ``confidence`` of the top class, ``top_k`` as (label, prob).
+
+    ``label`` is :data:`UNSURE` when the top probability is below the ``min_confidence`` asked for
+    (``confidence`` and ``top_k`` still say what the model thought); ``error`` says why a file could
+    not be predicted (``label`` and ``confidence`` are then None).
+    """
 
     path: str
     label: str | None
@@ -43,26 +51,6 @@ class Prediction:
             "top_k": [{"label": lbl, "probability": p} for lbl, p in self.top_k],
             "error": self.error,
         }
-
-
-def expand_paths(paths: Iterable[str | Path]) -> list[str]:
-    """Files as given; folders walked recursively for image files (sorted). Missing paths are an error."""
-    out: list[str] = []
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            out.extend(
-                str(f)
-                for f in sorted(p.rglob("*"))
-                if f.is_file()
-                and f.suffix.lower() in IMAGE_EXTENSIONS
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
-        elif p.exists():
-            out.append(str(p))
-        else:
-            raise DataError(f"path {str(raw)!r} does not exist")
-    return out
 
 
 class Run:
@@ -93,27 +81,117 @@ class Run:
         p = self.path / RunFiles.METRICS
         return Metrics.from_dict(read_json(p)) if p.exists() else None
 
-    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255]."""
+    @property
+    def temperature(self) -> float:
+        """The run's calibration temperature (1.0 when it has none): applied to every prediction."""
+        from imgclf.evaluation.calibration import read_temperature
+
+        return read_temperature(self.path)
+
+    def predict_arrays(self, images: np.ndarray, tta: bool = False) -> np.ndarray:
+        """Calibrated class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255].
+
+        Args:
+            images: the pixels, already at the run's image size.
+            tta: average each image's probabilities with its mirror image's.
+        """
         from imgclf.evaluation.inference import score_arrays
 
-        return score_arrays(self.model, images)
+        return score_arrays(self.model, images, self.temperature, tta)
 
-    def predict(self, paths: str | Path | Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
-        """Predict files and folders. An unreadable file gets a Prediction with ``error`` set."""
-        from imgclf.evaluation.inference import score_items
+    def predict(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        top_k: int = 3,
+        batch_size: int = 32,
+        min_confidence: float | None = None,
+        threshold: float | None = None,
+        tta: bool = False,
+    ) -> list[Prediction]:
+        """Predict files, folders (recursively), globs and ``@list.txt`` files, in the order given.
 
-        if top_k < 1:
-            raise invalid_value("top_k", top_k, "an integer >= 1")
+        An unreadable file gets a Prediction with ``error`` set; the others are predicted.
+
+        Args:
+            paths: one path or a list (see :func:`imgclf.serving.inputs.expand_paths`).
+            top_k: classes listed per image.
+            batch_size: images per forward pass.
+            min_confidence: below this top probability the label is ``"unsure"``.
+            threshold: two-class runs only: the probability of the second class from which it is
+                predicted (default 0.5, i.e. the more probable class).
+            tta: test-time augmentation: each image's probabilities are averaged with those of its
+                horizontal mirror image (twice the compute).
+        """
         files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
+        return [p for chunk in self.iter_predict(files, top_k, batch_size, min_confidence, threshold, tta) for p in chunk]
+
+    def iter_predict(
+        self,
+        files: Sequence[str],
+        top_k: int = 3,
+        batch_size: int = 32,
+        min_confidence: float | None = None,
+        threshold: float | None = None,
+        tta: bool = False,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> Iterator[list[Prediction]]:
+        """Predictions for ``files`` one batch at a time, in input order (for output written as it goes).
+
+        Args:
+            files: image paths (already expanded, each once).
+            top_k: classes listed per image.
+            batch_size: images per forward pass.
+            min_confidence: below this top probability the label is ``"unsure"``.
+            threshold: two-class runs: the second class's probability from which it is predicted.
+            tta: average each image's probabilities with its mirror image's.
+            on_batch: called with the number of files each yielded batch accounts for (progress).
+        """
+        from imgclf.evaluation.inference import iter_scores
+
+        k = self._check_options(top_k, min_confidence, threshold)
+        items = [ImageItem(f, -1) for f in files]
+        position = {f: i for i, f in enumerate(files)}
+        for scores in iter_scores(self.model, items, self.image_size, batch_size, self.temperature, tta):
+            rows = {f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()}
+            for f, p in zip(scores.paths, scores.probs):
+                rows[f] = self.to_prediction(f, p, k, min_confidence, threshold)
+            chunk = sorted(rows.values(), key=lambda r: position[r.path])
+            if on_batch is not None:
+                on_batch(len(chunk))
+            yield chunk
+
+    def _check_options(self, top_k: int, min_confidence: float | None, threshold: float | None) -> int:
+        if not isinstance(top_k, int) or top_k < 1:
+            raise invalid_value("top_k", top_k, "an integer >= 1")
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise invalid_value("min_confidence", min_confidence, "a probability between 0 and 1")
+        if threshold is not None:
+            if len(self.classes) != 2:
+                raise ConfigError(f"threshold applies to two-class runs only; this run has {len(self.classes)} classes")
+            if not 0.0 < threshold < 1.0:
+                raise invalid_value("threshold", threshold, f"a probability of {self.classes[1]!r} strictly between 0 and 1")
+        return min(top_k, len(self.classes))
+
+    def to_prediction(
+        self, path: str, p: np.ndarray, top_k: int = 3, min_confidence: float | None = None, threshold: float | None = None
+    ) -> Prediction:
+        """One image's :class:`Prediction` from its class probabilities (what every front end shows).
+
+        Args:
+            path: the image's path or name.
+            p: its ``(num_classes,)`` probabilities.
+            top_k: classes listed.
+            min_confidence: below this top probability the label is ``"unsure"``.
+            threshold: two-class runs: the second class's probability from which it is predicted.
+        """
         k = min(top_k, len(self.classes))
-        scores = score_items(self.model, [ImageItem(f, -1) for f in files], self.image_size, batch_size)
-        results = {f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()}
-        for f, p in zip(scores.paths, scores.probs):
-            order = np.argsort(-p)[:k]
-            top = [(self.classes[i], float(p[i])) for i in order]
-            results[f] = Prediction(f, top[0][0], top[0][1], top)
-        return [results[f] for f in files]
+        order = np.argsort(-p, kind="stable")[:k]
+        top = [(self.classes[i], float(p[i])) for i in order]
+        best = int(order[0]) if threshold is None else int(p[1] >= threshold)
+        label, confidence = self.classes[best], float(p[best])
+        if min_confidence is not None and confidence < min_confidence:
+            label = UNSURE
+        return Prediction(path, label, confidence, top)
 
     def evaluate(self, data: str | Path | None = None, batch_size: int | None = None, verbose: int = 0, on_metrics=None) -> Metrics:
         """Metrics on the run's own test split, or on a separate labelled folder (saved under evaluations/);

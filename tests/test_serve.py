@@ -1,0 +1,221 @@
+"""imgclf serve: the JSON API (FastAPI's TestClient), every bad-input case a 4xx that leaves the
+server serving, batching of concurrent requests, and the page in headless Chromium on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import jpeg_bytes, write_truncated_jpeg
+from imgclf.serving.app import ServeConfig, create_app
+from imgclf.serving.batching import Batcher
+from imgclf.serving.predictor import load_run
+
+
+@pytest.fixture(scope="module")
+def run(trained_run):
+    return load_run(trained_run.run_dir)
+
+
+@pytest.fixture(scope="module")
+def client(run):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(run, ServeConfig(max_upload_mb=0.5, max_megapixels=20, max_files=4, top_k=2))) as c:
+        yield c
+
+
+def image_file(trained_run, cls: str, i: int = 0) -> tuple[str, bytes, str]:
+    path = sorted((trained_run.data / cls).glob("*.jpg"))[i]
+    return (path.name, path.read_bytes(), "image/jpeg")
+
+
+def assert_refused(response, status: int, *fragments: str) -> None:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    for fragment in fragments:
+        assert fragment in detail
+
+
+def assert_still_serving(client, trained_run) -> None:
+    r = client.post("/predict", files={"file": image_file(trained_run, "fox")})
+    assert r.status_code == 200
+
+
+def test_predict_one_and_several_images(client, run, trained_run):
+    r = client.post("/predict", files={"file": image_file(trained_run, "cat")})
+    assert r.status_code == 200
+    (p,) = r.json()["predictions"]
+    assert p["filename"] == "cat_000.jpg" and p["label"] in run.classes and len(p["top_k"]) == 2
+    assert p["top_k"][0] == {"label": p["label"], "probability": p["confidence"]}
+    expected = run.predict(trained_run.data / "cat" / "cat_000.jpg")[0]
+    assert p["label"] == expected.label and p["confidence"] == pytest.approx(expected.confidence, abs=0.02)  # Pillow vs TF JPEG decode
+    files = [("file", image_file(trained_run, c)) for c in ("dog", "fox", "cat")]
+    r = client.post("/predict", files=files)
+    assert [p["filename"] for p in r.json()["predictions"]] == ["dog_000.jpg", "fox_000.jpg", "cat_000.jpg"]
+
+
+def test_health_model_and_openapi(client, run):
+    assert client.get("/health").json()["status"] == "ok"
+    info = client.get("/model").json()
+    assert info["classes"] == run.classes and info["image_size"] == 32 and info["model"] == "cnn"
+    assert info["metrics"]["accuracy"] == pytest.approx(run.metrics.accuracy) and info["version"]
+    schema = client.get("/openapi.json").json()
+    post = schema["paths"]["/predict"]["post"]
+    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictResponse")
+    assert {"413", "415", "422", "400"} <= set(post["responses"])
+    assert "ModelInfo" in schema["components"]["schemas"] and "/health" in schema["paths"]
+
+
+def test_non_image(client, trained_run):
+    assert_refused(client.post("/predict", files={"file": ("notes.jpg", b"just some text, not a picture", "image/jpeg")}), 415, "notes.jpg", "not an image")
+    assert_still_serving(client, trained_run)
+
+
+def test_truncated_image(client, trained_run, tmp_path):
+    data = write_truncated_jpeg(tmp_path / "cut.jpg").read_bytes()
+    assert_refused(client.post("/predict", files={"file": ("cut.jpg", data, "image/jpeg")}), 422, "cut.jpg", "cannot be decoded")
+    assert_still_serving(client, trained_run)
+
+
+def test_empty_upload_empty_body_and_missing_field(client, trained_run):
+    assert_refused(client.post("/predict", files={"file": ("empty.png", b"", "image/png")}), 400, "empty")
+    assert_refused(client.post("/predict"), 422, "multipart", "'file'")
+    assert_refused(client.post("/predict", files={"picture": image_file(trained_run, "cat")}), 422, "'file'")
+    assert_refused(client.post("/predict", content=b"", headers={"content-type": "multipart/form-data; boundary=x"}), 422, "'file'")
+    assert_still_serving(client, trained_run)
+
+
+def test_decompression_bomb(client, trained_run):
+    buf = io.BytesIO()
+    Image.new("1", (20000, 10000)).save(buf, "PNG")  # 200 megapixels in a few hundred kB
+    assert len(buf.getvalue()) < 0.5 * 2**20
+    assert_refused(client.post("/predict", files={"file": ("bomb.png", buf.getvalue(), "image/png")}), 413, "megapixels", "limit")
+    assert_still_serving(client, trained_run)
+
+
+def test_upload_over_the_size_limit(client, trained_run):
+    big = jpeg_bytes(seed=1, size=(800, 800))
+    assert len(big) > 0.5 * 2**20
+    assert_refused(client.post("/predict", files={"file": ("big.jpg", big, "image/jpeg")}), 413, "big.jpg", "limit")
+    too_many = [("file", image_file(trained_run, "cat", i)) for i in range(5)]
+    assert_refused(client.post("/predict", files=too_many), 413, "5 images", "limit is 4")
+    huge_body = b"x" * (3 * 2**20)
+    assert_refused(client.post("/predict", files={"file": ("huge.jpg", huge_body, "image/jpeg")}), 413, "request body")
+    assert_still_serving(client, trained_run)
+
+
+def test_one_bad_file_among_good_ones_names_it(client, trained_run):
+    files = [("file", image_file(trained_run, "cat")), ("file", ("bad.png", b"\x89PNG\r\n\x1a\nbroken", "image/png"))]
+    assert_refused(client.post("/predict", files=files), 422, "bad.png")
+
+
+def test_the_batcher_groups_concurrent_requests():
+    sizes = []
+
+    def predict(x):
+        sizes.append(len(x))
+        return np.tile(np.arange(len(x), dtype=float)[:, None], (1, 2))
+
+    async def scenario():
+        batcher = Batcher(predict, max_batch=32)
+        batcher.start()
+        results = await asyncio.gather(*[batcher.submit(np.full((k, 2, 2, 3), k, np.uint8)) for k in (1, 2, 1, 3)])
+        await batcher.stop()
+        return results, batcher
+
+    results, batcher = asyncio.run(scenario())
+    assert sizes == [7] and batcher.batches == 1 and batcher.images == 7  # one forward pass for four requests
+    assert [r[:, 0].tolist() for r in results] == [[0], [1, 2], [3], [4, 5, 6]]  # each gets its own rows
+
+
+def test_batches_are_padded_to_a_few_shapes():
+    from imgclf.serving.batching import bucket_sizes, padded
+
+    assert bucket_sizes(32) == [1, 2, 4, 8, 16, 32] and bucket_sizes(12) == [1, 2, 4, 8, 12]
+    seen = []
+
+    def predict(x):
+        seen.append(len(x))
+        return x.reshape(len(x), -1)[:, :2].astype(float)
+
+    x = np.arange(5 * 12, dtype=np.uint8).reshape(5, 2, 2, 3)
+    np.testing.assert_array_equal(padded(predict, x, 32), x.reshape(5, -1)[:, :2])
+    assert seen == [8]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained_run):
+    """``imgclf serve`` as a user starts it, on a free loopback port."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgclf", "serve", str(trained_run.run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"imgclf serve exited: {proc.stdout.read()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("imgclf serve did not answer /health within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_the_page_predicts_a_dropped_image(server, page, trained_run, tmp_path):
+    page.goto(server + "/")
+    assert "shapes" in page.title()
+    image = sorted((trained_run.data / "dog").glob("*.jpg"))[0]
+    page.set_input_files("#picker", str(image))
+    label = page.locator("[data-testid=label]").first
+    label.wait_for(timeout=30_000)
+    expected = load_run(trained_run.run_dir).predict(image)[0].label
+    assert label.inner_text() == expected
+    assert page.locator(".row").count() == 3  # top-k bars, one per class of this run
+    assert "Predicted 1 image(s)." in page.locator("#status").inner_text()
+    assert page.locator("#drop").bounding_box()["width"] > 600  # the drop zone spans the page
+    shot = Path(os.environ.get("IMGCLF_SCREENSHOTS", tmp_path)) / "serve_page.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    assert page.errors == []
+
+
+def test_the_page_escapes_class_names(tmp_path, trained_run):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    odd = tmp_path / "odd"
+    shutil.copytree(trained_run.run_dir, odd)
+    (odd / "classes.json").write_text('["<script>alert(1)</script>", "b&b", "c"]')
+    with TestClient(create_app(load_run(odd))) as c:
+        html = c.get("/").text
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "b&amp;b" in html

@@ -69,11 +69,9 @@ class Run:
     @property
     def model(self):
         if self._model is None:
-            import keras
+            from imgclf.models.loading import load_model_file
 
-            import imgclf.models.layers  # noqa: F401  (registers custom layers for loading)
-
-            self._model = keras.saving.load_model(self.path / RunFiles.MODEL)
+            self._model = load_model_file(self.path / RunFiles.MODEL, "run's model", compile=False)
         return self._model
 
     @property

@@ -22,11 +22,17 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP)
 
-# Train the default model on the bundled demo data, evaluate it, and predict three new photos.
-# A second `make demo` makes runs/demo2 (runs are never overwritten); evaluate/predict use the newest.
+# Train the default model on the bundled demo data, evaluate it, predict three new photos, export the
+# model to TFLite with its parity check, and say where the report is and how to open the web app.
+# A second `make demo` makes runs/demo2 (runs are never overwritten); the later steps use the newest.
 demo: $(STAMP)
 	$(BIN)/imgclf train demo/sign-digits --out runs --name demo
-	run=$$(ls -td runs/demo* | head -n 1) && $(BIN)/imgclf evaluate $$run && $(BIN)/imgclf predict $$run demo/new-pictures
+	run=$$(ls -td runs/demo* | head -n 1) && \
+	  $(BIN)/imgclf evaluate $$run && \
+	  $(BIN)/imgclf predict $$run demo/new-pictures && \
+	  $(BIN)/imgclf export $$run --format tflite && \
+	  echo && echo "report:  $$run/report.html  (open it in a browser; figures as PNGs beside it)" && \
+	  echo "web app: $(BIN)/imgclf serve $$run   then open http://127.0.0.1:8000 (API docs at /docs)"
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq

@@ -7,8 +7,6 @@ balanced accuracy are not: theirs is a percentile bootstrap over the evaluated i
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 __all__ = [
@@ -23,28 +21,34 @@ __all__ = [
 ]
 
 BOOTSTRAP_SAMPLES = 1000
-_Z95 = 1.959963984540054
 
 
-def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (95 % by default); (0, 0) for n = 0.
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (SciPy's ``binomtest(...).proportion_ci``); (0, 0) for n = 0.
 
     Args:
         successes: number of correct images.
         n: number of images.
-        z: the normal quantile of the confidence level.
+        confidence: the confidence level.
     """
+    from scipy.stats import binomtest
+
     if n == 0:
         return 0.0, 0.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
 def _present(y_true: np.ndarray) -> np.ndarray:
     return np.unique(y_true)
+
+
+def _macro_average(score, y_true: np.ndarray, y_pred: np.ndarray, labels) -> float:
+    """scikit-learn's ``score(..., average="macro")`` over ``labels`` (default: the classes present)."""
+    labels = _present(y_true) if labels is None else labels
+    if len(labels) == 0:
+        return 0.0
+    return float(score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> float:
@@ -55,13 +59,9 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None =
         y_pred: predicted class indices.
         labels: classes to average over.
     """
-    labels = _present(y_true) if labels is None else labels
-    scores = []
-    for c in labels:
-        tp = np.sum((y_pred == c) & (y_true == c))
-        denom = np.sum(y_pred == c) + np.sum(y_true == c)
-        scores.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(scores)) if scores else 0.0
+    from sklearn.metrics import f1_score
+
+    return _macro_average(f1_score, y_true, y_pred, labels)
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> float:
@@ -72,9 +72,11 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray
         y_pred: predicted class indices.
         labels: classes to average over.
     """
+    from sklearn.metrics import recall_score
+
     labels = _present(y_true) if labels is None else labels
-    recalls = [np.mean(y_pred[y_true == c] == c) for c in labels if np.any(y_true == c)]
-    return float(np.mean(recalls)) if recalls else 0.0
+    # the recall of a class without images is undefined: it is left out, not counted as 0
+    return _macro_average(recall_score, y_true, y_pred, [c for c in labels if np.any(y_true == c)])
 
 
 def top_k_accuracy(probs: np.ndarray, y_true: np.ndarray, k: int) -> float:
@@ -85,10 +87,11 @@ def top_k_accuracy(probs: np.ndarray, y_true: np.ndarray, k: int) -> float:
         y_true: true class indices.
         k: how many top classes count.
     """
+    from sklearn.metrics import top_k_accuracy_score
+
     if len(y_true) == 0:
         return 0.0
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return float(np.mean(np.any(top == np.asarray(y_true)[:, None], axis=1)))
+    return float(top_k_accuracy_score(y_true, probs, k=k, labels=np.arange(probs.shape[1])))
 
 
 def bootstrap_interval(metric, y_true: np.ndarray, y_pred: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:

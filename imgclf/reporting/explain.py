@@ -91,7 +91,9 @@ def _class_score(head: list, features, class_index: np.ndarray):
     x = features
     for layer in head[:-1]:
         x = layer(x, training=False)
-    dense = head[-1]
+    dense = head[-1] if head else None
+    if not isinstance(dense, keras.layers.Dense):
+        raise ValueError(f"the classifier's last layer is {type(dense).__name__}, not a Dense output layer")
     logits = tf.matmul(tf.cast(x, dense.kernel.dtype), dense.kernel) + dense.bias
     if logits.shape[-1] == 1:  # sigmoid: the logits of (class 0, class 1) are (0, z) up to a constant
         logits = tf.concat([tf.zeros_like(logits), logits], axis=1)

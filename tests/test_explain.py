@@ -15,6 +15,7 @@ from imgclf.data.decode import load_image
 from imgclf.reporting.explain import feature_maps, grad_cam, model_summary
 
 PATCH_SHARE = 0.3125  # patch side / image side: the patch covers 10 % of the image
+LITE0_LEAST = 0.4  # measured 0.48 here (0.41-0.48 over other runs): not yet "mostly", see docs/benchmarks.md
 COLOURS = {"blue": (30, 60, 230), "green": (30, 200, 60), "red": (230, 40, 30)}
 
 
@@ -46,10 +47,11 @@ def make_patch_dataset(root: Path, size: int, per_class: int = 40, seed: int = 0
     return boxes
 
 
-def _mass_on_patch(run_dir: Path, boxes: dict[str, tuple[int, int, int]]) -> float:
-    """Median over a quarter of the images of the share of Grad-CAM mass inside the patch."""
+def _mass_on_patch(run_dir: Path, heldout: Path, size: int) -> float:
+    """Median over 30 new images (never seen in training) of the share of Grad-CAM mass inside the patch."""
+    boxes = make_patch_dataset(heldout, size, per_class=10, seed=1)
     run = imgclf.load_run(run_dir)
-    paths = sorted(boxes)[::4]
+    paths = sorted(boxes)
     images = np.stack([load_image(p, run.image_size) for p in paths])
     labels = [run.classes.index(Path(p).parent.name) for p in paths]
     cams = grad_cam(run.model, images, labels)
@@ -60,22 +62,25 @@ def _mass_on_patch(run_dir: Path, boxes: dict[str, tuple[int, int, int]]) -> flo
     return float(np.median(shares))
 
 
-# the CNN needs ~8 epochs before its BatchNorm statistics let validation follow training.
-# The pretrained EfficientNet-Lite0 is NOT in this list: on this data its Grad-CAM put a median
-# 15-17 % of the mass on the patch (10 % of the image), frozen or fine-tuned, at 64 and 128 px —
-# better than chance, not "mostly"; see test_grad_cam_of_the_pretrained_backbone_runs.
+# the CNN needs ~8 epochs before its BatchNorm statistics let validation follow training. The pretrained
+# EfficientNet-Lite0 trains its head on cached features (frozen backbone); its map comes from the last
+# stride-16 block output (8x8 at 128 px). Spread evenly, a map would put PATCH_SHARE**2 = 10 % of its
+# mass on the patch; measured medians are in docs/benchmarks.md ("Grad-CAM check").
 @pytest.mark.parametrize(
-    ("model", "size", "per_class", "options"),
-    [("cnn", 64, 60, {"epochs": 12, "patience": 12})],
+    ("model", "size", "per_class", "options", "least"),
+    [
+        ("cnn", 64, 60, {"epochs": 12, "patience": 12}, 0.5),
+        ("efficientnet_lite0", 128, 40, {"fine_tune": "none"}, LITE0_LEAST),
+    ],
 )
-def test_grad_cam_mass_falls_on_the_planted_patch(tmp_path, private_cache, model, size, per_class, options):
-    boxes = make_patch_dataset(tmp_path / "patch", size, per_class)
+def test_grad_cam_mass_falls_on_the_planted_patch(tmp_path, private_cache, model, size, per_class, options, least):
+    make_patch_dataset(tmp_path / "patch", size, per_class)
     result = imgclf.train(tmp_path / "patch", model=model, image_size=size, batch_size=16, augment="none",
                           out=str(tmp_path / "runs"), verbose=0, **options)
     assert result.metrics.accuracy >= 0.9, result.metrics.accuracy
-    share = _mass_on_patch(result.run_dir, boxes)
-    # spread evenly, a map would put PATCH_SHARE**2 = 10 % of its mass on the patch
-    assert share > 0.5, f"median heatmap mass on the patch {share:.2f} (patch area {PATCH_SHARE**2:.2f})"
+    share = _mass_on_patch(result.run_dir, tmp_path / "heldout", size)
+    print(f"{model}: median Grad-CAM mass on the patch {share:.3f}")
+    assert share > least, f"median heatmap mass on the patch {share:.2f} (patch area {PATCH_SHARE**2:.2f})"
 
 
 def test_feature_maps_and_summary_of_a_run(trained_run):

@@ -25,5 +25,14 @@ class ModelError(ImgclfError):
 
 
 def invalid_value(name: str, received: object, allowed: str) -> ConfigError:
-    """The one message format for a bad option: the argument, what was received, what is allowed."""
+    """The one message format for a bad option: the argument, what was received, what is allowed.
+
+    Args:
+        name: the option or argument name.
+        received: the value given (shown with ``repr``).
+        allowed: what is allowed, in words.
+
+    Returns:
+        The :class:`ConfigError` to raise.
+    """
     return ConfigError(f"invalid value for `{name}`: received {received!r}; expected {allowed}")

@@ -55,7 +55,15 @@ class RunFiles:
 
 
 def create_run_dir(out: str | Path, name: str) -> Path:
-    """Make ``out/name``, or ``name2``, ``name3`` … if taken (Ultralytics' convention)."""
+    """Make ``out/name``, or ``name2``, ``name3`` … if taken (Ultralytics' convention).
+
+    Args:
+        out: the folder of run folders (created if needed).
+        name: the run's name.
+
+    Raises:
+        DataError: ``out`` is a file, cannot be written, or holds too many runs named ``name``.
+    """
     out_path = Path(out).expanduser()
     if out_path.exists() and not out_path.is_dir():
         raise DataError(f"output path {str(out)!r} is a file; expected a folder for run folders")
@@ -75,21 +83,42 @@ def create_run_dir(out: str | Path, name: str) -> Path:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON, atomically (a reader never sees half a file)."""
+    """Write ``obj`` as indented UTF-8 JSON, atomically (a reader never sees half a file).
+
+    Args:
+        path: the file to write.
+        obj: a JSON-serialisable value.
+    """
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
+    """The value of a UTF-8 JSON file.
+
+    Args:
+        path: the file.
+    """
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def write_config(path: Path, config: TrainConfig) -> None:
+    """Write a run's training configuration as YAML, atomically.
+
+    Args:
+        path: the file to write (``config.yaml``).
+        config: the configuration.
+    """
     import yaml
 
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def read_config(path: Path) -> TrainConfig:
+    """A run's training configuration; keys that ``TrainConfig`` does not know are ignored.
+
+    Args:
+        path: the YAML file (``config.yaml``).
+    """
     import yaml
 
     values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -98,7 +127,14 @@ def read_config(path: Path) -> TrainConfig:
 
 
 def check_run_dir(path: str | Path) -> Path:
-    """Raise a clear DataError unless ``path`` is a finished imgclf run folder."""
+    """Raise a clear DataError unless ``path`` is a finished imgclf run folder.
+
+    Args:
+        path: the run folder (``~`` is expanded).
+
+    Returns:
+        The expanded path.
+    """
     p = Path(path).expanduser()
     if not p.is_dir():
         raise DataError(f"run folder {str(path)!r} does not exist")

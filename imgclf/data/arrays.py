@@ -41,7 +41,14 @@ HELD_OUT_VAL = 0.2  # without val arrays: this fraction of each class of the tra
 
 
 def array_source(path: str | Path) -> Path | None:
-    """``path`` itself if it is array DATA (a ``.npz`` file, or a folder with a features/target pair)."""
+    """``path`` itself if it is array DATA (a ``.npz`` file, or a folder with a features/target pair).
+
+    Args:
+        path: a file or folder given as DATA (``~`` is expanded).
+
+    Returns:
+        The expanded path, or None when it is not array data.
+    """
     p = Path(path).expanduser()
     if p.is_file() and p.suffix.lower() == ".npz":
         return p
@@ -153,7 +160,15 @@ def _class_names(names: np.ndarray | None, n_classes: int, where: str) -> list[s
 
 
 def load_arrays(src: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
-    """Validated ``(images uint8 (N,H,W) or (N,H,W,C), labels int (N,), class names, name)``."""
+    """Validated ``(images uint8 (N,H,W) or (N,H,W,C), labels int (N,), class names, name)``.
+
+    Args:
+        src: a ``.npz`` file or a folder with a features/target ``.npy`` pair (see :func:`array_source`).
+
+    Raises:
+        DataError: the arrays cannot be read, are missing, empty, or have a shape, dtype or value range
+            that is not images and integer labels, or class names that cannot name a folder.
+    """
     src = Path(src).expanduser()
     x, y, names, name = _raw_arrays(src)
     where = repr(str(src))

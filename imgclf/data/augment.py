@@ -12,7 +12,12 @@ __all__ = ["AUGMENTATIONS", "parse_augment", "augmentation_layers"]
 
 
 def augmentation_layers(spec: str, seed: int) -> list:
-    """The Keras layers for ``spec`` (empty list for 'none'). Applied to raw [0, 255] pixels."""
+    """The Keras layers for ``spec`` (empty list for 'none'). Applied to raw [0, 255] pixels.
+
+    Args:
+        spec: the ``--augment`` spec, e.g. ``"flip,rotate=20,shift=0.1,zoom=0.1"`` or ``"none"``.
+        seed: seed of the first layer; each following layer gets the next integer.
+    """
     import keras
 
     layers = keras.layers

@@ -19,7 +19,11 @@ _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB: 16-bit and float scaled, transparency over white."""
+    """Convert any Pillow mode to 8-bit RGB: 16-bit and float scaled, transparency over white.
+
+    Args:
+        im: a Pillow image in any mode; returned as is when already RGB without transparency.
+    """
     if im.mode == "RGB" and "transparency" not in im.info:
         return im
     if im.mode in _SIXTEEN_BIT or im.mode in ("I", "F"):
@@ -40,7 +44,12 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 
 def load_image(path: str, size: int) -> np.ndarray:
-    """Decode ``path`` to a ``(size, size, 3)`` uint8 array. Raises OSError/ValueError if it cannot."""
+    """Decode ``path`` to a ``(size, size, 3)`` uint8 array. Raises OSError/ValueError if it cannot.
+
+    Args:
+        path: the image file.
+        size: side of the square output in pixels (bilinear resize, aspect ratio not kept).
+    """
     with Image.open(path) as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))  # DCT-domain downscale, never below the requested size

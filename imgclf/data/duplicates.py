@@ -39,7 +39,11 @@ _DCT32 = _dct_matrix(32)
 
 
 def phash(im: Image.Image) -> int:
-    """64-bit perceptual hash of a Pillow image (any mode)."""
+    """64-bit perceptual hash of a Pillow image (any mode).
+
+    Args:
+        im: the image; it is converted to greyscale and shrunk to 32×32 first.
+    """
     grey = np.asarray(im.convert("L").resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
     low = (_DCT32 @ grey @ _DCT32.T)[:8, :8].ravel()
     bits = low > np.median(low[1:])
@@ -47,7 +51,12 @@ def phash(im: Image.Image) -> int:
 
 
 def near_pairs(hashes: Sequence[int], threshold: int) -> list[tuple[int, int, int]]:
-    """``(i, j, distance)`` for every ``i < j`` whose hashes differ in at most ``threshold`` bits."""
+    """``(i, j, distance)`` for every ``i < j`` whose hashes differ in at most ``threshold`` bits.
+
+    Args:
+        hashes: 64-bit perceptual hashes (see :func:`phash`).
+        threshold: the largest Hamming distance that counts as near (e.g. ``DEFAULT_NEAR_THRESHOLD``).
+    """
     h = np.asarray(hashes, dtype=np.uint64)
     out: list[tuple[int, int, int]] = []
     n = len(h)
@@ -70,6 +79,11 @@ def duplicate_clusters(digests: Sequence[str], hashes: Sequence[int | None], thr
 
     ``hashes[i]`` may be None (an image that could not be decoded): it joins exact clusters only.
     ``threshold < 0`` turns near-duplicate search off.
+
+    Args:
+        digests: a content digest (SHA-256 of the bytes) per image.
+        hashes: a perceptual hash per image (see :func:`phash`), or None.
+        threshold: the largest Hamming distance of a near pair; negative for exact duplicates only.
     """
     n = len(digests)
     uf = UnionFind(n)

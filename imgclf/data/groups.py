@@ -75,7 +75,16 @@ def _from_csv(csv_path: Path, paths: Sequence[str], root: str) -> dict[str, str]
 
 
 def group_labels(paths: Sequence[str], root: str, group_by: str) -> dict[str, str]:
-    """Map each path that the rule matches to its group name (unmatched paths are absent)."""
+    """Map each path that the rule matches to its group name (unmatched paths are absent).
+
+    Args:
+        paths: the image paths.
+        root: the data folder; rules and CSV paths are matched against paths relative to it.
+        group_by: the ``--group-by`` value: a regular expression, or a CSV file with ``path,group`` columns.
+
+    Raises:
+        DataError: the CSV file cannot be read or lacks a ``path`` or ``group`` column.
+    """
     rule = check_group_by(group_by)
     if isinstance(rule, Path):
         return _from_csv(rule, paths, root)
@@ -94,6 +103,11 @@ def merge_groups(paths: Sequence[str], named: dict[str, str] | None, clusters: I
     """One integer group id per path: same named group or same cluster (transitively) → same id.
 
     Ids are numbered by the first path (in ``paths`` order) of each merged group, so they are stable.
+
+    Args:
+        paths: the image paths.
+        named: path → group name (see :func:`group_labels`), or None for no named groups.
+        clusters: groups of paths to keep together (duplicate clusters). Defaults to none.
     """
     index = {p: i for i, p in enumerate(paths)}
     uf = UnionFind(len(paths))

@@ -54,6 +54,10 @@ def native_ratio(path: str, size: int) -> int:
 
     The ratio is Pillow's ``draft`` choice: the largest of 8, 4, 2, 1 not above either side divided by
     ``size``. Any file this parser does not fully understand returns 0.
+
+    Args:
+        path: the image file (only its first 64 KiB are read).
+        size: the side :func:`load_image` will resize to.
     """
     try:
         with open(path, "rb") as f:
@@ -106,7 +110,12 @@ def native_ratio(path: str, size: int) -> int:
 
 
 def native_ratios(paths: Sequence[str], size: int) -> list[int]:
-    """:func:`native_ratio` of every path; chunks of files are read in a few threads (I/O overlaps)."""
+    """:func:`native_ratio` of every path; chunks of files are read in a few threads (I/O overlaps).
+
+    Args:
+        paths: the image files.
+        size: the side :func:`load_image` will resize to.
+    """
     chunk = 256
     chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     if len(chunks) <= 1:
@@ -120,6 +129,11 @@ def decode_native(path: tf.Tensor, ratio_index: tf.Tensor, size: int) -> tf.Tens
     """``(size, size, 3)`` uint8 image of the JPEG at ``path`` decoded at ``RATIOS[ratio_index]``.
 
     Raises (as a TensorFlow op error) if the file cannot be decoded; the caller recovers.
+
+    Args:
+        path: scalar string tensor, the JPEG file.
+        ratio_index: scalar int tensor, the index in ``RATIOS`` of the decode ratio (see :func:`native_ratio`).
+        size: side of the square output in pixels.
     """
     contents = tf.io.read_file(path)
 

@@ -23,7 +23,13 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def fits_cache(n_images: int, image_size: int, cache_mb: int) -> bool:
-    """Whether ``n_images`` decoded images fit the memory budget for the cache."""
+    """Whether ``n_images`` decoded images fit the memory budget for the cache.
+
+    Args:
+        n_images: the number of images.
+        image_size: side of each decoded (square, RGB, uint8) image in pixels.
+        cache_mb: the budget in MiB.
+    """
     return n_images * image_size * image_size * 3 <= cache_mb * 2**20
 
 
@@ -35,6 +41,12 @@ def decoded_dataset(
     Plain JPEGs (see :mod:`imgclf.data.native`) are decoded by TensorFlow's own kernels, every other
     file by :func:`load_image` through ``tf.numpy_function``. A native decode that raises is retried
     with Pillow, which either decodes the file or records why it cannot in ``log``.
+
+    Args:
+        items: the images and their labels.
+        image_size: side of the square decoded images in pixels.
+        log: receives each file that cannot be decoded, with the reason.
+        cache: cache the decoded images in memory (``Dataset.cache``). Defaults to True.
     """
     blank = np.zeros((image_size, image_size, 3), np.uint8)
     n = len(items)
@@ -116,6 +128,12 @@ def batched(ds: tf.data.Dataset, batch_size: int, shuffle_seed: int | None = Non
 
     Batches stay uint8: a Keras model casts its input to float32 itself (on the GPU, when there is
     one), so the pipeline moves a quarter of the bytes and never allocates float copies.
+
+    Args:
+        ds: an unbatched ``(image, label)`` dataset.
+        batch_size: images per batch.
+        shuffle_seed: seed of a shuffle reshuffled every epoch; None (the default) does not shuffle.
+        buffer: the shuffle buffer size (at least 1). Defaults to 0.
     """
     if shuffle_seed is not None:
         ds = ds.shuffle(max(buffer, 1), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -123,5 +141,9 @@ def batched(ds: tf.data.Dataset, batch_size: int, shuffle_seed: int | None = Non
 
 
 def labels_of(ds: tf.data.Dataset) -> np.ndarray:
-    """All labels of an unbatched ``(image, label)`` dataset, in order (reads the cache if filled)."""
+    """All labels of an unbatched ``(image, label)`` dataset, in order (reads the cache if filled).
+
+    Args:
+        ds: the dataset, e.g. from :func:`decoded_dataset`.
+    """
     return np.fromiter((int(y) for y in ds.map(_label).as_numpy_iterator()), dtype=np.int32)

@@ -141,7 +141,11 @@ def _once(candidates: list[tuple[Path, int, str | None]]) -> tuple[list[tuple[Pa
 
 
 def check_header(path: str) -> tuple[str | None, int, int]:
-    """Open ``path``'s header (no full decode). Returns (reason it is unusable or None, width, height)."""
+    """Open ``path``'s header (no full decode). Returns (reason it is unusable or None, width, height).
+
+    Args:
+        path: the image file.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -207,6 +211,9 @@ def scan_folder(root: str | Path, classes: list[str] | None = None) -> ScannedDa
     ``classes`` fixes the class list (evaluating a run on another folder): a folder naming a class
     outside it is an error that names the class. ``root`` may also be NumPy arrays (a ``.npz``, or a
     folder with ``features.npy`` + ``target.npy``): see :mod:`imgclf.data.arrays`.
+
+    Args:
+        root: the data folder, or NumPy arrays; classes: the run's class list, or None (default) when training.
     """
     from imgclf.data.arrays import array_source, materialise_arrays
 

@@ -58,6 +58,16 @@ def assign_splits(
     ``groups`` maps an item's path to a group id: items sharing one (a patient, a slide, a cluster of
     duplicates) always land in the same split. Without groups, or when every group is a single image,
     the split is exactly the per-class stratified permutation (the same manifest as before groups).
+
+    Args:
+        data: the scanned data folder.
+        val_fraction: the fraction of each class for validation.
+        test_fraction: the fraction of each class for test.
+        seed: seed of the permutation.
+        groups: path → group id, or None (the default) for no groups.
+
+    Raises:
+        DataError: a class has too few images (or groups) to split, or a split would be empty.
     """
     if data.presplit:
         if not any(i.split == "val" for i in data.items):
@@ -138,7 +148,14 @@ def _assign_grouped(
 
 
 def write_manifest(path: Path, items: list[ImageItem], classes: list[str], root: str) -> None:
-    """``split.csv``: path (relative to the data folder when inside it), label, split."""
+    """``split.csv``: path (relative to the data folder when inside it), label, split.
+
+    Args:
+        path: the manifest file to write.
+        items: the items, each with its split.
+        classes: the class names, indexed by label.
+        root: the data folder.
+    """
     base = Path(root)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -150,7 +167,17 @@ def write_manifest(path: Path, items: list[ImageItem], classes: list[str], root:
 
 
 def read_manifest(path: Path, classes: list[str], root: str, split: str | None = None) -> list[ImageItem]:
-    """Read ``split.csv`` back into items (optionally only one split)."""
+    """Read ``split.csv`` back into items (optionally only one split).
+
+    Args:
+        path: the manifest file.
+        classes: the class names, indexed by label.
+        root: the data folder that relative paths are joined to.
+        split: keep only this split (``"train"``, ``"val"`` or ``"test"``); None (the default) keeps all.
+
+    Raises:
+        DataError: the manifest is missing.
+    """
     if not path.is_file():
         raise DataError(f"split manifest {str(path)!r} is missing")
     index = {c: i for i, c in enumerate(classes)}

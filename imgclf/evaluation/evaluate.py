@@ -39,7 +39,17 @@ def metrics_from_scores(scores: Scores, classes: list[str], split: str, seed: in
 def evaluate_items(
     model, items: Sequence[ImageItem], classes: list[str], image_size: int, batch_size: int, split: str, temperature: float = 1.0
 ) -> Metrics:
-    """Metrics of ``model`` on ``items``; undecodable images are listed in ``Metrics.skipped``."""
+    """Metrics of ``model`` on ``items``; undecodable images are listed in ``Metrics.skipped``.
+
+    Args:
+        model: the Keras classifier.
+        items: the labelled images.
+        classes: the class names, indexed by label.
+        image_size: the model's square input size in pixels.
+        batch_size: images per forward pass.
+        split: the name recorded in the metrics (e.g. ``"test"``).
+        temperature: calibration temperature applied to the probabilities. Defaults to 1.0 (none).
+    """
     return metrics_from_scores(score_items(model, items, image_size, batch_size, temperature), classes, split)
 
 

@@ -70,7 +70,11 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], 
 
 
 def format_metrics(m: Metrics) -> str:
-    """A plain-text table: per-class precision/recall/F1/support, then the confusion matrix."""
+    """A plain-text table: per-class precision/recall/F1/support, then the confusion matrix.
+
+    Args:
+        m: the metrics.
+    """
     width = max(8, *(len(c) for c in m.classes))
     lines = [f"{m.split}: accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  n={m.n}"]
     if m.absent_classes:

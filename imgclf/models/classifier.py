@@ -47,7 +47,11 @@ class Classifier:
 
 
 def iter_layers(model: keras.Layer) -> Iterator[keras.Layer]:
-    """Every layer inside ``model``, nested models included (depth first)."""
+    """Every layer inside ``model``, nested models included (depth first).
+
+    Args:
+        model: a Keras model or layer (one without ``layers`` yields nothing).
+    """
     for layer in getattr(model, "layers", []):
         yield layer
         yield from iter_layers(layer)
@@ -98,7 +102,11 @@ def build_classifier(spec: ModelSpec, num_classes: int, image_size: int, augment
 
 
 def class_probabilities(outputs) -> np.ndarray:
-    """Model outputs → an (n, num_classes) probability matrix (a sigmoid unit becomes two columns)."""
+    """Model outputs → an (n, num_classes) probability matrix (a sigmoid unit becomes two columns).
+
+    Args:
+        outputs: the model's ``(n, 1)`` sigmoid or ``(n, num_classes)`` softmax outputs.
+    """
     p = np.asarray(outputs, dtype=np.float64)
     if p.ndim == 2 and p.shape[1] == 1:
         return np.concatenate([1.0 - p, p], axis=1)

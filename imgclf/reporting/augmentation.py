@@ -26,7 +26,16 @@ def plot_augmentation_preview(
     views: int = PREVIEW_VIEWS,
 ) -> Path | None:
     """Row per image: the decoded original, then ``views`` outputs of ``augmentation(x, training=True)``.
-    Images that cannot be decoded are left out; returns the file, or None if nothing could be shown."""
+    Images that cannot be decoded are left out; returns the file, or None if nothing could be shown.
+
+    Args:
+        paths: the training images to show, one a row.
+        captions: a row label per image (e.g. its class).
+        image_size: side of the decoded images in pixels.
+        augmentation: the augmentation model, called as ``augmentation(x, training=True)``.
+        out_png: the figure file to write.
+        views: augmented views per image. Defaults to ``PREVIEW_VIEWS``.
+    """
     rows, labels = [], []
     for path, caption in zip(paths, captions):
         try:

@@ -19,7 +19,11 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def add_predict_parser(sub) -> None:
-    """Register ``imgclf predict`` on the sub-parsers ``sub``."""
+    """Register ``imgclf predict`` on the sub-parsers ``sub``.
+
+    Args:
+        sub: the object returned by ``ArgumentParser.add_subparsers``.
+    """
     p = sub.add_parser("predict", help="predict the class of images")
     p.add_argument("run", help="run folder made by `imgclf train`")
     p.add_argument("paths", nargs="*", metavar="PATH", help="image files, folders (recursive), globs, or @list.txt (one path a line)")
@@ -37,7 +41,11 @@ def add_predict_parser(sub) -> None:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Predictions (``to_dict()`` results) as an aligned text table."""
+    """Predictions (``to_dict()`` results) as an aligned text table.
+
+    Args:
+        rows: prediction dicts with ``path``, ``label``, ``confidence``, ``top_k`` and ``error``.
+    """
     width = max((len(r["path"]) for r in rows), default=4)
     lines = [f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"]
     for r in rows:
@@ -50,7 +58,14 @@ def format_table(rows: list[dict]) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Run ``imgclf predict``; returns the exit status (see the module docstring)."""
+    """Run ``imgclf predict``; returns the exit status (see the module docstring).
+
+    Args:
+        args: the parsed arguments of :func:`add_predict_parser`.
+
+    Raises:
+        DataError: no paths were given or found, or ``--resume`` came without ``--output``.
+    """
     from imgclf.progress import progress
     from imgclf.serving.inputs import expand_paths
     from imgclf.serving.output import format_of, open_output

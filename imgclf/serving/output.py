@@ -38,14 +38,22 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
 
 
 def csv_row(d: dict) -> list[str]:
-    """A prediction's ``to_dict()`` as a CSV row (``top_k`` as JSON)."""
+    """A prediction's ``to_dict()`` as a CSV row (``top_k`` as JSON).
+
+    Args:
+        d: the prediction dict.
+    """
     conf = "" if d["confidence"] is None else f"{d['confidence']:.6f}"
     top = json.dumps([[t["label"], round(t["probability"], 6)] for t in d["top_k"]], ensure_ascii=False)
     return [d["path"], d["label"] or "", conf, top, d["error"] or ""]
 
 
 def parse_csv_row(row: dict[str, str]) -> dict:
-    """A row read by ``csv.DictReader`` back into a prediction dict."""
+    """A row read by ``csv.DictReader`` back into a prediction dict.
+
+    Args:
+        row: the row, with the columns written by :func:`csv_row`.
+    """
     return {
         "path": row["path"],
         "label": row["label"] or None,

@@ -200,5 +200,12 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run folder made by ``imgclf train``."""
+    """Open a run folder made by ``imgclf train``.
+
+    Args:
+        path: the run folder.
+
+    Raises:
+        DataError: ``path`` is not a finished run folder (see :func:`imgclf.runs.check_run_dir`).
+    """
     return Run(path)

@@ -123,7 +123,11 @@ def clear_cache(root: str | Path | None = None, part: str | None = None) -> int:
 @contextlib.contextmanager
 def file_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``folder`` (created if needed) between processes; the lock
-    is on the folder itself, so it leaves no lock file behind."""
+    is on the folder itself, so it leaves no lock file behind.
+
+    Args:
+        folder: the folder to lock.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder, os.O_RDONLY)
     try:

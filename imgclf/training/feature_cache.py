@@ -43,7 +43,14 @@ def default_cache_root() -> Path:
 
 
 def file_digest(path: str | Path) -> str:
-    """Content hash of a file (BLAKE2b, 128 bit)."""
+    """Content hash of a file (BLAKE2b, 128 bit).
+
+    Args:
+        path: the file.
+
+    Returns:
+        The hash as 32 hexadecimal digits.
+    """
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -4,6 +4,7 @@ server serving, batching of concurrent requests, and the page in headless Chromi
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import io
 import os
 import socket
@@ -135,7 +136,10 @@ def test_the_batcher_groups_concurrent_requests():
         await batcher.stop()
         return results, batcher
 
-    results, batcher = asyncio.run(scenario())
+    # in its own thread: once the session's browser fixture has started, Playwright's sync API keeps an
+    # event loop running in the main thread, and asyncio.run() refuses to start another there
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        results, batcher = pool.submit(asyncio.run, scenario()).result()
     assert sizes == [7] and batcher.batches == 1 and batcher.images == 7  # one forward pass for four requests
     assert [r[:, 0].tolist() for r in results] == [[0], [1, 2], [3], [4, 5, 6]]  # each gets its own rows
 

@@ -31,7 +31,7 @@ from imgclf.atomic import WRITE_ERRNOS, write_failure, write_text_atomic
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError
 
-__all__ = ["RunFiles", "create_run_dir", "write_json", "read_json", "write_config", "read_config", "library_versions", "check_run_dir"]
+__all__ = ["numbered_names", "RunFiles", "create_run_dir", "write_json", "read_json", "write_config", "read_config", "library_versions", "check_run_dir"]
 
 
 class RunFiles:
@@ -54,6 +54,17 @@ class RunFiles:
     TIMINGS = "timings.json"  # the command line and wall time per stage
 
 
+def numbered_names(name: str, limit: int = 10_000):
+    """``name``, ``name2``, ``name3`` … (Ultralytics' convention for never overwriting a folder).
+
+    Args:
+        name: the first name.
+        limit: how many names to try before giving up.
+    """
+    yield name
+    yield from (f"{name}{i}" for i in range(2, limit))
+
+
 def create_run_dir(out: str | Path, name: str) -> Path:
     """Make ``out/name``, or ``name2``, ``name3`` … if taken (Ultralytics' convention).
 
@@ -67,8 +78,8 @@ def create_run_dir(out: str | Path, name: str) -> Path:
     out_path = Path(out).expanduser()
     if out_path.exists() and not out_path.is_dir():
         raise DataError(f"output path {str(out)!r} is a file; expected a folder for run folders")
-    for i in range(1, 10_000):
-        candidate = out_path / (name if i == 1 else f"{name}{i}")
+    for numbered in numbered_names(name):
+        candidate = out_path / numbered
         try:
             out_path.mkdir(parents=True, exist_ok=True)
             candidate.mkdir()

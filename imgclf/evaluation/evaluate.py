@@ -15,7 +15,7 @@ from imgclf.evaluation.inference import Scores, score_items
 from imgclf.evaluation.metrics import Metrics, compute_metrics
 from imgclf.evaluation.stats import confused_pairs, summary_statistics
 from imgclf.progress import progress
-from imgclf.runs import RunFiles, read_json, write_json
+from imgclf.runs import RunFiles, numbered_names, read_json, write_json
 
 __all__ = ["evaluate_items", "metrics_from_scores", "evaluate_run", "evaluation_dir"]
 
@@ -64,8 +64,8 @@ def evaluation_dir(run_dir: Path, data: str | Path) -> Path:
     source = str(Path(data).expanduser().resolve())
     base = run_dir / RunFiles.EVALUATIONS
     name = Path(source).name
-    for i in range(1, 10_000):
-        candidate = base / (name if i == 1 else f"{name}{i}")
+    for numbered in numbered_names(name):
+        candidate = base / numbered
         saved = candidate / RunFiles.METRICS
         if not candidate.exists() or (saved.is_file() and read_json(saved).get("data") == source):
             return candidate

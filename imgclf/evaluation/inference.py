@@ -112,9 +112,8 @@ def _forward(model, x, tta: bool) -> np.ndarray:
 
 def _scores(items, order: np.ndarray, probs: np.ndarray, log: DecodeLog, seen: int, until: int | None = None) -> Scores:
     stop = until if until is not None else (int(order[0]) if len(order) else seen)
-    failed = {items[i].path: log.failures.get(items[i].path, "cannot decode") for i in range(seen, stop)}
-    for a, b in zip(order[:-1], order[1:]):  # gaps inside the batch
-        failed.update({items[i].path: log.failures.get(items[i].path, "cannot decode") for i in range(int(a) + 1, int(b))})
+    gaps = [range(seen, stop)] + [range(int(a) + 1, int(b)) for a, b in zip(order[:-1], order[1:])]  # before, inside
+    failed = {items[i].path: log.failures.get(items[i].path, "cannot decode") for gap in gaps for i in gap}
     return Scores(
         paths=[items[i].path for i in order],
         probs=probs,

@@ -15,12 +15,15 @@ __all__ = [
     "top_k_accuracy",
     "balanced_accuracy",
     "macro_f1",
+    "f1_from_counts",
+    "recall_from_counts",
     "confused_pairs",
     "summary_statistics",
     "BOOTSTRAP_SAMPLES",
 ]
 
 BOOTSTRAP_SAMPLES = 1000
+_BLOCK_CELLS = 2_000_000  # resampled labels held in memory at once
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -95,10 +98,14 @@ def top_k_accuracy(probs: np.ndarray, y_true: np.ndarray, k: int) -> float:
 
 
 def bootstrap_interval(metric, y_true: np.ndarray, y_pred: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95 % interval of ``metric(y_true, y_pred)``, resampling images.
+    """Percentile bootstrap 95 % interval of a metric, resampling images.
+
+    All resamples are scored at once from their per-class counts (one ``np.bincount`` per block of
+    resamples) instead of one scikit-learn call per resample: 1,000 resamples cost milliseconds.
 
     Args:
-        metric: a function of (y_true, y_pred) → float.
+        metric: a function of per-resample counts ``(tp, true_n, pred_n, labels)`` → one value per
+            resample, e.g. :func:`f1_from_counts`, :func:`recall_from_counts`.
         y_true: true class indices.
         y_pred: predicted class indices.
         samples: number of resamples.
@@ -107,10 +114,55 @@ def bootstrap_interval(metric, y_true: np.ndarray, y_pred: np.ndarray, samples: 
     n = len(y_true)
     if n == 0:
         return 0.0, 0.0
-    rng = np.random.default_rng(seed)
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
     labels = _present(y_true)
-    values = [metric(y_true[idx], y_pred[idx], labels) for idx in rng.integers(0, n, size=(samples, n))]
+    width = int(max(y_true.max(), y_pred.max())) + 1
+    draws = np.random.default_rng(seed).integers(0, n, size=(samples, n))
+    block = max(1, _BLOCK_CELLS // n)  # resamples per block: bounded memory at any test-set size
+    values = [metric(*_resample_counts(y_true, y_pred, draws[i : i + block], width), labels) for i in range(0, samples, block)]
+    values = np.concatenate(values)
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def _resample_counts(y_true: np.ndarray, y_pred: np.ndarray, draws: np.ndarray, width: int):
+    """Per resample (rows of ``draws``) and class: true positives, true count and predicted count."""
+    rows = np.arange(len(draws))[:, None] * width
+    t, p = rows + y_true[draws], rows + y_pred[draws]
+    size = len(draws) * width
+
+    def count(keys):
+        return np.bincount(keys.ravel(), minlength=size).reshape(len(draws), width)
+
+    return count(t[y_true[draws] == y_pred[draws]]), count(t), count(p)
+
+
+def f1_from_counts(tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Macro-F1 per row of counts over the ``labels`` that have images in that row (the classes
+    present, as :func:`macro_f1`); F1 = 2·TP / (true + predicted), as scikit-learn's ``f1_score``.
+
+    Args:
+        tp: ``(resamples, classes)`` true positives.
+        true_n: images per true class.
+        pred_n: images per predicted class.
+        labels: classes to average over.
+    """
+    present = true_n[:, labels] > 0
+    f1 = 2.0 * tp[:, labels] / np.maximum(1, (true_n + pred_n)[:, labels])
+    return (f1 * present).sum(axis=1) / np.maximum(1, present.sum(axis=1))
+
+
+def recall_from_counts(tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Balanced accuracy per row of counts: mean recall over the ``labels`` that have images in that row.
+
+    Args:
+        tp: ``(resamples, classes)`` true positives.
+        true_n: images per true class.
+        pred_n: images per predicted class (unused; the signature is shared with :func:`f1_from_counts`).
+        labels: classes to average over.
+    """
+    n = true_n[:, labels]
+    recall = np.divide(tp[:, labels], n, out=np.zeros(n.shape), where=n > 0)
+    return recall.sum(axis=1) / np.maximum(1, (n > 0).sum(axis=1))
 
 
 def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 10) -> list[dict]:
@@ -150,8 +202,8 @@ def summary_statistics(probs: np.ndarray, y_true: np.ndarray, seed: int = 0) -> 
     if k:
         hits = round(top_k_accuracy(probs, y_true, k) * n)
         out[f"top{k}_accuracy"] = _stat(hits / n if n else 0.0, wilson_interval(hits, n), "Wilson")
-    for name, fn in (("balanced_accuracy", balanced_accuracy), ("macro_f1", macro_f1)):
-        out[name] = _stat(fn(y_true, y_pred), bootstrap_interval(fn, y_true, y_pred, seed=seed), "bootstrap")
+    for name, fn, from_counts in (("balanced_accuracy", balanced_accuracy, recall_from_counts), ("macro_f1", macro_f1, f1_from_counts)):
+        out[name] = _stat(fn(y_true, y_pred), bootstrap_interval(from_counts, y_true, y_pred, seed=seed), "bootstrap")
     return out
 
 

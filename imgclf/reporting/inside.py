@@ -18,24 +18,36 @@ CAM_IMAGES = 4  # correct and as many wrong
 
 
 def plot_feature_maps(image: np.ndarray, maps: list[tuple[str, np.ndarray]], out_png: Path | None = None) -> bytes:
-    """The image, then a row per layer with its most active channels.
+    """The image, then a row per layer with its most active channels side by side.
+
+    Each row's channels are drawn as one strip (each channel scaled to its own range, as ``imshow``
+    would scale it alone): two axes per row instead of one per channel, which keeps the figure cheap.
 
     Args:
         image: ``(h, w, 3)`` pixels.
         maps: ``(layer name, (h, w, channels))`` from :func:`imgclf.reporting.explain.feature_maps`.
         out_png: where to write the PNG, or None.
     """
-    cols = max(m.shape[-1] for _, m in maps) + 1
-    with figure(len(maps), cols, size=(1.3 * cols, 1.45 * len(maps)), squeeze=False) as (fig, axes):
+    channels = max(m.shape[-1] for _, m in maps)
+    size = (1.3 * (channels + 1), 1.45 * len(maps))
+    with figure(len(maps), 2, size=size, squeeze=False, gridspec_kw={"width_ratios": [1, channels]}) as (fig, axes):
         for r, (name, m) in enumerate(maps):
             for ax in axes[r]:
                 ax.axis("off")
             axes[r][0].imshow(np.clip(image, 0, 255).astype("uint8"))
             axes[r][0].set_title(name[:20], fontsize=8, loc="left")
-            for c in range(m.shape[-1]):
-                axes[r][c + 1].imshow(m[..., c], cmap="viridis")
+            axes[r][1].imshow(_channel_strip(m), cmap="viridis", aspect="equal")
         fig.tight_layout()
         return save(fig, out_png)
+
+
+def _channel_strip(m: np.ndarray, gap: int = 2) -> np.ndarray:
+    """``(h, w, c)`` → ``(h, c·(w + gap))``: the channels side by side, each in [0, 1], NaN gaps."""
+    m = np.asarray(m, np.float32)
+    low, span = m.min(axis=(0, 1)), np.ptp(m, axis=(0, 1))
+    scaled = (m - low) / np.where(span > 0, span, 1.0)
+    padded = np.pad(scaled, ((0, 0), (0, gap), (0, 0)), constant_values=np.nan)
+    return np.concatenate([padded[..., c] for c in range(m.shape[-1])], axis=1)
 
 
 def plot_grad_cam(images: np.ndarray, cams: np.ndarray, captions: list[str], out_png: Path | None = None) -> bytes:

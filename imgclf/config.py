@@ -75,6 +75,10 @@ class TrainConfig:
         None, "wall-time budget such as 90s, 5m or 1h: picks the longest schedule that fits and stops in time", aliases=("--time",)
     )
     tensorboard: bool = _opt(False, "write TensorBoard logs to RUN/tensorboard")
+    report: bool = _opt(
+        True, "write report.html and its figures after training; --no-report skips them (quick experiments) and "
+        "`imgclf report RUN` builds them later",
+    )
     deterministic: bool = _opt(
         False,
         "TensorFlow op determinism (bit-identical runs everywhere; serialises the input pipeline, so slower). "

@@ -108,7 +108,7 @@ def test_train_quiet_with_flags_and_config_file(flat2, tmp_path, capsys):
     code, out, err = run_cli(
         capsys,
         "train", flat2, "--config", options, "--epochs", "1", "--batch-size", "8",
-        "--out", tmp_path / "runs", "--name", "cli", "--fine-tune", "none", "--seed", "3", "--quiet",
+        "--out", tmp_path / "runs", "--name", "cli", "--fine-tune", "none", "--seed", "3", "--quiet", "--no-report",
     )  # fmt: skip
     assert code == 0, err
     lines = out.strip().splitlines()
@@ -125,6 +125,13 @@ def test_train_quiet_with_flags_and_config_file(flat2, tmp_path, capsys):
     assert config["fine_tune"] == "none"
     assert config["seed"] == 3
     assert config["learning_rate"] == 1e-3  # default
+    assert config["report"] is False
+    run = Path(run_dir)
+    assert (run / RunFiles.PREDICTIONS).exists() and not (run / RunFiles.REPORT).exists()
+    assert not (run / RunFiles.CURVES).exists()
+    code, out, err = run_cli(capsys, "report", run)  # --no-report: the report is built later, complete
+    assert code == 0, err
+    assert (run / RunFiles.REPORT).stat().st_size > 10_000 and (run / RunFiles.CURVES).exists()
 
 
 def test_train_reports_progress_and_skipped_files(tmp_path, capsys):

@@ -48,9 +48,9 @@ def _table(scores: Scores, classes: list[str]) -> PredictionTable:
     return PredictionTable(scores.paths, scores.labels, scores.probs, list(classes))
 
 
-def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scores | None, image_size: int) -> float:
+def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scores | None, image_size: int, report: bool = True) -> float:
     """After training: fit the temperature on ``val``, write calibration.json, predictions.csv (test,
-    calibrated) and report.html. Returns the temperature.
+    calibrated) and, when ``report``, report.html. Returns the temperature.
 
     Args:
         run_dir: the run folder.
@@ -59,6 +59,7 @@ def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scor
         test: uncalibrated scores of the test split (as metrics.json was computed from).
         val: uncalibrated scores of the validation split (None: no calibration).
         image_size: the run's input size.
+        report: build report.html and its figures (False: ``imgclf report RUN`` builds them later).
     """
     t = 1.0
     if val is not None and len(val.labels):
@@ -67,7 +68,8 @@ def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scor
         t = cal["temperature"]
     calibrated = Scores(test.paths, apply_temperature(test.probs, t), test.labels, test.failures)
     write_predictions(run_dir / RunFiles.PREDICTIONS, calibrated, classes)
-    build_report(run_dir, model, _table(calibrated, classes))
+    if report:
+        build_report(run_dir, model, _table(calibrated, classes))
     return t
 
 

@@ -36,7 +36,6 @@ from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.models.loading import load_model_file
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
-from imgclf.reporting.curves import plot_history
 from imgclf.reporting.report import command_line, finish_run
 from imgclf.runs import RunFiles, check_run_dir, create_run_dir, library_versions, read_config, read_json, write_config, write_json
 from imgclf.training.recipe import Plan, plan_fine_tune
@@ -230,15 +229,17 @@ def _finish(
     for leftover in (RunFiles.LAST, RunFiles.STATE):  # only an interrupted run keeps what --resume needs
         if not interrupted:
             (run_dir / leftover).unlink(missing_ok=True)
-    plot_history(run_dir / RunFiles.HISTORY, run_dir / RunFiles.CURVES)
-    session.say("\n" + format_metrics(metrics))
+    session.say("\n" + format_metrics(metrics))  # curves.png: drawn by the report (its training section)
     reported = time.perf_counter()
     val = score_items(model, by_split["val"], cfg.image_size, cfg.batch_size) if by_split["test"] and by_split["val"] else None
     write_json(run_dir / RunFiles.TIMINGS, timings)
-    finish_run(run_dir, model, data.classes, test, val, cfg.image_size)
+    finish_run(run_dir, model, data.classes, test, val, cfg.image_size, report=cfg.report)
     timings["stages"]["report"] = round(time.perf_counter() - reported, 1)
     write_json(run_dir / RunFiles.TIMINGS, timings)
-    session.say(f"report: {run_dir / RunFiles.REPORT} ({timings['stages']['report']:.0f}s)")
+    if cfg.report:
+        session.say(f"report: {run_dir / RunFiles.REPORT} ({timings['stages']['report']:.0f}s)")
+    else:
+        session.say(f"no report (--no-report): `imgclf report {run_dir}` builds it")
     session.say(f"\nrun saved to {run_dir} ({seconds:.0f}s)")
     return TrainResult(run_dir, cfg, data.classes, metrics, interrupted, seconds)
 

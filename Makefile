@@ -40,13 +40,15 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
-# The whole suite, the slow integration test on the shared dataset included (what CI runs).
+# The whole suite, the slow integration test on the shared dataset included (what CI runs), in
+# PYTEST_WORKERS processes (pytest-xdist; one test file stays in one process, so its trained runs are shared).
+PYTEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) tests
 
 # Everything but the integration test on the shared dataset.
 test-fast: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -110,7 +110,7 @@ def test_train_from_an_npz(tmp_path):
     np.savez(tmp_path / "tiny.npz", features=x, target=y)
     result = imgclf.train(
         tmp_path / "tiny.npz", model="cnn", image_size=32, epochs=1, batch_size=8, augment="none",
-        out=str(tmp_path / "runs"), verbose=0,
+        out=str(tmp_path / "runs"), verbose=0, report=False,
     )  # fmt: skip
     assert result.classes == ["0", "1"] and result.run_dir.name == "tiny"
     assert result.metrics.n > 0
@@ -170,7 +170,8 @@ def test_bad_presplit_arrays_name_the_file(tmp_path):
 def test_train_on_presplit_arrays_tests_on_the_test_arrays(tmp_path):
     folder = course_arrays(tmp_path / "fashion", n_train=12, n_test=4)
     result = imgclf.train(
-        folder, model="cnn", image_size=32, epochs=1, batch_size=8, augment="none", out=str(tmp_path / "runs"), verbose=0
+        folder, model="cnn", image_size=32, epochs=1, batch_size=8, augment="none", out=str(tmp_path / "runs"), verbose=0,
+        report=False,
     )
     rows = manifest_rows(result.run_dir)
     assert sum(r["split"] == "test" for r in rows) == 8

@@ -75,7 +75,7 @@ def test_a_zero_cap_keeps_only_the_entry_in_use(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- two runs at once
 
 TRAIN = "import sys, imgclf; imgclf.train(sys.argv[1], out=sys.argv[2], name=sys.argv[3], model='efficientnet_lite0', " \
-    "image_size=32, head_epochs=1, fine_tune='none', batch_size=8, views=2, augment='flip', verbose=0)"
+    "image_size=32, head_epochs=1, fine_tune='none', batch_size=8, views=2, augment='flip', verbose=0, report=False)"
 
 
 def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path):

@@ -139,7 +139,7 @@ def test_train_reports_progress_and_skipped_files(tmp_path, capsys):
     (data / "dog" / "notes.txt").write_text("x")
     code, out, err = run_cli(
         capsys, "train", data, "--model", "cnn", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
-        "--augment", "none", "--out", tmp_path / "runs",
+        "--augment", "none", "--out", tmp_path / "runs", "--no-report",
     )  # fmt: skip
     assert code == 0, err
     assert "imgclf: 16 images, 2 classes" in out

@@ -177,7 +177,7 @@ def test_doctor_on_a_missing_folder(tmp_path, capsys):
 # ---------------------------------------------------------------------------- train
 
 
-TINY = dict(model="cnn", image_size=32, batch_size=8, augment="none", epochs=1, verbose=0)
+TINY = dict(model="cnn", image_size=32, batch_size=8, augment="none", epochs=1, verbose=0, report=False)
 
 
 def test_train_on_a_messy_folder_completes_reports_and_touches_nothing(messy, tmp_path, capsys):

@@ -14,7 +14,7 @@ from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles, read_json
 from imgclf.training.callbacks import HistoryCSV
 
-CNN_FLAGS = ["--model", "cnn", "--image-size", "32", "--batch-size", "8", "--augment", "none", "--epochs", "3"]
+CNN_FLAGS = ["--model", "cnn", "--image-size", "32", "--batch-size", "8", "--augment", "none", "--epochs", "3", "--no-report"]
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 

@@ -29,7 +29,7 @@ from imgclf.runs import RunFiles, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 CNN = {"model": "cnn", "image_size": 32, "batch_size": 8, "augment": "none", "epochs": 4, "seed": 7}
-CNN_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in CNN.items()]
+CNN_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in CNN.items()] + ["--no-report"]
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -72,7 +72,7 @@ def one_line(err: str) -> str:
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, capsys):
     data = make_dataset(tmp_path / "pets", {"cat": 16, "dog": 16}, seed=41)
     out = tmp_path / "runs"
-    straight = imgclf.train(data, out=str(out), name="straight", verbose=0, **CNN)
+    straight = imgclf.train(data, out=str(out), name="straight", verbose=0, report=False, **CNN)
     proc = imgclf_process("train", data, "--out", out, "--name", "killed", *CNN_FLAGS)
     run_dir = out / "killed"
     kill_when(proc, run_dir / RunFiles.STATE)  # the first epoch's checkpoint is whole: epoch 2 is under way

@@ -309,7 +309,7 @@ MESSAGE = re.compile(
     r"(?P<train>\d+) training activations \((?P<views>\d+) view\(s\)\) \+ (?P<val>\d+) val at '(?P<cut>[^']+)' "
     r"in [\d.]+s \(cache: (?P<hit>\d+) hit, (?P<computed>\d+) computed\)"
 )
-HEAD_ONLY = dict(model="efficientnet_lite0", image_size=32, head_epochs=1, fine_tune="none", batch_size=8, verbose=1)
+HEAD_ONLY = dict(model="efficientnet_lite0", image_size=32, head_epochs=1, fine_tune="none", batch_size=8, verbose=1, report=False)
 
 
 def activation_report(out: str) -> dict[str, int | str]:

@@ -86,7 +86,7 @@ def test_train_offline_from_the_command_line(tmp_path, monkeypatch, capsys):
     data = make_dataset(tmp_path / "colours", {"red": 12, "blue": 12}, seed=3)
     code = main([
         "train", str(data), "--model", name, "--image-size", "32", "--head-epochs", "1", "--epochs", "1",
-        "--batch-size", "8", "--augment", "none", "--out", str(tmp_path / "runs"), "--quiet",
+        "--batch-size", "8", "--augment", "none", "--out", str(tmp_path / "runs"), "--quiet", "--no-report",
     ])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 0, err

@@ -28,9 +28,10 @@ from imgclf.training.callbacks import HistoryCSV
 from imgclf.training.optim import make_optimizer
 from imgclf.training.trainer import train_run
 
-CNN = dict(model="cnn", image_size=32, batch_size=8, augment="flip", epochs=3, verbose=0)
+CNN = dict(model="cnn", image_size=32, batch_size=8, augment="flip", epochs=3, verbose=0, report=False)
 PRETRAINED = dict(
-    model="efficientnet_lite0", image_size=32, head_epochs=1, epochs=3, fine_tune="auto", batch_size=8, augment="none", verbose=0
+    model="efficientnet_lite0", image_size=32, head_epochs=1, epochs=3, fine_tune="auto", batch_size=8, augment="none", verbose=0,
+    report=False,
 )
 METRIC_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -94,7 +95,7 @@ def cnn(tmp_path_factory):
         straight = imgclf.train(data, out=out, name="straight", **CNN)
         again = imgclf.train(data, out=out, name="again", **CNN)
         interrupt_after(patch, "train", 1)
-        interrupted = snapshot(imgclf.train(data, out=out, name="resumed", **CNN))
+        interrupted = snapshot(imgclf.train(data, out=out, name="resumed", **{**CNN, "report": True}))  # the resumed run reports
         patch.undo()  # the resumed run is not interrupted
         patch.setenv("IMGCLF_CACHE", str(base / "cache"))
         code, stdout, stderr = cli(["train", "--resume", str(interrupted.result.run_dir), "--quiet"])

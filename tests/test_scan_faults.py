@@ -262,7 +262,7 @@ def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_
         if not p.is_symlink():
             p.chmod(0o555 if p.is_dir() else 0o444)
     try:
-        result = imgclf.train(root, out=str(tmp_path / "runs"), model="cnn", image_size=32, epochs=1, batch_size=8, verbose=1)
+        result = imgclf.train(root, out=str(tmp_path / "runs"), model="cnn", image_size=32, epochs=1, batch_size=8, verbose=1, report=False)
     finally:
         for p in [root, *root.rglob("*")]:
             if not p.is_symlink():

@@ -37,8 +37,9 @@ def plot_class_counts(counts: dict[str, dict[str, int]], classes: list[str], out
         ax.invert_yaxis()
         ax.set_xlabel("images")
         ax.grid(axis="y", visible=False)
-        ax.legend(loc="lower right")
-        ax.set_title("images per class and split")
+        # above the bars, not over them (at 10 classes "lower right" hid the test bars)
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(counts), frameon=False)
+        ax.set_title("images per class and split", pad=22)
         return save(fig, out_png)
 
 

@@ -79,6 +79,8 @@ def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_pn
         classes: class names in label order.
         out_png: where to write the PNG, or None.
     """
+    from matplotlib.ticker import MaxNLocator
+
     cm = np.asarray(confusion, float)
     n = len(classes)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -94,7 +96,10 @@ def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_pn
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
             ax.set_title(title)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            if title == "counts":  # whole images (a maximum of 2 showed ticks 0.25, 0.5, …)
+                bar.locator = MaxNLocator(integer=True)
+                bar.update_ticks()
             if n <= 15:
                 for i in range(n):
                     for j in range(n):

@@ -133,6 +133,8 @@ def plot_reliability(before: list[dict], after: list[dict], ece: tuple[float, fl
             ax.set_xlabel("confidence")
             ax.set_ylabel("accuracy")
             ax.set_title(f"{title} (ECE {e:.3f})")
-            ax.legend(loc="upper left")
-        fig.tight_layout()
+        # one legend under both panels: inside, it hid the share-of-images line where confidences are low
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         return save(fig, out_png)

@@ -139,6 +139,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     def show(metrics) -> None:  # before saving: a run folder that cannot be written loses nothing
         if args.format == "json":
             print(json.dumps(metrics.to_dict(), indent=2), flush=True)
+            if metrics.honesty.get("differs"):
+                print(metrics.honesty["message"], file=sys.stderr, flush=True)
         else:
             print(format_metrics(metrics))
             for row in metrics.skipped:

@@ -103,6 +103,11 @@ class TrainConfig:
     )
     duplicates_together: bool = _opt(True, "keep each cluster of exact/near-duplicate images on one side of the split")
     class_weight: str = _opt("none", "'auto': weight the loss by inverse class frequency of the train split; 'none'")
+    test_dir: str | None = _opt(
+        None,
+        "a separate labelled folder (<class>/<images>) from another source, scored after training beside the internal "
+        "test split: both accuracies are shown with their intervals, with a warning when they differ beyond chance",
+    )
     allow_missing_test_classes: bool = _opt(
         False, "train even when a pre-split test/ folder lacks a class (its test metrics then have support 0)"
     )
@@ -149,6 +154,8 @@ class TrainConfig:
             )
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
             raise invalid_value("name", self.name, "a plain folder name without '/'")
+        if self.test_dir is not None and not Path(self.test_dir).expanduser().exists():
+            raise invalid_value("test_dir", self.test_dir, "an existing folder of labelled images (<class>/<images>)")
         if self.class_weight not in CLASS_WEIGHTS:
             raise invalid_value("class_weight", self.class_weight, "one of 'none', 'auto'")
         if self.group_by is not None:

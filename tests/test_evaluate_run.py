@@ -5,7 +5,9 @@ progress lines when piped; the evaluation's report in evaluations/<folder>/."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import json
 import shutil
 
@@ -92,3 +94,63 @@ def test_evaluation_shows_progress_when_piped(trained_run, capsys, monkeypatch):
     assert main(["evaluate", str(trained_run.run_dir)]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluating:")]
     assert lines and lines[-1].startswith("evaluating: 6/6 (") and "s left)" in lines[-1]
+
+
+def _colour_shifted_copy(src, dst):
+    """The same pictures from "another camera": colour channels rotated and 30 % darker."""
+    from PIL import Image
+
+    for path in sorted(src.rglob("*.jpg")):
+        with Image.open(path) as im:
+            pixels = np.asarray(im.convert("RGB"), np.float64)
+        out = dst / path.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(np.roll(pixels, 1, axis=2) * 0.7, 0, 255).astype(np.uint8)).save(out, quality=90)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def honest_run(tmp_path_factory):
+    """A tiny cnn run trained with --test-dir on new pictures of the same kind, with an internal test split
+    large enough (30 % = 36 images) for the honesty check to have power; the pictures' shifted copies."""
+    base = tmp_path_factory.mktemp("honesty")
+    data = make_dataset(base / "shapes", {"cat": 40, "dog": 40, "fox": 40}, fmt="jpg", seed=41)
+    same = make_dataset(base / "same_kind", {"cat": 20, "dog": 20, "fox": 20}, fmt="jpg", seed=42)
+    shifted = _colour_shifted_copy(same, base / "other_camera")
+    terminal = io.StringIO()
+    with contextlib.redirect_stdout(terminal):
+        code = main(["train", str(data), "--model", "cnn", "--image-size", "32", "--epochs", "8", "--batch-size", "8",
+                     "--augment", "none", "--test-fraction", "0.3", "--test-dir", str(same), "--out", str(base / "runs"),
+                     "--name", "honest"])
+    assert code == 0
+    return base / "runs" / "honest", terminal.getvalue(), shifted
+
+
+def test_train_with_a_test_dir_shows_both_accuracies_and_no_warning_on_the_same_kind(honest_run):
+    run_dir, out, _ = honest_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    check = metrics["honesty"]
+    assert check["internal"]["n"] == metrics["n"] == 36 and check["internal"]["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert check["internal"]["accuracy"] >= 0.9, check  # a model worth checking
+    assert check["external"]["n"] == 60 and check["differs"] is False, check
+    assert "WARNING" not in out and check["message"] in out
+    saved = json.loads((run_dir / "evaluations" / "same_kind" / "metrics.json").read_text())
+    assert saved["accuracy"] == pytest.approx(check["external"]["accuracy"]) and saved["honesty"] == check
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'data-honesty="consistent"' in report
+    assert f'data-metric="honesty_external">{check["external"]["accuracy"]:.4f}<' in report
+    assert (run_dir / "evaluations" / "same_kind" / "report.html").is_file()
+
+
+def test_the_honesty_check_warns_on_a_planted_shift(honest_run, capsys):
+    run_dir, _, shifted = honest_run
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), str(shifted)]) == 0
+    out = capsys.readouterr().out
+    saved = run_dir / "evaluations" / "other_camera"
+    check = json.loads((saved / "metrics.json").read_text())["honesty"]
+    assert check["differs"] is True and check["p_value"] < 0.05, check
+    warnings = [line for line in out.splitlines() if line.startswith("WARNING honesty check")]
+    assert warnings == [check["message"]] and "overstates" in warnings[0]
+    report = (saved / "report.html").read_text(encoding="utf-8")
+    assert 'data-honesty="differs"' in report and 'data-metric="honesty_external"' in report

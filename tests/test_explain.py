@@ -4,6 +4,7 @@ pretrained EfficientNet-Lite0."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,10 @@ from PIL import Image
 
 import imgclf
 from imgclf.data.decode import load_image
-from imgclf.reporting.explain import feature_maps, grad_cam, model_summary
+from imgclf.reporting.explain import CAM_METHODS, feature_maps, grad_cam, model_summary
 
 PATCH_SHARE = 0.3125  # patch side / image side: the patch covers 10 % of the image
-LITE0_LEAST = 0.4  # measured 0.48 here (0.41-0.48 over other runs): not yet "mostly", see docs/benchmarks.md
+MOSTLY = 0.5  # "mostly on the patch"; HiResCAM measured 0.55-0.63 over three other seeds for both (docs/benchmarks.md)
 COLOURS = {"blue": (30, 60, 230), "green": (30, 200, 60), "red": (230, 40, 30)}
 
 
@@ -48,7 +49,8 @@ def make_patch_dataset(root: Path, size: int, per_class: int = 40, seed: int = 0
 
 
 def _mass_on_patch(run_dir: Path, heldout: Path, size: int) -> float:
-    """Median over 30 new images (never seen in training) of the share of Grad-CAM mass inside the patch."""
+    """Median over 30 new images (never seen in training) of the share of the report's heatmap (grad_cam
+    with its default method and layer) inside the patch."""
     boxes = make_patch_dataset(heldout, size, per_class=10, seed=1)
     run = imgclf.load_run(run_dir)
     paths = sorted(boxes)
@@ -65,22 +67,23 @@ def _mass_on_patch(run_dir: Path, heldout: Path, size: int) -> float:
 # the CNN needs ~8 epochs before its BatchNorm statistics let validation follow training. The pretrained
 # EfficientNet-Lite0 trains its head on cached features (frozen backbone); its map comes from the last
 # stride-16 block output (8x8 at 128 px). Spread evenly, a map would put PATCH_SHARE**2 = 10 % of its
-# mass on the patch; measured medians are in docs/benchmarks.md ("Grad-CAM check").
+# mass on the patch; the report's method (HiResCAM) is measured; all methods are in docs/benchmarks.md
+# ("Grad-CAM check", bench/bench_gradcam.py).
 @pytest.mark.parametrize(
-    ("model", "size", "per_class", "options", "least"),
+    ("model", "size", "per_class", "options"),
     [
-        ("cnn", 64, 60, {"epochs": 12, "patience": 12}, 0.5),
-        ("efficientnet_lite0", 128, 40, {"fine_tune": "none"}, LITE0_LEAST),
+        ("cnn", 64, 60, {"epochs": 12, "patience": 12}),
+        ("efficientnet_lite0", 128, 40, {"fine_tune": "none"}),
     ],
 )
-def test_grad_cam_mass_falls_on_the_planted_patch(tmp_path, private_cache, model, size, per_class, options, least):
+def test_grad_cam_mass_falls_on_the_planted_patch(tmp_path, private_cache, model, size, per_class, options):
     make_patch_dataset(tmp_path / "patch", size, per_class)
     result = imgclf.train(tmp_path / "patch", model=model, image_size=size, batch_size=16, augment="none",
                           out=str(tmp_path / "runs"), verbose=0, **options)
     assert result.metrics.accuracy >= 0.9, result.metrics.accuracy
     share = _mass_on_patch(result.run_dir, tmp_path / "heldout", size)
-    print(f"{model}: median Grad-CAM mass on the patch {share:.3f}")
-    assert share > least, f"median heatmap mass on the patch {share:.2f} (patch area {PATCH_SHARE**2:.2f})"
+    print(f"{model}: median heatmap mass on the patch {share:.3f}")
+    assert share > MOSTLY, f"median heatmap mass on the patch {share:.2f} (patch area {PATCH_SHARE**2:.2f})"
 
 
 def test_feature_maps_and_summary_of_a_run(trained_run):
@@ -100,5 +103,8 @@ def test_grad_cam_of_the_pretrained_backbone_runs():
 
     clf = build_classifier(get_spec("efficientnet_lite0"), 3, 64, "none", 0)
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3))
-    cams = grad_cam(clf.model, images, [0, 2])
-    assert cams.shape == (2, 64, 64) and cams.min() >= 0 and cams.max() <= 1
+    for method in CAM_METHODS:
+        cams = grad_cam(clf.model, images, [0, 2], method=method)
+        assert cams.shape == (2, 64, 64) and cams.min() >= 0 and cams.max() <= 1, method
+    with pytest.raises(ValueError, match=re.escape("unknown CAM method 'gradcam+'")):
+        grad_cam(clf.model, images, [0, 2], method="gradcam+")

@@ -75,3 +75,28 @@ def test_no_samples_gives_empty_metrics():
     assert m.n == 0
     assert m.accuracy == 0.0
     assert m.confusion_matrix == [[0, 0], [0, 0]]
+
+
+def _stats(correct: int, n: int) -> dict:
+    from imgclf.evaluation.stats import wilson_interval
+
+    low, high = wilson_interval(correct, n)
+    return {"n": n, "split": "test", "statistics": {"accuracy": {"value": correct / n, "low": low, "high": high}}}
+
+
+def test_the_honesty_check_is_fishers_exact_test_on_right_and_wrong_counts():
+    from scipy.stats import fisher_exact
+
+    from imgclf.evaluation.honesty import compare_accuracy
+
+    shifted = compare_accuracy(_stats(198, 200), _stats(150, 200), "elsewhere")
+    assert shifted["differs"] and shifted["p_value"] == pytest.approx(fisher_exact([[198, 2], [150, 50]]).pvalue)
+    assert shifted["message"].startswith("WARNING honesty check: accuracy 0.7500 [")
+    assert "overstates" in shifted["message"] and "24.0 percentage points" in shifted["message"]
+    same = compare_accuracy(_stats(190, 200), _stats(183, 200), "elsewhere")
+    assert not same["differs"] and "no difference beyond chance" in same["message"]
+    # the intervals of 0.99 (n=200) and 0.95 (n=300) overlap, yet the difference is real at 5 %
+    close = compare_accuracy(_stats(198, 200), _stats(285, 300), "elsewhere")
+    assert close["differs"] and close["internal"]["low"] < close["external"]["high"]
+    better = compare_accuracy(_stats(150, 200), _stats(198, 200), "elsewhere")
+    assert better["differs"] and "scores higher" in better["message"]

@@ -78,6 +78,17 @@ def test_every_section_is_there_and_every_image_decodes(reported_run):
             assert im.format == "PNG"
 
 
+def test_the_grad_cam_caption_names_its_method_and_layer(reported_run):
+    from imgclf.reporting.explain import CAM_METHOD, CAM_METHODS, cam_layer, split_model
+
+    result, html, _ = reported_run
+    run = imgclf.load_run(result.run_dir)
+    layer = cam_layer(split_model(run.model)[0], run.image_size)
+    assert layer == "block2_relu"  # cnn at 32 px: the last map (8x8) at least 4 wide, pooling aside
+    assert f'<code class="cam-layer">{layer}</code>' in html
+    assert f'<span class="cam-method">{CAM_METHODS[CAM_METHOD].replace("&", "&amp;")}</span>' in html
+
+
 def test_nothing_points_outside_the_file(reported_run):
     _, html, page = reported_run
     text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)

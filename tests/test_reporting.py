@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from imgclf.reporting.curves import plot_history
@@ -54,3 +55,19 @@ def test_augmentation_preview_of_nothing_decodable_writes_nothing(tmp_path):
 
     assert plot_augmentation_preview([str(tmp_path / "missing.jpg")], ["x"], 32, None, tmp_path / "a.png") is None
     assert not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/venv/bin/imgclf", "train", "my photos"], "imgclf train 'my photos'"),
+        (["/src/imgclf/__main__.py", "train", "x"], "imgclf train x"),
+        (["/venv/lib/site-packages/pytest/__main__.py", "-q", "tests"], "python -m pytest -q tests"),
+        (["script.py", "--n", "3"], "python script.py --n 3"),
+    ],
+)
+def test_the_command_line_is_shown_as_typed(monkeypatch, argv, expected):
+    from imgclf.reporting.report import command_line
+
+    monkeypatch.setattr("sys.argv", argv)
+    assert command_line() == expected

@@ -7,17 +7,20 @@ folder whose metrics, predictions and report are saved in ``RUN/evaluations/<fol
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from imgclf.data.scan import ImageItem, scan_folder
 from imgclf.errors import DataError
+from imgclf.evaluation.honesty import compare_accuracy
 from imgclf.evaluation.inference import Scores, score_items
 from imgclf.evaluation.metrics import Metrics, compute_metrics
 from imgclf.evaluation.stats import confused_pairs, summary_statistics
 from imgclf.progress import progress
 from imgclf.runs import RunFiles, numbered_names, read_json, write_json
 
-__all__ = ["evaluate_items", "metrics_from_scores", "evaluate_run", "evaluation_dir"]
+__all__ = ["evaluate_items", "metrics_from_scores", "evaluate_run", "evaluation_dir", "External", "score_folder",
+           "check_honesty", "save_evaluation"]
 
 
 def metrics_from_scores(scores: Scores, classes: list[str], split: str, seed: int = 0) -> Metrics:
@@ -72,6 +75,17 @@ def evaluation_dir(run_dir: Path, data: str | Path) -> Path:
     raise DataError(f"too many evaluations named {name!r} in {str(base)!r}")
 
 
+def _folder_items(data, classes: list[str]) -> tuple[list[ImageItem], str, list[dict[str, str]]]:
+    """A labelled folder's images (its test/ part when it is pre-split), its name, and skipped files."""
+    scanned = scan_folder(data, classes=classes)
+    items, split = scanned.items, "all"
+    if scanned.presplit:
+        test = [i for i in items if i.split == "test"]
+        items, split = (test, "test") if test else (items, "all")
+    name = Path(data).expanduser().resolve().name
+    return items, f"{name}/{split}", [{"path": k.path, "reason": k.reason} for k in scanned.skipped]
+
+
 def _items(run, data) -> tuple[list[ImageItem], str, list[dict[str, str]]]:
     from imgclf.data.split import read_manifest
 
@@ -83,19 +97,81 @@ def _items(run, data) -> tuple[list[ImageItem], str, list[dict[str, str]]]:
         if missing:
             raise DataError(f"test image {missing[0]!r} of run {str(run.path)!r} no longer exists; was the data folder moved?")
         return items, "test", []
-    scanned = scan_folder(data, classes=run.classes)
-    items, split = scanned.items, "all"
-    if scanned.presplit:
-        test = [i for i in items if i.split == "test"]
-        items, split = (test, "test") if test else (items, "all")
-    name = Path(data).expanduser().resolve().name
-    return items, f"{name}/{split}", [{"path": k.path, "reason": k.reason} for k in scanned.skipped]
+    return _folder_items(data, run.classes)
+
+
+@dataclass
+class External:
+    """A separate labelled folder scored by a run's model: where it is, its scores and metrics."""
+
+    data: str
+    scores: Scores
+    metrics: Metrics
+
+
+def score_folder(model, data: str | Path, classes: list[str], image_size: int, batch_size: int, seed: int = 0,
+                 temperature: float = 1.0, verbose: int = 0) -> External:
+    """Metrics of ``model`` on a labelled folder (its ``test/`` part when pre-split), skipped files listed.
+
+    Args:
+        model: the Keras classifier.
+        data: the labelled folder.
+        classes: the run's class names in label order (the folder's class folders must be among them).
+        image_size: the model's square input size in pixels.
+        batch_size: images per forward pass.
+        seed: seed of the bootstrap intervals.
+        temperature: calibration temperature of the probabilities. Defaults to 1.0 (none).
+        verbose: 1 shows a progress bar.
+    """
+    items, split, skipped = _folder_items(data, classes)
+    with progress("evaluating", len(items), enabled=verbose > 0) as advance:
+        scores = score_items(model, items, image_size, batch_size, temperature, advance)
+    metrics = metrics_from_scores(scores, classes, split, seed)
+    metrics.skipped = skipped + metrics.skipped
+    return External(str(Path(data).expanduser().resolve()), scores, metrics)
+
+
+def check_honesty(internal: Metrics | dict, external: Metrics) -> dict:
+    """Compare the run's own test metrics with a separate folder's; the result is stored on both
+    (``Metrics.honesty``, when ``internal`` is a Metrics) and returned.
+
+    Args:
+        internal: the run's test metrics (a Metrics, or metrics.json's contents).
+        external: the separate folder's metrics.
+    """
+    inside = internal.to_dict() if isinstance(internal, Metrics) else internal
+    check = compare_accuracy(inside, external.to_dict(), external.split, f"internal {inside['split'].split(' ')[0]} split")
+    external.honesty = check
+    if isinstance(internal, Metrics):
+        internal.honesty = check
+    return check
+
+
+def save_evaluation(run_dir: Path, external: External, classes: list[str]) -> Path:
+    """Write ``metrics.json`` and ``predictions.csv`` of a separate folder into ``evaluations/<folder>/``.
+
+    Args:
+        run_dir: the run folder.
+        external: :func:`score_folder`'s result.
+        classes: class names in label order.
+    """
+    from imgclf.evaluation.predictions import write_predictions
+
+    out = evaluation_dir(run_dir, external.data)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RunFiles.METRICS, {**external.metrics.to_dict(), "data": external.data})
+        write_predictions(out / RunFiles.PREDICTIONS, external.scores, classes)
+    except OSError as exc:
+        raise DataError(f"could not save the evaluation in {str(out)!r}: {exc.strerror or exc}") from None
+    return out
 
 
 def evaluate_run(run, data: str | Path | None = None, batch_size: int | None = None, verbose: int = 0,
                  on_metrics: Callable[[Metrics], None] | None = None) -> Metrics:
     """Metrics of a run on its test split, or on a labelled folder (then saved, with predictions.csv and
-    a report, under ``evaluations/``). Probabilities are calibrated with the run's temperature.
+    a report, under ``evaluations/``, and compared with the run's own test accuracy: ``Metrics.honesty``).
+    Probabilities are calibrated with the run's temperature.
 
     Args:
         run: a :class:`imgclf.serving.predictor.Run`.
@@ -106,22 +182,21 @@ def evaluate_run(run, data: str | Path | None = None, batch_size: int | None = N
             read-only run folder loses nothing).
     """
     from imgclf.evaluation.calibration import read_temperature
-    from imgclf.evaluation.predictions import write_predictions
 
-    items, split, skipped = _items(run, data)
-    with progress("evaluating", len(items), enabled=verbose > 0) as advance:
-        scores = score_items(run.model, items, run.image_size, batch_size or run.config.batch_size, read_temperature(run.path), advance)
-    metrics = metrics_from_scores(scores, run.classes, split, run.config.seed)
-    metrics.skipped = skipped + metrics.skipped
-    if on_metrics is not None:
-        on_metrics(metrics)
+    batch_size, temperature = batch_size or run.config.batch_size, read_temperature(run.path)
     if data is None:
+        items, split, _ = _items(run, None)
+        with progress("evaluating", len(items), enabled=verbose > 0) as advance:
+            scores = score_items(run.model, items, run.image_size, batch_size, temperature, advance)
+        metrics = metrics_from_scores(scores, run.classes, split, run.config.seed)
+        if on_metrics is not None:
+            on_metrics(metrics)
         return metrics
-    out = evaluation_dir(run.path, data)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / RunFiles.METRICS, {**metrics.to_dict(), "data": str(Path(data).expanduser().resolve())})
-        write_predictions(out / RunFiles.PREDICTIONS, scores, run.classes)
-    except OSError as exc:
-        raise DataError(f"could not save the evaluation in {str(out)!r}: {exc.strerror or exc}") from None
-    return metrics
+    external = score_folder(run.model, data, run.classes, run.image_size, batch_size, run.config.seed, temperature, verbose)
+    internal = run.path / RunFiles.METRICS
+    if internal.is_file() and "statistics" in (saved := read_json(internal)):
+        check_honesty(saved, external.metrics)
+    if on_metrics is not None:
+        on_metrics(external.metrics)
+    save_evaluation(run.path, external, run.classes)
+    return external.metrics

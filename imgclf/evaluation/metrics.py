@@ -23,6 +23,7 @@ class Metrics:
     absent_classes: list[str] = field(default_factory=list)  # no image of theirs was evaluated
     statistics: dict[str, dict] = field(default_factory=dict)  # value and 95 % interval (see evaluation.stats)
     confused_pairs: list[dict] = field(default_factory=list)
+    honesty: dict = field(default_factory=dict)  # vs a separate folder (evaluation.honesty), when there is one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,4 +90,6 @@ def format_metrics(m: Metrics) -> str:
     lines += ["", "confusion matrix (rows: true, columns: predicted)", f"{'':<{width}}" + "".join(f"{s:>{cell}}" for s in short)]
     for c, row in zip(m.classes, m.confusion_matrix):
         lines.append(f"{c:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    if m.honesty:
+        lines += ["", m.honesty["message"]]
     return "\n".join(lines)

@@ -3,6 +3,7 @@ augmentation layers (the notes' ``ImageDataGenerator`` preview, from the layers 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ __all__ = ["plot_augmentation_preview", "PREVIEW_IMAGES", "PREVIEW_VIEWS"]
 
 PREVIEW_IMAGES = 4  # rows: training images, spread over the classes
 PREVIEW_VIEWS = 5  # columns after the original: augmented views
+CAPTION_PT = 11  # the report shows the figure at about its own size: captions as large as body text
 
 
 def plot_augmentation_preview(
@@ -30,7 +32,8 @@ def plot_augmentation_preview(
 
     Args:
         paths: the training images to show, one a row.
-        captions: a row label per image (e.g. its class).
+        captions: a row label per image (e.g. its class), written left of the row; the first ": "
+            starts a second line.
         image_size: side of the decoded images in pixels.
         augmentation: the augmentation model, called as ``augmentation(x, training=True)``.
         out_png: the figure file to write.
@@ -54,6 +57,11 @@ def plot_augmentation_preview(
     return out_png
 
 
+def _wrap(caption: str, width: int = 16) -> str:
+    """``class: file`` as lines of at most ``width`` characters, the class first."""
+    return "\n".join(line for part in caption.split(": ", 1) for line in textwrap.wrap(part, width) or [""])
+
+
 def _draw(axes, rows, columns, labels) -> None:
     for r in range(len(rows)):
         for c, images in enumerate(columns):
@@ -61,6 +69,11 @@ def _draw(axes, rows, columns, labels) -> None:
             ax.imshow(np.clip(images[r], 0, 255).astype("uint8"))
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
             if r == 0:
-                ax.set_title("original" if c == 0 else f"view {c}", fontsize=8)
-        axes[r][0].set_ylabel(labels[r], fontsize=8)
+                ax.set_title("original" if c == 0 else f"view {c}", fontsize=CAPTION_PT)
+        # horizontal, left of the row, one line per part ("class: file" -> class above file)
+        axes[r][0].set_ylabel(_wrap(labels[r]), fontsize=CAPTION_PT, rotation=0,
+                              ha="right", va="center", labelpad=6)

@@ -46,6 +46,8 @@ def plot_history(history_csv: Path, out_png: Path | None) -> bytes | None:
         history_csv: the run's history.csv.
         out_png: where to write curves.png, or None.
     """
+    from matplotlib.ticker import MaxNLocator
+
     rows = read_history(history_csv)
     if not rows:
         return None
@@ -64,6 +66,7 @@ def plot_history(history_csv: Path, out_png: Path | None) -> bytes | None:
             if best is not None:
                 ax.axvline(best, color=PALETTE[5], lw=1.2, ls=":", label=f"chosen epoch ({best})")
             ax.set_xlim(epochs[0] - 0.6, epochs[-1] + 0.6)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs (one epoch showed 0.4 … 1.6)
             ax.set_xlabel("epoch")
             ax.set_title(metric.replace("_", " "))
             ax.legend(loc="best")

@@ -37,8 +37,9 @@ def plot_class_counts(counts: dict[str, dict[str, int]], classes: list[str], out
         ax.invert_yaxis()
         ax.set_xlabel("images")
         ax.grid(axis="y", visible=False)
-        ax.legend(loc="lower right")
-        ax.set_title("images per class and split")
+        # above the bars, not over them (at 10 classes "lower right" hid the test bars)
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(counts), frameon=False)
+        ax.set_title("images per class and split", pad=22)
         return save(fig, out_png)
 
 
@@ -78,6 +79,8 @@ def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_pn
         classes: class names in label order.
         out_png: where to write the PNG, or None.
     """
+    from matplotlib.ticker import MaxNLocator
+
     cm = np.asarray(confusion, float)
     n = len(classes)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -93,7 +96,10 @@ def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_pn
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
             ax.set_title(title)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            if title == "counts":  # whole images (a maximum of 2 showed ticks 0.25, 0.5, …)
+                bar.locator = MaxNLocator(integer=True)
+                bar.update_ticks()
             if n <= 15:
                 for i in range(n):
                     for j in range(n):
@@ -127,6 +133,8 @@ def plot_reliability(before: list[dict], after: list[dict], ece: tuple[float, fl
             ax.set_xlabel("confidence")
             ax.set_ylabel("accuracy")
             ax.set_title(f"{title} (ECE {e:.3f})")
-            ax.legend(loc="upper left")
-        fig.tight_layout()
+        # one legend under both panels: inside, it hid the share-of-images line where confidences are low
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         return save(fig, out_png)

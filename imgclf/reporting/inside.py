@@ -9,7 +9,7 @@ import numpy as np
 
 from imgclf.data.decode import load_image
 from imgclf.evaluation.predictions import PredictionTable
-from imgclf.reporting.explain import feature_maps, grad_cam, model_summary
+from imgclf.reporting.explain import CAM_METHOD, CAM_METHODS, cam_layer, feature_maps, grad_cam, model_summary, split_model
 from imgclf.reporting.style import figure, png_data_uri, save
 
 __all__ = ["inside_section", "plot_feature_maps", "plot_grad_cam", "CAM_IMAGES"]
@@ -88,7 +88,8 @@ def inside_section(model, table: PredictionTable | None, image_size: int, run_di
         image_size: the run's input size.
         run_dir: where to write feature_maps.png and grad_cam.png.
     """
-    out = {"summary": model_summary(model), "feature_maps": None, "grad_cam": None, "cam_layer": None}
+    out = {"summary": model_summary(model), "feature_maps": None, "grad_cam": None, "cam_layer": None,
+           "cam_method": None}
     picks = _cam_picks(table) if table is not None and len(table.paths) else []
     images, kept = [], []
     for i in picks:
@@ -102,9 +103,11 @@ def inside_section(model, table: PredictionTable | None, image_size: int, run_di
     batch = np.stack(images).astype("float32")
     try:
         maps = feature_maps(model, batch[0])
-        cams = grad_cam(model, batch, [int(table.predicted[i]) for i in kept])
+        layer = cam_layer(split_model(model)[0], image_size)
+        cams = grad_cam(model, batch, [int(table.predicted[i]) for i in kept], layer=layer)
     except ValueError:  # a model without a nested backbone (a bare .keras file): summary only
         return out
+    out["cam_layer"], out["cam_method"] = layer, CAM_METHODS[CAM_METHOD]
     if maps:
         out["feature_maps"] = png_data_uri(plot_feature_maps(batch[0], maps, run_dir / "feature_maps.png"))
     captions = [

@@ -9,12 +9,12 @@ calibration.json, report.html); :func:`build_report` is ``imgclf report RUN``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from imgclf.config import TrainConfig
-
 from imgclf.evaluation.calibration import calibrate
+from imgclf.evaluation.evaluate import External, save_evaluation
 from imgclf.evaluation.inference import Scores, apply_temperature
 from imgclf.evaluation.predictions import PredictionTable, read_predictions, write_predictions
 from imgclf.reporting import sections
@@ -48,9 +48,11 @@ def _table(scores: Scores, classes: list[str]) -> PredictionTable:
     return PredictionTable(scores.paths, scores.labels, scores.probs, list(classes))
 
 
-def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scores | None, image_size: int, report: bool = True) -> float:
+def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scores | None, image_size: int, report: bool = True,
+               external: External | None = None) -> float:
     """After training: fit the temperature on ``val``, write calibration.json, predictions.csv (test,
-    calibrated) and, when ``report``, report.html. Returns the temperature.
+    calibrated) and, when ``report``, report.html; with ``external`` (``--test-dir``), also its evaluation
+    folder (and its report). Returns the temperature.
 
     Args:
         run_dir: the run folder.
@@ -60,6 +62,7 @@ def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scor
         val: uncalibrated scores of the validation split (None: no calibration).
         image_size: the run's input size.
         report: build report.html and its figures (False: ``imgclf report RUN`` builds them later).
+        external: the separate test folder's scores and metrics (uncalibrated), or None.
     """
     t = 1.0
     if val is not None and len(val.labels):
@@ -70,6 +73,11 @@ def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scor
     write_predictions(run_dir / RunFiles.PREDICTIONS, calibrated, classes)
     if report:
         build_report(run_dir, model, _table(calibrated, classes))
+    if external is not None:
+        scores = replace(external.scores, probs=apply_temperature(external.scores.probs, t))
+        saved = save_evaluation(run_dir, replace(external, scores=scores), classes)
+        if report:
+            build_evaluation_report(run_dir, saved)
     return t
 
 
@@ -176,8 +184,11 @@ def command_line() -> str:
     import sys
 
     argv = list(sys.argv)
-    if argv and (Path(argv[0]).name in ("imgclf", "__main__.py")):
+    first = Path(argv[0]) if argv else None
+    if first is not None and (first.name == "imgclf" or first.parts[-2:] == ("imgclf", "__main__.py")):
         argv[0] = "imgclf"
+    elif first is not None and first.name == "__main__.py":  # python -m another_tool (pytest, a runner)
+        argv = ["python", "-m", first.parent.name, *argv[1:]]
     elif argv:
         argv = ["python", *argv]
     return shlex.join(argv)

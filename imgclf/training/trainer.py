@@ -29,7 +29,7 @@ from imgclf.data.prepare import prepare_training_data
 from imgclf.data.scan import ImageItem, ScannedData, one_line, scan_folder
 from imgclf.data.split import SPLITS, read_manifest, write_manifest
 from imgclf.errors import DataError
-from imgclf.evaluation.evaluate import metrics_from_scores
+from imgclf.evaluation.evaluate import check_honesty, metrics_from_scores, score_folder
 from imgclf.evaluation.inference import score_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
 from imgclf.models.classifier import Classifier, build_classifier
@@ -217,6 +217,9 @@ def _finish(
     trained = time.perf_counter()
     test = score_items(model, test_items, cfg.image_size, cfg.batch_size)
     metrics = metrics_from_scores(test, data.classes, split_name, cfg.seed)
+    external = score_folder(model, cfg.test_dir, data.classes, cfg.image_size, cfg.batch_size, cfg.seed) if cfg.test_dir else None
+    if external is not None:  # the honesty check: internal and external accuracy side by side
+        check_honesty(metrics, external.metrics)
     seconds = time.perf_counter() - start
     timings = {"command": command_line(), "stages": {**stages, "test": round(time.perf_counter() - trained, 1)}}
     write_json(run_dir / RunFiles.METRICS, {**metrics.to_dict(), "interrupted": interrupted, "train_seconds": round(seconds, 1)})
@@ -233,7 +236,7 @@ def _finish(
     reported = time.perf_counter()
     val = score_items(model, by_split["val"], cfg.image_size, cfg.batch_size) if by_split["test"] and by_split["val"] else None
     write_json(run_dir / RunFiles.TIMINGS, timings)
-    finish_run(run_dir, model, data.classes, test, val, cfg.image_size, report=cfg.report)
+    finish_run(run_dir, model, data.classes, test, val, cfg.image_size, report=cfg.report, external=external)
     timings["stages"]["report"] = round(time.perf_counter() - reported, 1)
     write_json(run_dir / RunFiles.TIMINGS, timings)
     if cfg.report:
@@ -264,6 +267,8 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     stages = {"setup (scan, doctor, split, model)": round(time.perf_counter() - start, 1)}
     cfg, data, items, run_dir = setup.cfg, setup.data, setup.items, setup.run_dir
     by_split = {name: [i for i in items if i.split == name] for name in SPLITS}
+    if cfg.test_dir:  # a --test-dir that cannot be scored fails now, not after training
+        scan_folder(cfg.test_dir, classes=data.classes)
     if setup.resume is None:
         _preview_augmentation(cfg, by_split["train"], data.classes, cfg.image_size, run_dir)
     session = Session(cfg, run_dir, setup.clf, len(data.classes), verbose, deadline, setup.class_weight, setup.resume)

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
+from imgclf.config import PREDICT_ENGINE
 from imgclf.serving.batching import Batcher, bucket_sizes, padded
 from imgclf.serving.predictor import Run
 from imgclf.serving.uploads import UploadError, check_and_decode
@@ -41,6 +42,7 @@ class ServeConfig:
         max_files: most images in one request.
         max_batch: most images per forward pass.
         top_k: classes returned per image.
+        engine: ``auto``, ``tflite`` or ``keras`` (see :mod:`imgclf.serving.engines`).
     """
 
     host: str = "127.0.0.1"
@@ -50,6 +52,7 @@ class ServeConfig:
     max_files: int = 16
     max_batch: int = 32
     top_k: int = 5
+    engine: str = PREDICT_ENGINE
 
 
 class TopK(BaseModel):
@@ -82,6 +85,7 @@ class ModelInfo(BaseModel):
     temperature: float
     metrics: dict[str, Any] | None
     version: str
+    engine: str
 
 
 class ErrorResponse(BaseModel):
@@ -119,6 +123,7 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         import numpy as np
 
+        await asyncio.to_thread(lambda: run.engine)  # auto: the TFLite copy, converted once and cached
         for size in bucket_sizes(cfg.max_batch):  # load the model and trace every batch shape once
             await asyncio.to_thread(run.predict_arrays, np.zeros((size, run.image_size, run.image_size, 3), np.uint8))
         batcher.start()
@@ -171,6 +176,7 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
         return ModelInfo(
             run=run.path.name, model=str(run.config.model), classes=run.classes, image_size=run.image_size,
             temperature=temperature, metrics=metrics.to_dict() if metrics else None, version=__version__,
+            engine=run.engine.name,
         )  # fmt: skip
 
     @app.post("/predict", response_model=PredictResponse, responses=ERRORS)
@@ -208,6 +214,6 @@ def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:
     from imgclf.serving.predictor import load_run
 
     cfg = config or ServeConfig()
-    app = create_app(load_run(run_dir), cfg)
+    app = create_app(load_run(run_dir, cfg.engine), cfg)
     print(f"serving {run_dir} on http://{cfg.host}:{cfg.port}/ (API docs: /docs); Ctrl-C stops", flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

@@ -12,23 +12,28 @@ is not called good. int8 is calibrated on images from the run's training split.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from imgclf.errors import DataError, ImgclfError, ModelError, invalid_value
+from imgclf.evaluation.inference import Engine
 from imgclf.serving.predictor import Run
 
-__all__ = ["FORMATS", "MIN_AGREEMENT", "PRECISIONS", "Parity", "export_run", "inference_model"]
+__all__ = ["FORMATS", "MIN_AGREEMENT", "PRECISIONS", "Parity", "TFLiteEngine", "export_run", "inference_model"]
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 PRECISIONS = ("float32", "float16", "int8")  # TFLite only
 MIN_AGREEMENT = 0.99
 INT8_CALIBRATION_IMAGES = 100
+MAX_INTERPRETERS = 8  # TFLite interpreters kept per engine, one per batch shape seen
 
 
 @dataclass
@@ -136,23 +141,57 @@ def _tflite(run: Run, out: Path, precision: str) -> tuple[Path, Callable]:
         data = converter.convert()
     path = out / f"model_{precision}.tflite"
     path.write_bytes(data)
-    return path, _tflite_runner(path)
+    return path, TFLiteEngine(path).raw
 
 
-def _tflite_runner(path: Path) -> Callable:
-    import tensorflow as tf
+class TFLiteEngine(Engine):
+    """A ``.tflite`` file as a prediction engine (XNNPACK on the CPU, one interpreter per batch size).
 
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    The export's parity check and ``imgclf predict --engine tflite`` both run it. Not thread-safe by
+    itself, so calls are serialised.
 
-    def run(x: np.ndarray) -> np.ndarray:
-        inp = interpreter.get_input_details()[0]
-        interpreter.resize_tensor_input(inp["index"], list(x.shape))
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(inp["index"], x.astype(np.float32))
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).astype(np.float64)
+    Args:
+        path: the ``.tflite`` model (input: float32 RGB pixels in [0, 255], preprocessing inside).
+        threads: interpreter threads (default: the machine's CPU count).
+    """
 
-    return run
+    name = "tflite"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.path, self.threads = Path(path), threads or os.cpu_count() or 1
+        self._interpreters: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
+
+    def _interpreter(self, shape: tuple | None):
+        """The interpreter allocated for input ``shape`` (None: the file's own, for reading details)."""
+        if shape not in self._interpreters:
+            import warnings
+
+            import tensorflow as tf
+
+            if len(self._interpreters) >= MAX_INTERPRETERS:  # e.g. a stream of odd last-batch sizes
+                self._interpreters.clear()
+            with warnings.catch_warnings():  # tf.lite.Interpreter's notice that LiteRT will replace it
+                warnings.simplefilter("ignore")
+                it = tf.lite.Interpreter(model_path=str(self.path), num_threads=self.threads)
+            if shape is not None:
+                it.resize_tensor_input(it.get_input_details()[0]["index"], list(shape))
+                it.allocate_tensors()
+            self._interpreters[shape] = it
+        return self._interpreters[shape]
+
+    @property
+    def num_classes(self) -> int:
+        with self._lock:
+            return max(2, int(self._interpreter(None).get_output_details()[0]["shape"][-1]))
+
+    def raw(self, x) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        with self._lock:
+            it = self._interpreter(x.shape)
+            it.set_tensor(it.get_input_details()[0]["index"], x)
+            it.invoke()
+            return it.get_tensor(it.get_output_details()[0]["index"]).astype(np.float64)
 
 
 def _compare(run: Run, runner: Callable, pixels: np.ndarray) -> tuple[float, float]:

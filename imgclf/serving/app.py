@@ -2,6 +2,8 @@
 
 - ``GET /``: a page to drop or pick images and see the top classes with confidence bars;
 - ``POST /predict``: multipart field ``file`` (repeat it for several images) → predictions;
+- ``POST /explain``: one image in field ``file`` → its prediction and the top class's Grad-CAM
+  overlay as a base64 PNG (the page shows it next to the confidence bars);
 - ``GET /health``, ``GET /model``; ``GET /docs`` is the OpenAPI page, kept true by response models.
 
 The model is loaded once at start-up. Uploads are checked before decoding (size, format, pixel count)
@@ -20,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from imgclf.config import PREDICT_ENGINE
 from imgclf.serving.batching import Batcher, bucket_sizes, padded
@@ -69,6 +71,13 @@ class ImagePrediction(BaseModel):
 
 class PredictResponse(BaseModel):
     predictions: list[ImagePrediction]
+
+
+class ExplainResponse(BaseModel):
+    filename: str
+    label: str
+    confidence: float
+    overlay_png: str = Field(description="base64 PNG: the top class's Grad-CAM heatmap over the image (red: most evidence)")
 
 
 class Health(BaseModel):
@@ -179,6 +188,14 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
             engine=run.engine.name,
         )  # fmt: skip
 
+    async def decoded(upload: UploadFile):
+        """The upload's pixels at the run's size, or the 4xx response refusing it."""
+        data = await upload.read(max_bytes + 1)
+        try:
+            return await asyncio.to_thread(check_and_decode, upload.filename or "upload", data, run.image_size, max_bytes, int(cfg.max_megapixels * 1e6))
+        except UploadError as exc:
+            return _error(exc.status, exc.message)
+
     @app.post("/predict", response_model=PredictResponse, responses=ERRORS)
     async def predict(file: Annotated[list[UploadFile], File(description="image file(s); repeat the field for several")]):
         import numpy as np
@@ -187,11 +204,9 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
             return _error(413, f"{len(file)} images in one request; the limit is {cfg.max_files}")
         pixels = []
         for upload in file:
-            data = await upload.read(max_bytes + 1)
-            try:
-                pixels.append(await asyncio.to_thread(check_and_decode, upload.filename or "upload", data, run.image_size, max_bytes, int(cfg.max_megapixels * 1e6)))
-            except UploadError as exc:
-                return _error(exc.status, exc.message)
+            pixels.append(await decoded(upload))
+            if isinstance(pixels[-1], JSONResponse):
+                return pixels[-1]
         probs = await batcher.submit(np.stack(pixels))
         out = [run.to_prediction(upload.filename or "upload", p, cfg.top_k) for upload, p in zip(file, probs)]
         return PredictResponse(
@@ -200,6 +215,20 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
                 for p in out
             ]
         )
+
+    @app.post("/explain", response_model=ExplainResponse, responses=ERRORS)
+    async def explain(file: Annotated[UploadFile, File(description="one image file")]):
+        import base64
+
+        from imgclf.serving.overlay import overlay_png
+
+        pixels = await decoded(file)
+        if isinstance(pixels, JSONResponse):
+            return pixels
+        (probs,) = await batcher.submit(pixels[None])
+        p = run.to_prediction(file.filename or "upload", probs, 1)
+        png = await asyncio.to_thread(overlay_png, run.model, pixels, int(probs.argmax()))
+        return ExplainResponse(filename=p.path, label=p.label, confidence=p.confidence, overlay_png=base64.b64encode(png).decode("ascii"))
 
 
 def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:

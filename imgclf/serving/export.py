@@ -25,7 +25,6 @@ import numpy as np
 
 from imgclf.errors import DataError, ImgclfError, ModelError, invalid_value
 from imgclf.evaluation.inference import Engine
-from imgclf.serving.predictor import Run
 
 __all__ = ["FORMATS", "MIN_AGREEMENT", "PRECISIONS", "Parity", "TFLiteEngine", "export_run", "inference_model"]
 
@@ -56,7 +55,7 @@ class Parity:
         )
 
 
-def _held_out_pixels(run: Run, split: str, limit: int | None = None) -> tuple[np.ndarray, str]:
+def _held_out_pixels(run, split: str, limit: int | None = None) -> tuple[np.ndarray, str]:
     from imgclf.data.decode import DecodeLog
     from imgclf.data.pipeline import batched, decoded_dataset
     from imgclf.data.split import read_manifest
@@ -93,7 +92,7 @@ def inference_model(model):
     return keras.Model(inputs, x, name=model.name)
 
 
-def _savedmodel(run: Run, out: Path) -> tuple[Path, Callable]:
+def _savedmodel(run, out: Path) -> tuple[Path, Callable]:
     import tensorflow as tf
 
     path = out / "saved_model"
@@ -102,7 +101,7 @@ def _savedmodel(run: Run, out: Path) -> tuple[Path, Callable]:
     return path, lambda x: loaded.serve(tf.constant(x, tf.float32)).numpy()
 
 
-def _onnx(run: Run, out: Path) -> tuple[Path, Callable]:
+def _onnx(run, out: Path) -> tuple[Path, Callable]:
     """tf2onnx on the frozen graph: Keras' own ``export(format="onnx")`` (tf2onnx's ``from_function``)
     leaves the EfficientNet-Lite0 normalisation constants as unfed graph inputs on TF 2.21."""
     try:
@@ -125,7 +124,7 @@ def _onnx(run: Run, out: Path) -> tuple[Path, Callable]:
     return path, lambda x: session.run(None, {name: x.astype(np.float32)})[0]
 
 
-def _tflite(run: Run, out: Path, precision: str) -> tuple[Path, Callable]:
+def _tflite(run, out: Path, precision: str) -> tuple[Path, Callable]:
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,7 +193,7 @@ class TFLiteEngine(Engine):
             return it.get_tensor(it.get_output_details()[0]["index"]).astype(np.float64)
 
 
-def _compare(run: Run, runner: Callable, pixels: np.ndarray) -> tuple[float, float]:
+def _compare(run, runner: Callable, pixels: np.ndarray) -> tuple[float, float]:
     from imgclf.evaluation.inference import score_arrays
     from imgclf.models.classifier import class_probabilities
 
@@ -203,11 +202,12 @@ def _compare(run: Run, runner: Callable, pixels: np.ndarray) -> tuple[float, flo
     return float((keras_p.argmax(1) == export_p.argmax(1)).mean()), float(np.abs(keras_p - export_p).max())
 
 
-def export_run(run: Run, fmt: str, precision: str = "float32", out: str | Path | None = None) -> Parity:
+def export_run(run, fmt: str, precision: str = "float32", out: str | Path | None = None) -> Parity:
     """Export ``run``'s model and check it against the Keras model on held-out images.
 
     Args:
-        run: the run to export.
+        run: the run to export (an :class:`imgclf.serving.predictor.Run`; not imported here, which
+            would close the cycle predictor -> engines -> export -> predictor).
         fmt: ``savedmodel``, ``tflite`` or ``onnx``.
         precision: TFLite weights: ``float32``, ``float16`` or ``int8`` (calibrated on training images).
         out: the export folder (default ``RUN/exports/<format>[_<precision>]``); must not exist.

@@ -145,7 +145,7 @@ def main() -> None:
         run = imgclf.load_run(run_dir)
         print(f"run {args.run or run_dir} (model {run.config.model}, {run.image_size} px), {os.cpu_count()} CPUs, load {load()}", flush=True)
         t, c = time.perf_counter(), cpu_seconds()
-        print(f"  first use: TFLite conversion + parity check ({type(run.engine).__name__}) took {time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s", flush=True)
+        print(f"  first use (conversion + parity check, or finding the cached copy; TensorFlow import included): {type(run.engine).__name__}, {time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s", flush=True)
         camera = make_camera_folder(args.data, Path(tmp) / "camera", args.camera_images)
         for label, folder in (("sign-language photos", args.data), ("camera JPEGs 4000x3000", camera)):
             print(f"{label}: {folder} ({count_images(folder)} images)", flush=True)

@@ -1,24 +1,38 @@
-"""Batch-prediction benchmark: ``imgclf predict`` against a plain Keras loop (images/second, higher is better).
+"""Batch-prediction benchmark: a plain Keras loop, ``imgclf predict --engine keras`` and ``imgclf predict``
+(auto: the run's TFLite copy), side by side in one run (images/second, higher is better).
 
 On each folder, with the same run's model (the default EfficientNet-Lite0 unless ``--run`` names another):
 
-* ``keras``   what the course notes do: ``keras.saving.load_model`` + ``image_dataset_from_directory(
-              folder, image_size=…, batch_size=32, shuffle=False)`` + ``model.predict`` (model load included);
-* ``imgclf``  ``imgclf.load_run(run).predict(folder)``, as ``imgclf predict RUN folder`` runs it: the prediction
-              core (tf.data decode in parallel, JPEGs in the graph at a DCT scale, prefetch) with top-k
-              and the run's temperature (model load included).
+* ``keras``         what the course notes do: ``keras.saving.load_model`` + ``image_dataset_from_directory(
+                    folder, image_size=…, batch_size=32, shuffle=False)`` + ``model.predict``;
+* ``imgclf-keras``  ``imgclf.load_run(run, engine="keras").predict(folder)``: the prediction core (tf.data
+                    decode in parallel, JPEGs decoded in the graph at a DCT scale, prefetch) with top-k and the
+                    run's temperature, forward pass in Keras;
+* ``imgclf``        ``imgclf.load_run(run).predict(folder)`` as ``imgclf predict RUN folder`` runs it (engine
+                    auto): the same core with the forward pass in the run's cached TFLite float32 copy
+                    (XNNPACK). The one-time conversion + parity check is timed separately, first.
+
+Every method loads the model itself (included in its time). Methods alternate within each repeat;
+each line gives the best rate, every run's rate, and process CPU milliseconds per image (user + sys,
+all threads) — on a shared machine the CPU time per image is the steadier number. ``--levers`` adds
+the parts measured alone on the first folder: decode only (the tf.data pipeline without a model), the
+forward pass only (Keras ``predict_on_batch``, TFLite at 1 and 2 threads, batch sizes 16/32/64).
 
 Folders: the shared sign-language photos and ``--camera-images`` camera-size JPEGs (4000×3000, made
 from the same photos in a temporary folder, deleted afterwards). Without ``--run`` a default-model
-run is trained once on ``demo/sign-digits`` into a temporary folder (a few minutes on 2 cores).
+run is trained once on ``demo/sign-digits`` into a temporary folder (a few minutes on 2 cores); a
+given ``--run`` is copied (with its cached TFLite copy, if any) to a temporary folder first, so its own
+folder is not touched.
 
-    .venv/bin/python bench/bench_predict.py [--run RUN] [--data DIR] [--camera-images N] [--repeat N]
+    .venv/bin/python bench/bench_predict.py [--run RUN] [--data DIR] [--camera-images N] [--repeat N] [--levers]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -34,6 +48,11 @@ def count_images(folder: Path) -> int:
     return sum(1 for f in folder.rglob("*") if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def keras_loop(run_dir: Path, folder: Path, image_size: int) -> int:
     import keras
 
@@ -44,22 +63,66 @@ def keras_loop(run_dir: Path, folder: Path, image_size: int) -> int:
     return len(model.predict(ds, verbose=0))
 
 
-def imgclf_predict(run_dir: Path, folder: Path) -> int:
+def imgclf_predict(run_dir: Path, folder: Path, engine: str, batch_size: int = 32) -> int:
     import imgclf
 
-    predictions = imgclf.load_run(run_dir).predict(folder)
+    predictions = imgclf.load_run(run_dir, engine).predict(folder, batch_size=batch_size)
     return sum(p.ok for p in predictions)
 
 
-def measure(name: str, fn, repeat: int) -> float:
-    rates = []
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def measure(name: str, fn, repeat: int = 1) -> float:
+    """Best images/s of ``repeat`` calls of ``fn`` (which returns the images it did)."""
+    rates, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        start_load = load()
+        t, c = time.perf_counter(), cpu_seconds()
         n = fn()
-        rates.append(n / (time.perf_counter() - t))
-    best = max(rates)
-    print(f"  {name:<7} {best:8.1f} images/s  (runs: {', '.join(f'{r:.1f}' for r in rates)}; {n} images)", flush=True)
-    return best
+        wall = time.perf_counter() - t
+        rates.append(n / wall)
+        cpu.append((cpu_seconds() - c) / n * 1000)
+    print(
+        f"  {name:<13} {max(rates):8.1f} images/s  (runs: {', '.join(f'{r:.1f}' for r in rates)}; {n} images; "
+        f"CPU {', '.join(f'{c:.1f}' for c in cpu)} ms/image; load {start_load} at the last start)",
+        flush=True,
+    )
+    return max(rates)
+
+
+def levers(run_dir: Path, folder: Path, size: int) -> None:
+    """Decode alone and the forward pass alone, per engine, thread count and batch size."""
+    import numpy as np
+
+    import imgclf
+    from imgclf.data.decode import DecodeLog
+    from imgclf.data.pipeline import batched, decoded_dataset
+    from imgclf.data.scan import ImageItem
+    from imgclf.evaluation.inference import KerasEngine
+    from imgclf.serving.export import TFLiteEngine
+    from imgclf.serving.inputs import expand_paths
+
+    items = [ImageItem(f, -1) for f in expand_paths([folder])]
+    print(f"levers on {folder.name} ({len(items)} images):", flush=True)
+    measure("decode only", lambda: sum(int(x.shape[0]) for x, _ in batched(decoded_dataset(items, size, DecodeLog(), cache=False), 32)))
+    run = imgclf.load_run(run_dir)
+    tflite = run.engine.path if isinstance(run.engine, TFLiteEngine) else None
+    x = np.random.default_rng(0).integers(0, 256, (64, size, size, 3)).astype(np.float32)
+    engines = {"keras": KerasEngine(run.model)}
+    if tflite is not None:
+        engines |= {"tflite-1thr": TFLiteEngine(tflite, threads=1), f"tflite-{os.cpu_count()}thr": TFLiteEngine(tflite)}
+    for batch in (16, 32, 64):
+        for name, engine in engines.items():
+            engine(x[:batch])  # warm-up: trace / allocate this shape
+
+            def forward(engine=engine, batch=batch, reps=max(1, 512 // batch)) -> int:
+                for _ in range(reps):
+                    engine(x[:batch])
+                return reps * batch
+
+            measure(f"{name} b{batch}", forward)
 
 
 def main() -> None:
@@ -68,22 +131,34 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--camera-images", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--levers", action="store_true", help="also time decode alone and the forward pass alone")
     args = parser.parse_args()
     import imgclf
 
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = args.run
-        if run_dir is None:
+        run_dir = Path(tmp) / "run"
+        if args.run is None:
             print("training the default model on demo/sign-digits …", flush=True)
             run_dir = Path(imgclf.train(REPO / "demo" / "sign-digits", out=tmp, name="bench", verbose=0).run_dir)
-        size = imgclf.load_run(run_dir).image_size
-        print(f"run {run_dir} (model {imgclf.load_run(run_dir).config.model}, {size} px), {os.cpu_count()} CPUs", flush=True)
+        else:
+            shutil.copytree(args.run, run_dir)  # with its TFLite copy, if it has one (keyed by model.keras)
+        run = imgclf.load_run(run_dir)
+        print(f"run {args.run or run_dir} (model {run.config.model}, {run.image_size} px), {os.cpu_count()} CPUs, load {load()}", flush=True)
+        t, c = time.perf_counter(), cpu_seconds()
+        print(f"  first use (conversion + parity check, or finding the cached copy; TensorFlow import included): {type(run.engine).__name__}, {time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s", flush=True)
         camera = make_camera_folder(args.data, Path(tmp) / "camera", args.camera_images)
         for label, folder in (("sign-language photos", args.data), ("camera JPEGs 4000x3000", camera)):
             print(f"{label}: {folder} ({count_images(folder)} images)", flush=True)
-            k = measure("keras", lambda: keras_loop(run_dir, folder, size), args.repeat)
-            i = measure("imgclf", lambda: imgclf_predict(run_dir, folder), args.repeat)
-            print(f"  imgclf / keras = {i / k:.2f}x", flush=True)
+            rates: dict[str, list[float]] = {"keras": [], "imgclf-keras": [], "imgclf": []}
+            for _ in range(args.repeat):  # alternate the methods, so a load spike hits all of them alike
+                rates["keras"].append(measure("keras", lambda: keras_loop(run_dir, folder, run.image_size)))
+                rates["imgclf-keras"].append(measure("imgclf-keras", lambda: imgclf_predict(run_dir, folder, "keras")))
+                rates["imgclf"].append(measure("imgclf", lambda: imgclf_predict(run_dir, folder, "auto")))
+            best = {k: max(v) for k, v in rates.items()}
+            print(f"  best: keras {best['keras']:.1f}, imgclf-keras {best['imgclf-keras']:.1f}, imgclf {best['imgclf']:.1f} images/s; "
+                  f"imgclf / keras = {best['imgclf'] / best['keras']:.2f}x, imgclf-keras / keras = {best['imgclf-keras'] / best['keras']:.2f}x", flush=True)  # fmt: skip
+        if args.levers:
+            levers(run_dir, args.data, run.image_size)
 
 
 if __name__ == "__main__":

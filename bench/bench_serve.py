@@ -3,7 +3,10 @@ at 1 and at 16 concurrent clients; whether batching makes 16 concurrent requests
 16 sequential ones; the server's memory (RSS) before and after the load. Bounded: ``--requests`` per
 level and a ``--max-seconds`` cap; 127.0.0.1 only.
 
-    .venv/bin/python bench/bench_serve.py --run RUN [--image FILE] [--requests N] [--max-seconds S]
+    .venv/bin/python bench/bench_serve.py --run RUN [--image FILE] [--requests N] [--max-seconds S] [--engine E]
+
+``--engine`` is passed to ``imgclf serve`` (default auto: the run's TFLite copy, made at start-up if
+the run has none yet); run it once per engine to compare them.
 """
 
 from __future__ import annotations
@@ -77,11 +80,12 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=next(iter(sorted((DEFAULT_DATA / "0").glob("*")))))
     parser.add_argument("--requests", type=int, default=1000, help="requests per concurrency level")
     parser.add_argument("--max-seconds", type=float, default=120, help="cap per level")
+    parser.add_argument("--engine", default="auto", help="imgclf serve --engine (auto, tflite or keras)")
     args = parser.parse_args()
     image = args.image.read_bytes()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "imgclf", "serve", str(args.run), "--port", str(port)], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", "imgclf", "serve", str(args.run), "--port", str(port), "--engine", args.engine], stdout=subprocess.DEVNULL)
     try:
         for _ in range(600):
             try:
@@ -91,7 +95,8 @@ def main() -> None:
                 time.sleep(0.2)
         asyncio.run(load(url, image, 1, 20, time.monotonic() + 60))  # warm-up
         before = rss_mb(server.pid)
-        print(f"server {url} for {args.run}; image {args.image} ({len(image)} bytes); RSS after warm-up {before:.0f} MB", flush=True)
+        engine = httpx.get(url + "/model").json()["engine"]
+        print(f"server {url} for {args.run} (engine {engine}); image {args.image} ({len(image)} bytes); RSS after warm-up {before:.0f} MB", flush=True)
         seq = asyncio.run(load(url, image, 1, 16, time.monotonic() + 60))
         conc = asyncio.run(load(url, image, 16, 16, time.monotonic() + 60))
         print(f"  16 requests: sequential {seq[2]:.2f} s, 16 concurrent {conc[2]:.2f} s ({seq[2] / conc[2]:.2f}x faster)", flush=True)

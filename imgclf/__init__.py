@@ -15,7 +15,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.config import TrainConfig, resolve_config
+from imgclf.config import PREDICT_ENGINE, TrainConfig, resolve_config
 from imgclf.errors import ConfigError, DataError, ImgclfError, ModelError
 from imgclf.runtime import quiet_tensorflow_logs
 
@@ -103,16 +103,18 @@ def train(data: str | Path, config: str | Path | None = None, verbose: int = 1, 
     return train_run(resolve_config(config, data=str(data), **options), verbose=verbose)
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, engine: str = PREDICT_ENGINE) -> Run:
     """Open a run folder made by :func:`train`, to predict or evaluate with it.
 
     Args:
         path: the run folder (``runs/NAME``).
+        engine: how predictions run the model: ``auto`` (a cached TFLite copy checked against the
+            Keras model, else Keras), ``tflite`` or ``keras``.
     """
     quiet_tensorflow_logs()
     from imgclf.serving.predictor import load_run as _load_run
 
-    return _load_run(path)
+    return _load_run(path, engine)
 
 
 def evaluate(run: str | Path, data: str | Path | None = None) -> Metrics:

@@ -134,7 +134,7 @@ MAY_IMPORT = {
         "imgclf.options", "imgclf.progress", "imgclf.reporting", "imgclf.runs",
     },
     "imgclf.serving": {
-        "imgclf.atomic", "imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models", "imgclf.progress", "imgclf.runs",
+        "imgclf.atomic", "imgclf.config", "imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models", "imgclf.progress", "imgclf.reporting", "imgclf.runs",
     },
 }
 

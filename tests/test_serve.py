@@ -4,6 +4,7 @@ server serving, batching of concurrent requests, and the page in headless Chromi
 from __future__ import annotations
 
 import asyncio
+import base64
 from concurrent.futures import ThreadPoolExecutor
 import io
 import os
@@ -67,53 +68,75 @@ def test_predict_one_and_several_images(client, run, trained_run):
     assert [p["filename"] for p in r.json()["predictions"]] == ["dog_000.jpg", "fox_000.jpg", "cat_000.jpg"]
 
 
+def test_explain_returns_the_grad_cam_overlay(client, run, trained_run):
+    r = client.post("/explain", files={"file": image_file(trained_run, "dog", 1)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    predicted = client.post("/predict", files={"file": image_file(trained_run, "dog", 1)}).json()["predictions"][0]
+    assert body["filename"] == "dog_001.jpg" and body["label"] == predicted["label"]
+    assert body["confidence"] == pytest.approx(predicted["confidence"], abs=1e-6)
+    overlay = Image.open(io.BytesIO(base64.b64decode(body["overlay_png"])))
+    assert overlay.format == "PNG" and overlay.mode == "RGB" and overlay.size == (224, 224)  # 32 px run, upscaled
+    assert np.asarray(overlay).std() > 1  # not a blank square
+
+
 def test_health_model_and_openapi(client, run):
     assert client.get("/health").json()["status"] == "ok"
     info = client.get("/model").json()
     assert info["classes"] == run.classes and info["image_size"] == 32 and info["model"] == "cnn"
+    assert info["engine"] == "tflite"  # auto: the server converted the model once at start-up
     assert info["metrics"]["accuracy"] == pytest.approx(run.metrics.accuracy) and info["version"]
     schema = client.get("/openapi.json").json()
     post = schema["paths"]["/predict"]["post"]
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictResponse")
     assert {"413", "415", "422", "400"} <= set(post["responses"])
     assert "ModelInfo" in schema["components"]["schemas"] and "/health" in schema["paths"]
+    explain = schema["paths"]["/explain"]["post"]
+    assert explain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("ExplainResponse")
+    assert "overlay_png" in schema["components"]["schemas"]["ExplainResponse"]["properties"]
 
 
-def test_non_image(client, trained_run):
-    assert_refused(client.post("/predict", files={"file": ("notes.jpg", b"just some text, not a picture", "image/jpeg")}), 415, "notes.jpg", "not an image")
+@pytest.mark.parametrize("route", ["/predict", "/explain"])
+def test_non_image(client, route, trained_run):
+    assert_refused(client.post(route, files={"file": ("notes.jpg", b"just some text, not a picture", "image/jpeg")}), 415, "notes.jpg", "not an image")
     assert_still_serving(client, trained_run)
 
 
-def test_truncated_image(client, trained_run, tmp_path):
+@pytest.mark.parametrize("route", ["/predict", "/explain"])
+def test_truncated_image(client, route, trained_run, tmp_path):
     data = write_truncated_jpeg(tmp_path / "cut.jpg").read_bytes()
-    assert_refused(client.post("/predict", files={"file": ("cut.jpg", data, "image/jpeg")}), 422, "cut.jpg", "cannot be decoded")
+    assert_refused(client.post(route, files={"file": ("cut.jpg", data, "image/jpeg")}), 422, "cut.jpg", "cannot be decoded")
     assert_still_serving(client, trained_run)
 
 
-def test_empty_upload_empty_body_and_missing_field(client, trained_run):
-    assert_refused(client.post("/predict", files={"file": ("empty.png", b"", "image/png")}), 400, "empty")
-    assert_refused(client.post("/predict"), 422, "multipart", "'file'")
-    assert_refused(client.post("/predict", files={"picture": image_file(trained_run, "cat")}), 422, "'file'")
-    assert_refused(client.post("/predict", content=b"", headers={"content-type": "multipart/form-data; boundary=x"}), 422, "'file'")
+@pytest.mark.parametrize("route", ["/predict", "/explain"])
+def test_empty_upload_empty_body_and_missing_field(client, route, trained_run):
+    assert_refused(client.post(route, files={"file": ("empty.png", b"", "image/png")}), 400, "empty")
+    assert_refused(client.post(route), 422, "multipart", "'file'")
+    assert_refused(client.post(route, files={"picture": image_file(trained_run, "cat")}), 422, "'file'")
+    assert_refused(client.post(route, content=b"", headers={"content-type": "multipart/form-data; boundary=x"}), 422, "'file'")
     assert_still_serving(client, trained_run)
 
 
-def test_decompression_bomb(client, trained_run):
+@pytest.mark.parametrize("route", ["/predict", "/explain"])
+def test_decompression_bomb(client, route, trained_run):
     buf = io.BytesIO()
     Image.new("1", (20000, 10000)).save(buf, "PNG")  # 200 megapixels in a few hundred kB
     assert len(buf.getvalue()) < 0.5 * 2**20
-    assert_refused(client.post("/predict", files={"file": ("bomb.png", buf.getvalue(), "image/png")}), 413, "megapixels", "limit")
+    assert_refused(client.post(route, files={"file": ("bomb.png", buf.getvalue(), "image/png")}), 413, "megapixels", "limit")
     assert_still_serving(client, trained_run)
 
 
-def test_upload_over_the_size_limit(client, trained_run):
+@pytest.mark.parametrize("route", ["/predict", "/explain"])
+def test_upload_over_the_size_limit(client, route, trained_run):
     big = jpeg_bytes(seed=1, size=(800, 800))
     assert len(big) > 0.5 * 2**20
-    assert_refused(client.post("/predict", files={"file": ("big.jpg", big, "image/jpeg")}), 413, "big.jpg", "limit")
-    too_many = [("file", image_file(trained_run, "cat", i)) for i in range(5)]
-    assert_refused(client.post("/predict", files=too_many), 413, "5 images", "limit is 4")
+    assert_refused(client.post(route, files={"file": ("big.jpg", big, "image/jpeg")}), 413, "big.jpg", "limit")
+    if route == "/predict":
+        too_many = [("file", image_file(trained_run, "cat", i)) for i in range(5)]
+        assert_refused(client.post(route, files=too_many), 413, "5 images", "limit is 4")
     huge_body = b"x" * (3 * 2**20)
-    assert_refused(client.post("/predict", files={"file": ("huge.jpg", huge_body, "image/jpeg")}), 413, "request body")
+    assert_refused(client.post(route, files={"file": ("huge.jpg", huge_body, "image/jpeg")}), 413, "request body")
     assert_still_serving(client, trained_run)
 
 
@@ -205,6 +228,10 @@ def test_the_page_predicts_a_dropped_image(server, page, trained_run, tmp_path):
     assert page.locator(".row").count() == 3  # top-k bars, one per class of this run
     assert "Predicted 1 image(s)." in page.locator("#status").inner_text()
     assert page.locator("#drop").bounding_box()["width"] > 600  # the drop zone spans the page
+    overlay = page.locator("[data-testid=overlay]").first
+    overlay.wait_for(timeout=60_000)  # the Grad-CAM overlay, fetched after the bars are shown
+    assert overlay.evaluate("img => img.complete && img.naturalWidth") == 224  # it decoded
+    assert f"Grad-CAM: {expected}" in page.locator("figcaption").first.inner_text()
     shot = Path(os.environ.get("IMGCLF_SCREENSHOTS", tmp_path)) / "serve_page.png"
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000

@@ -5,6 +5,10 @@ gallery and the web API all go through :func:`score_items` (files on disk) or :f
 (pixels already in memory), so preprocessing and calibration can never differ between them. Front
 ends only format the :class:`Scores` they get back.
 
+Engines: the forward pass is an :class:`Engine` — anything with ``__call__(batch) -> probs`` and
+``num_classes``. A Keras model passed where an engine is expected is wrapped in :class:`KerasEngine`;
+``imgclf.serving.engines`` adds a TFLite copy of the run's model (same inputs, same outputs).
+
 Calibration: a run may store a softmax *temperature* T (fitted on its validation split).
 :func:`apply_temperature` rescales probabilities as ``softmax(log(p) / T)``, which is temperature
 scaling of the logits for a softmax model (``log p`` differs from the logits by a constant per image)
@@ -23,7 +27,58 @@ from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import class_probabilities
 
-__all__ = ["Scores", "iter_scores", "score_items", "score_arrays", "apply_temperature"]
+__all__ = ["Engine", "KerasEngine", "as_engine", "Scores", "iter_scores", "score_items", "score_arrays", "apply_temperature"]
+
+
+class Engine:
+    """A forward pass: ``engine(batch)`` → ``(n, num_classes)`` class probabilities (float64).
+
+    Subclasses implement :meth:`raw` (the model's own outputs: one sigmoid column for two classes, or
+    softmax rows) for ``(n, size, size, 3)`` RGB pixels in [0, 255] (uint8 or float32, NumPy or tensor).
+    """
+
+    name = "engine"
+
+    @property
+    def num_classes(self) -> int:
+        """Columns of the probabilities returned (2 for a one-unit sigmoid model)."""
+        raise NotImplementedError
+
+    def raw(self, x):
+        """The model's outputs for the batch ``x``."""
+        raise NotImplementedError
+
+    def __call__(self, x) -> np.ndarray:
+        return class_probabilities(self.raw(x))
+
+
+class KerasEngine(Engine):
+    """A Keras model as an engine (``predict_on_batch``).
+
+    Args:
+        model: a run's Keras model (preprocessing inside).
+    """
+
+    name = "keras"
+
+    def __init__(self, model):
+        self.model = model
+
+    @property
+    def num_classes(self) -> int:
+        return max(2, int(self.model.output_shape[-1]))
+
+    def raw(self, x):
+        return self.model.predict_on_batch(x)
+
+
+def as_engine(model) -> Engine:
+    """``model`` itself if it is an :class:`Engine`, else a :class:`KerasEngine` around it.
+
+    Args:
+        model: an engine or a Keras model.
+    """
+    return model if isinstance(model, Engine) else KerasEngine(model)
 
 
 @dataclass
@@ -80,33 +135,33 @@ def iter_scores(
     go (``imgclf predict --output``) use this; :func:`score_items` collects it.
 
     Args:
-        model: a Keras model taking uint8/float RGB pixels (preprocessing inside), as saved in a run.
+        model: an :class:`Engine`, or a Keras model taking uint8/float RGB pixels (preprocessing inside).
         items: the images; ``label`` may be ``-1`` for unlabelled pictures.
         image_size: the run's square input size.
         batch_size: images per forward pass.
         temperature: the run's calibration temperature (1.0: none).
         tta: test-time augmentation: average the probabilities of each image and its mirror image.
     """
+    engine = as_engine(model)
     log = DecodeLog()
     indexed = [replace(item, label=i) for i, item in enumerate(items)]  # the label slot carries the position
-    num_classes = max(2, int(model.output_shape[-1]))
     seen = 0  # items before this position are accounted for
     for x, pos in batched(decoded_dataset(indexed, image_size, log, cache=False), batch_size):
         order = pos.numpy()
-        probs = apply_temperature(_forward(model, x, tta), temperature)
+        probs = apply_temperature(_forward(engine, x, tta), temperature)
         yield _scores(items, order, probs, log, seen)
         seen = int(order[-1]) + 1
     if seen < len(items):  # trailing items that never decoded
-        yield _scores(items, np.zeros(0, np.int64), np.zeros((0, num_classes)), log, seen, until=len(items))
+        yield _scores(items, np.zeros(0, np.int64), np.zeros((0, engine.num_classes)), log, seen, until=len(items))
 
 
-def _forward(model, x, tta: bool) -> np.ndarray:
+def _forward(engine: Engine, x, tta: bool) -> np.ndarray:
     if not tta:
-        return class_probabilities(model.predict_on_batch(x))
+        return engine(x)
     import tensorflow as tf
 
     n = int(x.shape[0])
-    both = class_probabilities(model.predict_on_batch(tf.concat([x, tf.reverse(x, axis=[2])], 0)))
+    both = engine(tf.concat([x, tf.reverse(x, axis=[2])], 0))
     return (both[:n] + both[n:]) / 2.0
 
 
@@ -143,7 +198,7 @@ def score_items(
         parts.append(part)
         if on_batch is not None and len(part.paths):
             on_batch(len(part.paths))
-    num_classes = max(2, int(model.output_shape[-1]))
+    num_classes = as_engine(model).num_classes
     failures = {k: v for part in parts for k, v in part.failures.items()}
     return Scores(
         paths=[p for part in parts for p in part.paths],
@@ -158,12 +213,13 @@ def score_arrays(model, images: np.ndarray, temperature: float = 1.0, tta: bool 
     """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255].
 
     Args:
-        model: a run's Keras model.
+        model: an :class:`Engine` or a run's Keras model.
         images: the pixels (uint8 or float).
         temperature: the run's calibration temperature (1.0: none).
         tta: average each image's probabilities with its mirror image's.
     """
+    engine = as_engine(model)
     x = np.asarray(images, np.float32)
     if len(x) == 0:
-        return np.zeros((0, max(2, int(model.output_shape[-1]))))
-    return apply_temperature(_forward(model, x, tta), temperature)
+        return np.zeros((0, engine.num_classes))
+    return apply_temperature(_forward(engine, x, tta), temperature)

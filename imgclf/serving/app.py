@@ -2,6 +2,8 @@
 
 - ``GET /``: a page to drop or pick images and see the top classes with confidence bars;
 - ``POST /predict``: multipart field ``file`` (repeat it for several images) → predictions;
+- ``POST /explain``: one image in field ``file`` → its prediction and the top class's Grad-CAM
+  overlay as a base64 PNG (the page shows it next to the confidence bars);
 - ``GET /health``, ``GET /model``; ``GET /docs`` is the OpenAPI page, kept true by response models.
 
 The model is loaded once at start-up. Uploads are checked before decoding (size, format, pixel count)
@@ -20,8 +22,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from imgclf.config import PREDICT_ENGINE
 from imgclf.serving.batching import Batcher, bucket_sizes, padded
 from imgclf.serving.predictor import Run
 from imgclf.serving.uploads import UploadError, check_and_decode
@@ -41,6 +44,7 @@ class ServeConfig:
         max_files: most images in one request.
         max_batch: most images per forward pass.
         top_k: classes returned per image.
+        engine: ``auto``, ``tflite`` or ``keras`` (see :mod:`imgclf.serving.engines`).
     """
 
     host: str = "127.0.0.1"
@@ -50,6 +54,7 @@ class ServeConfig:
     max_files: int = 16
     max_batch: int = 32
     top_k: int = 5
+    engine: str = PREDICT_ENGINE
 
 
 class TopK(BaseModel):
@@ -68,6 +73,13 @@ class PredictResponse(BaseModel):
     predictions: list[ImagePrediction]
 
 
+class ExplainResponse(BaseModel):
+    filename: str
+    label: str
+    confidence: float
+    overlay_png: str = Field(description="base64 PNG: the top class's Grad-CAM heatmap over the image (red: most evidence)")
+
+
 class Health(BaseModel):
     status: str
     batches: int
@@ -82,6 +94,7 @@ class ModelInfo(BaseModel):
     temperature: float
     metrics: dict[str, Any] | None
     version: str
+    engine: str
 
 
 class ErrorResponse(BaseModel):
@@ -119,6 +132,7 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         import numpy as np
 
+        await asyncio.to_thread(lambda: run.engine)  # auto: the TFLite copy, converted once and cached
         for size in bucket_sizes(cfg.max_batch):  # load the model and trace every batch shape once
             await asyncio.to_thread(run.predict_arrays, np.zeros((size, run.image_size, run.image_size, 3), np.uint8))
         batcher.start()
@@ -171,7 +185,16 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
         return ModelInfo(
             run=run.path.name, model=str(run.config.model), classes=run.classes, image_size=run.image_size,
             temperature=temperature, metrics=metrics.to_dict() if metrics else None, version=__version__,
+            engine=run.engine.name,
         )  # fmt: skip
+
+    async def decoded(upload: UploadFile):
+        """The upload's pixels at the run's size, or the 4xx response refusing it."""
+        data = await upload.read(max_bytes + 1)
+        try:
+            return await asyncio.to_thread(check_and_decode, upload.filename or "upload", data, run.image_size, max_bytes, int(cfg.max_megapixels * 1e6))
+        except UploadError as exc:
+            return _error(exc.status, exc.message)
 
     @app.post("/predict", response_model=PredictResponse, responses=ERRORS)
     async def predict(file: Annotated[list[UploadFile], File(description="image file(s); repeat the field for several")]):
@@ -181,11 +204,9 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
             return _error(413, f"{len(file)} images in one request; the limit is {cfg.max_files}")
         pixels = []
         for upload in file:
-            data = await upload.read(max_bytes + 1)
-            try:
-                pixels.append(await asyncio.to_thread(check_and_decode, upload.filename or "upload", data, run.image_size, max_bytes, int(cfg.max_megapixels * 1e6)))
-            except UploadError as exc:
-                return _error(exc.status, exc.message)
+            pixels.append(await decoded(upload))
+            if isinstance(pixels[-1], JSONResponse):
+                return pixels[-1]
         probs = await batcher.submit(np.stack(pixels))
         out = [run.to_prediction(upload.filename or "upload", p, cfg.top_k) for upload, p in zip(file, probs)]
         return PredictResponse(
@@ -194,6 +215,20 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
                 for p in out
             ]
         )
+
+    @app.post("/explain", response_model=ExplainResponse, responses=ERRORS)
+    async def explain(file: Annotated[UploadFile, File(description="one image file")]):
+        import base64
+
+        from imgclf.serving.overlay import overlay_png
+
+        pixels = await decoded(file)
+        if isinstance(pixels, JSONResponse):
+            return pixels
+        (probs,) = await batcher.submit(pixels[None])
+        p = run.to_prediction(file.filename or "upload", probs, 1)
+        png = await asyncio.to_thread(overlay_png, run.model, pixels, int(probs.argmax()))
+        return ExplainResponse(filename=p.path, label=p.label, confidence=p.confidence, overlay_png=base64.b64encode(png).decode("ascii"))
 
 
 def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:
@@ -208,6 +243,6 @@ def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:
     from imgclf.serving.predictor import load_run
 
     cfg = config or ServeConfig()
-    app = create_app(load_run(run_dir), cfg)
+    app = create_app(load_run(run_dir, cfg.engine), cfg)
     print(f"serving {run_dir} on http://{cfg.host}:{cfg.port}/ (API docs: /docs); Ctrl-C stops", flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

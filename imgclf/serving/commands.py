@@ -11,11 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from imgclf.config import AUTO_CONVERT_MIN_IMAGES, ENGINES, PREDICT_ENGINE
 from imgclf.errors import DataError
 
 __all__ = ["add_predict_parser", "cmd_predict", "format_table"]
 
 EXIT_OK, EXIT_FAILED = 0, 1
+ENGINE_HELP = (
+    f"how to run the model: auto = a TFLite copy made once (for {AUTO_CONVERT_MIN_IMAGES}+ images) and checked "
+    f"against Keras on the run's test images (Keras if it disagrees), tflite, or keras (default: {PREDICT_ENGINE})"
+)
 
 
 def add_predict_parser(sub) -> None:
@@ -36,6 +41,7 @@ def add_predict_parser(sub) -> None:
     p.add_argument("--threshold", type=float, metavar="P", help="two-class runs: predict the second class when its probability >= P (default 0.5)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average each image's probabilities with its mirror image's (2x compute)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward pass (default: 32)")
+    p.add_argument("--engine", choices=ENGINES, default=PREDICT_ENGINE, help=ENGINE_HELP)
     p.add_argument("--strict", action="store_true", help="exit 1 if any input could not be predicted")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary line")
 
@@ -73,7 +79,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if not args.paths and not args.from_file:
         raise DataError("predict needs at least one PATH (a file, folder, glob or @list.txt) or --from-file")
-    run = load_run(args.run)
+    run = load_run(args.run, args.engine)
     files = expand_paths(args.paths, args.from_file)
     if not files:
         raise DataError(f"no image files found in {', '.join(args.paths or [args.from_file])}")
@@ -82,6 +88,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     fmt = format_of(args.output, args.format) if args.output else (args.format or "table")
     writer, done = (None, set()) if fmt == "table" else open_output(args.output or "-", fmt, args.resume)
     todo = [f for f in files if f not in done]
+    if todo:
+        run.engine_for_job(len(todo))  # a first TFLite conversion says so before the progress bar starts
     ok = failed = 0
     table: list[dict] = []
     options = dict(top_k=args.top_k, batch_size=args.batch_size, min_confidence=args.min_confidence, threshold=args.threshold, tta=args.tta)
@@ -145,6 +153,7 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, metavar="MB", help=f"largest image accepted (default: {d.max_upload_mb:g})")
     p.add_argument("--max-megapixels", type=float, default=d.max_megapixels, metavar="MP", help=f"largest width x height accepted (default: {d.max_megapixels:g})")
     p.add_argument("--top-k", type=int, default=d.top_k, metavar="K", help=f"classes returned per image (default: {d.top_k})")
+    p.add_argument("--engine", choices=ENGINES, default=d.engine, help=ENGINE_HELP)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -156,6 +165,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise invalid_value("port", args.port, "an integer from 1 to 65535")
     if args.max_upload_mb <= 0 or args.max_megapixels <= 0 or args.top_k < 1:
         raise invalid_value("max_upload_mb/max_megapixels/top_k", (args.max_upload_mb, args.max_megapixels, args.top_k), "positive numbers")
-    cfg = ServeConfig(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, top_k=args.top_k)
+    cfg = ServeConfig(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, top_k=args.top_k, engine=args.engine)
     serve(args.run, cfg)
     return EXIT_OK

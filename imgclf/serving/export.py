@@ -12,23 +12,27 @@ is not called good. int8 is calibrated on images from the run's training split.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from imgclf.errors import DataError, ImgclfError, ModelError, invalid_value
-from imgclf.serving.predictor import Run
+from imgclf.evaluation.inference import Engine
 
-__all__ = ["FORMATS", "MIN_AGREEMENT", "PRECISIONS", "Parity", "export_run", "inference_model"]
+__all__ = ["FORMATS", "MIN_AGREEMENT", "PRECISIONS", "Parity", "TFLiteEngine", "export_run", "inference_model"]
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 PRECISIONS = ("float32", "float16", "int8")  # TFLite only
 MIN_AGREEMENT = 0.99
 INT8_CALIBRATION_IMAGES = 100
+MAX_INTERPRETERS = 8  # TFLite interpreters kept per engine, one per batch shape seen
 
 
 @dataclass
@@ -51,7 +55,7 @@ class Parity:
         )
 
 
-def _held_out_pixels(run: Run, split: str, limit: int | None = None) -> tuple[np.ndarray, str]:
+def _held_out_pixels(run, split: str, limit: int | None = None) -> tuple[np.ndarray, str]:
     from imgclf.data.decode import DecodeLog
     from imgclf.data.pipeline import batched, decoded_dataset
     from imgclf.data.split import read_manifest
@@ -88,7 +92,7 @@ def inference_model(model):
     return keras.Model(inputs, x, name=model.name)
 
 
-def _savedmodel(run: Run, out: Path) -> tuple[Path, Callable]:
+def _savedmodel(run, out: Path) -> tuple[Path, Callable]:
     import tensorflow as tf
 
     path = out / "saved_model"
@@ -97,7 +101,7 @@ def _savedmodel(run: Run, out: Path) -> tuple[Path, Callable]:
     return path, lambda x: loaded.serve(tf.constant(x, tf.float32)).numpy()
 
 
-def _onnx(run: Run, out: Path) -> tuple[Path, Callable]:
+def _onnx(run, out: Path) -> tuple[Path, Callable]:
     """tf2onnx on the frozen graph: Keras' own ``export(format="onnx")`` (tf2onnx's ``from_function``)
     leaves the EfficientNet-Lite0 normalisation constants as unfed graph inputs on TF 2.21."""
     try:
@@ -120,7 +124,7 @@ def _onnx(run: Run, out: Path) -> tuple[Path, Callable]:
     return path, lambda x: session.run(None, {name: x.astype(np.float32)})[0]
 
 
-def _tflite(run: Run, out: Path, precision: str) -> tuple[Path, Callable]:
+def _tflite(run, out: Path, precision: str) -> tuple[Path, Callable]:
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,26 +140,60 @@ def _tflite(run: Run, out: Path, precision: str) -> tuple[Path, Callable]:
         data = converter.convert()
     path = out / f"model_{precision}.tflite"
     path.write_bytes(data)
-    return path, _tflite_runner(path)
+    return path, TFLiteEngine(path).raw
 
 
-def _tflite_runner(path: Path) -> Callable:
-    import tensorflow as tf
+class TFLiteEngine(Engine):
+    """A ``.tflite`` file as a prediction engine (XNNPACK on the CPU, one interpreter per batch size).
 
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    The export's parity check and ``imgclf predict --engine tflite`` both run it. Not thread-safe by
+    itself, so calls are serialised.
 
-    def run(x: np.ndarray) -> np.ndarray:
-        inp = interpreter.get_input_details()[0]
-        interpreter.resize_tensor_input(inp["index"], list(x.shape))
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(inp["index"], x.astype(np.float32))
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).astype(np.float64)
+    Args:
+        path: the ``.tflite`` model (input: float32 RGB pixels in [0, 255], preprocessing inside).
+        threads: interpreter threads (default: the machine's CPU count).
+    """
 
-    return run
+    name = "tflite"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.path, self.threads = Path(path), threads or os.cpu_count() or 1
+        self._interpreters: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
+
+    def _interpreter(self, shape: tuple | None):
+        """The interpreter allocated for input ``shape`` (None: the file's own, for reading details)."""
+        if shape not in self._interpreters:
+            import warnings
+
+            import tensorflow as tf
+
+            if len(self._interpreters) >= MAX_INTERPRETERS:  # e.g. a stream of odd last-batch sizes
+                self._interpreters.clear()
+            with warnings.catch_warnings():  # tf.lite.Interpreter's notice that LiteRT will replace it
+                warnings.simplefilter("ignore")
+                it = tf.lite.Interpreter(model_path=str(self.path), num_threads=self.threads)
+            if shape is not None:
+                it.resize_tensor_input(it.get_input_details()[0]["index"], list(shape))
+                it.allocate_tensors()
+            self._interpreters[shape] = it
+        return self._interpreters[shape]
+
+    @property
+    def num_classes(self) -> int:
+        with self._lock:
+            return max(2, int(self._interpreter(None).get_output_details()[0]["shape"][-1]))
+
+    def raw(self, x) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        with self._lock:
+            it = self._interpreter(x.shape)
+            it.set_tensor(it.get_input_details()[0]["index"], x)
+            it.invoke()
+            return it.get_tensor(it.get_output_details()[0]["index"]).astype(np.float64)
 
 
-def _compare(run: Run, runner: Callable, pixels: np.ndarray) -> tuple[float, float]:
+def _compare(run, runner: Callable, pixels: np.ndarray) -> tuple[float, float]:
     from imgclf.evaluation.inference import score_arrays
     from imgclf.models.classifier import class_probabilities
 
@@ -164,11 +202,12 @@ def _compare(run: Run, runner: Callable, pixels: np.ndarray) -> tuple[float, flo
     return float((keras_p.argmax(1) == export_p.argmax(1)).mean()), float(np.abs(keras_p - export_p).max())
 
 
-def export_run(run: Run, fmt: str, precision: str = "float32", out: str | Path | None = None) -> Parity:
+def export_run(run, fmt: str, precision: str = "float32", out: str | Path | None = None) -> Parity:
     """Export ``run``'s model and check it against the Keras model on held-out images.
 
     Args:
-        run: the run to export.
+        run: the run to export (an :class:`imgclf.serving.predictor.Run`; not imported here, which
+            would close the cycle predictor -> engines -> export -> predictor).
         fmt: ``savedmodel``, ``tflite`` or ``onnx``.
         precision: TFLite weights: ``float32``, ``float16`` or ``int8`` (calibrated on training images).
         out: the export folder (default ``RUN/exports/<format>[_<precision>]``); must not exist.

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.config import ENGINES, PREDICT_ENGINE
 from imgclf.data.scan import ImageItem
 from imgclf.errors import ConfigError, invalid_value
 from imgclf.evaluation.metrics import Metrics
@@ -54,14 +55,25 @@ class Prediction:
 
 
 class Run:
-    """A finished run folder. The model is loaded on first use."""
+    """A finished run folder. The model is loaded on first use.
 
-    def __init__(self, path: str | Path):
+    Args:
+        path: the run folder.
+        engine: how :meth:`predict` and :meth:`predict_arrays` run the model: ``auto`` (a cached,
+            parity-checked TFLite copy, else Keras), ``tflite`` or ``keras`` (see
+            :mod:`imgclf.serving.engines`). Evaluation and Grad-CAM always use the Keras model.
+    """
+
+    def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE):
+        if engine not in ENGINES:
+            raise invalid_value("engine", engine, ", ".join(ENGINES))
         self.path = check_run_dir(path)
         self.config = read_config(self.path / RunFiles.CONFIG)
         self.classes: list[str] = read_json(self.path / RunFiles.CLASSES)
         self.image_size = int(self.config.image_size or 224)
+        self.engine_name = engine
         self._model = None
+        self._engine = None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, model={self.config.model!r}, classes={len(self.classes)})"
@@ -73,6 +85,27 @@ class Run:
 
             self._model = load_model_file(self.path / RunFiles.MODEL, "run's model", compile=False)
         return self._model
+
+    @property
+    def engine(self):
+        """The :class:`imgclf.evaluation.inference.Engine` predictions run on (made on first use)."""
+        return self.engine_for_job()
+
+    def engine_for_job(self, images: int | None = None):
+        """The engine for a job of ``images`` images (None: unknown or long-running, e.g. a server).
+
+        Args:
+            images: the job's size; with ``engine="auto"`` a small job does not pay for a first
+                TFLite conversion (see :func:`imgclf.serving.engines.engine_for`).
+        """
+        if self._engine is None:
+            from imgclf.evaluation.inference import KerasEngine
+            from imgclf.serving.engines import engine_for
+
+            self._engine = engine_for(self, self.engine_name, images)
+            if self._engine is None:  # Keras for this job only
+                return KerasEngine(self.model)
+        return self._engine
 
     @property
     def metrics(self) -> Metrics | None:
@@ -95,7 +128,7 @@ class Run:
         """
         from imgclf.evaluation.inference import score_arrays
 
-        return score_arrays(self.model, images, self.temperature, tta)
+        return score_arrays(self.engine_for_job(len(images)), images, self.temperature, tta)
 
     def predict(
         self,
@@ -149,7 +182,8 @@ class Run:
         k = self._check_options(top_k, min_confidence, threshold)
         items = [ImageItem(f, -1) for f in files]
         position = {f: i for i, f in enumerate(files)}
-        for scores in iter_scores(self.model, items, self.image_size, batch_size, self.temperature, tta):
+        engine = self.engine_for_job(len(files))
+        for scores in iter_scores(engine, items, self.image_size, batch_size, self.temperature, tta):
             rows = {f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()}
             for f, p in zip(scores.paths, scores.probs):
                 rows[f] = self.to_prediction(f, p, k, min_confidence, threshold)
@@ -199,13 +233,14 @@ class Run:
         return evaluate_run(self, data, batch_size, verbose, on_metrics)
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, engine: str = PREDICT_ENGINE) -> Run:
     """Open a run folder made by ``imgclf train``.
 
     Args:
         path: the run folder.
+        engine: ``auto``, ``tflite`` or ``keras``: how predictions run the model (see :class:`Run`).
 
     Raises:
         DataError: ``path`` is not a finished run folder (see :func:`imgclf.runs.check_run_dir`).
     """
-    return Run(path)
+    return Run(path, engine)

@@ -30,7 +30,9 @@ def copied(trained_run, tmp_path_factory) -> Path:
     """A copy of the session run with its TFLite copy made (the session run itself stays as it is),
     and a stale copy of an 'earlier model' that the conversion must delete."""
     folder = tmp_path_factory.mktemp("engines") / "shapes"
-    shutil.copytree(trained_run.run_dir, folder)
+    # without a TFLite copy another test file's server may have left in the session run (one process
+    # runs several files): this module makes and checks its own
+    shutil.copytree(trained_run.run_dir, folder, ignore=shutil.ignore_patterns("engines"))
     (folder / "engines" / "0123-tf0.0").mkdir(parents=True)
     (folder / "engines" / "0123-tf0.0" / "parity.json").write_text('{"agreement": 1.0, "path": "x.tflite"}')
     assert isinstance(load_run(folder, "tflite").engine, TFLiteEngine)

@@ -108,7 +108,7 @@ def _epochs_within_budget(session: Session, model: keras.Model, x: np.ndarray, y
     # a validation step (forward only) costs about a third of a training step; 20 % for overheads
     per_epoch = per_step * 1.2 * (_steps(len(x), bs) + _steps(n_val, bs) / 3)
     fit = int((session.seconds_left() - 5) // per_epoch)  # - 5 s: the fit's own start-up
-    session.say(f"  time budget: ~{per_epoch:.0f}s per epoch, {max(0, min(fit, epochs))} epoch(s) fit in the {left:.0f}s left")
+    session.say(f"  time budget: ~{per_epoch:.0f}s per epoch, {max(0, min(fit, epochs))} epoch(s) fit in the {max(0.0, left):.0f}s left")
     return max(0, min(fit, epochs))
 
 

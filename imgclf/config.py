@@ -56,9 +56,7 @@ class TrainConfig:
     batch_size: int = _opt(32, "images per training step")
     learning_rate: float = _opt(1e-3, "learning rate of the head stage and of from-scratch models")
     fine_tune_learning_rate: float = _opt(5e-4, "peak learning rate when the pretrained backbone is unfrozen")
-    backbone_lr_scale: float = _opt(
-        1.0, "fine-tuning: the backbone's learning rate as a fraction of the head's (discriminative learning rates)"
-    )
+    backbone_lr_scale: float = _opt(1.0, "fine-tuning: the backbone's learning rate as a fraction of the head's (discriminative rates)")
     fine_tune: str = _opt(
         "auto",
         "after the head stage, unfreeze the backbone's top: 'auto' (the model's recommended depth), 'all', 'none', "
@@ -97,13 +95,9 @@ class TrainConfig:
         "brightness=F, contrast=F",
     )
     patience: int = _opt(4, "epochs without validation improvement before early stopping")
-    min_delta: float = _opt(
-        1e-3, "smallest decrease of validation loss that counts as an improvement for early stopping"
-    )
+    min_delta: float = _opt(1e-3, "smallest decrease of validation loss that counts as an improvement for early stopping")
     skip_fine_tune_loss: float = _opt(
-        0.01,
-        "skip fine-tuning when the head stage already classifies every validation image correctly with a "
-        "validation loss below this (nothing measurable is left to learn); 0 never skips",
+        0.01, "skip fine-tuning when the head gets every validation image right with a validation loss below this; 0 never skips"
     )
     seed: int = _opt(42, "random seed of the split, shuffling and weight initialisation")
     val_fraction: float = _opt(0.2, "fraction of each class held out for validation (model selection)")

@@ -280,7 +280,7 @@ def test_fine_tuning_stops_early_when_nothing_is_left_to_learn(tmp_path, capsys)
             Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
     result = imgclf.train(
         tmp_path / "data", model=SPEC_NAME, image_size=64, batch_size=8, head_epochs=5, augment="none",
-        out=str(tmp_path / "runs"), verbose=1,
+        report=False, out=str(tmp_path / "runs"), verbose=1,
     )  # fmt: skip
     out = capsys.readouterr().out
     defaults, spec = TrainConfig(data="x"), get_spec(SPEC_NAME)

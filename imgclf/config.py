@@ -96,9 +96,7 @@ class TrainConfig:
     )
     patience: int = _opt(4, "epochs without validation improvement before early stopping")
     min_delta: float = _opt(1e-3, "smallest decrease of validation loss that counts as an improvement for early stopping")
-    skip_fine_tune_loss: float = _opt(
-        0.01, "skip fine-tuning when the head gets every validation image right with a validation loss below this; 0 never skips"
-    )
+    skip_fine_tune_loss: float = _opt(0.01, "skip fine-tuning when the head gets all validation images right at a val loss below this; 0: never")
     seed: int = _opt(42, "random seed of the split, shuffling and weight initialisation")
     val_fraction: float = _opt(0.2, "fraction of each class held out for validation (model selection)")
     test_fraction: float = _opt(0.1, "fraction of each class held out for the final test; never seen in training")
@@ -141,8 +139,7 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise invalid_value(name, getattr(self, name), "an integer >= 0")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        if self.fine_tune_optimizer is not None:
-            check_choice("fine_tune_optimizer", self.fine_tune_optimizer, OPTIMIZERS)
+        check_choice("fine_tune_optimizer", self.fine_tune_optimizer or self.optimizer, OPTIMIZERS)
         check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
         if self.fine_tune not in ("auto", "all", "none") and not (self.fine_tune.isdigit() and int(self.fine_tune) > 0):
             raise invalid_value("fine_tune", self.fine_tune, "'auto', 'all', 'none' or a number of layers >= 1")

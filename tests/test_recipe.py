@@ -305,3 +305,12 @@ def test_fine_tuning_is_skipped_when_the_head_is_already_perfect(capsys):
     assert not _nothing_left(session, limit / 10, 1.0, 0)
     session.cfg = TrainConfig(data="x", skip_fine_tune_loss=0)
     assert not _nothing_left(session, 0.0, 1.0, 50)
+
+
+@pytest.mark.parametrize(
+    "option, bad",
+    [("fine_tune_optimizer", "bogus"), ("min_delta", -1e-3), ("skip_fine_tune_loss", 2.0), ("backbone_lr_scale", 0.0), ("backbone_lr_scale", 1.5)],
+)
+def test_bad_fine_tuning_controls_are_rejected_by_the_config(option, bad):
+    with pytest.raises(ConfigError, match=rf"invalid value for `{option}`"):
+        TrainConfig(data="x", **{option: bad}).validate()

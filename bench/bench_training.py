@@ -7,19 +7,23 @@ same held-out test images (imgclf's own split of the folder, written before anyt
   ``image_dataset_from_directory`` at 224 px, RandomFlip + RandomRotation layers, dropout + dense
   head, Adam 1e-3, 10 epochs (model selection on a validation_split of the train+val images);
 * ``default`` — ``imgclf.train(DATA)`` with every default, a cold feature cache;
-* ``time1m`` — ``imgclf.train(DATA, time_budget="1m")``, a cold feature cache;
+* ``time1m`` / ``time45s`` — ``imgclf.train(DATA, time_budget="1m")`` (``"45s"``), a cold feature cache;
 * ``cnn`` — ``imgclf.train(DATA, model="cnn")``;
 * ``notes_cnn`` — the notes' from-scratch network (Conv2D/MaxPooling2D ×3, Flatten, Dense 512) at
   256 px for 20 epochs, scored on the same test images.
 
-Run: ``.venv/bin/python bench/bench_training.py [--data DIR] [--only baseline,default,time1m]``.
-Prints one ``RESULT`` line per method and the ratios to the baseline.
+Run: ``.venv/bin/python bench/bench_training.py [--data DIR] [--only baseline,default,time1m] [--seeds 42,1]``.
+Each method runs once per seed (``--seeds``; the split, shuffling and initialisation follow it), each
+run with its own cold feature cache. Prints one ``RESULT`` line per method and seed — wall seconds, the
+process's CPU seconds (user + sys) and the load average before and after — then the ratios to the
+baseline. The final check of the default: ``bench/bench_training.py --only default --seeds 42,1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -29,17 +33,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "sign-language-digits"
-METHODS = ("baseline", "default", "time1m", "cnn", "notes_cnn")
+METHODS = ("baseline", "default", "time1m", "time45s", "cnn", "notes_cnn")
 
 
-def held_out_split(data: Path, workdir: Path):
-    """imgclf's split of ``data``, materialised as symlink folders: trainval/<class>, test/<class>."""
+def held_out_split(data: Path, workdir: Path, seed: int = 42):
+    """imgclf's split of ``data`` for ``seed``, materialised as symlink folders: trainval/<class>, test/<class>."""
     from imgclf.config import TrainConfig
     from imgclf.data.prepare import prepare_training_data
     from imgclf.data.scan import scan_folder
 
     scanned = scan_folder(data)
-    scanned, items, _ = prepare_training_data(scanned, TrainConfig(data=str(data)), verbose=0)
+    scanned, items, _ = prepare_training_data(scanned, TrainConfig(data=str(data), seed=seed), verbose=0)
     for item in items:
         part = "test" if item.split == "test" else "trainval"
         target = workdir / part / scanned.classes[item.label] / Path(item.path).name
@@ -115,13 +119,42 @@ def imgclf_run(data: Path, out: Path, **options) -> float:
     return imgclf.train(data, out=str(out), verbose=0, **options).metrics.accuracy
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_method(method: str, data: Path, work: Path, trainval: Path, test_dir: Path, num_classes: int, seed: int) -> tuple[float, float]:
+    """One method on one seed with a cold feature cache; prints its RESULT line, returns (seconds, accuracy)."""
+    os.environ["IMGCLF_CACHE"] = str(work / f"cache-{method}-{seed}")  # cold feature cache: nothing carried over
+    load, cpu, t = os.getloadavg()[0], _cpu_seconds(), time.perf_counter()
+    if method == "baseline":
+        acc = baseline(trainval, test_dir, num_classes, seed)
+    elif method == "notes_cnn":
+        acc = notes_cnn(trainval, test_dir, num_classes, seed)
+    else:
+        options = {"time1m": {"time_budget": "1m"}, "time45s": {"time_budget": "45s"}, "cnn": {"model": "cnn"}}.get(method, {})
+        acc = imgclf_run(data, work / "runs", seed=seed, **options)
+    secs, cpu = time.perf_counter() - t, _cpu_seconds() - cpu
+    print(
+        f"RESULT method={method} seed={seed} seconds={secs:.1f} cpu_seconds={cpu:.1f} test_accuracy={acc:.4f} "
+        f"load={load:.2f}->{os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    return secs, acc
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--only", default=",".join(METHODS[:3]), help=f"comma list of {', '.join(METHODS)}")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", default="42", help="comma list of seeds; every method runs once per seed")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.only.split(",") if m.strip()]
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: expected integers such as 42,1")
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown method {unknown[0]!r}; expected some of {', '.join(METHODS)}")
@@ -130,30 +163,20 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="imgclf-bench-") as tmp:
         work = Path(tmp)
-        os.environ["IMGCLF_CACHE"] = str(work / "cache")  # cold feature cache: nothing carried over
-        trainval, test_dir, classes = held_out_split(args.data, work / "split")
-        n_test = sum(1 for _ in test_dir.rglob("*") if _.is_file())
-        print(f"data {args.data} | {len(classes)} classes | {n_test} test images | load {os.getloadavg()[0]:.2f}", flush=True)
-        results: dict[str, tuple[float, float]] = {}
-        for method in methods:
-            os.environ["IMGCLF_CACHE"] = str(work / f"cache-{method}")
-            t = time.perf_counter()
-            if method == "baseline":
-                acc = baseline(trainval, test_dir, len(classes), args.seed)
-            elif method == "notes_cnn":
-                acc = notes_cnn(trainval, test_dir, len(classes), args.seed)
-            elif method == "default":
-                acc = imgclf_run(args.data, work / "runs")
-            elif method == "time1m":
-                acc = imgclf_run(args.data, work / "runs", time_budget="1m")
-            else:
-                acc = imgclf_run(args.data, work / "runs", model="cnn")
-            results[method] = (time.perf_counter() - t, acc)
-            print(f"RESULT method={method} seconds={results[method][0]:.1f} test_accuracy={acc:.4f} load={os.getloadavg()[0]:.2f}", flush=True)
-        if "baseline" in results:
-            base_s, base_acc = results["baseline"]
-            for method, (secs, acc) in results.items():
-                print(f"RATIO {method}: time {secs / base_s:.2f}x baseline, accuracy {acc - base_acc:+.4f} vs baseline")
+        results: dict[tuple[str, int], tuple[float, float]] = {}
+        for seed in seeds:
+            # imgclf's split for this seed: the baseline and the notes' network are scored on the same test images
+            trainval, test_dir, classes = held_out_split(args.data, work / f"split-{seed}", seed)
+            n_test = sum(1 for _ in test_dir.rglob("*") if _.is_file())
+            print(f"data {args.data} | seed {seed} | {len(classes)} classes | {n_test} test images", flush=True)
+            for method in methods:
+                results[method, seed] = _run_method(method, args.data, work, trainval, test_dir, len(classes), seed)
+        for seed in seeds:
+            if ("baseline", seed) in results:
+                base_s, base_acc = results["baseline", seed]
+                for (method, s), (secs, acc) in results.items():
+                    if s == seed:
+                        print(f"RATIO seed={seed} {method}: time {secs / base_s:.2f}x baseline, accuracy {acc - base_acc:+.4f} vs baseline")
     return 0
 
 

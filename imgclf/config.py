@@ -56,6 +56,7 @@ class TrainConfig:
     batch_size: int = _opt(32, "images per training step")
     learning_rate: float = _opt(1e-3, "learning rate of the head stage and of from-scratch models")
     fine_tune_learning_rate: float = _opt(5e-4, "peak learning rate when the pretrained backbone is unfrozen")
+    backbone_lr_scale: float = _opt(1.0, "fine-tuning: the backbone's learning rate as a fraction of the head's (discriminative rates)")
     fine_tune: str = _opt(
         "auto",
         "after the head stage, unfreeze the backbone's top: 'auto' (the model's recommended depth), 'all', 'none', "
@@ -71,6 +72,7 @@ class TrainConfig:
         f"$IMGCLF_CACHE_MAX_GB (default {CACHE_MAX_GB:g}) GB, least recently used first out",
     )
     optimizer: str = _opt("adam", "adam, sgd (Nesterov momentum 0.9) or rmsprop")
+    fine_tune_optimizer: str | None = _opt(None, "optimizer of the fine-tuning stage (adam, sgd or rmsprop); default: --optimizer")
     lr_schedule: str = _opt("cosine", "cosine (one warm-up epoch, then cosine decay), plateau (reduce on plateau) or constant")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss, in [0, 0.5)")
     stop_at_accuracy: float | None = _opt(None, "stop training once validation accuracy reaches this value (0-1]")
@@ -93,6 +95,8 @@ class TrainConfig:
         "brightness=F, contrast=F",
     )
     patience: int = _opt(4, "epochs without validation improvement before early stopping")
+    min_delta: float = _opt(1e-3, "smallest decrease of validation loss that counts as an improvement for early stopping")
+    skip_fine_tune_loss: float = _opt(0.01, "skip fine-tuning when the head gets all validation images right at a val loss below this; 0: never")
     seed: int = _opt(42, "random seed of the split, shuffling and weight initialisation")
     val_fraction: float = _opt(0.2, "fraction of each class held out for validation (model selection)")
     test_fraction: float = _opt(0.1, "fraction of each class held out for the final test; never seen in training")
@@ -128,13 +132,19 @@ class TrainConfig:
             raise invalid_value("seed", self.seed, "an integer from 0 to 2**32 - 1")
         if self.head_epochs < 1:
             raise invalid_value("head_epochs", self.head_epochs, "an integer >= 1 (pretrained models always train their new head first)")
+        for name in ("min_delta", "skip_fine_tune_loss"):
+            if not 0 <= getattr(self, name) < 1:
+                raise invalid_value(name, getattr(self, name), "a number in [0, 1)")
         for name in ("patience", "cache_mb"):
             if getattr(self, name) < 0:
                 raise invalid_value(name, getattr(self, name), "an integer >= 0")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("fine_tune_optimizer", self.fine_tune_optimizer or self.optimizer, OPTIMIZERS)
         check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
         if self.fine_tune not in ("auto", "all", "none") and not (self.fine_tune.isdigit() and int(self.fine_tune) > 0):
             raise invalid_value("fine_tune", self.fine_tune, "'auto', 'all', 'none' or a number of layers >= 1")
+        if not 0 < self.backbone_lr_scale <= 1:
+            raise invalid_value("backbone_lr_scale", self.backbone_lr_scale, "a fraction in (0, 1]")
         if not 1 <= self.views <= 16:
             raise invalid_value("views", self.views, "an integer from 1 to 16")
         if not 0 <= self.label_smoothing < 0.5:

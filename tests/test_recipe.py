@@ -4,6 +4,7 @@ fine-tuning run really changes in the backbone's weights."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -16,7 +17,9 @@ from imgclf.models.backbones import BUILTIN_WEIGHTS
 from imgclf.models.classifier import iter_layers
 from imgclf.models.registry import get_spec
 from imgclf.runs import RunFiles
+from imgclf.training.optim import EpochSchedule
 from imgclf.training.recipe import freeze_below, plan_fine_tune
+from imgclf.training.session import Session
 
 SPEC_NAME = "efficientnet_lite0"
 
@@ -183,6 +186,20 @@ def fine_tuned(tmp_path_factory):
     data = make_dataset(base / "pets", {"cat": 12, "dog": 12}, seed=5)
     patch = pytest.MonkeyPatch()
     patch.setenv("IMGCLF_CACHE", str(base / "cache"))
+    compiled, callbacks = [], []  # what each fit really ran with: (model, optimizer, schedule), callbacks
+    original_compile, original_callbacks = Session.compile, Session.callbacks
+
+    def spy_compile(self, model, *args, **kwargs):
+        original_compile(self, model, *args, **kwargs)
+        compiled.append((model.name, model.optimizer, list(self._schedule)))
+
+    def spy_callbacks(self, stage, **kwargs):
+        out = original_callbacks(self, stage, **kwargs)
+        callbacks.append((stage, out))
+        return out
+
+    patch.setattr(Session, "compile", spy_compile)
+    patch.setattr(Session, "callbacks", spy_callbacks)
     try:
         result = imgclf.train(
             data, model=SPEC_NAME, image_size=32, head_epochs=1, epochs=2, fine_tune="auto", batch_size=8,
@@ -196,7 +213,8 @@ def fine_tuned(tmp_path_factory):
     (inner,) = [m for m in nested if m.name == pristine.name]
     rows = history_rows(result.run_dir)
     bn = {layer.name for layer in pristine.layers if isinstance(layer, keras.layers.BatchNormalization)}
-    return weights_by_layer(inner), weights_by_layer(pristine), [layer.name for layer in pristine.layers], rows, bn
+    spied = SimpleNamespace(compiled=compiled, callbacks=callbacks)
+    return weights_by_layer(inner), weights_by_layer(pristine), [layer.name for layer in pristine.layers], rows, bn, spied
 
 
 def test_fine_tuning_improved_on_the_head_so_its_checkpoint_was_saved(fine_tuned):
@@ -207,7 +225,7 @@ def test_fine_tuning_improved_on_the_head_so_its_checkpoint_was_saved(fine_tuned
 
 
 def test_fine_tuning_changes_only_the_top_and_never_batchnorm(fine_tuned):
-    saved, pristine, order, _, bn = fine_tuned
+    saved, pristine, order, _, bn, _ = fine_tuned
     first = order.index("block8_expand_conv")
     assert saved.keys() == pristine.keys()
     changed = []
@@ -226,3 +244,73 @@ def test_fine_tuning_changes_only_the_top_and_never_batchnorm(fine_tuned):
     assert "head_conv" in conv_changed
     assert len(bn) > 40 and all(len(pristine[n]) == 4 for n in bn)  # gamma, beta, moving mean, moving variance
     assert not any(n in bn for n in changed)
+
+
+def test_the_recipe_that_ran_is_the_one_in_the_config(fine_tuned):
+    """The head and fine-tuning stages compiled with imgclf/config.py's defaults (optimizer, rates,
+    discriminative backbone rate) and stopped early with its patience and min_delta."""
+    defaults, spied = TrainConfig(data="x"), fine_tuned[5]
+    head = [opt for name, opt, _ in spied.compiled if name == "head"]
+    (fine,) = [opt for name, opt, _ in spied.compiled if name == "top_and_head"]
+    assert head and all(float(opt.learning_rate) == pytest.approx(defaults.learning_rate) for opt in head)
+    assert type(fine).__name__.lower().endswith(defaults.optimizer)
+    assert getattr(fine, "backbone_scale", 1.0) == pytest.approx(defaults.backbone_lr_scale)
+    schedule = fine._learning_rate  # the cosine: warms up to the fine-tuning peak
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay) or defaults.lr_schedule != "cosine"
+    assert float(schedule.warmup_target or schedule.initial_learning_rate) == pytest.approx(defaults.fine_tune_learning_rate)
+    stops = [cb for _, cbs in spied.callbacks for cb in cbs if isinstance(cb, keras.callbacks.EarlyStopping)]
+    assert [stage for stage, _ in spied.callbacks] == ["head", "fine_tune"] and len(stops) == 2
+    for stop in stops:
+        assert (stop.patience, abs(stop.min_delta)) == (defaults.patience, pytest.approx(defaults.min_delta))
+    assert not any(isinstance(cb, EpochSchedule) for _, cbs in spied.callbacks for cb in cbs)  # arrays: exact per step
+
+
+def test_fine_tuning_stops_early_when_nothing_is_left_to_learn(tmp_path, capsys):
+    """Red vs blue 64 px images: the first fine-tuning epoch takes validation loss to ~1e-4, after which
+    no epoch can improve it by --min-delta, so the stage ends after patience more epochs instead of the
+    model's 8, and the terminal says why."""
+    import imgclf
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(16):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 8, (64, 64, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
+    result = imgclf.train(
+        tmp_path / "data", model=SPEC_NAME, image_size=64, batch_size=8, head_epochs=5, augment="none",
+        report=False, out=str(tmp_path / "runs"), verbose=1,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    defaults, spec = TrainConfig(data="x"), get_spec(SPEC_NAME)
+    fine = [row for row in history_rows(result.run_dir) if row["stage"] == "fine_tune"]
+    assert defaults.patience < len(fine) < spec.default_epochs
+    assert min(float(r["val_loss"]) for r in fine) < defaults.min_delta
+    assert re.search(rf"fine_tune stopped early after epoch {fine[-1]['epoch']}: val_loss did not improve by --min-delta", out)
+    assert result.metrics.accuracy == 1.0
+
+
+def test_fine_tuning_is_skipped_when_the_head_is_already_perfect(capsys):
+    """The rule behind the skip, without a training: every validation image right and a loss below
+    --skip-fine-tune-loss, else fine-tuning runs."""
+    from imgclf.training.stages import _nothing_left
+
+    session = SimpleNamespace(cfg=TrainConfig(data="x"), say=print)
+    limit = session.cfg.skip_fine_tune_loss
+    assert _nothing_left(session, limit / 10, 1.0, 50)
+    assert "stage fine_tune skipped: the head already classifies all 50 validation images correctly" in capsys.readouterr().out
+    assert not _nothing_left(session, limit / 10, 0.98, 50)  # one validation image wrong: fine-tuning may fix it
+    assert not _nothing_left(session, limit * 2, 1.0, 50)
+    assert not _nothing_left(session, limit / 10, 1.0, 0)
+    session.cfg = TrainConfig(data="x", skip_fine_tune_loss=0)
+    assert not _nothing_left(session, 0.0, 1.0, 50)
+
+
+@pytest.mark.parametrize(
+    "option, bad",
+    [("fine_tune_optimizer", "bogus"), ("min_delta", -1e-3), ("skip_fine_tune_loss", 2.0), ("backbone_lr_scale", 0.0), ("backbone_lr_scale", 1.5)],
+)
+def test_bad_fine_tuning_controls_are_rejected_by_the_config(option, bad):
+    with pytest.raises(ConfigError, match=rf"invalid value for `{option}`"):
+        TrainConfig(data="x", **{option: bad}).validate()

@@ -33,12 +33,37 @@ def _check(name: str, schedule: str) -> None:
     check_choice("lr_schedule", schedule, SCHEDULES)
 
 
-def _optimizer(name: str, lr) -> keras.optimizers.Optimizer:
-    if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    return keras.optimizers.Adam(lr)
+def _layerwise(base: type) -> type:
+    """``base`` with a learning rate scaled by ``backbone_scale`` for every variable not named in
+    ``head_variables`` (discriminative learning rates: Keras 3 optimizers have one rate for all)."""
+
+    class Layerwise(base):
+        def __init__(self, *args, backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (), **kwargs):
+            super().__init__(*args, **kwargs)
+            self.backbone_scale, self.head_variables = float(backbone_scale), tuple(head_variables)
+
+        def update_step(self, gradient, variable, learning_rate):
+            # the TensorFlow backend passes the tf.Variable; the Keras variable (and its path) is found by index
+            keras_variable = self._trainable_variables[self._get_variable_index(variable)]
+            if self.backbone_scale != 1.0 and keras_variable.path not in self.head_variables:
+                learning_rate = learning_rate * self.backbone_scale
+            return super().update_step(gradient, variable, learning_rate)
+
+        def get_config(self):
+            return {**super().get_config(), "backbone_scale": self.backbone_scale, "head_variables": list(self.head_variables)}
+
+    Layerwise.__name__ = Layerwise.__qualname__ = f"Layerwise{base.__name__}"
+    return keras.saving.register_keras_serializable("imgclf")(Layerwise)
+
+
+_CLASSES = {"adam": _layerwise(keras.optimizers.Adam), "sgd": _layerwise(keras.optimizers.SGD), "rmsprop": _layerwise(keras.optimizers.RMSprop)}
+
+
+def _optimizer(name: str, lr, backbone_scale: float = 1.0, head_variables: tuple[str, ...] = ()) -> keras.optimizers.Optimizer:
+    extra = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
+    if backbone_scale == 1.0:
+        return _CLASSES[name].__mro__[1](lr, **extra)  # the plain Keras class
+    return _CLASSES[name](lr, backbone_scale=backbone_scale, head_variables=head_variables, **extra)
 
 
 def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
@@ -57,8 +82,9 @@ def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, 
 
 
 def scheduled_optimizer(
-    name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int, known_length: bool = True
-) -> tuple[keras.optimizers.Optimizer, list[keras.callbacks.Callback]]:
+    name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int, known_length: bool = True,
+    backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (),
+) -> tuple[keras.optimizers.Optimizer, list[keras.callbacks.Callback]]:  # fmt: skip
     """The optimizer of :func:`make_optimizer` and the callbacks its schedule needs in ``fit``.
 
     Args:
@@ -70,12 +96,15 @@ def scheduled_optimizer(
         known_length: False for input whose length Keras cannot know (a filtered ``tf.data`` stream):
             the cosine is then set per batch by an :class:`EpochSchedule` callback, which must come
             before any callback that logs the learning rate at the end of an epoch.
+        backbone_scale: the rate of every variable outside ``head_variables`` is this fraction of the
+            head's (discriminative learning rates); 1: one rate for all.
+        head_variables: ``variable.path`` of the variables that train at the full rate.
     """
     _check(name, schedule)
     lr = _learning_rate(schedule, peak, steps_per_epoch, epochs)
     if known_length or not isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-        return _optimizer(name, lr), []
-    return _optimizer(name, float(lr(0))), [EpochSchedule(lr, steps_per_epoch)]
+        return _optimizer(name, lr, backbone_scale, head_variables), []
+    return _optimizer(name, float(lr(0)), backbone_scale, head_variables), [EpochSchedule(lr, steps_per_epoch)]
 
 
 class EpochSchedule(keras.callbacks.Callback):

@@ -65,6 +65,7 @@ class Session:
         self.model_path = run_dir / RunFiles.MODEL
         self.loss, self.metric, self.one_hot = loss_and_metric(num_classes, cfg.label_smoothing)
         self._history: HistoryCSV | None = None
+        self._stop: keras.callbacks.EarlyStopping | None = None
         self._schedule: list[keras.callbacks.Callback] = []  # what the compiled optimizer's schedule needs
         self.decode_failures: dict[str, str] = {}
         self.head_loss: float | None = None
@@ -107,7 +108,10 @@ class Session:
         Returns:
             The epoch to start from (``initial_epoch`` of ``fit``): 0, or the epochs already done.
         """
-        self.compile(model, peak_lr, steps_per_epoch, epochs, schedule, known_length)
+        fine = stage == "fine_tune"
+        scale = self.cfg.backbone_lr_scale if fine else 1.0
+        optimizer = (self.cfg.fine_tune_optimizer or self.cfg.optimizer) if fine else self.cfg.optimizer
+        self.compile(model, peak_lr, steps_per_epoch, epochs, schedule, known_length, scale, optimizer)
         start = self.resume_epoch(stage)
         if start:
             self.restore(model)
@@ -121,7 +125,8 @@ class Session:
         self._history = HistoryCSV(self.run_dir / RunFiles.HISTORY, stage, first_epoch=self.epochs_done)
         # the schedule's callbacks first: they set the rate the history logs at the end of an epoch
         out: list = [*self._schedule, self._history]
-        out.append(keras.callbacks.EarlyStopping(MONITOR, patience=cfg.patience, restore_best_weights=save is None))
+        self._stop = keras.callbacks.EarlyStopping(MONITOR, min_delta=cfg.min_delta, patience=cfg.patience, restore_best_weights=save is None)
+        out.append(self._stop)
         if save is not None:
             best = SaveBest(save, self.model_path, monitor=MONITOR, initial_value_threshold=threshold)
             out += [best, SaveLast(self.run_dir / RunFiles.LAST)]
@@ -135,14 +140,26 @@ class Session:
         return out + schedule_callbacks(cfg.lr_schedule, cfg.patience)
 
     def end_stage(self) -> None:
+        """Count the stage's epochs; say so when early stopping ended it."""
         if self._history is not None:
             self.epochs_done += self._history.epochs_done
+        if self._stop is not None and self._stop.stopped_epoch > 0 and self._history is not None:
+            cfg = self.cfg
+            self.say(
+                f"  {self._history.stage} stopped early after epoch {self._history.first_epoch + self._stop.stopped_epoch + 1}: "
+                f"{MONITOR} did not improve by --min-delta {cfg.min_delta:g} for --patience {cfg.patience} epochs"
+            )
+        self._stop = None
 
     def compile(
         self, model: keras.Model, peak_lr: float, steps_per_epoch: int, epochs: int, schedule: str | None = None,
-        known_length: bool = True,
+        known_length: bool = True, backbone_scale: float = 1.0, optimizer: str | None = None,
     ) -> None:  # fmt: skip
+        """Compile with ``optimizer`` (default: the run's); ``backbone_scale``: the backbone's rate as a
+        fraction of the head's."""
+        head_variables = tuple(v.path for v in self.clf.head.trainable_variables)
         optimizer, self._schedule = scheduled_optimizer(
-            self.cfg.optimizer, schedule or self.cfg.lr_schedule, peak_lr, steps_per_epoch, epochs, known_length
-        )
+            optimizer or self.cfg.optimizer, schedule or self.cfg.lr_schedule, peak_lr, steps_per_epoch, epochs, known_length,
+            backbone_scale, head_variables,
+        )  # fmt: skip
         model.compile(optimizer=optimizer, loss=self.loss, metrics=[self.metric])

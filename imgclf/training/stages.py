@@ -143,10 +143,15 @@ def _all_views(session: Session, acts: Activations, train_items: list[ImageItem]
     return a_train, y_train, a_val, y_val, views, same_images
 
 
-def _head_stage(session: Session, f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray) -> float:
-    """Train the head on frozen features (or, when resuming past it, take its loss from state.json);
-    returns the validation loss the fine-tuning checkpoint must beat."""
+def _head_stage(session: Session, f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray) -> tuple[float, bool]:
+    """Train the head on frozen features (or, when resuming past it, take its loss from state.json).
+
+    Returns:
+        ``(threshold, done)``: the validation loss the fine-tuning checkpoint must beat, and whether
+        the head left nothing to learn (:func:`_nothing_left`; never when resuming).
+    """
     cfg, clf, resume = session.cfg, session.clf, session.resume
+    done = False
     if resume and resume["stage"] != "head":
         head_loss = float(resume["head_loss"])  # the head's weights come back with last.keras
         session.epochs_done = _history_rows(session, "head")
@@ -154,13 +159,28 @@ def _head_stage(session: Session, f_train: np.ndarray, y_train: np.ndarray, f_va
         session.say("stage head: backbone frozen, training the new head")
         _fit_arrays(session, clf.head, "head", f_train, y_train, f_val, y_val, cfg.learning_rate)
         session.compile(clf.head, cfg.learning_rate, 1, 1, schedule="constant")
-        head_loss = float(clf.head.evaluate(f_val, session.targets(y_val), verbose=0)[0])
+        head_loss, head_accuracy = (float(v) for v in clf.head.evaluate(f_val, session.targets(y_val), verbose=0)[:2])
         save_model_atomic(clf.model, session.model_path)
-        session.say(f"  head: val_loss {head_loss:.4f}")
+        session.say(f"  head: val_loss {head_loss:.4f}, val_accuracy {head_accuracy:.4f}")
+        done = _nothing_left(session, head_loss, head_accuracy, len(y_val))
     session.head_loss = head_loss
     if resume and resume.get("best") is not None:
         head_loss = min(head_loss, float(resume["best"]))  # the checkpoint must beat the best so far
-    return head_loss
+    return head_loss, done
+
+
+def _nothing_left(session: Session, loss: float, accuracy: float, n_val: int) -> bool:
+    """Whether fine-tuning can be skipped: the head already classifies every validation image correctly
+    with a validation loss below ``--skip-fine-tune-loss``. Fine-tuning is kept only if it lowers that
+    loss, and a loss this small leaves no error for the validation set to see it fix."""
+    limit = session.cfg.skip_fine_tune_loss
+    if n_val == 0 or accuracy < 1.0 or loss >= limit:
+        return False
+    session.say(
+        f"stage fine_tune skipped: the head already classifies all {n_val} validation images correctly "
+        f"(val_loss {loss:.2g} < --skip-fine-tune-loss {limit:g}); nothing measurable is left to learn"
+    )
+    return True
 
 
 def train_pretrained(
@@ -191,8 +211,8 @@ def train_pretrained(
     top = plan.top
     f_train = top.predict(a_train, batch_size=256, verbose=0) if top is not None else a_train
     f_val = top.predict(a_val, batch_size=256, verbose=0) if top is not None else a_val
-    head_loss = _head_stage(session, f_train, y_train, f_val, y_val)
-    if plan.first is None:
+    head_loss, nothing_left = _head_stage(session, f_train, y_train, f_val, y_val)
+    if plan.first is None or nothing_left:
         return
 
     freeze_below(clf.backbone, plan.first)

@@ -82,7 +82,10 @@ def train(data: str | Path, config: str | Path | None = None, verbose: int = 1, 
     - ``augment="flip,rotate=10,zoom=0.1"`` (or ``"none"``), ``class_weight="none"`` (or ``"auto"``),
       ``label_smoothing=0.0``, ``stop_at_accuracy=None``, ``time_budget=None`` (e.g. ``"5m"``).
     - ``val_fraction=0.2``, ``test_fraction=0.1``, ``group_by=None``, ``duplicates_together=True``.
-    - ``out="runs"``, ``name=None`` (the data folder's name; never overwrites: name2, name3, …).
+    - ``min_delta=1e-3`` (early stopping), ``skip_fine_tune_loss=0.01``, ``backbone_lr_scale=1.0``,
+      ``fine_tune_optimizer=None`` (``optimizer``'s), ``test_dir=None`` (a separate labelled folder).
+    - ``out="runs"``, ``name=None`` (the data folder's name; never overwrites: name2, name3, …),
+      ``report=True`` (False: no report.html; ``imgclf report RUN`` builds it later).
 
     Args:
         data: ``DATA/<class>/<images>``, or ``DATA/train|val|test/<class>/<images>``, or NumPy arrays

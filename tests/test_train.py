@@ -164,7 +164,7 @@ def test_training_emits_no_ran_out_of_data_warning(binary_run):
 
 def test_second_run_with_the_same_name_gets_name2(binary_run):
     before = tree_hashes(binary_run.run_dir)
-    result = imgclf.train(binary_run.data, epochs=1, out=str(binary_run.out), name="pets", **TINY)
+    result = imgclf.train(binary_run.data, epochs=1, out=str(binary_run.out), name="pets", report=False, **TINY)
     assert result.run_dir == binary_run.out / "pets2"
     assert (result.run_dir / RunFiles.MODEL).is_file()
     assert tree_hashes(binary_run.run_dir) == before  # the first run is untouched
@@ -179,7 +179,7 @@ def test_bad_files_are_skipped_reported_and_kept(tmp_path):
     bad = write_bad_files(data / "dog")
     before = tree_hashes(data)
 
-    result = imgclf.train(data, epochs=1, out=str(tmp_path / "runs"), **TINY)
+    result = imgclf.train(data, epochs=1, out=str(tmp_path / "runs"), report=False, **TINY)
 
     report = read_json(result.run_dir / RunFiles.DATA_REPORT)
     reasons = {Path(row["path"]).name: row["reason"] for row in report["skipped"]}
@@ -199,14 +199,14 @@ def test_bad_files_are_skipped_reported_and_kept(tmp_path):
 
 def test_bad_val_image_is_reported_once_when_val_is_scored(presplit_validation, tmp_path):
     write_truncated_jpeg(presplit_validation / "validation" / "cat" / "broken.jpg")
-    result = imgclf.train(presplit_validation, epochs=1, out=str(tmp_path / "runs"), **TINY)
+    result = imgclf.train(presplit_validation, epochs=1, out=str(tmp_path / "runs"), report=False, **TINY)
     assert result.metrics.split.startswith("val")
     report = read_json(result.run_dir / RunFiles.DATA_REPORT)
     assert [Path(row["path"]).name for row in report["skipped"]] == ["broken.jpg"]
 
 
 def test_presplit_layout_is_trained_as_given(presplit, tmp_path):
-    result = imgclf.train(presplit, epochs=1, out=str(tmp_path / "runs"), **TINY)
+    result = imgclf.train(presplit, epochs=1, out=str(tmp_path / "runs"), report=False, **TINY)
     for row in manifest_rows(result.run_dir):
         assert row["path"].split("/")[0] == row["split"]
         assert row["path"].split("/")[1] == row["label"]
@@ -261,7 +261,7 @@ def test_ctrl_c_on_the_second_epoch_keeps_a_usable_run(flat2, tmp_path, monkeypa
 
 def test_ctrl_c_before_the_first_checkpoint_still_saves_a_model(flat2, tmp_path, monkeypatch):
     interrupt_at(monkeypatch, epoch_index=0, after_logging=False)
-    result = imgclf.train(flat2, epochs=5, out=str(tmp_path / "runs"), **TINY)
+    result = imgclf.train(flat2, epochs=5, out=str(tmp_path / "runs"), report=False, **TINY)
     assert_usable_interrupted_run(result)
     assert history_rows(result.run_dir) == []
 

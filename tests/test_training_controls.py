@@ -23,7 +23,7 @@ from imgclf.models.registry import get_spec
 from imgclf.runs import RunFiles, read_json
 from imgclf.training.optim import OPTIMIZERS, SCHEDULES, make_optimizer, schedule_callbacks
 
-TINY = dict(model="cnn", image_size=32, batch_size=8, augment="none", verbose=0)
+TINY = dict(model="cnn", image_size=32, batch_size=8, augment="none", verbose=0, report=False)  # no test here reads a report
 PEAK = 1e-3  # TrainConfig().learning_rate: the peak of the from-scratch schedule
 
 

@@ -184,6 +184,23 @@ def test_report_command_rebuilds_the_report(reported_run, capsys):
     assert (result.run_dir / "confusion_matrix.png").is_file()
 
 
+def test_the_report_of_a_run_written_before_later_metrics_fields(reported_run, tmp_path, capsys):
+    """A run folder from an earlier imgclf (metrics.json without statistics, absent_classes, honesty,
+    confused_pairs) still gets its report, not a template error."""
+    import shutil
+
+    result, _, _ = reported_run
+    old = tmp_path / "old_run"
+    shutil.copytree(result.run_dir, old)
+    metrics = json.loads((old / "metrics.json").read_text())
+    for key in ("statistics", "absent_classes", "honesty", "confused_pairs"):
+        metrics.pop(key, None)
+    (old / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["report", str(old)]) == 0, capsys.readouterr().err
+    assert "Traceback" not in capsys.readouterr().err
+    assert 'id="results"' in (old / "report.html").read_text(encoding="utf-8")
+
+
 def test_timings_hold_the_command_and_the_stages(reported_run):
     result, html, _ = reported_run
     timings = json.loads((result.run_dir / "timings.json").read_text())

@@ -94,6 +94,10 @@ def training_section(run_dir: Path) -> dict:
     return {"curves": png_data_uri(png) if png else None, "stages": stages, "best_epoch": best, "best_row": chosen, "epochs": len(rows)}
 
 
+# metrics.json fields added after the first runs were written, with what an older run means by their absence
+LATER_METRICS = {"absent_classes": [], "honesty": None, "statistics": {}, "confused_pairs": []}
+
+
 def results_section(run_dir: Path, metrics: dict) -> dict:
     """Summary numbers with intervals, per-class table, confusion matrix, most-confused pairs.
 
@@ -102,7 +106,8 @@ def results_section(run_dir: Path, metrics: dict) -> dict:
         metrics: the contents of metrics.json.
     """
     png = figures.plot_confusion_matrix(metrics["confusion_matrix"], metrics["classes"], run_dir / "confusion_matrix.png")
-    return {"metrics": metrics, "confusion": png_data_uri(png), "pairs": metrics.get("confused_pairs", [])}
+    metrics = {**LATER_METRICS, **metrics}  # a run written before a field existed still gets its report
+    return {"metrics": metrics, "confusion": png_data_uri(png), "pairs": metrics["confused_pairs"]}
 
 
 def mistakes_section(table: PredictionTable, image_size: int) -> dict:

@@ -42,7 +42,7 @@ browser: $(CHROMIUM)
 
 # The whole suite, the slow integration test on the shared dataset included (what CI runs), in
 # PYTEST_WORKERS processes (pytest-xdist; one test file stays in one process, so its trained runs are shared).
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) tests
 

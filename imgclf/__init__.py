@@ -15,7 +15,8 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.config import PREDICT_ENGINE, TrainConfig, resolve_config
+from imgclf.config import PREDICT_ENGINE, TrainConfig
+from imgclf.config_files import resolve_config
 from imgclf.errors import ConfigError, DataError, ImgclfError, ModelError
 from imgclf.runtime import quiet_tensorflow_logs
 

@@ -15,7 +15,8 @@ import sys
 import types
 from collections.abc import Sequence
 
-from imgclf.config import TrainConfig, config_fields, field_type
+from imgclf.config import TrainConfig
+from imgclf.config_files import config_fields, field_type
 from imgclf.errors import ConfigError, DataError, ImgclfError, invalid_value
 from imgclf.runtime import quiet_tensorflow_logs
 
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from imgclf.config import resolve_config
+    from imgclf.config_files import resolve_config
     from imgclf.training.trainer import train_run
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "data", "config", "quiet", "resume")}

@@ -121,6 +121,7 @@ MAY_IMPORT = {
     "imgclf.errors": set(),
     "imgclf.options": {"imgclf.errors"},
     "imgclf.config": {"imgclf.errors", "imgclf.options"},
+    "imgclf.config_files": {"imgclf.config", "imgclf.errors"},
     "imgclf.runtime": set(),
     "imgclf.atomic": {"imgclf.errors"},
     "imgclf.progress": set(),

@@ -16,7 +16,7 @@ import imgclf
 from helpers import make_dataset, write_bad_files
 from imgclf import cli
 from imgclf.cli import main
-from imgclf.config import config_fields
+from imgclf.config_files import config_fields
 from imgclf.models.registry import list_models
 from imgclf.runs import RunFiles, read_json
 

@@ -7,7 +7,8 @@ from dataclasses import fields
 
 import pytest
 
-from imgclf.config import TrainConfig, config_fields, load_config_file, resolve_config
+from imgclf.config import TrainConfig
+from imgclf.config_files import config_fields, load_config_file, resolve_config
 from imgclf.errors import ConfigError, ImgclfError
 
 

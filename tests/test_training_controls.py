@@ -16,7 +16,8 @@ import yaml
 import imgclf
 from helpers import history_rows, make_dataset, manifest_rows
 from imgclf.cli import build_parser
-from imgclf.config import parse_duration, resolve_config
+from imgclf.config import parse_duration
+from imgclf.config_files import resolve_config
 from imgclf.errors import ConfigError
 from imgclf.models.classifier import loss_and_metric
 from imgclf.models.registry import get_spec

@@ -1,0 +1,109 @@
+"""Reading options: a ``--config`` YAML/JSON file, flags and keyword arguments, merged over the
+defaults of :class:`imgclf.config.TrainConfig` in :func:`resolve_config` and nowhere else.
+
+Override order: dataclass defaults < ``--config file.yaml`` < command-line flags / keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from imgclf.config import TrainConfig
+from imgclf.errors import ConfigError, invalid_value
+
+__all__ = ["config_fields", "field_type", "load_config_file", "resolve_config"]
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """The fields that become command-line flags, in declaration order."""
+    return [f for f in fields(TrainConfig) if f.metadata.get("cli", True)]
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a dict (keys are checked by :func:`resolve_config`).
+
+    Args:
+        path: a ``.yaml``, ``.yml`` or ``.json`` file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise invalid_value("config", str(path), "an existing .yaml, .yml or .json file")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".json":
+            loaded = json.loads(text)
+        else:
+            import yaml
+
+            loaded = yaml.safe_load(text)
+    except Exception as exc:  # the parsers raise many types; all mean "not valid"
+        raise ConfigError(f"cannot read config file {str(p)!r}: {exc}".splitlines()[0]) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise invalid_value("config", str(path), "a file holding a mapping of option: value")
+    return loaded
+
+
+def field_type(f: dataclasses.Field) -> type:
+    """``bool``, ``int``, ``float`` or ``str``: a TrainConfig field's type read from its annotation
+    string (``"int | None"`` is ``int``), for the command line's flags and for coercing file values.
+
+    Args:
+        f: a field of :class:`TrainConfig`.
+    """
+    annotation = str(f.type)
+    return next((kind for kind in (bool, int, float) if annotation.startswith(kind.__name__)), str)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Bring file/keyword values to the field's type (YAML gives '1e-3' as a string, say)."""
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    annotation, kind = str(f.type), field_type(f)
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise invalid_value(name, value, f"a value of type {annotation}")
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() in ("true", "yes", "1", "on"):
+                    return True
+                if value.lower() in ("false", "no", "0", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+            raise ValueError(value)
+        if kind is float and isinstance(value, bool):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise invalid_value(name, value, f"a value of type {annotation.replace(' | None', '')}") from None
+
+
+def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Defaults < config file < overrides; unknown keys are rejected with a suggestion.
+
+    Args:
+        config_file: a YAML or JSON file of options; None: none. Defaults to None.
+        **overrides: option values (flags, keyword arguments); they win over the file.
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    merged: dict[str, Any] = {}
+    for source, values in (("config file", load_config_file(config_file) if config_file else {}), ("argument", overrides)):
+        for key, value in values.items():
+            key = key.replace("-", "_")
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(sorted(known))}"
+                raise ConfigError(f"unknown {source} option {key!r}{hint}")
+            merged[key] = value
+    defaults = TrainConfig()
+    values = {k: _coerce(k, v) for k, v in merged.items()}
+    return dataclasses.replace(defaults, **values).validate()

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from helpers import make_dataset, write_bad_files, write_mixed_images
+from helpers import make_dataset, save_tiny_backbone, write_bad_files, write_mixed_images
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -72,6 +72,13 @@ def mixed_images(tmp_path) -> dict[str, Path]:
 def bad_files(tmp_path) -> dict[str, Path]:
     """A zero-byte .jpg, a text file named .png, a truncated JPEG and notes.txt, in one folder."""
     return write_bad_files(tmp_path / "bad")
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> str:
+    """A small pretrained-style backbone file (:func:`helpers.save_tiny_backbone`) for ``model=``: the
+    two-stage recipe's mechanics without EfficientNet-Lite0's tracing cost."""
+    return str(save_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny_backbone.keras"))
 
 
 @pytest.fixture(scope="session")

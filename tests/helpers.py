@@ -249,3 +249,22 @@ def train_tiny_run(base: Path, classes: dict[str, int], name: str, seed: int = 7
         data, model="cnn", image_size=32, epochs=2, batch_size=8, augment=augment, out=str(base / "runs"), name=name, verbose=0
     )
     return Path(result.run_dir)
+
+
+def save_tiny_backbone(path: Path) -> Path:
+    """A small conv backbone (4 × Conv/BatchNorm/ReLU, 24 channels) saved as ``.keras``: given as
+    ``model=path`` it trains through the whole pretrained recipe (cached activations, head stage, cut,
+    fine-tuning with BatchNorm frozen, checkpoints, resume) at a fraction of EfficientNet-Lite0's graph.
+    The tests of that recipe's *mechanics* use it; those of Lite0 itself (its cut, what fine-tuning
+    changes in it, the config's recipe, Grad-CAM) and the integration test keep Lite0. Seeded weights."""
+    import keras
+
+    inputs = keras.Input((None, None, 3), name="pixels")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale")(inputs)
+    for i, width in enumerate((8, 16, 16, 24)):
+        init = keras.initializers.HeNormal(seed=i)
+        x = keras.layers.Conv2D(width, 3, strides=2 if i < 3 else 1, padding="same", use_bias=False, kernel_initializer=init, name=f"conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+    keras.Model(inputs, x, name="tiny_backbone").save(path)
+    return path

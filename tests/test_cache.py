@@ -74,19 +74,19 @@ def test_a_zero_cap_keeps_only_the_entry_in_use(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------- two runs at once
 
-TRAIN = "import sys, imgclf; imgclf.train(sys.argv[1], out=sys.argv[2], name=sys.argv[3], model='efficientnet_lite0', " \
+TRAIN = "import sys, imgclf; imgclf.train(sys.argv[1], out=sys.argv[2], name=sys.argv[3], model=sys.argv[4], " \
     "image_size=32, head_epochs=1, fine_tune='none', batch_size=8, views=2, augment='flip', verbose=0, report=False)"
 
 
-def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path):
-    """Both runs finish with the same split and a model; the cache then holds whole files with every
-    image's row; the data folder is untouched."""
+def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path, tiny_backbone):
+    """Both runs (head-only, the tiny pretrained-style backbone) finish with the same split and a model;
+    the cache then holds whole files with every image's row; the data folder is untouched."""
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=5)
     before = tree_hashes(data)
     env = {**os.environ, "IMGCLF_CACHE": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(sys.path)}
     runs = tmp_path / "runs"
     procs = [
-        subprocess.Popen([sys.executable, "-c", TRAIN, str(data), str(runs), name], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", TRAIN, str(data), str(runs), name, tiny_backbone], env=env, stderr=subprocess.PIPE, text=True)
         for name in ("first", "second")
     ]
     for p in procs:

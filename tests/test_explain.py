@@ -79,7 +79,7 @@ def _mass_on_patch(run_dir: Path, heldout: Path, size: int) -> float:
 def test_grad_cam_mass_falls_on_the_planted_patch(tmp_path, private_cache, model, size, per_class, options):
     make_patch_dataset(tmp_path / "patch", size, per_class)
     result = imgclf.train(tmp_path / "patch", model=model, image_size=size, batch_size=16, augment="none",
-                          out=str(tmp_path / "runs"), verbose=0, **options)
+                          out=str(tmp_path / "runs"), verbose=0, report=False, **options)
     assert result.metrics.accuracy >= 0.9, result.metrics.accuracy
     share = _mass_on_patch(result.run_dir, tmp_path / "heldout", size)
     print(f"{model}: median heatmap mass on the patch {share:.3f}")

@@ -309,7 +309,7 @@ MESSAGE = re.compile(
     r"(?P<train>\d+) training activations \((?P<views>\d+) view\(s\)\) \+ (?P<val>\d+) val at '(?P<cut>[^']+)' "
     r"in [\d.]+s \(cache: (?P<hit>\d+) hit, (?P<computed>\d+) computed\)"
 )
-HEAD_ONLY = dict(model="efficientnet_lite0", image_size=32, head_epochs=1, fine_tune="none", batch_size=8, verbose=1, report=False)
+HEAD_ONLY = dict(image_size=32, head_epochs=1, fine_tune="none", batch_size=8, verbose=1, report=False)
 
 
 def activation_report(out: str) -> dict[str, int | str]:
@@ -319,9 +319,10 @@ def activation_report(out: str) -> dict[str, int | str]:
 
 
 @pytest.fixture(scope="module")
-def cached_runs(tmp_path_factory):
-    """Three tiny head-only runs on one data folder: 3 augmented views (fills an empty cache), then
-    1 view with the same cache (reads view 0 from it), then augment none and no cache (own $IMGCLF_CACHE)."""
+def cached_runs(tmp_path_factory, tiny_backbone):
+    """Three tiny head-only runs of the tiny pretrained-style backbone on one data folder: 3 augmented
+    views (fills an empty cache), then 1 view with the same cache (reads view 0 from it), then augment
+    none and no cache (own $IMGCLF_CACHE)."""
     import io
     from contextlib import redirect_stdout
 
@@ -343,7 +344,7 @@ def cached_runs(tmp_path_factory):
                 outs["shared_before"] = tree_hashes(shared)
             stdout = io.StringIO()
             with redirect_stdout(stdout):
-                result = imgclf.train(data, out=str(base / "runs"), name=name, **HEAD_ONLY, **options)
+                result = imgclf.train(data, out=str(base / "runs"), name=name, model=tiny_backbone, **HEAD_ONLY, **options)
             outs[name] = SimpleNamespace(out=stdout.getvalue(), result=result)
     finally:
         patch.undo()

@@ -203,7 +203,7 @@ def fine_tuned(tmp_path_factory):
     try:
         result = imgclf.train(
             data, model=SPEC_NAME, image_size=32, head_epochs=1, epochs=2, fine_tune="auto", batch_size=8,
-            augment="none", out=str(base / "runs"), verbose=0,
+            augment="none", out=str(base / "runs"), verbose=0, report=False,
         )  # fmt: skip
     finally:
         patch.undo()

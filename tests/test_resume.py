@@ -29,8 +29,8 @@ from imgclf.training.optim import make_optimizer
 from imgclf.training.trainer import train_run
 
 CNN = dict(model="cnn", image_size=32, batch_size=8, augment="flip", epochs=3, verbose=0, report=False)
-PRETRAINED = dict(
-    model="efficientnet_lite0", image_size=32, head_epochs=1, epochs=3, fine_tune="auto", batch_size=8, augment="none", verbose=0,
+PRETRAINED = dict(  # model: the session's tiny backbone file (the recipe's mechanics, not Lite0's weights)
+    image_size=32, head_epochs=1, epochs=3, fine_tune="auto", batch_size=8, augment="none", verbose=0,
     report=False,
 )
 METRIC_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -216,7 +216,7 @@ def test_train_needs_data_or_resume():
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
+def pretrained(tmp_path_factory, tiny_backbone):
     """Interrupted after its second fine-tuning epoch (epoch 3 of the run), then resumed in-process."""
     base = tmp_path_factory.mktemp("resume_pretrained")
     data = make_dataset(base / "pets", {"cat": 12, "dog": 12}, seed=32)
@@ -224,7 +224,7 @@ def pretrained(tmp_path_factory):
     patch.setenv("IMGCLF_CACHE", str(base / "cache"))
     try:
         interrupt_after(patch, "fine_tune", 1)
-        interrupted = snapshot(imgclf.train(data, out=str(base / "runs"), **PRETRAINED))
+        interrupted = snapshot(imgclf.train(data, out=str(base / "runs"), model=tiny_backbone, **PRETRAINED))
         patch.undo()
         patch.setenv("IMGCLF_CACHE", str(base / "cache"))
         result = train_run(TrainConfig(data="x"), verbose=0, resume_dir=interrupted.result.run_dir)

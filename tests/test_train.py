@@ -253,7 +253,7 @@ def assert_usable_interrupted_run(result):
 
 def test_ctrl_c_on_the_second_epoch_keeps_a_usable_run(flat2, tmp_path, monkeypatch):
     interrupt_at(monkeypatch, epoch_index=1, after_logging=True)
-    result = imgclf.train(flat2, epochs=5, out=str(tmp_path / "runs"), **TINY)
+    result = imgclf.train(flat2, epochs=5, out=str(tmp_path / "runs"), **TINY)  # its report draws the curves
     assert_usable_interrupted_run(result)
     assert len(history_rows(result.run_dir)) == 2  # epochs 1 and 2 logged, no more
     assert (result.run_dir / RunFiles.CURVES).is_file()
@@ -266,11 +266,11 @@ def test_ctrl_c_before_the_first_checkpoint_still_saves_a_model(flat2, tmp_path,
     assert history_rows(result.run_dir) == []
 
 
-def test_ctrl_c_in_the_head_stage_of_a_pretrained_model(flat2, tmp_path, monkeypatch):
+def test_ctrl_c_in_the_head_stage_of_a_pretrained_model(flat2, tmp_path, monkeypatch, tiny_backbone):
     interrupt_at(monkeypatch, epoch_index=1, after_logging=True)
     result = imgclf.train(
-        flat2, model="efficientnet_lite0", image_size=32, head_epochs=5, epochs=3, batch_size=8,
-        augment="none", out=str(tmp_path / "runs"), verbose=0,
+        flat2, model=tiny_backbone, image_size=32, head_epochs=5, epochs=3, batch_size=8,
+        augment="none", out=str(tmp_path / "runs"), verbose=0, report=False,
     )  # fmt: skip
     assert_usable_interrupted_run(result)
     assert [r["stage"] for r in history_rows(result.run_dir)] == ["head", "head"]  # fine-tuning never started
@@ -279,10 +279,10 @@ def test_ctrl_c_in_the_head_stage_of_a_pretrained_model(flat2, tmp_path, monkeyp
 # ---------------------------------------------------------------------------- pretrained, two stages
 
 
-def test_pretrained_two_stage_training(flat2, tmp_path):
+def test_pretrained_two_stage_training(flat2, tmp_path, tiny_backbone):
     result = imgclf.train(
         flat2,
-        model="efficientnet_lite0",
+        model=tiny_backbone,
         image_size=32,
         head_epochs=2,
         epochs=1,
@@ -290,6 +290,7 @@ def test_pretrained_two_stage_training(flat2, tmp_path):
         augment="flip",
         out=str(tmp_path / "runs"),
         verbose=0,
+        report=False,
     )
     stages = [(r["stage"], int(r["epoch"])) for r in history_rows(result.run_dir)]
     assert stages == [("head", 1), ("head", 2), ("fine_tune", 3)]
@@ -307,7 +308,7 @@ def test_cnn_predicts_in_inference_mode_what_it_learned(tmp_path):
     data = make_dataset(tmp_path / "colours", {"a": 20, "b": 20, "c": 20}, seed=5)
     result = imgclf.train(
         data, model="cnn", image_size=32, epochs=8, batch_size=8, augment="none", patience=8,
-        out=str(tmp_path / "runs"), verbose=0,
+        out=str(tmp_path / "runs"), verbose=0, report=False,
     )  # fmt: skip
     run = imgclf.load_run(result.run_dir)
     train_paths = {str(data / r["path"]): r["label"] for r in manifest_rows(result.run_dir) if r["split"] == "train"}

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="what the cache ($IMGCLF_CACHE, ~/.cache/imgclf) holds, or clear it")
     p.add_argument("action", choices=("info", "clear"))
-    p.add_argument("--part", choices=("features", "arrays"), help="clear only this part (default: both)")
+    p.add_argument("--part", choices=("features", "arrays", "engines"), help="clear only this part (default: all three)")
     return parser
 
 
@@ -225,7 +225,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
     if args.action == "clear":
         freed = clear_cache(part=args.part)
-        print(f"imgclf cache: cleared {args.part + '/' if args.part else 'features/ and arrays/'}, {freed / 2**20:.1f} MB freed")
+        print(f"imgclf cache: cleared {args.part + '/' if args.part else 'features/, arrays/ and engines/'}, {freed / 2**20:.1f} MB freed")
     print(cache_info().format())
     return 0
 

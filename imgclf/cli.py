@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from imgclf.config import TrainConfig
 from imgclf.config_files import config_fields, field_type
 from imgclf.errors import ConfigError, DataError, ImgclfError, invalid_value
-from imgclf.runtime import quiet_tensorflow_logs
+from imgclf.runtime import exit_now, quiet_tensorflow_logs
 
 __all__ = ["main", "build_parser"]
 
@@ -256,12 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted; errors printed on one line).
 
     Args:
-        argv: the arguments after ``imgclf``; None: ``sys.argv[1:]``.
+        argv: the arguments after ``imgclf``; None: ``sys.argv[1:]``, the ``imgclf`` program itself,
+            which then ends the process as soon as the command is done (:func:`imgclf.runtime.exit_now`).
     """
     quiet_tensorflow_logs()  # before any command imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        rc = COMMANDS[args.command](args)
+        return rc if argv is not None else exit_now(rc)
     except ImgclfError as exc:
         print(f"imgclf: error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PROBLEM

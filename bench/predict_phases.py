@@ -5,7 +5,7 @@ Runs ``imgclf predict RUN FOLDER -q -o OUT.csv`` as a fresh Python process (this
 (which imports Keras 3 and, through Keras' scikit-learn wrapper, scikit-learn and SciPy); the imgclf
 modules ``predict`` uses; the engine ready (run folder read, ``model.keras`` hashed to find the
 cached TFLite copy, interpreter made); the first batch out; the last batch out; the output closed; and
-the parent stamps the process's exit. Steady rate = images after the first batch / time between first
+the parent stamps the process's exit (the program's own quick one, imgclf.runtime.exit_now). Steady rate = images after the first batch / time between first
 and last batch.
 
     .venv/bin/python bench/predict_phases.py RUN FOLDER [--engine auto|tflite|keras]
@@ -42,7 +42,8 @@ def child(argv: list[str]) -> int:
     stamp("tensorflow")
     import imgclf.serving.commands
     import imgclf.serving.export  # noqa: F401
-    from imgclf.cli import main
+    from imgclf import cli
+    from imgclf.runtime import exit_now
     from imgclf.serving.predictor import Run
 
     stamp("imgclf")
@@ -72,11 +73,15 @@ def child(argv: list[str]) -> int:
         stamps["keras_model_loaded"] = True
         return load_model_file(*args, **kwargs)
 
+    def timed_exit(rc: int) -> int:  # the program's own quick exit, after the stamps are out
+        stamp("written")
+        print("PHASES " + json.dumps(stamps), file=sys.stderr, flush=True)
+        return exit_now(rc)
+
     Run.engine_for_job, Run.iter_predict, loading.load_model_file = timed_engine, timed_iter, timed_load
-    rc = main(["predict", *argv])
-    stamp("written")
-    print("PHASES " + json.dumps(stamps), file=sys.stderr, flush=True)
-    return rc
+    cli.exit_now = timed_exit
+    sys.argv = ["imgclf", "predict", *argv]
+    return cli.main()  # as the `imgclf` program runs it (argv from the command line)
 
 
 def phases(run: Path, folder: Path, engine: str = "auto") -> dict:

@@ -8,15 +8,22 @@ On each folder, with the same run's model (the default EfficientNet-Lite0 unless
 * ``imgclf-keras``  ``imgclf.load_run(run, engine="keras").predict(folder)``: the prediction core (tf.data
                     decode in parallel, JPEGs decoded in the graph at a DCT scale, prefetch) with top-k and the
                     run's temperature, forward pass in Keras;
+* ``imgclf-1lane``  the same with the forward pass in the run's cached TFLite float32 copy (XNNPACK) run
+                    as before this lever: one interpreter with one thread per core, batch after batch;
 * ``imgclf``        ``imgclf.load_run(run).predict(folder)`` as ``imgclf predict RUN folder`` runs it (engine
-                    auto): the same core with the forward pass in the run's cached TFLite float32 copy
-                    (XNNPACK). The one-time conversion + parity check is timed separately, first.
+                    auto): the TFLite copy as one single-thread interpreter per core ("lanes"), alternate
+                    batches in threads of their own. The one-time conversion + parity check is timed
+                    separately, first.
 
 Every method loads the model itself (included in its time). Methods alternate within each repeat;
 each line gives the best rate, every run's rate, and process CPU milliseconds per image (user + sys,
 all threads) — on a shared machine the CPU time per image is the steadier number. ``--levers`` adds
 the parts measured alone on the first folder: decode only (the tf.data pipeline without a model), the
-forward pass only (Keras ``predict_on_batch``, TFLite at 1 and 2 threads, batch sizes 16/32/64).
+forward pass only (Keras ``predict_on_batch``, TFLite at 1 and 2 threads and as 2 lanes, batch sizes 16/32/64).
+Then (unless ``--no-phases``) one fresh ``imgclf predict RUN PHOTOS`` process timed phase by phase
+(``predict_phases.py``: start-up, first batch, steady rate, tail), and one ``TARGET …: MET|NOT MET``
+line per speed target of issue 11 (≥ 200 images/s on the sign-language photos, ≥ 3× the Keras loop on
+camera JPEGs; best of ``--repeat`` runs, model load included, TensorFlow already imported).
 
 Folders: the shared sign-language photos and ``--camera-images`` camera-size JPEGs (4000×3000, made
 from the same photos in a temporary folder, deleted afterwards). Without ``--run`` a default-model
@@ -24,7 +31,7 @@ run is trained once on ``demo/sign-digits`` into a temporary folder (a few minut
 given ``--run`` is copied (with its cached TFLite copy, if any) to a temporary folder first, so its own
 folder is not touched.
 
-    .venv/bin/python bench/bench_predict.py [--run RUN] [--data DIR] [--camera-images N] [--repeat N] [--levers]
+    .venv/bin/python bench/bench_predict.py [--run RUN] [--data DIR] [--camera-images N] [--repeat N] [--levers] [--no-phases]
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_pipeline import DEFAULT_DATA, REPO, make_camera_folder  # noqa: E402
+from predict_phases import phases  # noqa: E402
 
 
 def count_images(folder: Path) -> int:
@@ -63,11 +71,14 @@ def keras_loop(run_dir: Path, folder: Path, image_size: int) -> int:
     return len(model.predict(ds, verbose=0))
 
 
-def imgclf_predict(run_dir: Path, folder: Path, engine: str, batch_size: int = 32) -> int:
+def imgclf_predict(run_dir: Path, folder: Path, engine: str, batch_size: int = 32, lanes: bool = True) -> int:
     import imgclf
+    from imgclf.serving.export import TFLiteEngine
 
-    predictions = imgclf.load_run(run_dir, engine).predict(folder, batch_size=batch_size)
-    return sum(p.ok for p in predictions)
+    run = imgclf.load_run(run_dir, engine)
+    if not lanes and isinstance(run.engine, TFLiteEngine):  # the previous way: one interpreter, all threads
+        run.engine.lanes = lambda: [run.engine]
+    return sum(p.ok for p in run.predict(folder, batch_size=batch_size))
 
 
 def load() -> str:
@@ -75,7 +86,8 @@ def load() -> str:
 
 
 def measure(name: str, fn, repeat: int = 1) -> float:
-    """Best images/s of ``repeat`` calls of ``fn`` (which returns the images it did)."""
+    """Best images/s of ``repeat`` calls of ``fn`` (which returns the images it did); its CPU ms per
+    image goes to ``CPU_MS[name]`` (a list, one entry per call of measure)."""
     rates, cpu = [], []
     for _ in range(repeat):
         start_load = load()
@@ -89,7 +101,21 @@ def measure(name: str, fn, repeat: int = 1) -> float:
         f"CPU {', '.join(f'{c:.1f}' for c in cpu)} ms/image; load {start_load} at the last start)",
         flush=True,
     )
+    CPU_MS.setdefault(name, []).append(cpu[rates.index(max(rates))])
     return max(rates)
+
+
+CPU_MS: dict[str, list[float]] = {}
+
+
+def lanes_forward(engine, x, reps: int) -> int:
+    """``reps`` forward passes of ``x``, alternate ones on ``engine.lanes()`` in threads of their own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lanes = engine.lanes()
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        list(pool.map(lambda k: [lanes[k](x) for _ in range(k, reps, len(lanes))], range(len(lanes))))
+    return reps * len(x)
 
 
 def levers(run_dir: Path, folder: Path, size: int) -> None:
@@ -123,6 +149,23 @@ def levers(run_dir: Path, folder: Path, size: int) -> None:
                 return reps * batch
 
             measure(f"{name} b{batch}", forward)
+        if tflite is not None:  # what imgclf predict does: one single-thread interpreter per core, alternate batches
+            lanes = TFLiteEngine(tflite)
+            lanes_forward(lanes, x[:batch], len(lanes.lanes()))  # warm-up
+            measure(f"tflite-{len(lanes.lanes())}lanes b{batch}", lambda lanes=lanes, batch=batch: lanes_forward(lanes, x[:batch], max(2, 512 // batch)))
+
+
+def verdict(label: str, best: dict[str, float], cpu_ms: float) -> str:
+    """The one-line verdict on the issue's target for this folder (see :data:`TARGETS`)."""
+    kind, goal = TARGETS["camera" if label.startswith("camera") else "photos"]
+    got = best["imgclf"] if kind == "rate" else best["imgclf"] / best["keras"]
+    text = f"{got:.1f} images/s" if kind == "rate" else f"{got:.2f}x ({best['imgclf']:.1f} vs {best['keras']:.1f} images/s)"
+    goal_text = f">= {goal:.0f} images/s" if kind == "rate" else f">= {goal:.0f}x the plain Keras loop"
+    met = "MET" if got >= goal else "NOT MET"
+    return f"TARGET {label}, `imgclf predict` {goal_text} (model load included): {met} — {text}, CPU {cpu_ms:.1f} ms/image, load {load()}"
+
+
+TARGETS = {"photos": ("rate", 200.0), "camera": ("ratio", 3.0)}  # issue 11's speed targets
 
 
 def main() -> None:
@@ -132,6 +175,7 @@ def main() -> None:
     parser.add_argument("--camera-images", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--levers", action="store_true", help="also time decode alone and the forward pass alone")
+    parser.add_argument("--no-phases", action="store_true", help="skip the fresh `imgclf predict` process timed phase by phase")
     args = parser.parse_args()
     import imgclf
 
@@ -147,16 +191,27 @@ def main() -> None:
         t, c = time.perf_counter(), cpu_seconds()
         print(f"  first use (conversion + parity check, or finding the cached copy; TensorFlow import included): {type(run.engine).__name__}, {time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s", flush=True)
         camera = make_camera_folder(args.data, Path(tmp) / "camera", args.camera_images)
+        verdicts: list[str] = []
         for label, folder in (("sign-language photos", args.data), ("camera JPEGs 4000x3000", camera)):
             print(f"{label}: {folder} ({count_images(folder)} images)", flush=True)
-            rates: dict[str, list[float]] = {"keras": [], "imgclf-keras": [], "imgclf": []}
+            methods = {
+                "keras": lambda: keras_loop(run_dir, folder, run.image_size),
+                "imgclf-keras": lambda: imgclf_predict(run_dir, folder, "keras"),
+                "imgclf-1lane": lambda: imgclf_predict(run_dir, folder, "auto", lanes=False),
+                "imgclf": lambda: imgclf_predict(run_dir, folder, "auto"),
+            }
+            rates: dict[str, list[float]] = {name: [] for name in methods}
             for _ in range(args.repeat):  # alternate the methods, so a load spike hits all of them alike
-                rates["keras"].append(measure("keras", lambda: keras_loop(run_dir, folder, run.image_size)))
-                rates["imgclf-keras"].append(measure("imgclf-keras", lambda: imgclf_predict(run_dir, folder, "keras")))
-                rates["imgclf"].append(measure("imgclf", lambda: imgclf_predict(run_dir, folder, "auto")))
+                for name, fn in methods.items():
+                    rates[name].append(measure(name, fn))
             best = {k: max(v) for k, v in rates.items()}
-            print(f"  best: keras {best['keras']:.1f}, imgclf-keras {best['imgclf-keras']:.1f}, imgclf {best['imgclf']:.1f} images/s; "
-                  f"imgclf / keras = {best['imgclf'] / best['keras']:.2f}x, imgclf-keras / keras = {best['imgclf-keras'] / best['keras']:.2f}x", flush=True)  # fmt: skip
+            print(f"  best: {', '.join(f'{k} {v:.1f}' for k, v in best.items())} images/s; imgclf / keras = {best['imgclf'] / best['keras']:.2f}x, "
+                  f"imgclf / imgclf-1lane = {best['imgclf'] / best['imgclf-1lane']:.2f}x", flush=True)  # fmt: skip
+            best_cpu = CPU_MS["imgclf"][-args.repeat :][rates["imgclf"].index(best["imgclf"])]
+            verdicts.append(verdict(label, best, best_cpu))
+        if not args.no_phases:
+            phases(run_dir, args.data)
+        print("\n".join(verdicts), flush=True)
         if args.levers:
             levers(run_dir, args.data, run.image_size)
 

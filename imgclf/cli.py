@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from imgclf.config import TrainConfig
 from imgclf.config_files import config_fields, field_type
 from imgclf.errors import ConfigError, DataError, ImgclfError, invalid_value
-from imgclf.runtime import quiet_tensorflow_logs
+from imgclf.runtime import exit_now, quiet_tensorflow_logs
 
 __all__ = ["main", "build_parser"]
 
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="what the cache ($IMGCLF_CACHE, ~/.cache/imgclf) holds, or clear it")
     p.add_argument("action", choices=("info", "clear"))
-    p.add_argument("--part", choices=("features", "arrays"), help="clear only this part (default: both)")
+    p.add_argument("--part", choices=("features", "arrays", "engines"), help="clear only this part (default: all three)")
     return parser
 
 
@@ -225,7 +225,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
     if args.action == "clear":
         freed = clear_cache(part=args.part)
-        print(f"imgclf cache: cleared {args.part + '/' if args.part else 'features/ and arrays/'}, {freed / 2**20:.1f} MB freed")
+        print(f"imgclf cache: cleared {args.part + '/' if args.part else 'features/, arrays/ and engines/'}, {freed / 2**20:.1f} MB freed")
     print(cache_info().format())
     return 0
 
@@ -256,12 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted; errors printed on one line).
 
     Args:
-        argv: the arguments after ``imgclf``; None: ``sys.argv[1:]``.
+        argv: the arguments after ``imgclf``; None: ``sys.argv[1:]``, the ``imgclf`` program itself,
+            which then ends the process as soon as the command is done (:func:`imgclf.runtime.exit_now`).
     """
     quiet_tensorflow_logs()  # before any command imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        rc = COMMANDS[args.command](args)
+        return rc if argv is not None else exit_now(rc)
     except ImgclfError as exc:
         print(f"imgclf: error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PROBLEM

@@ -1,4 +1,5 @@
-"""Process set-up that must happen before TensorFlow is first imported for a command.
+"""Process set-up that must happen before TensorFlow is first imported for a command, and the
+``imgclf`` program's quick exit once a command is done.
 
 Importing :mod:`imgclf` changes nothing in the environment; the CLI and the API functions that load
 TensorFlow (``train``, ``load_run`` and what uses them) call :func:`quiet_tensorflow_logs` first.
@@ -7,8 +8,10 @@ TensorFlow (``train``, ``load_run`` and what uses them) call :func:`quiet_tensor
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
-__all__ = ["quiet_tensorflow_logs"]
+__all__ = ["exit_now", "quiet_tensorflow_logs"]
 
 
 def quiet_tensorflow_logs() -> None:
@@ -16,3 +19,20 @@ def quiet_tensorflow_logs() -> None:
     Takes effect only before TensorFlow is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+
+def exit_now(rc: int) -> int:
+    """End the process with status ``rc`` without the interpreter's teardown, which after TensorFlow was
+    imported takes seconds (~4 s wall, ~2.5 s CPU on the busy 2-core VM; docs/benchmarks.md) and has
+    nothing left to do: output is flushed first. Returns ``rc`` (for a normal exit) instead when
+    TensorFlow was never imported or another Python thread that is not a daemon is still running.
+
+    Args:
+        rc: the exit status.
+    """
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if "tensorflow" not in sys.modules or others:
+        return rc
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)

@@ -21,21 +21,33 @@ def fill(root, key=("k", 1), n=5):
     return cache
 
 
+def fake_engine(root):
+    """A TFLite copy as imgclf.serving.engines keeps it for a read-only run: engines/<key>/{model, parity.json}."""
+    folder = root / "engines" / "0123abcd-tf2.21.0"
+    folder.mkdir(parents=True)
+    (folder / "model_float32.tflite").write_bytes(b"x" * 1000)
+    (folder / "parity.json").write_bytes(b"{}" * 5)
+
+
 def test_info_counts_each_part_and_clear_removes_only_imgclfs_folders(tmp_path):
     fill(tmp_path)
     fill(tmp_path, key=("k", 2))
     (tmp_path / "arrays" / "abc" / "digits" / "0").mkdir(parents=True)
     (tmp_path / "arrays" / "abc" / "digits" / "0" / "00001.png").write_bytes(b"x" * 100)
     (tmp_path / "mine.txt").write_text("not imgclf's")
+    fake_engine(tmp_path)
     info = cache_info(tmp_path)
-    assert info.files == {"features": 2, "arrays": 1}
-    assert info.sizes["arrays"] == 100 and info.sizes["features"] > 0
-    assert info.total == info.sizes["features"] + 100
+    assert info.files == {"features": 2, "arrays": 1, "engines": 2}
+    assert info.sizes["arrays"] == 100 and info.sizes["features"] > 0 and info.sizes["engines"] == 1010
+    assert info.total == info.sizes["features"] + 100 + 1010
     text = info.format()
-    assert str(tmp_path) in text and "features/" in text and "arrays/" in text and "$IMGCLF_CACHE_MAX_GB" in text
+    assert str(tmp_path) in text and "$IMGCLF_CACHE_MAX_GB" in text
+    assert all(f"{part}/" in text for part in ("features", "arrays", "engines"))
 
     assert clear_cache(tmp_path, "arrays") == 100
-    assert cache_info(tmp_path).files == {"features": 2, "arrays": 0}
+    assert cache_info(tmp_path).files == {"features": 2, "arrays": 0, "engines": 2}
+    assert clear_cache(tmp_path, "engines") == 1010
+    assert cache_info(tmp_path).files == {"features": 2, "arrays": 0, "engines": 0}
     assert clear_cache(tmp_path) == info.sizes["features"]
     assert cache_info(tmp_path).total == 0
     assert (tmp_path / "mine.txt").read_text() == "not imgclf's"
@@ -116,6 +128,11 @@ def test_the_cache_command_shows_and_clears(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "cleared features/" in out and "MB freed" in out and "in 0 file(s)" in out
     assert cache_info().total == 0
+    fake_engine(tmp_path)
+    assert main(["cache", "info"]) == 0
+    assert any(line.split()[0] == "engines/" and line.endswith("in 2 file(s)") for line in capsys.readouterr().out.splitlines())
+    assert main(["cache", "clear"]) == 0
+    assert "cleared features/, arrays/ and engines/, 0.0 MB freed" in capsys.readouterr().out and cache_info().total == 0
     monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", "much")
     assert main(["cache", "info"]) == 2
     assert "imgclf: error: invalid value for `IMGCLF_CACHE_MAX_GB`" in capsys.readouterr().err

@@ -232,3 +232,29 @@ def test_order_is_kept_around_failures_in_a_batch(run, trained_run, tmp_path):
     assert [p.path for p in got] == paths
     assert [p.ok for p in got] == [True, False, True, False, True]
     assert Path(got[1].path).name == "truncated.jpg" or not got[1].ok
+
+
+def test_the_program_ends_at_once_after_its_output(trained_run, capsys, monkeypatch):
+    """`imgclf predict` as a program (argv from the command line) skips the interpreter's teardown
+    (seconds after TensorFlow) once its output is flushed; called with arguments, main() returns."""
+    import threading
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(rc):
+        raise Exited(rc)
+
+    monkeypatch.setattr("os._exit", fake_exit)
+    monkeypatch.setattr("sys.argv", ["imgclf", "predict", str(trained_run.run_dir), jpgs(trained_run, "cat")[0], "-q"])
+    with pytest.raises(Exited) as exited:
+        main()
+    assert exited.value.args == (0,) and "cat" in capsys.readouterr().out
+    busy = threading.Event()
+    worker = threading.Thread(target=busy.wait)  # a thread still working: exit normally, let it finish
+    worker.start()
+    try:
+        assert main() == 0
+    finally:
+        busy.set()
+        worker.join()

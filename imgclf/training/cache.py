@@ -1,8 +1,9 @@
 """The cache folder: what is in it, clearing it, and keeping the feature cache under a size cap.
 
-imgclf keeps two kinds of recomputable files under ``$IMGCLF_CACHE`` (default ``~/.cache/imgclf``):
-``features/`` (frozen-backbone activations, :mod:`imgclf.training.feature_cache`) and ``arrays/``
-(NumPy DATA written as PNGs, :mod:`imgclf.data.arrays`). The feature cache is held under a size cap
+imgclf keeps three kinds of recomputable files under ``$IMGCLF_CACHE`` (default ``~/.cache/imgclf``):
+``features/`` (frozen-backbone activations, :mod:`imgclf.training.feature_cache`), ``arrays/``
+(NumPy DATA written as PNGs, :mod:`imgclf.data.arrays`) and ``engines/`` (the TFLite copies of
+models whose run folder is read-only, :mod:`imgclf.serving.engines`). The feature cache is held under a size cap
 (``$IMGCLF_CACHE_MAX_GB``, default :data:`imgclf.config.CACHE_MAX_GB`) by deleting its least recently used
 files first; a file counts as used when a run reads or writes it. ``imgclf cache info|clear`` calls
 :func:`cache_info` and :func:`clear_cache`.
@@ -25,7 +26,7 @@ from imgclf.errors import invalid_value
 __all__ = ["CacheInfo", "cache_info", "clear_cache", "evict_lru", "file_lock", "max_cache_bytes"]
 
 MAX_ENV = "IMGCLF_CACHE_MAX_GB"
-PARTS = ("features", "arrays")
+PARTS = ("features", "arrays", "engines")  # "engines" is imgclf.serving.engines.ENGINE_DIR
 _STALE_TMP_SECONDS = 3600.0  # a temporary file this old was left by a killed writer
 
 
@@ -107,10 +108,10 @@ def clear_cache(root: str | Path | None = None, part: str | None = None) -> int:
 
     Args:
         root: the cache folder; ``None`` means ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.
-        part: ``"features"``, ``"arrays"`` or ``None`` for both.
+        part: ``"features"``, ``"arrays"``, ``"engines"`` or ``None`` for all three.
     """
     if part is not None and part not in PARTS:
-        raise invalid_value("part", part, "features, arrays, or nothing for both")
+        raise invalid_value("part", part, f"{', '.join(PARTS)}, or nothing for all")
     info = cache_info(root)
     freed = 0
     for name in PARTS if part is None else (part,):

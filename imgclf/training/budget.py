@@ -32,7 +32,7 @@ MIN_IMAGE_SIZE = 32  # the smallest input size a budget shrinks a pretrained mod
 MIN_VAL_IMAGES = 100  # validation images always used for model selection (all if fewer)
 HEAD_EPOCHS_MIN = 5  # the head stage is shortened down to this before images are dropped …
 HEAD_SHARE = 0.25  # … while it would take more than this share of the time available
-HEAD_FREE_SECONDS = 2.0  # a head stage this cheap keeps all its epochs
+HEAD_FREE_SECONDS = 2.0  # when nothing fits, a head stage this cheap still keeps its epochs
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,11 @@ class BudgetPlan:
     def line(self) -> str:
         """The plan for people, e.g. ``--time 3m: extracting 6,000 of 14,400 train images, 1 view, …``."""
         images = f"{self.train_images:,} of {self.train_total:,}" if self.train_images < self.train_total else f"all {self.train_total:,}"
-        val = f"{self.val_images:,} of {self.val_total:,} val (model selection)" if self.val_images < self.val_total else f"all {self.val_total:,} val"
+        val = (
+            f"{self.val_images:,} of {self.val_total:,} val (model selection)"
+            if self.val_images < self.val_total
+            else f"all {self.val_total:,} val"
+        )
         ft = f"fine-tuning {self.fine_tune_epochs} epoch(s)" if self.fine_tune_epochs else "no fine-tuning"
         note = f" ({self.note})" if self.note else ""
         return (
@@ -151,13 +155,15 @@ def plan_budget(
     """
     reserve = reserve_seconds(n_test, n_val, rates.score, report_s)
     avail = max(0.0, (left_s - reserve) * FILL)
-    plan = BudgetPlan(budget_s, left_s, reserve, n_train, n_train, _val_used(n_train, n_val), n_val, 1, head_epochs, 0, 0.0)
+    plan = BudgetPlan(budget_s, left_s, reserve, n_train, n_train, n_val, n_val, 1, head_epochs, 0, 0.0)
 
     def cost(p: BudgetPlan) -> float:
         return _cost(rates, p.train_images, p.val_images, p.views, p.head_epochs, p.fine_tune_epochs)
 
     while cost(plan) > avail and plan.head_epochs > HEAD_EPOCHS_MIN and _head_cost(plan) > HEAD_SHARE * avail:
         plan.head_epochs -= 1  # a shorter head stage before fewer images, while the head is a large share
+    if cost(plan) > avail:  # fewer validation images for model selection first (the report still scores all)
+        plan.val_images = _val_used(n_train, n_val)
     if cost(plan) > avail:  # not every image: the largest subsample that fits (cost is linear in n)
         floor = min(n_train, MIN_TRAIN_PER_CLASS * num_classes)
         lo, hi = floor, n_train
@@ -167,11 +173,16 @@ def plan_budget(
             lo, hi = (mid, hi) if cost(plan) <= avail else (lo, mid - 1)
         plan.train_images, plan.val_images = lo, _val_used(lo, n_val)
         plan.note = "the rest do not fit" if cost(plan) <= avail else "even the smallest subsample overruns"
-    while plan.head_epochs < head_epochs and _head_cost(plan) < HEAD_FREE_SECONDS:
-        plan.head_epochs += 1  # on few images the head stage is nearly free: give it back its epochs
+    overrun = cost(plan) > avail
+    while plan.head_epochs < head_epochs and (
+        cost(plan) + _head_cost(plan) / plan.head_epochs <= avail or overrun and _head_cost(plan) < HEAD_FREE_SECONDS
+    ):
+        plan.head_epochs += 1  # give the head back the epochs that fit (or, when nothing fits, that cost next to nothing)
     if fine_tune_epochs and plan.train_images == n_train:
         one_epoch = _cost(rates, n_train, plan.val_images, 1, plan.head_epochs, 1) - cost(plan)
-        plan.fine_tune_epochs = int(min(fine_tune_epochs, max(0.0, avail - cost(plan) - FIT_START_SECONDS) // max(one_epoch - FIT_START_SECONDS, 1e-9)))
+        plan.fine_tune_epochs = int(
+            min(fine_tune_epochs, max(0.0, avail - cost(plan) - FIT_START_SECONDS) // max(one_epoch - FIT_START_SECONDS, 1e-9))
+        )
         if not plan.fine_tune_epochs:
             plan.note = f"a fine-tuning epoch needs ~{format_seconds(one_epoch - (avail - cost(plan)))} more"
     elif fine_tune_epochs:

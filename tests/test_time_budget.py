@@ -57,7 +57,7 @@ def test_a_budget_too_small_for_all_images_subsamples_and_keeps_the_reserve():
     assert p.val_images < 3_600 and "(model selection)" in p.line()
     assert p.reserve_s == reserve_seconds(2_000, 3_600, 0.012, REPORT_SECONDS)  # the test and val are scored whole
     assert spent(p) <= 180  # and the plan fits in what is left after the reserve
-    assert p.planned_s <= (180 - p.reserve_s) * FILL + 1e-6
+    assert p.planned_s <= (180 - p.reserve_s) * FILL + 0.05  # planned_s is rounded to 0.1 s
 
 
 def test_when_nothing_fits_the_head_still_gets_the_smallest_subsample():

@@ -26,8 +26,9 @@ REPORT_SECONDS = 10.0  # report.html, its figures and Grad-CAM, model load and s
 FIT_START_SECONDS = 3.0  # a fit's own start-up (tracing the train and validation steps), per stage
 HEAD_SECONDS_PER_SAMPLE = 1e-4  # one head epoch on cached features, per sample (a dense layer: ~3 ms a batch)
 FINE_TUNE_FACTOR = 3.0  # a training step of the top costs ~3 forward passes (forward, two backward)
-FILL = 0.9  # plan to spend this share of what is left: the rest absorbs misestimates and load swings
+FILL = 0.85  # plan to spend this share of what is left: the rest absorbs misestimates and load swings
 MIN_TRAIN_PER_CLASS = 10  # the smallest subsample of training images the head is given, per class
+PER_IMAGE_FLOOR_S = 5e-4  # decoding and the pipeline, per image, quiet machine: not smaller at a smaller input
 MIN_IMAGE_SIZE = 32  # the smallest input size a budget shrinks a pretrained model's input to
 MIN_VAL_IMAGES = 100  # validation images always used for model selection (all if fewer)
 HEAD_EPOCHS_MIN = 5  # the head stage is shortened down to this before images are dropped …
@@ -50,9 +51,10 @@ class Rates:
     score: float
     fine_tune: float = 0.0
     fine_tune_val: float = 0.0
+    head: float = HEAD_SECONDS_PER_SAMPLE  # one sample in one head epoch
 
     @classmethod
-    def measured(cls, extract: float, top: float, cached: bool) -> Rates:
+    def measured(cls, extract: float, top: float, cached: bool, slowdown: float = 1.0) -> Rates:
         """Rates from the two measured ones: fine-tuning on cached activations (``cached``) trains the
         top, else the whole model on decoded images; a training step costs ~3 forward passes.
 
@@ -60,10 +62,12 @@ class Rates:
             extract: seconds per image of decode + the frozen bottom.
             top: seconds per image of the top above the cut.
             cached: whether fine-tuning runs on cached activations.
+            slowdown: how much slower than a quiet machine this one is now (scales the head's rate,
+                which is Keras' per-step overhead rather than arithmetic). Defaults to 1.
         """
         score = extract + top
         forward = top if cached else score
-        return cls(extract, top, score, FINE_TUNE_FACTOR * forward, forward)
+        return cls(extract, top, score, FINE_TUNE_FACTOR * forward, forward, HEAD_SECONDS_PER_SAMPLE * slowdown)
 
 
 @dataclass
@@ -119,13 +123,13 @@ def reserve_seconds(n_test: int, n_val: int, score: float, report_s: float) -> f
 def _cost(rates: Rates, n: int, n_val: int, views: int, head_epochs: int, ft_epochs: int) -> float:
     """Seconds for extraction of ``n`` train images × ``views`` and ``n_val`` val, the head, fine-tuning."""
     extract = (n * views + n_val) * (rates.extract + rates.top)  # the top turns cut activations into features
-    head = head_epochs * (n * views + n_val) * HEAD_SECONDS_PER_SAMPLE + FIT_START_SECONDS  # as _head_cost
+    head = head_epochs * (n * views + n_val) * rates.head + FIT_START_SECONDS  # as _head_cost
     fine = ft_epochs * (n * rates.fine_tune + n_val * rates.fine_tune_val) + (FIT_START_SECONDS if ft_epochs else 0.0)
     return extract + head + fine
 
 
-def _head_cost(plan: BudgetPlan) -> float:
-    return plan.head_epochs * (plan.train_images * plan.views + plan.val_images) * HEAD_SECONDS_PER_SAMPLE
+def _head_cost(plan: BudgetPlan, rates: Rates) -> float:
+    return plan.head_epochs * (plan.train_images * plan.views + plan.val_images) * rates.head
 
 
 def _val_used(n: int, n_val: int) -> int:
@@ -160,7 +164,7 @@ def plan_budget(
     def cost(p: BudgetPlan) -> float:
         return _cost(rates, p.train_images, p.val_images, p.views, p.head_epochs, p.fine_tune_epochs)
 
-    while cost(plan) > avail and plan.head_epochs > HEAD_EPOCHS_MIN and _head_cost(plan) > HEAD_SHARE * avail:
+    while cost(plan) > avail and plan.head_epochs > HEAD_EPOCHS_MIN and _head_cost(plan, rates) > HEAD_SHARE * avail:
         plan.head_epochs -= 1  # a shorter head stage before fewer images, while the head is a large share
     if cost(plan) > avail:  # fewer validation images for model selection first (the report still scores all)
         plan.val_images = _val_used(n_train, n_val)
@@ -175,7 +179,7 @@ def plan_budget(
         plan.note = "the rest do not fit" if cost(plan) <= avail else "even the smallest subsample overruns"
     overrun = cost(plan) > avail
     while plan.head_epochs < head_epochs and (
-        cost(plan) + _head_cost(plan) / plan.head_epochs <= avail or overrun and _head_cost(plan) < HEAD_FREE_SECONDS
+        cost(plan) + _head_cost(plan, rates) / plan.head_epochs <= avail or overrun and _head_cost(plan, rates) < HEAD_FREE_SECONDS
     ):
         plan.head_epochs += 1  # give the head back the epochs that fit (or, when nothing fits, that cost next to nothing)
     if fine_tune_epochs and plan.train_images == n_train:
@@ -197,7 +201,7 @@ def plan_budget(
 
 def budget_image_size(
     size: int, score: float, left_s: float, n_train: int, n_val: int, n_test: int, report_s: float = REPORT_SECONDS,
-    floor: int = MIN_IMAGE_SIZE,
+    floor: int = MIN_IMAGE_SIZE, per_image_floor: float = PER_IMAGE_FLOOR_S,
 ) -> int:  # fmt: skip
     """The largest input size, from ``size`` down in steps of 32 px to ``floor``, at which every
     training image once, the validation images for model selection, the head and the reserve fit
@@ -214,10 +218,11 @@ def budget_image_size(
         n_test: test images.
         report_s: seconds for the report and saving, beyond scoring.
         floor: the smallest size to consider.
+        per_image_floor: seconds per image that do not shrink with the input (decoding, the pipeline).
     """
     floor = max(MIN_IMAGE_SIZE, min(size, floor))
     for s in range(size, floor - 1, -32):
-        rate = score * (s / size) ** 2
+        rate = max(score * (s / size) ** 2, min(score, per_image_floor))  # decoding does not shrink with the input
         work = (n_train + _val_used(n_train, n_val)) * rate + FIT_START_SECONDS
         if reserve_seconds(n_test, n_val, rate, report_s) + work <= left_s * FILL:
             return s

@@ -22,14 +22,14 @@ from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import build_classifier
 from imgclf.runs import RunFiles, write_config
-from imgclf.training.budget import REPORT_SECONDS, Rates, budget_image_size, plan_budget, stratified_subset
+from imgclf.training.budget import PER_IMAGE_FLOOR_S, REPORT_SECONDS, Rates, budget_image_size, plan_budget, stratified_subset
 
 if TYPE_CHECKING:
     from imgclf.models.registry import ModelSpec
     from imgclf.training.session import Session
     from imgclf.training.trainer import RunSetup
 
-__all__ = ["fit_size_to_budget", "forward_rate", "plan_run", "report_seconds"]
+__all__ = ["fit_size_to_budget", "forward_rate", "plan_run", "report_seconds", "slowdown"]
 
 EXTRACT_SHARE_MIN = 0.3  # the frozen bottom's share of a forward pass is taken as at least this
 
@@ -70,15 +70,19 @@ def _top_rate(bottom: keras.Model, top: keras.Model, image_size: int, batch_size
     return (time.perf_counter() - t) / (2 * batch_size)
 
 
+def slowdown() -> float:
+    """How much slower than a quiet machine this one is now: the load average per core, from 1 to 3."""
+    return min(3.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+
+
 def report_seconds(report: bool) -> float:
     """Seconds for the report (or only saving, with ``--no-report``) beyond scoring: the quiet machine's
-    :data:`REPORT_SECONDS` times how much busier than its cores the machine is now (load average, 1–3×).
+    :data:`REPORT_SECONDS` times :func:`slowdown`.
 
     Args:
         report: whether report.html is built.
     """
-    slowdown = min(3.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
-    return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * slowdown
+    return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * slowdown()
 
 
 def fit_size_to_budget(
@@ -105,12 +109,13 @@ def fit_size_to_budget(
     sides = sorted(min(i.width, i.height) for i in setup.items) or [cfg.image_size]
     native = sides[len(sides) // 2] // 32 * 32  # the images' own resolution: shrinking below it loses detail
     left = deadline - time.perf_counter()
-    size = budget_image_size(cfg.image_size, rate, left, *n, report_s=report_seconds(cfg.report), floor=native)
+    floor_s = PER_IMAGE_FLOOR_S * slowdown()
+    size = budget_image_size(cfg.image_size, rate, left, *n, report_s=report_seconds(cfg.report), floor=native, per_image_floor=floor_s)
     if not shrink or size >= cfg.image_size:
         return setup, rate
     if verbose:
         print(f"--time: {cfg.image_size}px does not fit ({rate * 1000:.1f} ms per image); input size {size}px", flush=True)
-    scaled = rate * (size / cfg.image_size) ** 2
+    scaled = max(rate * (size / cfg.image_size) ** 2, min(rate, floor_s))
     cfg = replace(cfg, image_size=size)
     write_config(setup.run_dir / RunFiles.CONFIG, cfg)
     return replace(setup, cfg=cfg, clf=build_classifier(spec, len(setup.data.classes), size, cfg.augment, cfg.seed)), scaled
@@ -139,7 +144,7 @@ def plan_run(
     """
     cfg = session.cfg
     top_rate = min(_top_rate(bottom, top, cfg.image_size, cfg.batch_size), (1 - EXTRACT_SHARE_MIN) * rate) if top is not None else 0.0
-    rates = Rates.measured(rate - top_rate, top_rate, cached=top is not None)
+    rates = Rates.measured(rate - top_rate, top_rate, cached=top is not None, slowdown=slowdown())
     plan = plan_budget(
         parse_duration(cfg.time_budget), session.deadline - time.perf_counter(), len(train_items), len(val_items), n_test,
         session.num_classes, rates, views=views, head_epochs=cfg.head_epochs, fine_tune_epochs=cfg.epochs if fine_tune else 0,

@@ -248,7 +248,7 @@ def _finish(
     return TrainResult(run_dir, cfg, data.classes, metrics, interrupted, seconds)
 
 
-def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | None = None) -> TrainResult:
+def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | None = None, started: float | None = None) -> TrainResult:
     """Train as ``config`` says and write a complete run folder.
 
     Args:
@@ -256,12 +256,14 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
         verbose: 0 prints nothing; 1 prints the doctor's findings, progress and the metrics. Defaults to 1.
         resume_dir: continue this interrupted run instead (its own config and split; ``config`` then
             supplies nothing but verbosity). Defaults to None.
+        started: ``time.perf_counter()`` value from which ``--time`` counts (the CLI's start, so that
+            importing TensorFlow counts too); None: from this call. Defaults to None.
     """
     if resume_dir is not None:
         config = read_config(_resumable(resume_dir) / RunFiles.CONFIG)
     cfg = config.validate()
     start = time.perf_counter()
-    deadline = start + parse_duration(cfg.time_budget) if cfg.time_budget else None
+    deadline = min(start, started or start) + parse_duration(cfg.time_budget) if cfg.time_budget else None
     configure_devices(cfg)
     spec = get_spec(cfg.model)
     setup = _new_run(cfg, spec, verbose) if resume_dir is None else _resume_run(resume_dir, cfg, spec)

@@ -23,12 +23,13 @@ from imgclf.progress import format_seconds
 __all__ = ["BudgetPlan", "Rates", "budget_image_size", "plan_budget", "reserve_seconds", "stratified_subset"]
 
 REPORT_SECONDS = 10.0  # report.html, its figures and Grad-CAM, model load and save (~8 s alone, quiet machine)
-FIT_START_SECONDS = 3.0  # a fit's own start-up (tracing the train and validation steps), per stage
-HEAD_SECONDS_PER_SAMPLE = 1e-4  # one head epoch on cached features, per sample (a dense layer: ~3 ms a batch)
-FINE_TUNE_FACTOR = 3.0  # a training step of the top costs ~3 forward passes (forward, two backward)
+FIT_START_SECONDS = 3.0  # a fit's own start-up (tracing the train and validation steps), per stage …
+FINE_TUNE_START_SECONDS = 15.0  # … and of fine-tuning, whose training step through the top traces for long
+HEAD_SECONDS_PER_SAMPLE = 1.5e-4  # one head epoch on cached features, per sample (a dense layer: ~5 ms a batch)
+FINE_TUNE_FACTOR = 4.0  # a training step of the top costs ~3 forward passes (forward, two backward) + Adam
 FILL = 0.85  # plan to spend this share of what is left: the rest absorbs misestimates and load swings
 MIN_TRAIN_PER_CLASS = 10  # the smallest subsample of training images the head is given, per class
-PER_IMAGE_FLOOR_S = 5e-4  # decoding and the pipeline, per image, quiet machine: not smaller at a smaller input
+PER_IMAGE_FLOOR_S = 8e-4  # decoding and the pipeline, per image, quiet machine: not smaller at a smaller input
 MIN_IMAGE_SIZE = 32  # the smallest input size a budget shrinks a pretrained model's input to
 MIN_VAL_IMAGES = 100  # validation images always used for model selection (all if fewer)
 HEAD_EPOCHS_MIN = 5  # the head stage is shortened down to this before images are dropped …
@@ -52,6 +53,7 @@ class Rates:
     fine_tune: float = 0.0
     fine_tune_val: float = 0.0
     head: float = HEAD_SECONDS_PER_SAMPLE  # one sample in one head epoch
+    fine_tune_start: float = FINE_TUNE_START_SECONDS  # the fine-tuning fit's start-up (tracing)
 
     @classmethod
     def measured(cls, extract: float, top: float, cached: bool, slowdown: float = 1.0) -> Rates:
@@ -63,11 +65,11 @@ class Rates:
             top: seconds per image of the top above the cut.
             cached: whether fine-tuning runs on cached activations.
             slowdown: how much slower than a quiet machine this one is now (scales the head's rate,
-                which is Keras' per-step overhead rather than arithmetic). Defaults to 1.
+                which is Keras' per-step overhead rather than arithmetic, and fine-tuning's start-up). Defaults to 1.
         """
         score = extract + top
         forward = top if cached else score
-        return cls(extract, top, score, FINE_TUNE_FACTOR * forward, forward, HEAD_SECONDS_PER_SAMPLE * slowdown)
+        return cls(extract, top, score, FINE_TUNE_FACTOR * forward, forward, HEAD_SECONDS_PER_SAMPLE * slowdown, FINE_TUNE_START_SECONDS * slowdown)
 
 
 @dataclass
@@ -124,7 +126,7 @@ def _cost(rates: Rates, n: int, n_val: int, views: int, head_epochs: int, ft_epo
     """Seconds for extraction of ``n`` train images × ``views`` and ``n_val`` val, the head, fine-tuning."""
     extract = (n * views + n_val) * (rates.extract + rates.top)  # the top turns cut activations into features
     head = head_epochs * (n * views + n_val) * rates.head + FIT_START_SECONDS  # as _head_cost
-    fine = ft_epochs * (n * rates.fine_tune + n_val * rates.fine_tune_val) + (FIT_START_SECONDS if ft_epochs else 0.0)
+    fine = ft_epochs * (n * rates.fine_tune + n_val * rates.fine_tune_val) + (rates.fine_tune_start if ft_epochs else 0.0)
     return extract + head + fine
 
 
@@ -185,7 +187,7 @@ def plan_budget(
     if fine_tune_epochs and plan.train_images == n_train:
         one_epoch = _cost(rates, n_train, plan.val_images, 1, plan.head_epochs, 1) - cost(plan)
         plan.fine_tune_epochs = int(
-            min(fine_tune_epochs, max(0.0, avail - cost(plan) - FIT_START_SECONDS) // max(one_epoch - FIT_START_SECONDS, 1e-9))
+            min(fine_tune_epochs, max(0.0, avail - cost(plan) - rates.fine_tune_start) // max(one_epoch - rates.fine_tune_start, 1e-9))
         )
         if not plan.fine_tune_epochs:
             plan.note = f"a fine-tuning epoch needs ~{format_seconds(one_epoch - (avail - cost(plan)))} more"

@@ -71,8 +71,8 @@ def _top_rate(bottom: keras.Model, top: keras.Model, image_size: int, batch_size
 
 
 def slowdown() -> float:
-    """How much slower than a quiet machine this one is now: the load average per core, from 1 to 3."""
-    return min(3.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+    """How much slower than a quiet machine this one is now: the load average per core, from 1 to 4."""
+    return min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
 
 
 def report_seconds(report: bool) -> float:

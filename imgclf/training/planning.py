@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -27,7 +27,6 @@ from imgclf.training.budget import PER_IMAGE_FLOOR_S, REPORT_SECONDS, Rates, bud
 if TYPE_CHECKING:
     from imgclf.models.registry import ModelSpec
     from imgclf.training.session import Session
-    from imgclf.training.trainer import RunSetup
 
 __all__ = ["fit_size_to_budget", "forward_rate", "plan_run", "report_seconds", "slowdown"]
 
@@ -86,14 +85,14 @@ def report_seconds(report: bool) -> float:
 
 
 def fit_size_to_budget(
-    setup: RunSetup, spec: ModelSpec, by_split: dict[str, list[ImageItem]], deadline: float, verbose: int, shrink: bool
-) -> tuple[RunSetup, float]:  # fmt: skip
+    setup: Any, spec: ModelSpec, by_split: dict[str, list[ImageItem]], deadline: float, verbose: int, shrink: bool
+) -> tuple[Any, float]:  # fmt: skip
     """Measure the backbone's rate and, with ``shrink``, take a smaller input size (model rebuilt,
     config.yaml rewritten) when the size chosen from the data cannot score and extract every image in
     the time left (:func:`~imgclf.training.budget.budget_image_size`).
 
     Args:
-        setup: the new run.
+        setup: the new run (:class:`~imgclf.training.trainer.RunSetup`; not imported: trainer imports this module).
         spec: its model's registry entry.
         by_split: its images by split.
         deadline: ``time.perf_counter()`` value at which ``--time`` runs out.

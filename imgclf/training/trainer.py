@@ -269,9 +269,8 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     setup = _new_run(cfg, spec, verbose) if resume_dir is None else _resume_run(resume_dir, cfg, spec)
     stages = {"setup (scan, doctor, split, model)": round(time.perf_counter() - start, 1)}
     by_split = {name: [i for i in setup.items if i.split == name] for name in SPLITS}
-    rate = None  # with --time: the backbone's measured seconds per image, and a smaller input when the chosen one cannot fit
-    if deadline is not None and setup.resume is None and spec.pretrained:
-        setup, rate = fit_size_to_budget(setup, spec, by_split, deadline, verbose, shrink=config.image_size is None)
+    budgeted = deadline is not None and setup.resume is None and spec.pretrained  # --time: the backbone's rate; a smaller input if need be
+    setup, rate = fit_size_to_budget(setup, spec, by_split, deadline, verbose, config.image_size is None) if budgeted else (setup, None)
     cfg, data, items, run_dir = setup.cfg, setup.data, setup.items, setup.run_dir
     if cfg.test_dir:  # a --test-dir that cannot be scored fails now, not after training
         scan_folder(cfg.test_dir, classes=data.classes)
@@ -284,7 +283,6 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     for skipped in data.skipped:
         session.say(f"  skipped {one_line(skipped.path)}: {skipped.reason}")
     session.say(f"  run folder: {run_dir}")
-
     log = DecodeLog()
     cache = fits_cache(len(by_split["train"]) + len(by_split["val"]), cfg.image_size, cfg.cache_mb) and cfg.cache_mb > 0
     train_raw = decoded_dataset(by_split["train"], cfg.image_size, log, cache)

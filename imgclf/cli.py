@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import sys
+import time
 import types
 from collections.abc import Sequence
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    started = time.perf_counter()  # --time counts from here: importing TensorFlow is part of the user's wait
     from imgclf.config_files import resolve_config
     from imgclf.training.trainer import train_run
 
@@ -111,7 +113,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not args.data:
             raise ConfigError("train needs DATA (a folder of class sub-folders) or --resume RUN")
         config = resolve_config(args.config, data=args.data, **options)
-        result = train_run(config, verbose=0 if args.quiet else 1)
+        result = train_run(config, verbose=0 if args.quiet else 1, started=started)
     if args.quiet:
         flag = "yes" if result.interrupted else "no"
         print(f"{result.run_dir}\taccuracy={result.metrics.accuracy:.4f}\tn={result.metrics.n}\tinterrupted={flag}")

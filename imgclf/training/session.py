@@ -28,7 +28,7 @@ from imgclf.training.optim import schedule_callbacks, scheduled_optimizer
 __all__ = ["Session", "MONITOR", "RESERVE_SECONDS"]
 
 MONITOR = "val_loss"
-RESERVE_SECONDS = 8.0  # kept back from a time budget for testing and saving
+RESERVE_SECONDS = 8.0  # kept back from a time budget for testing and saving when no plan measured it
 
 
 class Session:
@@ -69,6 +69,10 @@ class Session:
         self._schedule: list[keras.callbacks.Callback] = []  # what the compiled optimizer's schedule needs
         self.decode_failures: dict[str, str] = {}
         self.head_loss: float | None = None
+        self.reserve = RESERVE_SECONDS  # kept back from the deadline; a --time plan sets its measured reserve
+        self.head_epochs, self.epochs = cfg.head_epochs, cfg.epochs  # a --time plan may lower them
+        self.backbone_rate: float | None = None  # --time: the backbone's measured seconds per image (planning)
+        self.budget_plan: dict[str, Any] | None = None  # the --time plan (imgclf.training.budget), recorded in timings.json
 
     def say(self, message: str) -> None:
         if self.verbose:
@@ -81,7 +85,7 @@ class Session:
         return 1 if sys.stdout.isatty() else 2
 
     def seconds_left(self) -> float:
-        return float("inf") if self.deadline is None else self.deadline - time.perf_counter() - RESERVE_SECONDS
+        return float("inf") if self.deadline is None else self.deadline - time.perf_counter() - self.reserve
 
     def targets(self, labels: np.ndarray) -> np.ndarray:
         return keras.utils.to_categorical(labels, self.num_classes) if self.one_hot else labels
@@ -134,7 +138,7 @@ class Session:
         if cfg.stop_at_accuracy is not None:
             out.append(StopAtAccuracy(cfg.stop_at_accuracy))
         if self.deadline is not None:
-            out.append(Deadline(self.deadline - RESERVE_SECONDS))
+            out.append(Deadline(self.deadline - self.reserve))
         if cfg.tensorboard:
             out.append(keras.callbacks.TensorBoard(str(self.run_dir / "tensorboard" / stage)))
         return out + schedule_callbacks(cfg.lr_schedule, cfg.patience)

@@ -28,6 +28,7 @@ from imgclf.data.pipeline import batched
 from imgclf.data.scan import ImageItem
 from imgclf.runs import RunFiles
 from imgclf.training.activations import Activations, has_augmentation
+from imgclf.training.planning import plan_run
 from imgclf.training.recipe import Plan, freeze_below
 from imgclf.training.session import Session
 from imgclf.training.views import DrawViews, ViewBatches
@@ -42,13 +43,6 @@ def _history_rows(session: Session, stage: str) -> int:
 
 def _steps(n: int, batch_size: int) -> int:
     return max(1, -(-n // batch_size))
-
-
-def _views_within_budget(session: Session, first_view_seconds: float) -> int:
-    views = session.cfg.views if has_augmentation(session.clf) else 1
-    while views > 1 and first_view_seconds * (views - 1) > 0.25 * session.seconds_left():
-        views -= 1
-    return views
 
 
 def _fit_arrays(
@@ -68,12 +62,7 @@ def _fit_arrays(
     and each epoch draws one view per image (:mod:`imgclf.training.views`), so an epoch costs one view."""
     cfg = session.cfg
     n = len(x) // views
-    epochs = cfg.head_epochs if stage == "head" else cfg.epochs
-    if stage != "head":
-        epochs = _epochs_within_budget(session, model, x[:n], y[:n], len(x_val), epochs)
-        if epochs == 0:
-            session.say("  no time left for this stage")
-            return
+    epochs = session.head_epochs if stage == "head" else session.epochs
     schedule = "constant" if stage == "head" else None
     start = session.start_fit(model, stage, peak_lr, _steps(n, cfg.batch_size), epochs, schedule)
     callbacks = session.callbacks(stage, save=save, threshold=threshold)
@@ -90,30 +79,8 @@ def _fit_arrays(
     session.end_stage()
 
 
-def _epochs_within_budget(session: Session, model: keras.Model, x: np.ndarray, y: np.ndarray, n_val: int, epochs: int) -> int:
-    """With a time budget, time a few training steps (weights restored after) and fit the epochs to it."""
-    left = session.seconds_left()
-    if left == float("inf"):
-        return epochs
-    bs = session.cfg.batch_size
-    batch_x, batch_y = x[:bs], session.targets(y[:bs])
-    saved = model.get_weights()
-    session.compile(model, 1e-9, 1, 1, schedule="constant")
-    model.train_on_batch(batch_x, batch_y)  # the first step traces the graph
-    t = time.perf_counter()
-    for _ in range(3):
-        model.train_on_batch(batch_x, batch_y)
-    per_step = (time.perf_counter() - t) / 3
-    model.set_weights(saved)
-    # a validation step (forward only) costs about a third of a training step; 20 % for overheads
-    per_epoch = per_step * 1.2 * (_steps(len(x), bs) + _steps(n_val, bs) / 3)
-    fit = int((session.seconds_left() - 5) // per_epoch)  # - 5 s: the fit's own start-up
-    session.say(f"  time budget: ~{per_epoch:.0f}s per epoch, {max(0, min(fit, epochs))} epoch(s) fit in the {max(0.0, left):.0f}s left")
-    return max(0, min(fit, epochs))
-
-
-def _all_views(session: Session, acts: Activations, train_items: list[ImageItem], val_items: list[ImageItem], cut_name: str):
-    """Activations of val (view 0) and train (as many views as the time budget allows).
+def _all_views(session: Session, acts: Activations, train_items: list[ImageItem], val_items: list[ImageItem], cut_name: str, views: int):
+    """Activations of val (view 0) and train (``views`` views).
 
     Returns:
         ``(a_train, y_train, a_val, y_val, views, same_images)``: the train views stacked block after
@@ -122,8 +89,6 @@ def _all_views(session: Session, acts: Activations, train_items: list[ImageItem]
     t = time.perf_counter()
     a_val, y_val = acts.get(val_items, 0)
     a_train, y_train = acts.get(train_items, 0)
-    first_view = time.perf_counter() - t
-    views = _views_within_budget(session, first_view * len(train_items) / max(1, len(train_items) + len(val_items)))
     train_views = [a_train]
     labels = [y_train]
     for v in range(1, views):
@@ -190,9 +155,10 @@ def train_pretrained(
     val_items: list[ImageItem],
     train_raw: tf.data.Dataset,
     val_raw: tf.data.Dataset,
+    n_test: int = 0,
 ) -> None:
     """Head stage on cached features, then fine-tuning (on cached activations, or the whole model on
-    decoded images), as ``plan`` says.
+    decoded images), as ``plan`` says; with ``--time``, the work is planned first (:func:`plan_run`).
 
     Args:
         session: the run's trainer.
@@ -201,18 +167,26 @@ def train_pretrained(
         val_items: the validation split.
         train_raw: decoded ``(image, label)`` train pairs, for fine-tuning without a cache.
         val_raw: the same for the validation split.
+        n_test: the test split's size (with ``--time``, scoring it is part of the reserve). Defaults to 0.
     """
     cfg, clf = session.cfg, session.clf
     freeze_below(clf.backbone, None)
     bottom = clf.backbone if plan.bottom is None else plan.bottom
     cut_name = "output" if plan.top is None else plan.top.layers[1].name
     acts = Activations(cfg, clf, bottom, cut_name, progress=bool(session.verbose))
-    a_train, y_train, a_val, y_val, views, same_images = _all_views(session, acts, train_items, val_items, cut_name)
     top = plan.top
+    views = cfg.views if has_augmentation(clf) else 1
+    if session.backbone_rate is not None:  # --time on a new run: plan the work before doing it
+        fine = plan.first is not None
+        train_items, val_items, views = plan_run(session, session.backbone_rate, bottom, top, train_items, val_items, n_test, views, fine)
+    a_train, y_train, a_val, y_val, views, same_images = _all_views(session, acts, train_items, val_items, cut_name, views)
     f_train = top.predict(a_train, batch_size=256, verbose=0) if top is not None else a_train
     f_val = top.predict(a_val, batch_size=256, verbose=0) if top is not None else a_val
     head_loss, nothing_left = _head_stage(session, f_train, y_train, f_val, y_val)
     if plan.first is None or nothing_left:
+        return
+    if not session.epochs:
+        session.say("stage fine_tune skipped: no time left for it in --time")
         return
 
     freeze_below(clf.backbone, plan.first)
@@ -239,7 +213,7 @@ def _fit_dataset(
     if session.one_hot:
         encode = lambda x, y: (x, keras.ops.one_hot(y, session.num_classes))
         train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
-    epochs = cfg.epochs
+    epochs = session.epochs
     if session.deadline is not None:  # no cheap calibration on a stream: let the Deadline callback stop it
         session.say(f"  time budget: training until {session.seconds_left():.0f}s from now")
     # a filtered stream has no known length: the schedule is stepped by epoch and batch (exact)

@@ -38,6 +38,7 @@ from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
 from imgclf.reporting.report import command_line, finish_run
 from imgclf.runs import RunFiles, check_run_dir, create_run_dir, library_versions, read_config, read_json, write_config, write_json
+from imgclf.training.planning import fit_size_to_budget
 from imgclf.training.recipe import Plan, plan_fine_tune
 from imgclf.training.session import Session
 from imgclf.training.stages import train_pretrained, train_scratch
@@ -192,7 +193,7 @@ def _run_stages(session: Session, plan: Plan | None, by_split: dict[str, list[Im
     """Train every stage; returns True if the user pressed Ctrl-C (the best checkpoint is kept)."""
     try:
         if plan is not None:
-            train_pretrained(session, plan, by_split["train"], by_split["val"], train_raw, val_raw)
+            train_pretrained(session, plan, by_split["train"], by_split["val"], train_raw, val_raw, len(by_split["test"]))
         else:
             train_scratch(session, train_raw, val_raw, len(by_split["train"]))
     except KeyboardInterrupt:
@@ -247,7 +248,7 @@ def _finish(
     return TrainResult(run_dir, cfg, data.classes, metrics, interrupted, seconds)
 
 
-def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | None = None) -> TrainResult:
+def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | None = None, started: float | None = None) -> TrainResult:
     """Train as ``config`` says and write a complete run folder.
 
     Args:
@@ -255,29 +256,33 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
         verbose: 0 prints nothing; 1 prints the doctor's findings, progress and the metrics. Defaults to 1.
         resume_dir: continue this interrupted run instead (its own config and split; ``config`` then
             supplies nothing but verbosity). Defaults to None.
+        started: ``time.perf_counter()`` value from which ``--time`` counts (the CLI's start, so that
+            importing TensorFlow counts too); None: from this call. Defaults to None.
     """
     if resume_dir is not None:
         config = read_config(_resumable(resume_dir) / RunFiles.CONFIG)
     cfg = config.validate()
     start = time.perf_counter()
-    deadline = start + parse_duration(cfg.time_budget) if cfg.time_budget else None
+    deadline = min(start, started or start) + parse_duration(cfg.time_budget) if cfg.time_budget else None
     configure_devices(cfg)
     spec = get_spec(cfg.model)
     setup = _new_run(cfg, spec, verbose) if resume_dir is None else _resume_run(resume_dir, cfg, spec)
     stages = {"setup (scan, doctor, split, model)": round(time.perf_counter() - start, 1)}
+    by_split = {name: [i for i in setup.items if i.split == name] for name in SPLITS}
+    budgeted = deadline is not None and setup.resume is None and spec.pretrained  # --time: the backbone's rate; a smaller input if need be
+    setup, rate = fit_size_to_budget(setup, spec, by_split, deadline, verbose, config.image_size is None) if budgeted else (setup, None)
     cfg, data, items, run_dir = setup.cfg, setup.data, setup.items, setup.run_dir
-    by_split = {name: [i for i in items if i.split == name] for name in SPLITS}
     if cfg.test_dir:  # a --test-dir that cannot be scored fails now, not after training
         scan_folder(cfg.test_dir, classes=data.classes)
     if setup.resume is None:
         _preview_augmentation(cfg, by_split["train"], data.classes, cfg.image_size, run_dir)
     session = Session(cfg, run_dir, setup.clf, len(data.classes), verbose, deadline, setup.class_weight, setup.resume)
+    session.backbone_rate = rate
     counts = ", ".join(f"{len(by_split[k])} {k}" for k in SPLITS)
     session.say(f"imgclf: {len(items)} images, {len(data.classes)} classes ({counts}); model {spec.name} at {cfg.image_size}px")
     for skipped in data.skipped:
         session.say(f"  skipped {one_line(skipped.path)}: {skipped.reason}")
     session.say(f"  run folder: {run_dir}")
-
     log = DecodeLog()
     cache = fits_cache(len(by_split["train"]) + len(by_split["val"]), cfg.image_size, cfg.cache_mb) and cfg.cache_mb > 0
     train_raw = decoded_dataset(by_split["train"], cfg.image_size, log, cache)
@@ -287,4 +292,8 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         interrupted = _run_stages(session, plan, by_split, train_raw, val_raw)
     stages["training"] = round(time.perf_counter() - start - sum(stages.values()), 1)
-    return _finish(session, setup, by_split, log, interrupted, start, stages)
+    result = _finish(session, setup, by_split, log, interrupted, start, stages)
+    if session.budget_plan is not None:  # the --time plan, beside the time each stage took
+        timings = read_json(run_dir / RunFiles.TIMINGS)
+        write_json(run_dir / RunFiles.TIMINGS, {**timings, "plan": session.budget_plan, "total_s": round(time.perf_counter() - start, 1)})
+    return result

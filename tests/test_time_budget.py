@@ -1,0 +1,99 @@
+"""The ``--time`` planner (imgclf.training.budget): a pure function of measured rates, data size and
+budget, tested without training anything. The real run with a budget is in test_training_controls.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from imgclf.data.scan import ImageItem
+from imgclf.training.budget import (
+    FILL,
+    MIN_TRAIN_PER_CLASS,
+    REPORT_SECONDS,
+    BudgetPlan,
+    Rates,
+    budget_image_size,
+    plan_budget,
+    reserve_seconds,
+    stratified_subset,
+)
+
+# Lite0 at 128 px on a quiet 2-core machine: ~5 ms to the cut, ~2 ms above it
+QUIET = Rates.measured(0.005, 0.002, cached=True)
+
+
+def plan(left_s, n_train=1443, n_val=411, n_test=208, rates=QUIET, **kw):
+    args = {"views": 2, "head_epochs": 30, "fine_tune_epochs": 8, **kw}
+    return plan_budget(left_s, left_s, n_train, n_val, n_test, 10, rates, **args)
+
+
+def spent(p: BudgetPlan) -> float:
+    return p.planned_s + p.reserve_s
+
+
+def test_a_generous_budget_gets_the_full_recipe():
+    p = plan(3600)
+    assert (p.train_images, p.val_images, p.views, p.head_epochs, p.fine_tune_epochs) == (1443, 411, 2, 30, 8)
+    assert p.note == ""
+    assert "all 1,443 train images, 2 view(s), all 411 val, head 30 epochs, fine-tuning 8 epoch(s)" in p.line()
+
+
+def test_a_budget_too_small_for_fine_tuning_gives_none_and_says_what_it_needs():
+    p = plan(40)
+    assert p.train_images == 1443 and p.fine_tune_epochs == 0
+    assert "no fine-tuning (a fine-tuning epoch needs ~" in p.line()
+    assert spent(p) <= 40
+
+
+def test_fine_tuning_epochs_grow_with_the_budget_and_views_come_last():
+    epochs = [plan(s).fine_tune_epochs for s in (50, 60, 80, 200)]
+    assert epochs == sorted(epochs) and epochs[0] < epochs[-1] == 8
+    assert plan(60).views == 1  # an extra view only once every fine-tuning epoch fits
+
+
+def test_a_budget_too_small_for_all_images_subsamples_and_keeps_the_reserve():
+    p = plan(180, n_train=14_400, n_val=3_600, n_test=2_000, rates=Rates.measured(0.008, 0.004, cached=True))
+    assert MIN_TRAIN_PER_CLASS * 10 <= p.train_images < 14_400 and p.fine_tune_epochs == 0
+    assert p.val_images < 3_600 and "(model selection)" in p.line()
+    assert p.reserve_s == reserve_seconds(2_000, 3_600, 0.012, REPORT_SECONDS)  # the test and val are scored whole
+    assert spent(p) <= 180  # and the plan fits in what is left after the reserve
+    assert p.planned_s <= (180 - p.reserve_s) * FILL + 0.05  # planned_s is rounded to 0.1 s
+
+
+def test_when_nothing_fits_the_head_still_gets_the_smallest_subsample():
+    p = plan(5, n_train=14_400, n_val=3_600, n_test=2_000)
+    assert p.train_images == MIN_TRAIN_PER_CLASS * 10 and p.fine_tune_epochs == 0
+    assert "even the smallest subsample overruns" in p.note
+    assert p.head_epochs == 30  # on 100 images the head stage costs nothing: it keeps its epochs
+
+
+def test_no_fine_tuning_asked_means_none_planned():
+    p = plan(3600, fine_tune_epochs=0)
+    assert p.fine_tune_epochs == 0 and p.note == "" and p.views == 2
+
+
+def test_the_input_shrinks_only_as_far_as_needed_and_not_below_the_floor():
+    n = (14_400, 3_600, 2_000)
+    assert budget_image_size(128, 0.002, 600, *n) == 128  # fits as chosen
+    size = budget_image_size(128, 0.03, 180, *n)
+    assert 32 <= size < 128 and size % 32 == 0
+    assert budget_image_size(128, 0.03, 180, *n, floor=96) == 96  # the images' own resolution
+    assert budget_image_size(128, 1.0, 10, *n) == 32
+
+
+def test_stratified_subset_keeps_class_proportions_and_order():
+    items = [ImageItem(f"{c}{i}.png", c) for c in range(3) for i in range((1, 2, 7)[c] * 10)]
+    sub = stratified_subset(items, 50, seed=0)
+    counts = [sum(i.label == c for i in sub) for c in range(3)]
+    assert counts == [5, 10, 35]
+    assert sub == sorted(sub, key=items.index)
+    assert stratified_subset(items, 500, seed=0) == items
+    assert stratified_subset(items, 50, seed=0) == sub  # seeded
+
+
+@pytest.mark.parametrize("left", [20, 45, 90, 180, 600])
+def test_the_plan_never_spends_more_than_is_left(left):
+    for rates in (QUIET, Rates.measured(0.03, 0.01, cached=True), Rates.measured(0.01, 0.0, cached=False)):
+        p = plan(left, rates=rates)
+        if p.train_images > MIN_TRAIN_PER_CLASS * 10:
+            assert spent(p) <= left

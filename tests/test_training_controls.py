@@ -306,19 +306,19 @@ def test_cli_accepts_time_and_time_budget():
     assert args.stop_at_accuracy == 0.9 and args.tensorboard is True and args.feature_cache is False
 
 
-def test_time_budget_run_plans_its_work_and_records_the_plan(tmp_path):
+def test_time_budget_run_plans_its_work_and_records_the_plan(tmp_path, tiny_backbone):
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=25)
     stdout = io.StringIO()
     with redirect_stdout(stdout):
         result = imgclf.train(
-            data, model="efficientnet_lite0", image_size=32, batch_size=8, augment="none", time_budget="20s",
+            data, model=tiny_backbone, image_size=32, batch_size=8, augment="none", time_budget="20s",
             report=False, out=str(tmp_path / "runs"), verbose=1,
         )  # fmt: skip
     out = stdout.getvalue()
     metrics = read_json(result.run_dir / RunFiles.METRICS)
     assert metrics["interrupted"] is False
     config = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())
-    default_epochs = get_spec("efficientnet_lite0").default_epochs
+    default_epochs = get_spec(tiny_backbone).default_epochs
     assert config["time_budget"] == "20s" and config["epochs"] == default_epochs  # epochs not given: the model's default
     assert config["image_size"] == 32  # given by the user: never shrunk
     # the plan, said before the work and recorded in timings.json (no wall-time assertion: the machine may be busy)

@@ -35,7 +35,7 @@ AUTO_CONVERT_MIN_IMAGES = 1000  # auto makes a first TFLite copy only for a job 
 CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set
 AUTO_MODEL = "auto"  # --model auto: imgclf.models.choose picks the model and size from the data and --time
 AUTO_SCRATCH_MAX_SIDE = 48  # auto trains the from-scratch cnn on pictures this small (median side, px) …
-AUTO_SCRATCH_MIN_IMAGES = 2000  # … when there are at least this many; see docs/benchmarks.md
+AUTO_SCRATCH_MIN_IMAGES = 10_000  # … when there are at least this many (fewer: Lite0 is affordable and was more accurate); docs/benchmarks.md
 
 
 @dataclass

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgclf.config import AUTO_MODEL, AUTO_SCRATCH_MAX_SIDE, AUTO_SCRATCH_MIN_IMAGES
-from imgclf.models.registry import choose_image_size, get_spec
+from imgclf.config import AUTO_MODEL, AUTO_SCRATCH_MAX_SIDE, AUTO_SCRATCH_MIN_IMAGES, TrainConfig, parse_duration
+from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 
-__all__ = ["Choice", "choose_model", "estimated_seconds"]
+__all__ = ["Choice", "choose_model", "estimated_seconds", "resolve_model"]
 
 # Seconds per image of a whole default run (doctor, frozen activations, head, 8 fine-tuning epochs, test)
 # of Lite0 at 128 px on the 2-core reference CPU: 194 s for the 2,062 sign-language digits.
@@ -90,3 +90,18 @@ def choose_model(requested: str, sides: list[int], budget_seconds: float | None 
                 return Choice(name, size, f"{facts}: {why}")
     spec = get_spec("efficientnet_lite0")
     return Choice(spec.name, image_size or choose_image_size(spec, sides), f"{facts}: the default pretrained backbone")
+
+
+def resolve_model(cfg: TrainConfig, sides: list[int], verbose: int) -> tuple[Choice, ModelSpec]:
+    """:func:`choose_model` for a run's options, saying what ``auto`` picked; the choice and its spec.
+
+    Args:
+        cfg: the run's options (``model``, ``time_budget``, ``image_size``).
+        sides: the shorter side of each image, in pixels.
+        verbose: 0 prints nothing; else ``auto`` prints its one-line reason.
+    """
+    budget = parse_duration(cfg.time_budget) if cfg.time_budget else None
+    choice = choose_model(cfg.model, sides, budget, cfg.image_size)
+    if verbose and cfg.model == AUTO_MODEL:  # a given --model is already named in the run's first line
+        print(choice.line(cfg.model), flush=True)
+    return choice, get_spec(choice.model)

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from imgclf.atomic import save_model_atomic
-from imgclf.config import AUTO_MODEL, TrainConfig, parse_duration
+from imgclf.config import TrainConfig, parse_duration
 from imgclf.data.augment import augmentation_layers
 from imgclf.data.balance import train_class_weights
 from imgclf.data.decode import DecodeLog
@@ -32,7 +32,7 @@ from imgclf.errors import DataError
 from imgclf.evaluation.evaluate import check_honesty, metrics_from_scores, score_folder
 from imgclf.evaluation.inference import score_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
-from imgclf.models.choose import choose_model
+from imgclf.models.choose import resolve_model
 from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.models.loading import load_model_file
 from imgclf.models.registry import ModelSpec, get_spec
@@ -94,18 +94,11 @@ class RunSetup:
 
 
 def _new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
-    """Scan, diagnose and split the data, choose (``--model auto``) and build the model, then create
-    and fill the run folder; the saved config holds the resolved model and size."""
+    """Scan, diagnose and split the data, resolve ``--model auto``, build the model, create and fill the run folder."""
     data = scan_folder(cfg.data)
-    budget = parse_duration(cfg.time_budget) if cfg.time_budget else None
-    choice = choose_model(cfg.model, [min(i.width, i.height) for i in data.items], budget, cfg.image_size)
-    if verbose and cfg.model == AUTO_MODEL:  # a given --model is already named in the run's first line
-        print(choice.line(cfg.model), flush=True)
-    spec = get_spec(choice.model)
+    choice, spec = resolve_model(cfg, [min(i.width, i.height) for i in data.items], verbose)  # saved in config.yaml
     data, items, doctor = prepare_training_data(data, cfg, verbose)  # doctor summary; duplicate/--group-by groups kept whole
-    cfg = replace(
-        cfg, model=choice.model, image_size=choice.image_size, epochs=cfg.epochs or spec.default_epochs, data=str(Path(data.root).resolve())
-    )
+    cfg = replace(cfg, model=spec.name, image_size=choice.image_size, epochs=cfg.epochs or spec.default_epochs, data=str(Path(data.root).resolve()))
     # built before the run folder exists, so a model that cannot be had (missing file, no network) leaves none
     clf = build_classifier(spec, len(data.classes), cfg.image_size, cfg.augment, cfg.seed)
     run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)

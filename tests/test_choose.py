@@ -74,11 +74,11 @@ def test_no_images_falls_back_to_lite0():
 
 def test_a_run_saves_the_model_auto_resolved_to(tmp_path, monkeypatch, capsys):
     import yaml
+    from helpers import make_dataset
 
     import imgclf
     import imgclf.models.choose as choose
     from imgclf.runs import RunFiles
-    from helpers import make_dataset
 
     monkeypatch.setattr(choose, "AUTO_SCRATCH_MIN_IMAGES", 10)  # 16 pictures count as "many" here
     data = make_dataset(tmp_path / "tiny", {"a": 8, "b": 8}, size=(30, 30))

@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgclf.config import AUTO_MODEL, AUTO_SCRATCH_MAX_SIDE, AUTO_SCRATCH_MIN_IMAGES, TrainConfig, parse_duration
+from imgclf.config import (
+    AUTO_MODEL,
+    AUTO_SCRATCH_MAX_SIDE,
+    AUTO_SCRATCH_MIN_IMAGES,
+    TrainConfig,
+    parse_duration,
+)
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 
 __all__ = ["Choice", "choose_model", "estimated_seconds", "resolve_model"]

@@ -100,7 +100,7 @@ def make_large(folder: Path, side: int = 300) -> Path:
 
 def run_one(method: str, data: Path, out: Path, budget: str | None, seed: int) -> None:
     """Train one method with a fresh feature cache and print its result line."""
-    os.environ["IMGCLF_CACHE"] = tempfile.mkdtemp(prefix="imgclf-bench-cache-")
+    os.environ["IMGCLF_CACHE"] = tempfile.mkdtemp(prefix=f"cache-{method}-", dir=out.parent)  # deleted with the temp folder
     from imgclf.config import TrainConfig
     from imgclf.training.trainer import train_run
 

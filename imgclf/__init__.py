@@ -73,7 +73,8 @@ def train(data: str | Path, config: str | Path | None = None, verbose: int = 1, 
     Options are the fields of :class:`imgclf.TrainConfig`, the same as ``imgclf train``'s flags (every
     default lives there; ``imgclf train --help`` lists them all). The main ones:
 
-    - ``model="efficientnet_lite0"``: a name from ``imgclf.list_models()`` or a path to a ``.keras`` backbone.
+    - ``model="auto"``: picked from the data and ``time_budget`` (see ``imgclf train --help``), a name from
+      ``imgclf.list_models()`` or a path to a ``.keras`` backbone.
     - ``image_size=None``: square input size; None picks it from the data within the model's range.
     - ``epochs=None``: main-stage epochs; None: the model's own (8 for fine-tuning, 25 for ``cnn``).
     - ``head_epochs=30``, ``batch_size=32``, ``patience=4`` (early stopping), ``seed=42``.

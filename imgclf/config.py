@@ -22,7 +22,7 @@ from imgclf.options import (
     parse_augment,
 )
 
-__all__ = ["CACHE_MAX_GB", "TrainConfig", "cache_root", "parse_duration"]
+__all__ = ["AUTO_MODEL", "CACHE_MAX_GB", "TrainConfig", "cache_root", "parse_duration"]
 
 
 def _opt(default: Any, help: str, *, cli: bool = True, aliases: tuple[str, ...] = ()) -> Any:
@@ -33,6 +33,9 @@ ENGINES = ("auto", "tflite", "keras")  # how predict and serve run the model (im
 PREDICT_ENGINE = "auto"  # a parity-checked TFLite copy when it agrees with the Keras model, else Keras
 AUTO_CONVERT_MIN_IMAGES = 1000  # auto makes a first TFLite copy only for a job this big (or a server); see serving/engines.py
 CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set
+AUTO_MODEL = "auto"  # --model auto: imgclf.models.choose picks the model and size from the data and --time
+AUTO_SCRATCH_MAX_SIDE = 48  # auto trains the from-scratch cnn on pictures this small (median side, px) …
+AUTO_SCRATCH_MIN_IMAGES = 10_000  # … when there are at least this many (fewer: Lite0 is affordable and was more accurate); docs/benchmarks.md
 
 
 @dataclass
@@ -41,8 +44,10 @@ class TrainConfig:
 
     data: str = _opt("", "folder of class sub-folders, or with train/ and val/ (or validation/) and optional test/", cli=False)
     model: str = _opt(
-        "efficientnet_lite0",
-        "model name from the registry (`imgclf models`) or a path to a .keras backbone",
+        AUTO_MODEL,
+        "model name from the registry (`imgclf models`), a path to a .keras backbone, or 'auto': the cnn at native "
+        f"size for small pictures (median side <= {AUTO_SCRATCH_MAX_SIDE} px) in large numbers (>= {AUTO_SCRATCH_MIN_IMAGES:,}), "
+        "EfficientNet-Lite1/Lite2 for photos that reach their size when --time allows, else EfficientNet-Lite0",
     )
     image_size: int | None = _opt(
         None, "square input size in pixels; when not given, chosen from the data's image sizes within the model's range"

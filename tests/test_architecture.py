@@ -127,7 +127,7 @@ MAY_IMPORT = {
     "imgclf.progress": set(),
     "imgclf.runs": {"imgclf.atomic", "imgclf.config", "imgclf.errors"},
     "imgclf.data": {"imgclf.config", "imgclf.errors", "imgclf.options", "imgclf.progress"},
-    "imgclf.models": {"imgclf.data", "imgclf.errors"},
+    "imgclf.models": {"imgclf.config", "imgclf.data", "imgclf.errors"},  # config: the thresholds of --model auto (models/choose.py)
     "imgclf.evaluation": {"imgclf.data", "imgclf.errors", "imgclf.models", "imgclf.progress", "imgclf.runs"},
     "imgclf.reporting": {"imgclf.config", "imgclf.data", "imgclf.evaluation", "imgclf.runs"},
     "imgclf.training": {

@@ -25,7 +25,7 @@ def write_config(tmp_path, kind: str, values: dict):
 
 def test_defaults():
     cfg = TrainConfig()
-    assert cfg.model == "efficientnet_lite0"
+    assert cfg.model == "auto"  # imgclf.models.choose picks the model from the data (tests/test_choose.py)
     assert cfg.image_size is None
     assert (cfg.epochs, cfg.head_epochs, cfg.batch_size) == (None, 30, 32)  # epochs: the model's default
     assert (cfg.val_fraction, cfg.test_fraction) == (0.2, 0.1)

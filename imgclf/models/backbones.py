@@ -43,7 +43,7 @@ register_model(
     pretrained=True,
     default_size=224,
     min_size=128,
-    description="EfficientNet-Lite0, ImageNet-pretrained, built in (works offline); the default",
+    description="EfficientNet-Lite0, ImageNet-pretrained, built in (works offline); what --model auto picks for most photos",
     fine_tune_from="block8_expand_conv",  # blocks 8-15 + head_conv; measured in docs/benchmarks.md
 )(lambda image_size: load_backbone_file(BUILTIN_WEIGHTS))
 

@@ -32,9 +32,10 @@ from imgclf.errors import DataError
 from imgclf.evaluation.evaluate import check_honesty, metrics_from_scores, score_folder
 from imgclf.evaluation.inference import score_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
+from imgclf.models.choose import resolve_model
 from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.models.loading import load_model_file
-from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
+from imgclf.models.registry import ModelSpec, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
 from imgclf.reporting.report import command_line, finish_run
 from imgclf.runs import RunFiles, check_run_dir, create_run_dir, library_versions, read_config, read_json, write_config, write_json
@@ -92,14 +93,14 @@ class RunSetup:
     resume: dict[str, Any] | None = None  # state.json of the interrupted run; None for a new run
 
 
-def _new_run(cfg: TrainConfig, spec: ModelSpec, verbose: int) -> RunSetup:
-    """Scan, diagnose and split the data, build the model, then create and fill the run folder."""
+def _new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
+    """Scan, diagnose and split the data, resolve ``--model auto``, build the model, create and fill the run folder."""
     data = scan_folder(cfg.data)
-    image_size = cfg.image_size or choose_image_size(spec, [min(i.width, i.height) for i in data.items])
+    choice, spec = resolve_model(cfg, [min(i.width, i.height) for i in data.items], verbose)  # saved in config.yaml
     data, items, doctor = prepare_training_data(data, cfg, verbose)  # doctor summary; duplicate/--group-by groups kept whole
-    cfg = replace(cfg, image_size=image_size, epochs=cfg.epochs or spec.default_epochs, data=str(Path(data.root).resolve()))
+    cfg = replace(cfg, model=spec.name, image_size=choice.image_size, epochs=cfg.epochs or spec.default_epochs, data=str(Path(data.root).resolve()))
     # built before the run folder exists, so a model that cannot be had (missing file, no network) leaves none
-    clf = build_classifier(spec, len(data.classes), image_size, cfg.augment, cfg.seed)
+    clf = build_classifier(spec, len(data.classes), cfg.image_size, cfg.augment, cfg.seed)
     run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)
     write_config(run_dir / RunFiles.CONFIG, cfg)
     write_json(run_dir / RunFiles.CLASSES, data.classes)
@@ -265,8 +266,8 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     start = time.perf_counter()
     deadline = min(start, started or start) + parse_duration(cfg.time_budget) if cfg.time_budget else None
     configure_devices(cfg)
-    spec = get_spec(cfg.model)
-    setup = _new_run(cfg, spec, verbose) if resume_dir is None else _resume_run(resume_dir, cfg, spec)
+    setup = _new_run(cfg, verbose) if resume_dir is None else _resume_run(resume_dir, cfg, get_spec(cfg.model))
+    spec = setup.clf.spec  # --model auto resolved by _new_run
     stages = {"setup (scan, doctor, split, model)": round(time.perf_counter() - start, 1)}
     by_split = {name: [i for i in setup.items if i.split == name] for name in SPLITS}
     budgeted = deadline is not None and setup.resume is None and spec.pretrained  # --time: the backbone's rate; a smaller input if need be

@@ -8,18 +8,15 @@ On each folder, with the same run's model (the default EfficientNet-Lite0 unless
 * ``imgclf-keras``  ``imgclf.load_run(run, engine="keras").predict(folder)``: the prediction core (tf.data
                     decode in parallel, JPEGs decoded in the graph at a DCT scale, prefetch) with top-k and the
                     run's temperature, forward pass in Keras;
-* ``imgclf-1lane``  the same with the forward pass in the run's cached TFLite float32 copy (XNNPACK) run
-                    as before this lever: one interpreter with one thread per core, batch after batch;
 * ``imgclf``        ``imgclf.load_run(run).predict(folder)`` as ``imgclf predict RUN folder`` runs it (engine
-                    auto): the TFLite copy as one single-thread interpreter per core ("lanes"), alternate
-                    batches in threads of their own. The one-time conversion + parity check is timed
-                    separately, first.
+                    auto): the run's cached TFLite float32 copy (XNNPACK), one interpreter with one thread
+                    per core. The one-time conversion + parity check is timed separately, first.
 
 Every method loads the model itself (included in its time). Methods alternate within each repeat;
 each line gives the best rate, every run's rate, and process CPU milliseconds per image (user + sys,
 all threads) — on a shared machine the CPU time per image is the steadier number. ``--levers`` adds
 the parts measured alone on the first folder: decode only (the tf.data pipeline without a model), the
-forward pass only (Keras ``predict_on_batch``, TFLite at 1 and 2 threads and as 2 lanes, batch sizes 16/32/64).
+forward pass only (Keras ``predict_on_batch``, TFLite at 1 and 2 threads, batch sizes 16/32/64).
 Then (unless ``--no-phases``) one fresh ``imgclf predict RUN PHOTOS`` process timed phase by phase
 (``predict_phases.py``: start-up, first batch, steady rate, tail), and one ``TARGET …: MET|NOT MET``
 line per speed target of issue 11 (≥ 200 images/s on the sign-language photos, ≥ 3× the Keras loop on
@@ -71,13 +68,10 @@ def keras_loop(run_dir: Path, folder: Path, image_size: int) -> int:
     return len(model.predict(ds, verbose=0))
 
 
-def imgclf_predict(run_dir: Path, folder: Path, engine: str, batch_size: int = 32, lanes: bool = True) -> int:
+def imgclf_predict(run_dir: Path, folder: Path, engine: str, batch_size: int = 32) -> int:
     import imgclf
-    from imgclf.serving.export import TFLiteEngine
 
     run = imgclf.load_run(run_dir, engine)
-    if not lanes and isinstance(run.engine, TFLiteEngine):  # the previous way: one interpreter, all threads
-        run.engine.lanes = lambda: [run.engine]
     return sum(p.ok for p in run.predict(folder, batch_size=batch_size))
 
 
@@ -106,16 +100,6 @@ def measure(name: str, fn, repeat: int = 1) -> float:
 
 
 CPU_MS: dict[str, list[float]] = {}
-
-
-def lanes_forward(engine, x, reps: int) -> int:
-    """``reps`` forward passes of ``x``, alternate ones on ``engine.lanes()`` in threads of their own."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    lanes = engine.lanes()
-    with ThreadPoolExecutor(len(lanes)) as pool:
-        list(pool.map(lambda k: [lanes[k](x) for _ in range(k, reps, len(lanes))], range(len(lanes))))
-    return reps * len(x)
 
 
 def levers(run_dir: Path, folder: Path, size: int) -> None:
@@ -149,10 +133,6 @@ def levers(run_dir: Path, folder: Path, size: int) -> None:
                 return reps * batch
 
             measure(f"{name} b{batch}", forward)
-        if tflite is not None:  # what imgclf predict does: one single-thread interpreter per core, alternate batches
-            lanes = TFLiteEngine(tflite)
-            lanes_forward(lanes, x[:batch], len(lanes.lanes()))  # warm-up
-            measure(f"tflite-{len(lanes.lanes())}lanes b{batch}", lambda lanes=lanes, batch=batch: lanes_forward(lanes, x[:batch], max(2, 512 // batch)))
 
 
 def verdict(label: str, best: dict[str, float], cpu_ms: float) -> str:
@@ -190,14 +170,15 @@ def main() -> None:
         print(f"run {args.run or run_dir} (model {run.config.model}, {run.image_size} px), {os.cpu_count()} CPUs, load {load()}", flush=True)
         t, c = time.perf_counter(), cpu_seconds()
         print(f"  first use (conversion + parity check, or finding the cached copy; TensorFlow import included): {type(run.engine).__name__}, {time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s", flush=True)
-        camera = make_camera_folder(args.data, Path(tmp) / "camera", args.camera_images)
+        folders = [("sign-language photos", args.data)]
+        if args.camera_images > 0:  # --camera-images 0: the sign-language photos only
+            folders.append(("camera JPEGs 4000x3000", make_camera_folder(args.data, Path(tmp) / "camera", args.camera_images)))
         verdicts: list[str] = []
-        for label, folder in (("sign-language photos", args.data), ("camera JPEGs 4000x3000", camera)):
+        for label, folder in folders:
             print(f"{label}: {folder} ({count_images(folder)} images)", flush=True)
             methods = {
                 "keras": lambda: keras_loop(run_dir, folder, run.image_size),
                 "imgclf-keras": lambda: imgclf_predict(run_dir, folder, "keras"),
-                "imgclf-1lane": lambda: imgclf_predict(run_dir, folder, "auto", lanes=False),
                 "imgclf": lambda: imgclf_predict(run_dir, folder, "auto"),
             }
             rates: dict[str, list[float]] = {name: [] for name in methods}
@@ -205,8 +186,7 @@ def main() -> None:
                 for name, fn in methods.items():
                     rates[name].append(measure(name, fn))
             best = {k: max(v) for k, v in rates.items()}
-            print(f"  best: {', '.join(f'{k} {v:.1f}' for k, v in best.items())} images/s; imgclf / keras = {best['imgclf'] / best['keras']:.2f}x, "
-                  f"imgclf / imgclf-1lane = {best['imgclf'] / best['imgclf-1lane']:.2f}x", flush=True)  # fmt: skip
+            print(f"  best: {', '.join(f'{k} {v:.1f}' for k, v in best.items())} images/s; imgclf / keras = {best['imgclf'] / best['keras']:.2f}x", flush=True)  # fmt: skip
             best_cpu = CPU_MS["imgclf"][-args.repeat :][rates["imgclf"].index(best["imgclf"])]
             verdicts.append(verdict(label, best, best_cpu))
         if not args.no_phases:

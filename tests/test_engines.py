@@ -85,23 +85,6 @@ def test_every_predict_feature_agrees_between_the_engines(copied, trained_run, t
     assert max(p.confidence for p in soft if p.ok) < max(p.confidence for p in plain if p.ok)
 
 
-def test_batches_in_several_lanes_come_back_in_order(copied, trained_run, tmp_path):
-    """imgclf predict runs alternate batches on one single-thread interpreter per core, in threads:
-    the rows keep the input order around failures, whatever the lane count."""
-    bad = write_bad_files(tmp_path / "bad")
-    paths = jpgs(trained_run.data, "fox")[:5] + [str(bad["truncated"])] + jpgs(trained_run.data, "cat")[:6] + [str(bad["empty"])]
-    lite_run = load_run(copied, "tflite")
-    lite_run._engine = TFLiteEngine(lite_run.engine.path, threads=3)
-    lanes = lite_run._engine.lanes()
-    assert len({id(lane) for lane in lanes}) == 3 and all(lane.threads == 1 for lane in lanes)
-    one = load_run(copied, "tflite")
-    one._engine = TFLiteEngine(lite_run.engine.path, threads=1)
-    assert one._engine.lanes() == [one._engine]
-    in_lanes = lite_run.predict(paths, batch_size=2)
-    same(one.predict(paths, batch_size=2), in_lanes, atol=1e-6)  # parity with Keras: the tests above
-    assert [p.ok for p in in_lanes] == [True] * 5 + [False] + [True] * 6 + [False]
-
-
 def test_output_and_resume_agree_between_the_engines(copied, trained_run, tmp_path, capsys):
     paths = jpgs(trained_run.data, "dog") + jpgs(trained_run.data, "fox")
     out_k, out_t = tmp_path / "k.csv", tmp_path / "t.csv"

@@ -17,9 +17,7 @@ and of the logit for a two-class sigmoid model. It never changes which class is 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -52,11 +50,6 @@ class Engine:
 
     def __call__(self, x) -> np.ndarray:
         return class_probabilities(self.raw(x))
-
-    def lanes(self) -> list[Engine]:
-        """Engines that may run at the same time, one per thread, giving this engine's results
-        (:func:`iter_scores` sends alternate batches to them); ``[self]``: one batch at a time."""
-        return [self]
 
 
 class KerasEngine(Engine):
@@ -153,30 +146,13 @@ def iter_scores(
     log = DecodeLog()
     indexed = [replace(item, label=i) for i, item in enumerate(items)]  # the label slot carries the position
     seen = 0  # items before this position are accounted for
-    batches = batched(decoded_dataset(indexed, image_size, log, cache=False), batch_size)
-    for order, probs in _in_lanes(engine.lanes(), ((pos.numpy(), x) for x, pos in batches), tta):
-        yield _scores(items, order, apply_temperature(probs, temperature), log, seen)
+    for x, pos in batched(decoded_dataset(indexed, image_size, log, cache=False), batch_size):
+        order = pos.numpy()
+        probs = apply_temperature(_forward(engine, x, tta), temperature)
+        yield _scores(items, order, probs, log, seen)
         seen = int(order[-1]) + 1
     if seen < len(items):  # trailing items that never decoded
         yield _scores(items, np.zeros(0, np.int64), np.zeros((0, engine.num_classes)), log, seen, until=len(items))
-
-
-def _in_lanes(lanes: list[Engine], batches: Iterator[tuple[np.ndarray, object]], tta: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(order, probabilities)`` per ``(order, pixels)`` batch, in input order; with several lanes,
-    batch k runs on lane k mod len(lanes) in a thread of its own, while the next ones are decoded."""
-    if len(lanes) == 1:
-        yield from ((order, _forward(lanes[0], x, tta)) for order, x in batches)
-        return
-    pending: deque = deque()
-    with ThreadPoolExecutor(len(lanes), thread_name_prefix="imgclf-lane") as pool:
-        for k, (order, x) in enumerate(batches):
-            pending.append((order, pool.submit(_forward, lanes[k % len(lanes)], x, tta)))
-            if len(pending) == len(lanes):
-                order, done = pending.popleft()
-                yield order, done.result()
-        while pending:
-            order, done = pending.popleft()
-            yield order, done.result()
 
 
 def _forward(engine: Engine, x, tta: bool) -> np.ndarray:

@@ -160,17 +160,6 @@ class TFLiteEngine(Engine):
         self.path, self.threads = Path(path), threads or os.cpu_count() or 1
         self._interpreters: dict[tuple, Any] = {}
         self._lock = threading.Lock()
-        self._lanes: list[TFLiteEngine] = []
-
-    def lanes(self) -> list[Engine]:
-        """``threads`` single-thread copies of this engine (interpreters of their own), for batches
-        run side by side in as many Python threads (``invoke`` releases the GIL): on small images
-        that keeps every core busy, which one interpreter's threads do not (docs/benchmarks.md)."""
-        if self.threads == 1:
-            return [self]
-        if not self._lanes:
-            self._lanes = [TFLiteEngine(self.path, threads=1) for _ in range(self.threads)]
-        return list(self._lanes)
 
     def _interpreter(self, shape: tuple | None):
         """The interpreter allocated for input ``shape`` (None: the file's own, for reading details)."""

@@ -41,14 +41,15 @@ $(CHROMIUM):
 browser: $(CHROMIUM)
 
 # The whole suite, the slow integration test on the shared dataset included (what CI runs), in
-# PYTEST_WORKERS processes (pytest-xdist; one test file stays in one process, so its trained runs are shared).
+# PYTEST_WORKERS processes (pytest-xdist; one test file stays in one process, so its trained runs are shared;
+# files start in tests/conftest.py's order, longest first).
 PYTEST_WORKERS ?= 3
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
 
 # Everything but the integration test on the shared dataset.
 test-fast: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS) tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -30,9 +30,13 @@ def exit_now(rc: int) -> int:
     Args:
         rc: the exit status.
     """
-    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if "tensorflow" not in sys.modules or others:
+    if "tensorflow" not in sys.modules or _working_threads():
         return rc
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)
+
+
+def _working_threads() -> list[threading.Thread]:
+    """Python threads other than the main one that the interpreter would wait for (not daemons)."""
+    return [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]

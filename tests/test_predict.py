@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from helpers import train_tiny_run, write_bad_files
+from imgclf import runtime
 from imgclf.cli import main
 from imgclf.errors import ConfigError, DataError
 from imgclf.serving.inputs import expand_paths
@@ -247,13 +248,19 @@ def test_the_program_ends_at_once_after_its_output(trained_run, capsys, monkeypa
 
     monkeypatch.setattr("os._exit", fake_exit)
     monkeypatch.setattr("sys.argv", ["imgclf", "predict", str(trained_run.run_dir), jpgs(trained_run, "cat")[0], "-q"])
+    # the test process's own threads (pytest-xdist's, servers of other tests) are not the program's
+    monkeypatch.setattr(runtime, "_working_threads", lambda: [])
     with pytest.raises(Exited) as exited:
         main()
     assert exited.value.args == (0,) and "cat" in capsys.readouterr().out
     busy = threading.Event()
     worker = threading.Thread(target=busy.wait)  # a thread still working: exit normally, let it finish
     worker.start()
+    monkeypatch.undo()
+    monkeypatch.setattr("os._exit", fake_exit)
+    monkeypatch.setattr("sys.argv", ["imgclf", "predict", str(trained_run.run_dir), jpgs(trained_run, "cat")[0], "-q"])
     try:
+        assert worker in runtime._working_threads()
         assert main() == 0
     finally:
         busy.set()

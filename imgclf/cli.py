@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="what the cache ($IMGCLF_CACHE, ~/.cache/imgclf) holds, or clear it")
     p.add_argument("action", choices=("info", "clear"))
-    p.add_argument("--part", choices=("features", "arrays", "engines"), help="clear only this part (default: all three)")
+    from imgclf.training.cache import PARTS
+
+    p.add_argument("--part", choices=PARTS, help="clear only this part (default: all of them)")
     return parser
 
 
@@ -223,11 +225,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from imgclf.training.cache import cache_info, clear_cache
+    from imgclf.training.cache import PARTS, cache_info, clear_cache
 
     if args.action == "clear":
         freed = clear_cache(part=args.part)
-        print(f"imgclf cache: cleared {args.part + '/' if args.part else 'features/, arrays/ and engines/'}, {freed / 2**20:.1f} MB freed")
+        names = [f"{name}/" for name in ((args.part,) if args.part else PARTS)]
+        cleared = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        print(f"imgclf cache: cleared {cleared}, {freed / 2**20:.1f} MB freed")
     print(cache_info().format())
     return 0
 

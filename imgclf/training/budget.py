@@ -125,13 +125,18 @@ def reserve_seconds(n_test: int, n_val: int, score: float, report_s: float) -> f
 def _cost(rates: Rates, n: int, n_val: int, views: int, head_epochs: int, ft_epochs: int) -> float:
     """Seconds for extraction of ``n`` train images × ``views`` and ``n_val`` val, the head, fine-tuning."""
     extract = (n * views + n_val) * (rates.extract + rates.top)  # the top turns cut activations into features
-    head = head_epochs * (n * views + n_val) * rates.head + FIT_START_SECONDS  # as _head_cost
+    head = _head_seconds(rates, n, n_val, views, head_epochs) + FIT_START_SECONDS
     fine = ft_epochs * (n * rates.fine_tune + n_val * rates.fine_tune_val) + (rates.fine_tune_start if ft_epochs else 0.0)
     return extract + head + fine
 
 
+def _head_seconds(rates: Rates, n: int, n_val: int, views: int, head_epochs: int) -> float:
+    """Seconds of the head's epochs on ``n`` train images × ``views`` and ``n_val`` val (start-up aside)."""
+    return head_epochs * (n * views + n_val) * rates.head
+
+
 def _head_cost(plan: BudgetPlan, rates: Rates) -> float:
-    return plan.head_epochs * (plan.train_images * plan.views + plan.val_images) * rates.head
+    return _head_seconds(rates, plan.train_images, plan.val_images, plan.views, plan.head_epochs)
 
 
 def _val_used(n: int, n_val: int) -> int:

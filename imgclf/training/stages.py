@@ -83,7 +83,7 @@ def _all_views(session: Session, acts: Activations, train_items: list[ImageItem]
     """Activations of val (view 0) and train (``views`` views).
 
     Returns:
-        ``(a_train, y_train, a_val, y_val, views, same_images)``: the train views stacked block after
+        ``(a_train, y_train, a_val, y_val, same_images)``: the train views stacked block after
         block; ``same_images``: every view holds the same images (then an epoch can sample views).
     """
     t = time.perf_counter()
@@ -105,7 +105,7 @@ def _all_views(session: Session, acts: Activations, train_items: list[ImageItem]
     session.decode_failures = acts.log.failures
     # every view holds the same images (a file that fails to decode fails in every view); if not, no sampling
     same_images = all(np.array_equal(labels[0], other) for other in labels[1:])
-    return a_train, y_train, a_val, y_val, views, same_images
+    return a_train, y_train, a_val, y_val, same_images
 
 
 def _head_stage(session: Session, f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray) -> tuple[float, bool]:
@@ -179,7 +179,7 @@ def train_pretrained(
     if session.backbone_rate is not None:  # --time on a new run: plan the work before doing it
         fine = plan.first is not None
         train_items, val_items, views = plan_run(session, session.backbone_rate, bottom, top, train_items, val_items, n_test, views, fine)
-    a_train, y_train, a_val, y_val, views, same_images = _all_views(session, acts, train_items, val_items, cut_name, views)
+    a_train, y_train, a_val, y_val, same_images = _all_views(session, acts, train_items, val_items, cut_name, views)
     f_train = top.predict(a_train, batch_size=256, verbose=0) if top is not None else a_train
     f_val = top.predict(a_val, batch_size=256, verbose=0) if top is not None else a_val
     head_loss, nothing_left = _head_stage(session, f_train, y_train, f_val, y_val)

@@ -12,14 +12,13 @@ import errno
 import json
 import os
 import sys
-import time
 import types
 from collections.abc import Sequence
 
 from imgclf.config import TrainConfig
 from imgclf.config_files import config_fields, field_type
 from imgclf.errors import ConfigError, DataError, ImgclfError, invalid_value
-from imgclf.runtime import exit_now, quiet_tensorflow_logs
+from imgclf.runtime import exit_now, process_started, quiet_tensorflow_logs
 
 __all__ = ["main", "build_parser"]
 
@@ -102,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    started = time.perf_counter()  # --time counts from here: importing TensorFlow is part of the user's wait
+    started = process_started()  # --time counts from the process's start: importing TensorFlow is part of the user's wait
     from imgclf.config_files import resolve_config
     from imgclf.training.trainer import train_run
 

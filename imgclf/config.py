@@ -30,6 +30,8 @@ def _opt(default: Any, help: str, *, cli: bool = True, aliases: tuple[str, ...] 
 
 
 ENGINES = ("auto", "tflite", "keras")  # how predict and serve run the model (imgclf.serving.engines)
+EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")  # imgclf export --format (imgclf.serving.export)
+EXPORT_PRECISIONS = ("float32", "float16", "int8")  # imgclf export --precision (TFLite only)
 PREDICT_ENGINE = "auto"  # a parity-checked TFLite copy when it agrees with the Keras model, else Keras
 AUTO_CONVERT_MIN_IMAGES = 1000  # auto makes a first TFLite copy only for a job this big (or a server); see serving/engines.py
 CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set

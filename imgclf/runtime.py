@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
-__all__ = ["exit_now", "quiet_tensorflow_logs"]
+__all__ = ["exit_now", "process_started", "quiet_tensorflow_logs"]
 
 
 def quiet_tensorflow_logs() -> None:
@@ -40,3 +41,17 @@ def exit_now(rc: int) -> int:
 def _working_threads() -> list[threading.Thread]:
     """Python threads other than the main one that the interpreter would wait for (not daemons)."""
     return [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+
+
+def process_started() -> float:
+    """The ``time.perf_counter()`` value at which this process started (Linux: from ``/proc``), so that
+    ``--time`` counts the interpreter's start and every import as the user's wait; elsewhere, now."""
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = float(fh.read().rsplit(")", 1)[1].split()[19])  # field 22, after the command name
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter()
+    age = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    return time.perf_counter() - min(max(age, 0.0), 600.0)

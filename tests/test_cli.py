@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -97,6 +98,22 @@ def test_installed_entry_point_works():
         assert command in done.stdout
     done = subprocess.run([sys.executable, "-m", "imgclf", "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == f"imgclf {imgclf.__version__}"
+
+
+def test_the_command_line_is_parsed_without_importing_tensorflow():
+    """``imgclf --help`` (and every command's start) took 10 s when building the parser imported TensorFlow."""
+    code = "import sys; from imgclf.cli import build_parser; build_parser(); print('tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
+def test_process_started_counts_the_time_before_the_command():
+    from imgclf.runtime import process_started
+
+    code = "import time; time.sleep(1.0); from imgclf.runtime import process_started; print(time.perf_counter() - process_started())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert 1.0 <= float(done.stdout) < 30, done.stderr  # the sleep before the call is counted
+    assert process_started() <= time.perf_counter()
 
 
 # ---------------------------------------------------------------------------- train

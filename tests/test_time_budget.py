@@ -39,10 +39,10 @@ def test_a_generous_budget_gets_the_full_recipe():
 
 
 def test_a_budget_too_small_for_fine_tuning_gives_none_and_says_what_it_needs():
-    p = plan(40)
+    p = plan(45)
     assert p.train_images == 1443 and p.fine_tune_epochs == 0
     assert "no fine-tuning (a fine-tuning epoch needs ~" in p.line()
-    assert spent(p) <= 40
+    assert spent(p) <= 45
 
 
 def test_fine_tuning_epochs_grow_with_the_budget_and_views_come_last():
@@ -65,6 +65,14 @@ def test_when_nothing_fits_the_head_still_gets_the_smallest_subsample():
     assert p.train_images == MIN_TRAIN_PER_CLASS * 10 and p.fine_tune_epochs == 0
     assert "even the smallest subsample overruns" in p.note
     assert p.head_epochs == 30  # on 100 images the head stage costs nothing: it keeps its epochs
+
+
+def test_a_subsample_says_what_budget_every_image_needs_and_a_full_plan_does_not():
+    short, enough = plan(20), plan(600)
+    assert short.train_images < 1443 and short.needed_s > 20
+    # the budget it names fits every image with the shortest head
+    assert plan(short.needed_s).train_images == 1443 and plan(short.needed_s - 1).train_images < 1443
+    assert enough.needed_s == 0
 
 
 def test_no_fine_tuning_asked_means_none_planned():
@@ -97,3 +105,35 @@ def test_the_plan_never_spends_more_than_is_left(left):
         p = plan(left, rates=rates)
         if p.train_images > MIN_TRAIN_PER_CLASS * 10:
             assert spent(p) <= left
+
+
+def test_a_deadline_stops_a_fit_only_after_its_minimum_epochs():
+    import time
+
+    from imgclf.training.callbacks import Deadline
+
+    class Model:
+        stop_training = False
+
+    for minimum, stops_after in ((0, 1), (3, 3)):
+        deadline, model = Deadline(time.perf_counter() - 1, min_epochs=minimum), Model()
+        deadline.set_model(model)
+        for epoch in range(5):
+            deadline.on_epoch_begin(epoch)
+            deadline.on_epoch_end(epoch)
+            if model.stop_training:
+                break
+        assert epoch + 1 == stops_after
+
+
+def test_slowdown_is_a_factor_from_1_to_4_and_ignores_niced_work(monkeypatch):
+    from imgclf.training import planning
+
+    stats = iter([(100.0, 400.0), (100.5, 402.0)])  # others used 0.5 of 2 CPU-seconds: a quarter of the machine
+    monkeypatch.setattr(planning, "_cpu_times", lambda: next(stats))
+    monkeypatch.setattr(planning.time, "process_time", lambda: 0.0)
+    assert planning.slowdown(sample_s=0) == pytest.approx(1 / 0.75)
+    monkeypatch.setattr(planning, "_cpu_times", lambda: None)  # no /proc/stat: the load average per core
+    assert 1.0 <= planning.slowdown(sample_s=0) <= 4.0
+    line = "cpu  1000 5000 300 8000 10 0 5 0 0 0\n"  # 50 s of nice: not counted as competition
+    assert planning._parse_cpu_line(line) == pytest.approx(((1000 + 300 + 5) / 100, 14315 / 100))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from imgclf.config import AUTO_CONVERT_MIN_IMAGES, ENGINES, PREDICT_ENGINE
+from imgclf.config import AUTO_CONVERT_MIN_IMAGES, ENGINES, EXPORT_FORMATS, EXPORT_PRECISIONS, PREDICT_ENGINE
 from imgclf.errors import DataError
 
 __all__ = ["add_predict_parser", "cmd_predict", "format_table"]
@@ -118,12 +118,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def add_export_parser(sub) -> None:
     """Register ``imgclf export`` on the sub-parsers ``sub``."""
-    from imgclf.serving.export import FORMATS, PRECISIONS
-
     p = sub.add_parser("export", help="export a run's model (SavedModel, TFLite, ONNX), checked against the Keras model")
     p.add_argument("run", help="run folder made by `imgclf train`")
-    p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="TFLite weights; int8 is calibrated on training images (default: float32)")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--precision", choices=EXPORT_PRECISIONS, default="float32", help="TFLite weights; int8 is calibrated on training images (default: float32)")
     p.add_argument("--out", metavar="DIR", help="export folder (default: RUN/exports/FORMAT[_PRECISION])")
 
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.config import EXPORT_FORMATS, EXPORT_PRECISIONS
 from imgclf.errors import DataError, ImgclfError, ModelError, invalid_value
 from imgclf.evaluation.inference import Engine
 
 __all__ = ["FORMATS", "MIN_AGREEMENT", "PRECISIONS", "Parity", "TFLiteEngine", "export_run", "inference_model"]
 
-FORMATS = ("savedmodel", "tflite", "onnx")
-PRECISIONS = ("float32", "float16", "int8")  # TFLite only
+FORMATS, PRECISIONS = EXPORT_FORMATS, EXPORT_PRECISIONS  # in imgclf.config: the CLI lists them without importing TensorFlow
 MIN_AGREEMENT = 0.99
 INT8_CALIBRATION_IMAGES = 100
 MAX_INTERPRETERS = 8  # TFLite interpreters kept per engine, one per batch shape seen

@@ -13,6 +13,7 @@ measuring and applying are in :mod:`imgclf.training.planning`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from imgclf.progress import format_seconds
 
 __all__ = ["BudgetPlan", "Rates", "budget_image_size", "plan_budget", "reserve_seconds", "stratified_subset"]
 
-REPORT_SECONDS = 10.0  # report.html, its figures and Grad-CAM, model load and save (~8 s alone, quiet machine)
+REPORT_SECONDS = 15.0  # report.html, figures, Grad-CAM, tracing the whole model to score test and val, load and save (digits at 96 px: 17 s)
 FIT_START_SECONDS = 3.0  # a fit's own start-up (tracing the train and validation steps), per stage …
 FINE_TUNE_START_SECONDS = 15.0  # … and of fine-tuning, whose training step through the top traces for long
 HEAD_SECONDS_PER_SAMPLE = 1.5e-4  # one head epoch on cached features, per sample (a dense layer: ~5 ms a batch)
@@ -88,6 +89,7 @@ class BudgetPlan:
     fine_tune_epochs: int  # 0: no fine-tuning
     planned_s: float  # the seconds the plan expects to spend before the reserve
     note: str = ""  # why fine-tuning or images were dropped
+    needed_s: float = 0.0  # with a subsample: the --time that would give the head every training image (0: not needed)
 
     def line(self) -> str:
         """The plan for people, e.g. ``--time 3m: extracting 6,000 of 14,400 train images, 1 view, …``."""
@@ -145,7 +147,7 @@ def _val_used(n: int, n_val: int) -> int:
 
 def plan_budget(
     budget_s: float, left_s: float, n_train: int, n_val: int, n_test: int, num_classes: int, rates: Rates, *,
-    views: int, head_epochs: int, fine_tune_epochs: int, report_s: float = REPORT_SECONDS,
+    views: int, head_epochs: int, fine_tune_epochs: int, report_s: float = REPORT_SECONDS, search: bool = True,
 ) -> BudgetPlan:  # fmt: skip
     """Choose the work that fits ``left_s`` seconds: first every training image once with the head,
     then fine-tuning epochs, then more augmented views; when even the head on every image does not fit,
@@ -163,7 +165,9 @@ def plan_budget(
         head_epochs: the most head epochs.
         fine_tune_epochs: the most fine-tuning epochs (0: no fine-tuning asked).
         report_s: seconds for the report and saving, beyond scoring (part of the reserve).
+        search: with a subsample, find the budget that would take every image (``needed_s``). Defaults to True.
     """
+    options = {"views": views, "head_epochs": head_epochs, "fine_tune_epochs": fine_tune_epochs, "report_s": report_s}
     reserve = reserve_seconds(n_test, n_val, rates.score, report_s)
     avail = max(0.0, (left_s - reserve) * FILL)
     plan = BudgetPlan(budget_s, left_s, reserve, n_train, n_train, n_val, n_val, 1, head_epochs, 0, 0.0)
@@ -203,6 +207,13 @@ def plan_budget(
             plan.views += 1
     plan.planned_s = round(cost(plan), 1)
     plan.note = plan.note.lstrip("; ")
+    if plan.train_images < n_train and search:  # the budget whose plan takes every image: the first that does, to 1 s
+        lo, hi = left_s, 2 * left_s + 2 * reserve + 10 * cost(BudgetPlan(**{**asdict(plan), "train_images": n_train}))
+        while hi - lo > 1:
+            mid = (lo + hi) / 2
+            every = plan_budget(budget_s, mid, n_train, n_val, n_test, num_classes, rates, search=False, **options).train_images == n_train
+            lo, hi = (lo, mid) if every else (mid, hi)
+        plan.needed_s = float(math.ceil(budget_s - left_s + hi))
     return plan
 
 

@@ -75,19 +75,22 @@ class StopAtAccuracy(keras.callbacks.Callback):
 
 
 class Deadline(keras.callbacks.Callback):
-    """Stop after the epoch that would make the next one overrun ``deadline`` (a perf_counter time)."""
+    """Stop after the epoch that would make the next one overrun ``deadline`` (a perf_counter time), but
+    not before ``min_epochs`` epochs of this fit (a stage the plan could not do without)."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, min_epochs: int = 0):
         super().__init__()
-        self.deadline = deadline
+        self.deadline, self.min_epochs = deadline, min_epochs
         self._start = 0.0
+        self._epochs = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        if now + (now - self._start) > self.deadline:
+        self._epochs += 1
+        if self._epochs >= self.min_epochs and now + (now - self._start) > self.deadline:
             self.model.stop_training = True
 
 

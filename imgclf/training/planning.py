@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["fit_size_to_budget", "forward_rate", "plan_run", "report_seconds", "slowdown"]
 
 EXTRACT_SHARE_MIN = 0.3  # the frozen bottom's share of a forward pass is taken as at least this
+SLOWDOWN_SAMPLE_S = 0.25  # how long slowdown() watches the other processes' use of the CPUs
 
 
 def forward_rate(model: keras.Model, items: list[ImageItem], image_size: int, batch_size: int, batches: int = 4) -> float:
@@ -69,19 +70,52 @@ def _top_rate(bottom: keras.Model, top: keras.Model, image_size: int, batch_size
     return (time.perf_counter() - t) / (2 * batch_size)
 
 
-def slowdown() -> float:
-    """How much slower than a quiet machine this one is now: the load average per core, from 1 to 4."""
-    return min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+def _parse_cpu_line(line: str) -> tuple[float, float]:
+    """(seconds of CPU normal-priority work used, seconds of CPU there were) from ``/proc/stat``'s first line."""
+    fields = [float(v) for v in line.split()[1:9]]
+    user, _nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    return (user + system + irq + softirq + steal) / tick, sum(fields) / tick
 
 
-def report_seconds(report: bool) -> float:
+def _cpu_times() -> tuple[float, float] | None:
+    """:func:`_parse_cpu_line` of Linux's ``/proc/stat`` now (all cores since boot); None elsewhere. Niced
+    work (``nice``) is left out: it yields to ours."""
+    try:
+        with open("/proc/stat") as fh:
+            return _parse_cpu_line(fh.readline())
+    except (OSError, ValueError):
+        return None
+
+
+def slowdown(sample_s: float = SLOWDOWN_SAMPLE_S) -> float:
+    """How much slower than a quiet machine this one is now, from 1 to 4: 1 / the share of the CPUs that
+    other normal-priority processes leave free, measured over ``sample_s`` seconds (``/proc/stat``);
+    where that can't be read, the load average per core. Niced background work does not count, and
+    neither does the minute-old history a load average carries.
+
+    Args:
+        sample_s: seconds to sample for. Defaults to :data:`SLOWDOWN_SAMPLE_S`.
+    """
+    before, own = _cpu_times(), time.process_time()
+    if before is None:
+        return min(4.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+    time.sleep(sample_s)
+    after, own = _cpu_times(), time.process_time() - own
+    busy, total = after[0] - before[0] - own, after[1] - before[1]  # type: ignore[index]
+    others = min(1.0, max(0.0, busy / total)) if total > 0 else 0.0
+    return min(4.0, 1.0 / max(0.25, 1.0 - others))
+
+
+def report_seconds(report: bool, factor: float | None = None) -> float:
     """Seconds for the report (or only saving, with ``--no-report``) beyond scoring: the quiet machine's
-    :data:`REPORT_SECONDS` times :func:`slowdown`.
+    :data:`REPORT_SECONDS` times ``factor``.
 
     Args:
         report: whether report.html is built.
+        factor: how much slower than a quiet machine this one is. Defaults to :func:`slowdown` measured now.
     """
-    return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * slowdown()
+    return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * (slowdown() if factor is None else factor)
 
 
 def fit_size_to_budget(
@@ -108,8 +142,9 @@ def fit_size_to_budget(
     sides = sorted(min(i.width, i.height) for i in setup.items) or [cfg.image_size]
     native = sides[len(sides) // 2] // 32 * 32  # the images' own resolution: shrinking below it loses detail
     left = deadline - time.perf_counter()
-    floor_s = PER_IMAGE_FLOOR_S * slowdown()
-    size = budget_image_size(cfg.image_size, rate, left, *n, report_s=report_seconds(cfg.report), floor=native, per_image_floor=floor_s)
+    slow = slowdown()
+    floor_s = PER_IMAGE_FLOOR_S * slow
+    size = budget_image_size(cfg.image_size, rate, left, *n, report_s=report_seconds(cfg.report, slow), floor=native, per_image_floor=floor_s)
     if not shrink or size >= cfg.image_size:
         return setup, rate
     if verbose:
@@ -143,14 +178,21 @@ def plan_run(
     """
     cfg = session.cfg
     top_rate = min(_top_rate(bottom, top, cfg.image_size, cfg.batch_size), (1 - EXTRACT_SHARE_MIN) * rate) if top is not None else 0.0
-    rates = Rates.measured(rate - top_rate, top_rate, cached=top is not None, slowdown=slowdown())
+    slow = slowdown()
+    rates = Rates.measured(rate - top_rate, top_rate, cached=top is not None, slowdown=slow)
     plan = plan_budget(
         parse_duration(cfg.time_budget), session.deadline - time.perf_counter(), len(train_items), len(val_items), n_test,
         session.num_classes, rates, views=views, head_epochs=cfg.head_epochs, fine_tune_epochs=cfg.epochs if fine_tune else 0,
-        report_s=report_seconds(cfg.report),
+        report_s=report_seconds(cfg.report, slow),
     )  # fmt: skip
     session.say(plan.line())
+    if plan.needed_s:
+        session.say(
+            f"WARNING: --time {cfg.time_budget} is too short to train on every image on this machine now: the model will "
+            f"see {plan.train_images:,} of {len(train_items):,} and be the weaker for it; every image needs --time "
+            f"{plan.needed_s:.0f}s or more"
+        )
     session.head_epochs, session.epochs, session.reserve = plan.head_epochs, plan.fine_tune_epochs, plan.reserve_s
-    session.budget_plan = {**plan.to_dict(), "rates_s_per_image": asdict(rates), "image_size": cfg.image_size}
+    session.budget_plan = {**plan.to_dict(), "rates_s_per_image": asdict(rates), "slowdown": round(slow, 2), "image_size": cfg.image_size}
     train = stratified_subset(train_items, plan.train_images, cfg.seed)
     return train, stratified_subset(val_items, plan.val_images, cfg.seed), plan.views

@@ -15,6 +15,7 @@ from imgclf.config import TrainConfig
 from imgclf.models.classifier import Classifier, loss_and_metric
 from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles
+from imgclf.training.budget import HEAD_EPOCHS_MIN
 from imgclf.training.callbacks import (
     Deadline,
     HistoryCSV,
@@ -138,7 +139,8 @@ class Session:
         if cfg.stop_at_accuracy is not None:
             out.append(StopAtAccuracy(cfg.stop_at_accuracy))
         if self.deadline is not None:
-            out.append(Deadline(self.deadline - self.reserve))
+            # the head on cached features costs seconds: a run that got this far gets a usable head
+            out.append(Deadline(self.deadline - self.reserve, min_epochs=HEAD_EPOCHS_MIN if stage == "head" else 0))
         if cfg.tensorboard:
             out.append(keras.callbacks.TensorBoard(str(self.run_dir / "tensorboard" / stage)))
         return out + schedule_callbacks(cfg.lr_schedule, cfg.patience)

@@ -263,8 +263,8 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     if resume_dir is not None:
         config = read_config(_resumable(resume_dir) / RunFiles.CONFIG)
     cfg = config.validate()
-    start = time.perf_counter()
-    deadline = min(start, started or start) + parse_duration(cfg.time_budget) if cfg.time_budget else None
+    origin = min(start := time.perf_counter(), started or start)  # where --time and total_s count from
+    deadline = origin + parse_duration(cfg.time_budget) if cfg.time_budget else None
     configure_devices(cfg)
     setup = _new_run(cfg, verbose) if resume_dir is None else _resume_run(resume_dir, cfg, get_spec(cfg.model))
     spec = setup.clf.spec  # --model auto resolved by _new_run
@@ -296,5 +296,5 @@ def train_run(config: TrainConfig, verbose: int = 1, resume_dir: str | Path | No
     result = _finish(session, setup, by_split, log, interrupted, start, stages)
     if session.budget_plan is not None:  # the --time plan, beside the time each stage took
         timings = read_json(run_dir / RunFiles.TIMINGS)
-        write_json(run_dir / RunFiles.TIMINGS, {**timings, "plan": session.budget_plan, "total_s": round(time.perf_counter() - start, 1)})
+        write_json(run_dir / RunFiles.TIMINGS, {**timings, "plan": session.budget_plan, "total_s": round(time.perf_counter() - origin, 1)})
     return result

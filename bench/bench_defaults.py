@@ -10,6 +10,7 @@ Each method trains with a fresh, empty feature cache, in this one process, one a
 
     .venv/bin/python bench/bench_defaults.py --set small --images 3000 --methods lite0,auto
     .venv/bin/python bench/bench_defaults.py --set large --methods lite0,auto,auto_time --time 30m
+    .venv/bin/python bench/bench_defaults.py --set large --images 600 --methods auto,auto_time --time 8m
 
 ``lite0`` is ``--model efficientnet_lite0`` (the default before ``auto``), ``auto`` the new default,
 ``auto_time`` the new default with ``--time``. Every line gives the resolved model and size, test accuracy,
@@ -83,18 +84,20 @@ def make_small(folder: Path, images: int, seed: int = 0) -> Path:
     return folder
 
 
-def make_large(folder: Path, side: int = 300) -> Path:
+def make_large(folder: Path, side: int = 300, images: int | None = None) -> Path:
     """The sign-language digits upscaled to ``side`` px (bicubic) under ``folder``.
 
     Args:
         folder: an empty folder.
         side: the new side in pixels.
+        images: keep about this many, evenly spread over the sorted files (every class keeps its share). Defaults to all.
     """
-    for src in sorted(DIGITS.rglob("*")):
-        if src.suffix.lower() in (".jpg", ".jpeg", ".png"):
-            out = folder / src.parent.name / f"{src.stem}.png"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            Image.open(src).convert("RGB").resize((side, side), Image.BICUBIC).save(out)
+    files = [src for src in sorted(DIGITS.rglob("*")) if src.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    step = max(1.0, len(files) / images) if images else 1.0
+    for src in [files[int(k * step)] for k in range(int(len(files) / step))]:
+        out = folder / src.parent.name / f"{src.stem}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(src).convert("RGB").resize((side, side), Image.BICUBIC).save(out)
     return folder
 
 
@@ -123,14 +126,14 @@ def run_one(method: str, data: Path, out: Path, budget: str | None, seed: int) -
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--set", choices=("small", "large"), default="small")
-    p.add_argument("--images", type=int, default=3000, help="images in the small set")
+    p.add_argument("--images", type=int, default=None, help="images in the set (default: 3000 small, all 2,062 large)")
     p.add_argument("--methods", default="lite0,auto", help="comma list of lite0, auto, auto_time")
     p.add_argument("--time", default=None, help="the --time budget of auto_time")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="imgclf-bench-defaults-") as tmp:
         started = time.perf_counter()
-        data = make_small(Path(tmp) / "data", args.images) if args.set == "small" else make_large(Path(tmp) / "data")
+        data = make_small(Path(tmp) / "data", args.images or 3000) if args.set == "small" else make_large(Path(tmp) / "data", images=args.images)
         print(f"generated {args.set} set in {time.perf_counter() - started:.0f}s: {data}", flush=True)
         for method in args.methods.split(","):
             run_one(method, data, Path(tmp) / "runs", args.time, args.seed)

@@ -137,3 +137,32 @@ def test_slowdown_is_a_factor_from_1_to_4_and_ignores_niced_work(monkeypatch):
     assert 1.0 <= planning.slowdown(sample_s=0) <= 4.0
     line = "cpu  1000 5000 300 8000 10 0 5 0 0 0\n"  # 50 s of nice: not counted as competition
     assert planning._parse_cpu_line(line) == pytest.approx(((1000 + 300 + 5) / 100, 14315 / 100))
+
+
+def test_a_budget_that_cannot_take_every_image_drops_the_report_when_that_lets_more_in(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from imgclf.config import TrainConfig
+    from imgclf.training import planning
+
+    items = [ImageItem(f"{k}.png", k % 2, "train") for k in range(40)]
+    said: list[str] = []
+    session = SimpleNamespace(
+        cfg=TrainConfig(data="x", time_budget="20s"), deadline=time.perf_counter() + 20, num_classes=2, say=said.append
+    )
+    monkeypatch.setattr(planning, "slowdown", lambda: 1.0)
+    fits = {True: 10, False: 30}  # training images that fit with and without the report
+
+    def fake_plan(budget_s, left_s, n_train, n_val, n_test, num_classes, rates, *, report_s, **kw):
+        n = fits[report_s == planning.report_seconds(True, 1.0)]
+        return BudgetPlan(budget_s, left_s, report_s, n, n_train, n_val, n_val, 1, 5, 0, 1.0)
+
+    monkeypatch.setattr(planning, "plan_budget", fake_plan)
+    train, _, _ = planning.plan_run(session, 0.01, None, None, items, items[:10], 5, 1, False)
+    assert len(train) == 30 and session.cfg.report is False
+    assert "no report, so that 30 training images fit instead of 10" in said[0]
+    fits[False] = 10  # no gain without the report: it stays
+    session.cfg = TrainConfig(data="x", time_budget="20s")
+    planning.plan_run(session, 0.01, None, None, items, items[:10], 5, 1, False)
+    assert session.cfg.report is True

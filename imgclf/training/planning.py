@@ -22,7 +22,7 @@ from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import build_classifier
 from imgclf.runs import RunFiles, write_config
-from imgclf.training.budget import PER_IMAGE_FLOOR_S, REPORT_SECONDS, Rates, budget_image_size, plan_budget, stratified_subset
+from imgclf.training.budget import PER_IMAGE_FLOOR_S, REPORT_SECONDS, BudgetPlan, Rates, budget_image_size, plan_budget, stratified_subset
 
 if TYPE_CHECKING:
     from imgclf.models.registry import ModelSpec
@@ -180,11 +180,22 @@ def plan_run(
     top_rate = min(_top_rate(bottom, top, cfg.image_size, cfg.batch_size), (1 - EXTRACT_SHARE_MIN) * rate) if top is not None else 0.0
     slow = slowdown()
     rates = Rates.measured(rate - top_rate, top_rate, cached=top is not None, slowdown=slow)
-    plan = plan_budget(
-        parse_duration(cfg.time_budget), session.deadline - time.perf_counter(), len(train_items), len(val_items), n_test,
-        session.num_classes, rates, views=views, head_epochs=cfg.head_epochs, fine_tune_epochs=cfg.epochs if fine_tune else 0,
-        report_s=report_seconds(cfg.report, slow),
-    )  # fmt: skip
+    left = session.deadline - time.perf_counter()
+
+    def make(report: bool) -> BudgetPlan:
+        return plan_budget(
+            parse_duration(cfg.time_budget), left, len(train_items), len(val_items), n_test, session.num_classes, rates,
+            views=views, head_epochs=cfg.head_epochs, fine_tune_epochs=cfg.epochs if fine_tune else 0, report_s=report_seconds(report, slow),
+        )  # fmt: skip
+
+    plan = make(cfg.report)
+    if cfg.report and plan.train_images < len(train_items) and (lean := make(False)).train_images > plan.train_images:
+        # a model that saw more of the data is worth more than its report, which can be built later
+        session.say(
+            f"--time {cfg.time_budget}: no report, so that {lean.train_images:,} training images fit instead of "
+            f"{plan.train_images:,} (`imgclf report RUN` builds it afterwards)"
+        )
+        plan, session.cfg = lean, replace(cfg, report=False)
     session.say(plan.line())
     if plan.needed_s:
         session.say(

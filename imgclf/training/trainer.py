@@ -244,7 +244,7 @@ def _finish(
     if cfg.report:
         session.say(f"report: {run_dir / RunFiles.REPORT} ({timings['stages']['report']:.0f}s)")
     else:
-        session.say(f"no report (--no-report): `imgclf report {run_dir}` builds it")
+        session.say(f"no report: `imgclf report {run_dir}` builds it")
     session.say(f"\nrun saved to {run_dir} ({seconds:.0f}s)")
     return TrainResult(run_dir, cfg, data.classes, metrics, interrupted, seconds)
 

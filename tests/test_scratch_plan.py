@@ -1,5 +1,6 @@
 """``--time`` for a from-scratch model (imgclf.training.scratch_plan): the pure planner, the callback that
-stops an epoch when the time is up, and one tiny real run whose plan is recorded and obeyed."""
+stops an epoch when the time is up, and one tiny real run whose plan is recorded and obeyed
+(and which uses precise BatchNorm statistics, the from-scratch default)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import pytest
 from helpers import history_rows, make_dataset, manifest_rows
 
 import imgclf
+from imgclf.config import TrainConfig
 from imgclf.runs import RunFiles, read_json
-from imgclf.training import scratch_plan
+from imgclf.training import scratch_plan, stages
 from imgclf.training.budget import FILL, MIN_TRAIN_PER_CLASS, Rates, reserve_seconds
+from imgclf.training.precise_bn import PreciseBatchNorm
 from imgclf.training.scratch_plan import StopInEpoch, plan_scratch_budget
 
 # the cnn at 32 px, quiet machine: ~0.5 ms per image forward, decoding included
@@ -87,6 +90,14 @@ def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(tmp_path,
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=26)
     # a slow measured rate (0.1 s per image) makes the plan cut the 25 default epochs whatever the machine's load
     monkeypatch.setattr(scratch_plan, "forward_rate", lambda *args, **kwargs: 0.1)
+    made = []  # the recipe's precise BatchNorm statistics (imgclf.training.precise_bn), with the config's default batches
+
+    class Recorded(PreciseBatchNorm):
+        def __init__(self, backbone, train_raw, batches, batch_size, seed):
+            super().__init__(backbone, train_raw, batches, batch_size, seed)
+            made.append(batches)
+
+    monkeypatch.setattr(stages, "PreciseBatchNorm", Recorded)
     stdout = io.StringIO()
     with redirect_stdout(stdout):
         result = imgclf.train(
@@ -104,3 +115,4 @@ def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(tmp_path,
     rows = history_rows(result.run_dir)
     assert 1 <= len(rows) <= plan_["epochs"] and {r["stage"] for r in rows} == {"train"}
     assert read_json(result.run_dir / RunFiles.METRICS)["interrupted"] is False
+    assert made == [TrainConfig().precise_bn] and made[0] > 0

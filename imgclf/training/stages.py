@@ -29,6 +29,7 @@ from imgclf.data.scan import ImageItem
 from imgclf.runs import RunFiles
 from imgclf.training.activations import Activations, has_augmentation
 from imgclf.training.planning import plan_run
+from imgclf.training.precise_bn import PreciseBatchNorm
 from imgclf.training.recipe import Plan, freeze_below
 from imgclf.training.scratch_plan import StopInEpoch, plan_scratch
 from imgclf.training.session import Session
@@ -248,6 +249,8 @@ def train_scratch(session: Session, train_raw: tf.data.Dataset, val_raw: tf.data
         train_raw, val_raw, n_train, stop = plan_scratch(session, by_split, train_raw, val_raw)
         extra.append(stop)
     cfg = session.cfg
+    if cfg.precise_bn:  # BatchNorm's statistics re-estimated before each validation (imgclf.training.precise_bn)
+        extra.append(PreciseBatchNorm(session.clf.backbone, train_raw, cfg.precise_bn, cfg.batch_size, cfg.seed))
     session.say(f"stage train: {session.clf.spec.name} from scratch")
     best = session.resume.get("best") if session.resume else None
     _fit_dataset(session, "train", train_raw, val_raw, n_train, cfg.learning_rate, threshold=best, extra=extra)

@@ -187,7 +187,7 @@ def plan_scratch(
     train_items, val_items = by_split["train"], by_split["val"]
     plan = plan_scratch_budget(
         parse_duration(cfg.time_budget), session.deadline - time.perf_counter(), len(train_items), len(val_items),
-        len(by_split["test"]), session.num_classes, rates, epochs=session.epochs, report_s=report_seconds(cfg.report),
+        len(by_split["test"]), session.num_classes, rates, epochs=session.epochs, report_s=report_seconds(cfg.report, load),
         decode_s=PER_IMAGE_FLOOR_S * load,
     )  # fmt: skip
     session.say(plan.line())

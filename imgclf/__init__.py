@@ -85,7 +85,8 @@ def train(data: str | Path, config: str | Path | None = None, verbose: int = 1, 
       ``label_smoothing=0.0``, ``stop_at_accuracy=None``, ``time_budget=None`` (e.g. ``"5m"``).
     - ``val_fraction=0.2``, ``test_fraction=0.1``, ``group_by=None``, ``duplicates_together=True``.
     - ``min_delta=1e-3`` (early stopping), ``skip_fine_tune_loss=0.01``, ``backbone_lr_scale=1.0``,
-      ``fine_tune_optimizer=None`` (``optimizer``'s), ``test_dir=None`` (a separate labelled folder).
+      ``fine_tune_optimizer=None`` (``optimizer``'s), ``test_dir=None`` (a separate labelled folder),
+      ``precise_bn=20`` (from scratch: BatchNorm statistics re-estimated before each validation; 0: off).
     - ``out="runs"``, ``name=None`` (the data folder's name; never overwrites: name2, name3, …),
       ``report=True`` (False: no report.html; ``imgclf report RUN`` builds it later).
 

@@ -21,7 +21,7 @@ import numpy as np
 from imgclf.data.scan import ImageItem
 from imgclf.progress import format_seconds
 
-__all__ = ["BudgetPlan", "Rates", "budget_image_size", "plan_budget", "reserve_seconds", "stratified_subset"]
+__all__ = ["BudgetPlan", "Rates", "budget_image_size", "of_total", "plan_budget", "reserve_seconds", "stratified_subset"]
 
 REPORT_SECONDS = 15.0  # report.html, figures, Grad-CAM, tracing the whole model to score test and val, load and save (digits at 96 px: 17 s)
 FIT_START_SECONDS = 3.0  # a fit's own start-up (tracing the train and validation steps), per stage …
@@ -93,12 +93,8 @@ class BudgetPlan:
 
     def line(self) -> str:
         """The plan for people, e.g. ``--time 3m: extracting 6,000 of 14,400 train images, 1 view, …``."""
-        images = f"{self.train_images:,} of {self.train_total:,}" if self.train_images < self.train_total else f"all {self.train_total:,}"
-        val = (
-            f"{self.val_images:,} of {self.val_total:,} val (model selection)"
-            if self.val_images < self.val_total
-            else f"all {self.val_total:,} val"
-        )
+        images = of_total(self.train_images, self.train_total)
+        val = of_total(self.val_images, self.val_total) + (" val (model selection)" if self.val_images < self.val_total else " val")
         ft = f"fine-tuning {self.fine_tune_epochs} epoch(s)" if self.fine_tune_epochs else "no fine-tuning"
         note = f" ({self.note})" if self.note else ""
         return (
@@ -109,6 +105,16 @@ class BudgetPlan:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "line": self.line()}
+
+
+def of_total(n: int, total: int) -> str:
+    """``6,000 of 14,400`` when ``n`` is a part of ``total``, else ``all 14,400`` (a plan's line).
+
+    Args:
+        n: how many are used.
+        total: how many there are.
+    """
+    return f"{n:,} of {total:,}" if n < total else f"all {total:,}"
 
 
 def reserve_seconds(n_test: int, n_val: int, score: float, report_s: float) -> float:

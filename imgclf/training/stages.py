@@ -29,7 +29,9 @@ from imgclf.data.scan import ImageItem
 from imgclf.runs import RunFiles
 from imgclf.training.activations import Activations, has_augmentation
 from imgclf.training.planning import plan_run
+from imgclf.training.precise_bn import PreciseBatchNorm
 from imgclf.training.recipe import Plan, freeze_below
+from imgclf.training.scratch_plan import StopInEpoch, plan_scratch
 from imgclf.training.session import Session
 from imgclf.training.views import DrawViews, ViewBatches
 
@@ -206,9 +208,10 @@ def train_pretrained(
 
 
 def _fit_dataset(
-    session: Session, stage: str, train_raw: tf.data.Dataset, val_raw: tf.data.Dataset, n_train: int, peak_lr: float, threshold: float | None
+    session: Session, stage: str, train_raw: tf.data.Dataset, val_raw: tf.data.Dataset, n_train: int, peak_lr: float, threshold: float | None,
+    extra: list | None = None,
 ) -> None:
-    """Fit the whole model on decoded images (augmentation inside the model, applied on the fly)."""
+    """Fit the whole model on decoded images (augmentation inside the model, applied on the fly); ``extra``: more callbacks."""
     cfg, model = session.cfg, session.clf.model
     if session.one_hot:
         encode = lambda x, y: (x, keras.ops.one_hot(y, session.num_classes))
@@ -225,21 +228,33 @@ def _fit_dataset(
         initial_epoch=start,
         shuffle=False,  # the pipeline shuffles, seeded
         class_weight=session.class_weight,
-        callbacks=session.callbacks(stage, save=model, threshold=threshold),
+        callbacks=session.callbacks(stage, save=model, threshold=threshold) + (extra or []),
         verbose=session.fit_verbose,
     )
     session.end_stage()
 
 
-def train_scratch(session: Session, train_raw: tf.data.Dataset, val_raw: tf.data.Dataset, n_train: int) -> None:
-    """The one stage of a from-scratch model: the whole model on decoded images.
+def train_scratch(session: Session, train_raw: tf.data.Dataset, val_raw: tf.data.Dataset, by_split: dict[str, list[ImageItem]]) -> None:
+    """The one stage of a from-scratch model: the whole model on decoded images; with ``--time`` on a
+    new run, its epochs (and images) planned first (:func:`~imgclf.training.scratch_plan.plan_scratch`).
 
     Args:
         session: the run's trainer.
         train_raw: decoded ``(image, label)`` train pairs.
         val_raw: the same for the validation split.
-        n_train: the number of training images (steps per epoch, shuffle buffer).
+        by_split: the run's images by split (the train split's size: steps per epoch, shuffle buffer).
     """
+    n_train, extra = len(by_split["train"]), []
+    if session.deadline is not None and session.resume is None:
+        train_raw, val_raw, n_train, stop = plan_scratch(session, by_split, train_raw, val_raw)
+        extra.append(stop)
+    cfg = session.cfg
+    if cfg.precise_bn:  # BatchNorm's statistics re-estimated before each validation (imgclf.training.precise_bn)
+        extra.append(PreciseBatchNorm(session.clf.backbone, train_raw, cfg.precise_bn, cfg.batch_size, cfg.seed))
     session.say(f"stage train: {session.clf.spec.name} from scratch")
     best = session.resume.get("best") if session.resume else None
-    _fit_dataset(session, "train", train_raw, val_raw, n_train, session.cfg.learning_rate, threshold=best)
+    _fit_dataset(session, "train", train_raw, val_raw, n_train, cfg.learning_rate, threshold=best, extra=extra)
+    if extra and isinstance(extra[0], StopInEpoch) and extra[0].stopped:
+        epoch, batch = extra[0].stopped
+        session.say(f"  --time: training stopped in epoch {epoch} after batch {batch} of {_steps(n_train, cfg.batch_size)} (slower than planned)")
+        session.budget_plan["stopped_in_epoch"] = {"epoch": epoch, "batch": batch}

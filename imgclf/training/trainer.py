@@ -196,7 +196,7 @@ def _run_stages(session: Session, plan: Plan | None, by_split: dict[str, list[Im
         if plan is not None:
             train_pretrained(session, plan, by_split["train"], by_split["val"], train_raw, val_raw, len(by_split["test"]))
         else:
-            train_scratch(session, train_raw, val_raw, len(by_split["train"]))
+            train_scratch(session, train_raw, val_raw, by_split)
     except KeyboardInterrupt:
         session.say("\ninterrupted: keeping the best model so far and testing it (Ctrl-C again to abort)")
         return True

@@ -1,0 +1,118 @@
+"""``--time`` for a from-scratch model (imgclf.training.scratch_plan): the pure planner, the callback that
+stops an epoch when the time is up, and one tiny real run whose plan is recorded and obeyed
+(and which uses precise BatchNorm statistics, the from-scratch default)."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from contextlib import redirect_stdout
+
+import keras
+import pytest
+from helpers import history_rows, make_dataset, manifest_rows
+
+import imgclf
+from imgclf.config import TrainConfig
+from imgclf.runs import RunFiles, read_json
+from imgclf.training import scratch_plan, stages
+from imgclf.training.budget import FILL, MIN_TRAIN_PER_CLASS, Rates, reserve_seconds
+from imgclf.training.precise_bn import PreciseBatchNorm
+from imgclf.training.scratch_plan import StopInEpoch, plan_scratch_budget
+
+# the cnn at 32 px, quiet machine: ~0.5 ms per image forward, decoding included
+QUIET = Rates.measured(0.0005, 0.0, cached=False)
+N = {"n_train": 13_991, "n_val": 4_003, "n_test": 2_006}  # 20,000 generated 32 px images
+
+
+def plan(left_s, rates=QUIET, epochs=25, decode_s=0.0, report_s=10.0, **n):
+    n = {**N, **n}
+    return plan_scratch_budget(left_s, left_s, n["n_train"], n["n_val"], n["n_test"], 10, rates, epochs=epochs, report_s=report_s, decode_s=decode_s)
+
+
+def spent(p) -> float:
+    return p.planned_s + p.reserve_s
+
+
+def test_a_generous_budget_trains_every_epoch_on_every_image():
+    p = plan(3600)
+    assert (p.train_images, p.val_images, p.epochs, p.note) == (13_991, 4_003, 25, "")
+    assert "from scratch on all 13,991 train images, all 4,003 val (model selection), 25 of 25 epochs" in p.line()
+
+
+def test_a_smaller_budget_plans_fewer_epochs_and_keeps_the_reserve():
+    p = plan(180, decode_s=0.0008)
+    assert 1 <= p.epochs < 25 and p.train_images == 13_991 and p.note == "the rest do not fit"
+    assert p.val_images < 4_003  # fewer validation images for model selection before fewer epochs
+    assert p.reserve_s == round(reserve_seconds(2_006, 4_003, 0.0008, 10.0), 1)  # scoring is never cheaper than decoding
+    assert spent(p) <= 180 and p.planned_s <= (180 - p.reserve_s) * FILL + 0.05
+    assert plan(360, decode_s=0.0008).epochs > p.epochs
+
+
+def test_when_one_epoch_does_not_fit_a_stratified_subsample_gets_one():
+    p = plan(60, rates=Rates.measured(0.004, 0.0, cached=False))
+    assert p.epochs == 1 and MIN_TRAIN_PER_CLASS * 10 <= p.train_images < 13_991
+    assert "of 13,991 train images" in p.line() and "one epoch on every image does not fit" in p.line()
+    assert spent(p) <= 60
+
+
+def test_when_nothing_fits_the_smallest_subsample_still_trains_one_epoch():
+    p = plan(5)
+    assert (p.train_images, p.epochs) == (MIN_TRAIN_PER_CLASS * 10, 1)
+    assert p.note == "even the smallest subsample overruns"
+
+
+@pytest.mark.parametrize("left", [30, 60, 180, 600])
+def test_the_plan_never_spends_more_than_is_left(left):
+    for rates in (QUIET, Rates.measured(0.003, 0.0, cached=False, slowdown=3)):
+        p = plan(left, rates=rates, decode_s=0.0008)
+        if p.train_images > MIN_TRAIN_PER_CLASS * 10:
+            assert spent(p) <= left
+
+
+def test_stop_in_epoch_stops_after_the_batch_that_reaches_the_time():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False  # as fit sets it
+    later = StopInEpoch(time.perf_counter() + 3600)
+    later.set_model(model)
+    later.on_epoch_begin(0)
+    later.on_train_batch_end(0)
+    assert later.stopped is None and not model.stop_training
+    now = StopInEpoch(time.perf_counter() - 1)
+    now.set_model(model)
+    now.on_epoch_begin(2)
+    now.on_train_batch_end(4)
+    assert now.stopped == (3, 5) and model.stop_training
+
+
+def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(tmp_path, monkeypatch, private_cache):
+    data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=26)
+    # a slow measured rate (0.1 s per image) makes the plan cut the 25 default epochs whatever the machine's load
+    monkeypatch.setattr(scratch_plan, "forward_rate", lambda *args, **kwargs: 0.1)
+    made = []  # the recipe's precise BatchNorm statistics (imgclf.training.precise_bn), with the config's default batches
+
+    class Recorded(PreciseBatchNorm):
+        def __init__(self, backbone, train_raw, batches, batch_size, seed):
+            super().__init__(backbone, train_raw, batches, batch_size, seed)
+            made.append(batches)
+
+    monkeypatch.setattr(stages, "PreciseBatchNorm", Recorded)
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        result = imgclf.train(
+            data, model="cnn", image_size=32, batch_size=8, augment="none", time_budget="60s", report=False,
+            out=str(tmp_path / "runs"), verbose=1,
+        )  # fmt: skip
+    out = stdout.getvalue()
+    plan_ = read_json(result.run_dir / RunFiles.TIMINGS)["plan"]
+    assert re.search(r"--time 1m00s: \d+s left; from scratch on .* train images, .* val \(model selection\), \d+ of 25 epochs", out), out
+    assert plan_["line"] in out and out.index(plan_["line"]) < out.index("stage train")
+    assert plan_["train_total"] == sum(r["split"] == "train" for r in manifest_rows(result.run_dir))
+    assert plan_["epochs_asked"] == 25 and 1 <= plan_["epochs"] < 25
+    assert plan_["rates_s_per_image"]["fine_tune"] == pytest.approx(0.4)  # a training image: 4 forward passes
+    assert plan_["reserve_s"] > 0 and plan_["left_s"] <= 60
+    rows = history_rows(result.run_dir)
+    assert 1 <= len(rows) <= plan_["epochs"] and {r["stage"] for r in rows} == {"train"}
+    assert read_json(result.run_dir / RunFiles.METRICS)["interrupted"] is False
+    assert made == [TrainConfig().precise_bn] and made[0] > 0

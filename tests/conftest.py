@@ -113,5 +113,6 @@ def trained_run(tmp_path_factory):
         out=str(base / "runs"),
         name="shapes",
         verbose=0,
+        precise_bn=0,  # probabilities strictly between 0 and 1 (see helpers.train_tiny_run)
     )
     return SimpleNamespace(run_dir=result.run_dir, data=data, result=result, classes=["cat", "dog", "fox"], base=base)

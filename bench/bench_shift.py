@@ -18,11 +18,19 @@ links to the shared files, never written); one line per evaluated set: accuracy,
 honesty check's verdict against the internal split.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_shift.py [--data ../shared/datasets/sign-language-digits] [--cut 5600] [--seed 42]
+        [--variant 'NAME=KEY=VALUE;KEY=VALUE' ...]
+
+``--variant`` (repeatable) trains another model beside the default, in the same process on the same
+folders, with those ``imgclf.train`` options changed, e.g. ``--variant 'ema=ema=0.99'`` or
+``--variant 'mixup=augment=flip,rotate=10,zoom=0.1,mixup=0.2'``. Every model starts from a cold feature
+cache of its own, and its CPU seconds (user+sys of this process while it trains and is evaluated) are
+printed beside its accuracies; a summary table closes the output.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import tempfile
@@ -98,7 +106,46 @@ def _line(name: str, m, compared: bool = True) -> str:
     h = m.honesty if compared else None
     verdict = (f"p={h['p_value']:.2g} {'DIFFERS' if h['differs'] else 'consistent'} with {h['internal']['name']} "
                f"{h['internal']['accuracy']:.4f} (n={h['internal']['n']})") if h else "(internal split)"
-    return f"{name:<12} n={m.n:<4} accuracy {acc['value']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  {verdict}"
+    return f"{name:<18} n={m.n:<4} accuracy {acc['value']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  {verdict}"
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``"NAME=KEY=VALUE;KEY=VALUE"`` → ``(NAME, {KEY: VALUE})`` (values as text: imgclf.train coerces them)."""
+    name, _, rest = text.partition("=")
+    options = {}
+    for part in filter(None, (p.strip() for p in rest.split(";"))):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise SystemExit(f"--variant {text!r}: {part!r} is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    if not name or not options:
+        raise SystemExit(f"--variant {text!r}: expected NAME=KEY=VALUE[;KEY=VALUE...]")
+    return name, options
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_variant(name: str, options: dict, train_dir: Path, later: Path, shifted: dict[str, Path], tmp: Path, seed: int) -> dict:
+    """Train one model (its own cold feature cache) and evaluate it on every held-out set."""
+    import imgclf
+
+    os.environ["IMGCLF_CACHE"] = str(tmp / "cache" / name)  # read when the run starts: cold, not shared
+    cpu, start = _cpu(), time.perf_counter()
+    kwargs = {"seed": seed, **options}
+    result = imgclf.train(train_dir, test_dir=str(later), out=str(tmp / "runs"), name=name, verbose=0, **kwargs)
+    seconds = time.perf_counter() - start
+    run = imgclf.load_run(result.run_dir)
+    print(f"== {name} ({options or 'default'}): " + _line("internal", result.metrics, compared=False)
+          + f"  (model {result.config.model}, seed {seed}, train {seconds:.0f}s wall)", flush=True)
+    rows = [("later", run.evaluate(later))] + [(f"later+{k}", run.evaluate(v)) for k, v in shifted.items()]
+    for label, m in rows:
+        print(_line(label, m), flush=True)
+    accuracy = {"internal": result.metrics.statistics["accuracy"]["value"]}
+    accuracy.update({label: m.statistics["accuracy"]["value"] for label, m in rows})
+    return {"name": name, "accuracy": accuracy, "cpu": _cpu() - cpu, "wall": time.perf_counter() - start}
 
 
 def main() -> None:
@@ -106,26 +153,24 @@ def main() -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "sign-language-digits"))
     parser.add_argument("--cut", type=int, default=5600, help="photos numbered this or above are the later sessions")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--variant", action="append", default=[], help="NAME=KEY=VALUE;KEY=VALUE: another model with these options")
+    parser.add_argument("--no-default", action="store_true", help="train only the --variant models")
     args = parser.parse_args()
-
-    import imgclf
+    variants = ([] if args.no_default else [("default", {})]) + [parse_variant(v) for v in args.variant]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_shift_"))
     train_dir, later = _link_split(Path(args.data).resolve(), tmp, args.cut)
     counts = {p: sum(1 for _ in (tmp / p).glob("*/*")) for p in ("train", "later")}
     print(f"data {args.data}: {counts['train']} photos numbered < {args.cut} to train on, {counts['later']} later ones held out", flush=True)
     start = time.perf_counter()
-    result = imgclf.train(train_dir, test_dir=str(later), seed=args.seed, out=str(tmp / "runs"), verbose=0)
-    seconds = time.perf_counter() - start
-    run = imgclf.load_run(result.run_dir)
-    print(_line("internal", result.metrics, compared=False) + f"  (model {result.config.model}, seed {args.seed}, train {seconds:.0f}s)")
-    rows = [("later", run.evaluate(later))]
-    for name in SHIFTS:
-        rows.append((f"later+{name}", run.evaluate(_shifted(later, tmp / "shifted", name, args.seed))))
-    for name, m in rows:
-        print(_line(name, m), flush=True)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"cpu {usage.ru_utime + usage.ru_stime:.0f}s, wall {time.perf_counter() - start:.0f}s, files under {tmp}")
+    shifted = {name: _shifted(later, tmp / "shifted", name, args.seed) for name in SHIFTS}
+    results = [run_variant(name, options, train_dir, later, shifted, tmp, args.seed) for name, options in variants]
+    columns = list(results[0]["accuracy"])
+    print("\n| variant | " + " | ".join(columns) + " | CPU s | wall s |")
+    print("|---|" + "---:|" * (len(columns) + 2))
+    for r in results:
+        print(f"| {r['name']} | " + " | ".join(f"{100 * r['accuracy'][c]:.2f} %" for c in columns) + f" | {r['cpu']:.0f} | {r['wall']:.0f} |")
+    print(f"cpu {_cpu():.0f}s, wall {time.perf_counter() - start:.0f}s, files under {tmp}")
 
 
 if __name__ == "__main__":

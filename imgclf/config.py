@@ -80,6 +80,11 @@ class TrainConfig:
     fine_tune_optimizer: str | None = _opt(None, "optimizer of the fine-tuning stage (adam, sgd or rmsprop); default: --optimizer")
     lr_schedule: str = _opt("cosine", "cosine (one warm-up epoch, then cosine decay), plateau (reduce on plateau) or constant")
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss, in [0, 0.5)")
+    ema: float = _opt(
+        0.0,
+        "fine-tuning: keep an exponential moving average of the weights with this momentum (e.g. 0.99), validate and "
+        "checkpoint it, and save it as the model; 0: off",
+    )
     stop_at_accuracy: float | None = _opt(None, "stop training once validation accuracy reaches this value (0-1]")
     time_budget: str | None = _opt(
         None, "wall-time budget such as 90s, 5m or 1h: picks the longest schedule that fits and stops in time", aliases=("--time",)
@@ -97,7 +102,8 @@ class TrainConfig:
     augment: str = _opt(
         "flip,rotate=10,zoom=0.1",
         "training-only augmentation: 'none' or a comma list of flip, vflip, rotate=DEG, zoom=F, shift=F, "
-        "brightness=F, contrast=F",
+        "brightness=F, contrast=F, randaugment=F (Keras' RandAugment, 2 operations at strength F), and at most one "
+        "of mixup=ALPHA, cutmix=F (mix pairs of a batch and their labels; on cached activations, the activations)",
     )
     precise_bn: int = _opt(
         20,
@@ -159,6 +165,8 @@ class TrainConfig:
             raise invalid_value("views", self.views, "an integer from 1 to 16")
         if not 0 <= self.label_smoothing < 0.5:
             raise invalid_value("label_smoothing", self.label_smoothing, "a number in [0, 0.5)")
+        if not 0 <= self.ema < 1:
+            raise invalid_value("ema", self.ema, "a momentum in [0, 1), e.g. 0.99 (0: off)")
         if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 1:
             raise invalid_value("stop_at_accuracy", self.stop_at_accuracy, "a fraction in (0, 1]")
         if self.time_budget is not None:

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from imgclf.errors import invalid_value
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "CLASS_WEIGHTS", "AUGMENTATIONS", "check_choice", "parse_augment", "check_group_by"]
+__all__ = [
+    "OPTIMIZERS", "SCHEDULES", "CLASS_WEIGHTS", "AUGMENTATIONS", "MIXING", "check_choice", "parse_augment", "image_augment",
+    "check_group_by",
+]  # fmt: skip
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -38,8 +41,13 @@ AUGMENTATIONS: dict[str, tuple[float | None, tuple[float, float] | None, str]] =
     "zoom": (0.1, (0.0, 0.9), "zoom range as a fraction"),
     "brightness": (0.2, (0.0, 1.0), "brightness change as a fraction"),
     "contrast": (0.2, (0.0, 1.0), "contrast change as a fraction"),
+    "randaugment": (0.5, (0.0, 1.0), "RandAugment: 2 random operations per image at this strength (Keras' factor)"),
+    "mixup": (0.2, (0.0, 2.0), "MixUp of pairs in a batch, images and labels (alpha of the Beta distribution)"),
+    "cutmix": (1.0, (0.0, 2.0), "CutMix of pairs in a batch: a box of one pasted into the other, labels by area (Beta factor)"),
 }
-
+# augmentations that mix pairs of a batch, labels included: not a layer of the model but a step of the
+# training batches (on cached activations, of the activations: see imgclf.data.augment.mixing_layer)
+MIXING = ("mixup", "cutmix")
 
 
 def _describe(name: str) -> str:
@@ -79,7 +87,22 @@ def parse_augment(spec: str) -> dict[str, float | None]:
         if not lo < value <= hi:
             raise invalid_value("augment", part.strip(), f"{name} in ({lo:g}, {hi:g}]")
         parsed[name] = value
+    if all(name in parsed for name in MIXING):
+        raise invalid_value("augment", spec, "at most one of mixup, cutmix (each mixes every batch already)")
     return parsed
+
+
+def image_augment(spec: str) -> str:
+    """The per-image part of an augmentation spec (``spec`` without the batch-mixing tokens, as typed;
+    ``"none"`` when nothing is left): what the views of the feature cache depend on.
+
+    Args:
+        spec: an ``--augment`` spec (checked by :func:`parse_augment`).
+    """
+    parse_augment(spec)
+    parts = [p for p in (spec or "").split(",") if p.strip().partition("=")[0].strip().lower() not in MIXING]
+    kept = ",".join(parts).strip()
+    return kept if parse_augment(kept) else "none"
 
 
 def check_group_by(group_by: str) -> re.Pattern | Path:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgclf.data.augment import AUGMENTATIONS, augmentation_layers, parse_augment
+from imgclf.data.augment import AUGMENTATIONS, augmentation_layers, mix_batch, mixing_layer, parse_augment
 from imgclf.errors import ConfigError
+from imgclf.options import MIXING, image_augment
+
+PER_IMAGE = [name for name in AUGMENTATIONS if name not in MIXING]
 
 
 @pytest.mark.parametrize(
@@ -24,6 +27,11 @@ from imgclf.errors import ConfigError
         ("shift=0.5", {"shift": 0.5}),  # upper bound is inclusive
         ("brightness=1,contrast=0.3", {"brightness": 1.0, "contrast": 0.3}),
         ("flip,rotate=10,zoom=0.1", {"flip": None, "rotate": 10.0, "zoom": 0.1}),  # the default
+        ("randaugment", {"randaugment": 0.5}),
+        ("flip,RandAugment=0.3", {"flip": None, "randaugment": 0.3}),
+        ("mixup", {"mixup": 0.2}),
+        ("flip,mixup=0.4", {"flip": None, "mixup": 0.4}),
+        ("cutmix=2", {"cutmix": 2.0}),
     ],
 )
 def test_accepted_specs(spec, expected):
@@ -41,6 +49,10 @@ def test_accepted_specs(spec, expected):
         ("rotate=abc", "rotate=abc", "rotate=NUMBER"),
         ("zoom=0.95", "zoom=0.95", "zoom in (0, 0.9]"),
         ("shift=-0.1", "shift=-0.1", "shift in (0, 0.5]"),
+        ("randaugment=1.5", "randaugment=1.5", "randaugment in (0, 1]"),
+        ("mixup=0", "mixup=0", "mixup in (0, 2]"),
+        ("cutmix=x", "cutmix=x", "cutmix=NUMBER"),
+        ("flip,mixup,cutmix", "flip,mixup,cutmix", "at most one of mixup, cutmix"),
     ],
 )
 def test_rejected_specs_name_the_bad_part(spec, received, allowed):
@@ -81,15 +93,28 @@ def test_layer_types_and_settings():
     assert tuple(layers[6].get_config()["value_range"]) == (0, 255)
 
 
-def test_every_augmentation_name_builds_one_layer():
-    for name in AUGMENTATIONS:
+def test_every_per_image_augmentation_builds_one_layer_and_mixing_none():
+    for name in PER_IMAGE:
         assert len(augmentation_layers(name, seed=0)) == 1, name
+    for name in MIXING:  # a batch step, not a layer of the model
+        assert augmentation_layers(f"flip,{name}", seed=0)[0].name == "aug_flip"
+        assert len(augmentation_layers(f"flip,{name}", seed=0)) == 1
+    (ra,) = augmentation_layers("randaugment=0.3", seed=0)
+    assert type(ra).__name__ == "RandAugment" and ra.factor == pytest.approx((0, 0.3)) and tuple(ra.value_range) == (0, 255)
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [("flip,rotate=10,zoom=0.1", "flip,rotate=10,zoom=0.1"), ("flip, mixup=0.2", "flip"), ("cutmix", "none"), ("none", "none")],
+)
+def test_the_cached_views_depend_on_the_per_image_part_only(spec, expected):
+    assert image_augment(spec) == expected
 
 
 def test_layers_are_identity_at_inference_and_random_in_training():
     import keras
 
-    spec = ",".join(AUGMENTATIONS)  # every augmentation at its default strength
+    spec = ",".join(PER_IMAGE)  # every per-image augmentation at its default strength
     model = keras.Sequential(augmentation_layers(spec, seed=3))
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
@@ -97,3 +122,51 @@ def test_layers_are_identity_at_inference_and_random_in_training():
     y = np.asarray(model(x, training=True))
     assert y.shape == x.shape
     assert not np.allclose(y, x)
+
+
+def test_randaugment_changes_pixels_in_training_only():
+    import keras
+
+    model = keras.Sequential(augmentation_layers("randaugment=0.8", seed=5))
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), x)
+    y = np.asarray(model(x, training=True))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 255
+    assert np.mean(np.abs(y - x)) > 1.0
+
+
+@pytest.mark.parametrize("name", MIXING)
+def test_mixing_mixes_pixels_and_labels_of_pairs(name):
+    """MixUp/CutMix on a batch: the pixels (or activation maps, any channel count) and the one-hot
+    labels of pairs are mixed, every label row still sums to 1; a sigmoid output's (n, 1) targets too."""
+    assert mixing_layer("flip", seed=0) is None
+    layer = mixing_layer(f"{name}=1", seed=3)
+    assert type(layer).__name__ == {"mixup": "MixUp", "cutmix": "CutMix"}[name]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 16, 16, 24)).astype("float32")
+    y = np.eye(4, dtype="float32")[np.arange(8) % 4]
+    mixed_x, mixed_y = (np.asarray(t) for t in mix_batch(layer, x, y))
+    assert mixed_x.shape == x.shape and mixed_y.shape == y.shape
+    assert not np.allclose(mixed_x, x)
+    assert not np.allclose(mixed_y, y)  # soft labels
+    np.testing.assert_allclose(mixed_y.sum(axis=1), 1.0, atol=1e-5)
+    binary = (np.arange(8) % 2).astype("float32").reshape(-1, 1)
+    _, mixed_b = mix_batch(layer, x, binary)
+    mixed_b = np.asarray(mixed_b)
+    assert mixed_b.shape == (8, 1) and mixed_b.min() >= 0 and mixed_b.max() <= 1
+    assert not np.array_equal(mixed_b, binary)
+
+
+def test_cached_view_batches_are_mixed_with_their_labels():
+    """The fine-tuning stage's batches of cached activations (manifold mixup): activations and targets."""
+    from imgclf.training.views import ViewBatches
+
+    rng = np.random.default_rng(0)
+    views = rng.normal(size=(2, 12, 4, 4, 8)).astype("float32")
+    targets = np.eye(3, dtype="float32")[np.arange(12) % 3]
+    plain = ViewBatches(views, targets, batch_size=6, seed=1)
+    mixed = ViewBatches(views, targets, batch_size=6, seed=1, mix=mixing_layer("mixup=1", seed=2))
+    (x0, y0), (x1, y1) = plain[0], mixed[0]
+    assert x1.shape == x0.shape and y1.shape == y0.shape
+    assert not np.allclose(x1, x0) and not np.allclose(y1, y0)
+    np.testing.assert_allclose(y1.sum(axis=1), 1.0, atol=1e-5)

@@ -1,18 +1,29 @@
 """Training-only augmentation in the notes' vocabulary, built from Keras preprocessing layers.
 
-``"flip,rotate=20,shift=0.1,zoom=0.1"`` → RandomFlip, RandomRotation, RandomTranslation, RandomZoom.
-Keras' random layers are identity at inference, so the saved model predicts on clean images.
+``"flip,rotate=20,shift=0.1,zoom=0.1"`` → RandomFlip, RandomRotation, RandomTranslation, RandomZoom;
+``randaugment=F`` → Keras' RandAugment. These are per-image layers inside the model (identity at
+inference, so the saved model predicts on clean images); the pretrained recipe caches the activations
+of views they make.
+
+``mixup=ALPHA`` and ``cutmix=F`` mix *pairs* of a batch and their labels, so they cannot be layers of a
+model that takes one image: :func:`mixing_layer` gives Keras' ``MixUp`` / ``CutMix`` layer and
+:func:`mix_batch` applies it to one training batch. On decoded images it mixes the pixels; on the
+cached activations of the pretrained recipe's fine-tuning stage it mixes the activations at the cut
+(manifold mixup, Verma et al. 2019: the frozen bottom is not trained, so mixing its output is the
+honest equivalent; CutMix then pastes a box of the activation grid). The head stage, a linear layer on
+pooled features, trains unmixed.
 """
 
 from __future__ import annotations
 
-from imgclf.options import AUGMENTATIONS, parse_augment
+from imgclf.options import AUGMENTATIONS, MIXING, parse_augment
 
-__all__ = ["AUGMENTATIONS", "parse_augment", "augmentation_layers"]
+__all__ = ["AUGMENTATIONS", "parse_augment", "augmentation_layers", "mixing_layer", "mix_batch"]
 
 
 def augmentation_layers(spec: str, seed: int) -> list:
-    """The Keras layers for ``spec`` (empty list for 'none'). Applied to raw [0, 255] pixels.
+    """The per-image Keras layers for ``spec`` (empty list for 'none'). Applied to raw [0, 255] pixels.
+    The batch-mixing tokens (``mixup``, ``cutmix``) are not among them: see :func:`mixing_layer`.
 
     Args:
         spec: the ``--augment`` spec, e.g. ``"flip,rotate=20,shift=0.1,zoom=0.1"`` or ``"none"``.
@@ -38,4 +49,35 @@ def augmentation_layers(spec: str, seed: int) -> list:
             out.append(layers.RandomBrightness(value, value_range=(0, 255), seed=s, name="aug_brightness"))
         elif name == "contrast":
             out.append(layers.RandomContrast(value, value_range=(0, 255), seed=s, name="aug_contrast"))
+        elif name == "randaugment":
+            out.append(layers.RandAugment(value_range=(0, 255), num_ops=2, factor=value, seed=s, name="aug_randaugment"))
     return out
+
+
+def mixing_layer(spec: str, seed: int):
+    """Keras' ``MixUp`` (``mixup=ALPHA``) or ``CutMix`` (``cutmix=F``) layer for ``spec``; None without either.
+
+    Args:
+        spec: the ``--augment`` spec.
+        seed: the layer's seed.
+    """
+    import keras
+
+    mixing = {name: value for name, value in parse_augment(spec).items() if name in MIXING}
+    if "mixup" in mixing:
+        return keras.layers.MixUp(alpha=mixing["mixup"], seed=seed, name="mixup")
+    if "cutmix" in mixing:
+        return keras.layers.CutMix(factor=mixing["cutmix"], seed=seed, name="cutmix")
+    return None
+
+
+def mix_batch(layer, x, y):
+    """``(x, y)`` of one training batch, mixed by ``layer`` (:func:`mixing_layer`).
+
+    Args:
+        layer: a Keras ``MixUp`` or ``CutMix`` layer.
+        x: images (or activation maps), ``(n, height, width, channels)``.
+        y: float targets, ``(n, classes)`` one-hot or ``(n, 1)`` for a sigmoid output.
+    """
+    out = layer({"images": x, "labels": y}, training=True)
+    return out["images"], out["labels"]

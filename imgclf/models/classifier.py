@@ -57,17 +57,19 @@ def iter_layers(model: keras.Layer) -> Iterator[keras.Layer]:
         yield from iter_layers(layer)
 
 
-def loss_and_metric(num_classes: int, label_smoothing: float = 0.0):
+def loss_and_metric(num_classes: int, label_smoothing: float = 0.0, soft_labels: bool = False):
     """(loss, accuracy metric, whether labels must be one-hot). Keras' sparse cross-entropy has no
-    label smoothing, so smoothing a multi-class loss switches to one-hot labels.
+    label smoothing, so smoothing a multi-class loss switches to one-hot labels; so do soft labels.
 
     Args:
         num_classes: 2 gives a sigmoid output's binary loss, more a softmax's.
         label_smoothing: the loss's label smoothing. Defaults to 0.
+        soft_labels: the targets are mixed (``--augment mixup`` / ``cutmix``), so one-hot rows of
+            probabilities rather than class indices. Defaults to False.
     """
     if num_classes == 2:
         return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing), keras.metrics.BinaryAccuracy(name="accuracy"), False
-    if label_smoothing:
+    if label_smoothing or soft_labels:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         return loss, keras.metrics.CategoricalAccuracy(name="accuracy"), True
     return keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy"), False

@@ -16,6 +16,7 @@ from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import Classifier
+from imgclf.options import image_augment
 from imgclf.progress import Progress
 from imgclf.training.feature_cache import FeatureCache, default_cache_root
 
@@ -35,7 +36,8 @@ class Activations:
 
     def __init__(self, cfg: TrainConfig, clf: Classifier, bottom: keras.Model, cut_name: str, progress: bool = False):
         root = default_cache_root() if cfg.feature_cache else None
-        key = (clf.spec.name, _weights_id(clf), cut_name, cfg.image_size, cfg.augment, cfg.seed)
+        # the views depend on the per-image augmentation only (mixup/cutmix mix batches later)
+        key = (clf.spec.name, _weights_id(clf), cut_name, cfg.image_size, image_augment(cfg.augment), cfg.seed)
         self.cfg, self.clf, self.bottom, self.cache = cfg, clf, bottom, FeatureCache(root, key)
         self.log = DecodeLog()
         self.progress = progress

@@ -59,8 +59,10 @@ def _layerwise(base: type) -> type:
 _CLASSES = {"adam": _layerwise(keras.optimizers.Adam), "sgd": _layerwise(keras.optimizers.SGD), "rmsprop": _layerwise(keras.optimizers.RMSprop)}
 
 
-def _optimizer(name: str, lr, backbone_scale: float = 1.0, head_variables: tuple[str, ...] = ()) -> keras.optimizers.Optimizer:
+def _optimizer(name: str, lr, backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (), ema: float = 0.0) -> keras.optimizers.Optimizer:
     extra = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
+    if ema:
+        extra.update(use_ema=True, ema_momentum=ema)  # Keras keeps the average; SwapEMAWeights swaps it in
     if backbone_scale == 1.0:
         return _CLASSES[name].__mro__[1](lr, **extra)  # the plain Keras class
     return _CLASSES[name](lr, backbone_scale=backbone_scale, head_variables=head_variables, **extra)
@@ -83,7 +85,7 @@ def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, 
 
 def scheduled_optimizer(
     name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int, known_length: bool = True,
-    backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (),
+    backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (), ema: float = 0.0,
 ) -> tuple[keras.optimizers.Optimizer, list[keras.callbacks.Callback]]:  # fmt: skip
     """The optimizer of :func:`make_optimizer` and the callbacks its schedule needs in ``fit``.
 
@@ -99,12 +101,15 @@ def scheduled_optimizer(
         backbone_scale: the rate of every variable outside ``head_variables`` is this fraction of the
             head's (discriminative learning rates); 1: one rate for all.
         head_variables: ``variable.path`` of the variables that train at the full rate.
+        ema: momentum of an exponential moving average of the weights kept by the optimizer
+            (Keras' ``use_ema``; ``keras.callbacks.SwapEMAWeights`` puts it in the model to validate and save);
+            0: none.
     """
     _check(name, schedule)
     lr = _learning_rate(schedule, peak, steps_per_epoch, epochs)
     if known_length or not isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-        return _optimizer(name, lr, backbone_scale, head_variables), []
-    return _optimizer(name, float(lr(0)), backbone_scale, head_variables), [EpochSchedule(lr, steps_per_epoch)]
+        return _optimizer(name, lr, backbone_scale, head_variables, ema), []
+    return _optimizer(name, float(lr(0)), backbone_scale, head_variables, ema), [EpochSchedule(lr, steps_per_epoch)]
 
 
 class EpochSchedule(keras.callbacks.Callback):

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from imgclf.config import TrainConfig
+from imgclf.data.augment import mixing_layer
 from imgclf.models.classifier import Classifier, loss_and_metric
 from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles
@@ -64,7 +65,9 @@ class Session:
         self.resume = resume
         self.epochs_done = 0
         self.model_path = run_dir / RunFiles.MODEL
-        self.loss, self.metric, self.one_hot = loss_and_metric(num_classes, cfg.label_smoothing)
+        self.mixing = mixing_layer(cfg.augment, cfg.seed)  # --augment mixup/cutmix: mixes the main stage's batches
+        self.loss, self.metric, self.one_hot = loss_and_metric(num_classes, cfg.label_smoothing, soft_labels=self.mixing is not None)
+        self.ema = 0.0  # the EMA momentum of the stage being fit (--ema, fine-tuning only)
         self._history: HistoryCSV | None = None
         self._stop: keras.callbacks.EarlyStopping | None = None
         self._schedule: list[keras.callbacks.Callback] = []  # what the compiled optimizer's schedule needs
@@ -89,7 +92,11 @@ class Session:
         return float("inf") if self.deadline is None else self.deadline - time.perf_counter() - self.reserve
 
     def targets(self, labels: np.ndarray) -> np.ndarray:
-        return keras.utils.to_categorical(labels, self.num_classes) if self.one_hot else labels
+        if self.one_hot:
+            return keras.utils.to_categorical(labels, self.num_classes)
+        if self.mixing is not None:  # a sigmoid output's mixed targets: float, (n, 1)
+            return np.asarray(labels, np.float32).reshape(-1, 1)
+        return labels
 
     def resume_epoch(self, stage: str) -> int:
         """Epochs of ``stage`` already done by the run being resumed (0 if none)."""
@@ -116,7 +123,10 @@ class Session:
         fine = stage == "fine_tune"
         scale = self.cfg.backbone_lr_scale if fine else 1.0
         optimizer = (self.cfg.fine_tune_optimizer or self.cfg.optimizer) if fine else self.cfg.optimizer
-        self.compile(model, peak_lr, steps_per_epoch, epochs, schedule, known_length, scale, optimizer)
+        self.ema = self.cfg.ema if fine else 0.0
+        if self.cfg.ema and stage == "train":
+            self.say("  --ema applies to the fine-tuning stage of a pretrained backbone; this model trains from scratch without it")
+        self.compile(model, peak_lr, steps_per_epoch, epochs, schedule, known_length, scale, optimizer, self.ema)
         start = self.resume_epoch(stage)
         if start:
             self.restore(model)
@@ -134,8 +144,14 @@ class Session:
         out.append(self._stop)
         if save is not None:
             best = SaveBest(save, self.model_path, monitor=MONITOR, initial_value_threshold=threshold)
-            out += [best, SaveLast(self.run_dir / RunFiles.LAST)]
-            out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best))
+            # last.keras first, with the weights being trained (the average stays in its optimizer state);
+            # then, with --ema, the average is swapped in (Keras validates with it too) for the best checkpoint
+            out.append(SaveLast(self.run_dir / RunFiles.LAST))
+            if self.ema:
+                out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+            out += [best, RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best)]
+        elif self.ema:
+            out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         if cfg.stop_at_accuracy is not None:
             out.append(StopAtAccuracy(cfg.stop_at_accuracy))
         if self.deadline is not None:
@@ -159,13 +175,13 @@ class Session:
 
     def compile(
         self, model: keras.Model, peak_lr: float, steps_per_epoch: int, epochs: int, schedule: str | None = None,
-        known_length: bool = True, backbone_scale: float = 1.0, optimizer: str | None = None,
+        known_length: bool = True, backbone_scale: float = 1.0, optimizer: str | None = None, ema: float = 0.0,
     ) -> None:  # fmt: skip
         """Compile with ``optimizer`` (default: the run's); ``backbone_scale``: the backbone's rate as a
-        fraction of the head's."""
+        fraction of the head's; ``ema``: the momentum of an average of the weights (0: none)."""
         head_variables = tuple(v.path for v in self.clf.head.trainable_variables)
         optimizer, self._schedule = scheduled_optimizer(
             optimizer or self.cfg.optimizer, schedule or self.cfg.lr_schedule, peak_lr, steps_per_epoch, epochs, known_length,
-            backbone_scale, head_variables,
+            backbone_scale, head_variables, ema,
         )  # fmt: skip
         model.compile(optimizer=optimizer, loss=self.loss, metrics=[self.metric])

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from imgclf.atomic import save_model_atomic
+from imgclf.data.augment import mix_batch
 from imgclf.data.pipeline import batched
 from imgclf.data.scan import ImageItem
 from imgclf.runs import RunFiles
@@ -68,8 +69,9 @@ def _fit_arrays(
     schedule = "constant" if stage == "head" else None
     start = session.start_fit(model, stage, peak_lr, _steps(n, cfg.batch_size), epochs, schedule)
     callbacks = session.callbacks(stage, save=save, threshold=threshold)
-    if views > 1:
-        data = ViewBatches(x.reshape(views, n, *x.shape[1:]), session.targets(y[:n]), cfg.batch_size, cfg.seed, start)
+    mix = session.mixing if stage != "head" else None  # the head, a linear layer on pooled features, trains unmixed
+    if views > 1 or mix is not None:
+        data = ViewBatches(x.reshape(views, n, *x.shape[1:]), session.targets(y[:n]), cfg.batch_size, cfg.seed, start, mix)
         fit_args: dict = {"x": data}
         callbacks.insert(0, DrawViews(data))
     else:
@@ -216,13 +218,20 @@ def _fit_dataset(
     if session.one_hot:
         encode = lambda x, y: (x, keras.ops.one_hot(y, session.num_classes))
         train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
+    elif session.mixing is not None:  # a sigmoid output's mixed targets: float, (1,) per image
+        encode = lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (1,)))
+        train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
+    train = batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train)
+    if session.mixing is not None:  # --augment mixup/cutmix: pairs of each batch mixed, pixels and labels
+        mix = session.mixing
+        train = train.map(lambda x, y: mix_batch(mix, tf.cast(x, tf.float32), tf.cast(y, tf.float32)), num_parallel_calls=tf.data.AUTOTUNE)
     epochs = session.epochs
     if session.deadline is not None:  # no cheap calibration on a stream: let the Deadline callback stop it
         session.say(f"  time budget: training until {session.seconds_left():.0f}s from now")
     # a filtered stream has no known length: the schedule is stepped by epoch and batch (exact)
     start = session.start_fit(model, stage, peak_lr, _steps(n_train, cfg.batch_size), epochs, known_length=False)
     model.fit(
-        batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train),
+        train,
         validation_data=batched(val_raw, cfg.batch_size),
         epochs=epochs,
         initial_epoch=start,

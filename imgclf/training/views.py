@@ -11,18 +11,22 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from imgclf.data.augment import mix_batch
+
 __all__ = ["ViewBatches", "DrawViews"]
 
 
 class ViewBatches(keras.utils.PyDataset):
     """Batches of ``(activations, targets)``: a seeded shuffle of the images and one view of each,
-    both drawn again for every epoch from ``(seed, epoch)``, so a resumed run sees the same epochs."""
+    both drawn again for every epoch from ``(seed, epoch)``, so a resumed run sees the same epochs.
+    With ``mix`` (a Keras ``MixUp``/``CutMix`` layer, ``--augment mixup``/``cutmix``), every batch's
+    activations and float targets are mixed by it (manifold mixup)."""
 
-    def __init__(self, views: np.ndarray, targets: np.ndarray, batch_size: int, seed: int, epoch: int = 0):
+    def __init__(self, views: np.ndarray, targets: np.ndarray, batch_size: int, seed: int, epoch: int = 0, mix=None):
         super().__init__()
         if views.shape[1] != len(targets):
             raise ValueError(f"views hold {views.shape[1]} images per view but there are {len(targets)} targets")
-        self.views, self.targets, self.batch_size, self.seed = views, targets, batch_size, seed
+        self.views, self.targets, self.batch_size, self.seed, self.mix = views, targets, batch_size, seed, mix
         self.draw(epoch)
 
     def draw(self, epoch: int) -> None:
@@ -36,7 +40,11 @@ class ViewBatches(keras.utils.PyDataset):
 
     def __getitem__(self, k: int):
         idx = self.order[k * self.batch_size : (k + 1) * self.batch_size]
-        return self.views[self.choice[idx], idx], self.targets[idx]
+        x, y = self.views[self.choice[idx], idx], self.targets[idx]
+        if self.mix is None:
+            return x, y
+        x, y = mix_batch(self.mix, x, y.astype(np.float32))
+        return np.asarray(x), np.asarray(y)
 
 
 class DrawViews(keras.callbacks.Callback):

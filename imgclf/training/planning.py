@@ -92,7 +92,9 @@ def slowdown(sample_s: float = SLOWDOWN_SAMPLE_S) -> float:
     """How much slower than a quiet machine this one is now, from 1 to 4: 1 / the share of the CPUs that
     other normal-priority processes leave free, measured over ``sample_s`` seconds (``/proc/stat``);
     where that can't be read, the load average per core. Niced background work does not count, and
-    neither does the minute-old history a load average carries.
+    neither does the minute-old history a load average carries. (With Linux's autogroup scheduling a
+    niced process in *another* terminal session still gets that session's fair share unless the session
+    itself is niced, ``/proc/PID/autogroup``; there this measure under-states the slowdown.)
 
     Args:
         sample_s: seconds to sample for. Defaults to :data:`SLOWDOWN_SAMPLE_S`.

@@ -144,12 +144,13 @@ class Session:
         out.append(self._stop)
         if save is not None:
             best = SaveBest(save, self.model_path, monitor=MONITOR, initial_value_threshold=threshold)
-            # last.keras first, with the weights being trained (the average stays in its optimizer state);
-            # then, with --ema, the average is swapped in (Keras validates with it too) for the best checkpoint
-            out.append(SaveLast(self.run_dir / RunFiles.LAST))
-            if self.ema:
-                out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-            out += [best, RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best)]
+            last = SaveLast(self.run_dir / RunFiles.LAST)
+            if self.ema:  # last.keras first, with the weights being trained (the average stays in its optimizer
+                # state); then the average is swapped in (Keras validates with it too) for the best checkpoint
+                out += [last, keras.callbacks.SwapEMAWeights(swap_on_epoch=True), best]
+            else:  # the best model first: a disk that fills up mid-epoch leaves the one worth keeping whole
+                out += [best, last]
+            out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best))
         elif self.ema:
             out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         if cfg.stop_at_accuracy is not None:

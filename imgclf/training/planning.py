@@ -109,15 +109,15 @@ def slowdown(sample_s: float = SLOWDOWN_SAMPLE_S) -> float:
     return min(4.0, 1.0 / max(0.25, 1.0 - others))
 
 
-def report_seconds(report: bool, factor: float | None = None) -> float:
+def report_seconds(report: bool, factor: float) -> float:
     """Seconds for the report (or only saving, with ``--no-report``) beyond scoring: the quiet machine's
     :data:`REPORT_SECONDS` times ``factor``.
 
     Args:
         report: whether report.html is built.
-        factor: how much slower than a quiet machine this one is. Defaults to :func:`slowdown` measured now.
+        factor: how much slower than a quiet machine this one is (:func:`slowdown`, measured once by the caller).
     """
-    return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * (slowdown() if factor is None else factor)
+    return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * factor
 
 
 def fit_size_to_budget(

@@ -32,7 +32,7 @@ from imgclf.training.activations import Activations, has_augmentation
 from imgclf.training.planning import plan_run
 from imgclf.training.precise_bn import PreciseBatchNorm
 from imgclf.training.recipe import Plan, freeze_below
-from imgclf.training.scratch_plan import StopInEpoch, plan_scratch
+from imgclf.training.scratch_plan import plan_scratch
 from imgclf.training.session import Session
 from imgclf.training.views import DrawViews, ViewBatches
 
@@ -226,7 +226,7 @@ def _fit_dataset(
         mix = session.mixing
         train = train.map(lambda x, y: mix_batch(mix, tf.cast(x, tf.float32), tf.cast(y, tf.float32)), num_parallel_calls=tf.data.AUTOTUNE)
     epochs = session.epochs
-    if session.deadline is not None:  # no cheap calibration on a stream: let the Deadline callback stop it
+    if session.deadline is not None and session.budget_plan is None:  # no plan said it: the Deadline callback stops it
         session.say(f"  time budget: training until {session.seconds_left():.0f}s from now")
     # a filtered stream has no known length: the schedule is stepped by epoch and batch (exact)
     start = session.start_fit(model, stage, peak_lr, _steps(n_train, cfg.batch_size), epochs, known_length=False)
@@ -253,17 +253,17 @@ def train_scratch(session: Session, train_raw: tf.data.Dataset, val_raw: tf.data
         val_raw: the same for the validation split.
         by_split: the run's images by split (the train split's size: steps per epoch, shuffle buffer).
     """
-    n_train, extra = len(by_split["train"]), []
+    n_train, stop = len(by_split["train"]), None
     if session.deadline is not None and session.resume is None:
         train_raw, val_raw, n_train, stop = plan_scratch(session, by_split, train_raw, val_raw)
-        extra.append(stop)
     cfg = session.cfg
+    extra = [stop] if stop is not None else []
     if cfg.precise_bn:  # BatchNorm's statistics re-estimated before each validation (imgclf.training.precise_bn)
         extra.append(PreciseBatchNorm(session.clf.backbone, train_raw, cfg.precise_bn, cfg.batch_size, cfg.seed))
     session.say(f"stage train: {session.clf.spec.name} from scratch")
     best = session.resume.get("best") if session.resume else None
     _fit_dataset(session, "train", train_raw, val_raw, n_train, cfg.learning_rate, threshold=best, extra=extra)
-    if extra and isinstance(extra[0], StopInEpoch) and extra[0].stopped:
-        epoch, batch = extra[0].stopped
+    if stop is not None and stop.stopped:
+        epoch, batch = stop.stopped
         session.say(f"  --time: training stopped in epoch {epoch} after batch {batch} of {_steps(n_train, cfg.batch_size)} (slower than planned)")
         session.budget_plan["stopped_in_epoch"] = {"epoch": epoch, "batch": batch}

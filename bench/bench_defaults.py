@@ -32,7 +32,18 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT.parent / "shared" / "datasets" / "sign-language-digits"
-GLYPHS = ("ring", "disc", "square", "triangle", "cross", "xcross", "hbars", "vbars", "diagonal", "corner")
+GLYPHS = (
+    "ring",
+    "disc",
+    "square",
+    "triangle",
+    "cross",
+    "xcross",
+    "hbars",
+    "vbars",
+    "diagonal",
+    "corner",
+)
 
 
 def _glyph(draw: ImageDraw.ImageDraw, kind: str, c: float, r: float, w: int) -> None:
@@ -74,13 +85,23 @@ def make_small(folder: Path, images: int, seed: int = 0) -> Path:
     for k in range(images):
         kind = GLYPHS[k % len(GLYPHS)]
         big = Image.new("L", (112, 112), 0)  # drawn at 4× and reduced: anti-aliased strokes
-        _glyph(ImageDraw.Draw(big), kind, 56 + rng.uniform(-12, 12), rng.uniform(20, 40), int(rng.integers(5, 12)))
+        _glyph(
+            ImageDraw.Draw(big),
+            kind,
+            56 + rng.uniform(-12, 12),
+            rng.uniform(20, 40),
+            int(rng.integers(5, 12)),
+        )
         big = big.rotate(rng.uniform(-25, 25), resample=Image.BILINEAR)
-        pixels = np.asarray(big.resize((28, 28), Image.BILINEAR), dtype=np.float32) * rng.uniform(0.5, 1.0)
+        pixels = np.asarray(big.resize((28, 28), Image.BILINEAR), dtype=np.float32) * rng.uniform(
+            0.5, 1.0
+        )
         pixels += rng.normal(0, 25, pixels.shape)  # sensor noise and a varying background
         out = folder / kind
         out.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(pixels + rng.uniform(0, 60), 0, 255).astype(np.uint8), "L").save(out / f"{k:06d}.png")
+        Image.fromarray(np.clip(pixels + rng.uniform(0, 60), 0, 255).astype(np.uint8), "L").save(
+            out / f"{k:06d}.png"
+        )
     return folder
 
 
@@ -92,7 +113,9 @@ def make_large(folder: Path, side: int = 300, images: int | None = None) -> Path
         side: the new side in pixels.
         images: keep about this many, evenly spread over the sorted files (every class keeps its share). Defaults to all.
     """
-    files = [src for src in sorted(DIGITS.rglob("*")) if src.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    files = [
+        src for src in sorted(DIGITS.rglob("*")) if src.suffix.lower() in (".jpg", ".jpeg", ".png")
+    ]
     step = max(1.0, len(files) / images) if images else 1.0
     for src in [files[int(k * step)] for k in range(int(len(files) / step))]:
         out = folder / src.parent.name / f"{src.stem}.png"
@@ -103,13 +126,22 @@ def make_large(folder: Path, side: int = 300, images: int | None = None) -> Path
 
 def run_one(method: str, data: Path, out: Path, budget: str | None, seed: int) -> None:
     """Train one method with a fresh feature cache and print its result line."""
-    os.environ["IMGCLF_CACHE"] = tempfile.mkdtemp(prefix=f"cache-{method}-", dir=out.parent)  # deleted with the temp folder
+    os.environ["IMGCLF_CACHE"] = tempfile.mkdtemp(
+        prefix=f"cache-{method}-", dir=out.parent
+    )  # deleted with the temp folder
     from imgclf.config import TrainConfig
     from imgclf.training.trainer import train_run
 
     model = "efficientnet_lite0" if method == "lite0" else "auto"
-    cfg = TrainConfig(data=str(data), model=model, out=str(out), name=method, report=False, seed=seed,
-                      time_budget=budget if method == "auto_time" else None)  # fmt: skip
+    cfg = TrainConfig(
+        data=str(data),
+        model=model,
+        out=str(out),
+        name=method,
+        report=False,
+        seed=seed,
+        time_budget=budget if method == "auto_time" else None,
+    )
     load0, t0 = os.getloadavg()[0], time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     result = train_run(cfg, verbose=1)
@@ -126,15 +158,26 @@ def run_one(method: str, data: Path, out: Path, budget: str | None, seed: int) -
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--set", choices=("small", "large"), default="small")
-    p.add_argument("--images", type=int, default=None, help="images in the set (default: 3000 small, all 2,062 large)")
+    p.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help="images in the set (default: 3000 small, all 2,062 large)",
+    )
     p.add_argument("--methods", default="lite0,auto", help="comma list of lite0, auto, auto_time")
     p.add_argument("--time", default=None, help="the --time budget of auto_time")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="imgclf-bench-defaults-") as tmp:
         started = time.perf_counter()
-        data = make_small(Path(tmp) / "data", args.images or 3000) if args.set == "small" else make_large(Path(tmp) / "data", images=args.images)
-        print(f"generated {args.set} set in {time.perf_counter() - started:.0f}s: {data}", flush=True)
+        data = (
+            make_small(Path(tmp) / "data", args.images or 3000)
+            if args.set == "small"
+            else make_large(Path(tmp) / "data", images=args.images)
+        )
+        print(
+            f"generated {args.set} set in {time.perf_counter() - started:.0f}s: {data}", flush=True
+        )
         for method in args.methods.split(","):
             run_one(method, data, Path(tmp) / "runs", args.time, args.seed)
     return 0

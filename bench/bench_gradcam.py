@@ -60,10 +60,21 @@ def main() -> None:
             data = tmp / f"{name}_{seed}"
             make_patch_dataset(data / "train", case["size"], case["per_class"], seed=seed)
             start = time.perf_counter()
-            result = imgclf.train(data / "train", model=name, image_size=case["size"], batch_size=16, augment="none",
-                                  out=str(data / "runs"), verbose=0, seed=seed, **case["options"])
+            result = imgclf.train(
+                data / "train",
+                model=name,
+                image_size=case["size"],
+                batch_size=16,
+                augment="none",
+                out=str(data / "runs"),
+                verbose=0,
+                seed=seed,
+                **case["options"],
+            )
             seconds = time.perf_counter() - start
-            boxes = make_patch_dataset(data / "heldout", case["size"], per_class=10, seed=1000 + seed)
+            boxes = make_patch_dataset(
+                data / "heldout", case["size"], per_class=10, seed=1000 + seed
+            )
             run = imgclf.load_run(result.run_dir)
             paths = sorted(boxes)
             images = np.stack([load_image(p, run.image_size) for p in paths])
@@ -72,9 +83,12 @@ def main() -> None:
             for layer in [default, *EXTRA_LAYERS[name]]:
                 for method in CAM_METHODS:
                     s = _shares(run.model, images, labels, [boxes[p] for p in paths], layer, method)
-                    print(f"{name} seed={seed} acc={result.metrics.accuracy:.3f} train_s={seconds:.0f} layer={layer}"
-                          f"{'*' if layer == default else ''} method={method} median={np.median(s):.3f} "
-                          f"q25={np.quantile(s, 0.25):.3f}", flush=True)
+                    print(
+                        f"{name} seed={seed} acc={result.metrics.accuracy:.3f} train_s={seconds:.0f} layer={layer}"
+                        f"{'*' if layer == default else ''} method={method} median={np.median(s):.3f} "
+                        f"q25={np.quantile(s, 0.25):.3f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def make_camera_folder(src: Path, dst: Path, n: int, size=(4000, 3000)) -> Path:
     per_class = max(1, n // len(classes))
     jobs = []
     for c in classes:
-        files = sorted(f for f in c.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[:per_class]
+        files = sorted(f for f in c.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[
+            :per_class
+        ]
         jobs += [(f, dst / c.name / f"{f.stem}.jpg") for f in files]
     for c in classes:
         (dst / c.name).mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,9 @@ def make_camera_folder(src: Path, dst: Path, n: int, size=(4000, 3000)) -> Path:
     return dst
 
 
-CPU_MS: dict[str, list[float]] = {}  # method → process CPU milliseconds per image, one entry per run
+CPU_MS: dict[
+    str, list[float]
+] = {}  # method → process CPU milliseconds per image, one entry per run
 
 
 def cpu_seconds() -> float:
@@ -82,7 +86,9 @@ def timed(fn, method: str = "") -> tuple[float, int]:
 def bench_keras(folder: Path, size: int, batch: int) -> float:
     import keras
 
-    ds = keras.utils.image_dataset_from_directory(folder, image_size=(size, size), batch_size=batch, verbose=False)
+    ds = keras.utils.image_dataset_from_directory(
+        folder, image_size=(size, size), batch_size=batch, verbose=False
+    )
     seconds, n = timed(lambda: sum(int(x.shape[0]) for x, _ in ds), "keras")
     return n / seconds
 
@@ -94,7 +100,12 @@ def bench_imgclf(folder: Path, size: int, batch: int, epochs: int = 2) -> list[f
     from imgclf.data.scan import scan_folder
 
     items = scan_folder(folder).items
-    ds = batched(decoded_dataset(items, size, DecodeLog(), cache=True), batch, shuffle_seed=0, buffer=len(items))
+    ds = batched(
+        decoded_dataset(items, size, DecodeLog(), cache=True),
+        batch,
+        shuffle_seed=0,
+        buffer=len(items),
+    )
     rates = []
     for epoch in range(1, epochs + 1):
         seconds, n = timed(lambda: sum(int(x.shape[0]) for x, _ in ds), f"imgclf epoch {epoch}")
@@ -134,19 +145,29 @@ def report(name: str, folder: Path, size: int, batch: int, repeat: int = 1) -> N
         runs.append((bench_keras(folder, size, batch), *bench_imgclf(folder, size, batch)))
     keras_rate, epoch1, epoch2 = (statistics.median(r[k] for r in runs) for k in range(3))
     if repeat > 1:
-        print(f"  (median of {repeat} alternated runs; epoch 1 imgclf/keras per run: "
-              + ", ".join(f"{e1 / k:.2f}x" for k, e1, _ in runs) + ")", flush=True)
+        print(
+            f"  (median of {repeat} alternated runs; epoch 1 imgclf/keras per run: "
+            + ", ".join(f"{e1 / k:.2f}x" for k, e1, _ in runs)
+            + ")",
+            flush=True,
+        )
     print(f"  keras  image_dataset_from_directory   {keras_rate:9.0f} img/s", flush=True)
     print(f"  imgclf pipeline, epoch 1             {epoch1:9.0f} img/s", flush=True)
     print(f"  imgclf pipeline, epoch 2 (cache)     {epoch2:9.0f} img/s", flush=True)
     bare = bench_bare(folder, size)
     print(f"  bare   decode+resize, {os.cpu_count()} threads     {bare:9.0f} img/s", flush=True)
     doctor = bench_doctor(folder)
-    print(f"  (imgclf doctor: scan + hash + decode check {doctor:.0f} img/s, once per train)", flush=True)
+    print(
+        f"  (imgclf doctor: scan + hash + decode check {doctor:.0f} img/s, once per train)",
+        flush=True,
+    )
     cpu = {k: statistics.median(v) for k, v in CPU_MS.items()}
-    print("  CPU ms per image (process CPU time / images; steadier than img/s on a shared host): "
-          + ", ".join(f"{k} {v:.3f}" for k, v in cpu.items())
-          + f"; keras/imgclf epoch 1 {cpu['keras'] / cpu['imgclf epoch 1']:.2f}x", flush=True)
+    print(
+        "  CPU ms per image (process CPU time / images; steadier than img/s on a shared host): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in cpu.items())
+        + f"; keras/imgclf epoch 1 {cpu['keras'] / cpu['imgclf epoch 1']:.2f}x",
+        flush=True,
+    )
     print(
         f"  ratios: imgclf/keras epoch 1 {epoch1 / keras_rate:.2f}x, epoch 2 {epoch2 / keras_rate:.1f}x; "
         f"imgclf epoch 1 / bare {epoch1 / bare:.0%}",
@@ -156,24 +177,50 @@ def report(name: str, folder: Path, size: int, batch: int, repeat: int = 1) -> N
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of class sub-folders (default: %(default)s)")
-    parser.add_argument("--camera-images", type=int, default=400, help="camera-size images to generate; 0 skips (default: 400)")
-    parser.add_argument("--image-size", type=int, default=224, help="decoded size in pixels (default: 224)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder of class sub-folders (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--camera-images",
+        type=int,
+        default=400,
+        help="camera-size images to generate; 0 skips (default: 400)",
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=224, help="decoded size in pixels (default: 224)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeat", type=int, default=1, help="alternated keras/imgclf runs per folder, medians reported (default: 1)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="alternated keras/imgclf runs per folder, medians reported (default: 1)",
+    )
     args = parser.parse_args(argv)
     if not args.data.is_dir():
-        print(f"bench_pipeline: data folder {str(args.data)!r} not found; pass --data", file=sys.stderr)
+        print(
+            f"bench_pipeline: data folder {str(args.data)!r} not found; pass --data",
+            file=sys.stderr,
+        )
         return 2
     load = os.getloadavg()
-    print(f"bench_pipeline: {os.cpu_count()} CPU cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    print(
+        f"bench_pipeline: {os.cpu_count()} CPU cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        flush=True,
+    )
     report("small", args.data, args.image_size, args.batch_size, args.repeat)
     if args.camera_images > 0:
         tmp = Path(tempfile.mkdtemp(prefix="imgclf-bench-"))
         try:
             t = time.perf_counter()
             camera = make_camera_folder(args.data, tmp / "camera", args.camera_images)
-            print(f"\n(generated {args.camera_images} 4000x3000 JPEGs in {time.perf_counter() - t:.0f}s)", flush=True)
+            print(
+                f"\n(generated {args.camera_images} 4000x3000 JPEGs in {time.perf_counter() - t:.0f}s)",
+                flush=True,
+            )
             report("camera", camera, args.image_size, args.batch_size, args.repeat)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

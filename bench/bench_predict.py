@@ -64,7 +64,14 @@ def keras_loop(run_dir: Path, folder: Path, image_size: int) -> int:
     import imgclf.models.layers  # noqa: F401  (custom layers)
 
     model = keras.saving.load_model(run_dir / "model.keras")
-    ds = keras.utils.image_dataset_from_directory(folder, labels=None, image_size=(image_size, image_size), batch_size=32, shuffle=False, verbose=False)
+    ds = keras.utils.image_dataset_from_directory(
+        folder,
+        labels=None,
+        image_size=(image_size, image_size),
+        batch_size=32,
+        shuffle=False,
+        verbose=False,
+    )
     return len(model.predict(ds, verbose=0))
 
 
@@ -116,13 +123,22 @@ def levers(run_dir: Path, folder: Path, size: int) -> None:
 
     items = [ImageItem(f, -1) for f in expand_paths([folder])]
     print(f"levers on {folder.name} ({len(items)} images):", flush=True)
-    measure("decode only", lambda: sum(int(x.shape[0]) for x, _ in batched(decoded_dataset(items, size, DecodeLog(), cache=False), 32)))
+    measure(
+        "decode only",
+        lambda: sum(
+            int(x.shape[0])
+            for x, _ in batched(decoded_dataset(items, size, DecodeLog(), cache=False), 32)
+        ),
+    )
     run = imgclf.load_run(run_dir)
     tflite = run.engine.path if isinstance(run.engine, TFLiteEngine) else None
     x = np.random.default_rng(0).integers(0, 256, (64, size, size, 3)).astype(np.float32)
     engines = {"keras": KerasEngine(run.model)}
     if tflite is not None:
-        engines |= {"tflite-1thr": TFLiteEngine(tflite, threads=1), f"tflite-{os.cpu_count()}thr": TFLiteEngine(tflite)}
+        engines |= {
+            "tflite-1thr": TFLiteEngine(tflite, threads=1),
+            f"tflite-{os.cpu_count()}thr": TFLiteEngine(tflite),
+        }
     for batch in (16, 32, 64):
         for name, engine in engines.items():
             engine(x[:batch])  # warm-up: trace / allocate this shape
@@ -139,8 +155,14 @@ def verdict(label: str, best: dict[str, float], cpu_ms: float) -> str:
     """The one-line verdict on the issue's target for this folder (see :data:`TARGETS`)."""
     kind, goal = TARGETS["camera" if label.startswith("camera") else "photos"]
     got = best["imgclf"] if kind == "rate" else best["imgclf"] / best["keras"]
-    text = f"{got:.1f} images/s" if kind == "rate" else f"{got:.2f}x ({best['imgclf']:.1f} vs {best['keras']:.1f} images/s)"
-    goal_text = f">= {goal:.0f} images/s" if kind == "rate" else f">= {goal:.0f}x the plain Keras loop"
+    text = (
+        f"{got:.1f} images/s"
+        if kind == "rate"
+        else f"{got:.2f}x ({best['imgclf']:.1f} vs {best['keras']:.1f} images/s)"
+    )
+    goal_text = (
+        f">= {goal:.0f} images/s" if kind == "rate" else f">= {goal:.0f}x the plain Keras loop"
+    )
     met = "MET" if got >= goal else "NOT MET"
     return f"TARGET {label}, `imgclf predict` {goal_text} (model load included): {met} — {text}, CPU {cpu_ms:.1f} ms/image, load {load()}"
 
@@ -150,12 +172,22 @@ TARGETS = {"photos": ("rate", 200.0), "camera": ("ratio", 3.0)}  # issue 11's sp
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, help="a run folder (default: train the default model on demo/sign-digits)")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        help="a run folder (default: train the default model on demo/sign-digits)",
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--camera-images", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--levers", action="store_true", help="also time decode alone and the forward pass alone")
-    parser.add_argument("--no-phases", action="store_true", help="skip the fresh `imgclf predict` process timed phase by phase")
+    parser.add_argument(
+        "--levers", action="store_true", help="also time decode alone and the forward pass alone"
+    )
+    parser.add_argument(
+        "--no-phases",
+        action="store_true",
+        help="skip the fresh `imgclf predict` process timed phase by phase",
+    )
     args = parser.parse_args()
     import imgclf
 
@@ -163,16 +195,33 @@ def main() -> None:
         run_dir = Path(tmp) / "run"
         if args.run is None:
             print("training the default model on demo/sign-digits …", flush=True)
-            run_dir = Path(imgclf.train(REPO / "demo" / "sign-digits", out=tmp, name="bench", verbose=0).run_dir)
+            run_dir = Path(
+                imgclf.train(
+                    REPO / "demo" / "sign-digits", out=tmp, name="bench", verbose=0
+                ).run_dir
+            )
         else:
-            shutil.copytree(args.run, run_dir)  # with its TFLite copy, if it has one (keyed by model.keras)
+            shutil.copytree(
+                args.run, run_dir
+            )  # with its TFLite copy, if it has one (keyed by model.keras)
         run = imgclf.load_run(run_dir)
-        print(f"run {args.run or run_dir} (model {run.config.model}, {run.image_size} px), {os.cpu_count()} CPUs, load {load()}", flush=True)
+        print(
+            f"run {args.run or run_dir} (model {run.config.model}, {run.image_size} px), {os.cpu_count()} CPUs, load {load()}",
+            flush=True,
+        )
         t, c = time.perf_counter(), cpu_seconds()
-        print(f"  first use (conversion + parity check, or finding the cached copy; TensorFlow import included): {type(run.engine).__name__}, {time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s", flush=True)
+        print(
+            f"  first use (conversion + parity check, or finding the cached copy; TensorFlow import included): {type(run.engine).__name__}, {time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s",
+            flush=True,
+        )
         folders = [("sign-language photos", args.data)]
         if args.camera_images > 0:  # --camera-images 0: the sign-language photos only
-            folders.append(("camera JPEGs 4000x3000", make_camera_folder(args.data, Path(tmp) / "camera", args.camera_images)))
+            folders.append(
+                (
+                    "camera JPEGs 4000x3000",
+                    make_camera_folder(args.data, Path(tmp) / "camera", args.camera_images),
+                )
+            )
         verdicts: list[str] = []
         for label, folder in folders:
             print(f"{label}: {folder} ({count_images(folder)} images)", flush=True)
@@ -182,11 +231,16 @@ def main() -> None:
                 "imgclf": lambda: imgclf_predict(run_dir, folder, "auto"),
             }
             rates: dict[str, list[float]] = {name: [] for name in methods}
-            for _ in range(args.repeat):  # alternate the methods, so a load spike hits all of them alike
+            for _ in range(
+                args.repeat
+            ):  # alternate the methods, so a load spike hits all of them alike
                 for name, fn in methods.items():
                     rates[name].append(measure(name, fn))
             best = {k: max(v) for k, v in rates.items()}
-            print(f"  best: {', '.join(f'{k} {v:.1f}' for k, v in best.items())} images/s; imgclf / keras = {best['imgclf'] / best['keras']:.2f}x", flush=True)  # fmt: skip
+            print(
+                f"  best: {', '.join(f'{k} {v:.1f}' for k, v in best.items())} images/s; imgclf / keras = {best['imgclf'] / best['keras']:.2f}x",
+                flush=True,
+            )
             best_cpu = CPU_MS["imgclf"][-args.repeat :][rates["imgclf"].index(best["imgclf"])]
             verdicts.append(verdict(label, best, best_cpu))
         if not args.no_phases:

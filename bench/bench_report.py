@@ -34,7 +34,11 @@ def main() -> None:
         build_report(run.path, model)
         seconds.append(time.perf_counter() - start)
     metrics = json.loads((run.path / "metrics.json").read_text())
-    timings = json.loads((run.path / "timings.json").read_text()) if (run.path / "timings.json").is_file() else {}
+    timings = (
+        json.loads((run.path / "timings.json").read_text())
+        if (run.path / "timings.json").is_file()
+        else {}
+    )
     train = metrics["train_seconds"]
     stage = timings.get("stages", {}).get("report")
     print(

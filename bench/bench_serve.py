@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_pipeline import DEFAULT_DATA  # noqa: E402
 
-BATCHING_ROUNDS = 5  # the 16-sequential-vs-16-concurrent check, repeated (one round is noisy on a shared machine)
+BATCHING_ROUNDS = (
+    5  # the 16-sequential-vs-16-concurrent check, repeated (one round is noisy on a shared machine)
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -41,7 +43,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def load(url: str, image: bytes, clients: int, requests: int, deadline: float) -> tuple[list[float], int, float]:
+async def load(
+    url: str, image: bytes, clients: int, requests: int, deadline: float
+) -> tuple[list[float], int, float]:
     """Latencies (s), errors and wall seconds of ``requests`` single-image requests from ``clients`` clients."""
     import httpx
 
@@ -84,9 +88,15 @@ def batching_check(url: str, image: bytes, rounds: int = BATCHING_ROUNDS) -> Non
         conc.append(asyncio.run(load(url, image, 16, 16, time.monotonic() + 60))[2])
     rows = ", ".join(f"{s:.2f}/{c:.2f}" for s, c in zip(seq, conc))
     s, c = statistics.median(seq), statistics.median(conc)
-    print(f"  16 requests, sequential/concurrent seconds per round: {rows} (load {os.getloadavg()[0]:.1f})", flush=True)
+    print(
+        f"  16 requests, sequential/concurrent seconds per round: {rows} (load {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
     verdict = "MET" if c < s else "NOT MET"
-    print(f"  TARGET batching (16 concurrent requests faster in total than 16 sequential): {verdict} — median {s:.2f} s sequential, {c:.2f} s concurrent ({s / c:.2f}x)", flush=True)
+    print(
+        f"  TARGET batching (16 concurrent requests faster in total than 16 sequential): {verdict} — median {s:.2f} s sequential, {c:.2f} s concurrent ({s / c:.2f}x)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -94,15 +104,32 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--image", type=Path, default=next(iter(sorted((DEFAULT_DATA / "0").glob("*")))))
+    parser.add_argument(
+        "--image", type=Path, default=next(iter(sorted((DEFAULT_DATA / "0").glob("*"))))
+    )
     parser.add_argument("--requests", type=int, default=1000, help="requests per concurrency level")
     parser.add_argument("--max-seconds", type=float, default=120, help="cap per level")
-    parser.add_argument("--engine", default="auto", help="imgclf serve --engine (auto, tflite or keras)")
+    parser.add_argument(
+        "--engine", default="auto", help="imgclf serve --engine (auto, tflite or keras)"
+    )
     args = parser.parse_args()
     image = args.image.read_bytes()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "imgclf", "serve", str(args.run), "--port", str(port), "--engine", args.engine], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imgclf",
+            "serve",
+            str(args.run),
+            "--port",
+            str(port),
+            "--engine",
+            args.engine,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         for _ in range(600):
             try:
@@ -113,14 +140,27 @@ def main() -> None:
         asyncio.run(load(url, image, 1, 20, time.monotonic() + 60))  # warm-up
         before = rss_mb(server.pid)
         engine = httpx.get(url + "/model").json()["engine"]
-        print(f"server {url} for {args.run} (engine {engine}); image {args.image} ({len(image)} bytes); RSS after warm-up {before:.0f} MB", flush=True)
+        print(
+            f"server {url} for {args.run} (engine {engine}); image {args.image} ({len(image)} bytes); RSS after warm-up {before:.0f} MB",
+            flush=True,
+        )
         batching_check(url, image)
         for clients in (1, 16, 16):
-            report(f"{clients} client(s)", *asyncio.run(load(url, image, clients, args.requests, time.monotonic() + args.max_seconds)))
+            report(
+                f"{clients} client(s)",
+                *asyncio.run(
+                    load(url, image, clients, args.requests, time.monotonic() + args.max_seconds)
+                ),
+            )
             print(f"  RSS now {rss_mb(server.pid):.0f} MB", flush=True)
         health = httpx.get(url + "/health").json()
-        print(f"  forward passes {health['batches']} for {health['images']} images ({health['images'] / health['batches']:.1f} per pass)")
-        print(f"  RSS {before:.0f} MB -> {rss_mb(server.pid):.0f} MB after {health['images']} images", flush=True)
+        print(
+            f"  forward passes {health['batches']} for {health['images']} images ({health['images'] / health['batches']:.1f} per pass)"
+        )
+        print(
+            f"  RSS {before:.0f} MB -> {rss_mb(server.pid):.0f} MB after {health['images']} images",
+            flush=True,
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

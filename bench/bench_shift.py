@@ -79,9 +79,13 @@ def _crop(x: np.ndarray, rng) -> np.ndarray:
 
 def _background(x: np.ndarray, rng) -> np.ndarray:
     bright = x.mean(axis=2) > 150
-    flat = (x.max(axis=2) - x.min(axis=2)) < 30  # grey-white wall: bright and unsaturated (skin is not)
+    flat = (
+        x.max(axis=2) - x.min(axis=2)
+    ) < 30  # grey-white wall: bright and unsaturated (skin is not)
     out = x.copy()
-    out[bright & flat] = np.array([90, 150, 90]) + (x[bright & flat] - x[bright & flat].mean()) * 0.5
+    out[bright & flat] = (
+        np.array([90, 150, 90]) + (x[bright & flat] - x[bright & flat].mean()) * 0.5
+    )
     return out
 
 
@@ -97,15 +101,23 @@ def _shifted(later: Path, out: Path, name: str, seed: int) -> Path:
             x = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), np.float64)
         target = out / name / link.parent.name / (link.stem + ".jpg")
         target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(SHIFTS[name](x, rng), 0, 255).astype(np.uint8)).save(target, quality=92)
+        Image.fromarray(np.clip(SHIFTS[name](x, rng), 0, 255).astype(np.uint8)).save(
+            target, quality=92
+        )
     return out / name
 
 
 def _line(name: str, m, compared: bool = True) -> str:
     acc = m.statistics["accuracy"]
     h = m.honesty if compared else None
-    verdict = (f"p={h['p_value']:.2g} {'DIFFERS' if h['differs'] else 'consistent'} with {h['internal']['name']} "
-               f"{h['internal']['accuracy']:.4f} (n={h['internal']['n']})") if h else "(internal split)"
+    verdict = (
+        (
+            f"p={h['p_value']:.2g} {'DIFFERS' if h['differs'] else 'consistent'} with {h['internal']['name']} "
+            f"{h['internal']['accuracy']:.4f} (n={h['internal']['n']})"
+        )
+        if h
+        else "(internal split)"
+    )
     return f"{name:<18} n={m.n:<4} accuracy {acc['value']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  {verdict}"
 
 
@@ -128,48 +140,99 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_variant(name: str, options: dict, train_dir: Path, later: Path, shifted: dict[str, Path], tmp: Path, seed: int) -> dict:
+def run_variant(
+    name: str,
+    options: dict,
+    train_dir: Path,
+    later: Path,
+    shifted: dict[str, Path],
+    tmp: Path,
+    seed: int,
+) -> dict:
     """Train one model (its own cold feature cache) and evaluate it on every held-out set."""
     import imgclf
 
-    os.environ["IMGCLF_CACHE"] = str(tmp / "cache" / name)  # read when the run starts: cold, not shared
+    os.environ["IMGCLF_CACHE"] = str(
+        tmp / "cache" / name
+    )  # read when the run starts: cold, not shared
     cpu, start = _cpu(), time.perf_counter()
     kwargs = {"seed": seed, **options}
-    result = imgclf.train(train_dir, test_dir=str(later), out=str(tmp / "runs"), name=name, verbose=0, **kwargs)
+    result = imgclf.train(
+        train_dir, test_dir=str(later), out=str(tmp / "runs"), name=name, verbose=0, **kwargs
+    )
     seconds = time.perf_counter() - start
     run = imgclf.load_run(result.run_dir)
-    print(f"== {name} ({options or 'default'}): " + _line("internal", result.metrics, compared=False)
-          + f"  (model {result.config.model}, seed {seed}, train {seconds:.0f}s wall)", flush=True)
-    rows = [("later", run.evaluate(later))] + [(f"later+{k}", run.evaluate(v)) for k, v in shifted.items()]
+    print(
+        f"== {name} ({options or 'default'}): "
+        + _line("internal", result.metrics, compared=False)
+        + f"  (model {result.config.model}, seed {seed}, train {seconds:.0f}s wall)",
+        flush=True,
+    )
+    rows = [("later", run.evaluate(later))] + [
+        (f"later+{k}", run.evaluate(v)) for k, v in shifted.items()
+    ]
     for label, m in rows:
         print(_line(label, m), flush=True)
     accuracy = {"internal": result.metrics.statistics["accuracy"]["value"]}
     accuracy.update({label: m.statistics["accuracy"]["value"] for label, m in rows})
-    return {"name": name, "accuracy": accuracy, "cpu": _cpu() - cpu, "wall": time.perf_counter() - start}
+    return {
+        "name": name,
+        "accuracy": accuracy,
+        "cpu": _cpu() - cpu,
+        "wall": time.perf_counter() - start,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "sign-language-digits"))
-    parser.add_argument("--cut", type=int, default=5600, help="photos numbered this or above are the later sessions")
+    parser.add_argument(
+        "--data",
+        default=str(
+            Path(__file__).resolve().parents[1]
+            / ".."
+            / "shared"
+            / "datasets"
+            / "sign-language-digits"
+        ),
+    )
+    parser.add_argument(
+        "--cut", type=int, default=5600, help="photos numbered this or above are the later sessions"
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--variant", action="append", default=[], help="NAME=KEY=VALUE;KEY=VALUE: another model with these options")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=KEY=VALUE;KEY=VALUE: another model with these options",
+    )
     parser.add_argument("--no-default", action="store_true", help="train only the --variant models")
     args = parser.parse_args()
-    variants = ([] if args.no_default else [("default", {})]) + [parse_variant(v) for v in args.variant]
+    variants = ([] if args.no_default else [("default", {})]) + [
+        parse_variant(v) for v in args.variant
+    ]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_shift_"))
     train_dir, later = _link_split(Path(args.data).resolve(), tmp, args.cut)
     counts = {p: sum(1 for _ in (tmp / p).glob("*/*")) for p in ("train", "later")}
-    print(f"data {args.data}: {counts['train']} photos numbered < {args.cut} to train on, {counts['later']} later ones held out", flush=True)
+    print(
+        f"data {args.data}: {counts['train']} photos numbered < {args.cut} to train on, {counts['later']} later ones held out",
+        flush=True,
+    )
     start = time.perf_counter()
     shifted = {name: _shifted(later, tmp / "shifted", name, args.seed) for name in SHIFTS}
-    results = [run_variant(name, options, train_dir, later, shifted, tmp, args.seed) for name, options in variants]
+    results = [
+        run_variant(name, options, train_dir, later, shifted, tmp, args.seed)
+        for name, options in variants
+    ]
     columns = list(results[0]["accuracy"])
     print("\n| variant | " + " | ".join(columns) + " | CPU s | wall s |")
     print("|---|" + "---:|" * (len(columns) + 2))
     for r in results:
-        print(f"| {r['name']} | " + " | ".join(f"{100 * r['accuracy'][c]:.2f} %" for c in columns) + f" | {r['cpu']:.0f} | {r['wall']:.0f} |")
+        print(
+            f"| {r['name']} | "
+            + " | ".join(f"{100 * r['accuracy'][c]:.2f} %" for c in columns)
+            + f" | {r['cpu']:.0f} | {r['wall']:.0f} |"
+        )
     print(f"cpu {_cpu():.0f}s, wall {time.perf_counter() - start:.0f}s, files under {tmp}")
 
 

@@ -32,7 +32,9 @@ DIGITS = ROOT.parent / "shared" / "datasets" / "sign-language-digits"
 CASES = ("synth2k", "synth20k", "digits45")
 
 
-def make_synthetic(folder: Path, n_images: int, classes: int = 10, size: int = 32, seed: int = 0) -> Path:
+def make_synthetic(
+    folder: Path, n_images: int, classes: int = 10, size: int = 32, seed: int = 0
+) -> Path:
     """``n_images`` PNGs of ``size`` px in ``classes`` class folders: class k is a filled shape (k % 5
     of square, disc, cross, triangle, stripes) in one of two colour families (k // 5), jittered in
     position, size and colour, on a noisy background — distinct enough to learn, not trivial.
@@ -61,7 +63,9 @@ def make_synthetic(folder: Path, n_images: int, classes: int = 10, size: int = 3
             elif shape == 1:
                 mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
             elif shape == 2:
-                mask = ((abs(xx - cx) < r / 3) & (abs(yy - cy) < r)) | ((abs(yy - cy) < r / 3) & (abs(xx - cx) < r))
+                mask = ((abs(xx - cx) < r / 3) & (abs(yy - cy) < r)) | (
+                    (abs(yy - cy) < r / 3) & (abs(xx - cx) < r)
+                )
             elif shape == 3:
                 mask = (yy - cy < r) & (yy - cy > -r) & (abs(xx - cx) < (yy - cy + r) / 2)
             else:
@@ -74,27 +78,46 @@ def make_synthetic(folder: Path, n_images: int, classes: int = 10, size: int = 3
 
 def _run_case(name: str, data: Path, budget: str, work: Path, logs: Path) -> dict:
     cache = work / f"cache-{name}"
-    env = {**os.environ, "IMGCLF_CACHE": str(cache), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "IMGCLF_CACHE": str(cache),
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     out = work / f"runs-{name}"
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "imgclf", "train", str(data), "--time", budget, "--out", str(out)],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - t
     (logs / f"{name}.log").write_text(proc.stdout + proc.stderr)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     lines = [ln for ln in proc.stdout.splitlines() if "time budget" in ln or "--time" in ln]
-    result = {"case": name, "budget": budget, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "rc": proc.returncode,
-              "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}  # fmt: skip
+    result = {
+        "case": name,
+        "budget": budget,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "rc": proc.returncode,
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
     runs = sorted(out.glob("*/metrics.json"))
     if runs:
         metrics = json.loads(runs[0].read_text())
         timings = json.loads((runs[0].parent / "timings.json").read_text())
-        result.update(accuracy=metrics.get("accuracy"), train_seconds=metrics.get("train_seconds"), stages=timings.get("stages"))
+        result.update(
+            accuracy=metrics.get("accuracy"),
+            train_seconds=metrics.get("train_seconds"),
+            stages=timings.get("stages"),
+        )
         result["plan"] = timings.get("plan", {}).get("line")
     else:
         result["error"] = (proc.stderr or proc.stdout)[-2000:]
@@ -107,7 +130,9 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(CASES))
     parser.add_argument("--budget", default="3m", help="budget of the synthetic cases")
     parser.add_argument("--digits-budget", default="45s")
-    parser.add_argument("--keep", help="generate the synthetic sets here (kept) instead of a temporary folder")
+    parser.add_argument(
+        "--keep", help="generate the synthetic sets here (kept) instead of a temporary folder"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="imgclf-bench-time-") as tmp:
         work = Path(tmp)

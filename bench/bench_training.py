@@ -43,7 +43,9 @@ def held_out_split(data: Path, workdir: Path, seed: int = 42):
     from imgclf.data.scan import scan_folder
 
     scanned = scan_folder(data)
-    scanned, items, _ = prepare_training_data(scanned, TrainConfig(data=str(data), seed=seed), verbose=0)
+    scanned, items, _ = prepare_training_data(
+        scanned, TrainConfig(data=str(data), seed=seed), verbose=0
+    )
     for item in items:
         part = "test" if item.split == "test" else "trainval"
         target = workdir / part / scanned.classes[item.label] / Path(item.path).name
@@ -55,7 +57,9 @@ def held_out_split(data: Path, workdir: Path, seed: int = 42):
 def _keras_test_accuracy(model, test_dir: Path, size: int) -> float:
     import keras
 
-    test = keras.utils.image_dataset_from_directory(test_dir, image_size=(size, size), shuffle=False, verbose=False)
+    test = keras.utils.image_dataset_from_directory(
+        test_dir, image_size=(size, size), shuffle=False, verbose=False
+    )
     return float(model.evaluate(test, verbose=0)[1])
 
 
@@ -68,18 +72,30 @@ def baseline(trainval: Path, test_dir: Path, num_classes: int, seed: int) -> flo
 
     size = 224
     train, val = keras.utils.image_dataset_from_directory(
-        trainval, validation_split=0.2, subset="both", seed=seed, image_size=(size, size), batch_size=32, verbose=False
+        trainval,
+        validation_split=0.2,
+        subset="both",
+        seed=seed,
+        image_size=(size, size),
+        batch_size=32,
+        verbose=False,
     )
     base_model = keras.saving.load_model(BUILTIN_WEIGHTS)
     base_model.trainable = False
-    augmentation = keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1)])
+    augmentation = keras.Sequential(
+        [keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1)]
+    )
     inputs = keras.Input((size, size, 3))
     x = augmentation(inputs)
     x = base_model(x, training=False)
     x = keras.layers.Dropout(0.2)(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(train, validation_data=val, epochs=10, verbose=0)
     return _keras_test_accuracy(model, test_dir, size)
 
@@ -90,7 +106,13 @@ def notes_cnn(trainval: Path, test_dir: Path, num_classes: int, seed: int) -> fl
 
     size = 256
     train, val = keras.utils.image_dataset_from_directory(
-        trainval, validation_split=0.2, subset="both", seed=seed, image_size=(size, size), batch_size=32, verbose=False
+        trainval,
+        validation_split=0.2,
+        subset="both",
+        seed=seed,
+        image_size=(size, size),
+        batch_size=32,
+        verbose=False,
     )
     layers = keras.layers
     model = keras.Sequential(
@@ -124,16 +146,24 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run_method(method: str, data: Path, work: Path, trainval: Path, test_dir: Path, num_classes: int, seed: int) -> tuple[float, float]:
+def _run_method(
+    method: str, data: Path, work: Path, trainval: Path, test_dir: Path, num_classes: int, seed: int
+) -> tuple[float, float]:
     """One method on one seed with a cold feature cache; prints its RESULT line, returns (seconds, accuracy)."""
-    os.environ["IMGCLF_CACHE"] = str(work / f"cache-{method}-{seed}")  # cold feature cache: nothing carried over
+    os.environ["IMGCLF_CACHE"] = str(
+        work / f"cache-{method}-{seed}"
+    )  # cold feature cache: nothing carried over
     load, cpu, t = os.getloadavg()[0], _cpu_seconds(), time.perf_counter()
     if method == "baseline":
         acc = baseline(trainval, test_dir, num_classes, seed)
     elif method == "notes_cnn":
         acc = notes_cnn(trainval, test_dir, num_classes, seed)
     else:
-        options = {"time1m": {"time_budget": "1m"}, "time45s": {"time_budget": "45s"}, "cnn": {"model": "cnn"}}.get(method, {})
+        options = {
+            "time1m": {"time_budget": "1m"},
+            "time45s": {"time_budget": "45s"},
+            "cnn": {"model": "cnn"},
+        }.get(method, {})
         acc = imgclf_run(data, work / "runs", seed=seed, **options)
     secs, cpu = time.perf_counter() - t, _cpu_seconds() - cpu
     print(
@@ -147,8 +177,12 @@ def _run_method(method: str, data: Path, work: Path, trainval: Path, test_dir: P
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--only", default=",".join(METHODS[:3]), help=f"comma list of {', '.join(METHODS)}")
-    parser.add_argument("--seeds", default="42", help="comma list of seeds; every method runs once per seed")
+    parser.add_argument(
+        "--only", default=",".join(METHODS[:3]), help=f"comma list of {', '.join(METHODS)}"
+    )
+    parser.add_argument(
+        "--seeds", default="42", help="comma list of seeds; every method runs once per seed"
+    )
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.only.split(",") if m.strip()]
     try:
@@ -168,15 +202,22 @@ def main(argv: list[str] | None = None) -> int:
             # imgclf's split for this seed: the baseline and the notes' network are scored on the same test images
             trainval, test_dir, classes = held_out_split(args.data, work / f"split-{seed}", seed)
             n_test = sum(1 for _ in test_dir.rglob("*") if _.is_file())
-            print(f"data {args.data} | seed {seed} | {len(classes)} classes | {n_test} test images", flush=True)
+            print(
+                f"data {args.data} | seed {seed} | {len(classes)} classes | {n_test} test images",
+                flush=True,
+            )
             for method in methods:
-                results[method, seed] = _run_method(method, args.data, work, trainval, test_dir, len(classes), seed)
+                results[method, seed] = _run_method(
+                    method, args.data, work, trainval, test_dir, len(classes), seed
+                )
         for seed in seeds:
             if ("baseline", seed) in results:
                 base_s, base_acc = results["baseline", seed]
                 for (method, s), (secs, acc) in results.items():
                     if s == seed:
-                        print(f"RATIO seed={seed} {method}: time {secs / base_s:.2f}x baseline, accuracy {acc - base_acc:+.4f} vs baseline")
+                        print(
+                            f"RATIO seed={seed} {method}: time {secs / base_s:.2f}x baseline, accuracy {acc - base_acc:+.4f} vs baseline"
+                        )
     return 0
 
 

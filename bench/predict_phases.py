@@ -78,7 +78,11 @@ def child(argv: list[str]) -> int:
         print("PHASES " + json.dumps(stamps), file=sys.stderr, flush=True)
         return exit_now(rc)
 
-    Run.engine_for_job, Run.iter_predict, loading.load_model_file = timed_engine, timed_iter, timed_load
+    Run.engine_for_job, Run.iter_predict, loading.load_model_file = (
+        timed_engine,
+        timed_iter,
+        timed_load,
+    )
     cli.exit_now = timed_exit
     sys.argv = ["imgclf", "predict", *argv]
     return cli.main()  # as the `imgclf` program runs it (argv from the command line)
@@ -93,8 +97,25 @@ def phases(run: Path, folder: Path, engine: str = "auto") -> dict:
         engine: ``--engine``.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
-        command = [sys.executable, __file__, "--child", str(run), str(folder), "-q", "-o", str(Path(tmp) / "out.csv"), "--engine", engine]
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            PYTHONPATH=os.pathsep.join(
+                [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+            ),
+        )
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            str(run),
+            str(folder),
+            "-q",
+            "-o",
+            str(Path(tmp) / "out.csv"),
+            "--engine",
+            engine,
+        ]
         load, before = os.getloadavg()[0], resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
         done = subprocess.run(command, check=False, env=env, capture_output=True, text=True)
@@ -107,20 +128,37 @@ def phases(run: Path, folder: Path, engine: str = "auto") -> dict:
     s = json.loads(lines[0][len("PHASES ") :])
     n, n_first = s["n"], s["n_first"]
     keras = "loaded" if s.get("keras_model_loaded") else "not loaded"
-    print(f"one `imgclf predict {run} {folder}` process ({n} images, engine {s['engine_type']}, Keras model {keras}, load {load:.1f} at the start):", flush=True)
+    print(
+        f"one `imgclf predict {run} {folder}` process ({n} images, engine {s['engine_type']}, Keras model {keras}, load {load:.1f} at the start):",
+        flush=True,
+    )
     prev_t, prev_c = t0, 0.0
     for name in STAMPS:
         t, c = s[name]
-        print(f"  {name:<12} at {t - t0:6.2f} s  (+{t - prev_t:5.2f} s wall, +{c - prev_c:5.2f} s CPU)", flush=True)
+        print(
+            f"  {name:<12} at {t - t0:6.2f} s  (+{t - prev_t:5.2f} s wall, +{c - prev_c:5.2f} s CPU)",
+            flush=True,
+        )
         prev_t, prev_c = t, c
-    print(f"  {'exit':<12} at {end - t0:6.2f} s  (+{end - prev_t:5.2f} s wall); process CPU {cpu:.1f} s = {cpu / n * 1000:.2f} ms/image", flush=True)
+    print(
+        f"  {'exit':<12} at {end - t0:6.2f} s  (+{end - prev_t:5.2f} s wall); process CPU {cpu:.1f} s = {cpu / n * 1000:.2f} ms/image",
+        flush=True,
+    )
     (first, c_first), (last, c_last) = s["first_batch"], s["last_batch"]
     steady = (n - n_first) / (last - first)
     steady_cpu = (c_last - c_first) / (n - n_first) * 1000
     total = n / (end - t0)
     after_import = n / (end - s["tensorflow"][0])
-    print(f"  whole process {total:.1f} images/s; after `import tensorflow` {after_import:.1f} images/s; steady {steady:.1f} images/s at {steady_cpu:.2f} ms CPU/image", flush=True)
-    return {"total": total, "after_import": after_import, "steady": steady, "steady_cpu_ms": steady_cpu}
+    print(
+        f"  whole process {total:.1f} images/s; after `import tensorflow` {after_import:.1f} images/s; steady {steady:.1f} images/s at {steady_cpu:.2f} ms CPU/image",
+        flush=True,
+    )
+    return {
+        "total": total,
+        "after_import": after_import,
+        "steady": steady,
+        "steady_cpu_ms": steady_cpu,
+    }
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'imgclf' has no attribute {name!r}")
 
 
-def train(data: str | Path, config: str | Path | None = None, verbose: int = 1, **options: Any) -> TrainResult:
+def train(
+    data: str | Path, config: str | Path | None = None, verbose: int = 1, **options: Any
+) -> TrainResult:
     """Train a classifier on a folder of labelled images and write a run folder.
 
     Options are the fields of :class:`imgclf.TrainConfig`, the same as ``imgclf train``'s flags (every
@@ -133,7 +135,9 @@ def evaluate(run: str | Path, data: str | Path | None = None) -> Metrics:
     return load_run(run).evaluate(data)
 
 
-def predict(run: str | Path, paths: str | Path | list[str | Path], top_k: int = 3) -> list[Prediction]:
+def predict(
+    run: str | Path, paths: str | Path | list[str | Path], top_k: int = 3
+) -> list[Prediction]:
     """Predictions of a run for files and folders.
 
     Args:
@@ -144,7 +148,9 @@ def predict(run: str | Path, paths: str | Path | list[str | Path], top_k: int = 
     return load_run(run).predict(paths, top_k=top_k)
 
 
-def doctor(data: str | Path, near_threshold: int | None = None, group_by: str | None = None) -> DoctorReport:
+def doctor(
+    data: str | Path, near_threshold: int | None = None, group_by: str | None = None
+) -> DoctorReport:
     """Check a data folder before training: unusable files, duplicates, class balance, sizes.
     ``print(report.format())`` shows it as ``imgclf doctor`` does; ``report.to_dict()`` is the JSON.
 

@@ -16,10 +16,18 @@ from pathlib import Path
 
 from imgclf.errors import DataError
 
-__all__ = ["WRITE_ERRNOS", "atomic_write", "save_model_atomic", "write_failure", "write_text_atomic"]
+__all__ = [
+    "WRITE_ERRNOS",
+    "atomic_write",
+    "save_model_atomic",
+    "write_failure",
+    "write_text_atomic",
+]
 
 # what a full disk, a quota, a read-only mount or missing permissions raise
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
 
 _ADVICE = {
     errno.ENOSPC: "the disk is full; free some space or pass --out on another disk",

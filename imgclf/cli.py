@@ -34,11 +34,24 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         default = {"image_size": "from the data", "epochs": "the model's"}.get(f.name, f.default)
         help_text = f"{f.metadata['help']} (default: {default})"
         if kind is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
         else:
             metavar = f.name.upper() if kind is str else {int: "N", float: "F"}[kind]
             flags = [flag, *f.metadata.get("aliases", ())]
-            parser.add_argument(*flags, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=metavar, help=help_text)
+            parser.add_argument(
+                *flags,
+                dest=f.name,
+                type=kind,
+                default=argparse.SUPPRESS,
+                metavar=metavar,
+                help=help_text,
+            )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +64,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="imgclf", description="Train, evaluate and use image classifiers from a folder of labelled images."
+        prog="imgclf",
+        description="Train, evaluate and use image classifiers from a folder of labelled images.",
     )
     from imgclf import __version__
 
@@ -59,15 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", help="train a classifier on a folder of class sub-folders")
-    p.add_argument("data", nargs="?", help="DATA/<class>/<images>, or DATA/train|val|test/<class>/<images>")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run (its own config and split)")
+    p.add_argument(
+        "data", nargs="?", help="DATA/<class>/<images>, or DATA/train|val|test/<class>/<images>"
+    )
+    p.add_argument(
+        "--resume", metavar="RUN", help="continue an interrupted run (its own config and split)"
+    )
     p.add_argument("--config", help="YAML or JSON file of options; flags override it")
     p.add_argument("--quiet", action="store_true", help="print only the result")
     _add_config_flags(p)
 
-    p = sub.add_parser("evaluate", help="metrics of a run on its test split or on a labelled folder")
+    p = sub.add_parser(
+        "evaluate", help="metrics of a run on its test split or on a labelled folder"
+    )
     p.add_argument("run", help="run folder made by `imgclf train`")
-    p.add_argument("data", nargs="?", help="a separate labelled folder (class names must match the run's)")
+    p.add_argument(
+        "data", nargs="?", help="a separate labelled folder (class names must match the run's)"
+    )
     p.add_argument("--format", choices=("table", "json"), default="table")
 
     p = sub.add_parser("report", help="rebuild report.html (and its figures) for an existing run")
@@ -81,18 +103,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the models --model accepts")
 
-    p = sub.add_parser("doctor", help="check a data folder: unusable files, duplicates, class balance, sizes")
+    p = sub.add_parser(
+        "doctor", help="check a data folder: unusable files, duplicates, class balance, sizes"
+    )
     p.add_argument("data", help="DATA/<class>/<images>, or DATA/train|val|test/<class>/<images>")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON to FILE")
     p.add_argument(
-        "--near-threshold", type=int, default=None, metavar="N",
+        "--near-threshold",
+        type=int,
+        default=None,
+        metavar="N",
         help="near-duplicate distance in pHash bits (of 64); -1 turns near-duplicate search off (default: 4)",
-    )  # fmt: skip
-    p.add_argument("--group-by", metavar="GROUP_BY", help="regex or CSV of path,group: report groups found in several splits")
-    p.add_argument("--run", metavar="RUN", help="a run folder: report duplicates across the splits of its split.csv")
-    p.add_argument("--strict", action="store_true", help="exit 1 on unusable files, label conflicts or leakage (for CI)")
+    )
+    p.add_argument(
+        "--group-by",
+        metavar="GROUP_BY",
+        help="regex or CSV of path,group: report groups found in several splits",
+    )
+    p.add_argument(
+        "--run",
+        metavar="RUN",
+        help="a run folder: report duplicates across the splits of its split.csv",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 on unusable files, label conflicts or leakage (for CI)",
+    )
 
-    p = sub.add_parser("cache", help="what the cache ($IMGCLF_CACHE, ~/.cache/imgclf) holds, or clear it")
+    p = sub.add_parser(
+        "cache", help="what the cache ($IMGCLF_CACHE, ~/.cache/imgclf) holds, or clear it"
+    )
     p.add_argument("action", choices=("info", "clear"))
     from imgclf.training.cache import PARTS
 
@@ -101,15 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    started = process_started()  # --time counts from the process's start: importing TensorFlow is part of the user's wait
+    started = (
+        process_started()
+    )  # --time counts from the process's start: importing TensorFlow is part of the user's wait
     from imgclf.config_files import resolve_config
     from imgclf.training.trainer import train_run
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "data", "config", "quiet", "resume")}
+    options = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "data", "config", "quiet", "resume")
+    }
     if args.resume:
         if args.data or options or args.config:
-            raise ConfigError("--resume RUN takes no DATA, --config or training options: the run's own are used")
-        result = train_run(TrainConfig(data="(resumed)"), verbose=0 if args.quiet else 1, resume_dir=args.resume)
+            raise ConfigError(
+                "--resume RUN takes no DATA, --config or training options: the run's own are used"
+            )
+        result = train_run(
+            TrainConfig(data="(resumed)"), verbose=0 if args.quiet else 1, resume_dir=args.resume
+        )
     else:
         if not args.data:
             raise ConfigError("train needs DATA (a folder of class sub-folders) or --resume RUN")
@@ -117,7 +168,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = train_run(config, verbose=0 if args.quiet else 1, started=started)
     if args.quiet:
         flag = "yes" if result.interrupted else "no"
-        print(f"{result.run_dir}\taccuracy={result.metrics.accuracy:.4f}\tn={result.metrics.n}\tinterrupted={flag}")
+        print(
+            f"{result.run_dir}\taccuracy={result.metrics.accuracy:.4f}\tn={result.metrics.n}\tinterrupted={flag}"
+        )
     if not result.interrupted:
         return 0
     from imgclf.runs import RunFiles
@@ -129,7 +182,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if (run_dir / RunFiles.STATE).is_file()
         else "it stopped before its first checkpoint, so it cannot be resumed"
     )
-    print(f"imgclf: interrupted: kept the best model so far ({run_dir / RunFiles.MODEL}) and tested it ({tested}); {then}", file=sys.stderr)
+    print(
+        f"imgclf: interrupted: kept the best model so far ({run_dir / RunFiles.MODEL}) and tested it ({tested}); {then}",
+        file=sys.stderr,
+    )
     return EXIT_INTERRUPTED
 
 
@@ -198,7 +254,11 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
     threshold = DEFAULT_NEAR_THRESHOLD if args.near_threshold is None else args.near_threshold
     if not -1 <= threshold <= 32:
-        raise invalid_value("near_threshold", threshold, "an integer from 0 to 32 (bits of 64), or -1 for no near-duplicate search")
+        raise invalid_value(
+            "near_threshold",
+            threshold,
+            "an integer from 0 to 32 (bits of 64), or -1 for no near-duplicate search",
+        )
     if args.group_by is not None:
         check_group_by(args.group_by)
     scanned = scan_folder(args.data)
@@ -206,15 +266,23 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     if args.run is not None:
         run_dir = Path(args.run)
         if not (run_dir / RunFiles.CLASSES).is_file():
-            raise DataError(f"run folder {args.run!r} has no {RunFiles.CLASSES}; expected a folder made by `imgclf train`")
+            raise DataError(
+                f"run folder {args.run!r} has no {RunFiles.CLASSES}; expected a folder made by `imgclf train`"
+            )
         classes = read_json(run_dir / RunFiles.CLASSES)
-        splits = {i.path: i.split for i in read_manifest(run_dir / RunFiles.SPLIT, classes, scanned.root)}
+        splits = {
+            i.path: i.split for i in read_manifest(run_dir / RunFiles.SPLIT, classes, scanned.root)
+        }
     report = diagnose(scanned, threshold, splits=splits, group_by=args.group_by, progress=True)
     if args.json is not None:
         try:
-            Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            Path(args.json).write_text(
+                json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         except OSError as exc:
-            raise invalid_value("json", str(args.json), f"a writable file path ({exc.strerror})") from None
+            raise invalid_value(
+                "json", str(args.json), f"a writable file path ({exc.strerror})"
+            ) from None
     print(report.format(), flush=True)
     findings = report.gate_findings() if args.strict else []
     if findings:
@@ -278,13 +346,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as exc:  # a full disk or read-only folder met outside imgclf.atomic (history.csv, a plot)
+    except (
+        OSError
+    ) as exc:  # a full disk or read-only folder met outside imgclf.atomic (history.csv, a plot)
         from imgclf.atomic import WRITE_ERRNOS, write_failure
 
         if exc.errno not in WRITE_ERRNOS:
             raise
         if exc.errno in (errno.EACCES, errno.EPERM):  # reading or writing: say only what happened
-            print(f"imgclf: error: {exc.filename or 'a file'!s}: permission denied", file=sys.stderr)
+            print(
+                f"imgclf: error: {exc.filename or 'a file'!s}: permission denied", file=sys.stderr
+            )
         else:
             print(f"imgclf: error: {write_failure(exc.filename or 'a file', exc)}", file=sys.stderr)
         return EXIT_PROBLEM

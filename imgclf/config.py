@@ -29,14 +29,24 @@ def _opt(default: Any, help: str, *, cli: bool = True, aliases: tuple[str, ...] 
     return field(default=default, metadata={"help": help, "cli": cli, "aliases": aliases})
 
 
-ENGINES = ("auto", "tflite", "keras")  # how predict and serve run the model (imgclf.serving.engines)
+ENGINES = (
+    "auto",
+    "tflite",
+    "keras",
+)  # how predict and serve run the model (imgclf.serving.engines)
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")  # imgclf export --format (imgclf.serving.export)
 EXPORT_PRECISIONS = ("float32", "float16", "int8")  # imgclf export --precision (TFLite only)
-PREDICT_ENGINE = "auto"  # a parity-checked TFLite copy when it agrees with the Keras model, else Keras
+PREDICT_ENGINE = (
+    "auto"  # a parity-checked TFLite copy when it agrees with the Keras model, else Keras
+)
 AUTO_CONVERT_MIN_IMAGES = 1000  # auto makes a first TFLite copy only for a job this big (or a server); see serving/engines.py
 CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set
-AUTO_MODEL = "auto"  # --model auto: imgclf.models.choose picks the model and size from the data and --time
-AUTO_SCRATCH_MAX_SIDE = 48  # auto trains the from-scratch cnn on pictures this small (median side, px) …
+AUTO_MODEL = (
+    "auto"  # --model auto: imgclf.models.choose picks the model and size from the data and --time
+)
+AUTO_SCRATCH_MAX_SIDE = (
+    48  # auto trains the from-scratch cnn on pictures this small (median side, px) …
+)
 AUTO_SCRATCH_MIN_IMAGES = 10_000  # … when there are at least this many (fewer: Lite0 is affordable and was more accurate); docs/benchmarks.md
 
 
@@ -44,7 +54,11 @@ AUTO_SCRATCH_MIN_IMAGES = 10_000  # … when there are at least this many (fewer
 class TrainConfig:
     """Everything that decides how a run is trained. Saved as ``config.yaml`` in every run."""
 
-    data: str = _opt("", "folder of class sub-folders, or with train/ and val/ (or validation/) and optional test/", cli=False)
+    data: str = _opt(
+        "",
+        "folder of class sub-folders, or with train/ and val/ (or validation/) and optional test/",
+        cli=False,
+    )
     model: str = _opt(
         AUTO_MODEL,
         "model name from the registry (`imgclf models`), a path to a .keras backbone, or 'auto': the cnn at native "
@@ -52,24 +66,37 @@ class TrainConfig:
         "EfficientNet-Lite1/Lite2 for photos that reach their size when --time allows, else EfficientNet-Lite0",
     )
     image_size: int | None = _opt(
-        None, "square input size in pixels; when not given, chosen from the data's image sizes within the model's range"
+        None,
+        "square input size in pixels; when not given, chosen from the data's image sizes within the model's range",
     )
     epochs: int | None = _opt(
-        None, "maximum epochs of the main stage (fine-tuning, or all training for cnn); when not given, the model's own (8 fine-tuning, 25 cnn)"
+        None,
+        "maximum epochs of the main stage (fine-tuning, or all training for cnn); when not given, the model's own (8 fine-tuning, 25 cnn)",
     )
-    head_epochs: int = _opt(30, "maximum epochs of the frozen-backbone head stage (pretrained models; runs on cached features)")
+    head_epochs: int = _opt(
+        30,
+        "maximum epochs of the frozen-backbone head stage (pretrained models; runs on cached features)",
+    )
     batch_size: int = _opt(32, "images per training step")
     learning_rate: float = _opt(1e-3, "learning rate of the head stage and of from-scratch models")
-    fine_tune_learning_rate: float = _opt(5e-4, "peak learning rate when the pretrained backbone is unfrozen")
-    backbone_lr_scale: float = _opt(1.0, "fine-tuning: the backbone's learning rate as a fraction of the head's (discriminative rates)")
+    fine_tune_learning_rate: float = _opt(
+        5e-4, "peak learning rate when the pretrained backbone is unfrozen"
+    )
+    backbone_lr_scale: float = _opt(
+        1.0,
+        "fine-tuning: the backbone's learning rate as a fraction of the head's (discriminative rates)",
+    )
     fine_tune: str = _opt(
         "auto",
         "after the head stage, unfreeze the backbone's top: 'auto' (the model's recommended depth), 'all', 'none', "
         "or N (the last N layers, as the notes' 'train only the last 23 layers'); BatchNorm stays frozen",
     )
-    fine_tune_from: str | None = _opt(None, "unfreeze from this backbone layer name onwards (overrides --fine-tune)")
+    fine_tune_from: str | None = _opt(
+        None, "unfreeze from this backbone layer name onwards (overrides --fine-tune)"
+    )
     views: int = _opt(
-        2, "images seen per training image in the cached stages: the original plus views-1 augmented copies"
+        2,
+        "images seen per training image in the cached stages: the original plus views-1 augmented copies",
     )
     feature_cache: bool = _opt(
         True,
@@ -77,21 +104,31 @@ class TrainConfig:
         f"$IMGCLF_CACHE_MAX_GB (default {CACHE_MAX_GB:g}) GB, least recently used first out",
     )
     optimizer: str = _opt("adam", "adam, sgd (Nesterov momentum 0.9) or rmsprop")
-    fine_tune_optimizer: str | None = _opt(None, "optimizer of the fine-tuning stage (adam, sgd or rmsprop); default: --optimizer")
-    lr_schedule: str = _opt("cosine", "cosine (one warm-up epoch, then cosine decay), plateau (reduce on plateau) or constant")
+    fine_tune_optimizer: str | None = _opt(
+        None, "optimizer of the fine-tuning stage (adam, sgd or rmsprop); default: --optimizer"
+    )
+    lr_schedule: str = _opt(
+        "cosine",
+        "cosine (one warm-up epoch, then cosine decay), plateau (reduce on plateau) or constant",
+    )
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss, in [0, 0.5)")
     ema: float = _opt(
         0.0,
         "fine-tuning: keep an exponential moving average of the weights with this momentum (e.g. 0.99), validate and "
         "checkpoint it, and save it as the model; 0: off",
     )
-    stop_at_accuracy: float | None = _opt(None, "stop training once validation accuracy reaches this value (0-1]")
+    stop_at_accuracy: float | None = _opt(
+        None, "stop training once validation accuracy reaches this value (0-1]"
+    )
     time_budget: str | None = _opt(
-        None, "wall-time budget such as 90s, 5m or 1h: picks the longest schedule that fits and stops in time", aliases=("--time",)
+        None,
+        "wall-time budget such as 90s, 5m or 1h: picks the longest schedule that fits and stops in time",
+        aliases=("--time",),
     )
     tensorboard: bool = _opt(False, "write TensorBoard logs to RUN/tensorboard")
     report: bool = _opt(
-        True, "write report.html and its figures after training; --no-report skips them (quick experiments) and "
+        True,
+        "write report.html and its figures after training; --no-report skips them (quick experiments) and "
         "`imgclf report RUN` builds them later",
     )
     deterministic: bool = _opt(
@@ -111,28 +148,47 @@ class TrainConfig:
         "many training batches (precise BN: cures the epoch-to-epoch swing of validation accuracy); 0: off",
     )
     patience: int = _opt(4, "epochs without validation improvement before early stopping")
-    min_delta: float = _opt(1e-3, "smallest decrease of validation loss that counts as an improvement for early stopping")
-    skip_fine_tune_loss: float = _opt(0.01, "skip fine-tuning when the head gets all validation images right at a val loss below this; 0: never")
+    min_delta: float = _opt(
+        1e-3,
+        "smallest decrease of validation loss that counts as an improvement for early stopping",
+    )
+    skip_fine_tune_loss: float = _opt(
+        0.01,
+        "skip fine-tuning when the head gets all validation images right at a val loss below this; 0: never",
+    )
     seed: int = _opt(42, "random seed of the split, shuffling and weight initialisation")
-    val_fraction: float = _opt(0.2, "fraction of each class held out for validation (model selection)")
-    test_fraction: float = _opt(0.1, "fraction of each class held out for the final test; never seen in training")
+    val_fraction: float = _opt(
+        0.2, "fraction of each class held out for validation (model selection)"
+    )
+    test_fraction: float = _opt(
+        0.1, "fraction of each class held out for the final test; never seen in training"
+    )
     out: str = _opt("runs", "folder that receives run folders")
-    name: str | None = _opt(None, "run folder name; default: the data folder's name; never overwrites (name2, name3, …)")
-    cache_mb: int = _opt(4096, "memory budget for caching decoded images (MiB); 0 disables the cache")
+    name: str | None = _opt(
+        None, "run folder name; default: the data folder's name; never overwrites (name2, name3, …)"
+    )
+    cache_mb: int = _opt(
+        4096, "memory budget for caching decoded images (MiB); 0 disables the cache"
+    )
     group_by: str | None = _opt(
         None,
         "keep groups whole in the split: a regex on the path relative to the data folder (its first group, or the "
         "whole match, names the group) or a CSV file with columns path,group",
     )
-    duplicates_together: bool = _opt(True, "keep each cluster of exact/near-duplicate images on one side of the split")
-    class_weight: str = _opt("none", "'auto': weight the loss by inverse class frequency of the train split; 'none'")
+    duplicates_together: bool = _opt(
+        True, "keep each cluster of exact/near-duplicate images on one side of the split"
+    )
+    class_weight: str = _opt(
+        "none", "'auto': weight the loss by inverse class frequency of the train split; 'none'"
+    )
     test_dir: str | None = _opt(
         None,
         "a separate labelled folder (<class>/<images>) from another source, scored after training beside the internal "
         "test split: both accuracies are shown with their intervals, with a warning when they differ beyond chance",
     )
     allow_missing_test_classes: bool = _opt(
-        False, "train even when a pre-split test/ folder lacks a class (its test metrics then have support 0)"
+        False,
+        "train even when a pre-split test/ folder lacks a class (its test metrics then have support 0)",
     )
 
     def validate(self) -> TrainConfig:
@@ -147,7 +203,11 @@ class TrainConfig:
         if not 0 <= self.seed < 2**32:
             raise invalid_value("seed", self.seed, "an integer from 0 to 2**32 - 1")
         if self.head_epochs < 1:
-            raise invalid_value("head_epochs", self.head_epochs, "an integer >= 1 (pretrained models always train their new head first)")
+            raise invalid_value(
+                "head_epochs",
+                self.head_epochs,
+                "an integer >= 1 (pretrained models always train their new head first)",
+            )
         for name in ("min_delta", "skip_fine_tune_loss"):
             if not 0 <= getattr(self, name) < 1:
                 raise invalid_value(name, getattr(self, name), "a number in [0, 1)")
@@ -157,8 +217,12 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("fine_tune_optimizer", self.fine_tune_optimizer or self.optimizer, OPTIMIZERS)
         check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
-        if self.fine_tune not in ("auto", "all", "none") and not (self.fine_tune.isdigit() and int(self.fine_tune) > 0):
-            raise invalid_value("fine_tune", self.fine_tune, "'auto', 'all', 'none' or a number of layers >= 1")
+        if self.fine_tune not in ("auto", "all", "none") and not (
+            self.fine_tune.isdigit() and int(self.fine_tune) > 0
+        ):
+            raise invalid_value(
+                "fine_tune", self.fine_tune, "'auto', 'all', 'none' or a number of layers >= 1"
+            )
         if not 0 < self.backbone_lr_scale <= 1:
             raise invalid_value("backbone_lr_scale", self.backbone_lr_scale, "a fraction in (0, 1]")
         if not 1 <= self.views <= 16:
@@ -173,20 +237,34 @@ class TrainConfig:
             parse_duration(self.time_budget)
         for name in ("learning_rate", "fine_tune_learning_rate"):
             if not 0 < getattr(self, name) < 10:
-                raise invalid_value(name, getattr(self, name), "a number > 0 (typically 1e-5 to 1e-2)")
+                raise invalid_value(
+                    name, getattr(self, name), "a number > 0 (typically 1e-5 to 1e-2)"
+                )
         for name in ("val_fraction", "test_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise invalid_value(name, getattr(self, name), "a fraction in [0, 1)")
         if self.val_fraction <= 0:
-            raise invalid_value("val_fraction", self.val_fraction, "a fraction > 0: a validation split picks the best epoch")
+            raise invalid_value(
+                "val_fraction",
+                self.val_fraction,
+                "a fraction > 0: a validation split picks the best epoch",
+            )
         if self.val_fraction + self.test_fraction >= 0.9:
             raise invalid_value(
-                "val_fraction + test_fraction", self.val_fraction + self.test_fraction, "a sum below 0.9, leaving images to train on"
+                "val_fraction + test_fraction",
+                self.val_fraction + self.test_fraction,
+                "a sum below 0.9, leaving images to train on",
             )
-        if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
+        if self.name is not None and (
+            not self.name or "/" in self.name or self.name in (".", "..")
+        ):
             raise invalid_value("name", self.name, "a plain folder name without '/'")
         if self.test_dir is not None and not Path(self.test_dir).expanduser().exists():
-            raise invalid_value("test_dir", self.test_dir, "an existing folder of labelled images (<class>/<images>)")
+            raise invalid_value(
+                "test_dir",
+                self.test_dir,
+                "an existing folder of labelled images (<class>/<images>)",
+            )
         if self.class_weight not in CLASS_WEIGHTS:
             raise invalid_value("class_weight", self.class_weight, "one of 'none', 'auto'")
         if self.group_by is not None:

@@ -78,13 +78,17 @@ def _coerce(name: str, value: Any) -> Any:
                     return False
                 raise ValueError(value)
             return bool(value)
-        if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+        if kind is int and (
+            isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())
+        ):
             raise ValueError(value)
         if kind is float and isinstance(value, bool):
             raise ValueError(value)
         return kind(value)
     except (TypeError, ValueError):
-        raise invalid_value(name, value, f"a value of type {annotation.replace(' | None', '')}") from None
+        raise invalid_value(
+            name, value, f"a value of type {annotation.replace(' | None', '')}"
+        ) from None
 
 
 def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
@@ -96,12 +100,19 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
     """
     known = {f.name for f in fields(TrainConfig)}
     merged: dict[str, Any] = {}
-    for source, values in (("config file", load_config_file(config_file) if config_file else {}), ("argument", overrides)):
+    for source, values in (
+        ("config file", load_config_file(config_file) if config_file else {}),
+        ("argument", overrides),
+    ):
         for key, value in values.items():
             key = key.replace("-", "_")
             if key not in known:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known options: {', '.join(sorted(known))}"
+                hint = (
+                    f"; did you mean {close[0]!r}?"
+                    if close
+                    else f"; known options: {', '.join(sorted(known))}"
+                )
                 raise ConfigError(f"unknown {source} option {key!r}{hint}")
             merged[key] = value
     defaults = TrainConfig()

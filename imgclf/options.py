@@ -10,9 +10,16 @@ from pathlib import Path
 from imgclf.errors import invalid_value
 
 __all__ = [
-    "OPTIMIZERS", "SCHEDULES", "CLASS_WEIGHTS", "AUGMENTATIONS", "MIXING", "check_choice", "parse_augment", "image_augment",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "CLASS_WEIGHTS",
+    "AUGMENTATIONS",
+    "MIXING",
+    "check_choice",
+    "parse_augment",
+    "image_augment",
     "check_group_by",
-]  # fmt: skip
+]
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -41,9 +48,21 @@ AUGMENTATIONS: dict[str, tuple[float | None, tuple[float, float] | None, str]] =
     "zoom": (0.1, (0.0, 0.9), "zoom range as a fraction"),
     "brightness": (0.2, (0.0, 1.0), "brightness change as a fraction"),
     "contrast": (0.2, (0.0, 1.0), "contrast change as a fraction"),
-    "randaugment": (0.5, (0.0, 1.0), "RandAugment: 2 random operations per image at this strength (Keras' factor)"),
-    "mixup": (0.2, (0.0, 2.0), "MixUp of pairs in a batch, images and labels (alpha of the Beta distribution)"),
-    "cutmix": (1.0, (0.0, 2.0), "CutMix of pairs in a batch: a box of one pasted into the other, labels by area (Beta factor)"),
+    "randaugment": (
+        0.5,
+        (0.0, 1.0),
+        "RandAugment: 2 random operations per image at this strength (Keras' factor)",
+    ),
+    "mixup": (
+        0.2,
+        (0.0, 2.0),
+        "MixUp of pairs in a batch, images and labels (alpha of the Beta distribution)",
+    ),
+    "cutmix": (
+        1.0,
+        (0.0, 2.0),
+        "CutMix of pairs in a batch: a box of one pasted into the other, labels by area (Beta factor)",
+    ),
 }
 # augmentations that mix pairs of a batch, labels included: not a layer of the model but a step of the
 # training batches (on cached activations, of the activations: see imgclf.data.augment.mixing_layer)
@@ -88,7 +107,9 @@ def parse_augment(spec: str) -> dict[str, float | None]:
             raise invalid_value("augment", part.strip(), f"{name} in ({lo:g}, {hi:g}]")
         parsed[name] = value
     if all(name in parsed for name in MIXING):
-        raise invalid_value("augment", spec, "at most one of mixup, cutmix (each mixes every batch already)")
+        raise invalid_value(
+            "augment", spec, "at most one of mixup, cutmix (each mixes every batch already)"
+        )
     return parsed
 
 
@@ -100,7 +121,11 @@ def image_augment(spec: str) -> str:
         spec: an ``--augment`` spec (checked by :func:`parse_augment`).
     """
     parse_augment(spec)
-    parts = [p for p in (spec or "").split(",") if p.strip().partition("=")[0].strip().lower() not in MIXING]
+    parts = [
+        p
+        for p in (spec or "").split(",")
+        if p.strip().partition("=")[0].strip().lower() not in MIXING
+    ]
     kept = ",".join(parts).strip()
     return kept if parse_augment(kept) else "none"
 

@@ -61,9 +61,15 @@ class Progress:
     """
 
     def __init__(
-        self, total: int | None, description: str, unit: str = "items", *, enabled: bool = True,
-        stream: TextIO | None = None, interval: float | None = None,
-    ):  # fmt: skip
+        self,
+        total: int | None,
+        description: str,
+        unit: str = "items",
+        *,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        interval: float | None = None,
+    ):
         self.total, self.description, self.unit = total, description, unit
         self.enabled = enabled
         self.interval = PIPED_INTERVAL_S if interval is None else interval
@@ -87,9 +93,13 @@ class Progress:
             from rich.console import Console
 
             columns = [
-                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                rp.TextColumn("{task.fields[rate]}"), rp.TextColumn("left"), rp.TimeRemainingColumn(),
-            ]  # fmt: skip
+                rp.TextColumn("{task.description}"),
+                rp.BarColumn(),
+                rp.MofNCompleteColumn(),
+                rp.TextColumn("{task.fields[rate]}"),
+                rp.TextColumn("left"),
+                rp.TimeRemainingColumn(),
+            ]
             self._live = rp.Progress(*columns, console=Console(file=self.stream), transient=True)
             self._live.start()
             self._task = self._live.add_task(self.description, total=self.total, rate="")
@@ -106,7 +116,11 @@ class Progress:
             return
         now = time.monotonic()
         if self._live is not None:
-            self._live.update(self._task, advance=n, rate=f"{self._rate(now):.1f} {self.unit}/s".replace(" /s", "/s"))
+            self._live.update(
+                self._task,
+                advance=n,
+                rate=f"{self._rate(now):.1f} {self.unit}/s".replace(" /s", "/s"),
+            )
         elif now - self._last >= self.interval:
             self._last = now
             self._write(self._status(now))
@@ -117,7 +131,9 @@ class Progress:
             self._live.stop()
             self._live = None
         elif self.enabled and self.lines and exc[0] is None and self._reported != self.done:
-            self._write(self._status(time.monotonic()))  # a log that reported ends at the final count
+            self._write(
+                self._status(time.monotonic())
+            )  # a log that reported ends at the final count
 
     def _rate(self, now: float) -> float:
         return self.done / max(now - self._start, 1e-9)
@@ -137,9 +153,15 @@ class Progress:
 
 
 def track(
-    items: Iterable[T], description: str, *, total: int | None = None, unit: str = "items", enabled: bool = True,
-    stream: TextIO | None = None, interval: float | None = None,
-) -> Iterator[T]:  # fmt: skip
+    items: Iterable[T],
+    description: str,
+    *,
+    total: int | None = None,
+    unit: str = "items",
+    enabled: bool = True,
+    stream: TextIO | None = None,
+    interval: float | None = None,
+) -> Iterator[T]:
     """Yield ``items`` while showing a :class:`Progress` of them (one unit each).
 
     Args:
@@ -153,14 +175,18 @@ def track(
     """
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    with Progress(total, description, unit, enabled=enabled, stream=stream, interval=interval) as bar:
+    with Progress(
+        total, description, unit, enabled=enabled, stream=stream, interval=interval
+    ) as bar:
         for item in items:
             yield item
             bar.advance()
 
 
 @contextmanager
-def progress(description: str, total: int | None, enabled: bool = True, stream: TextIO | None = None) -> Iterator[Callable[[int], None]]:
+def progress(
+    description: str, total: int | None, enabled: bool = True, stream: TextIO | None = None
+) -> Iterator[Callable[[int], None]]:
     """:class:`Progress` as a callback: yields ``advance(n=1)``, for code that reports work done through
     a function it is given (``score_items(..., advance)``).
 

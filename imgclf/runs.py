@@ -31,7 +31,17 @@ from imgclf.atomic import WRITE_ERRNOS, write_failure, write_text_atomic
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError
 
-__all__ = ["numbered_names", "RunFiles", "create_run_dir", "write_json", "read_json", "write_config", "read_config", "library_versions", "check_run_dir"]
+__all__ = [
+    "numbered_names",
+    "RunFiles",
+    "create_run_dir",
+    "write_json",
+    "read_json",
+    "write_config",
+    "read_config",
+    "library_versions",
+    "check_run_dir",
+]
 
 
 class RunFiles:
@@ -149,7 +159,9 @@ def check_run_dir(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if not p.is_dir():
         raise DataError(f"run folder {str(path)!r} does not exist")
-    missing = [f for f in (RunFiles.CONFIG, RunFiles.CLASSES, RunFiles.MODEL) if not (p / f).is_file()]
+    missing = [
+        f for f in (RunFiles.CONFIG, RunFiles.CLASSES, RunFiles.MODEL) if not (p / f).is_file()
+    ]
     if missing:
         raise DataError(
             f"{str(path)!r} is not an imgclf run folder (missing {', '.join(missing)}); pass a folder made by `imgclf train`"
@@ -161,7 +173,15 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in ("imgclf", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pillow", "scikit-learn"):
+    for dist in (
+        "imgclf",
+        "tensorflow",
+        "tensorflow-cpu",
+        "keras",
+        "numpy",
+        "pillow",
+        "scikit-learn",
+    ):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

@@ -48,7 +48,9 @@ def process_started() -> float:
     ``--time`` counts the interpreter's start and every import as the user's wait; elsewhere, now."""
     try:
         with open("/proc/self/stat") as fh:
-            start_ticks = float(fh.read().rsplit(")", 1)[1].split()[19])  # field 22, after the command name
+            start_ticks = float(
+                fh.read().rsplit(")", 1)[1].split()[19]
+            )  # field 22, after the command name
         with open("/proc/uptime") as fh:
             uptime = float(fh.read().split()[0])
     except (OSError, ValueError, IndexError):

@@ -22,11 +22,15 @@ CHROMIUM = os.environ.get("IMGCLF_CHROMIUM") or shutil.which("chromium") or "/us
 def chromium_browser():
     """One headless Chromium for the whole session."""
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no Chromium at {CHROMIUM}: run `make test` (it installs Debian's chromium) or set IMGCLF_CHROMIUM")
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: run `make test` (it installs Debian's chromium) or set IMGCLF_CHROMIUM"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
         yield browser
         browser.close()
 
@@ -37,7 +41,12 @@ def page(chromium_browser):
     context = chromium_browser.new_context(viewport={"width": 1280, "height": 800})
     tab = context.new_page()
     tab.errors = []
-    tab.on("console", lambda msg: tab.errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    tab.on(
+        "console",
+        lambda msg: (
+            tab.errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None
+        ),
+    )
     tab.on("pageerror", lambda exc: tab.errors.append(f"pageerror: {exc}"))
     yield tab
     context.close()

@@ -21,15 +21,29 @@ pytest_plugins = ["browser"]  # the `page` fixture: Debian's chromium through Pl
 # collection order: the longest files (measured: --durations, docs/reliability.md) go first, so that
 # none of them starts last and becomes the suite's tail. A file not listed keeps its place after them.
 LONGEST_FIRST = (
-    "test_train.py", "test_training_controls.py", "test_explain.py", "test_recipe.py", "test_integration.py",
-    "test_cli.py", "test_resume.py", "test_faults.py", "test_report_browser.py", "test_export.py",
-    "test_evaluate_run.py", "test_lite_backbones.py", "test_predict.py", "test_choose.py", "test_models.py",
+    "test_train.py",
+    "test_training_controls.py",
+    "test_explain.py",
+    "test_recipe.py",
+    "test_integration.py",
+    "test_cli.py",
+    "test_resume.py",
+    "test_faults.py",
+    "test_report_browser.py",
+    "test_export.py",
+    "test_evaluate_run.py",
+    "test_lite_backbones.py",
+    "test_predict.py",
+    "test_choose.py",
+    "test_models.py",
 )
 
 
 def pytest_collection_modifyitems(items) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the order within a file stays
+    items.sort(
+        key=lambda item: rank.get(item.path.name, len(rank))
+    )  # stable: the order within a file stays
 
 
 @pytest.fixture
@@ -115,4 +129,6 @@ def trained_run(tmp_path_factory):
         verbose=0,
         precise_bn=0,  # probabilities strictly between 0 and 1 (see helpers.train_tiny_run)
     )
-    return SimpleNamespace(run_dir=result.run_dir, data=data, result=result, classes=["cat", "dog", "fox"], base=base)
+    return SimpleNamespace(
+        run_dir=result.run_dir, data=data, result=result, classes=["cat", "dog", "fox"], base=base
+    )

@@ -74,7 +74,9 @@ def make_dataset(
 def jpeg_bytes(seed: int = 0, size=(64, 64)) -> bytes:
     rng = np.random.default_rng(seed)
     buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, "JPEG", quality=90)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(
+        buf, "JPEG", quality=90
+    )
     return buf.getvalue()
 
 
@@ -146,7 +148,9 @@ def write_mixed_images(folder: Path, seed: int = 0) -> dict[str, Path]:
 
     frames = [Image.new("RGB", (48, 40), (255, 0, 0)), Image.new("RGB", (48, 40), (0, 0, 255))]
     out["gif_animated"] = folder / "anim.gif"
-    frames[0].save(out["gif_animated"], save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(
+        out["gif_animated"], save_all=True, append_images=frames[1:], duration=100, loop=0
+    )
 
     out["webp"] = folder / "picture.webp"
     rgb.save(out["webp"], "WEBP", quality=90)
@@ -222,11 +226,15 @@ def plant_copy(src: Path, dst: Path, kind: str = "exact") -> Path:
         dst.write_bytes(src.read_bytes())
     else:
         with Image.open(src) as im:
-            im.convert("RGB").resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC).save(dst, "JPEG", quality=80)
+            im.convert("RGB").resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC).save(
+                dst, "JPEG", quality=80
+            )
     return dst
 
 
-def make_textured_dataset(root: str | Path, classes: dict[str, int], size=(48, 40), seed: int = 0) -> Path:
+def make_textured_dataset(
+    root: str | Path, classes: dict[str, int], size=(48, 40), seed: int = 0
+) -> Path:
     """Like :func:`make_dataset` (JPEGs), but every image is a different smooth random texture tinted by
     its class, so no two are perceptual near-duplicates unless a test plants one."""
     root = Path(root)
@@ -240,13 +248,23 @@ def make_textured_dataset(root: str | Path, classes: dict[str, int], size=(48, 4
     return root
 
 
-def train_tiny_run(base: Path, classes: dict[str, int], name: str, seed: int = 7, augment: str = "none") -> Path:
+def train_tiny_run(
+    base: Path, classes: dict[str, int], name: str, seed: int = 7, augment: str = "none"
+) -> Path:
     """Train a tiny cnn run (32 px, 2 epochs) on a generated folder under ``base``; its run folder."""
     import imgclf
 
     data = make_dataset(base / f"{name}_data", classes, fmt="jpg", seed=seed)
     result = imgclf.train(
-        data, model="cnn", image_size=32, epochs=2, batch_size=8, augment=augment, out=str(base / "runs"), name=name, verbose=0,
+        data,
+        model="cnn",
+        image_size=32,
+        epochs=2,
+        batch_size=8,
+        augment=augment,
+        out=str(base / "runs"),
+        name=name,
+        verbose=0,
         # without precise BatchNorm statistics: with them the 2-epoch cnn fits these shapes perfectly and its
         # softmax saturates at exactly 1.0 / 0.0 in float32 (measured: confidence 1.0 on every image, 0.52-0.56
         # without), and the tests of --min-confidence and --threshold need probabilities strictly between
@@ -267,7 +285,15 @@ def save_tiny_backbone(path: Path) -> Path:
     x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale")(inputs)
     for i, width in enumerate((8, 16, 16, 24)):
         init = keras.initializers.HeNormal(seed=i)
-        x = keras.layers.Conv2D(width, 3, strides=2 if i < 3 else 1, padding="same", use_bias=False, kernel_initializer=init, name=f"conv{i}")(x)
+        x = keras.layers.Conv2D(
+            width,
+            3,
+            strides=2 if i < 3 else 1,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=init,
+            name=f"conv{i}",
+        )(x)
         x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
         x = keras.layers.ReLU(name=f"relu{i}")(x)
     keras.Model(inputs, x, name="tiny_backbone").save(path)

@@ -30,7 +30,12 @@ def imgclf_imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "imgclf"}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "imgclf":
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and node.module.split(".")[0] == "imgclf"
+        ):
             subs = {f"{node.module}.{a.name}" for a in node.names} & MODULES.keys()
             found |= subs or {node.module}
             if len(subs) < len(node.names):
@@ -64,8 +69,16 @@ def dependency_order() -> list[str]:
 
 
 def test_the_module_list_is_complete():
-    assert {"imgclf", "imgclf.cli", "imgclf.config", "imgclf.models.registry", "imgclf.training.trainer"} <= MODULES.keys()
-    assert GRAPH["imgclf.models.registry"].isdisjoint({"imgclf.models.backbones", "imgclf.models.cnn"})
+    assert {
+        "imgclf",
+        "imgclf.cli",
+        "imgclf.config",
+        "imgclf.models.registry",
+        "imgclf.training.trainer",
+    } <= MODULES.keys()
+    assert GRAPH["imgclf.models.registry"].isdisjoint(
+        {"imgclf.models.backbones", "imgclf.models.cnn"}
+    )
 
 
 def test_no_import_cycle_in_imgclf():
@@ -74,16 +87,27 @@ def test_no_import_cycle_in_imgclf():
 
 
 def test_the_cycle_check_finds_a_cycle(monkeypatch):
-    monkeypatch.setitem(GRAPH, "imgclf.config", GRAPH["imgclf.config"] | {"imgclf.training.trainer"})
+    monkeypatch.setitem(
+        GRAPH, "imgclf.config", GRAPH["imgclf.config"] | {"imgclf.training.trainer"}
+    )
     with pytest.raises(AssertionError, match=r"import cycle: .*imgclf\.config"):
         dependency_order()
 
 
 def test_every_module_imports_in_dependency_order_in_a_fresh_interpreter():
-    order = [name for name in dependency_order() if name != "imgclf.__main__"]  # that one runs the CLI
+    order = [
+        name for name in dependency_order() if name != "imgclf.__main__"
+    ]  # that one runs the CLI
     code = "import importlib, json, sys\nfor name in json.loads(sys.argv[1]):\n    importlib.import_module(name)\n"
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(order)], capture_output=True, text=True, env=env, check=False, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(order)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -99,9 +123,20 @@ def test_import_imgclf_sets_no_environment_variable_and_loads_no_tensorflow():
         "print(json.dumps([dict(os.environ) == before, 'tensorflow' in sys.modules, 'keras' in sys.modules,"
         " imgclf.DoctorReport.__name__, imgclf.Metrics.__name__, sorted(imgclf.__all__)]))"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL")
+    }
     env["PYTHONPATH"] = str(PACKAGE.parent)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     same_env, tf_loaded, keras_loaded, report, metrics, names = json.loads(done.stdout)
     assert same_env and not tf_loaded and not keras_loaded
@@ -127,15 +162,41 @@ MAY_IMPORT = {
     "imgclf.progress": set(),
     "imgclf.runs": {"imgclf.atomic", "imgclf.config", "imgclf.errors"},
     "imgclf.data": {"imgclf.config", "imgclf.errors", "imgclf.options", "imgclf.progress"},
-    "imgclf.models": {"imgclf.config", "imgclf.data", "imgclf.errors"},  # config: the thresholds of --model auto (models/choose.py)
-    "imgclf.evaluation": {"imgclf.data", "imgclf.errors", "imgclf.models", "imgclf.progress", "imgclf.runs"},
+    "imgclf.models": {
+        "imgclf.config",
+        "imgclf.data",
+        "imgclf.errors",
+    },  # config: the thresholds of --model auto (models/choose.py)
+    "imgclf.evaluation": {
+        "imgclf.data",
+        "imgclf.errors",
+        "imgclf.models",
+        "imgclf.progress",
+        "imgclf.runs",
+    },
     "imgclf.reporting": {"imgclf.config", "imgclf.data", "imgclf.evaluation", "imgclf.runs"},
     "imgclf.training": {
-        "imgclf.atomic", "imgclf.config", "imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models",
-        "imgclf.options", "imgclf.progress", "imgclf.reporting", "imgclf.runs",
+        "imgclf.atomic",
+        "imgclf.config",
+        "imgclf.data",
+        "imgclf.errors",
+        "imgclf.evaluation",
+        "imgclf.models",
+        "imgclf.options",
+        "imgclf.progress",
+        "imgclf.reporting",
+        "imgclf.runs",
     },
     "imgclf.serving": {
-        "imgclf.atomic", "imgclf.config", "imgclf.data", "imgclf.errors", "imgclf.evaluation", "imgclf.models", "imgclf.progress", "imgclf.reporting", "imgclf.runs",
+        "imgclf.atomic",
+        "imgclf.config",
+        "imgclf.data",
+        "imgclf.errors",
+        "imgclf.evaluation",
+        "imgclf.models",
+        "imgclf.progress",
+        "imgclf.reporting",
+        "imgclf.runs",
     },
 }
 
@@ -148,4 +209,6 @@ def part(module: str) -> str:
 @pytest.mark.parametrize("name", sorted(m for m in MODULES if part(m) in MAY_IMPORT))
 def test_imports_point_down_the_layers(name):
     outside = {part(m) for m in GRAPH[name]} - {part(name)}
-    assert outside <= MAY_IMPORT[part(name)], f"{name} imports {sorted(outside - MAY_IMPORT[part(name)])}"
+    assert outside <= MAY_IMPORT[part(name)], (
+        f"{name} imports {sorted(outside - MAY_IMPORT[part(name)])}"
+    )

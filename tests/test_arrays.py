@@ -71,7 +71,10 @@ def test_arrays_are_written_once_per_content(tmp_path, cache):
     first = scan_folder(tmp_path / "a.npz")
     stamp = {p: p.stat().st_mtime_ns for p in cache.rglob("*.png")}
     second = scan_folder(tmp_path / "a.npz")
-    assert first.root == second.root and {p: p.stat().st_mtime_ns for p in cache.rglob("*.png")} == stamp
+    assert (
+        first.root == second.root
+        and {p: p.stat().st_mtime_ns for p in cache.rglob("*.png")} == stamp
+    )
     np.savez(tmp_path / "a.npz", features=x[::-1], target=y[::-1])  # new content, new folder
     assert scan_folder(tmp_path / "a.npz").root != first.root
 
@@ -86,15 +89,42 @@ def test_one_hot_labels(tmp_path):
 @pytest.mark.parametrize(
     "arrays, message",
     [
-        (dict(features=np.zeros((4, 8)), target=np.zeros(4, int)), r"images in '.*' have shape \(4, 8\); expected images shaped \(N, H, W\)"),
-        (dict(features=np.zeros((4, 3, 8, 8)), target=np.zeros(4, int)), r"have shape \(4, 3, 8, 8\) \(channels first\?\)"),
-        (dict(features=np.zeros((4, 8, 8)), target=np.zeros(3, int)), r"labels in '.*' have shape \(3,\); expected \(4,\): one integer label per image"),
-        (dict(features=np.zeros((2, 8, 8)), target=np.array([0, -1])), r"labels in '.*' include -1; expected integers from 0"),
-        (dict(features=np.zeros((2, 8, 8)), target=np.array([0.5, 1])), r"labels in '.*' are not whole numbers"),
-        (dict(features=np.full((2, 8, 8), 300.0), target=np.array([0, 1])), r"have values from 300 to 300; expected 0–255"),
-        (dict(pixels=np.zeros((2, 8, 8)), target=np.array([0, 1])), r"holds arrays \['pixels', 'target'\]; expected images and labels named features \+ target"),
-        (dict(X=np.zeros((2, 8, 8)), y=np.array([0, 2]), classes=np.array(["a", "b"])), r"names 2 classes but its labels go up to 2"),
-        (dict(X=np.zeros((2, 8, 8)), y=np.array([0, 1]), classes=np.array(["a", "train"])), r"class name 'train' in .* cannot name a folder"),
+        (
+            dict(features=np.zeros((4, 8)), target=np.zeros(4, int)),
+            r"images in '.*' have shape \(4, 8\); expected images shaped \(N, H, W\)",
+        ),
+        (
+            dict(features=np.zeros((4, 3, 8, 8)), target=np.zeros(4, int)),
+            r"have shape \(4, 3, 8, 8\) \(channels first\?\)",
+        ),
+        (
+            dict(features=np.zeros((4, 8, 8)), target=np.zeros(3, int)),
+            r"labels in '.*' have shape \(3,\); expected \(4,\): one integer label per image",
+        ),
+        (
+            dict(features=np.zeros((2, 8, 8)), target=np.array([0, -1])),
+            r"labels in '.*' include -1; expected integers from 0",
+        ),
+        (
+            dict(features=np.zeros((2, 8, 8)), target=np.array([0.5, 1])),
+            r"labels in '.*' are not whole numbers",
+        ),
+        (
+            dict(features=np.full((2, 8, 8), 300.0), target=np.array([0, 1])),
+            r"have values from 300 to 300; expected 0–255",
+        ),
+        (
+            dict(pixels=np.zeros((2, 8, 8)), target=np.array([0, 1])),
+            r"holds arrays \['pixels', 'target'\]; expected images and labels named features \+ target",
+        ),
+        (
+            dict(X=np.zeros((2, 8, 8)), y=np.array([0, 2]), classes=np.array(["a", "b"])),
+            r"names 2 classes but its labels go up to 2",
+        ),
+        (
+            dict(X=np.zeros((2, 8, 8)), y=np.array([0, 1]), classes=np.array(["a", "train"])),
+            r"class name 'train' in .* cannot name a folder",
+        ),
     ],
 )
 def test_bad_arrays_are_explained(tmp_path, arrays, message):
@@ -106,12 +136,21 @@ def test_bad_arrays_are_explained(tmp_path, arrays, message):
 def test_train_from_an_npz(tmp_path):
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 10)
-    x = rng.integers(0, 256, (20, 16, 16), dtype=np.uint8) // 2 + (y * 100)[:, None, None].astype(np.uint8)
+    x = rng.integers(0, 256, (20, 16, 16), dtype=np.uint8) // 2 + (y * 100)[:, None, None].astype(
+        np.uint8
+    )
     np.savez(tmp_path / "tiny.npz", features=x, target=y)
     result = imgclf.train(
-        tmp_path / "tiny.npz", model="cnn", image_size=32, epochs=1, batch_size=8, augment="none",
-        out=str(tmp_path / "runs"), verbose=0, report=False,
-    )  # fmt: skip
+        tmp_path / "tiny.npz",
+        model="cnn",
+        image_size=32,
+        epochs=1,
+        batch_size=8,
+        augment="none",
+        out=str(tmp_path / "runs"),
+        verbose=0,
+        report=False,
+    )
     assert result.classes == ["0", "1"] and result.run_dir.name == "tiny"
     assert result.metrics.n > 0
 
@@ -123,7 +162,11 @@ def course_arrays(folder, val_prefix=None, n_train=10, n_test=3, size=16):
     """train_features.npy + train_target.npy, test_… (and ``val_prefix``…): class k's images are grey
     level 40 + 80 k plus the image's index in its split (so a decoded pixel tells label and index)."""
     folder.mkdir(parents=True, exist_ok=True)
-    splits = {"train": n_train, "test": n_test, **({val_prefix.rstrip("_"): 2} if val_prefix else {})}
+    splits = {
+        "train": n_train,
+        "test": n_test,
+        **({val_prefix.rstrip("_"): 2} if val_prefix else {}),
+    }
     for split, n in splits.items():
         y = np.repeat([0, 1], n)
         x = np.stack([np.full((size, size), 40 + 80 * k + i, np.uint8) for i, k in enumerate(y)])
@@ -145,8 +188,12 @@ def test_presplit_arrays_become_a_presplit_folder_with_the_test_arrays_as_test(t
     data = scan_folder(folder)
     assert data.presplit and data.classes == ["0", "1"]
     pixels = split_pixels(data)
-    assert pixels["test"] == sorted((k, 40 + 80 * k + i) for i, k in enumerate(np.repeat([0, 1], 3)))
-    assert len(pixels["train"]) == 16 and len(pixels["val"]) == 4  # 20 % of each class held out for val
+    assert pixels["test"] == sorted(
+        (k, 40 + 80 * k + i) for i, k in enumerate(np.repeat([0, 1], 3))
+    )
+    assert (
+        len(pixels["train"]) == 16 and len(pixels["val"]) == 4
+    )  # 20 % of each class held out for val
     assert {lab for lab, _ in pixels["val"]} == {0, 1}
     assert not set(pixels["val"]) & set(pixels["train"])
     assert tree_hashes(folder) == before
@@ -163,14 +210,23 @@ def test_presplit_arrays_with_their_own_validation_arrays(tmp_path, prefix):
 def test_bad_presplit_arrays_name_the_file(tmp_path):
     folder = course_arrays(tmp_path / "fashion")
     np.save(folder / "test_target.npy", np.array([0, 1]))  # 2 labels for 6 test images
-    with pytest.raises(DataError, match=r"labels in '.*test_features.npy' \+ 'test_target.npy' have shape \(2,\)"):
+    with pytest.raises(
+        DataError, match=r"labels in '.*test_features.npy' \+ 'test_target.npy' have shape \(2,\)"
+    ):
         scan_folder(folder)
 
 
 def test_train_on_presplit_arrays_tests_on_the_test_arrays(tmp_path):
     folder = course_arrays(tmp_path / "fashion", n_train=12, n_test=4)
     result = imgclf.train(
-        folder, model="cnn", image_size=32, epochs=1, batch_size=8, augment="none", out=str(tmp_path / "runs"), verbose=0,
+        folder,
+        model="cnn",
+        image_size=32,
+        epochs=1,
+        batch_size=8,
+        augment="none",
+        out=str(tmp_path / "runs"),
+        verbose=0,
         report=False,
     )
     rows = manifest_rows(result.run_dir)

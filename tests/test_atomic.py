@@ -39,9 +39,14 @@ def test_disk_full_while_saving_keeps_the_previous_model(tmp_path):
     with pytest.raises(DataError) as info:
         save_model_atomic(model, target)
     message = str(info.value)
-    assert message == f"cannot write {str(target)!r}: the disk is full; free some space or pass --out on another disk (the previous file is untouched)"
+    assert (
+        message
+        == f"cannot write {str(target)!r}: the disk is full; free some space or pass --out on another disk (the previous file is untouched)"
+    )
     assert target.read_bytes() == before and load_model_file(target).output_shape == (None, 2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]  # no temporary file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.keras"
+    ]  # no temporary file left behind
 
 
 def test_failed_first_write_leaves_no_file(tmp_path):
@@ -53,7 +58,10 @@ def test_failed_first_write_leaves_no_file(tmp_path):
 
 @pytest.mark.parametrize(
     "code, says",
-    [(errno.EROFS, "the file system is read-only; pass --out to a writable folder"), (errno.EACCES, "permission denied")],
+    [
+        (errno.EROFS, "the file system is read-only; pass --out to a writable folder"),
+        (errno.EACCES, "permission denied"),
+    ],
 )
 def test_read_only_and_permission_errors(tmp_path, monkeypatch, code, says):
     path = tmp_path / "metrics.json"
@@ -87,7 +95,9 @@ def test_write_text_atomic_replaces_whole(tmp_path):
     path = tmp_path / "state.json"
     write_text_atomic(path, json.dumps({"a": 1}))
     write_text_atomic(path, "é" * 3)
-    assert path.read_text(encoding="utf-8") == "ééé" and [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert path.read_text(encoding="utf-8") == "ééé" and [p.name for p in tmp_path.iterdir()] == [
+        "state.json"
+    ]
 
 
 def test_create_run_dir_on_a_folder_it_cannot_write(tmp_path, monkeypatch):
@@ -102,7 +112,10 @@ def test_create_run_dir_on_a_folder_it_cannot_write(tmp_path, monkeypatch):
 
     (tmp_path / "ro").mkdir()
     monkeypatch.setattr(os, "mkdir", read_only)
-    with pytest.raises(DataError, match=r"^cannot write '.*ro/pets': the file system is read-only; pass --out to a writable folder$"):
+    with pytest.raises(
+        DataError,
+        match=r"^cannot write '.*ro/pets': the file system is read-only; pass --out to a writable folder$",
+    ):
         create_run_dir(tmp_path / "ro", "pets")
     assert list((tmp_path / "ro").iterdir()) == []
 
@@ -112,11 +125,20 @@ def test_checkpoint_callbacks_save_whole_files(tmp_path):
     state; each file is complete and loadable, and nothing temporary stays in the folder."""
     model = small_model(1)
     model.compile("adam", "mse")
-    best = SaveBest(model, tmp_path / "model.keras", initial_value_threshold=-1.0)  # a loss never reached
+    best = SaveBest(
+        model, tmp_path / "model.keras", initial_value_threshold=-1.0
+    )  # a loss never reached
     last = SaveLast(tmp_path / "last.keras")
     state = RunState(tmp_path / "state.json", "train", None, best)
     x = keras.ops.ones((8, 4))
-    model.fit(x, x[:, :1], validation_data=(x, x[:, :1]), epochs=2, callbacks=[best, last, state], verbose=0)
+    model.fit(
+        x,
+        x[:, :1],
+        validation_data=(x, x[:, :1]),
+        epochs=2,
+        callbacks=[best, last, state],
+        verbose=0,
+    )
     assert not (tmp_path / "model.keras").exists()
     assert load_model_file(tmp_path / "last.keras", "checkpoint").optimizer.iterations.numpy() == 2
     assert json.loads((tmp_path / "state.json").read_text())["stage_epochs"] == 2

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgclf.data.augment import AUGMENTATIONS, augmentation_layers, mix_batch, mixing_layer, parse_augment
+from imgclf.data.augment import (
+    AUGMENTATIONS,
+    augmentation_layers,
+    mix_batch,
+    mixing_layer,
+    parse_augment,
+)
 from imgclf.errors import ConfigError
 from imgclf.options import MIXING, image_augment
 
@@ -71,7 +77,9 @@ def test_none_gives_no_layers():
 def test_layer_types_and_settings():
     import keras
 
-    layers = augmentation_layers("flip,vflip,rotate=10,shift=0.1,zoom=0.2,brightness=0.2,contrast=0.2", seed=1)
+    layers = augmentation_layers(
+        "flip,vflip,rotate=10,shift=0.1,zoom=0.2,brightness=0.2,contrast=0.2", seed=1
+    )
     kinds = [type(layer) for layer in layers]
     assert kinds == [
         keras.layers.RandomFlip,
@@ -100,12 +108,21 @@ def test_every_per_image_augmentation_builds_one_layer_and_mixing_none():
         assert augmentation_layers(f"flip,{name}", seed=0)[0].name == "aug_flip"
         assert len(augmentation_layers(f"flip,{name}", seed=0)) == 1
     (ra,) = augmentation_layers("randaugment=0.3", seed=0)
-    assert type(ra).__name__ == "RandAugment" and ra.factor == pytest.approx((0, 0.3)) and tuple(ra.value_range) == (0, 255)
+    assert (
+        type(ra).__name__ == "RandAugment"
+        and ra.factor == pytest.approx((0, 0.3))
+        and tuple(ra.value_range) == (0, 255)
+    )
 
 
 @pytest.mark.parametrize(
     "spec, expected",
-    [("flip,rotate=10,zoom=0.1", "flip,rotate=10,zoom=0.1"), ("flip, mixup=0.2", "flip"), ("cutmix", "none"), ("none", "none")],
+    [
+        ("flip,rotate=10,zoom=0.1", "flip,rotate=10,zoom=0.1"),
+        ("flip, mixup=0.2", "flip"),
+        ("cutmix", "none"),
+        ("none", "none"),
+    ],
 )
 def test_the_cached_views_depend_on_the_per_image_part_only(spec, expected):
     assert image_augment(spec) == expected

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 def test_page_renders_and_collects_errors(page, tmp_path):
     html = tmp_path / "p.html"
-    html.write_text("<h1 id='t'>imgclf</h1><script>console.error('boom'); undefinedCall();</script>", encoding="utf-8")
+    html.write_text(
+        "<h1 id='t'>imgclf</h1><script>console.error('boom'); undefinedCall();</script>",
+        encoding="utf-8",
+    )
     page.goto(html.as_uri())
     assert page.inner_text("#t") == "imgclf"
     assert any("boom" in e for e in page.errors)

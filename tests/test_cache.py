@@ -38,7 +38,9 @@ def test_info_counts_each_part_and_clear_removes_only_imgclfs_folders(tmp_path):
     fake_engine(tmp_path)
     info = cache_info(tmp_path)
     assert info.files == {"features": 2, "arrays": 1, "engines": 2}
-    assert info.sizes["arrays"] == 100 and info.sizes["features"] > 0 and info.sizes["engines"] == 1010
+    assert (
+        info.sizes["arrays"] == 100 and info.sizes["features"] > 0 and info.sizes["engines"] == 1010
+    )
     assert info.total == info.sizes["features"] + 100 + 1010
     text = info.format()
     assert str(tmp_path) in text and "$IMGCLF_CACHE_MAX_GB" in text
@@ -73,7 +75,9 @@ def test_the_cap_comes_from_imgclf_cache_max_gb(monkeypatch):
     assert max_cache_bytes() == 2**29
     for bad in ("lots", "-1", "nan"):
         monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", bad)
-        with pytest.raises(ConfigError, match=rf"`IMGCLF_CACHE_MAX_GB`: received '{bad}'; expected a size in GB"):
+        with pytest.raises(
+            ConfigError, match=rf"`IMGCLF_CACHE_MAX_GB`: received '{bad}'; expected a size in GB"
+        ):
             max_cache_bytes()
 
 
@@ -86,8 +90,10 @@ def test_a_zero_cap_keeps_only_the_entry_in_use(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------- two runs at once
 
-TRAIN = "import sys, imgclf; imgclf.train(sys.argv[1], out=sys.argv[2], name=sys.argv[3], model=sys.argv[4], " \
+TRAIN = (
+    "import sys, imgclf; imgclf.train(sys.argv[1], out=sys.argv[2], name=sys.argv[3], model=sys.argv[4], "
     "image_size=32, head_epochs=1, fine_tune='none', batch_size=8, views=2, augment='flip', verbose=0, report=False)"
+)
 
 
 def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path, tiny_backbone):
@@ -95,10 +101,19 @@ def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path, tiny_back
     the cache then holds whole files with every image's row; the data folder is untouched."""
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=5)
     before = tree_hashes(data)
-    env = {**os.environ, "IMGCLF_CACHE": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        "IMGCLF_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     runs = tmp_path / "runs"
     procs = [
-        subprocess.Popen([sys.executable, "-c", TRAIN, str(data), str(runs), name, tiny_backbone], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", TRAIN, str(data), str(runs), name, tiny_backbone],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name in ("first", "second")
     ]
     for p in procs:
@@ -107,7 +122,10 @@ def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path, tiny_back
     for name in ("first", "second"):
         assert (runs / name / "model.keras").is_file() and (runs / name / "metrics.json").is_file()
     split = [r["split"] for r in manifest_rows(runs / "first")]
-    expected = {"view0.npz": split.count("train") + split.count("val"), "view1.npz": split.count("train")}
+    expected = {
+        "view0.npz": split.count("train") + split.count("val"),
+        "view1.npz": split.count("train"),
+    }
     stored = {p.name: p for p in (tmp_path / "cache" / "features").rglob("*") if p.is_file()}
     assert sorted(stored) == sorted(expected)  # no temporary file left behind
     for name, f in stored.items():
@@ -130,9 +148,15 @@ def test_the_cache_command_shows_and_clears(tmp_path, monkeypatch, capsys):
     assert cache_info().total == 0
     fake_engine(tmp_path)
     assert main(["cache", "info"]) == 0
-    assert any(line.split()[0] == "engines/" and line.endswith("in 2 file(s)") for line in capsys.readouterr().out.splitlines())
+    assert any(
+        line.split()[0] == "engines/" and line.endswith("in 2 file(s)")
+        for line in capsys.readouterr().out.splitlines()
+    )
     assert main(["cache", "clear"]) == 0
-    assert "cleared features/, arrays/ and engines/, 0.0 MB freed" in capsys.readouterr().out and cache_info().total == 0
+    assert (
+        "cleared features/, arrays/ and engines/, 0.0 MB freed" in capsys.readouterr().out
+        and cache_info().total == 0
+    )
     monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", "much")
     assert main(["cache", "info"]) == 2
     assert "imgclf: error: invalid value for `IMGCLF_CACHE_MAX_GB`" in capsys.readouterr().err

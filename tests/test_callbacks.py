@@ -16,7 +16,9 @@ def tiny_fit(callback, epochs):
     model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
     x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
     y = (x[:, 0] > 0).astype("float32")
-    model.fit(x, y, validation_data=(x, y), epochs=epochs, batch_size=8, callbacks=[callback], verbose=0)
+    model.fit(
+        x, y, validation_data=(x, y), epochs=epochs, batch_size=8, callbacks=[callback], verbose=0
+    )
 
 
 def read_rows(path):
@@ -35,7 +37,11 @@ def test_one_row_per_epoch_numbered_across_stages(tmp_path):
         assert next(csv.reader(fh)) == HISTORY_COLUMNS  # header written once
     rows = read_rows(path)
     assert [(r["stage"], int(r["epoch"])) for r in rows] == [
-        ("head", 1), ("head", 2), ("fine_tune", 3), ("fine_tune", 4), ("fine_tune", 5)
+        ("head", 1),
+        ("head", 2),
+        ("fine_tune", 3),
+        ("fine_tune", 4),
+        ("fine_tune", 5),
     ]
     for r in rows:
         for column in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):

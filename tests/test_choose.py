@@ -20,16 +20,24 @@ def test_auto_is_the_default():
 
 def test_many_small_pictures_get_the_cnn_at_native_size():
     choice = choose_model("auto", [28] * 60_000)  # Fashion-MNIST
-    assert (choice.model, choice.image_size) == ("cnn", 32)  # 28 px to the next multiple of 8 (and >= 32)
+    assert (choice.model, choice.image_size) == (
+        "cnn",
+        32,
+    )  # 28 px to the next multiple of 8 (and >= 32)
     assert "60,000 images" in choice.reason and "28 px" in choice.reason
     assert choice.line("auto").startswith("model: auto → cnn at 32 px (60,000 images")
     assert choose_model("auto", [40] * AUTO_SCRATCH_MIN_IMAGES).image_size == 40
-    assert choose_model("auto", [28] * 60_000, budget_seconds=60).model == "cnn"  # a budget does not change it
+    assert (
+        choose_model("auto", [28] * 60_000, budget_seconds=60).model == "cnn"
+    )  # a budget does not change it
 
 
 def test_few_small_pictures_or_larger_ones_keep_the_pretrained_backbone():
     few = choose_model("auto", [28] * (AUTO_SCRATCH_MIN_IMAGES - 1))
-    assert (few.model, few.image_size) == ("efficientnet_lite0", 128)  # too few to learn from scratch
+    assert (few.model, few.image_size) == (
+        "efficientnet_lite0",
+        128,
+    )  # too few to learn from scratch
     over = choose_model("auto", [AUTO_SCRATCH_MAX_SIDE + 8] * 50_000)
     assert over.model == "efficientnet_lite0"
 
@@ -42,7 +50,9 @@ def test_100_px_photos_get_lite0_at_128_with_or_without_a_budget():
 
 def test_large_photos_get_the_largest_backbone_the_budget_allows():
     sides = [400] * 2000
-    assert choose_model("auto", sides).model == "efficientnet_lite0"  # no --time: the measured default
+    assert (
+        choose_model("auto", sides).model == "efficientnet_lite0"
+    )  # no --time: the measured default
     assert choose_model("auto", sides).image_size == 224
     lite2 = estimated_seconds("efficientnet_lite2", 260, 2000)
     lite1 = estimated_seconds("efficientnet_lite1", 240, 2000)
@@ -60,7 +70,9 @@ def test_large_photos_get_the_largest_backbone_the_budget_allows():
 def test_the_users_model_and_size_always_win():
     choice = choose_model("efficientnet_lite0", [28] * 60_000)
     assert (choice.model, choice.image_size) == ("efficientnet_lite0", 128)
-    assert choice.line("efficientnet_lite0") == "model: efficientnet_lite0 at 128 px (--model given)"
+    assert (
+        choice.line("efficientnet_lite0") == "model: efficientnet_lite0 at 128 px (--model given)"
+    )
     assert choose_model("cnn", [400] * 10, budget_seconds=1e9).model == "cnn"
     assert choose_model("auto", [28] * 60_000, image_size=64).image_size == 64
     assert choose_model("auto", [400] * 2000, budget_seconds=1e9, image_size=128).image_size == 128
@@ -82,8 +94,13 @@ def test_a_run_saves_the_model_auto_resolved_to(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(choose, "AUTO_SCRATCH_MIN_IMAGES", 10)  # 16 pictures count as "many" here
     data = make_dataset(tmp_path / "tiny", {"a": 8, "b": 8}, size=(30, 30))
-    result = imgclf.train(data, epochs=1, batch_size=8, augment="none", report=False, out=str(tmp_path / "runs"))
+    result = imgclf.train(
+        data, epochs=1, batch_size=8, augment="none", report=False, out=str(tmp_path / "runs")
+    )
     assert "model: auto → cnn at 32 px (16 images, median side 30 px" in capsys.readouterr().out
     saved = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())
-    assert (saved["model"], saved["image_size"]) == ("cnn", 32)  # --resume, evaluate and the report read this
+    assert (saved["model"], saved["image_size"]) == (
+        "cnn",
+        32,
+    )  # --resume, evaluate and the report read this
     assert imgclf.load_run(result.run_dir).config.model == "cnn"

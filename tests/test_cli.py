@@ -96,7 +96,9 @@ def test_installed_entry_point_works():
     assert done.returncode == 0, done.stderr
     for command in ("train", "evaluate", "predict", "models"):
         assert command in done.stdout
-    done = subprocess.run([sys.executable, "-m", "imgclf", "--version"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "imgclf", "--version"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and done.stdout.strip() == f"imgclf {imgclf.__version__}"
 
 
@@ -124,9 +126,25 @@ def test_train_quiet_with_flags_and_config_file(flat2, tmp_path, capsys):
     options.write_text("model: cnn\nimage_size: 32\nepochs: 5\naugment: none\nbatch_size: 4\n")
     code, out, err = run_cli(
         capsys,
-        "train", flat2, "--config", options, "--epochs", "1", "--batch-size", "8",
-        "--out", tmp_path / "runs", "--name", "cli", "--fine-tune", "none", "--seed", "3", "--quiet", "--no-report",
-    )  # fmt: skip
+        "train",
+        flat2,
+        "--config",
+        options,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        tmp_path / "runs",
+        "--name",
+        "cli",
+        "--fine-tune",
+        "none",
+        "--seed",
+        "3",
+        "--quiet",
+        "--no-report",
+    )
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 1
@@ -146,7 +164,9 @@ def test_train_quiet_with_flags_and_config_file(flat2, tmp_path, capsys):
     run = Path(run_dir)
     assert (run / RunFiles.PREDICTIONS).exists() and not (run / RunFiles.REPORT).exists()
     assert not (run / RunFiles.CURVES).exists()
-    code, out, err = run_cli(capsys, "report", run)  # --no-report: the report is built later, complete
+    code, out, err = run_cli(
+        capsys, "report", run
+    )  # --no-report: the report is built later, complete
     assert code == 0, err
     assert (run / RunFiles.REPORT).stat().st_size > 10_000 and (run / RunFiles.CURVES).exists()
 
@@ -155,9 +175,23 @@ def test_train_reports_progress_and_skipped_files(tmp_path, capsys):
     data = make_dataset(tmp_path / "shapes", {"cat": 8, "dog": 8})
     (data / "dog" / "notes.txt").write_text("x")
     code, out, err = run_cli(
-        capsys, "train", data, "--model", "cnn", "--image-size", "32", "--epochs", "1", "--batch-size", "8",
-        "--augment", "none", "--out", tmp_path / "runs", "--no-report",
-    )  # fmt: skip
+        capsys,
+        "train",
+        data,
+        "--model",
+        "cnn",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--augment",
+        "none",
+        "--out",
+        tmp_path / "runs",
+        "--no-report",
+    )
     assert code == 0, err
     assert "imgclf: 16 images, 2 classes" in out
     assert "model cnn at 32px" in out
@@ -172,7 +206,9 @@ def test_train_reports_progress_and_skipped_files(tmp_path, capsys):
 def test_predict_csv(trained_run, capsys, tmp_path):
     bad = write_bad_files(tmp_path / "bad")
     paths = [first_image(trained_run, "cat"), first_image(trained_run, "fox"), bad["empty"]]
-    code, out, err = run_cli(capsys, "predict", trained_run.run_dir, *paths, "--format", "csv", "--top-k", "2")
+    code, out, err = run_cli(
+        capsys, "predict", trained_run.run_dir, *paths, "--format", "csv", "--top-k", "2"
+    )
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["path"] for r in rows] == [str(p) for p in paths]
@@ -187,7 +223,9 @@ def test_predict_csv(trained_run, capsys, tmp_path):
 
 
 def test_predict_json(trained_run, capsys):
-    code, out, err = run_cli(capsys, "predict", trained_run.run_dir, trained_run.data / "dog", "--format", "json")
+    code, out, err = run_cli(
+        capsys, "predict", trained_run.run_dir, trained_run.data / "dog", "--format", "json"
+    )
     assert code == 0, err
     results = json.loads(out)
     assert len(results) == 20
@@ -199,7 +237,9 @@ def test_predict_json(trained_run, capsys):
 
 def test_predict_table(trained_run, capsys, tmp_path):
     bad = write_bad_files(tmp_path / "bad")
-    code, out, err = run_cli(capsys, "predict", trained_run.run_dir, first_image(trained_run), bad["truncated"])
+    code, out, err = run_cli(
+        capsys, "predict", trained_run.run_dir, first_image(trained_run), bad["truncated"]
+    )
     assert code == 0, err
     lines = out.strip().splitlines()
     assert lines[0].split() == ["path", "label", "conf", "top-k"]
@@ -211,7 +251,9 @@ def test_predict_table(trained_run, capsys, tmp_path):
 
 def test_predict_exits_1_when_no_image_could_be_read(trained_run, capsys, tmp_path):
     bad = write_bad_files(tmp_path / "bad")
-    code, out, err = run_cli(capsys, "predict", trained_run.run_dir, bad["empty"], "--format", "json")
+    code, out, err = run_cli(
+        capsys, "predict", trained_run.run_dir, bad["empty"], "--format", "json"
+    )
     assert code == 1
     assert json.loads(out)[0]["error"].startswith("cannot decode")
 
@@ -287,7 +329,9 @@ def test_error_unknown_model_lists_known_models(capsys, flat2, tmp_path):
 
 def test_error_predict_on_a_folder_that_is_not_a_run(capsys, flat2):
     code, _, err = run_cli(capsys, "predict", flat2, flat2 / "cat")
-    assert_user_error(code, err, "is not an imgclf run folder", "pass a folder made by `imgclf train`", status=1)
+    assert_user_error(
+        code, err, "is not an imgclf run folder", "pass a folder made by `imgclf train`", status=1
+    )
 
 
 def test_error_evaluate_a_missing_run(capsys, tmp_path):
@@ -297,7 +341,11 @@ def test_error_evaluate_a_missing_run(capsys, tmp_path):
 
 @pytest.mark.parametrize(
     "value, allowed",
-    [("1.5", "expected a fraction in [0, 1)"), ("0", "a fraction > 0"), ("-0.2", "expected a fraction in [0, 1)")],
+    [
+        ("1.5", "expected a fraction in [0, 1)"),
+        ("0", "a fraction > 0"),
+        ("-0.2", "expected a fraction in [0, 1)"),
+    ],
 )
 def test_error_bad_val_fraction(capsys, flat2, value, allowed):
     code, _, err = run_cli(capsys, "train", flat2, "--val-fraction", value)
@@ -305,7 +353,9 @@ def test_error_bad_val_fraction(capsys, flat2, value, allowed):
 
 
 def test_error_negative_seed(capsys, flat2, tmp_path):
-    code, _, err = run_cli(capsys, "train", flat2, "--model", "cnn", "--seed", "-1", "--out", tmp_path / "runs")
+    code, _, err = run_cli(
+        capsys, "train", flat2, "--model", "cnn", "--seed", "-1", "--out", tmp_path / "runs"
+    )
     assert_user_error(code, err, "`seed`", "received -1")
 
 
@@ -329,7 +379,9 @@ def test_error_missing_config_file(capsys, flat2, tmp_path):
 def test_error_evaluate_unknown_class(trained_run, capsys, tmp_path):
     folder = make_dataset(tmp_path / "zoo", {"cat": 2, "yak": 2}, fmt="jpg")
     code, _, err = run_cli(capsys, "evaluate", trained_run.run_dir, folder)
-    assert_user_error(code, err, "class 'yak'", "is not one of the run's classes: cat, dog, fox", status=1)
+    assert_user_error(
+        code, err, "class 'yak'", "is not one of the run's classes: cat, dog, fox", status=1
+    )
 
 
 def test_error_predict_missing_file(trained_run, capsys, tmp_path):
@@ -338,7 +390,9 @@ def test_error_predict_missing_file(trained_run, capsys, tmp_path):
 
 
 def test_error_predict_top_k_zero(trained_run, capsys):
-    code, _, err = run_cli(capsys, "predict", trained_run.run_dir, first_image(trained_run), "--top-k", "0")
+    code, _, err = run_cli(
+        capsys, "predict", trained_run.run_dir, first_image(trained_run), "--top-k", "0"
+    )
     assert_user_error(code, err, "`top_k`", "received 0")
 
 
@@ -356,11 +410,17 @@ def test_argparse_errors_exit_2_without_traceback(capsys, flat2):
 
 
 def test_error_model_is_a_folder(capsys, flat2, tmp_path):
-    code, _, err = run_cli(capsys, "train", flat2, "--model", str(tmp_path), "--out", tmp_path / "runs")
-    assert_user_error(code, err, "is a folder", "expected a .keras file", status=1)  # ModelError: a model problem
+    code, _, err = run_cli(
+        capsys, "train", flat2, "--model", str(tmp_path), "--out", tmp_path / "runs"
+    )
+    assert_user_error(
+        code, err, "is a folder", "expected a .keras file", status=1
+    )  # ModelError: a model problem
 
 
-@pytest.mark.parametrize("argv", [["train", "x", "--epochs", "many"], ["train", "x", "--no-such-flag"], ["nonsense"]])
+@pytest.mark.parametrize(
+    "argv", [["train", "x", "--epochs", "many"], ["train", "x", "--no-such-flag"], ["nonsense"]]
+)
 def test_argparse_errors_are_one_line(capsys, argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)

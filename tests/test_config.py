@@ -25,9 +25,15 @@ def write_config(tmp_path, kind: str, values: dict):
 
 def test_defaults():
     cfg = TrainConfig()
-    assert cfg.model == "auto"  # imgclf.models.choose picks the model from the data (tests/test_choose.py)
+    assert (
+        cfg.model == "auto"
+    )  # imgclf.models.choose picks the model from the data (tests/test_choose.py)
     assert cfg.image_size is None
-    assert (cfg.epochs, cfg.head_epochs, cfg.batch_size) == (None, 30, 32)  # epochs: the model's default
+    assert (cfg.epochs, cfg.head_epochs, cfg.batch_size) == (
+        None,
+        30,
+        32,
+    )  # epochs: the model's default
     assert (cfg.val_fraction, cfg.test_fraction) == (0.2, 0.1)
     assert cfg.seed == 42
     assert cfg.fine_tune == "auto"
@@ -77,14 +83,19 @@ def test_empty_config_file_is_all_defaults(tmp_path):
 
 
 def test_unknown_keyword_suggests_the_close_one():
-    with pytest.raises(ConfigError, match=r"unknown argument option 'epoch'; did you mean 'epochs'\?"):
+    with pytest.raises(
+        ConfigError, match=r"unknown argument option 'epoch'; did you mean 'epochs'\?"
+    ):
         resolve_config(data="photos", epoch=3)
 
 
 @pytest.mark.parametrize("kind", ["yaml", "json"])
 def test_unknown_config_file_key_suggests_the_close_one(tmp_path, kind):
     path = write_config(tmp_path, kind, {"lerning_rate": 0.01})
-    with pytest.raises(ConfigError, match=r"unknown config file option 'lerning_rate'; did you mean 'learning_rate'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown config file option 'lerning_rate'; did you mean 'learning_rate'\?",
+    ):
         resolve_config(path, data="photos")
 
 
@@ -162,7 +173,9 @@ def test_bad_value_in_config_file_names_the_option(tmp_path):
 
 
 def test_missing_config_file(tmp_path):
-    with pytest.raises(ConfigError, match=r"`config`: received .*nope.yaml.*expected an existing .yaml"):
+    with pytest.raises(
+        ConfigError, match=r"`config`: received .*nope.yaml.*expected an existing .yaml"
+    ):
         load_config_file(tmp_path / "nope.yaml")
 
 
@@ -173,7 +186,9 @@ def test_config_file_must_hold_a_mapping(tmp_path):
         resolve_config(path, data="photos")
 
 
-@pytest.mark.parametrize("name, text", [("broken.yaml", "epochs: [1, 2\n"), ("broken.json", "{epochs: 3")])
+@pytest.mark.parametrize(
+    "name, text", [("broken.yaml", "epochs: [1, 2\n"), ("broken.json", "{epochs: 3")]
+)
 def test_unparsable_config_file_is_one_clear_line(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)

@@ -55,7 +55,11 @@ def test_grayscale_becomes_three_equal_channels(mixed):
 
 def test_animated_gif_uses_the_first_frame(mixed):
     arr = load_image(str(mixed["gif_animated"]), 32).astype(int)
-    assert tuple(arr.reshape(-1, 3).mean(axis=0).round()) == (255, 0, 0)  # frame 1 red, frame 2 blue
+    assert tuple(arr.reshape(-1, 3).mean(axis=0).round()) == (
+        255,
+        0,
+        0,
+    )  # frame 1 red, frame 2 blue
 
 
 def mean_rgb(region) -> np.ndarray:
@@ -64,7 +68,9 @@ def mean_rgb(region) -> np.ndarray:
 
 def assert_colour(region, colour, where):
     got = mean_rgb(region)
-    assert np.all(np.abs(got - np.array(colour)) < 40), f"{where}: expected ~{colour}, got {got.round()}"
+    assert np.all(np.abs(got - np.array(colour)) < 40), (
+        f"{where}: expected ~{colour}, got {got.round()}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -72,7 +78,11 @@ def assert_colour(region, colour, where):
     [
         (1, None, None),  # no rotation: red left, blue right
         (6, (255, 0, 0), (0, 0, 255)),  # viewer turns it 90 deg clockwise: stored left -> top
-        (8, (0, 0, 255), (255, 0, 0)),  # viewer turns it 90 deg counter-clockwise: stored left -> bottom
+        (
+            8,
+            (0, 0, 255),
+            (255, 0, 0),
+        ),  # viewer turns it 90 deg counter-clockwise: stored left -> bottom
     ],
 )
 def test_exif_orientation_is_applied(tmp_path, orientation, top, bottom):

@@ -14,7 +14,9 @@ from imgclf.data.duplicates import duplicate_clusters, near_pairs, phash
 
 def texture(seed: int, size=(96, 80)) -> Image.Image:
     rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    return Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(
+        size, Image.Resampling.BICUBIC
+    )
 
 
 def reencoded(im: Image.Image, size, quality=70) -> Image.Image:
@@ -47,9 +49,15 @@ def test_near_pairs_matches_brute_force(threshold):
     rng = np.random.default_rng(threshold)
     base = rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64)
     flips = np.uint64(1) << rng.integers(0, 64, (600, 3)).astype(np.uint64)
-    noisy = base[rng.integers(0, 40, 600)] ^ flips[:, 0] ^ flips[:, 1] ^ flips[:, 2]  # > one block of 256
+    noisy = (
+        base[rng.integers(0, 40, 600)] ^ flips[:, 0] ^ flips[:, 1] ^ flips[:, 2]
+    )  # > one block of 256
     hashes = [int(x) for x in noisy]
-    expected = {(i, j) for i, j in combinations(range(len(hashes)), 2) if distance(hashes[i], hashes[j]) <= threshold}
+    expected = {
+        (i, j)
+        for i, j in combinations(range(len(hashes)), 2)
+        if distance(hashes[i], hashes[j]) <= threshold
+    }
     got = near_pairs(hashes, threshold)
     assert {(i, j) for i, j, _ in got} == expected
     assert all(d == distance(hashes[i], hashes[j]) for i, j, d in got)
@@ -57,7 +65,14 @@ def test_near_pairs_matches_brute_force(threshold):
 
 def test_clusters_are_exact_or_near_and_chain():
     digests = ["a", "b", "a", "c", "d", "e"]
-    hashes = [0b0, 0xFFFF, 0b0, 0b1, 0b11, 0xFFFF_0000_0000]  # c≈a (1 bit), d≈c (1 bit), d is 2 bits from a
+    hashes = [
+        0b0,
+        0xFFFF,
+        0b0,
+        0b1,
+        0b11,
+        0xFFFF_0000_0000,
+    ]  # c≈a (1 bit), d≈c (1 bit), d is 2 bits from a
     clusters = duplicate_clusters(digests, hashes, threshold=1)
     assert clusters == [("near", [0, 2, 3, 4])]
     assert duplicate_clusters(digests, hashes, threshold=0) == [("exact", [0, 2])]

@@ -34,7 +34,9 @@ def copied(trained_run, tmp_path_factory) -> Path:
     # runs several files): this module makes and checks its own
     shutil.copytree(trained_run.run_dir, folder, ignore=shutil.ignore_patterns("engines"))
     (folder / "engines" / "0123-tf0.0").mkdir(parents=True)
-    (folder / "engines" / "0123-tf0.0" / "parity.json").write_text('{"agreement": 1.0, "path": "x.tflite"}')
+    (folder / "engines" / "0123-tf0.0" / "parity.json").write_text(
+        '{"agreement": 1.0, "path": "x.tflite"}'
+    )
     assert isinstance(load_run(folder, "tflite").engine, TFLiteEngine)
     return folder
 
@@ -53,8 +55,12 @@ def test_the_copy_is_cached_once_and_replaces_an_earlier_models(copied, monkeypa
     assert key == engines.engine_key(copied / "model.keras")
     parity = json.loads((copied / "engines" / key / "parity.json").read_text())
     assert parity["agreement"] >= 0.99 and parity["split"] == "test" and parity["n"] > 0
-    monkeypatch.setattr("imgclf.serving.export.export_run", lambda *a, **k: pytest.fail("converted again"))
-    assert isinstance(load_run(copied).engine, TFLiteEngine)  # auto reuses it, whatever the job size
+    monkeypatch.setattr(
+        "imgclf.serving.export.export_run", lambda *a, **k: pytest.fail("converted again")
+    )
+    assert isinstance(
+        load_run(copied).engine, TFLiteEngine
+    )  # auto reuses it, whatever the job size
 
 
 def test_the_key_follows_the_model_file(tmp_path):
@@ -67,7 +73,12 @@ def test_the_key_follows_the_model_file(tmp_path):
 
 def test_every_predict_feature_agrees_between_the_engines(copied, trained_run, tmp_path):
     bad = write_bad_files(tmp_path / "bad")
-    paths = jpgs(trained_run.data, "cat")[:7] + [str(bad["truncated"])] + jpgs(trained_run.data, "dog")[:7] + jpgs(trained_run.data, "fox")[:7]
+    paths = (
+        jpgs(trained_run.data, "cat")[:7]
+        + [str(bad["truncated"])]
+        + jpgs(trained_run.data, "dog")[:7]
+        + jpgs(trained_run.data, "fox")[:7]
+    )
     keras_run, lite_run = load_run(copied, "keras"), load_run(copied, "tflite")
     assert isinstance(keras_run.engine, KerasEngine) and isinstance(lite_run.engine, TFLiteEngine)
     plain = lite_run.predict(paths)
@@ -76,7 +87,9 @@ def test_every_predict_feature_agrees_between_the_engines(copied, trained_run, t
     for options in ({"top_k": 1, "min_confidence": 0.5, "batch_size": 5}, {"tta": True}):
         same(keras_run.predict(paths, **options), lite_run.predict(paths, **options))
     pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    np.testing.assert_allclose(keras_run.predict_arrays(pixels), lite_run.predict_arrays(pixels), atol=1e-4)
+    np.testing.assert_allclose(
+        keras_run.predict_arrays(pixels), lite_run.predict_arrays(pixels), atol=1e-4
+    )
     calibrated = tmp_path / "calibrated"
     shutil.copytree(copied, calibrated)  # the copy travels with the run folder
     (calibrated / "calibration.json").write_text(json.dumps({"temperature": 3.0}))
@@ -89,34 +102,54 @@ def test_output_and_resume_agree_between_the_engines(copied, trained_run, tmp_pa
     paths = jpgs(trained_run.data, "dog") + jpgs(trained_run.data, "fox")
     out_k, out_t = tmp_path / "k.csv", tmp_path / "t.csv"
     assert main(["predict", str(copied), *paths, "-o", str(out_k), "--engine", "keras", "-q"]) == 0
-    assert main(["predict", str(copied), *paths[:9], "-o", str(out_t), "--engine", "tflite", "-q"]) == 0
-    assert main(["predict", str(copied), *paths, "-o", str(out_t), "--resume", "-q"]) == 0  # auto: the cached copy
+    assert (
+        main(["predict", str(copied), *paths[:9], "-o", str(out_t), "--engine", "tflite", "-q"])
+        == 0
+    )
+    assert (
+        main(["predict", str(copied), *paths, "-o", str(out_t), "--resume", "-q"]) == 0
+    )  # auto: the cached copy
     capsys.readouterr()
     rows_k, rows_t = (list(csv.DictReader(io.StringIO(f.read_text()))) for f in (out_k, out_t))
     assert [r["path"] for r in rows_t] == paths
     assert [r["label"] for r in rows_k] == [r["label"] for r in rows_t]
-    np.testing.assert_allclose([float(r["confidence"]) for r in rows_k], [float(r["confidence"]) for r in rows_t], atol=1e-4)
+    np.testing.assert_allclose(
+        [float(r["confidence"]) for r in rows_k],
+        [float(r["confidence"]) for r in rows_t],
+        atol=1e-4,
+    )
 
 
 @pytest.mark.usefixtures("private_cache")
-def test_a_read_only_run_keeps_its_copy_in_the_user_cache(copied, trained_run, tmp_path, monkeypatch, capsys):
+def test_a_read_only_run_keeps_its_copy_in_the_user_cache(
+    copied, trained_run, tmp_path, monkeypatch, capsys
+):
     """Where the copy goes and when auto makes it; the conversion itself is the module fixture's
     (here export_run copies its result, so no second conversion is paid for)."""
     folder = tmp_path / "readonly"
     shutil.copytree(copied, folder, ignore=shutil.ignore_patterns("engines"))
     writable = engines._writable
-    monkeypatch.setattr(engines, "_writable", lambda p: not str(p).startswith(str(folder)) and writable(p))
+    monkeypatch.setattr(
+        engines, "_writable", lambda p: not str(p).startswith(str(folder)) and writable(p)
+    )
     (made,) = (copied / "engines").iterdir()
-    monkeypatch.setattr("imgclf.serving.export.export_run", lambda run, fmt, precision, out: shutil.copytree(made, out))
+    monkeypatch.setattr(
+        "imgclf.serving.export.export_run",
+        lambda run, fmt, precision, out: shutil.copytree(made, out),
+    )
     monkeypatch.setattr(engines, "AUTO_CONVERT_MIN_IMAGES", 2)
     paths = jpgs(trained_run.data, "cat")[:3]
     small = load_run(folder)
-    assert small.predict(paths[:1])[0].ok and small._engine is None  # one image: Keras, no conversion
+    assert (
+        small.predict(paths[:1])[0].ok and small._engine is None
+    )  # one image: Keras, no conversion
     assert all(p.ok for p in small.predict(paths))  # a job big enough: converted
     assert isinstance(small._engine, TFLiteEngine)
     assert "converting the model to TFLite once" in capsys.readouterr().err
     key = engines.engine_key(folder / "model.keras")
-    assert (tmp_path / "cache" / "engines" / key / "parity.json").is_file() and not (folder / "engines").exists()
+    assert (tmp_path / "cache" / "engines" / key / "parity.json").is_file() and not (
+        folder / "engines"
+    ).exists()
     assert isinstance(load_run(folder).engine, TFLiteEngine)
     assert "converting" not in capsys.readouterr().err  # found in the cache, not converted again
 

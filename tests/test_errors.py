@@ -11,7 +11,9 @@ from imgclf.errors import ConfigError, DataError, ImgclfError, ModelError, inval
 def test_hierarchy():
     for cls in (ConfigError, DataError, ModelError):
         assert issubclass(cls, ImgclfError)
-    assert issubclass(ConfigError, ValueError)  # a bad option is a bad value, for `except ValueError` callers too
+    assert issubclass(
+        ConfigError, ValueError
+    )  # a bad option is a bad value, for `except ValueError` callers too
     assert not issubclass(DataError, ValueError)
 
 
@@ -19,7 +21,10 @@ def test_invalid_value_message_format():
     err = invalid_value("rate", 1.5, "a number in [0, 1)")
     assert isinstance(err, ConfigError)
     assert str(err) == "invalid value for `rate`: received 1.5; expected a number in [0, 1)"
-    assert str(invalid_value("name", "a/b", "x")) == "invalid value for `name`: received 'a/b'; expected x"
+    assert (
+        str(invalid_value("name", "a/b", "x"))
+        == "invalid value for `name`: received 'a/b'; expected x"
+    )
 
 
 @pytest.mark.parametrize("name", imgclf.__all__)

@@ -46,26 +46,34 @@ def test_an_evaluation_of_another_folder_with_the_same_name_is_kept(trained_run,
     assert main(["evaluate", str(trained_run.run_dir), str(second)]) == 0
     assert json.loads((evaluations / "twin" / "metrics.json").read_text())["n"] == 6
     assert json.loads((evaluations / "twin2" / "metrics.json").read_text())["n"] == 4
-    assert main(["evaluate", str(trained_run.run_dir), str(first)]) == 0  # the same folder again: refreshed in place
+    assert (
+        main(["evaluate", str(trained_run.run_dir), str(first)]) == 0
+    )  # the same folder again: refreshed in place
     assert not (evaluations / "twin3").exists()
     report = (evaluations / "twin2" / "report.html").read_text(encoding="utf-8")
     assert 'id="results"' in report and 'id="mistakes"' in report and str(second) in report
     capsys.readouterr()
 
 
-def test_a_run_folder_that_cannot_be_written_still_prints_the_metrics(trained_run, tmp_path, capsys, monkeypatch):
+def test_a_run_folder_that_cannot_be_written_still_prints_the_metrics(
+    trained_run, tmp_path, capsys, monkeypatch
+):
     import imgclf.evaluation.evaluate as evaluate
 
     def read_only(*_args, **_kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(evaluate, "write_json", read_only)  # running as root, chmod would not stop a write
+    monkeypatch.setattr(
+        evaluate, "write_json", read_only
+    )  # running as root, chmod would not stop a write
     data = make_dataset(tmp_path / "ro", {"cat": 3}, seed=23)
     assert main(["evaluate", str(trained_run.run_dir), str(data)]) != 0
     captured = capsys.readouterr()
     assert "accuracy" in captured.out and "confusion matrix" in captured.out
     errors = [line for line in captured.err.splitlines() if line.startswith("imgclf: error")]
-    assert errors == [f"imgclf: error: could not save the evaluation in {str(trained_run.run_dir / 'evaluations' / 'ro')!r}: Read-only file system"]
+    assert errors == [
+        f"imgclf: error: could not save the evaluation in {str(trained_run.run_dir / 'evaluations' / 'ro')!r}: Read-only file system"
+    ]
     assert "Traceback" not in captured.err
 
 
@@ -90,9 +98,13 @@ def test_ctrl_c_during_evaluation_stops_without_a_traceback(trained_run, capsys,
 def test_evaluation_shows_progress_when_piped(trained_run, capsys, monkeypatch):
     import imgclf.progress as progress
 
-    monkeypatch.setattr(progress, "PIPED_INTERVAL_S", 0.0)  # a line per batch instead of one every 5 s
+    monkeypatch.setattr(
+        progress, "PIPED_INTERVAL_S", 0.0
+    )  # a line per batch instead of one every 5 s
     assert main(["evaluate", str(trained_run.run_dir)]) == 0
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluating:")]
+    lines = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("evaluating:")
+    ]
     assert lines and lines[-1].startswith("evaluating: 6/6 (") and "s left)" in lines[-1]
 
 
@@ -105,7 +117,9 @@ def _colour_shifted_copy(src, dst):
             pixels = np.asarray(im.convert("RGB"), np.float64)
         out = dst / path.relative_to(src)
         out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(np.roll(pixels, 1, axis=2) * 0.7, 0, 255).astype(np.uint8)).save(out, quality=90)
+        Image.fromarray(np.clip(np.roll(pixels, 1, axis=2) * 0.7, 0, 255).astype(np.uint8)).save(
+            out, quality=90
+        )
     return dst
 
 
@@ -119,9 +133,30 @@ def honest_run(tmp_path_factory):
     shifted = _colour_shifted_copy(same, base / "other_camera")
     terminal = io.StringIO()
     with contextlib.redirect_stdout(terminal):
-        code = main(["train", str(data), "--model", "cnn", "--image-size", "32", "--epochs", "8", "--batch-size", "8",
-                     "--augment", "none", "--test-fraction", "0.3", "--test-dir", str(same), "--out", str(base / "runs"),
-                     "--name", "honest"])
+        code = main(
+            [
+                "train",
+                str(data),
+                "--model",
+                "cnn",
+                "--image-size",
+                "32",
+                "--epochs",
+                "8",
+                "--batch-size",
+                "8",
+                "--augment",
+                "none",
+                "--test-fraction",
+                "0.3",
+                "--test-dir",
+                str(same),
+                "--out",
+                str(base / "runs"),
+                "--name",
+                "honest",
+            ]
+        )
     assert code == 0
     return base / "runs" / "honest", terminal.getvalue(), shifted
 
@@ -130,12 +165,17 @@ def test_train_with_a_test_dir_shows_both_accuracies_and_no_warning_on_the_same_
     run_dir, out, _ = honest_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     check = metrics["honesty"]
-    assert check["internal"]["n"] == metrics["n"] == 36 and check["internal"]["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert check["internal"]["n"] == metrics["n"] == 36 and check["internal"][
+        "accuracy"
+    ] == pytest.approx(metrics["accuracy"])
     assert check["internal"]["accuracy"] >= 0.9, check  # a model worth checking
     assert check["external"]["n"] == 60 and check["differs"] is False, check
     assert "WARNING" not in out and check["message"] in out
     saved = json.loads((run_dir / "evaluations" / "same_kind" / "metrics.json").read_text())
-    assert saved["accuracy"] == pytest.approx(check["external"]["accuracy"]) and saved["honesty"] == check
+    assert (
+        saved["accuracy"] == pytest.approx(check["external"]["accuracy"])
+        and saved["honesty"] == check
+    )
     report = (run_dir / "report.html").read_text(encoding="utf-8")
     assert 'data-honesty="consistent"' in report
     assert f'data-metric="honesty_external">{check["external"]["accuracy"]:.4f}<' in report

@@ -14,7 +14,19 @@ from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles, read_json
 from imgclf.training.callbacks import HistoryCSV
 
-CNN_FLAGS = ["--model", "cnn", "--image-size", "32", "--batch-size", "8", "--augment", "none", "--epochs", "3", "--no-report"]
+CNN_FLAGS = [
+    "--model",
+    "cnn",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--augment",
+    "none",
+    "--epochs",
+    "3",
+    "--no-report",
+]
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -89,7 +101,11 @@ def test_quiet_says_whether_the_run_was_interrupted(tmp_path, capsys, monkeypatc
     code, out, err = cli(capsys, "train", data, "--out", tmp_path / "runs", "--quiet", *CNN_FLAGS)
     assert code == 130
     run_dir, accuracy, n, flag = out.rstrip("\n").split("\t")
-    assert run_dir == str(tmp_path / "runs" / "pets") and accuracy.startswith("accuracy=") and n.startswith("n=")
+    assert (
+        run_dir == str(tmp_path / "runs" / "pets")
+        and accuracy.startswith("accuracy=")
+        and n.startswith("n=")
+    )
     assert flag == "interrupted=yes"
     assert one_line(err).startswith("imgclf: interrupted: kept the best model so far")
 

@@ -20,14 +20,18 @@ MOSTLY = 0.5  # "mostly on the patch"; HiResCAM measured 0.55-0.63 over three ot
 COLOURS = {"blue": (30, 60, 230), "green": (30, 200, 60), "red": (230, 40, 30)}
 
 
-def _place(rng: np.random.Generator, size: int, side: int, avoid: tuple[int, int] | None = None) -> tuple[int, int]:
+def _place(
+    rng: np.random.Generator, size: int, side: int, avoid: tuple[int, int] | None = None
+) -> tuple[int, int]:
     while True:
         y, x = int(rng.integers(0, size - side)), int(rng.integers(0, size - side))
         if avoid is None or abs(y - avoid[0]) >= side or abs(x - avoid[1]) >= side:
             return y, x
 
 
-def make_patch_dataset(root: Path, size: int, per_class: int = 40, seed: int = 0) -> dict[str, tuple[int, int, int]]:
+def make_patch_dataset(
+    root: Path, size: int, per_class: int = 40, seed: int = 0
+) -> dict[str, tuple[int, int, int]]:
     """Noisy grey images, each with a white distractor square (in every class) and a square of the
     class's colour elsewhere; only the colour tells the classes apart. Returns each file's coloured
     patch as (y, x, side)."""
@@ -76,14 +80,27 @@ def _mass_on_patch(run_dir: Path, heldout: Path, size: int) -> float:
         ("efficientnet_lite0", 128, 40, {"fine_tune": "none"}),
     ],
 )
-def test_grad_cam_mass_falls_on_the_planted_patch(tmp_path, private_cache, model, size, per_class, options):
+def test_grad_cam_mass_falls_on_the_planted_patch(
+    tmp_path, private_cache, model, size, per_class, options
+):
     make_patch_dataset(tmp_path / "patch", size, per_class)
-    result = imgclf.train(tmp_path / "patch", model=model, image_size=size, batch_size=16, augment="none",
-                          out=str(tmp_path / "runs"), verbose=0, report=False, **options)
+    result = imgclf.train(
+        tmp_path / "patch",
+        model=model,
+        image_size=size,
+        batch_size=16,
+        augment="none",
+        out=str(tmp_path / "runs"),
+        verbose=0,
+        report=False,
+        **options,
+    )
     assert result.metrics.accuracy >= 0.9, result.metrics.accuracy
     share = _mass_on_patch(result.run_dir, tmp_path / "heldout", size)
     print(f"{model}: median heatmap mass on the patch {share:.3f}")
-    assert share > MOSTLY, f"median heatmap mass on the patch {share:.2f} (patch area {PATCH_SHARE**2:.2f})"
+    assert share > MOSTLY, (
+        f"median heatmap mass on the patch {share:.2f} (patch area {PATCH_SHARE**2:.2f})"
+    )
 
 
 def test_feature_maps_and_summary_of_a_run(trained_run):

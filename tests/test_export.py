@@ -13,13 +13,25 @@ from imgclf.errors import ConfigError, DataError
 from imgclf.serving.export import MIN_AGREEMENT, export_run
 from imgclf.serving.predictor import load_run
 
-CASES = [("savedmodel", "float32"), ("tflite", "float32"), ("tflite", "float16"), ("tflite", "int8"), ("onnx", "float32")]
+CASES = [
+    ("savedmodel", "float32"),
+    ("tflite", "float32"),
+    ("tflite", "float16"),
+    ("tflite", "int8"),
+    ("onnx", "float32"),
+]
 
 
 @pytest.fixture(scope="module")
 def runs(trained_run, tmp_path_factory):
     # with augmentation layers in the model: the export must leave them out (TFLite/ONNX cannot convert them)
-    two = train_tiny_run(tmp_path_factory.mktemp("export"), {"no": 16, "yes": 16}, "binary", seed=3, augment="flip,rotate=10")
+    two = train_tiny_run(
+        tmp_path_factory.mktemp("export"),
+        {"no": 16, "yes": 16},
+        "binary",
+        seed=3,
+        augment="flip,rotate=10",
+    )
     return {"multi": load_run(trained_run.run_dir), "two": load_run(two)}
 
 
@@ -40,7 +52,18 @@ def exported(tmp_path_factory):
         key = (kind, fmt, precision)
         if key not in done:
             out = tmp_path_factory.mktemp("exports") / f"{kind}_{fmt}_{precision}"
-            code = main(["export", str(run.path), "--format", fmt, "--precision", precision, "--out", str(out)])
+            code = main(
+                [
+                    "export",
+                    str(run.path),
+                    "--format",
+                    fmt,
+                    "--precision",
+                    precision,
+                    "--out",
+                    str(out),
+                ]
+            )
             done[key] = (code, capsys.readouterr().out, out)
         return done[key]
 
@@ -54,7 +77,11 @@ def test_export_parity(runs, exported, kind, fmt, precision, capsys):
     code, printed, out = exported(run, kind, fmt, precision, capsys)
     info = json.loads((out / "parity.json").read_text())
     assert (out / "labels.txt").read_text().splitlines() == run.classes
-    assert info["split"] == "test" and info["n"] > 0 and f"parity on {info['n']} test images" in printed
+    assert (
+        info["split"] == "test"
+        and info["n"] > 0
+        and f"parity on {info['n']} test images" in printed
+    )
     assert info["image_size"] == run.image_size
     if precision == "int8":  # reported as it is; quantization may cost agreement
         assert code == 0 and f"{info['agreement']:.2%}" in printed
@@ -73,18 +100,25 @@ def test_exports_run_without_imgclf(runs, exported, capsys):
     run = runs["multi"]
     x = pixels_of(run)
     expected = run.model.predict_on_batch(x)
-    folders = {fmt: exported(run, "multi", fmt, "float32", capsys)[2] for fmt in ("savedmodel", "onnx", "tflite")}
+    folders = {
+        fmt: exported(run, "multi", fmt, "float32", capsys)[2]
+        for fmt in ("savedmodel", "onnx", "tflite")
+    }
     sm = tf.saved_model.load(str(folders["savedmodel"] / "saved_model"))
     np.testing.assert_allclose(sm.serve(x).numpy(), expected, atol=1e-5)
     session = ort.InferenceSession(str(folders["onnx"] / "model.onnx"))
-    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], expected, atol=1e-4)
+    np.testing.assert_allclose(
+        session.run(None, {session.get_inputs()[0].name: x})[0], expected, atol=1e-4
+    )
     interpreter = tf.lite.Interpreter(model_path=str(folders["tflite"] / "model_float32.tflite"))
     inp = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(inp["index"], x.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(inp["index"], x)
     interpreter.invoke()
-    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), expected, atol=1e-4)
+    np.testing.assert_allclose(
+        interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), expected, atol=1e-4
+    )
 
 
 def test_the_two_class_run_has_augmentation_and_its_export_does_not(runs):

@@ -38,7 +38,11 @@ def imgclf_process(*argv) -> subprocess.Popen:
     """``python -m imgclf ARGV`` from this checkout, with the test's own cache."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen(
-        [sys.executable, "-m", "imgclf", *map(str, argv)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "imgclf", *map(str, argv)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -46,7 +50,9 @@ def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 300) -> None:
     """SIGKILL ``proc`` as soon as ``path`` exists (polled every 10 ms)."""
     end = time.monotonic() + timeout
     while not path.exists():
-        assert proc.poll() is None, f"the run ended before {path.name} appeared: {proc.communicate()}"
+        assert proc.poll() is None, (
+            f"the run ended before {path.name} appeared: {proc.communicate()}"
+        )
         assert time.monotonic() < end, f"{path} did not appear"
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
@@ -62,7 +68,9 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 def one_line(err: str) -> str:
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("imgclf: error: ") and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("imgclf: error: ") and "Traceback" not in err, (
+        err
+    )
     return lines[0]
 
 
@@ -75,11 +83,15 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
     straight = imgclf.train(data, out=str(out), name="straight", verbose=0, report=False, **CNN)
     proc = imgclf_process("train", data, "--out", out, "--name", "killed", *CNN_FLAGS)
     run_dir = out / "killed"
-    kill_when(proc, run_dir / RunFiles.STATE)  # the first epoch's checkpoint is whole: epoch 2 is under way
+    kill_when(
+        proc, run_dir / RunFiles.STATE
+    )  # the first epoch's checkpoint is whole: epoch 2 is under way
     state = read_json(run_dir / RunFiles.STATE)
     assert state["stage"] == "train" and 1 <= state["stage_epochs"] < CNN["epochs"]
     assert not (run_dir / RunFiles.METRICS).exists()  # it did not finish
-    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary file passed off
+    assert not [
+        p.name for p in run_dir.iterdir() if p.name.startswith(".")
+    ]  # no temporary file passed off
 
     code, stdout, stderr = cli(capsys, "train", "--resume", run_dir, "--quiet")
     assert code == 0, stderr
@@ -87,9 +99,15 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
     rows = history_rows(run_dir)
     assert [int(r["epoch"]) for r in rows] == list(range(1, CNN["epochs"] + 1))  # each epoch once
     reference = history_rows(straight.run_dir)
-    assert rows[0] == {**reference[0], "seconds": rows[0]["seconds"]}  # the epoch before the kill: same seed, same numbers
+    assert rows[0] == {
+        **reference[0],
+        "seconds": rows[0]["seconds"],
+    }  # the epoch before the kill: same seed, same numbers
     assert abs(float(rows[-1]["val_loss"]) - float(reference[-1]["val_loss"])) < 0.25
-    metrics, expected = read_json(run_dir / RunFiles.METRICS), read_json(straight.run_dir / RunFiles.METRICS)
+    metrics, expected = (
+        read_json(run_dir / RunFiles.METRICS),
+        read_json(straight.run_dir / RunFiles.METRICS),
+    )
     n_test = sum(r["split"] == "test" for r in manifest_rows(run_dir))
     assert metrics["interrupted"] is False and metrics["n"] == expected["n"] == n_test
     assert abs(metrics["accuracy"] - expected["accuracy"]) <= 1 / n_test + 0.1
@@ -130,7 +148,9 @@ def test_disk_full_while_saving_a_checkpoint(tmp_path, capsys, monkeypatch):
         saves.append(Path(path))
         if len(saves) == 1:
             return real_save(model, path, *args, **kwargs)
-        Path(path).write_bytes(b"PK\x03\x04" + b"\0" * 4096)  # part of the file, then the disk is full
+        Path(path).write_bytes(
+            b"PK\x03\x04" + b"\0" * 4096
+        )  # part of the file, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(keras.Model, "save", save)
@@ -142,18 +162,31 @@ def test_disk_full_while_saving_a_checkpoint(tmp_path, capsys, monkeypatch):
         f"imgclf: error: cannot write '{run_dir / RunFiles.LAST}': the disk is full; free some space or pass --out on "
         "another disk (no partial file was left)"
     )
-    assert load_model_file(run_dir / RunFiles.MODEL).output_shape == (None, 1)  # the first save, whole
-    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".") or p.name == RunFiles.LAST]
+    assert load_model_file(run_dir / RunFiles.MODEL).output_shape == (
+        None,
+        1,
+    )  # the first save, whole
+    assert not [
+        p.name for p in run_dir.iterdir() if p.name.startswith(".") or p.name == RunFiles.LAST
+    ]
     assert tree_hashes(earlier) == before
 
 
 def _read_only_mount_works() -> bool:
-    return shutil.which("unshare") is not None and subprocess.run(
-        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs none /mnt"], capture_output=True, check=False
-    ).returncode == 0
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(
+            ["unshare", "-rm", "sh", "-c", "mount -t tmpfs none /mnt"],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
 
 
-@pytest.mark.skipif(not _read_only_mount_works(), reason="needs a private mount namespace (unshare -rm)")
+@pytest.mark.skipif(
+    not _read_only_mount_works(), reason="needs a private mount namespace (unshare -rm)"
+)
 def test_read_only_out_folder(tmp_path):
     """A real read-only mount of --out (in a private mount namespace): one line, exit 1, nothing written,
     the runs already there untouched."""
@@ -165,10 +198,19 @@ def test_read_only_out_folder(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
     argv = [sys.executable, "-m", "imgclf", "train", str(data), "--out", str(out), *CNN_FLAGS]
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(out), *argv], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(out), *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 1, done.stderr
     line = one_line(done.stderr)
-    assert line == f"imgclf: error: cannot write '{out / 'pets'}': the file system is read-only; pass --out to a writable folder"
+    assert (
+        line
+        == f"imgclf: error: cannot write '{out / 'pets'}': the file system is read-only; pass --out to a writable folder"
+    )
     assert tree_hashes(out) == before
 
 
@@ -198,9 +240,21 @@ def bad_models(tmp_path_factory) -> dict[str, Path]:
 )
 def test_model_flag_pointing_at_a_bad_file(tmp_path, capsys, bad_models, name, says):
     data = make_dataset(tmp_path / "pets", {"cat": 6, "dog": 6}, seed=45)
-    code, _, stderr = cli(capsys, "train", data, "--model", bad_models[name], "--image-size", "32", "--out", tmp_path / "runs")
+    code, _, stderr = cli(
+        capsys,
+        "train",
+        data,
+        "--model",
+        bad_models[name],
+        "--image-size",
+        "32",
+        "--out",
+        tmp_path / "runs",
+    )
     line = one_line(stderr)
     assert code == 1
-    assert line.startswith(f"imgclf: error: cannot load the backbone {str(bad_models[name])!r}: {says}"), line
+    assert line.startswith(
+        f"imgclf: error: cannot load the backbone {str(bad_models[name])!r}: {says}"
+    ), line
     assert "safe_mode" not in line and "File not found" not in line
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())

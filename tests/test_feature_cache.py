@@ -99,7 +99,10 @@ def test_each_view_is_cached_separately(tmp_path):
     compute = FakeCompute()
     cache.get(HASHES, 1, compute)
     assert compute.calls == [[0, 1, 2, 3]] and (cache.hits, cache.misses) == (0, 4)
-    assert sorted(p.name for p in (tmp_path / "c" / cache.key).iterdir()) == ["view0.npz", "view1.npz"]
+    assert sorted(p.name for p in (tmp_path / "c" / cache.key).iterdir()) == [
+        "view0.npz",
+        "view1.npz",
+    ]
 
 
 def test_entries_are_keyed_by_file_content_not_path(tmp_path):
@@ -109,7 +112,9 @@ def test_entries_are_keyed_by_file_content_not_path(tmp_path):
     for i in range(3):
         files.append(folder / f"img{i}.jpg")
         files[-1].write_bytes(f"pretend jpeg number {i}".encode())
-    FeatureCache(tmp_path / "c", KEY).get(FeatureCache.digests([str(f) for f in files]), 0, FakeCompute())
+    FeatureCache(tmp_path / "c", KEY).get(
+        FeatureCache.digests([str(f) for f in files]), 0, FakeCompute()
+    )
 
     files[1].write_bytes(b"the same name, new pixels")  # edited in place
     copy = tmp_path / "elsewhere" / "renamed.jpg"
@@ -203,7 +208,12 @@ def test_two_processes_writing_one_entry_keep_each_others_rows(tmp_path):
     script.write_text(WRITER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(tmp_path / "c"), str(go), str(first)], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "c"), str(go), str(first)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for first in (0, 20)  # rows 0-39 and 20-59: 20 shared, 20 own each
     ]
     go.touch()
@@ -247,8 +257,12 @@ def test_the_cache_keeps_under_its_cap_by_evicting_the_least_recently_used(tmp_p
         os.utime(f, (1_000_000 + n, 1_000_000 + n))
         entries.append(f)
     size = entries[0].stat().st_size
-    FeatureCache(tmp_path / "c", (*KEY[:-1], 0)).get(HASHES, 0, FakeCompute())  # a hit: entry 0 is used again
-    monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", str(2.5 * size / 2**30))  # room for two entries and a half
+    FeatureCache(tmp_path / "c", (*KEY[:-1], 0)).get(
+        HASHES, 0, FakeCompute()
+    )  # a hit: entry 0 is used again
+    monkeypatch.setenv(
+        "IMGCLF_CACHE_MAX_GB", str(2.5 * size / 2**30)
+    )  # room for two entries and a half
     newest = FeatureCache(tmp_path / "c", (*KEY[:-1], 3))
     newest.get(HASHES, 0, FakeCompute())
     left = sorted(p.parent.name for p in (tmp_path / "c").rglob("*.npz"))
@@ -309,7 +323,9 @@ MESSAGE = re.compile(
     r"(?P<train>\d+) training activations \((?P<views>\d+) view\(s\)\) \+ (?P<val>\d+) val at '(?P<cut>[^']+)' "
     r"in [\d.]+s \(cache: (?P<hit>\d+) hit, (?P<computed>\d+) computed\)"
 )
-HEAD_ONLY = dict(image_size=32, head_epochs=1, fine_tune="none", batch_size=8, verbose=1, report=False)
+HEAD_ONLY = dict(
+    image_size=32, head_epochs=1, fine_tune="none", batch_size=8, verbose=1, report=False
+)
 
 
 def activation_report(out: str) -> dict[str, int | str]:
@@ -344,7 +360,14 @@ def cached_runs(tmp_path_factory, tiny_backbone):
                 outs["shared_before"] = tree_hashes(shared)
             stdout = io.StringIO()
             with redirect_stdout(stdout):
-                result = imgclf.train(data, out=str(base / "runs"), name=name, model=tiny_backbone, **HEAD_ONLY, **options)
+                result = imgclf.train(
+                    data,
+                    out=str(base / "runs"),
+                    name=name,
+                    model=tiny_backbone,
+                    **HEAD_ONLY,
+                    **options,
+                )
             outs[name] = SimpleNamespace(out=stdout.getvalue(), result=result)
     finally:
         patch.undo()
@@ -360,8 +383,14 @@ def test_a_run_fills_the_cache_and_the_next_one_reads_it(cached_runs):
     assert second["hit"] > 0 and second["computed"] == 0
     assert second["hit"] == second["train"] + second["val"]
     assert re.search(rf"\(cache: {second['hit']} hit, 0 computed\)", cached_runs.one_view.out)
-    assert first["cut"] == second["cut"] == "output"  # fine_tune none: the head trains on the backbone's output
-    files = sorted(p.relative_to(cached_runs.cache).as_posix() for p in cached_runs.cache.rglob("*") if p.is_file())
+    assert (
+        first["cut"] == second["cut"] == "output"
+    )  # fine_tune none: the head trains on the backbone's output
+    files = sorted(
+        p.relative_to(cached_runs.cache).as_posix()
+        for p in cached_runs.cache.rglob("*")
+        if p.is_file()
+    )
     assert [f.split("/")[0] for f in files] == ["features"] * 3, files
     assert sorted(f.split("/")[-1] for f in files) == ["view0.npz", "view1.npz", "view2.npz"]
 
@@ -387,7 +416,9 @@ def test_feature_cache_false_writes_nothing_under_imgclf_cache(cached_runs):
     report = activation_report(cached_runs.no_cache.out)
     assert report["hit"] == 0 and report["computed"] == report["train"] + report["val"]
     assert not cached_runs.unused.exists()
-    assert tree_hashes(cached_runs.cache) == cached_runs.shared_before  # and nothing changed elsewhere
+    assert (
+        tree_hashes(cached_runs.cache) == cached_runs.shared_before
+    )  # and nothing changed elsewhere
 
 
 def test_augmented_views_differ_from_the_original(cached_runs):

@@ -8,12 +8,16 @@ from imgclf.data.groups import UnionFind, check_group_by, group_labels, merge_gr
 from imgclf.errors import ConfigError, DataError
 
 ROOT = "/data"
-PATHS = [f"{ROOT}/{c}/patient{p}_img{i}.png" for c in ("sick", "well") for p in (1, 2) for i in (1, 2)]
+PATHS = [
+    f"{ROOT}/{c}/patient{p}_img{i}.png" for c in ("sick", "well") for p in (1, 2) for i in (1, 2)
+]
 
 
 def test_regex_first_group_names_the_group():
     groups = group_labels(PATHS, ROOT, r"patient(\d+)_")
-    assert groups[f"{ROOT}/sick/patient1_img1.png"] == groups[f"{ROOT}/well/patient1_img2.png"] == "1"
+    assert (
+        groups[f"{ROOT}/sick/patient1_img1.png"] == groups[f"{ROOT}/well/patient1_img2.png"] == "1"
+    )
     assert set(groups.values()) == {"1", "2"}
 
 
@@ -29,15 +33,23 @@ def test_regex_is_searched_in_the_path_relative_to_the_data_folder():
 
 def test_csv_of_path_and_group(tmp_path):
     table = tmp_path / "groups.csv"
-    table.write_text(f"path,group\nsick/patient1_img1.png,alice\n{ROOT}/well/patient2_img2.png,alice\nnot/there.png,bob\n")
+    table.write_text(
+        f"path,group\nsick/patient1_img1.png,alice\n{ROOT}/well/patient2_img2.png,alice\nnot/there.png,bob\n"
+    )
     groups = group_labels(PATHS, ROOT, str(table))
-    assert groups == {f"{ROOT}/sick/patient1_img1.png": "alice", f"{ROOT}/well/patient2_img2.png": "alice"}
+    assert groups == {
+        f"{ROOT}/sick/patient1_img1.png": "alice",
+        f"{ROOT}/well/patient2_img2.png": "alice",
+    }
 
 
 def test_csv_without_the_columns(tmp_path):
     table = tmp_path / "groups.csv"
     table.write_text("file,patient\na.png,1\n")
-    with pytest.raises(DataError, match=r"group file '.*groups.csv' has columns \['file', 'patient'\]; expected a header with 'path' and 'group'"):
+    with pytest.raises(
+        DataError,
+        match=r"group file '.*groups.csv' has columns \['file', 'patient'\]; expected a header with 'path' and 'group'",
+    ):
         group_labels(PATHS, ROOT, str(table))
 
 
@@ -46,7 +58,10 @@ def test_csv_without_the_columns(tmp_path):
     [
         ("", r"invalid value for `group_by`: received ''; expected a regular expression"),
         ("[a-", r"invalid value for `group_by`: received '\[a-'; expected .*regex error"),
-        ("nowhere.csv", r"invalid value for `group_by`: received 'nowhere.csv'; expected .*\(no such file\)"),
+        (
+            "nowhere.csv",
+            r"invalid value for `group_by`: received 'nowhere.csv'; expected .*\(no such file\)",
+        ),
     ],
 )
 def test_bad_group_by(value, message):

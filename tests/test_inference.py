@@ -36,9 +36,14 @@ def test_score_items_keeps_order_and_lists_failures(trained_run, tmp_path):
     from imgclf.evaluation.inference import score_items
 
     model = keras.saving.load_model(trained_run.run_dir / "model.keras")
-    good = sorted((trained_run.data / "fox").glob("*.jpg"))[:3] + sorted((trained_run.data / "cat").glob("*.jpg"))[:2]
+    good = (
+        sorted((trained_run.data / "fox").glob("*.jpg"))[:3]
+        + sorted((trained_run.data / "cat").glob("*.jpg"))[:2]
+    )
     bad = write_truncated_jpeg(tmp_path / "broken.jpg")
-    items = [ImageItem(str(good[0]), 2), ImageItem(str(bad), 0)] + [ImageItem(str(p), -1) for p in good[1:]]
+    items = [ImageItem(str(good[0]), 2), ImageItem(str(bad), 0)] + [
+        ImageItem(str(p), -1) for p in good[1:]
+    ]
     scores = score_items(model, items, 32, batch_size=2)
     assert scores.paths == [str(p) for p in good]
     assert list(scores.failures) == [str(bad)]

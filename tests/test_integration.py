@@ -15,7 +15,9 @@ import imgclf
 from imgclf.cli import main
 from imgclf.runs import RunFiles, read_json
 
-DATASET = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "sign-language-digits"
+DATASET = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "sign-language-digits"
+)
 CLASSES = ["0", "1", "2", "3"]
 PER_CLASS = 40
 

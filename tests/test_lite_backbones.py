@@ -69,9 +69,15 @@ def test_fine_tune_cut_has_lite0s_depth(lite):
     name, backbone = lite
     lite0 = get_spec("efficientnet_lite0")
     cut = backbone.get_layer(get_spec(name).fine_tune_from)
-    assert _stride_below(backbone, cut.name) == _stride_below(lite0.builder(128), lite0.fine_tune_from) == 16
+    assert (
+        _stride_below(backbone, cut.name)
+        == _stride_below(lite0.builder(128), lite0.fine_tune_from)
+        == 16
+    )
     assert cut.filters == cut.input.shape[-1] * 6  # an expansion conv: the start of a block
-    assert cut.input.shape[-1] < backbone.get_layer(cut.name.replace("expand", "project")).filters  # a new stage
+    assert (
+        cut.input.shape[-1] < backbone.get_layer(cut.name.replace("expand", "project")).filters
+    )  # a new stage
 
 
 @pytest.mark.usefixtures("private_cache")
@@ -85,10 +91,30 @@ def test_train_offline_from_the_command_line(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(keras.utils, "get_file", no_download)
     data = make_dataset(tmp_path / "colours", {"red": 12, "blue": 12}, seed=3)
-    code = main([
-        "train", str(data), "--model", name, "--image-size", "32", "--head-epochs", "1", "--epochs", "1",
-        "--fine-tune", "3", "--batch-size", "8", "--augment", "none", "--out", str(tmp_path / "runs"), "--quiet", "--no-report",
-    ])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(data),
+            "--model",
+            name,
+            "--image-size",
+            "32",
+            "--head-epochs",
+            "1",
+            "--epochs",
+            "1",
+            "--fine-tune",
+            "3",
+            "--batch-size",
+            "8",
+            "--augment",
+            "none",
+            "--out",
+            str(tmp_path / "runs"),
+            "--quiet",
+            "--no-report",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     run = tmp_path / "runs" / "colours"

@@ -102,7 +102,9 @@ def test_bad_files_give_one_line_saying_what_is_wrong(files, name, says):
 
 
 def test_missing_file_and_folder(tmp_path):
-    with pytest.raises(ModelError, match=r"cannot load the backbone '.*nope\.keras': the file does not exist$"):
+    with pytest.raises(
+        ModelError, match=r"cannot load the backbone '.*nope\.keras': the file does not exist$"
+    ):
         load_model_file(tmp_path / "nope.keras", "backbone")
     with pytest.raises(ModelError, match=r"it is a folder; expected a \.keras file"):
         load_model_file(tmp_path, "checkpoint")
@@ -113,7 +115,9 @@ def test_a_lambda_layer_is_refused_without_running_it(tmp_path):
     message explains the refusal instead of telling a CLI user to pass ``safe_mode=False``."""
     marker = tmp_path / "the_lambda_ran"
     inputs = keras.Input((4,))
-    code = eval(f"lambda x: x * 2 if not open({str(marker)!r}, 'w').close() else x")  # no closure: Keras saves the bytecode
+    code = eval(
+        f"lambda x: x * 2 if not open({str(marker)!r}, 'w').close() else x"
+    )  # no closure: Keras saves the bytecode
     outputs = keras.layers.Lambda(code)(inputs)
     path = tmp_path / "lambda.keras"
     keras.Model(inputs, keras.layers.Dense(2)(outputs)).save(path)
@@ -122,9 +126,15 @@ def test_a_lambda_layer_is_refused_without_running_it(tmp_path):
         load_model_file(path, "model")
     message = str(info.value)
     assert "contains Python code (a `Lambda` layer" in message and "refuses it" in message
-    assert "safe_mode" not in message and "enable_unsafe_deserialization" not in message and "\n" not in message
+    assert (
+        "safe_mode" not in message
+        and "enable_unsafe_deserialization" not in message
+        and "\n" not in message
+    )
     assert not marker.exists()
-    keras.saving.load_model(path, safe_mode=False)  # what safe mode prevented: loading runs the code
+    keras.saving.load_model(
+        path, safe_mode=False
+    )  # what safe mode prevented: loading runs the code
     assert marker.exists()
 
 
@@ -135,4 +145,7 @@ def test_imgclf_layers_load(tmp_path):
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, ImagenetPreprocess("tf", name="preprocess")(inputs))
     model.save(tmp_path / "pre.keras")
-    assert load_model_file(tmp_path / "pre.keras").get_layer("preprocess").__class__.__name__ == "ImagenetPreprocess"
+    assert (
+        load_model_file(tmp_path / "pre.keras").get_layer("preprocess").__class__.__name__
+        == "ImagenetPreprocess"
+    )

@@ -25,9 +25,13 @@ def test_against_hand_computed_values(metrics):
     assert metrics.split == "test"
     assert metrics.classes == CLASSES
     # cat: predicted twice (1 right) -> precision 1/2; 2 true (1 found) -> recall 1/2
-    assert metrics.per_class["cat"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert metrics.per_class["cat"] == pytest.approx(
+        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    )
     # dog: predicted 3 times (2 right) -> 2/3; both found -> recall 1; f1 = 2*(2/3)/(5/3) = 0.8
-    assert metrics.per_class["dog"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2})
+    assert metrics.per_class["dog"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2}
+    )
     # fox: never predicted -> 0 (zero_division=0), not a warning or NaN
     assert metrics.per_class["fox"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert metrics.macro_f1 == pytest.approx((0.5 + 0.8 + 0.0) / 3)
@@ -56,7 +60,9 @@ def test_format_metrics_names_every_class(metrics):
     text = format_metrics(metrics)
     assert text.splitlines()[0] == "test: accuracy 0.6000  macro F1 0.4333  n=5"
     for name in CLASSES:
-        assert sum(line.startswith(name) for line in text.splitlines()) == 2  # report row + matrix row
+        assert (
+            sum(line.startswith(name) for line in text.splitlines()) == 2
+        )  # report row + matrix row
     assert "confusion matrix (rows: true, columns: predicted)" in text
     assert "0.667" in text and "0.800" in text
     matrix_rows = [line.split() for line in text.splitlines()[-3:]]
@@ -81,7 +87,11 @@ def _stats(correct: int, n: int) -> dict:
     from imgclf.evaluation.stats import wilson_interval
 
     low, high = wilson_interval(correct, n)
-    return {"n": n, "split": "test", "statistics": {"accuracy": {"value": correct / n, "low": low, "high": high}}}
+    return {
+        "n": n,
+        "split": "test",
+        "statistics": {"accuracy": {"value": correct / n, "low": low, "high": high}},
+    }
 
 
 def test_the_honesty_check_is_fishers_exact_test_on_right_and_wrong_counts():
@@ -90,7 +100,9 @@ def test_the_honesty_check_is_fishers_exact_test_on_right_and_wrong_counts():
     from imgclf.evaluation.honesty import compare_accuracy
 
     shifted = compare_accuracy(_stats(198, 200), _stats(150, 200), "elsewhere")
-    assert shifted["differs"] and shifted["p_value"] == pytest.approx(fisher_exact([[198, 2], [150, 50]]).pvalue)
+    assert shifted["differs"] and shifted["p_value"] == pytest.approx(
+        fisher_exact([[198, 2], [150, 50]]).pvalue
+    )
     assert shifted["message"].startswith("WARNING honesty check: accuracy 0.7500 [")
     assert "overstates" in shifted["message"] and "24.0 percentage points" in shifted["message"]
     same = compare_accuracy(_stats(190, 200), _stats(183, 200), "elsewhere")

@@ -19,7 +19,9 @@ from imgclf.models.layers import ImagenetPreprocess
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec, list_models
 from imgclf.training.recipe import freeze_below
 
-ALL_MODELS = sorted(["cnn", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", *KERAS_APPLICATIONS])
+ALL_MODELS = sorted(
+    ["cnn", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", *KERAS_APPLICATIONS]
+)
 
 
 def test_list_models_names():
@@ -41,7 +43,9 @@ def test_every_registry_entry_is_well_formed(name):
         assert hasattr(keras.applications, class_name), f"keras.applications has no {class_name}"
         assert spec.pretrained and not spec.offline  # ImageNet weights are downloaded on first use
     else:
-        assert spec.offline  # cnn and the built-in EfficientNet-Lite0, Lite1 and Lite2 need no network
+        assert (
+            spec.offline
+        )  # cnn and the built-in EfficientNet-Lite0, Lite1 and Lite2 need no network
 
 
 def test_pretrained_flags():
@@ -75,10 +79,15 @@ def test_augmentation_is_part_of_the_model_only_when_asked():
     assert "augmentation" not in [layer.name for layer in without.layers]
 
 
-@pytest.mark.parametrize("name, size, features", [("mobilenet_v2", 96, 1280), ("efficientnet_b0", 64, 1280), ("resnet50", 64, 2048)])
+@pytest.mark.parametrize(
+    "name, size, features",
+    [("mobilenet_v2", 96, 1280), ("efficientnet_b0", 64, 1280), ("resnet50", 64, 2048)],
+)
 def test_keras_application_backbone_accepts_a_batch(name, size, features):
     backbone = build_keras_application(name, size, weights=None)
-    out = backbone.predict(np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32"), verbose=0)
+    out = backbone.predict(
+        np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32"), verbose=0
+    )
     assert out.shape == (2, features)
     assert np.all(np.isfinite(out))
     mode = KERAS_APPLICATIONS[name][1]
@@ -87,12 +96,18 @@ def test_keras_application_backbone_accepts_a_batch(name, size, features):
 
 
 def batchnorm_layers(model):
-    return [layer for layer in iter_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    return [
+        layer for layer in iter_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+    ]
 
 
 @pytest.mark.parametrize("name", ["cnn", "mobilenet_v2"])
 def test_unfreezing_a_backbone_keeps_batchnorm_frozen(name):
-    backbone = get_spec("cnn").builder(64) if name == "cnn" else build_keras_application(name, 96, weights=None)
+    backbone = (
+        get_spec("cnn").builder(64)
+        if name == "cnn"
+        else build_keras_application(name, 96, weights=None)
+    )
     bns = batchnorm_layers(backbone)
     assert bns
     freeze_below(backbone, None)
@@ -131,7 +146,9 @@ def test_nonexistent_keras_file_is_a_model_error(tmp_path):
 def test_unreadable_keras_file_is_a_model_error(tmp_path):
     path = tmp_path / "broken.keras"
     path.write_text("not a zip")
-    with pytest.raises(ModelError, match=r"^cannot load the backbone '.*broken.keras': it is not a Keras model"):
+    with pytest.raises(
+        ModelError, match=r"^cannot load the backbone '.*broken.keras': it is not a Keras model"
+    ):
         load_backbone_file(path)
 
 
@@ -178,7 +195,11 @@ def test_offline_download_failure_says_what_to_do(monkeypatch):
     "name, sides, expected",
     [
         ("cnn", [40] * 5, 64),  # below the range: raised to min_size
-        ("cnn", [100, 100, 90], 96),  # 100 -> 96 (nearest multiple of 32): no upsampling for nothing
+        (
+            "cnn",
+            [100, 100, 90],
+            96,
+        ),  # 100 -> 96 (nearest multiple of 32): no upsampling for nothing
         ("cnn", [112, 112], 128),  # halves round up
         ("cnn", [300], 128),  # never above default_size
         ("cnn", [], 128),
@@ -204,14 +225,18 @@ def test_loss_and_metric():
     loss, metric, one_hot = loss_and_metric(4)
     assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy) and not one_hot
     assert metric.name == "accuracy"
-    loss, metric, one_hot = loss_and_metric(4, label_smoothing=0.1)  # sparse CE has no smoothing: one-hot labels
+    loss, metric, one_hot = loss_and_metric(
+        4, label_smoothing=0.1
+    )  # sparse CE has no smoothing: one-hot labels
     assert isinstance(loss, keras.losses.CategoricalCrossentropy) and one_hot
     assert metric.name == "accuracy"
 
 
 def test_imagenet_preprocess_layer():
     x = np.array([[[[0.0, 127.5, 255.0]]]], "float32")
-    np.testing.assert_allclose(np.asarray(ImagenetPreprocess("tf")(x)), [[[[-1.0, 0.0, 1.0]]]], atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(ImagenetPreprocess("tf")(x)), [[[[-1.0, 0.0, 1.0]]]], atol=1e-6
+    )
     assert ImagenetPreprocess("caffe").get_config()["mode"] == "caffe"
     with pytest.raises(ValueError, match=r"argument `mode`.*Received: mode='bgr'"):
         ImagenetPreprocess("bgr")
@@ -228,7 +253,9 @@ def test_a_model_module_registers_through_the_decorator(tmp_path, monkeypatch):
         "    return None\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # leave the real table as it was
+    monkeypatch.setattr(
+        registry, "_REGISTRY", dict(registry._REGISTRY)
+    )  # leave the real table as it was
     __import__("my_vit_model")
     assert "my_vit" in [spec.name for spec in list_models()]
     assert get_spec("my_vit").description == "a test model"

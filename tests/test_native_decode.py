@@ -19,8 +19,12 @@ def photo(w: int, h: int, seed: int = 0) -> Image.Image:
     """Smooth gradients plus blurred noise: photo-like content with edges at several scales."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w] / max(w, h)
-    base = np.stack([np.sin(9 * x + 3 * y) * 90 + 128, np.cos(7 * y - 4 * x) * 80 + 120, x * y * 200 + 30], -1)
-    noise = Image.fromarray(np.clip(rng.normal(128, 25, (h // 8 + 1, w // 8 + 1, 3)), 0, 255).astype(np.uint8))
+    base = np.stack(
+        [np.sin(9 * x + 3 * y) * 90 + 128, np.cos(7 * y - 4 * x) * 80 + 120, x * y * 200 + 30], -1
+    )
+    noise = Image.fromarray(
+        np.clip(rng.normal(128, 25, (h // 8 + 1, w // 8 + 1, 3)), 0, 255).astype(np.uint8)
+    )
     noise = np.asarray(noise.resize((w, h), Image.Resampling.BICUBIC), float) - 128
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
 
@@ -42,7 +46,11 @@ PARITY_CASES = [
     ((1200, 900), 224, 4),
     ((2400, 1800), 224, 8),
 ]
-SAVE_OPTIONS = {"baseline": {"quality": 90}, "444": {"quality": 75, "subsampling": 0}, "progressive": {"quality": 85, "progressive": True}}
+SAVE_OPTIONS = {
+    "baseline": {"quality": 90},
+    "444": {"quality": 75, "subsampling": 0},
+    "progressive": {"quality": 85, "progressive": True},
+}
 
 
 @pytest.mark.parametrize("save", sorted(SAVE_OPTIONS))
@@ -67,7 +75,13 @@ def test_native_grayscale_jpeg_matches_pillow(tmp_path):
 
 
 def test_ratio_is_pillows_draft_scale(tmp_path):
-    for (w, h), size in [((4000, 3000), 224), ((1000, 3000), 224), ((449, 449), 224), ((448, 500), 224), ((90, 90), 32)]:
+    for (w, h), size in [
+        ((4000, 3000), 224),
+        ((1000, 3000), 224),
+        ((449, 449), 224),
+        ((448, 500), 224),
+        ((90, 90), 32),
+    ]:
         path = tmp_path / f"{w}x{h}.jpg"
         Image.new("RGB", (w, h), (10, 20, 30)).save(path, "JPEG")
         with Image.open(path) as im:
@@ -96,7 +110,9 @@ def test_truncated_jpeg_on_the_native_path_is_logged_and_dropped(tmp_path):
     items = []
     for i in range(5):
         path = tmp_path / f"{i}.jpg"
-        Image.new("RGB", (40, 40), (255, 0, 0) if i % 2 == 0 else (0, 0, 255)).save(path, "JPEG", quality=95)
+        Image.new("RGB", (40, 40), (255, 0, 0) if i % 2 == 0 else (0, 0, 255)).save(
+            path, "JPEG", quality=95
+        )
         items.append(ImageItem(str(path), i % 2))
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(_jpeg_cut(tmp_path))
@@ -133,7 +149,9 @@ def test_native_failures_are_retried_with_pillow(tmp_path, monkeypatch):
         pairs = list(ds.as_numpy_iterator())
         assert sorted(int(y) for _, y in pairs) == [0, 0, 0, 1, 1, 1]
         for image, label in pairs:
-            assert tuple(image.reshape(-1, 3).mean(axis=0).round()) == ((255, 0, 0) if label == 0 else (0, 0, 255))
+            assert tuple(image.reshape(-1, 3).mean(axis=0).round()) == (
+                (255, 0, 0) if label == 0 else (0, 0, 255)
+            )
     assert log.failures == {}
 
 
@@ -141,13 +159,21 @@ def test_retries_across_groups_keep_order_and_labels(tmp_path, monkeypatch):
     """Gaps are found per group of decoded images: failures at a group's edges, a whole group of
     failures and failures at the end are all retried in place, in the original order."""
     n = 3 * pipeline._GROUP + 5
-    fails = {0, pipeline._GROUP - 1, pipeline._GROUP, n - 1, *range(2 * pipeline._GROUP - 3, 3 * pipeline._GROUP + 2)}
+    fails = {
+        0,
+        pipeline._GROUP - 1,
+        pipeline._GROUP,
+        n - 1,
+        *range(2 * pipeline._GROUP - 3, 3 * pipeline._GROUP + 2),
+    }
     items = []
     for i in range(n):
         path = tmp_path / (f"{i}.png" if i in fails else f"{i}.jpg")
         Image.new("RGB", (16, 16), (i % 256, 0, 255 - i % 256)).save(path)
         items.append(ImageItem(str(path), i))
-    monkeypatch.setattr(pipeline, "native_ratios", lambda paths, size: [1] * len(paths))  # PNGs fail natively
+    monkeypatch.setattr(
+        pipeline, "native_ratios", lambda paths, size: [1] * len(paths)
+    )  # PNGs fail natively
     pairs = list(decoded_dataset(items, 8, DecodeLog(), cache=False).as_numpy_iterator())
     assert [int(y) for _, y in pairs] == list(range(n))
     for image, label in pairs:

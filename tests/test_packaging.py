@@ -22,7 +22,9 @@ def test_every_environment_variable_the_readme_names_is_read_by_the_code():
 
 
 def test_pyproject_states_the_numpy_the_code_needs():
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "dependencies"
+    ]
     numpy = next(d for d in deps if re.match(r"numpy\b", d))
     if "bitwise_count" in code_text():  # new in NumPy 2.0
         assert re.search(r">=\s*2(\.|$|,)", numpy), numpy

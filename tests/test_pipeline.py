@@ -86,7 +86,9 @@ def test_models_read_uint8_batches_as_the_same_pixels_in_float(items_with_bad_on
     x, _ = next(iter(batched(decoded_dataset(items, 24, DecodeLog()), batch_size=4)))
     assert x.dtype.name == "uint8"
     np.testing.assert_allclose(
-        clf.model.predict_on_batch(x), clf.model.predict_on_batch(np.asarray(x, np.float32)), rtol=1e-6
+        clf.model.predict_on_batch(x),
+        clf.model.predict_on_batch(np.asarray(x, np.float32)),
+        rtol=1e-6,
     )
 
 
@@ -108,7 +110,13 @@ def test_batched_shuffle_is_seeded_and_keeps_pairs(items_with_bad_ones):
 
 @pytest.mark.parametrize(
     "n, size, mb, expected",
-    [(100, 32, 1, True), (1000, 32, 1, False), (1, 32, 0, False), (1024, 64, 12, True), (1025, 64, 12, False)],
+    [
+        (100, 32, 1, True),
+        (1000, 32, 1, False),
+        (1, 32, 0, False),
+        (1024, 64, 12, True),
+        (1025, 64, 12, False),
+    ],
 )
 def test_fits_cache(n, size, mb, expected):
     assert fits_cache(n, size, mb) is expected

@@ -51,10 +51,17 @@ def test_inputs_folder_glob_and_list_file(trained_run, tmp_path, monkeypatch):
     nested = tmp_path / "deep" / "er"
     nested.mkdir(parents=True)
     shutil.copy(cats[0], nested / "x.jpg")
-    assert expand_paths([tmp_path / "deep"]) == [str(nested / "x.jpg")]  # folders are walked recursively
+    assert expand_paths([tmp_path / "deep"]) == [
+        str(nested / "x.jpg")
+    ]  # folders are walked recursively
     assert expand_paths([str(trained_run.data / "cat" / "cat_00*.jpg")]) == cats[:10]
     assert expand_paths([f"@{listed}"]) == [dogs[0], dogs[1], str(tmp_path / "gone.jpg")]
-    assert expand_paths([cats[0]], from_file=listed) == [cats[0], dogs[0], dogs[1], str(tmp_path / "gone.jpg")]
+    assert expand_paths([cats[0]], from_file=listed) == [
+        cats[0],
+        dogs[0],
+        dogs[1],
+        str(tmp_path / "gone.jpg"),
+    ]
     assert expand_paths([cats[0], cats[0]]) == [cats[0]]  # each once
     with pytest.raises(DataError, match="matches no file"):
         expand_paths([str(tmp_path / "*.png")])
@@ -68,7 +75,9 @@ def test_a_listed_file_that_is_gone_gets_an_error_row(run, trained_run, tmp_path
     listed = tmp_path / "list.txt"
     listed.write_text(f"{jpgs(trained_run, 'fox')[0]}\n{tmp_path / 'gone.jpg'}\n")
     first, gone = run.predict(f"@{listed}")
-    assert first.ok and gone.path == str(tmp_path / "gone.jpg") and gone.error and gone.label is None
+    assert (
+        first.ok and gone.path == str(tmp_path / "gone.jpg") and gone.error and gone.label is None
+    )
 
 
 # ---------------------------------------------------------------------------- unsure, threshold, TTA
@@ -134,7 +143,9 @@ def test_output_csv_resume_skips_what_is_done(trained_run, tmp_path, capsys):
     assert code == 0 and stdout == "" and f"predicted 20 images into {out}, 0 failed" in err
     code, _, err = cli(capsys, "predict", trained_run.run_dir, *all_paths, "--output", out)
     assert code == 2 and "already exists" in err and "--resume" in err
-    code, _, err = cli(capsys, "predict", trained_run.run_dir, *all_paths, "--output", out, "--resume")
+    code, _, err = cli(
+        capsys, "predict", trained_run.run_dir, *all_paths, "--output", out, "--resume"
+    )
     assert code == 0 and "predicted 20 images" in err and "20 already done" in err
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [r["path"] for r in rows] == all_paths  # one header, each path once
@@ -154,14 +165,18 @@ def test_output_json_and_jsonl_resume(trained_run, tmp_path, capsys, fmt):
 def test_csv_top_k_parses_back_with_any_class_name(trained_run, tmp_path, capsys):
     odd = tmp_path / "odd_run"
     shutil.copytree(trained_run.run_dir, odd)
-    names = ['a:b;c', 'd,"e"', "f\tg"]
+    names = ["a:b;c", 'd,"e"', "f\tg"]
     (odd / "classes.json").write_text(json.dumps(names))
-    code, out, _ = cli(capsys, "predict", odd, *jpgs(trained_run, "cat")[:3], "--format", "csv", "-q")
+    code, out, _ = cli(
+        capsys, "predict", odd, *jpgs(trained_run, "cat")[:3], "--format", "csv", "-q"
+    )
     assert code == 0
     for row in csv.DictReader(io.StringIO(out)):
         top = json.loads(row["top_k"])
         assert [label for label, _ in top] and {label for label, _ in top} == set(names)
-        assert top[0][0] == row["label"] and top[0][1] == pytest.approx(float(row["confidence"]), abs=1e-6)
+        assert top[0][0] == row["label"] and top[0][1] == pytest.approx(
+            float(row["confidence"]), abs=1e-6
+        )
 
 
 # ---------------------------------------------------------------------------- exit statuses, Ctrl-C, progress
@@ -172,10 +187,14 @@ def test_exit_statuses_and_strict(trained_run, tmp_path, capsys):
     good = jpgs(trained_run, "cat")[0]
     assert cli(capsys, "predict", trained_run.run_dir, good)[0] == 0
     code, out, err = cli(capsys, "predict", trained_run.run_dir, good, bad["truncated"])
-    assert code == 0 and "1 failed" in err and "ERROR" in out  # the failure is a row, the rest predicted
+    assert (
+        code == 0 and "1 failed" in err and "ERROR" in out
+    )  # the failure is a row, the rest predicted
     code, _, err = cli(capsys, "predict", trained_run.run_dir, good, bad["truncated"], "--strict")
     assert code == 1 and "Traceback" not in err
-    assert cli(capsys, "predict", trained_run.run_dir, bad["truncated"], bad["empty"])[0] == 1  # none predicted
+    assert (
+        cli(capsys, "predict", trained_run.run_dir, bad["truncated"], bad["empty"])[0] == 1
+    )  # none predicted
     with pytest.raises(SystemExit) as usage:
         cli(capsys, "predict", trained_run.run_dir, "--top-k", "x", good)
     assert usage.value.code == 2
@@ -196,10 +215,14 @@ def test_ctrl_c_stops_at_once_and_keeps_the_output(trained_run, tmp_path, capsys
     monkeypatch.setattr(Run, "iter_predict", interrupted)
     out = tmp_path / f"preds.{fmt}"
     paths = jpgs(trained_run, "cat") + jpgs(trained_run, "dog")
-    code, _, err = cli(capsys, "predict", trained_run.run_dir, *paths, "-o", out, "--batch-size", "4")
+    code, _, err = cli(
+        capsys, "predict", trained_run.run_dir, *paths, "-o", out, "--batch-size", "4"
+    )
     assert code == 130 and "Traceback" not in err and "interrupted" in err
     text = out.read_text()
-    rows = list(csv.DictReader(io.StringIO(text))) if fmt == "csv" else json.loads(text)  # still valid JSON
+    rows = (
+        list(csv.DictReader(io.StringIO(text))) if fmt == "csv" else json.loads(text)
+    )  # still valid JSON
     assert [r["path"] for r in rows] == paths[:8]  # the two batches finished before Ctrl-C
     monkeypatch.undo()
     assert cli(capsys, "predict", trained_run.run_dir, *paths, "-o", out, "--resume")[0] == 0
@@ -212,12 +235,24 @@ def test_progress_lines_when_piped(trained_run, capsys, monkeypatch):
     import imgclf.progress
 
     monkeypatch.setattr(imgclf.progress, "PIPED_INTERVAL_S", 0.0)
-    code, _, err = cli(capsys, "predict", trained_run.run_dir, trained_run.data, "--batch-size", "16", "--format", "json")
+    code, _, err = cli(
+        capsys,
+        "predict",
+        trained_run.run_dir,
+        trained_run.data,
+        "--batch-size",
+        "16",
+        "--format",
+        "json",
+    )
     assert code == 0
     lines = [line for line in err.splitlines() if "predict:" in line]
     assert any("/60 (" in line and "/s" in line for line in lines), err
     assert "\x1b[" not in err  # no terminal control codes when piped
-    assert cli(capsys, "predict", trained_run.run_dir, trained_run.data, "-q", "--format", "json")[2] == ""
+    assert (
+        cli(capsys, "predict", trained_run.run_dir, trained_run.data, "-q", "--format", "json")[2]
+        == ""
+    )
 
 
 def test_a_grayscale_png_and_an_rgba_image_are_predicted(run, tmp_path):
@@ -228,7 +263,13 @@ def test_a_grayscale_png_and_an_rgba_image_are_predicted(run, tmp_path):
 
 def test_order_is_kept_around_failures_in_a_batch(run, trained_run, tmp_path):
     bad = write_bad_files(tmp_path / "bad")
-    paths = [jpgs(trained_run, "cat")[0], str(bad["truncated"]), jpgs(trained_run, "dog")[0], str(bad["empty"]), jpgs(trained_run, "fox")[0]]
+    paths = [
+        jpgs(trained_run, "cat")[0],
+        str(bad["truncated"]),
+        jpgs(trained_run, "dog")[0],
+        str(bad["empty"]),
+        jpgs(trained_run, "fox")[0],
+    ]
     got = run.predict(paths, batch_size=2)
     assert [p.path for p in got] == paths
     assert [p.ok for p in got] == [True, False, True, False, True]
@@ -247,18 +288,26 @@ def test_the_program_ends_at_once_after_its_output(trained_run, capsys, monkeypa
         raise Exited(rc)
 
     monkeypatch.setattr("os._exit", fake_exit)
-    monkeypatch.setattr("sys.argv", ["imgclf", "predict", str(trained_run.run_dir), jpgs(trained_run, "cat")[0], "-q"])
+    monkeypatch.setattr(
+        "sys.argv",
+        ["imgclf", "predict", str(trained_run.run_dir), jpgs(trained_run, "cat")[0], "-q"],
+    )
     # the test process's own threads (pytest-xdist's, servers of other tests) are not the program's
     monkeypatch.setattr(runtime, "_working_threads", lambda: [])
     with pytest.raises(Exited) as exited:
         main()
     assert exited.value.args == (0,) and "cat" in capsys.readouterr().out
     busy = threading.Event()
-    worker = threading.Thread(target=busy.wait)  # a thread still working: exit normally, let it finish
+    worker = threading.Thread(
+        target=busy.wait
+    )  # a thread still working: exit normally, let it finish
     worker.start()
     monkeypatch.undo()
     monkeypatch.setattr("os._exit", fake_exit)
-    monkeypatch.setattr("sys.argv", ["imgclf", "predict", str(trained_run.run_dir), jpgs(trained_run, "cat")[0], "-q"])
+    monkeypatch.setattr(
+        "sys.argv",
+        ["imgclf", "predict", str(trained_run.run_dir), jpgs(trained_run, "cat")[0], "-q"],
+    )
     try:
         assert worker in runtime._working_threads()
         assert main() == 0

@@ -57,7 +57,11 @@ def test_predict_one_file(run, trained_run):
 
 
 def test_predict_a_list_keeps_the_order(run, trained_run):
-    paths = [images_of(trained_run, "fox")[0], images_of(trained_run, "cat")[1], str(images_of(trained_run, "dog")[2])]
+    paths = [
+        images_of(trained_run, "fox")[0],
+        images_of(trained_run, "cat")[1],
+        str(images_of(trained_run, "dog")[2]),
+    ]
     predictions = run.predict(paths, top_k=2)
     assert [p.path for p in predictions] == [str(p) for p in paths]
     for p in predictions:
@@ -72,7 +76,10 @@ def test_predict_a_folder_walks_it_recursively(run, trained_run, tmp_path):
     shutil.copy(images_of(trained_run, "dog")[0], folder / ".hidden.jpg")
     (folder / "notes.txt").write_text("not an image")
     predictions = run.predict(folder)
-    assert [Path(p.path).relative_to(folder).as_posix() for p in predictions] == ["a.jpg", "sub/b.JPG"]
+    assert [Path(p.path).relative_to(folder).as_posix() for p in predictions] == [
+        "a.jpg",
+        "sub/b.JPG",
+    ]
     assert all(p.ok for p in predictions)
 
 
@@ -91,7 +98,9 @@ def test_predictions_match_the_model_on_the_same_pixels(run, trained_run):
     from imgclf.data.scan import ImageItem
 
     paths = images_of(trained_run, "dog")[:4]
-    ds = decoded_dataset([ImageItem(str(p), 0) for p in paths], run.image_size, DecodeLog(), cache=False)
+    ds = decoded_dataset(
+        [ImageItem(str(p), 0) for p in paths], run.image_size, DecodeLog(), cache=False
+    )
     probs = run.predict_arrays(np.stack([x for x, _ in ds.as_numpy_iterator()]))
     for p, row in zip(run.predict(paths, top_k=1), probs):
         assert p.label == run.classes[int(np.argmax(row))]
@@ -168,7 +177,10 @@ def test_a_moved_run_folder_still_predicts_and_evaluates(trained_run, tmp_path):
 
 
 def test_a_folder_that_is_not_a_run(trained_run):
-    with pytest.raises(DataError, match=r"is not an imgclf run folder \(missing config.yaml, classes.json, model.keras\)"):
+    with pytest.raises(
+        DataError,
+        match=r"is not an imgclf run folder \(missing config.yaml, classes.json, model.keras\)",
+    ):
         Run(trained_run.data)
 
 
@@ -226,7 +238,9 @@ def test_evaluate_a_folder_reports_bad_files(run, tmp_path):
 
 def test_evaluate_unknown_class_is_named(run, tmp_path):
     folder = make_dataset(tmp_path / "zoo", {"cat": 2, "yak": 2}, fmt="jpg")
-    with pytest.raises(DataError, match=r"class 'yak' in .* is not one of the run's classes: cat, dog, fox"):
+    with pytest.raises(
+        DataError, match=r"class 'yak' in .* is not one of the run's classes: cat, dog, fox"
+    ):
         run.evaluate(folder)
 
 
@@ -235,7 +249,9 @@ def test_evaluate_after_the_data_moved(trained_run, tmp_path):
     config = yaml.safe_load((copy / RunFiles.CONFIG).read_text())
     config["data"] = str(tmp_path / "moved_away")
     (copy / RunFiles.CONFIG).write_text(yaml.safe_dump(config))
-    with pytest.raises(DataError, match=r"test image .* no longer exists; was the data folder moved\?"):
+    with pytest.raises(
+        DataError, match=r"test image .* no longer exists; was the data folder moved\?"
+    ):
         load_run(copy).evaluate()
 
 

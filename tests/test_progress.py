@@ -9,7 +9,13 @@ from dataclasses import replace
 import pytest
 
 from imgclf import progress
-from imgclf.progress import PIPED_INTERVAL_S, Progress, format_seconds, progress as progress_callback, track
+from imgclf.progress import (
+    PIPED_INTERVAL_S,
+    Progress,
+    format_seconds,
+    progress as progress_callback,
+    track,
+)
 
 
 class Terminal(io.StringIO):
@@ -77,7 +83,10 @@ def test_a_log_that_reported_ends_at_the_final_count(clock):
         bar.advance(3)  # reported
         clock[0] += 1
         bar.advance(7)  # not yet: under 5 s since the last line
-    assert out.getvalue().splitlines() == ["hashing: 3/10 items (0.5/s, ~14s left)", "hashing: 10/10 items (1.4/s, ~0s left)"]
+    assert out.getvalue().splitlines() == [
+        "hashing: 3/10 items (0.5/s, ~14s left)",
+        "hashing: 10/10 items (1.4/s, ~0s left)",
+    ]
 
 
 def test_the_callback_form_counts_without_a_unit(clock):
@@ -86,7 +95,10 @@ def test_the_callback_form_counts_without_a_unit(clock):
         for _ in range(3):
             clock[0] += 3
             advance(2)
-    assert out.getvalue().splitlines() == ["evaluating: 4/6 (0.7/s, ~3s left)", "evaluating: 6/6 (0.7/s, ~0s left)"]
+    assert out.getvalue().splitlines() == [
+        "evaluating: 4/6 (0.7/s, ~3s left)",
+        "evaluating: 6/6 (0.7/s, ~0s left)",
+    ]
     with progress_callback("evaluating", 6, enabled=False, stream=out) as advance:
         advance(6)
     assert out.getvalue().count("\n") == 2
@@ -101,7 +113,9 @@ def test_an_error_ends_the_bar_without_a_summary(clock):
     assert out.getvalue().splitlines() == ["hashing: 1/10 items (0.5/s, ~18s left)"]
 
 
-@pytest.mark.parametrize("seconds, text", [(0, "0s"), (42.4, "42s"), (185, "3m05s"), (3720, "1h02m"), (-3, "0s")])
+@pytest.mark.parametrize(
+    "seconds, text", [(0, "0s"), (42.4, "42s"), (185, "3m05s"), (3720, "1h02m"), (-3, "0s")]
+)
 def test_format_seconds(seconds, text):
     assert format_seconds(seconds) == text
 
@@ -123,7 +137,9 @@ def test_doctor_shows_the_progress_of_checking_files(every_step, tmp_path, capsy
     assert main(["doctor", str(data)]) == 0
     out, err = capsys.readouterr()
     lines = err.splitlines()
-    assert lines[0].startswith("checking files (decode, hash): 1/10 files (") and lines[0].endswith(" left)")
+    assert lines[0].startswith("checking files (decode, hash): 1/10 files (") and lines[0].endswith(
+        " left)"
+    )
     assert "checking files (decode, hash): 10/10 files (" in err
     assert "checking files" not in out  # progress goes to stderr, the report to stdout
 
@@ -137,12 +153,18 @@ def test_feature_extraction_shows_its_progress(every_step, tmp_path, capsys, pri
     from imgclf.training.activations import Activations
 
     items = scan_folder(make_dataset(tmp_path / "d", {"a": 5, "b": 5}, seed=4)).items
-    cfg = TrainConfig(data=str(tmp_path / "d"), image_size=32, batch_size=4, augment="none").validate()
+    cfg = TrainConfig(
+        data=str(tmp_path / "d"), image_size=32, batch_size=4, augment="none"
+    ).validate()
     clf = build_classifier(get_spec("efficientnet_lite0"), 2, 32, "none", 0)
     acts, labels = Activations(cfg, clf, clf.backbone, "output", progress=True).get(items, 0)
     assert len(acts) == len(labels) == 10
     err = capsys.readouterr().err
-    assert "feature extraction: 4/10 images (" in err and "feature extraction: 10/10 images (" in err
+    assert (
+        "feature extraction: 4/10 images (" in err and "feature extraction: 10/10 images (" in err
+    )
     uncached = replace(cfg, feature_cache=False)
-    Activations(uncached, clf, clf.backbone, "output").get(items, 0)  # computed again, progress off (verbose=0): silent
+    Activations(uncached, clf, clf.backbone, "output").get(
+        items, 0
+    )  # computed again, progress off (verbose=0): silent
     assert capsys.readouterr().err == ""

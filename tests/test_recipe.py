@@ -78,9 +78,13 @@ def test_auto_starts_at_block8_with_a_cached_split(backbone, spec):
     p = plan(backbone, spec, fine_tune="auto")
     assert spec.fine_tune_from == "block8_expand_conv"
     assert p.first == names(backbone).index("block8_expand_conv")
-    assert p.top.layers[1].name == "block8_expand_conv"  # a clean cut exactly there (after block7_add)
+    assert (
+        p.top.layers[1].name == "block8_expand_conv"
+    )  # a clean cut exactly there (after block7_add)
     assert_clean_split(backbone, p)
-    assert len(p.top.layers) == len(backbone.layers) - p.first + 1  # its own input, then the backbone's top
+    assert (
+        len(p.top.layers) == len(backbone.layers) - p.first + 1
+    )  # its own input, then the backbone's top
 
 
 def test_none_means_no_fine_tuning(backbone, spec):
@@ -105,7 +109,9 @@ def test_last_n_layers_cuts_at_or_before_them(backbone, spec):
 
 
 def test_fine_tune_from_a_layer_name(backbone, spec):
-    p = plan(backbone, spec, fine_tune="none", fine_tune_from="block12_expand_conv")  # it overrides --fine-tune
+    p = plan(
+        backbone, spec, fine_tune="none", fine_tune_from="block12_expand_conv"
+    )  # it overrides --fine-tune
     assert p.first == names(backbone).index("block12_expand_conv")
     assert p.top.layers[1].name == "block12_expand_conv"
     assert_clean_split(backbone, p)
@@ -118,7 +124,9 @@ def test_no_cache_when_not_allowed(backbone, spec):
 
 
 def test_unknown_layer_name_lists_candidates(backbone, spec):
-    with pytest.raises(ConfigError, match=r"invalid value for `fine_tune_from`: received 'block12_expand'") as info:
+    with pytest.raises(
+        ConfigError, match=r"invalid value for `fine_tune_from`: received 'block12_expand'"
+    ) as info:
         plan(backbone, spec, fine_tune_from="block12_expand")
     message = str(info.value)
     assert "such as" in message
@@ -131,7 +139,9 @@ def test_unknown_layer_name_lists_candidates(backbone, spec):
 
 def test_more_layers_than_the_backbone_has_is_an_error(backbone, spec):
     n = len(backbone.layers)
-    with pytest.raises(ConfigError, match=rf"invalid value for `fine_tune`: received {n};.*{n - 1} layers.*'all'"):
+    with pytest.raises(
+        ConfigError, match=rf"invalid value for `fine_tune`: received {n};.*{n - 1} layers.*'all'"
+    ):
         plan(backbone, spec, fine_tune=str(n))
     with pytest.raises(ConfigError, match="`fine_tune`"):
         plan(backbone, spec, fine_tune="10000")
@@ -139,7 +149,9 @@ def test_more_layers_than_the_backbone_has_is_an_error(backbone, spec):
 
 @pytest.mark.parametrize("bad", ["0", "-3", "half", "1.5"])
 def test_bad_fine_tune_values_are_rejected_by_the_config(bad):
-    with pytest.raises(ConfigError, match=r"invalid value for `fine_tune`.*'auto', 'all', 'none' or a number"):
+    with pytest.raises(
+        ConfigError, match=r"invalid value for `fine_tune`.*'auto', 'all', 'none' or a number"
+    ):
         TrainConfig(data="x", fine_tune=bad).validate()
 
 
@@ -186,7 +198,10 @@ def fine_tuned(tmp_path_factory):
     data = make_dataset(base / "pets", {"cat": 12, "dog": 12}, seed=5)
     patch = pytest.MonkeyPatch()
     patch.setenv("IMGCLF_CACHE", str(base / "cache"))
-    compiled, callbacks = [], []  # what each fit really ran with: (model, optimizer, schedule), callbacks
+    compiled, callbacks = (
+        [],
+        [],
+    )  # what each fit really ran with: (model, optimizer, schedule), callbacks
     original_compile, original_callbacks = Session.compile, Session.callbacks
 
     def spy_compile(self, model, *args, **kwargs):
@@ -202,9 +217,18 @@ def fine_tuned(tmp_path_factory):
     patch.setattr(Session, "callbacks", spy_callbacks)
     try:
         result = imgclf.train(
-            data, model=SPEC_NAME, image_size=32, head_epochs=1, epochs=2, fine_tune="auto", batch_size=8,
-            augment="none", out=str(base / "runs"), verbose=0, report=False,
-        )  # fmt: skip
+            data,
+            model=SPEC_NAME,
+            image_size=32,
+            head_epochs=1,
+            epochs=2,
+            fine_tune="auto",
+            batch_size=8,
+            augment="none",
+            out=str(base / "runs"),
+            verbose=0,
+            report=False,
+        )
     finally:
         patch.undo()
     saved = keras.saving.load_model(result.run_dir / RunFiles.MODEL)
@@ -212,16 +236,33 @@ def fine_tuned(tmp_path_factory):
     pristine = keras.saving.load_model(BUILTIN_WEIGHTS)
     (inner,) = [m for m in nested if m.name == pristine.name]
     rows = history_rows(result.run_dir)
-    bn = {layer.name for layer in pristine.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    bn = {
+        layer.name
+        for layer in pristine.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
     spied = SimpleNamespace(compiled=compiled, callbacks=callbacks)
-    return weights_by_layer(inner), weights_by_layer(pristine), [layer.name for layer in pristine.layers], rows, bn, spied
+    return (
+        weights_by_layer(inner),
+        weights_by_layer(pristine),
+        [layer.name for layer in pristine.layers],
+        rows,
+        bn,
+        spied,
+    )
 
 
 def test_fine_tuning_improved_on_the_head_so_its_checkpoint_was_saved(fine_tuned):
     rows = fine_tuned[3]
-    assert [(r["stage"], r["epoch"]) for r in rows] == [("head", "1"), ("fine_tune", "2"), ("fine_tune", "3")]
+    assert [(r["stage"], r["epoch"]) for r in rows] == [
+        ("head", "1"),
+        ("fine_tune", "2"),
+        ("fine_tune", "3"),
+    ]
     head = float(rows[0]["val_loss"])
-    assert min(float(r["val_loss"]) for r in rows[1:]) < head  # else model.keras would hold the head-only model
+    assert (
+        min(float(r["val_loss"]) for r in rows[1:]) < head
+    )  # else model.keras would hold the head-only model
 
 
 def test_fine_tuning_changes_only_the_top_and_never_batchnorm(fine_tuned):
@@ -233,7 +274,9 @@ def test_fine_tuning_changes_only_the_top_and_never_batchnorm(fine_tuned):
         for a, b in zip(saved[name], pristine[name]):
             same = a.shape == b.shape and np.array_equal(a, b)
             if name in bn:
-                assert same, f"BatchNormalization {name} changed (gamma/beta/moving statistics must stay frozen)"
+                assert same, (
+                    f"BatchNormalization {name} changed (gamma/beta/moving statistics must stay frozen)"
+                )
             elif i < first:
                 assert same, f"{name} (before block8) changed"
             elif not same:
@@ -242,7 +285,9 @@ def test_fine_tuning_changes_only_the_top_and_never_batchnorm(fine_tuned):
     assert conv_changed, "no conv kernel of block8+ changed: fine-tuning trained nothing"
     assert any(n.startswith(("block8_", "block9_")) for n in conv_changed)
     assert "head_conv" in conv_changed
-    assert len(bn) > 40 and all(len(pristine[n]) == 4 for n in bn)  # gamma, beta, moving mean, moving variance
+    assert len(bn) > 40 and all(
+        len(pristine[n]) == 4 for n in bn
+    )  # gamma, beta, moving mean, moving variance
     assert not any(n in bn for n in changed)
 
 
@@ -252,17 +297,34 @@ def test_the_recipe_that_ran_is_the_one_in_the_config(fine_tuned):
     defaults, spied = TrainConfig(data="x"), fine_tuned[5]
     head = [opt for name, opt, _ in spied.compiled if name == "head"]
     (fine,) = [opt for name, opt, _ in spied.compiled if name == "top_and_head"]
-    assert head and all(float(opt.learning_rate) == pytest.approx(defaults.learning_rate) for opt in head)
+    assert head and all(
+        float(opt.learning_rate) == pytest.approx(defaults.learning_rate) for opt in head
+    )
     assert type(fine).__name__.lower().endswith(defaults.optimizer)
     assert getattr(fine, "backbone_scale", 1.0) == pytest.approx(defaults.backbone_lr_scale)
     schedule = fine._learning_rate  # the cosine: warms up to the fine-tuning peak
-    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay) or defaults.lr_schedule != "cosine"
-    assert float(schedule.warmup_target or schedule.initial_learning_rate) == pytest.approx(defaults.fine_tune_learning_rate)
-    stops = [cb for _, cbs in spied.callbacks for cb in cbs if isinstance(cb, keras.callbacks.EarlyStopping)]
+    assert (
+        isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+        or defaults.lr_schedule != "cosine"
+    )
+    assert float(schedule.warmup_target or schedule.initial_learning_rate) == pytest.approx(
+        defaults.fine_tune_learning_rate
+    )
+    stops = [
+        cb
+        for _, cbs in spied.callbacks
+        for cb in cbs
+        if isinstance(cb, keras.callbacks.EarlyStopping)
+    ]
     assert [stage for stage, _ in spied.callbacks] == ["head", "fine_tune"] and len(stops) == 2
     for stop in stops:
-        assert (stop.patience, abs(stop.min_delta)) == (defaults.patience, pytest.approx(defaults.min_delta))
-    assert not any(isinstance(cb, EpochSchedule) for _, cbs in spied.callbacks for cb in cbs)  # arrays: exact per step
+        assert (stop.patience, abs(stop.min_delta)) == (
+            defaults.patience,
+            pytest.approx(defaults.min_delta),
+        )
+    assert not any(
+        isinstance(cb, EpochSchedule) for _, cbs in spied.callbacks for cb in cbs
+    )  # arrays: exact per step
 
 
 def test_fine_tuning_stops_early_when_nothing_is_left_to_learn(tmp_path, capsys):
@@ -276,18 +338,30 @@ def test_fine_tuning_stops_early_when_nothing_is_left_to_learn(tmp_path, capsys)
     for name, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
         (tmp_path / "data" / name).mkdir(parents=True)
         for i in range(16):
-            pixels = np.clip(np.array(colour) + rng.normal(0, 8, (64, 64, 3)), 0, 255).astype(np.uint8)
+            pixels = np.clip(np.array(colour) + rng.normal(0, 8, (64, 64, 3)), 0, 255).astype(
+                np.uint8
+            )
             Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
     result = imgclf.train(
-        tmp_path / "data", model=SPEC_NAME, image_size=64, batch_size=8, head_epochs=5, augment="none",
-        report=False, out=str(tmp_path / "runs"), verbose=1,
-    )  # fmt: skip
+        tmp_path / "data",
+        model=SPEC_NAME,
+        image_size=64,
+        batch_size=8,
+        head_epochs=5,
+        augment="none",
+        report=False,
+        out=str(tmp_path / "runs"),
+        verbose=1,
+    )
     out = capsys.readouterr().out
     defaults, spec = TrainConfig(data="x"), get_spec(SPEC_NAME)
     fine = [row for row in history_rows(result.run_dir) if row["stage"] == "fine_tune"]
     assert defaults.patience < len(fine) < spec.default_epochs
     assert min(float(r["val_loss"]) for r in fine) < defaults.min_delta
-    assert re.search(rf"fine_tune stopped early after epoch {fine[-1]['epoch']}: val_loss did not improve by --min-delta", out)
+    assert re.search(
+        rf"fine_tune stopped early after epoch {fine[-1]['epoch']}: val_loss did not improve by --min-delta",
+        out,
+    )
     assert result.metrics.accuracy == 1.0
 
 
@@ -299,8 +373,13 @@ def test_fine_tuning_is_skipped_when_the_head_is_already_perfect(capsys):
     session = SimpleNamespace(cfg=TrainConfig(data="x"), say=print)
     limit = session.cfg.skip_fine_tune_loss
     assert _nothing_left(session, limit / 10, 1.0, 50)
-    assert "stage fine_tune skipped: the head already classifies all 50 validation images correctly" in capsys.readouterr().out
-    assert not _nothing_left(session, limit / 10, 0.98, 50)  # one validation image wrong: fine-tuning may fix it
+    assert (
+        "stage fine_tune skipped: the head already classifies all 50 validation images correctly"
+        in capsys.readouterr().out
+    )
+    assert not _nothing_left(
+        session, limit / 10, 0.98, 50
+    )  # one validation image wrong: fine-tuning may fix it
     assert not _nothing_left(session, limit * 2, 1.0, 50)
     assert not _nothing_left(session, limit / 10, 1.0, 0)
     session.cfg = TrainConfig(data="x", skip_fine_tune_loss=0)
@@ -309,7 +388,13 @@ def test_fine_tuning_is_skipped_when_the_head_is_already_perfect(capsys):
 
 @pytest.mark.parametrize(
     "option, bad",
-    [("fine_tune_optimizer", "bogus"), ("min_delta", -1e-3), ("skip_fine_tune_loss", 2.0), ("backbone_lr_scale", 0.0), ("backbone_lr_scale", 1.5)],
+    [
+        ("fine_tune_optimizer", "bogus"),
+        ("min_delta", -1e-3),
+        ("skip_fine_tune_loss", 2.0),
+        ("backbone_lr_scale", 0.0),
+        ("backbone_lr_scale", 1.5),
+    ],
 )
 def test_bad_fine_tuning_controls_are_rejected_by_the_config(option, bad):
     with pytest.raises(ConfigError, match=rf"invalid value for `{option}`"):

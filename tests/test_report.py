@@ -31,7 +31,14 @@ class _Page(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.ids, self.images, self.links, self.metrics, self.mistakes, self.tags = [], [], [], {}, [], set()
+        self.ids, self.images, self.links, self.metrics, self.mistakes, self.tags = (
+            [],
+            [],
+            [],
+            {},
+            [],
+            set(),
+        )
         self._metric = None
 
     def handle_starttag(self, tag, attrs):
@@ -56,8 +63,19 @@ class _Page(HTMLParser):
 @pytest.fixture(scope="module")
 def reported_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
-    data = make_dataset(base / "bugs", {"ant": 14, ODD: 14, "cow": 14, "doe": 14}, fmt="jpg", seed=11)
-    result = imgclf.train(data, model="cnn", image_size=32, epochs=2, batch_size=8, augment="flip", out=str(base / "runs"), verbose=0)
+    data = make_dataset(
+        base / "bugs", {"ant": 14, ODD: 14, "cow": 14, "doe": 14}, fmt="jpg", seed=11
+    )
+    result = imgclf.train(
+        data,
+        model="cnn",
+        image_size=32,
+        epochs=2,
+        batch_size=8,
+        augment="flip",
+        out=str(base / "runs"),
+        verbose=0,
+    )
     html = (result.run_dir / "report.html").read_text(encoding="utf-8")
     page = _Page()
     page.feed(html)
@@ -67,13 +85,23 @@ def reported_run(tmp_path_factory):
 def test_every_section_is_there_and_every_image_decodes(reported_run):
     result, html, page = reported_run
     assert page.ids == list(SECTIONS)
-    assert len(page.images) >= 7  # counts, samples, augmentation, curves, confusion, reliability, feature maps, grad-cam, thumbnails
+    assert (
+        len(page.images) >= 7
+    )  # counts, samples, augmentation, curves, confusion, reliability, feature maps, grad-cam, thumbnails
     for src in page.images:
         assert src.startswith("data:image/png;base64,"), src[:40]
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
             im.load()
             assert im.size[0] > 10 and im.size[1] > 10
-    for name in ("curves.png", "confusion_matrix.png", "class_counts.png", "samples.png", "reliability.png", "grad_cam.png", "feature_maps.png"):
+    for name in (
+        "curves.png",
+        "confusion_matrix.png",
+        "class_counts.png",
+        "samples.png",
+        "reliability.png",
+        "grad_cam.png",
+        "feature_maps.png",
+    ):
         with Image.open(result.run_dir / name) as im:
             assert im.format == "PNG"
 
@@ -86,14 +114,21 @@ def test_the_grad_cam_caption_names_its_method_and_layer(reported_run):
     layer = cam_layer(split_model(run.model)[0], run.image_size)
     assert layer == "block2_relu"  # cnn at 32 px: the last map (8x8) at least 4 wide, pooling aside
     assert f'<code class="cam-layer">{layer}</code>' in html
-    assert f'<span class="cam-method">{CAM_METHODS[CAM_METHOD].replace("&", "&amp;")}</span>' in html
+    assert (
+        f'<span class="cam-method">{CAM_METHODS[CAM_METHOD].replace("&", "&amp;")}</span>' in html
+    )
 
 
 def test_nothing_points_outside_the_file(reported_run):
     _, html, page = reported_run
     text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
     assert not re.search(r"(https?:)?//[a-z0-9]", text, re.I)
-    assert "<script" not in html.lower() and "<link" not in html.lower() and "@import" not in html and "url(" not in html
+    assert (
+        "<script" not in html.lower()
+        and "<link" not in html.lower()
+        and "@import" not in html
+        and "url(" not in html
+    )
     assert all(link.startswith("#") for link in page.links)
 
 
@@ -144,7 +179,9 @@ def test_the_mistakes_gallery_is_exactly_the_misclassified_test_images(reported_
     wrong = {r["path"] for r in rows if r["true_label"] != r["predicted_label"]}
     assert sorted(page.mistakes) == sorted(wrong)
     assert page.metrics["mistakes"] == str(len(wrong))
-    confidence = {r["path"]: max(float(v) for k, v in r.items() if k.startswith("prob_")) for r in rows}
+    confidence = {
+        r["path"]: max(float(v) for k, v in r.items() if k.startswith("prob_")) for r in rows
+    }
     shown = [confidence[p] for p in page.mistakes]
     assert shown == sorted(shown, reverse=True)  # most confident first
 
@@ -159,7 +196,9 @@ def test_calibration_changes_probabilities_but_not_labels(reported_run):
     t = read_temperature(result.run_dir)
     calibration = json.loads((result.run_dir / "calibration.json").read_text())
     assert t == (calibration["fitted_temperature"] if calibration["kept"] else 1.0)
-    if not calibration["kept"]:  # the fitted T raised the validation ECE; what it would have done still shows
+    if not calibration[
+        "kept"
+    ]:  # the fitted T raised the validation ECE; what it would have done still shows
         assert calibration["val_ece_after"] >= calibration["val_ece_before"]
         t = calibration["fitted_temperature"]
         table = read_predictions(result.run_dir / "predictions.csv", run.classes)
@@ -180,7 +219,9 @@ def test_report_command_rebuilds_the_report(reported_run, capsys):
     assert main(["report", str(result.run_dir)]) == 0
     assert capsys.readouterr().out.strip() == str(result.run_dir / "report.html")
     again = (result.run_dir / "report.html").read_text(encoding="utf-8")
-    assert re.sub(r"report took [0-9.]+ s", "", again).count('id="') == re.sub(r"report took [0-9.]+ s", "", html).count('id="')
+    assert re.sub(r"report took [0-9.]+ s", "", again).count('id="') == re.sub(
+        r"report took [0-9.]+ s", "", html
+    ).count('id="')
     assert (result.run_dir / "confusion_matrix.png").is_file()
 
 

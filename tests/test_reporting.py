@@ -43,17 +43,29 @@ def test_augmentation_preview_shows_each_image_and_its_views(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"not an image")  # skipped, not fatal
     layer = keras.Sequential(augmentation_layers("flip,rotate=20", seed=1))
     out = plot_augmentation_preview(
-        [*paths, str(tmp_path / "broken.jpg")], ["a", "b", "broken"], 32, layer, tmp_path / "aug.png", views=3
+        [*paths, str(tmp_path / "broken.jpg")],
+        ["a", "b", "broken"],
+        32,
+        layer,
+        tmp_path / "aug.png",
+        views=3,
     )
     assert out == tmp_path / "aug.png"
     with Image.open(out) as im:  # 2 rows (the broken file left out) x 4 columns
-        assert im.format == "PNG" and abs(im.size[0] / im.size[1] - 2) < 0.03  # tight bounding box: a pixel either way
+        assert (
+            im.format == "PNG" and abs(im.size[0] / im.size[1] - 2) < 0.03
+        )  # tight bounding box: a pixel either way
 
 
 def test_augmentation_preview_of_nothing_decodable_writes_nothing(tmp_path):
     from imgclf.reporting.augmentation import plot_augmentation_preview
 
-    assert plot_augmentation_preview([str(tmp_path / "missing.jpg")], ["x"], 32, None, tmp_path / "a.png") is None
+    assert (
+        plot_augmentation_preview(
+            [str(tmp_path / "missing.jpg")], ["x"], 32, None, tmp_path / "a.png"
+        )
+        is None
+    )
     assert not (tmp_path / "a.png").exists()
 
 
@@ -62,7 +74,10 @@ def test_augmentation_preview_of_nothing_decodable_writes_nothing(tmp_path):
     [
         (["/venv/bin/imgclf", "train", "my photos"], "imgclf train 'my photos'"),
         (["/src/imgclf/__main__.py", "train", "x"], "imgclf train x"),
-        (["/venv/lib/site-packages/pytest/__main__.py", "-q", "tests"], "python -m pytest -q tests"),
+        (
+            ["/venv/lib/site-packages/pytest/__main__.py", "-q", "tests"],
+            "python -m pytest -q tests",
+        ),
         (["script.py", "--n", "3"], "python script.py --n 3"),
     ],
 )

@@ -28,10 +28,20 @@ from imgclf.training.callbacks import HistoryCSV
 from imgclf.training.optim import make_optimizer
 from imgclf.training.trainer import train_run
 
-CNN = dict(model="cnn", image_size=32, batch_size=8, augment="flip", epochs=3, verbose=0, report=False)
-PRETRAINED = dict(  # model: the session's tiny backbone file (the recipe's mechanics, not Lite0's weights)
-    image_size=32, head_epochs=1, epochs=3, fine_tune="auto", batch_size=8, augment="none", verbose=0,
-    report=False,
+CNN = dict(
+    model="cnn", image_size=32, batch_size=8, augment="flip", epochs=3, verbose=0, report=False
+)
+PRETRAINED = (
+    dict(  # model: the session's tiny backbone file (the recipe's mechanics, not Lite0's weights)
+        image_size=32,
+        head_epochs=1,
+        epochs=3,
+        fine_tune="auto",
+        batch_size=8,
+        augment="none",
+        verbose=0,
+        report=False,
+    )
 )
 METRIC_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -95,16 +105,25 @@ def cnn(tmp_path_factory):
         straight = imgclf.train(data, out=out, name="straight", **CNN)
         again = imgclf.train(data, out=out, name="again", **CNN)
         interrupt_after(patch, "train", 1)
-        interrupted = snapshot(imgclf.train(data, out=out, name="resumed", **{**CNN, "report": True}))  # the resumed run reports
+        interrupted = snapshot(
+            imgclf.train(data, out=out, name="resumed", **{**CNN, "report": True})
+        )  # the resumed run reports
         patch.undo()  # the resumed run is not interrupted
         patch.setenv("IMGCLF_CACHE", str(base / "cache"))
-        code, stdout, stderr = cli(["train", "--resume", str(interrupted.result.run_dir), "--quiet"])
+        code, stdout, stderr = cli(
+            ["train", "--resume", str(interrupted.result.run_dir), "--quiet"]
+        )
     finally:
         patch.undo()
     return SimpleNamespace(
-        data=data, straight=straight, again=again, interrupted=interrupted, run_dir=interrupted.result.run_dir,
-        cli=SimpleNamespace(code=code, stdout=stdout, stderr=stderr), base=base,
-    )  # fmt: skip
+        data=data,
+        straight=straight,
+        again=again,
+        interrupted=interrupted,
+        run_dir=interrupted.result.run_dir,
+        cli=SimpleNamespace(code=code, stdout=stdout, stderr=stderr),
+        base=base,
+    )
 
 
 def test_interrupted_cnn_run_keeps_what_resume_needs(cnn):
@@ -121,11 +140,17 @@ def test_cli_resume_finishes_the_cnn_run(cnn):
     assert cnn.cli.code == 0, cnn.cli.stderr
     assert cnn.cli.stdout.startswith(f"{cnn.run_dir}\taccuracy=")
     rows = history_rows(cnn.run_dir)
-    assert epochs_of(rows) == [("train", 1), ("train", 2), ("train", 3)]  # each epoch once, the cut one redone
+    assert epochs_of(rows) == [
+        ("train", 1),
+        ("train", 2),
+        ("train", 3),
+    ]  # each epoch once, the cut one redone
     assert rows[0] == cnn.interrupted.rows[0]  # the completed epoch is kept as it was
     metrics = read_json(cnn.run_dir / RunFiles.METRICS)
     assert metrics["interrupted"] is False
-    assert not (cnn.run_dir / RunFiles.LAST).exists() and not (cnn.run_dir / RunFiles.STATE).exists()
+    assert (
+        not (cnn.run_dir / RunFiles.LAST).exists() and not (cnn.run_dir / RunFiles.STATE).exists()
+    )
     assert (cnn.run_dir / RunFiles.CURVES).is_file()
     config = yaml.safe_load((cnn.run_dir / RunFiles.CONFIG).read_text())
     assert config["epochs"] == 3 and config["model"] == "cnn"  # its own config, untouched
@@ -146,12 +171,19 @@ def test_resumed_cnn_run_matches_an_uninterrupted_one(cnn):
     resume the data order and augmentation draws differ, so the rest is only close (observed on this CPU:
     3 epochs each, final val_accuracy 1.0 for both, final val_loss 0.6639 vs 0.6642; train loss differs)."""
     straight, resumed = history_rows(cnn.straight.run_dir), history_rows(cnn.run_dir)
-    assert [r[c] for r in straight[:1] for c in METRIC_COLUMNS] == [r[c] for r in resumed[:1] for c in METRIC_COLUMNS]
+    assert [r[c] for r in straight[:1] for c in METRIC_COLUMNS] == [
+        r[c] for r in resumed[:1] for c in METRIC_COLUMNS
+    ]
     assert len(resumed) == len(straight) == 3
     n_val = split_count(cnn.run_dir, "val")
-    assert abs(float(resumed[-1]["val_accuracy"]) - float(straight[-1]["val_accuracy"])) <= 1 / n_val + 1e-6
+    assert (
+        abs(float(resumed[-1]["val_accuracy"]) - float(straight[-1]["val_accuracy"]))
+        <= 1 / n_val + 1e-6
+    )
     assert abs(float(resumed[-1]["val_loss"]) - float(straight[-1]["val_loss"])) < 0.25
-    assert float(resumed[-1]["val_loss"]) < 0.693 + 0.1  # no worse than chance (binary cross-entropy) by much
+    assert (
+        float(resumed[-1]["val_loss"]) < 0.693 + 0.1
+    )  # no worse than chance (binary cross-entropy) by much
 
 
 def test_seeded_runs_repeat_exactly(cnn):
@@ -160,7 +192,10 @@ def test_seeded_runs_repeat_exactly(cnn):
     assert len(a) == len(b) == 3
     for column in (*METRIC_COLUMNS, "learning_rate"):
         assert [float(r[column]) for r in a] == [float(r[column]) for r in b], column
-    assert read_json(cnn.straight.run_dir / RunFiles.METRICS)["accuracy"] == read_json(cnn.again.run_dir / RunFiles.METRICS)["accuracy"]
+    assert (
+        read_json(cnn.straight.run_dir / RunFiles.METRICS)["accuracy"]
+        == read_json(cnn.again.run_dir / RunFiles.METRICS)["accuracy"]
+    )
 
 
 # ---------------------------------------------------------------------------- errors
@@ -173,14 +208,20 @@ def test_resume_of_a_finished_run_is_refused(cnn):
         train_run(TrainConfig(data="x"), verbose=0, resume_dir=run_dir)
     code, stdout, stderr = cli(["train", "--resume", str(run_dir)])
     assert code == 1 and stdout == ""  # a problem with the run folder, not a usage mistake
-    assert stderr.startswith("imgclf: error: ") and "nothing to resume" in stderr and stderr.count("\n") == 1
+    assert (
+        stderr.startswith("imgclf: error: ")
+        and "nothing to resume" in stderr
+        and stderr.count("\n") == 1
+    )
     assert tree_hashes(run_dir) == before
 
 
 def test_resume_after_the_data_moved_is_refused(cnn, tmp_path):
     copy = tmp_path / "interrupted_copy"
     shutil.copytree(cnn.run_dir, copy)
-    (copy / RunFiles.STATE).write_text(json.dumps({"stage": "train", "stage_epochs": 1, "head_loss": None, "best": 0.7}))
+    (copy / RunFiles.STATE).write_text(
+        json.dumps({"stage": "train", "stage_epochs": 1, "head_loss": None, "best": 0.7})
+    )
     (copy / RunFiles.LAST).write_bytes(b"placeholder")
     config = yaml.safe_load((copy / RunFiles.CONFIG).read_text())
     config["data"] = str(tmp_path / "moved_away")
@@ -191,7 +232,14 @@ def test_resume_after_the_data_moved_is_refused(cnn, tmp_path):
 
 @pytest.mark.parametrize(
     "extra",
-    [["DATA"], ["--epochs", "3"], ["--model", "cnn"], ["--config", "CONFIG"], ["--no-feature-cache"], ["--time", "5m"]],
+    [
+        ["DATA"],
+        ["--epochs", "3"],
+        ["--model", "cnn"],
+        ["--config", "CONFIG"],
+        ["--no-feature-cache"],
+        ["--time", "5m"],
+    ],
 )
 def test_resume_takes_no_data_or_training_options(tmp_path, extra):
     run_dir = tmp_path / "some_run"
@@ -201,7 +249,10 @@ def test_resume_takes_no_data_or_training_options(tmp_path, extra):
     extra = [str(tmp_path) if e == "DATA" else str(cfg) if e == "CONFIG" else e for e in extra]
     code, stdout, stderr = cli(["train", "--resume", str(run_dir), *extra])
     assert code == 2 and stdout == ""
-    assert stderr == "imgclf: error: --resume RUN takes no DATA, --config or training options: the run's own are used\n"
+    assert (
+        stderr
+        == "imgclf: error: --resume RUN takes no DATA, --config or training options: the run's own are used\n"
+    )
     assert list(run_dir.iterdir()) == []
 
 
@@ -224,7 +275,9 @@ def pretrained(tmp_path_factory, tiny_backbone):
     patch.setenv("IMGCLF_CACHE", str(base / "cache"))
     try:
         interrupt_after(patch, "fine_tune", 1)
-        interrupted = snapshot(imgclf.train(data, out=str(base / "runs"), model=tiny_backbone, **PRETRAINED))
+        interrupted = snapshot(
+            imgclf.train(data, out=str(base / "runs"), model=tiny_backbone, **PRETRAINED)
+        )
         patch.undo()
         patch.setenv("IMGCLF_CACHE", str(base / "cache"))
         result = train_run(TrainConfig(data="x"), verbose=0, resume_dir=interrupted.result.run_dir)
@@ -258,10 +311,14 @@ def test_resumed_fine_tuning_restores_weights_and_optimizer(pretrained):
     rows = history_rows(pretrained.run_dir)
     n_train = split_count(pretrained.run_dir, "train")
     steps = -(-n_train // PRETRAINED["batch_size"])
-    schedule = make_optimizer("adam", "cosine", TrainConfig().fine_tune_learning_rate, steps, PRETRAINED["epochs"])._learning_rate
+    schedule = make_optimizer(
+        "adam", "cosine", TrainConfig().fine_tune_learning_rate, steps, PRETRAINED["epochs"]
+    )._learning_rate
     # on cached activations (arrays) the step count is exact: lr logged after fine-tune epoch k is schedule(k * steps)
     expected = [float(schedule(k * steps)) for k in (1, 2, 3)]
-    assert [float(r["learning_rate"]) for r in rows[1:]] == pytest.approx(expected, rel=1e-4, abs=1e-12)
+    assert [float(r["learning_rate"]) for r in rows[1:]] == pytest.approx(
+        expected, rel=1e-4, abs=1e-12
+    )
     # the resumed epochs start from the fine-tuned weights, not from a fresh head on a pristine backbone
     head_val_loss = float(rows[0]["val_loss"])
     assert all(float(r["val_loss"]) < head_val_loss for r in rows[2:])

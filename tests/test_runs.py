@@ -37,7 +37,9 @@ def test_create_run_dir_rejects_a_file_as_out(tmp_path):
 
 
 def test_config_round_trip(tmp_path):
-    cfg = TrainConfig(data="/data/pets", model="cnn", image_size=64, epochs=3, fine_tune="none", name="x")
+    cfg = TrainConfig(
+        data="/data/pets", model="cnn", image_size=64, epochs=3, fine_tune="none", name="x"
+    )
     write_config(tmp_path / RunFiles.CONFIG, cfg)
     assert read_config(tmp_path / RunFiles.CONFIG) == cfg
 
@@ -55,7 +57,10 @@ def test_check_run_dir_missing(tmp_path):
 
 def test_check_run_dir_names_the_missing_files(tmp_path):
     (tmp_path / RunFiles.CLASSES).write_text("[]")
-    with pytest.raises(DataError, match=r"is not an imgclf run folder \(missing config.yaml, model.keras\); pass a folder made by `imgclf train`"):
+    with pytest.raises(
+        DataError,
+        match=r"is not an imgclf run folder \(missing config.yaml, model.keras\); pass a folder made by `imgclf train`",
+    ):
         check_run_dir(tmp_path)
 
 

@@ -62,7 +62,10 @@ def test_presplit_layout_validation_folder_means_val(presplit_validation):
 
 def test_presplit_needs_a_validation_folder(tmp_path, make_dataset):
     make_dataset(tmp_path / "d" / "train")
-    with pytest.raises(DataError, match=r"is pre-split \(it has train/\) but has no val/, valid/ or validation/ folder"):
+    with pytest.raises(
+        DataError,
+        match=r"is pre-split \(it has train/\) but has no val/, valid/ or validation/ folder",
+    ):
         scan_folder(tmp_path / "d")
 
 
@@ -126,13 +129,17 @@ def test_no_class_folders(tmp_path):
     root = tmp_path / "loose"
     root.mkdir()
     Image.new("RGB", (20, 20)).save(root / "a.png")
-    with pytest.raises(DataError, match=r"no class sub-folders in '.*loose'; expected .*<class name>/<images>"):
+    with pytest.raises(
+        DataError, match=r"no class sub-folders in '.*loose'; expected .*<class name>/<images>"
+    ):
         scan_folder(root)
 
 
 def test_one_class(tmp_path, make_dataset):
     root = make_dataset(tmp_path / "d", {"cat": 3})
-    with pytest.raises(DataError, match=r"only one class folder \('cat'\); a classifier needs at least two classes"):
+    with pytest.raises(
+        DataError, match=r"only one class folder \('cat'\); a classifier needs at least two classes"
+    ):
         scan_folder(root)
 
 
@@ -160,7 +167,9 @@ def test_class_folder_with_only_bad_files_is_empty(tmp_path, make_dataset):
 
 def test_unknown_class_for_a_given_class_list(tmp_path, make_dataset):
     root = make_dataset(tmp_path / "d", {"cat": 2, "dog": 2, "emu": 2})
-    with pytest.raises(DataError, match=r"class 'emu' in .* is not one of the run's classes: cat, dog"):
+    with pytest.raises(
+        DataError, match=r"class 'emu' in .* is not one of the run's classes: cat, dog"
+    ):
         scan_folder(root, classes=["cat", "dog"])
 
 
@@ -193,7 +202,9 @@ def test_bad_files_are_skipped_with_a_reason_and_never_touched(tmp_path, make_da
     # a truncated JPEG has a valid header: the scan keeps it, the decoder drops it later
     assert "truncated.jpg" not in reasons
     assert data.counts() == {"cat": 4, "dog": 3}
-    assert not {p.name for p in bad.values()} - {Path(i.path).name for i in data.items} - set(reasons)
+    assert (
+        not {p.name for p in bad.values()} - {Path(i.path).name for i in data.items} - set(reasons)
+    )
     assert tree_hashes(root) == before
     assert all(p.exists() for p in bad.values())
 
@@ -202,7 +213,9 @@ def test_file_without_extension_is_reported(tmp_path, make_dataset):
     root = make_dataset(tmp_path / "d", {"cat": 2, "dog": 2})
     (root / "dog" / "README").write_text("x")
     data = scan_folder(root)
-    assert [(Path(s.path).name, s.reason) for s in data.skipped] == [("README", "not an image file extension (none)")]
+    assert [(Path(s.path).name, s.reason) for s in data.skipped] == [
+        ("README", "not an image file extension (none)")
+    ]
 
 
 def test_too_small_and_unsupported_formats_are_skipped(tmp_path, make_dataset):
@@ -242,9 +255,13 @@ def test_unicode_and_spaces_in_names(tmp_path, make_dataset):
 
 def test_stray_files_beside_class_folders_are_listed_not_ignored(flat2):
     (Path(flat2) / "stray.jpg").write_bytes(b"not really")
-    (Path(flat2) / "LICENSE").write_text("a licence beside the data is not an image and not reported")
+    (Path(flat2) / "LICENSE").write_text(
+        "a licence beside the data is not an image and not reported"
+    )
     data = scan_folder(flat2)
-    assert [(Path(s.path).name, s.reason) for s in data.skipped] == [("stray.jpg", "not inside a class folder")]
+    assert [(Path(s.path).name, s.reason) for s in data.skipped] == [
+        ("stray.jpg", "not inside a class folder")
+    ]
 
 
 def test_extra_folder_beside_train_and_val_is_listed(presplit):

@@ -34,7 +34,9 @@ def test_a_symlink_loop_in_a_class_folder_neither_duplicates_nor_mislabels(tmp_p
     assert len(data.items) == 16
     for item in data.items:
         assert Path(item.path).parent.name == data.classes[item.label]
-    assert reasons(data) == {"a/loop": "symbolic link to a folder inside the data folder (a loop or a second copy of it); not followed"}
+    assert reasons(data) == {
+        "a/loop": "symbolic link to a folder inside the data folder (a loop or a second copy of it); not followed"
+    }
     assert tree_hashes(root) == before
 
 
@@ -61,7 +63,9 @@ def test_a_file_reached_twice_through_a_link_counts_once(tmp_path):
     assert {"a/a_000.png", "a/a_001.png"} <= paths  # the real file is the one kept
     why = reasons(data)
     assert set(why) == {"b/also_a.png", "a/zz_self.png"}
-    assert why["b/also_a.png"].startswith("same file as ") and why["b/also_a.png"].endswith("a_000.png (through a symbolic link); used once")
+    assert why["b/also_a.png"].startswith("same file as ") and why["b/also_a.png"].endswith(
+        "a_000.png (through a symbolic link); used once"
+    )
 
 
 # ---------------------------------------------------------------------------- unreadable, vanished, odd names
@@ -101,10 +105,12 @@ def test_a_file_without_read_permission_is_skipped_with_a_reason(tmp_path, monke
     monkeypatch.setattr(PILImage, "open", guarded)
     data = scan_folder(root)
     assert data.counts() == {"a": 2, "b": 3}
-    assert reasons(data) == {"a/a_001.png": f"cannot read: [Errno 13] Permission denied: '{secret}'"}
+    assert reasons(data) == {
+        "a/a_001.png": f"cannot read: [Errno 13] Permission denied: '{secret}'"
+    }
 
 
-ODD = ["with space.png", "ünïcödé ✓.png", "new\nline.png", "quote\"comma,semi;colon.png"]
+ODD = ["with space.png", "ünïcödé ✓.png", "new\nline.png", 'quote"comma,semi;colon.png']
 
 
 def test_one_line_escapes_control_characters_only():
@@ -139,7 +145,9 @@ def test_heic_by_extension_or_by_content_names_the_format_and_a_conversion(tmp_p
     data = scan_folder(root)
     why = reasons(data)
     for path in ("a/IMG_0001.HEIC", "b/exported.jpg"):
-        assert why[path].startswith("HEIC image, which imgclf cannot read; convert it to JPEG or PNG, e.g. ")
+        assert why[path].startswith(
+            "HEIC image, which imgclf cannot read; convert it to JPEG or PNG, e.g. "
+        )
         assert "heif-convert" in why[path] and "magick mogrify -format jpg" in why[path]
     assert why["b/photo.jxl"].startswith("JPEG XL image") and "djxl" in why["b/photo.jxl"]
     assert data.counts() == {"a": 3, "b": 3}
@@ -149,12 +157,17 @@ def test_avif_names_the_format_and_a_conversion(tmp_path):
     from PIL import features
 
     path = tmp_path / "x.jpg"
-    if features.check("avif"):  # this Pillow writes AVIF (and reads it; imgclf's pipeline does not take it)
+    if features.check(
+        "avif"
+    ):  # this Pillow writes AVIF (and reads it; imgclf's pipeline does not take it)
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(path, "AVIF")
     else:
         path.write_bytes(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64))
     reason, _, _ = check_header(str(path))
-    assert reason.startswith("AVIF image, which imgclf cannot read") and "magick mogrify -format jpg *.avif" in reason
+    assert (
+        reason.startswith("AVIF image, which imgclf cannot read")
+        and "magick mogrify -format jpg *.avif" in reason
+    )
 
 
 # ---------------------------------------------------------------------------- layouts
@@ -183,7 +196,9 @@ def test_valid_is_accepted_beside_val_and_validation(tmp_path):
     data = scan_folder(tmp_path / "d")
     assert data.presplit and sum(i.split == "val" for i in data.items) == 4
     make_dataset(tmp_path / "d" / "val", {"cat": 1, "dog": 1})
-    with pytest.raises(DataError, match=r"has both val/ and valid/, which mean the same split; keep one"):
+    with pytest.raises(
+        DataError, match=r"has both val/ and valid/, which mean the same split; keep one"
+    ):
         scan_folder(tmp_path / "d")
 
 
@@ -219,7 +234,10 @@ def test_a_class_missing_from_val_is_a_warning(tmp_path):
 
 def test_a_class_missing_from_test_is_refused_unless_allowed(tmp_path):
     data = presplit_without(tmp_path, {"test": "dog"})
-    with pytest.raises(DataError, match=r"class\(es\) 'dog' have no images in test/ of .*support 0.*--allow-missing-test-classes"):
+    with pytest.raises(
+        DataError,
+        match=r"class\(es\) 'dog' have no images in test/ of .*support 0.*--allow-missing-test-classes",
+    ):
         check_split_classes(data)
     assert check_split_classes(data, allow_missing_test=True) == [
         "class(es) 'dog' have no images in test/: their test metrics have support 0"
@@ -234,7 +252,9 @@ def test_complete_or_unsplit_data_passes_the_split_check(tmp_path, flat2, prespl
 # ---------------------------------------------------------------------------- in a run
 
 
-def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_the_data(tmp_path, monkeypatch, capsys):
+def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_the_data(
+    tmp_path, monkeypatch, capsys
+):
     """One run meets a symlink loop, an odd file name, a HEIC photo, and two images deleted after the
     scan (before decoding): one line per problem, training finishes on the rest, and the data folder
     (read-only; root could still write, so every file's hash is compared) is unchanged."""
@@ -251,7 +271,9 @@ def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_
 
     def prepare_then_delete(data, cfg, verbose=1):
         out = real_prepare(data, cfg, verbose)
-        for item in sorted(out[1], key=lambda i: "\n" not in i.path):  # the odd name first, if it is in train
+        for item in sorted(
+            out[1], key=lambda i: "\n" not in i.path
+        ):  # the odd name first, if it is in train
             if item.split == "train" and len(vanished) < 2:  # gone between the scan and the decoder
                 vanished.append(item.path)
                 os.rename(item.path, tmp_path / Path(item.path).name)
@@ -262,7 +284,16 @@ def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_
         if not p.is_symlink():
             p.chmod(0o555 if p.is_dir() else 0o444)
     try:
-        result = imgclf.train(root, out=str(tmp_path / "runs"), model="cnn", image_size=32, epochs=1, batch_size=8, verbose=1, report=False)
+        result = imgclf.train(
+            root,
+            out=str(tmp_path / "runs"),
+            model="cnn",
+            image_size=32,
+            epochs=1,
+            batch_size=8,
+            verbose=1,
+            report=False,
+        )
     finally:
         for p in [root, *root.rglob("*")]:
             if not p.is_symlink():
@@ -296,8 +327,13 @@ def test_doctor_and_train_show_the_nested_layout_warning(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\nLayout (1)\n  every class folder holds only sub-folders (g1/: a, b; g2/: c, d)" in out
     assert "every class folder holds only sub-folders" in (tmp_path / "report.json").read_text()
-    prepare_training_data(scan_folder(tmp_path / "d"), TrainConfig(data=str(tmp_path / "d")), verbose=1)
-    assert "doctor: every class folder holds only sub-folders (g1/: a, b; g2/: c, d)" in capsys.readouterr().out
+    prepare_training_data(
+        scan_folder(tmp_path / "d"), TrainConfig(data=str(tmp_path / "d")), verbose=1
+    )
+    assert (
+        "doctor: every class folder holds only sub-folders (g1/: a, b; g2/: c, d)"
+        in capsys.readouterr().out
+    )
 
 
 def test_train_refuses_a_test_split_without_a_class_unless_allowed(tmp_path, capsys):
@@ -306,12 +342,18 @@ def test_train_refuses_a_test_split_without_a_class_unless_allowed(tmp_path, cap
 
     data = presplit_without(tmp_path, {"test": "emu", "val": "dog"})
     cfg = TrainConfig(data=data.root)
-    with pytest.raises(DataError, match=r"'emu' have no images in test/.*--allow-missing-test-classes"):
+    with pytest.raises(
+        DataError, match=r"'emu' have no images in test/.*--allow-missing-test-classes"
+    ):
         prepare_training_data(data, cfg, verbose=1)
-    _, _, report = prepare_training_data(data, TrainConfig(data=data.root, allow_missing_test_classes=True), verbose=1)
+    _, _, report = prepare_training_data(
+        data, TrainConfig(data=data.root, allow_missing_test_classes=True), verbose=1
+    )
     out = capsys.readouterr().out
     assert "doctor: class(es) 'dog' have no images in val/" in out
-    assert "doctor: class(es) 'emu' have no images in test/: their test metrics have support 0" in out
+    assert (
+        "doctor: class(es) 'emu' have no images in test/: their test metrics have support 0" in out
+    )
     assert len(report.to_dict()["layout"]) == 2
 
 
@@ -325,7 +367,9 @@ def test_the_option_to_allow_it_is_a_train_flag():
 def test_presplit_train_without_val_beside_another_folder_gets_the_presplit_advice(tmp_path):
     make_dataset(tmp_path / "d" / "train", {"cat": 2, "dog": 2})
     (tmp_path / "d" / "notes").mkdir()
-    with pytest.raises(DataError, match=r"is pre-split \(it has train/\) but has no val/, valid/ or validation/"):
+    with pytest.raises(
+        DataError, match=r"is pre-split \(it has train/\) but has no val/, valid/ or validation/"
+    ):
         scan_folder(tmp_path / "d")
 
 

@@ -28,7 +28,18 @@ N = {"n_train": 13_991, "n_val": 4_003, "n_test": 2_006}  # 20,000 generated 32 
 
 def plan(left_s, rates=QUIET, epochs=25, decode_s=0.0, report_s=10.0, **n):
     n = {**N, **n}
-    return plan_scratch_budget(left_s, left_s, n["n_train"], n["n_val"], n["n_test"], 10, rates, epochs=epochs, report_s=report_s, decode_s=decode_s)
+    return plan_scratch_budget(
+        left_s,
+        left_s,
+        n["n_train"],
+        n["n_val"],
+        n["n_test"],
+        10,
+        rates,
+        epochs=epochs,
+        report_s=report_s,
+        decode_s=decode_s,
+    )
 
 
 def spent(p) -> float:
@@ -38,14 +49,19 @@ def spent(p) -> float:
 def test_a_generous_budget_trains_every_epoch_on_every_image():
     p = plan(3600)
     assert (p.train_images, p.val_images, p.epochs, p.note) == (13_991, 4_003, 25, "")
-    assert "from scratch on all 13,991 train images, all 4,003 val (model selection), 25 of 25 epochs" in p.line()
+    assert (
+        "from scratch on all 13,991 train images, all 4,003 val (model selection), 25 of 25 epochs"
+        in p.line()
+    )
 
 
 def test_a_smaller_budget_plans_fewer_epochs_and_keeps_the_reserve():
     p = plan(180, decode_s=0.0008)
     assert 1 <= p.epochs < 25 and p.train_images == 13_991 and p.note == "the rest do not fit"
     assert p.val_images < 4_003  # fewer validation images for model selection before fewer epochs
-    assert p.reserve_s == round(reserve_seconds(2_006, 4_003, 0.0008, 10.0), 1)  # scoring is never cheaper than decoding
+    assert p.reserve_s == round(
+        reserve_seconds(2_006, 4_003, 0.0008, 10.0), 1
+    )  # scoring is never cheaper than decoding
     assert spent(p) <= 180 and p.planned_s <= (180 - p.reserve_s) * FILL + 0.05
     assert plan(360, decode_s=0.0008).epochs > p.epochs
 
@@ -53,7 +69,9 @@ def test_a_smaller_budget_plans_fewer_epochs_and_keeps_the_reserve():
 def test_when_one_epoch_does_not_fit_a_stratified_subsample_gets_one():
     p = plan(60, rates=Rates.measured(0.004, 0.0, cached=False))
     assert p.epochs == 1 and MIN_TRAIN_PER_CLASS * 10 <= p.train_images < 13_991
-    assert "of 13,991 train images" in p.line() and "one epoch on every image does not fit" in p.line()
+    assert (
+        "of 13,991 train images" in p.line() and "one epoch on every image does not fit" in p.line()
+    )
     assert spent(p) <= 60
 
 
@@ -86,7 +104,9 @@ def test_stop_in_epoch_stops_after_the_batch_that_reaches_the_time():
     assert now.stopped == (3, 5) and model.stop_training
 
 
-def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(tmp_path, monkeypatch, private_cache):
+def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(
+    tmp_path, monkeypatch, private_cache
+):
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=26)
     # a slow measured rate (0.1 s per image) makes the plan cut the 25 default epochs whatever the machine's load
     monkeypatch.setattr(scratch_plan, "forward_rate", lambda *args, **kwargs: 0.1)
@@ -101,16 +121,28 @@ def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(tmp_path,
     stdout = io.StringIO()
     with redirect_stdout(stdout):
         result = imgclf.train(
-            data, model="cnn", image_size=32, batch_size=8, augment="none", time_budget="60s", report=False,
-            out=str(tmp_path / "runs"), verbose=1,
-        )  # fmt: skip
+            data,
+            model="cnn",
+            image_size=32,
+            batch_size=8,
+            augment="none",
+            time_budget="60s",
+            report=False,
+            out=str(tmp_path / "runs"),
+            verbose=1,
+        )
     out = stdout.getvalue()
     plan_ = read_json(result.run_dir / RunFiles.TIMINGS)["plan"]
-    assert re.search(r"--time 1m00s: \d+s left; from scratch on .* train images, .* val \(model selection\), \d+ of 25 epochs", out), out
+    assert re.search(
+        r"--time 1m00s: \d+s left; from scratch on .* train images, .* val \(model selection\), \d+ of 25 epochs",
+        out,
+    ), out
     assert plan_["line"] in out and out.index(plan_["line"]) < out.index("stage train")
     assert plan_["train_total"] == sum(r["split"] == "train" for r in manifest_rows(result.run_dir))
     assert plan_["epochs_asked"] == 25 and 1 <= plan_["epochs"] < 25
-    assert plan_["rates_s_per_image"]["fine_tune"] == pytest.approx(0.4)  # a training image: 4 forward passes
+    assert plan_["rates_s_per_image"]["fine_tune"] == pytest.approx(
+        0.4
+    )  # a training image: 4 forward passes
     assert plan_["reserve_s"] > 0 and plan_["left_s"] <= 60
     rows = history_rows(result.run_dir)
     assert 1 <= len(rows) <= plan_["epochs"] and {r["stage"] for r in rows} == {"train"}

@@ -33,7 +33,9 @@ def run(trained_run):
 def client(run):
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(run, ServeConfig(max_upload_mb=0.5, max_megapixels=20, max_files=4, top_k=2))) as c:
+    with TestClient(
+        create_app(run, ServeConfig(max_upload_mb=0.5, max_megapixels=20, max_files=4, top_k=2))
+    ) as c:
         yield c
 
 
@@ -62,21 +64,31 @@ def test_predict_one_and_several_images(client, run, trained_run):
     assert p["filename"] == "cat_000.jpg" and p["label"] in run.classes and len(p["top_k"]) == 2
     assert p["top_k"][0] == {"label": p["label"], "probability": p["confidence"]}
     expected = run.predict(trained_run.data / "cat" / "cat_000.jpg")[0]
-    assert p["label"] == expected.label and p["confidence"] == pytest.approx(expected.confidence, abs=0.02)  # Pillow vs TF JPEG decode
+    assert p["label"] == expected.label and p["confidence"] == pytest.approx(
+        expected.confidence, abs=0.02
+    )  # Pillow vs TF JPEG decode
     files = [("file", image_file(trained_run, c)) for c in ("dog", "fox", "cat")]
     r = client.post("/predict", files=files)
-    assert [p["filename"] for p in r.json()["predictions"]] == ["dog_000.jpg", "fox_000.jpg", "cat_000.jpg"]
+    assert [p["filename"] for p in r.json()["predictions"]] == [
+        "dog_000.jpg",
+        "fox_000.jpg",
+        "cat_000.jpg",
+    ]
 
 
 def test_explain_returns_the_grad_cam_overlay(client, run, trained_run):
     r = client.post("/explain", files={"file": image_file(trained_run, "dog", 1)})
     assert r.status_code == 200, r.text
     body = r.json()
-    predicted = client.post("/predict", files={"file": image_file(trained_run, "dog", 1)}).json()["predictions"][0]
+    predicted = client.post("/predict", files={"file": image_file(trained_run, "dog", 1)}).json()[
+        "predictions"
+    ][0]
     assert body["filename"] == "dog_001.jpg" and body["label"] == predicted["label"]
     assert body["confidence"] == pytest.approx(predicted["confidence"], abs=1e-6)
     overlay = Image.open(io.BytesIO(base64.b64decode(body["overlay_png"])))
-    assert overlay.format == "PNG" and overlay.mode == "RGB" and overlay.size == (224, 224)  # 32 px run, upscaled
+    assert (
+        overlay.format == "PNG" and overlay.mode == "RGB" and overlay.size == (224, 224)
+    )  # 32 px run, upscaled
     assert np.asarray(overlay).std() > 1  # not a blank square
 
 
@@ -88,33 +100,59 @@ def test_health_model_and_openapi(client, run):
     assert info["metrics"]["accuracy"] == pytest.approx(run.metrics.accuracy) and info["version"]
     schema = client.get("/openapi.json").json()
     post = schema["paths"]["/predict"]["post"]
-    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("PredictResponse")
+    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "PredictResponse"
+    )
     assert {"413", "415", "422", "400"} <= set(post["responses"])
     assert "ModelInfo" in schema["components"]["schemas"] and "/health" in schema["paths"]
     explain = schema["paths"]["/explain"]["post"]
-    assert explain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("ExplainResponse")
+    assert explain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ExplainResponse"
+    )
     assert "overlay_png" in schema["components"]["schemas"]["ExplainResponse"]["properties"]
 
 
 @pytest.mark.parametrize("route", ["/predict", "/explain"])
 def test_non_image(client, route, trained_run):
-    assert_refused(client.post(route, files={"file": ("notes.jpg", b"just some text, not a picture", "image/jpeg")}), 415, "notes.jpg", "not an image")
+    assert_refused(
+        client.post(
+            route, files={"file": ("notes.jpg", b"just some text, not a picture", "image/jpeg")}
+        ),
+        415,
+        "notes.jpg",
+        "not an image",
+    )
     assert_still_serving(client, trained_run)
 
 
 @pytest.mark.parametrize("route", ["/predict", "/explain"])
 def test_truncated_image(client, route, trained_run, tmp_path):
     data = write_truncated_jpeg(tmp_path / "cut.jpg").read_bytes()
-    assert_refused(client.post(route, files={"file": ("cut.jpg", data, "image/jpeg")}), 422, "cut.jpg", "cannot be decoded")
+    assert_refused(
+        client.post(route, files={"file": ("cut.jpg", data, "image/jpeg")}),
+        422,
+        "cut.jpg",
+        "cannot be decoded",
+    )
     assert_still_serving(client, trained_run)
 
 
 @pytest.mark.parametrize("route", ["/predict", "/explain"])
 def test_empty_upload_empty_body_and_missing_field(client, route, trained_run):
-    assert_refused(client.post(route, files={"file": ("empty.png", b"", "image/png")}), 400, "empty")
+    assert_refused(
+        client.post(route, files={"file": ("empty.png", b"", "image/png")}), 400, "empty"
+    )
     assert_refused(client.post(route), 422, "multipart", "'file'")
-    assert_refused(client.post(route, files={"picture": image_file(trained_run, "cat")}), 422, "'file'")
-    assert_refused(client.post(route, content=b"", headers={"content-type": "multipart/form-data; boundary=x"}), 422, "'file'")
+    assert_refused(
+        client.post(route, files={"picture": image_file(trained_run, "cat")}), 422, "'file'"
+    )
+    assert_refused(
+        client.post(
+            route, content=b"", headers={"content-type": "multipart/form-data; boundary=x"}
+        ),
+        422,
+        "'file'",
+    )
     assert_still_serving(client, trained_run)
 
 
@@ -123,7 +161,12 @@ def test_decompression_bomb(client, route, trained_run):
     buf = io.BytesIO()
     Image.new("1", (20000, 10000)).save(buf, "PNG")  # 200 megapixels in a few hundred kB
     assert len(buf.getvalue()) < 0.5 * 2**20
-    assert_refused(client.post(route, files={"file": ("bomb.png", buf.getvalue(), "image/png")}), 413, "megapixels", "limit")
+    assert_refused(
+        client.post(route, files={"file": ("bomb.png", buf.getvalue(), "image/png")}),
+        413,
+        "megapixels",
+        "limit",
+    )
     assert_still_serving(client, trained_run)
 
 
@@ -131,17 +174,26 @@ def test_decompression_bomb(client, route, trained_run):
 def test_upload_over_the_size_limit(client, route, trained_run):
     big = jpeg_bytes(seed=1, size=(800, 800))
     assert len(big) > 0.5 * 2**20
-    assert_refused(client.post(route, files={"file": ("big.jpg", big, "image/jpeg")}), 413, "big.jpg", "limit")
+    assert_refused(
+        client.post(route, files={"file": ("big.jpg", big, "image/jpeg")}), 413, "big.jpg", "limit"
+    )
     if route == "/predict":
         too_many = [("file", image_file(trained_run, "cat", i)) for i in range(5)]
         assert_refused(client.post(route, files=too_many), 413, "5 images", "limit is 4")
     huge_body = b"x" * (3 * 2**20)
-    assert_refused(client.post(route, files={"file": ("huge.jpg", huge_body, "image/jpeg")}), 413, "request body")
+    assert_refused(
+        client.post(route, files={"file": ("huge.jpg", huge_body, "image/jpeg")}),
+        413,
+        "request body",
+    )
     assert_still_serving(client, trained_run)
 
 
 def test_one_bad_file_among_good_ones_names_it(client, trained_run):
-    files = [("file", image_file(trained_run, "cat")), ("file", ("bad.png", b"\x89PNG\r\n\x1a\nbroken", "image/png"))]
+    files = [
+        ("file", image_file(trained_run, "cat")),
+        ("file", ("bad.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")),
+    ]
     assert_refused(client.post("/predict", files=files), 422, "bad.png")
 
 
@@ -155,7 +207,9 @@ def test_the_batcher_groups_concurrent_requests():
     async def scenario():
         batcher = Batcher(predict, max_batch=32)
         batcher.start()
-        results = await asyncio.gather(*[batcher.submit(np.full((k, 2, 2, 3), k, np.uint8)) for k in (1, 2, 1, 3)])
+        results = await asyncio.gather(
+            *[batcher.submit(np.full((k, 2, 2, 3), k, np.uint8)) for k in (1, 2, 1, 3)]
+        )
         await batcher.stop()
         return results, batcher
 
@@ -163,8 +217,15 @@ def test_the_batcher_groups_concurrent_requests():
     # event loop running in the main thread, and asyncio.run() refuses to start another there
     with ThreadPoolExecutor(max_workers=1) as pool:
         results, batcher = pool.submit(asyncio.run, scenario()).result()
-    assert sizes == [7] and batcher.batches == 1 and batcher.images == 7  # one forward pass for four requests
-    assert [r[:, 0].tolist() for r in results] == [[0], [1, 2], [3], [4, 5, 6]]  # each gets its own rows
+    assert (
+        sizes == [7] and batcher.batches == 1 and batcher.images == 7
+    )  # one forward pass for four requests
+    assert [r[:, 0].tolist() for r in results] == [
+        [0],
+        [1, 2],
+        [3],
+        [4, 5, 6],
+    ]  # each gets its own rows
 
 
 def test_batches_are_padded_to_a_few_shapes():
@@ -196,8 +257,10 @@ def server(trained_run):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "imgclf", "serve", str(trained_run.run_dir), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -248,5 +311,7 @@ def test_the_page_escapes_class_names(tmp_path, trained_run):
     (odd / "classes.json").write_text('["<script>alert(1)</script>", "b&b", "c"]')
     with TestClient(create_app(load_run(odd))) as c:
         html = c.get("/").text
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert (
+        "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    )
     assert "b&amp;b" in html

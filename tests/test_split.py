@@ -24,7 +24,11 @@ def test_stratified_proportions(flat3):
     assert len(items) == 60
     counts = Counter((data.classes[i.label], i.split) for i in items)
     for name in data.classes:  # 20 per class -> 14 / 4 / 2
-        assert (counts[(name, "train")], counts[(name, "val")], counts[(name, "test")]) == (14, 4, 2)
+        assert (counts[(name, "train")], counts[(name, "val")], counts[(name, "test")]) == (
+            14,
+            4,
+            2,
+        )
 
 
 def test_every_image_gets_exactly_one_split(flat3):
@@ -90,7 +94,10 @@ def test_presplit_with_unusable_val_folder(tmp_path, make_dataset):
 
 def test_too_few_images_to_split(tmp_path, make_dataset):
     root = make_dataset(tmp_path / "d", {"cat": 2, "dog": 5})
-    with pytest.raises(DataError, match=r"class 'cat' has 2 usable image\(s\): too few to split into train, validation and test"):
+    with pytest.raises(
+        DataError,
+        match=r"class 'cat' has 2 usable image\(s\): too few to split into train, validation and test",
+    ):
         assign_splits(scan_folder(root), val_fraction=0.4, test_fraction=0.4, seed=0)
 
 
@@ -161,7 +168,9 @@ def test_missing_manifest(tmp_path):
 def test_singleton_groups_give_exactly_the_ungrouped_split(flat3):
     data = scan_folder(flat3)
     groups = {i.path: n for n, i in enumerate(data.items)}
-    assert assign_splits(data, 0.2, 0.1, seed=4, groups=groups) == assign_splits(data, 0.2, 0.1, seed=4)
+    assert assign_splits(data, 0.2, 0.1, seed=4, groups=groups) == assign_splits(
+        data, 0.2, 0.1, seed=4
+    )
 
 
 def test_groups_stay_whole_and_classes_stay_stratified(tmp_path, make_dataset):
@@ -175,7 +184,10 @@ def test_groups_stay_whole_and_classes_stay_stratified(tmp_path, make_dataset):
         for item in items:
             assert split_of.setdefault(groups[item.path], item.split) == item.split
         counts = Counter((i.label, i.split) for i in items)
-        for label in (0, 1):  # targets 28 / 8 / 4 — reachable exactly with groups of 5 only within one group
+        for label in (
+            0,
+            1,
+        ):  # targets 28 / 8 / 4 — reachable exactly with groups of 5 only within one group
             assert abs(counts[(label, "val")] - 8) <= 3 and abs(counts[(label, "test")] - 4) <= 3
             assert counts[(label, "train")] >= 25
 
@@ -190,7 +202,9 @@ def test_a_duplicate_across_classes_lands_in_one_split(tmp_path, make_dataset):
         assert items[pair[0]] == items[pair[1]]
 
 
-def test_a_planted_duplicate_is_split_apart_without_groups_and_never_with_them(tmp_path, make_dataset):
+def test_a_planted_duplicate_is_split_apart_without_groups_and_never_with_them(
+    tmp_path, make_dataset
+):
     from helpers import plant_copy
 
     from imgclf.data.prepare import prepare_training_data
@@ -222,6 +236,12 @@ def test_one_big_group_goes_to_train(tmp_path, make_dataset):
 def test_a_class_whose_groups_all_fit_val_and_test_cannot_be_trained(tmp_path, make_dataset):
     root = make_dataset(tmp_path / "d", {"a": 5, "b": 10})
     data = scan_folder(root)
-    groups = {i.path: ("g1" if "a_00" in i.path and int(i.path[-5]) < 3 else "g2") for i in data.items if i.label == 0}
-    with pytest.raises(DataError, match=r"class 'a': all its 5 image\(s\) are in groups placed in val/test"):
+    groups = {
+        i.path: ("g1" if "a_00" in i.path and int(i.path[-5]) < 3 else "g2")
+        for i in data.items
+        if i.label == 0
+    }
+    with pytest.raises(
+        DataError, match=r"class 'a': all its 5 image\(s\) are in groups placed in val/test"
+    ):
         assign_splits(data, 0.4, 0.4, seed=0, groups=groups)

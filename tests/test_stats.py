@@ -18,11 +18,15 @@ from imgclf.evaluation.stats import (
 def _slow_interval(fn, y_true, y_pred, samples, seed):
     rng = np.random.default_rng(seed)
     # the classes present in each resample, as the point estimate averages over the classes present
-    values = [fn(y_true[i], y_pred[i]) for i in rng.integers(0, len(y_true), size=(samples, len(y_true)))]
+    values = [
+        fn(y_true[i], y_pred[i]) for i in rng.integers(0, len(y_true), size=(samples, len(y_true)))
+    ]
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
-@pytest.mark.parametrize("fast, slow", [(f1_from_counts, macro_f1), (recall_from_counts, balanced_accuracy)])
+@pytest.mark.parametrize(
+    "fast, slow", [(f1_from_counts, macro_f1), (recall_from_counts, balanced_accuracy)]
+)
 def test_the_bootstrap_matches_scikit_learn_per_resample(fast, slow):
     rng = np.random.default_rng(3)
     y_true = rng.integers(0, 5, 60)

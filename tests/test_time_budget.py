@@ -33,9 +33,18 @@ def spent(p: BudgetPlan) -> float:
 
 def test_a_generous_budget_gets_the_full_recipe():
     p = plan(3600)
-    assert (p.train_images, p.val_images, p.views, p.head_epochs, p.fine_tune_epochs) == (1443, 411, 2, 30, 8)
+    assert (p.train_images, p.val_images, p.views, p.head_epochs, p.fine_tune_epochs) == (
+        1443,
+        411,
+        2,
+        30,
+        8,
+    )
     assert p.note == ""
-    assert "all 1,443 train images, 2 view(s), all 411 val, head 30 epochs, fine-tuning 8 epoch(s)" in p.line()
+    assert (
+        "all 1,443 train images, 2 view(s), all 411 val, head 30 epochs, fine-tuning 8 epoch(s)"
+        in p.line()
+    )
 
 
 def test_a_budget_too_small_for_fine_tuning_gives_none_and_says_what_it_needs():
@@ -52,10 +61,18 @@ def test_fine_tuning_epochs_grow_with_the_budget_and_views_come_last():
 
 
 def test_a_budget_too_small_for_all_images_subsamples_and_keeps_the_reserve():
-    p = plan(180, n_train=14_400, n_val=3_600, n_test=2_000, rates=Rates.measured(0.008, 0.004, cached=True))
+    p = plan(
+        180,
+        n_train=14_400,
+        n_val=3_600,
+        n_test=2_000,
+        rates=Rates.measured(0.008, 0.004, cached=True),
+    )
     assert MIN_TRAIN_PER_CLASS * 10 <= p.train_images < 14_400 and p.fine_tune_epochs == 0
     assert p.val_images < 3_600 and "(model selection)" in p.line()
-    assert p.reserve_s == reserve_seconds(2_000, 3_600, 0.012, REPORT_SECONDS)  # the test and val are scored whole
+    assert p.reserve_s == reserve_seconds(
+        2_000, 3_600, 0.012, REPORT_SECONDS
+    )  # the test and val are scored whole
     assert spent(p) <= 180  # and the plan fits in what is left after the reserve
     assert p.planned_s <= (180 - p.reserve_s) * FILL + 0.05  # planned_s is rounded to 0.1 s
 
@@ -71,7 +88,9 @@ def test_a_subsample_says_what_budget_every_image_needs_and_a_full_plan_does_not
     short, enough = plan(20), plan(600)
     assert short.train_images < 1443 and short.needed_s > 20
     # the budget it names fits every image with the shortest head
-    assert plan(short.needed_s).train_images == 1443 and plan(short.needed_s - 1).train_images < 1443
+    assert (
+        plan(short.needed_s).train_images == 1443 and plan(short.needed_s - 1).train_images < 1443
+    )
     assert enough.needed_s == 0
 
 
@@ -101,7 +120,11 @@ def test_stratified_subset_keeps_class_proportions_and_order():
 
 @pytest.mark.parametrize("left", [20, 45, 90, 180, 600])
 def test_the_plan_never_spends_more_than_is_left(left):
-    for rates in (QUIET, Rates.measured(0.03, 0.01, cached=True), Rates.measured(0.01, 0.0, cached=False)):
+    for rates in (
+        QUIET,
+        Rates.measured(0.03, 0.01, cached=True),
+        Rates.measured(0.01, 0.0, cached=False),
+    ):
         p = plan(left, rates=rates)
         if p.train_images > MIN_TRAIN_PER_CLASS * 10:
             assert spent(p) <= left
@@ -129,11 +152,15 @@ def test_a_deadline_stops_a_fit_only_after_its_minimum_epochs():
 def test_slowdown_is_a_factor_from_1_to_4_and_ignores_niced_work(monkeypatch):
     from imgclf.training import planning
 
-    stats = iter([(100.0, 400.0), (100.5, 402.0)])  # others used 0.5 of 2 CPU-seconds: a quarter of the machine
+    stats = iter(
+        [(100.0, 400.0), (100.5, 402.0)]
+    )  # others used 0.5 of 2 CPU-seconds: a quarter of the machine
     monkeypatch.setattr(planning, "_cpu_times", lambda: next(stats))
     monkeypatch.setattr(planning.time, "process_time", lambda: 0.0)
     assert planning.slowdown(sample_s=0) == pytest.approx(1 / 0.75)
-    monkeypatch.setattr(planning, "_cpu_times", lambda: None)  # no /proc/stat: the load average per core
+    monkeypatch.setattr(
+        planning, "_cpu_times", lambda: None
+    )  # no /proc/stat: the load average per core
     assert 1.0 <= planning.slowdown(sample_s=0) <= 4.0
     line = "cpu  1000 5000 300 8000 10 0 5 0 0 0\n"  # 50 s of nice: not counted as competition
     assert planning._parse_cpu_line(line) == pytest.approx(((1000 + 300 + 5) / 100, 14315 / 100))
@@ -149,7 +176,10 @@ def test_a_budget_that_cannot_take_every_image_drops_the_report_when_that_lets_m
     items = [ImageItem(f"{k}.png", k % 2, "train") for k in range(40)]
     said: list[str] = []
     session = SimpleNamespace(
-        cfg=TrainConfig(data="x", time_budget="20s"), deadline=time.perf_counter() + 20, num_classes=2, say=said.append
+        cfg=TrainConfig(data="x", time_budget="20s"),
+        deadline=time.perf_counter() + 20,
+        num_classes=2,
+        say=said.append,
     )
     monkeypatch.setattr(planning, "slowdown", lambda: 1.0)
     fits = {True: 10, False: 30}  # training images that fit with and without the report

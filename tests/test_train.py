@@ -16,7 +16,14 @@ import yaml
 
 import imgclf
 import imgclf.runs
-from helpers import history_rows, make_dataset, manifest_rows, tree_hashes, write_bad_files, write_truncated_jpeg
+from helpers import (
+    history_rows,
+    make_dataset,
+    manifest_rows,
+    tree_hashes,
+    write_bad_files,
+    write_truncated_jpeg,
+)
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError, ModelError
 from imgclf.runs import RunFiles, read_json
@@ -76,7 +83,12 @@ def test_run_folder_has_every_documented_file(binary_run):
     for name in documented_run_files():
         assert (run_dir / name).is_file(), name
     for attr, name in vars(RunFiles).items():
-        if attr.isupper() and name not in (RunFiles.EVALUATIONS, RunFiles.LAST, RunFiles.STATE, RunFiles.AUGMENTATION):
+        if attr.isupper() and name not in (
+            RunFiles.EVALUATIONS,
+            RunFiles.LAST,
+            RunFiles.STATE,
+            RunFiles.AUGMENTATION,
+        ):
             assert (run_dir / name).is_file(), name
     # what --resume needs is kept only by an interrupted run
     assert not (run_dir / RunFiles.LAST).exists() and not (run_dir / RunFiles.STATE).exists()
@@ -109,7 +121,10 @@ def test_binary_model_has_one_sigmoid_output(binary_run):
     model = keras.saving.load_model(binary_run.run_dir / RunFiles.MODEL)
     assert model.output_shape == (None, 1)
     assert binary_run.result.classes == ["cat", "dog"]
-    assert binary_run.result.metrics.confusion_matrix and len(binary_run.result.metrics.confusion_matrix) == 2
+    assert (
+        binary_run.result.metrics.confusion_matrix
+        and len(binary_run.result.metrics.confusion_matrix) == 2
+    )
 
 
 def test_binary_run_predicts_two_class_probabilities(binary_run):
@@ -131,14 +146,23 @@ def test_test_split_never_reaches_training(binary_run):
     rows = manifest_rows(binary_run.run_dir)
     paths = [r["path"] for r in rows]
     assert len(paths) == len(set(paths)) == 24  # every image in exactly one split
-    by_split = {s: {str(binary_run.data / r["path"]) for r in rows if r["split"] == s} for s in ("train", "val", "test")}
+    by_split = {
+        s: {str(binary_run.data / r["path"]) for r in rows if r["split"] == s}
+        for s in ("train", "val", "test")
+    }
     assert all(by_split.values())
-    assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"] or by_split["val"] & by_split["test"])
+    assert not (
+        by_split["train"] & by_split["val"]
+        or by_split["train"] & by_split["test"]
+        or by_split["val"] & by_split["test"]
+    )
     # what the training pipeline was actually fed: train and val images, never a test image
     fed = set().union(*binary_run.fed)
     assert fed == by_split["train"] | by_split["val"]
     assert not fed & by_split["test"]
-    assert by_split["train"] in [set(paths) for paths in binary_run.fed]  # the train split on its own
+    assert by_split["train"] in [
+        set(paths) for paths in binary_run.fed
+    ]  # the train split on its own
 
 
 def test_metrics_count_the_test_rows(binary_run):
@@ -164,7 +188,9 @@ def test_training_emits_no_ran_out_of_data_warning(binary_run):
 
 def test_second_run_with_the_same_name_gets_name2(binary_run):
     before = tree_hashes(binary_run.run_dir)
-    result = imgclf.train(binary_run.data, epochs=1, out=str(binary_run.out), name="pets", report=False, **TINY)
+    result = imgclf.train(
+        binary_run.data, epochs=1, out=str(binary_run.out), name="pets", report=False, **TINY
+    )
     assert result.run_dir == binary_run.out / "pets2"
     assert (result.run_dir / RunFiles.MODEL).is_file()
     assert tree_hashes(binary_run.run_dir) == before  # the first run is untouched
@@ -183,7 +209,9 @@ def test_bad_files_are_skipped_reported_and_kept(tmp_path):
 
     report = read_json(result.run_dir / RunFiles.DATA_REPORT)
     reasons = {Path(row["path"]).name: row["reason"] for row in report["skipped"]}
-    assert "truncated" in reasons["cat_broken.jpg"] and reasons["cat_broken.jpg"].startswith("cannot decode")
+    assert "truncated" in reasons["cat_broken.jpg"] and reasons["cat_broken.jpg"].startswith(
+        "cannot decode"
+    )
     assert "truncated" in reasons["truncated.jpg"]
     assert reasons["empty.jpg"] == "empty file (0 bytes)"
     assert reasons["text.png"] == "not an image (unrecognised content)"
@@ -191,7 +219,9 @@ def test_bad_files_are_skipped_reported_and_kept(tmp_path):
     assert len(report["skipped"]) == 5  # each bad file once
     metrics = read_json(result.run_dir / RunFiles.METRICS)
     test_rows = [r for r in manifest_rows(result.run_dir) if r["split"] == "test"]
-    broken_in_test = sum(Path(r["path"]).name in ("cat_broken.jpg", "truncated.jpg") for r in test_rows)
+    broken_in_test = sum(
+        Path(r["path"]).name in ("cat_broken.jpg", "truncated.jpg") for r in test_rows
+    )
     assert metrics["n"] == len(test_rows) - broken_in_test
     assert tree_hashes(data) == before  # nothing deleted or rewritten
     assert all(p.exists() for p in bad.values())
@@ -199,7 +229,9 @@ def test_bad_files_are_skipped_reported_and_kept(tmp_path):
 
 def test_bad_val_image_is_reported_once_when_val_is_scored(presplit_validation, tmp_path):
     write_truncated_jpeg(presplit_validation / "validation" / "cat" / "broken.jpg")
-    result = imgclf.train(presplit_validation, epochs=1, out=str(tmp_path / "runs"), report=False, **TINY)
+    result = imgclf.train(
+        presplit_validation, epochs=1, out=str(tmp_path / "runs"), report=False, **TINY
+    )
     assert result.metrics.split.startswith("val")
     report = read_json(result.run_dir / RunFiles.DATA_REPORT)
     assert [Path(row["path"]).name for row in report["skipped"]] == ["broken.jpg"]
@@ -253,7 +285,9 @@ def assert_usable_interrupted_run(result):
 
 def test_ctrl_c_on_the_second_epoch_keeps_a_usable_run(flat2, tmp_path, monkeypatch):
     interrupt_at(monkeypatch, epoch_index=1, after_logging=True)
-    result = imgclf.train(flat2, epochs=5, out=str(tmp_path / "runs"), **TINY)  # its report draws the curves
+    result = imgclf.train(
+        flat2, epochs=5, out=str(tmp_path / "runs"), **TINY
+    )  # its report draws the curves
     assert_usable_interrupted_run(result)
     assert len(history_rows(result.run_dir)) == 2  # epochs 1 and 2 logged, no more
     assert (result.run_dir / RunFiles.CURVES).is_file()
@@ -266,14 +300,27 @@ def test_ctrl_c_before_the_first_checkpoint_still_saves_a_model(flat2, tmp_path,
     assert history_rows(result.run_dir) == []
 
 
-def test_ctrl_c_in_the_head_stage_of_a_pretrained_model(flat2, tmp_path, monkeypatch, tiny_backbone):
+def test_ctrl_c_in_the_head_stage_of_a_pretrained_model(
+    flat2, tmp_path, monkeypatch, tiny_backbone
+):
     interrupt_at(monkeypatch, epoch_index=1, after_logging=True)
     result = imgclf.train(
-        flat2, model=tiny_backbone, image_size=32, head_epochs=5, epochs=3, batch_size=8,
-        augment="none", out=str(tmp_path / "runs"), verbose=0, report=False,
-    )  # fmt: skip
+        flat2,
+        model=tiny_backbone,
+        image_size=32,
+        head_epochs=5,
+        epochs=3,
+        batch_size=8,
+        augment="none",
+        out=str(tmp_path / "runs"),
+        verbose=0,
+        report=False,
+    )
     assert_usable_interrupted_run(result)
-    assert [r["stage"] for r in history_rows(result.run_dir)] == ["head", "head"]  # fine-tuning never started
+    assert [r["stage"] for r in history_rows(result.run_dir)] == [
+        "head",
+        "head",
+    ]  # fine-tuning never started
 
 
 # ---------------------------------------------------------------------------- pretrained, two stages
@@ -307,11 +354,23 @@ def test_cnn_predicts_in_inference_mode_what_it_learned(tmp_path):
     set's few hundred steps stay near their initial values, and inference collapses to one class."""
     data = make_dataset(tmp_path / "colours", {"a": 20, "b": 20, "c": 20}, seed=5)
     result = imgclf.train(
-        data, model="cnn", image_size=32, epochs=8, batch_size=8, augment="none", patience=8,
-        out=str(tmp_path / "runs"), verbose=0, report=False,
-    )  # fmt: skip
+        data,
+        model="cnn",
+        image_size=32,
+        epochs=8,
+        batch_size=8,
+        augment="none",
+        patience=8,
+        out=str(tmp_path / "runs"),
+        verbose=0,
+        report=False,
+    )
     run = imgclf.load_run(result.run_dir)
-    train_paths = {str(data / r["path"]): r["label"] for r in manifest_rows(result.run_dir) if r["split"] == "train"}
+    train_paths = {
+        str(data / r["path"]): r["label"]
+        for r in manifest_rows(result.run_dir)
+        if r["split"] == "train"
+    }
     predictions = run.predict(sorted(train_paths), top_k=1)
     correct = sum(p.label == train_paths[p.path] for p in predictions)
     assert correct / len(predictions) >= 0.9, [p.label for p in predictions]

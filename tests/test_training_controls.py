@@ -24,7 +24,9 @@ from imgclf.models.registry import get_spec
 from imgclf.runs import RunFiles, read_json
 from imgclf.training.optim import OPTIMIZERS, SCHEDULES, make_optimizer, schedule_callbacks
 
-TINY = dict(model="cnn", image_size=32, batch_size=8, augment="none", verbose=0, report=False)  # no test here reads a report
+TINY = dict(
+    model="cnn", image_size=32, batch_size=8, augment="none", verbose=0, report=False
+)  # no test here reads a report
 PEAK = 1e-3  # TrainConfig().learning_rate: the peak of the from-scratch schedule
 
 
@@ -46,7 +48,9 @@ def train_steps(run_dir: Path, batch_size: int = 8) -> int:
 RUNS = {
     "adam_cosine": dict(optimizer="adam", lr_schedule="cosine", epochs=3),
     "sgd_constant": dict(optimizer="sgd", lr_schedule="constant", epochs=3, label_smoothing=0.1),
-    "rmsprop_plateau": dict(optimizer="rmsprop", lr_schedule="plateau", epochs=2, class_weight="auto"),
+    "rmsprop_plateau": dict(
+        optimizer="rmsprop", lr_schedule="plateau", epochs=2, class_weight="auto"
+    ),
 }
 
 
@@ -71,12 +75,20 @@ def runs(tmp_path_factory):
 def test_each_optimizer_trains_and_logs_every_epoch(runs, name):
     result = runs[name]
     rows = history_rows(result.run_dir)
-    assert [(r["stage"], int(r["epoch"])) for r in rows] == [("train", e) for e in range(1, RUNS[name]["epochs"] + 1)]
+    assert [(r["stage"], int(r["epoch"])) for r in rows] == [
+        ("train", e) for e in range(1, RUNS[name]["epochs"] + 1)
+    ]
     for r in rows:
         assert math.isfinite(float(r["loss"])) and 0 <= float(r["accuracy"]) <= 1
     config = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())
-    assert config["optimizer"] == RUNS[name]["optimizer"] and config["lr_schedule"] == RUNS[name]["lr_schedule"]
-    assert not (result.run_dir / RunFiles.LAST).exists() and not (result.run_dir / RunFiles.STATE).exists()
+    assert (
+        config["optimizer"] == RUNS[name]["optimizer"]
+        and config["lr_schedule"] == RUNS[name]["lr_schedule"]
+    )
+    assert (
+        not (result.run_dir / RunFiles.LAST).exists()
+        and not (result.run_dir / RunFiles.STATE).exists()
+    )
     assert read_json(result.run_dir / RunFiles.METRICS)["interrupted"] is False
 
 
@@ -90,7 +102,11 @@ def test_plateau_schedule_starts_at_the_peak_and_never_rises(runs):
     assert all(b <= a + 1e-12 for a, b in zip(values, values[1:]))
     (callback,) = schedule_callbacks("plateau", patience=4)
     assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
-    assert callback.monitor == "val_loss" and callback.patience == 2 and callback.factor == pytest.approx(0.3)
+    assert (
+        callback.monitor == "val_loss"
+        and callback.patience == 2
+        and callback.factor == pytest.approx(0.3)
+    )
     assert schedule_callbacks("cosine", 4) == [] and schedule_callbacks("constant", 4) == []
 
 
@@ -113,7 +129,9 @@ def test_cosine_schedule_formula():
     """The schedule object itself: warm-up from peak/10 over one epoch (only with more than 2 epochs),
     then cosine decay to 0 at the end of the last epoch; no warm-up for 1-2 epochs."""
     steps, epochs = 4, 5
-    lr = make_optimizer("adam", "cosine", PEAK, steps, epochs).learning_rate  # property: at iteration 0
+    lr = make_optimizer(
+        "adam", "cosine", PEAK, steps, epochs
+    ).learning_rate  # property: at iteration 0
     assert float(lr) == pytest.approx(PEAK / 10)
     schedule = make_optimizer("adam", "cosine", PEAK, steps, epochs)._learning_rate
     at = lambda step: float(schedule(step))  # noqa: E731
@@ -123,9 +141,13 @@ def test_cosine_schedule_formula():
     assert at(middle) == pytest.approx(PEAK / 2, rel=1e-5)
     assert at(steps * epochs) == pytest.approx(0.0, abs=1e-9)
     short = make_optimizer("adam", "cosine", PEAK, steps, 2)._learning_rate
-    assert float(short(0)) == pytest.approx(PEAK) and float(short(steps)) == pytest.approx(PEAK / 2, rel=1e-5)
+    assert float(short(0)) == pytest.approx(PEAK) and float(short(steps)) == pytest.approx(
+        PEAK / 2, rel=1e-5
+    )
     for name in ("constant", "plateau"):
-        assert float(make_optimizer("adam", name, PEAK, steps, epochs).learning_rate) == pytest.approx(PEAK)
+        assert float(
+            make_optimizer("adam", name, PEAK, steps, epochs).learning_rate
+        ) == pytest.approx(PEAK)
 
 
 def test_epoch_schedule_is_exact_on_a_stream_of_unknown_length():
@@ -141,15 +163,21 @@ def test_epoch_schedule_is_exact_on_a_stream_of_unknown_length():
     x, y = np.random.default_rng(0).random((24, 4), np.float32), np.arange(24) % 2
     stream = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(8)
     assert int(stream.cardinality()) == tf.data.UNKNOWN_CARDINALITY
-    optimizer, callbacks = scheduled_optimizer("adam", "cosine", PEAK, steps, epochs, known_length=False)
+    optimizer, callbacks = scheduled_optimizer(
+        "adam", "cosine", PEAK, steps, epochs, known_length=False
+    )
     (callback,) = callbacks
     assert isinstance(callback, EpochSchedule)
     schedule = make_optimizer("adam", "cosine", PEAK, steps, epochs)._learning_rate
     seen, ends = [], []
 
     class Record(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):  # the rate the batch trained at (Keras also begins
-            seen.append(float(self.model.optimizer.learning_rate))  # an empty extra batch per epoch here)
+        def on_train_batch_end(
+            self, batch, logs=None
+        ):  # the rate the batch trained at (Keras also begins
+            seen.append(
+                float(self.model.optimizer.learning_rate)
+            )  # an empty extra batch per epoch here)
 
         def on_epoch_end(self, epoch, logs=None):
             ends.append(logs["learning_rate"])
@@ -157,7 +185,9 @@ def test_epoch_schedule_is_exact_on_a_stream_of_unknown_length():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer, "binary_crossentropy")
     model.fit(stream, epochs=epochs, callbacks=[callback, Record()], verbose=0)
-    assert seen == [pytest.approx(float(schedule(k)), rel=1e-5, abs=1e-12) for k in range(steps * epochs)]
+    assert seen == [
+        pytest.approx(float(schedule(k)), rel=1e-5, abs=1e-12) for k in range(steps * epochs)
+    ]
     assert ends == [pytest.approx(v, rel=1e-4, abs=1e-9) for v in (PEAK, PEAK * 0.5, 0.0)]
     # known length (arrays), or a schedule without steps: the optimizer alone, no callback
     assert scheduled_optimizer("adam", "cosine", PEAK, steps, epochs)[1] == []
@@ -166,16 +196,30 @@ def test_epoch_schedule_is_exact_on_a_stream_of_unknown_length():
 
 def test_optimizer_classes_and_momentum():
     sgd = make_optimizer("sgd", "constant", 0.01, 1, 1)
-    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == pytest.approx(0.9)
+    assert (
+        isinstance(sgd, keras.optimizers.SGD)
+        and sgd.nesterov
+        and sgd.momentum == pytest.approx(0.9)
+    )
     assert isinstance(make_optimizer("rmsprop", "constant", 0.01, 1, 1), keras.optimizers.RMSprop)
     assert isinstance(make_optimizer("adam", "constant", 0.01, 1, 1), keras.optimizers.Adam)
-    assert OPTIMIZERS == ("adam", "sgd", "rmsprop") and SCHEDULES == ("cosine", "plateau", "constant")
+    assert OPTIMIZERS == ("adam", "sgd", "rmsprop") and SCHEDULES == (
+        "cosine",
+        "plateau",
+        "constant",
+    )
 
 
 def test_bad_optimizer_and_schedule_names(tmp_path):
-    with pytest.raises(ConfigError, match=r"invalid value for `optimizer`: received 'adamw'; expected one of adam, sgd, rmsprop"):
+    with pytest.raises(
+        ConfigError,
+        match=r"invalid value for `optimizer`: received 'adamw'; expected one of adam, sgd, rmsprop",
+    ):
         resolve_config(data="x", optimizer="adamw")
-    with pytest.raises(ConfigError, match=r"invalid value for `lr_schedule`: received 'linear'; expected one of cosine, plateau, constant"):
+    with pytest.raises(
+        ConfigError,
+        match=r"invalid value for `lr_schedule`: received 'linear'; expected one of cosine, plateau, constant",
+    ):
         resolve_config(data="x", lr_schedule="linear")
     with pytest.raises(ConfigError, match=r"`optimizer`.*'Adam'.*adam, sgd, rmsprop"):
         make_optimizer("Adam", "cosine", 1e-3, 1, 1)
@@ -198,7 +242,9 @@ def test_tensorboard_writes_event_files(tmp_path):
     run_dir = result.run_dir
     events = [p for p in (run_dir / "tensorboard").rglob("*") if p.is_file()]
     assert events and any("tfevents" in p.name for p in events)
-    assert all(p.relative_to(run_dir / "tensorboard").parts[0] == "train" for p in events)  # one folder per stage
+    assert all(
+        p.relative_to(run_dir / "tensorboard").parts[0] == "train" for p in events
+    )  # one folder per stage
     rows = history_rows(run_dir)
     for folder, prefix in (("train", ""), ("validation", "val_")):
         reader = EventAccumulator(str(run_dir / "tensorboard" / "train" / folder))
@@ -207,7 +253,10 @@ def test_tensorboard_writes_event_files(tmp_path):
             points = reader.Tensors(tag)
             assert [p.step for p in points] == [0, 1], (folder, tag)
             values = [float(tensor_util.make_ndarray(p.tensor_proto)) for p in points]
-            assert values == [pytest.approx(float(r[prefix + column]), rel=1e-4) for r in rows], (folder, tag)
+            assert values == [pytest.approx(float(r[prefix + column]), rel=1e-4) for r in rows], (
+                folder,
+                tag,
+            )
 
 
 def test_no_tensorboard_folder_by_default(runs):
@@ -255,7 +304,10 @@ def test_label_smoothing_two_classes_trains(runs):
 
 @pytest.mark.parametrize("bad", [0.7, 0.5, -0.1])
 def test_label_smoothing_out_of_range(bad):
-    with pytest.raises(ConfigError, match=r"invalid value for `label_smoothing`: received .*; expected a number in \[0, 0\.5\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"invalid value for `label_smoothing`: received .*; expected a number in \[0, 0\.5\)",
+    ):
         resolve_config(data="x", label_smoothing=bad)
 
 
@@ -263,15 +315,27 @@ def test_label_smoothing_out_of_range(bad):
 
 
 def test_stop_at_accuracy_stops_at_the_first_epoch_reaching_it(tmp_path):
-    data = make_dataset(tmp_path / "colours", {"red": 12, "blue": 12}, seed=24)  # one colour per class
+    data = make_dataset(
+        tmp_path / "colours", {"red": 12, "blue": 12}, seed=24
+    )  # one colour per class
     result = imgclf.train(
-        data, epochs=10, patience=10, stop_at_accuracy=0.5, lr_schedule="constant", out=str(tmp_path / "runs"), **TINY
+        data,
+        epochs=10,
+        patience=10,
+        stop_at_accuracy=0.5,
+        lr_schedule="constant",
+        out=str(tmp_path / "runs"),
+        **TINY,
     )
     rows = history_rows(result.run_dir)
     accuracies = [float(r["val_accuracy"]) for r in rows]
-    assert len(rows) <= 4, accuracies  # far fewer than 10 (patience 10: early stopping cannot stop it)
+    assert len(rows) <= 4, (
+        accuracies
+    )  # far fewer than 10 (patience 10: early stopping cannot stop it)
     assert accuracies[-1] >= 0.5
-    assert all(a < 0.5 for a in accuracies[:-1])  # it stops at the first epoch that reaches the target
+    assert all(
+        a < 0.5 for a in accuracies[:-1]
+    )  # it stops at the first epoch that reaches the target
 
 
 @pytest.mark.parametrize("bad", [0, 1.5, -0.2])
@@ -283,14 +347,18 @@ def test_stop_at_accuracy_out_of_range(bad):
 # ---------------------------------------------------------------------------- time budget
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("5m", 300), ("1.5h", 5400), ("45", 45), (" 2M ", 120)])
+@pytest.mark.parametrize(
+    "text, seconds", [("90s", 90), ("5m", 300), ("1.5h", 5400), ("45", 45), (" 2M ", 120)]
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("bad", ["soon", "0m", "-5s", "", "m", "5 minutes", "nan"])
 def test_bad_durations(bad):
-    with pytest.raises(ConfigError, match=r"invalid value for `time_budget`.*a duration such as 90s, 5m or 1h"):
+    with pytest.raises(
+        ConfigError, match=r"invalid value for `time_budget`.*a duration such as 90s, 5m or 1h"
+    ):
         parse_duration(bad)
     with pytest.raises(ConfigError, match="`time_budget`"):
         resolve_config(data="x", time_budget=bad)
@@ -300,9 +368,22 @@ def test_cli_accepts_time_and_time_budget():
     parser = build_parser()
     assert parser.parse_args(["train", "data", "--time", "40s"]).time_budget == "40s"
     assert parser.parse_args(["train", "data", "--time-budget", "5m"]).time_budget == "5m"
-    args = parser.parse_args(["train", "data", "--optimizer", "sgd", "--lr-schedule", "plateau", "--label-smoothing", "0.1"])
+    args = parser.parse_args(
+        [
+            "train",
+            "data",
+            "--optimizer",
+            "sgd",
+            "--lr-schedule",
+            "plateau",
+            "--label-smoothing",
+            "0.1",
+        ]
+    )
     assert (args.optimizer, args.lr_schedule, args.label_smoothing) == ("sgd", "plateau", 0.1)
-    args = parser.parse_args(["train", "data", "--stop-at-accuracy", "0.9", "--tensorboard", "--no-feature-cache"])
+    args = parser.parse_args(
+        ["train", "data", "--stop-at-accuracy", "0.9", "--tensorboard", "--no-feature-cache"]
+    )
     assert args.stop_at_accuracy == 0.9 and args.tensorboard is True and args.feature_cache is False
 
 
@@ -311,22 +392,36 @@ def test_time_budget_run_plans_its_work_and_records_the_plan(tmp_path, tiny_back
     stdout = io.StringIO()
     with redirect_stdout(stdout):
         result = imgclf.train(
-            data, model=tiny_backbone, image_size=32, batch_size=8, augment="none", time_budget="20s",
-            report=False, out=str(tmp_path / "runs"), verbose=1,
-        )  # fmt: skip
+            data,
+            model=tiny_backbone,
+            image_size=32,
+            batch_size=8,
+            augment="none",
+            time_budget="20s",
+            report=False,
+            out=str(tmp_path / "runs"),
+            verbose=1,
+        )
     out = stdout.getvalue()
     metrics = read_json(result.run_dir / RunFiles.METRICS)
     assert metrics["interrupted"] is False
     config = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())
     default_epochs = get_spec(tiny_backbone).default_epochs
-    assert config["time_budget"] == "20s" and config["epochs"] == default_epochs  # epochs not given: the model's default
+    assert (
+        config["time_budget"] == "20s" and config["epochs"] == default_epochs
+    )  # epochs not given: the model's default
     assert config["image_size"] == 32  # given by the user: never shrunk
     # the plan, said before the work and recorded in timings.json (no wall-time assertion: the machine may be busy)
     plan = read_json(result.run_dir / RunFiles.TIMINGS)["plan"]
-    assert re.search(r"--time 20s: \d+s left; extracting .* train images, 1 view\(s\), .*head \d+ epochs, (no fine-tuning|fine-tuning \d epoch)", out), out
+    assert re.search(
+        r"--time 20s: \d+s left; extracting .* train images, 1 view\(s\), .*head \d+ epochs, (no fine-tuning|fine-tuning \d epoch)",
+        out,
+    ), out
     assert plan["line"] in out and out.index(plan["line"]) < out.index("stage head")
     assert plan["train_total"] == 18 and plan["views"] == 1 and plan["image_size"] == 32
-    assert plan["reserve_s"] > 0 and plan["planned_s"] > 0 and plan["left_s"] <= 20  # what fits depends on the load: not asserted
+    assert (
+        plan["reserve_s"] > 0 and plan["planned_s"] > 0 and plan["left_s"] <= 20
+    )  # what fits depends on the load: not asserted
     assert plan["rates_s_per_image"]["extract"] > 0
     rows = history_rows(result.run_dir)
     assert rows and rows[0]["stage"] == "head"

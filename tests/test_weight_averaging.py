@@ -51,13 +51,21 @@ def ema_run(tmp_path_factory, tiny_backbone):
     seen = {"last": {}, "best": [], "callbacks": [], "batches": []}
     patch = pytest.MonkeyPatch()
     patch.setenv("IMGCLF_CACHE", str(base / "cache"))
-    last_end, best_end, callbacks, getitem = cb.SaveLast.on_epoch_end, cb.SaveBest.on_epoch_end, Session.callbacks, views_module.ViewBatches.__getitem__
+    last_end, best_end, callbacks, getitem = (
+        cb.SaveLast.on_epoch_end,
+        cb.SaveBest.on_epoch_end,
+        Session.callbacks,
+        views_module.ViewBatches.__getitem__,
+    )
 
     def spy_last(self, epoch, logs=None):
         opt = self.model.optimizer
         if getattr(opt, "use_ema", False):
             raw = {v.path: np.array(v.numpy()) for v in self.model.trainable_variables}
-            avg = {v.path: np.array(a.numpy()) for v, a in zip(self.model.trainable_variables, opt._model_variables_moving_average)}
+            avg = {
+                v.path: np.array(a.numpy())
+                for v, a in zip(self.model.trainable_variables, opt._model_variables_moving_average)
+            }
             seen["last"][epoch] = (raw, avg)
         last_end(self, epoch, logs)
 
@@ -83,9 +91,19 @@ def ema_run(tmp_path_factory, tiny_backbone):
     patch.setattr(views_module.ViewBatches, "__getitem__", spy_getitem)
     try:
         result = imgclf.train(
-            data, model=tiny_backbone, image_size=32, head_epochs=1, epochs=3, batch_size=8, ema=0.5,
-            augment="flip,mixup=0.4", fine_tune_learning_rate=5e-3, out=str(base / "runs"), verbose=0, report=False,
-        )  # fmt: skip
+            data,
+            model=tiny_backbone,
+            image_size=32,
+            head_epochs=1,
+            epochs=3,
+            batch_size=8,
+            ema=0.5,
+            augment="flip,mixup=0.4",
+            fine_tune_learning_rate=5e-3,
+            out=str(base / "runs"),
+            verbose=0,
+            report=False,
+        )
     finally:
         patch.undo()
     return result, seen
@@ -100,7 +118,12 @@ def test_ema_and_mixup_are_recorded_and_wired_into_fine_tuning_only(ema_run):
     names = stages["fine_tune"]
     # last.keras keeps the weights being trained; the average is swapped in before the best checkpoint
     assert names.index("SaveLast") < names.index("SwapEMAWeights") < names.index("SaveBest")
-    assert [r["stage"] for r in history_rows(result.run_dir)] == ["head", "fine_tune", "fine_tune", "fine_tune"]
+    assert [r["stage"] for r in history_rows(result.run_dir)] == [
+        "head",
+        "fine_tune",
+        "fine_tune",
+        "fine_tune",
+    ]
     # the fine-tuning batches of cached activations were mixed: soft one-hot targets
     assert seen["batches"] and any(not np.isin(y, (0.0, 1.0)).all() for y in seen["batches"])
     assert all(np.allclose(y.sum(axis=1), 1.0, atol=1e-5) for y in seen["batches"])
@@ -110,7 +133,9 @@ def test_the_saved_model_carries_the_averaged_weights(ema_run):
     """model.keras, saved at the last epoch that beat the best validation loss, holds the optimizer's
     moving average of every trainable weight, not the weights training had reached."""
     result, seen = ema_run
-    assert seen["best"], "fine-tuning never beat the head's validation loss, so model.keras holds no EMA"
+    assert seen["best"], (
+        "fine-tuning never beat the head's validation loss, so model.keras holds no EMA"
+    )
     raw, avg = seen["last"][seen["best"][-1]]
     saved = keras.saving.load_model(result.run_dir / RunFiles.MODEL)
     weights = {w.path: np.array(w.numpy()) for layer in iter_layers(saved) for w in layer.weights}

@@ -34,13 +34,26 @@ from PIL import Image
 # width multiplier, depth multiplier, native resolution (efficientnet_lite_builder.py in tensorflow/tpu)
 VARIANTS = {"lite0": (1.0, 1.0, 224), "lite1": (1.0, 1.1, 240), "lite2": (1.1, 1.2, 260)}
 BASE_STAGES = [  # repeats, kernel, stride, expand, in, out  (EfficientNet-Lite0)
-    (1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+]
 MEAN, STD, EPS = 127.0, 128.0, 1e-3  # Lite preprocessing (x - 127) / 128; BatchNorm epsilon
 REF_SIZE = 128  # the reference features are computed at the size imgclf trains the sign digits at
 ROOT = Path(__file__).resolve().parent.parent
 REF_PHOTO = ROOT / "demo" / "new-pictures" / "digit5-IMG_1153.JPG"  # Apache-2.0, see demo/README.md
-NAMED = {281: "tabby", 282: "tiger cat", 285: "Egyptian cat", 504: "coffee mug", 967: "espresso", 968: "cup"}
+NAMED = {
+    281: "tabby",
+    282: "tiger cat",
+    285: "Egyptian cat",
+    504: "coffee mug",
+    967: "espresso",
+    968: "cup",
+}
 
 
 def _round_filters(filters: int, width: float) -> int:
@@ -105,7 +118,9 @@ def copy_weights(sd: dict[str, np.ndarray], km: keras.Model, variant: str) -> No
 
     def conv(name, key, depthwise=False):
         w = sd[key]
-        km.get_layer(name).set_weights([w.transpose(2, 3, 0, 1) if depthwise else w.transpose(2, 3, 1, 0)])
+        km.get_layer(name).set_weights(
+            [w.transpose(2, 3, 0, 1) if depthwise else w.transpose(2, 3, 1, 0)]
+        )
         used.add(key)
 
     def bn(name, key):
@@ -158,8 +173,10 @@ def logits_parity(variant: str, full: keras.Model) -> float:
         ref = torch_model(variant, size)(_torch_input(x)).numpy()
     got = np.asarray(full(x, training=False))
     diff = float(np.abs(ref - got).max())
-    print(f"{variant}: max |logit diff| keras vs torch at {size} px: {diff:.2e} (logit scale {np.abs(ref).max():.1f}),"
-          f" same top-1: {bool((ref.argmax(1) == got.argmax(1)).all())}")
+    print(
+        f"{variant}: max |logit diff| keras vs torch at {size} px: {diff:.2e} (logit scale {np.abs(ref).max():.1f}),"
+        f" same top-1: {bool((ref.argmax(1) == got.argmax(1)).all())}"
+    )
     return diff
 
 
@@ -169,7 +186,9 @@ def reference_features(variant: str) -> tuple[np.ndarray, np.ndarray]:
     noise = np.random.default_rng(1).integers(0, 256, (REF_SIZE, REF_SIZE, 3), dtype=np.uint8)
     x = np.stack([np.asarray(photo, dtype=np.uint8), noise])
     with torch.no_grad():
-        feats = torch_model(variant, REF_SIZE).extract_features(_torch_input(x)).mean((2, 3)).numpy()
+        feats = (
+            torch_model(variant, REF_SIZE).extract_features(_torch_input(x)).mean((2, 3)).numpy()
+        )
     return x, feats
 
 
@@ -182,7 +201,9 @@ def photo_check(variant: str, full: keras.Model) -> None:
         return
     size = VARIANTS[variant][2]
     for name, img in (("chelsea (tabby cat)", data.chelsea()), ("coffee (cup)", data.coffee())):
-        x = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR), dtype="float32")[None]
+        x = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR), dtype="float32")[
+            None
+        ]
         p = keras.ops.convert_to_numpy(keras.ops.softmax(full(x, training=False)))[0]
         top = [f"{NAMED.get(int(i), int(i))} {p[i]:.2f}" for i in np.argsort(-p)[:3]]
         print(f"{variant}: {name} -> {', '.join(top)}")
@@ -200,10 +221,16 @@ def convert(variant: str, out: Path, ref: Path) -> None:
     notop.save(path)
     reloaded = keras.saving.load_model(path, compile=False)
     diff = float(np.abs(np.asarray(reloaded(x.astype("float32"), training=False)) - feats).max())
-    print(f"{variant}: saved {path.name} ({path.stat().st_size / 1e6:.1f} MB, {notop.count_params():,} parameters);"
-          f" max |pooled feature diff| vs torch at {REF_SIZE} px: {diff:.2e} (feature scale {np.abs(feats).max():.2f})")
-    np.savez_compressed(ref / f"efficientnet_{variant}_parity.npz", images=x, features=feats.astype("float32"),
-                        torch_version=np.array(torch.__version__.split("+")[0]))
+    print(
+        f"{variant}: saved {path.name} ({path.stat().st_size / 1e6:.1f} MB, {notop.count_params():,} parameters);"
+        f" max |pooled feature diff| vs torch at {REF_SIZE} px: {diff:.2e} (feature scale {np.abs(feats).max():.2f})"
+    )
+    np.savez_compressed(
+        ref / f"efficientnet_{variant}_parity.npz",
+        images=x,
+        features=feats.astype("float32"),
+        torch_version=np.array(torch.__version__.split("+")[0]),
+    )
 
 
 def main() -> None:

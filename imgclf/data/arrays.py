@@ -31,12 +31,23 @@ import numpy as np
 from imgclf.config import cache_root
 from imgclf.errors import DataError
 
-__all__ = ["ARRAY_NAMES", "array_source", "load_arrays", "load_split_arrays", "materialise_arrays", "presplit_pairs"]
+__all__ = [
+    "ARRAY_NAMES",
+    "array_source",
+    "load_arrays",
+    "load_split_arrays",
+    "materialise_arrays",
+    "presplit_pairs",
+]
 
 ARRAY_NAMES = (("features", "target"), ("X", "y"), ("x", "y"), ("images", "labels"))
 CLASS_NAME_KEYS = ("classes", "class_names", "labels_names", "label_names")
 _DONE = ".complete"
-SPLIT_PREFIXES = {"train": ("train_",), "val": ("val_", "valid_", "validation_"), "test": ("test_",)}
+SPLIT_PREFIXES = {
+    "train": ("train_",),
+    "val": ("val_", "valid_", "validation_"),
+    "test": ("test_",),
+}
 HELD_OUT_VAL = 0.2  # without val arrays: this fraction of each class of the train arrays, seeded
 
 
@@ -100,11 +111,19 @@ def _raw_arrays(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, s
         pair = next(((a, b) for a, b in ARRAY_NAMES if a in arrays and b in arrays), None)
         if pair is None:
             names = " / ".join(f"{a} + {b}" for a, b in ARRAY_NAMES)
-            raise DataError(f"{str(src)!r} holds arrays {sorted(arrays)}; expected images and labels named {names}")
+            raise DataError(
+                f"{str(src)!r} holds arrays {sorted(arrays)}; expected images and labels named {names}"
+            )
         names_arr = next((arrays[k] for k in CLASS_NAME_KEYS if k in arrays), None)
         return arrays[pair[0]], arrays[pair[1]], names_arr, src.stem
-    a, b = next((a, b) for a, b in ARRAY_NAMES if (src / f"{a}.npy").is_file() and (src / f"{b}.npy").is_file())
-    names_file = next((src / f"{k}.npy" for k in CLASS_NAME_KEYS if (src / f"{k}.npy").is_file()), None)
+    a, b = next(
+        (a, b)
+        for a, b in ARRAY_NAMES
+        if (src / f"{a}.npy").is_file() and (src / f"{b}.npy").is_file()
+    )
+    names_file = next(
+        (src / f"{k}.npy" for k in CLASS_NAME_KEYS if (src / f"{k}.npy").is_file()), None
+    )
     names_arr = _load_npy(names_file) if names_file else None
     return _load_npy(src / f"{a}.npy"), _load_npy(src / f"{b}.npy"), names_arr, src.resolve().name
 
@@ -112,16 +131,22 @@ def _raw_arrays(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, s
 def _as_uint8_images(x: np.ndarray, where: str) -> np.ndarray:
     allowed = "images shaped (N, H, W), (N, H, W, 1) or (N, H, W, 3)"
     if x.ndim == 4 and x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):
-        raise DataError(f"images in {where} have shape {x.shape} (channels first?); expected {allowed}")
+        raise DataError(
+            f"images in {where} have shape {x.shape} (channels first?); expected {allowed}"
+        )
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
         raise DataError(f"images in {where} have shape {x.shape}; expected {allowed}")
     if x.dtype == np.uint8:
         return x
     if np.issubdtype(x.dtype, np.bool_) or not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"images in {where} have dtype {x.dtype}; expected uint8, or floats in [0, 1] or [0, 255]")
+        raise DataError(
+            f"images in {where} have dtype {x.dtype}; expected uint8, or floats in [0, 1] or [0, 255]"
+        )
     lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
     if not np.isfinite([lo, hi]).all() or lo < 0 or hi > 255:
-        raise DataError(f"images in {where} have values from {lo:g} to {hi:g}; expected 0–255 (or 0–1 for floats)")
+        raise DataError(
+            f"images in {where} have values from {lo:g} to {hi:g}; expected 0–255 (or 0–1 for floats)"
+        )
     if np.issubdtype(x.dtype, np.floating) and hi <= 1.0:
         x = x * 255.0
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
@@ -133,14 +158,22 @@ def _as_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
     elif y.ndim == 2 and y.shape[1] > 1:  # one-hot
         y = np.argmax(y, axis=1)
     if y.ndim != 1 or len(y) != n:
-        raise DataError(f"labels in {where} have shape {y.shape}; expected ({n},): one integer label per image")
+        raise DataError(
+            f"labels in {where} have shape {y.shape}; expected ({n},): one integer label per image"
+        )
     if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_):
-        raise DataError(f"labels in {where} have dtype {y.dtype}; expected integers 0, 1, … (class indices)")
+        raise DataError(
+            f"labels in {where} have dtype {y.dtype}; expected integers 0, 1, … (class indices)"
+        )
     if np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
-        raise DataError(f"labels in {where} are not whole numbers; expected integers 0, 1, … (class indices)")
+        raise DataError(
+            f"labels in {where} are not whole numbers; expected integers 0, 1, … (class indices)"
+        )
     y = y.astype(np.int64)
     if len(y) and y.min() < 0:
-        raise DataError(f"labels in {where} include {int(y.min())}; expected integers from 0 (class indices)")
+        raise DataError(
+            f"labels in {where} include {int(y.min())}; expected integers from 0 (class indices)"
+        )
     return y
 
 
@@ -149,8 +182,18 @@ def _class_names(names: np.ndarray | None, n_classes: int, where: str) -> list[s
         return [str(i) for i in range(n_classes)]
     out = [str(v) for v in np.asarray(names).ravel()]
     if len(out) < n_classes:
-        raise DataError(f"{where} names {len(out)} classes but its labels go up to {n_classes - 1}; expected one name per label")
-    bad = [c for c in out if not c or "/" in c or "\\" in c or c.startswith((".", "__")) or c.lower() in ("train", "val", "validation", "test")]
+        raise DataError(
+            f"{where} names {len(out)} classes but its labels go up to {n_classes - 1}; expected one name per label"
+        )
+    bad = [
+        c
+        for c in out
+        if not c
+        or "/" in c
+        or "\\" in c
+        or c.startswith((".", "__"))
+        or c.lower() in ("train", "val", "validation", "test")
+    ]
     if bad or len(set(out)) != len(out):
         raise DataError(
             f"class name {(bad or [c for c in out if out.count(c) > 1])[0]!r} in {where} cannot name a folder; "
@@ -191,7 +234,9 @@ def _held_out(y: np.ndarray, fraction: float, seed: int = 42) -> np.ndarray:
     return mask
 
 
-def load_split_arrays(src: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], str]:
+def load_split_arrays(
+    src: str | Path,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], str]:
     """Validated pre-split arrays: ``({split: (images uint8, labels int)}, class names, name)``.
 
     Args:
@@ -209,7 +254,9 @@ def load_split_arrays(src: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.n
         x, y = parts["train"]
         val = _held_out(y, HELD_OUT_VAL)
         parts["train"], parts["val"] = (x[~val], y[~val]), (x[val], y[val])
-    names_file = next((src / f"{k}.npy" for k in CLASS_NAME_KEYS if (src / f"{k}.npy").is_file()), None)
+    names_file = next(
+        (src / f"{k}.npy" for k in CLASS_NAME_KEYS if (src / f"{k}.npy").is_file()), None
+    )
     n_classes = max(int(y.max()) for _, y in parts.values() if len(y)) + 1
     classes = _class_names(_load_npy(names_file) if names_file else None, n_classes, repr(str(src)))
     return parts, classes, src.resolve().name
@@ -217,7 +264,11 @@ def load_split_arrays(src: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.n
 
 def _digest(src: Path) -> str:
     h = hashlib.blake2b(digest_size=10)
-    files = [src] if src.is_file() else sorted(p for p in src.iterdir() if p.suffix == ".npy" and p.is_file())
+    files = (
+        [src]
+        if src.is_file()
+        else sorted(p for p in src.iterdir() if p.suffix == ".npy" and p.is_file())
+    )
     for f in files:
         h.update(f.name.encode())
         with open(f, "rb") as fh:

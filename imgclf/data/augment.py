@@ -40,17 +40,33 @@ def augmentation_layers(spec: str, seed: int) -> list:
         elif name == "vflip":
             out.append(layers.RandomFlip("vertical", seed=s, name="aug_vflip"))
         elif name == "rotate":
-            out.append(layers.RandomRotation(value / 360.0, fill_mode="reflect", seed=s, name="aug_rotate"))
+            out.append(
+                layers.RandomRotation(value / 360.0, fill_mode="reflect", seed=s, name="aug_rotate")
+            )
         elif name == "shift":
-            out.append(layers.RandomTranslation(value, value, fill_mode="reflect", seed=s, name="aug_shift"))
+            out.append(
+                layers.RandomTranslation(
+                    value, value, fill_mode="reflect", seed=s, name="aug_shift"
+                )
+            )
         elif name == "zoom":
-            out.append(layers.RandomZoom((-value, value), fill_mode="reflect", seed=s, name="aug_zoom"))
+            out.append(
+                layers.RandomZoom((-value, value), fill_mode="reflect", seed=s, name="aug_zoom")
+            )
         elif name == "brightness":
-            out.append(layers.RandomBrightness(value, value_range=(0, 255), seed=s, name="aug_brightness"))
+            out.append(
+                layers.RandomBrightness(value, value_range=(0, 255), seed=s, name="aug_brightness")
+            )
         elif name == "contrast":
-            out.append(layers.RandomContrast(value, value_range=(0, 255), seed=s, name="aug_contrast"))
+            out.append(
+                layers.RandomContrast(value, value_range=(0, 255), seed=s, name="aug_contrast")
+            )
         elif name == "randaugment":
-            out.append(layers.RandAugment(value_range=(0, 255), num_ops=2, factor=value, seed=s, name="aug_randaugment"))
+            out.append(
+                layers.RandAugment(
+                    value_range=(0, 255), num_ops=2, factor=value, seed=s, name="aug_randaugment"
+                )
+            )
     return out
 
 

@@ -19,7 +19,9 @@ def class_weights(labels: Iterable[int], num_classes: int) -> dict[int, float]:
         labels: one class index per image.
         num_classes: the number of classes; a class without images gets no weight.
     """
-    counts = np.bincount(np.asarray(list(labels), dtype=np.int64), minlength=num_classes).astype(np.float64)
+    counts = np.bincount(np.asarray(list(labels), dtype=np.int64), minlength=num_classes).astype(
+        np.float64
+    )
     present = counts > 0
     inv = np.zeros(num_classes)
     inv[present] = 1.0 / counts[present]
@@ -27,7 +29,9 @@ def class_weights(labels: Iterable[int], num_classes: int) -> dict[int, float]:
     return {c: round(float(inv[c]), 4) for c in range(num_classes) if present[c]}
 
 
-def train_class_weights(items: Iterable[ImageItem], num_classes: int, mode: str) -> dict[int, float] | None:
+def train_class_weights(
+    items: Iterable[ImageItem], num_classes: int, mode: str
+) -> dict[int, float] | None:
     """The loss weights a run trains with: :func:`class_weights` of the train split when ``mode`` is
     ``"auto"`` (``--class-weight auto``), else None.
 

@@ -60,8 +60,12 @@ class DoctorReport:
     clusters: list[tuple[str, list[int]]]  # (kind, indices into facts / labels)
     splits: dict[str, str] = field(default_factory=dict)  # path -> split, when known
     groups: dict[str, str] = field(default_factory=dict)  # path -> --group-by name, when given
-    train_class_weights: dict[int, float] | None = None  # set by prepare_training_data with class_weight="auto"
-    layout: list[str] = field(default_factory=list)  # about the folder as a whole (imgclf.data.layout)
+    train_class_weights: dict[int, float] | None = (
+        None  # set by prepare_training_data with class_weight="auto"
+    )
+    layout: list[str] = field(
+        default_factory=list
+    )  # about the folder as a whole (imgclf.data.layout)
 
     # ------------------------------------------------------------------ derived findings
 
@@ -76,7 +80,13 @@ class DoctorReport:
         rows = []
         for kind, members in self.clusters:
             labels = sorted({self.labels[i] for i in members})
-            splits = sorted({self.splits[self.facts[i].path] for i in members if self.facts[i].path in self.splits})
+            splits = sorted(
+                {
+                    self.splits[self.facts[i].path]
+                    for i in members
+                    if self.facts[i].path in self.splits
+                }
+            )
             rows.append(
                 {
                     "kind": kind,
@@ -111,7 +121,9 @@ class DoctorReport:
             )
         for name, count in counts.items():
             if count < TINY_CLASS:
-                warnings_.append(f"tiny class: {name!r} has {count} usable image(s); its test metrics will be noisy")
+                warnings_.append(
+                    f"tiny class: {name!r} has {count} usable image(s); its test metrics will be noisy"
+                )
         weights = class_weights((i.label for i in self.usable.items), len(self.classes))
         return {
             "counts": counts,
@@ -146,7 +158,9 @@ class DoctorReport:
             )
         grey = sum(f.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") for f in ok)
         if 0 < grey < len(ok):
-            warnings_.append(f"colour modes are mixed: {grey} grayscale and {len(ok) - grey} colour image(s); all become RGB")
+            warnings_.append(
+                f"colour modes are mixed: {grey} grayscale and {len(ok) - grey} colour image(s); all become RGB"
+            )
         out["warnings"] = warnings_
         return out
 
@@ -157,11 +171,14 @@ class DoctorReport:
         out = {
             "root": self.root,
             "classes": self.classes,
-            "files": len(self.facts) + sum(1 for s in self.unusable if not s.reason.startswith("cannot decode")),
+            "files": len(self.facts)
+            + sum(1 for s in self.unusable if not s.reason.startswith("cannot decode")),
             "usable": len(self.usable.items),
             "layout": list(self.layout),
             "unusable": [{"path": self.rel(s.path), "reason": s.reason} for s in self.unusable],
-            "warnings": [{"path": self.rel(f.path), "warning": f.warning} for f in self.facts if f.warning],
+            "warnings": [
+                {"path": self.rel(f.path), "warning": f.warning} for f in self.facts if f.warning
+            ],
             "duplicates": {
                 "near_threshold": self.near_threshold,
                 "exact_clusters": sum(d["kind"] == "exact" for d in dups),
@@ -180,7 +197,9 @@ class DoctorReport:
                 "across_splits": self.group_leaks(),
             }
         if self.train_class_weights is not None:
-            out["train_class_weights"] = {self.classes[c]: w for c, w in self.train_class_weights.items()}
+            out["train_class_weights"] = {
+                self.classes[c]: w for c, w in self.train_class_weights.items()
+            }
         return out
 
     def gate_findings(self) -> list[str]:
@@ -188,12 +207,21 @@ class DoctorReport:
         across classes) and leakage (duplicates or ``--group-by`` groups across splits); empty if none."""
         d = self.to_dict()
         # notes about the layout, not files that cannot be used: other files, links followed once
-        ignored = ("not an image file extension", "not inside a class folder", "folder beside", "symbolic link", "folder already scanned", "same file as")
+        ignored = (
+            "not an image file extension",
+            "not inside a class folder",
+            "folder beside",
+            "symbolic link",
+            "folder already scanned",
+            "same file as",
+        )
         counts = {
             "unusable file(s)": sum(not u["reason"].startswith(ignored) for u in d["unusable"]),
             "duplicate(s) across classes (label conflict)": d["duplicates"]["across_classes"],
             "duplicate(s) across splits (leakage)": d["duplicates"]["across_splits"],
-            "--group-by group(s) across splits (leakage)": len(d.get("groups", {}).get("across_splits", [])),
+            "--group-by group(s) across splits (leakage)": len(
+                d.get("groups", {}).get("across_splits", [])
+            ),
         }
         return [f"{n} {what}" for what, n in counts.items() if n]
 
@@ -232,7 +260,9 @@ def diagnose(
         skipped=list(data.skipped) + bad,
     )
     labels = [i.label for i in data.items]
-    clusters = duplicate_clusters([f.digest for f in facts], [f.phash for f in facts], near_threshold)
+    clusters = duplicate_clusters(
+        [f.digest for f in facts], [f.phash for f in facts], near_threshold
+    )
     report = DoctorReport(
         root=data.root,
         classes=list(data.classes),

@@ -21,9 +21,13 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
     """
     lines = [f"doctor: {w}" for w in d.get("layout", [])]
     if d["unusable"]:
-        lines.append(f"doctor: {len(d['unusable'])} unusable file(s) skipped, never touched (see data_report.json)")
+        lines.append(
+            f"doctor: {len(d['unusable'])} unusable file(s) skipped, never touched (see data_report.json)"
+        )
     if d["warnings"]:
-        lines.append(f"doctor: {len(d['warnings'])} file(s) whose extension does not match the content (still used)")
+        lines.append(
+            f"doctor: {len(d['warnings'])} file(s) whose extension does not match the content (still used)"
+        )
     dup = d["duplicates"]
     if dup["clusters"]:
         extra = []
@@ -55,14 +59,19 @@ def format_report(d: dict[str, Any]) -> str:
 
     def listing(title: str, rows: list[str], count: bool = True) -> None:
         out.append("")
-        out.append(f"{title} ({len(rows)})" if rows and count else f"{title}" if rows else f"{title}: none")
+        out.append(
+            f"{title} ({len(rows)})" if rows and count else f"{title}" if rows else f"{title}: none"
+        )
         out.extend(f"  {r}" for r in rows[:LIST_LIMIT])
         if len(rows) > LIST_LIMIT:
             out.append(f"  … and {len(rows) - LIST_LIMIT} more (all of them in --json)")
 
     if d.get("layout"):
         listing("Layout", d["layout"])
-    listing("Unusable files — skipped, never touched", [f"{one_line(r['path'])}: {r['reason']}" for r in d["unusable"]])
+    listing(
+        "Unusable files — skipped, never touched",
+        [f"{one_line(r['path'])}: {r['reason']}" for r in d["unusable"]],
+    )
     listing("Warnings", [f"{one_line(r['path'])}: {r['warning']}" for r in d["warnings"]])
     dup = d["duplicates"]
     rows = []
@@ -85,10 +94,12 @@ def format_report(d: dict[str, Any]) -> str:
         out.append(f"  group {leak['group']!r} is in {', '.join(leak['splits'])}: LEAKAGE")
     bal = d["balance"]
     out += ["", f"Class balance (largest/smallest {bal['imbalance_ratio']:g}:1)"]
-    width = max(len(c) for c in d['classes'])
+    width = max(len(c) for c in d["classes"])
     for name, count in bal["counts"].items():
         weight = bal["suggested_class_weights"].get(name)
-        out.append(f"  {name:<{width}}  {count:>6}   weight {weight if weight is not None else '-'}")
+        out.append(
+            f"  {name:<{width}}  {count:>6}   weight {weight if weight is not None else '-'}"
+        )
     out += [f"  ! {w}" for w in bal["warnings"]]
     sz = d["sizes"]
     if "width" in sz:

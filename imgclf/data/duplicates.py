@@ -24,7 +24,9 @@ from imgclf.data.groups import UnionFind
 
 __all__ = ["DEFAULT_NEAR_THRESHOLD", "phash", "near_pairs", "duplicate_clusters"]
 
-DEFAULT_NEAR_THRESHOLD = 4  # of 64 bits: conservative — re-encodings and resizes, not merely similar photos
+DEFAULT_NEAR_THRESHOLD = (
+    4  # of 64 bits: conservative — re-encodings and resizes, not merely similar photos
+)
 _BLOCK = 256
 
 
@@ -74,7 +76,9 @@ def near_pairs(hashes: Sequence[int], threshold: int) -> list[tuple[int, int, in
     return out
 
 
-def duplicate_clusters(digests: Sequence[str], hashes: Sequence[int | None], threshold: int) -> list[tuple[str, list[int]]]:
+def duplicate_clusters(
+    digests: Sequence[str], hashes: Sequence[int | None], threshold: int
+) -> list[tuple[str, list[int]]]:
     """Clusters of 2+ indices, each ``("exact", members)`` when all share one digest, else ``("near", members)``.
 
     ``hashes[i]`` may be None (an image that could not be decoded): it joins exact clusters only.

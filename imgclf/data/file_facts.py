@@ -34,6 +34,7 @@ EXTENSION_FORMATS = {
     ".tiff": {"TIFF"},
 }
 
+
 @dataclass(frozen=True)
 class FileFacts:
     """What one read of a file tells: its hash, format, size, mode, perceptual hash, and any problem."""
@@ -88,4 +89,12 @@ def inspect_files(paths: Sequence[str], progress: bool = False) -> list[FileFact
     """
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
         facts = pool.map(inspect_file, paths)
-        return list(track(facts, "checking files (decode, hash)", total=len(paths), unit="files", enabled=progress))
+        return list(
+            track(
+                facts,
+                "checking files (decode, hash)",
+                total=len(paths),
+                unit="files",
+                enabled=progress,
+            )
+        )

@@ -14,16 +14,36 @@ UNREADABLE: dict[str, tuple[frozenset[str], str]] = {
         frozenset({".heic", ".heif", ".hif"}),
         "`heif-convert photo.heic photo.jpg` (libheif-examples) or `magick mogrify -format jpg *.heic`",
     ),
-    "AVIF": (frozenset({".avif"}), "`magick mogrify -format jpg *.avif` or `avifdec photo.avif photo.png`"),
-    "JPEG XL": (frozenset({".jxl"}), "`djxl photo.jxl photo.png` (libjxl-tools) or `magick mogrify -format jpg *.jxl`"),
+    "AVIF": (
+        frozenset({".avif"}),
+        "`magick mogrify -format jpg *.avif` or `avifdec photo.avif photo.png`",
+    ),
+    "JPEG XL": (
+        frozenset({".jxl"}),
+        "`djxl photo.jxl photo.png` (libjxl-tools) or `magick mogrify -format jpg *.jxl`",
+    ),
     "camera RAW": (
         frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf"}),
         "`darktable-cli photo.nef photo.jpg` or `magick mogrify -format jpg *.nef`",
     ),
-    "SVG": (frozenset({".svg"}), "`rsvg-convert -o drawing.png drawing.svg` or `magick mogrify -format png *.svg`"),
+    "SVG": (
+        frozenset({".svg"}),
+        "`rsvg-convert -o drawing.png drawing.svg` or `magick mogrify -format png *.svg`",
+    ),
     "PSD": (frozenset({".psd"}), "`magick 'layers.psd[0]' layers.png`"),
 }
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+_HEIF_BRANDS = {
+    b"heic",
+    b"heix",
+    b"hevc",
+    b"hevx",
+    b"heim",
+    b"heis",
+    b"hevm",
+    b"hevs",
+    b"mif1",
+    b"msf1",
+}
 _AVIF_BRANDS = {b"avif", b"avis"}
 
 

@@ -63,9 +63,14 @@ def _from_csv(csv_path: Path, paths: Sequence[str], root: str) -> dict[str, str]
                 raise DataError(
                     f"group file {str(csv_path)!r} has columns {reader.fieldnames}; expected a header with 'path' and 'group'"
                 )
-            rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+            rows = [
+                {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+                for row in reader
+            ]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"cannot read group file {str(csv_path)!r}: {exc}".splitlines()[0]) from None
+        raise DataError(
+            f"cannot read group file {str(csv_path)!r}: {exc}".splitlines()[0]
+        ) from None
     table: dict[str, str] = {}
     for row in rows:
         key = Path(row["path"])
@@ -93,13 +98,19 @@ def group_labels(paths: Sequence[str], root: str, group_by: str) -> dict[str, st
     for p in paths:
         m = pattern.search(_relative(p, root))
         if m:
-            name = next((g for g in m.groups() if g is not None), None) if pattern.groups else m.group(0)
+            name = (
+                next((g for g in m.groups() if g is not None), None)
+                if pattern.groups
+                else m.group(0)
+            )
             if name is not None and name != "":
                 out[p] = name
     return out
 
 
-def merge_groups(paths: Sequence[str], named: dict[str, str] | None, clusters: Iterable[Sequence[str]] = ()) -> dict[str, int]:
+def merge_groups(
+    paths: Sequence[str], named: dict[str, str] | None, clusters: Iterable[Sequence[str]] = ()
+) -> dict[str, int]:
     """One integer group id per path: same named group or same cluster (transitively) → same id.
 
     Ids are numbered by the first path (in ``paths`` order) of each merged group, so they are stable.

@@ -39,12 +39,18 @@ def nested_classes_warning(class_dirs: Sequence[Path], extensions: frozenset[str
     inner: dict[str, list[str]] = {}
     for d in class_dirs:
         subs = sorted(p for p in d.iterdir() if p.is_dir() and _visible(p))
-        if _has_images(d, extensions) or len(subs) < 2 or not all(_has_images(s, extensions) for s in subs):
+        if (
+            _has_images(d, extensions)
+            or len(subs) < 2
+            or not all(_has_images(s, extensions) for s in subs)
+        ):
             return None
         inner[d.name] = [s.name for s in subs]
     if len(inner) < 2:
         return None
-    shown = "; ".join(f"{k}/: {', '.join(v[:4])}{', …' if len(v) > 4 else ''}" for k, v in inner.items())
+    shown = "; ".join(
+        f"{k}/: {', '.join(v[:4])}{', …' if len(v) > 4 else ''}" for k, v in inner.items()
+    )
     first, sub = next(iter(inner.items()))
     return (
         f"every class folder holds only sub-folders ({shown}): imgclf trains the {len(inner)} classes "
@@ -54,7 +60,9 @@ def nested_classes_warning(class_dirs: Sequence[Path], extensions: frozenset[str
     )
 
 
-def train_folder_error(root: str, train_dir: Path, siblings: Sequence[str], extensions: frozenset[str]) -> DataError:
+def train_folder_error(
+    root: str, train_dir: Path, siblings: Sequence[str], extensions: frozenset[str]
+) -> DataError:
     """The error for a ``train/`` folder without ``val/``: what the folder looks like, and what to do.
 
     Args:
@@ -96,12 +104,16 @@ def check_split_classes(data: Any, allow_missing_test: bool = False) -> list[str
             continue
         names = ", ".join(repr(c) for c in missing)
         if split == "val":
-            warnings.append(f"class(es) {names} have no images in val/: their validation loss and accuracy are not measured")
+            warnings.append(
+                f"class(es) {names} have no images in val/: their validation loss and accuracy are not measured"
+            )
         elif not allow_missing_test:
             raise DataError(
                 f"class(es) {names} have no images in test/ of {data.root!r}: their test metrics would have support 0; "
                 "add test images of them, or pass --allow-missing-test-classes (allow_missing_test_classes=True) to train anyway"
             )
         else:
-            warnings.append(f"class(es) {names} have no images in test/: their test metrics have support 0")
+            warnings.append(
+                f"class(es) {names} have no images in test/: their test metrics have support 0"
+            )
     return warnings

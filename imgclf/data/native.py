@@ -22,10 +22,26 @@ import tensorflow as tf
 
 __all__ = ["RATIOS", "native_ratio", "native_ratios", "decode_native"]
 
-RATIOS = (1, 2, 4, 8)  # the scales libjpeg (and so Pillow's draft and tf.io.decode_jpeg) can decode at
+RATIOS = (
+    1,
+    2,
+    4,
+    8,
+)  # the scales libjpeg (and so Pillow's draft and tf.io.decode_jpeg) can decode at
 _HEAD_BYTES = 1 << 16  # markers before the scan; EXIF in APP1 is at most 64 KiB
 _SOF_OK = {0xC0, 0xC1, 0xC2}  # baseline, extended sequential, progressive (Huffman)
-_SOF_OTHER = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # lossless, hierarchical, arithmetic
+_SOF_OTHER = {
+    0xC3,
+    0xC5,
+    0xC6,
+    0xC7,
+    0xC9,
+    0xCA,
+    0xCB,
+    0xCD,
+    0xCE,
+    0xCF,
+}  # lossless, hierarchical, arithmetic
 
 
 def _exif_orientation(tiff: bytes) -> int | None:
@@ -45,7 +61,11 @@ def _exif_orientation(tiff: bytes) -> int | None:
         if len(entry) < 12:
             return None
         if int.from_bytes(entry[:2], order) == 0x0112:
-            return int.from_bytes(entry[8:10], order) if int.from_bytes(entry[2:4], order) == 3 else None
+            return (
+                int.from_bytes(entry[8:10], order)
+                if int.from_bytes(entry[2:4], order) == 3
+                else None
+            )
     return 1
 
 
@@ -90,7 +110,9 @@ def native_ratio(path: str, size: int) -> int:
                     exif_seen = True
                     if len(seg) < length - 2 or _exif_orientation(seg[6:]) != 1:
                         return 0
-            elif b"Orientation" in seg or len(seg) < length - 2:  # XMP orientation (or cut off): Pillow's job
+            elif (
+                b"Orientation" in seg or len(seg) < length - 2
+            ):  # XMP orientation (or cut off): Pillow's job
                 return 0
         elif marker == 0xE2 and seg[:4] == b"MPF\x00":  # MPO: Pillow decodes it without draft
             return 0
@@ -138,7 +160,9 @@ def decode_native(path: tf.Tensor, ratio_index: tf.Tensor, size: int) -> tf.Tens
     contents = tf.io.read_file(path)
 
     def at(ratio: int):
-        return lambda: tf.io.decode_jpeg(contents, channels=3, ratio=ratio, dct_method="INTEGER_ACCURATE")
+        return lambda: tf.io.decode_jpeg(
+            contents, channels=3, ratio=ratio, dct_method="INTEGER_ACCURATE"
+        )
 
     image = tf.switch_case(ratio_index, [at(r) for r in RATIOS])
     shape = tf.shape(image)

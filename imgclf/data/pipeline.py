@@ -75,7 +75,10 @@ def decoded_dataset(
     def decode(i: tf.Tensor):
         path, route = path_t[i], route_t[i]
         branches = [
-            lambda: (decode_native(path, route, image_size), tf.constant(True)),  # routes 0-3: JPEG ratios
+            lambda: (
+                decode_native(path, route, image_size),
+                tf.constant(True),
+            ),  # routes 0-3: JPEG ratios
             lambda: tf_pillow(path),
             lambda: (tf.constant(blank), tf.constant(False)),
         ]
@@ -92,7 +95,9 @@ def decoded_dataset(
 
         def with_retries():  # Pillow retries the skipped positions; the group is put back in order
             missing = tf.sparse.to_dense(tf.sets.difference(expected[None], i[None]))[0]
-            again = tf.map_fn(lambda j: tf_pillow(path_t[j]), missing, fn_output_signature=(tf.uint8, tf.bool))
+            again = tf.map_fn(
+                lambda j: tf_pillow(path_t[j]), missing, fn_output_signature=(tf.uint8, tf.bool)
+            )
             positions = tf.concat([i, missing], 0)
             order = tf.argsort(positions)
             return (
@@ -103,7 +108,11 @@ def decoded_dataset(
 
         image, ok, i = tf.cond(tf.size(expected) > tf.size(i), with_retries, lambda: (image, ok, i))
         # the usual group (all decoded) passes through without copying its images
-        image, i = tf.cond(tf.reduce_all(ok), lambda: (image, i), lambda: (tf.boolean_mask(image, ok), tf.boolean_mask(i, ok)))
+        image, i = tf.cond(
+            tf.reduce_all(ok),
+            lambda: (image, i),
+            lambda: (tf.boolean_mask(image, ok), tf.boolean_mask(i, ok)),
+        )
         return image, tf.gather(label_t, i)
 
     # Gaps are found per group of decoded images, not per image: a per-image scan, retry and filter
@@ -126,7 +135,9 @@ def _label(image, label):
     return label
 
 
-def batched(ds: tf.data.Dataset, batch_size: int, shuffle_seed: int | None = None, buffer: int = 0) -> tf.data.Dataset:
+def batched(
+    ds: tf.data.Dataset, batch_size: int, shuffle_seed: int | None = None, buffer: int = 0
+) -> tf.data.Dataset:
     """Shuffle (training only), batch and prefetch.
 
     Batches stay uint8: a Keras model casts its input to float32 itself (on the GPU, when there is

@@ -14,7 +14,9 @@ from imgclf.data.split import assign_splits
 __all__ = ["prepare_training_data"]
 
 
-def prepare_training_data(data: ScannedData, cfg: TrainConfig, verbose: int = 1) -> tuple[ScannedData, list[ImageItem], DoctorReport]:
+def prepare_training_data(
+    data: ScannedData, cfg: TrainConfig, verbose: int = 1
+) -> tuple[ScannedData, list[ImageItem], DoctorReport]:
     """Diagnose ``data``, drop undecodable files, split keeping groups whole.
 
     Args:
@@ -43,6 +45,8 @@ def prepare_training_data(data: ScannedData, cfg: TrainConfig, verbose: int = 1)
         for line in report.summary():
             print(line, flush=True)
         if report.train_class_weights is not None:
-            shown = ", ".join(f"{usable.classes[c]} {w:g}" for c, w in report.train_class_weights.items())
+            shown = ", ".join(
+                f"{usable.classes[c]} {w:g}" for c, w in report.train_class_weights.items()
+            )
             print(f"doctor: class weights (train split, --class-weight auto): {shown}", flush=True)
     return usable, items, report

@@ -28,13 +28,25 @@ from imgclf.data.formats import (
 from imgclf.data.layout import nested_classes_warning, train_folder_error
 from imgclf.errors import DataError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageItem", "Skipped", "ScannedData", "scan_folder", "check_header", "one_line"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageItem",
+    "Skipped",
+    "ScannedData",
+    "scan_folder",
+    "check_header",
+    "one_line",
+]
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+)
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 MIN_SIDE = 8
-MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb limit (2 × Image.MAX_IMAGE_PIXELS default)
+MAX_PIXELS = (
+    178_956_970  # Pillow's own decompression-bomb limit (2 × Image.MAX_IMAGE_PIXELS default)
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,9 @@ class ScannedData:
     items: list[ImageItem]
     skipped: list[Skipped] = field(default_factory=list)
     presplit: bool = False
-    warnings: list[str] = field(default_factory=list)  # about the layout as a whole (imgclf.data.layout)
+    warnings: list[str] = field(
+        default_factory=list
+    )  # about the layout as a whole (imgclf.data.layout)
 
     def counts(self) -> dict[str, int]:
         out = {c: 0 for c in self.classes}
@@ -86,7 +100,9 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name)
 
 
-_LOOP = "symbolic link to a folder inside the data folder (a loop or a second copy of it); not followed"
+_LOOP = (
+    "symbolic link to a folder inside the data folder (a loop or a second copy of it); not followed"
+)
 _AGAIN = "folder already scanned through another path (symbolic link); not scanned twice"
 
 
@@ -97,7 +113,9 @@ def _files_under(folder: Path, root_real: str, seen: set[str]) -> tuple[list[Pat
     skipped: list[Skipped] = []
 
     def unreadable(exc: OSError) -> None:
-        skipped.append(Skipped(str(exc.filename or folder), f"cannot read folder: {exc.strerror or exc}"))
+        skipped.append(
+            Skipped(str(exc.filename or folder), f"cannot read folder: {exc.strerror or exc}")
+        )
 
     seen.add(os.path.realpath(folder))
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=unreadable):
@@ -121,7 +139,9 @@ def _within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _once(candidates: list[tuple[Path, int, str | None]]) -> tuple[list[tuple[Path, int, str | None]], list[Skipped]]:
+def _once(
+    candidates: list[tuple[Path, int, str | None]],
+) -> tuple[list[tuple[Path, int, str | None]], list[Skipped]]:
     """Each real file once: a file reached again through a symbolic link is skipped, keeping the
     path that involves no link (else the first found)."""
     by_real: dict[str, list[int]] = {}
@@ -134,7 +154,10 @@ def _once(candidates: list[tuple[Path, int, str | None]]) -> tuple[list[tuple[Pa
             drop.update({k: first for k in ks if k != first})
     kept = [c for k, c in enumerate(candidates) if k not in drop]
     skipped = [
-        Skipped(str(candidates[k][0]), f"same file as {candidates[first][0]} (through a symbolic link); used once")
+        Skipped(
+            str(candidates[k][0]),
+            f"same file as {candidates[first][0]} (through a symbolic link); used once",
+        )
         for k, first in sorted(drop.items())
     ]
     return kept, skipped
@@ -160,7 +183,11 @@ def check_header(path: str) -> tuple[str | None, int, int]:
     except OSError as exc:
         return f"cannot read: {exc}", 0, 0
     if fmt not in SUPPORTED_FORMATS:
-        return (unreadable_reason(fmt) if fmt in UNREADABLE else f"unsupported image format {fmt}"), w, h
+        return (
+            (unreadable_reason(fmt) if fmt in UNREADABLE else f"unsupported image format {fmt}"),
+            w,
+            h,
+        )
     if w * h > MAX_PIXELS:
         return f"decompression bomb: {w}x{h} pixels", w, h
     if min(w, h) < MIN_SIDE:
@@ -177,7 +204,9 @@ def _unidentified(path: str) -> str:
     return unreadable_reason(fmt) if fmt else "not an image (unrecognised content)"
 
 
-def _checked(candidates: list[tuple[Path, int, str | None]]) -> tuple[list[ImageItem], list[Skipped]]:
+def _checked(
+    candidates: list[tuple[Path, int, str | None]],
+) -> tuple[list[ImageItem], list[Skipped]]:
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 4)) as pool:
         results = list(pool.map(lambda c: check_header(str(c[0])), candidates))
     items, skipped = [], []
@@ -189,7 +218,9 @@ def _checked(candidates: list[tuple[Path, int, str | None]]) -> tuple[list[Image
     return items, skipped
 
 
-def _collect(class_dirs: list[Path], classes: list[str], split: str | None, root_real: str, seen: set[str]):
+def _collect(
+    class_dirs: list[Path], classes: list[str], split: str | None, root_real: str, seen: set[str]
+):
     candidates, ignored = [], []
     for d in class_dirs:
         label = classes.index(d.name)
@@ -201,7 +232,9 @@ def _collect(class_dirs: list[Path], classes: list[str], split: str | None, root
             elif fmt := format_from_extension(f.suffix):
                 ignored.append(Skipped(str(f), unreadable_reason(fmt)))
             else:
-                ignored.append(Skipped(str(f), f"not an image file extension ({f.suffix or 'none'})"))
+                ignored.append(
+                    Skipped(str(f), f"not an image file extension ({f.suffix or 'none'})")
+                )
     return candidates, ignored
 
 
@@ -220,7 +253,9 @@ def scan_folder(root: str | Path, classes: list[str] | None = None) -> ScannedDa
     source = array_source(root)
     if source is not None:
         folder, names = materialise_arrays(source)
-        return _scan(folder, str(folder), names if classes is None else classes, training=classes is None)
+        return _scan(
+            folder, str(folder), names if classes is None else classes, training=classes is None
+        )
     return _scan(Path(root).expanduser(), root, classes, training=classes is None)
 
 
@@ -242,11 +277,15 @@ def _split_dirs(subdirs: list[Path], root: str) -> dict[str, Path]:
     return split_dirs
 
 
-def _scan(root_path: Path, root: str | Path, classes: list[str] | None, training: bool) -> ScannedData:
+def _scan(
+    root_path: Path, root: str | Path, classes: list[str] | None, training: bool
+) -> ScannedData:
     if not root_path.exists():
         raise DataError(f"data folder {str(root)!r} does not exist")
     if not root_path.is_dir():
-        raise DataError(f"data path {str(root)!r} is not a folder; expected a folder of class sub-folders")
+        raise DataError(
+            f"data path {str(root)!r} is not a folder; expected a folder of class sub-folders"
+        )
     subdirs = _class_dirs(root_path)
     split_dirs = _split_dirs(subdirs, str(root))
     presplit = "train" in split_dirs
@@ -271,15 +310,23 @@ def _scan(root_path: Path, root: str | Path, classes: list[str] | None, training
     unknown = sorted(set(found) - set(classes))
     if unknown:
         allowed = "train/" if training else "the run's classes"
-        raise DataError(f"class {unknown[0]!r} in {str(root)!r} is not one of {allowed}: {', '.join(classes)}")
+        raise DataError(
+            f"class {unknown[0]!r} in {str(root)!r} is not one of {allowed}: {', '.join(classes)}"
+        )
 
     candidates, skipped = [], []
-    for f in sorted(p for p in root_path.iterdir() if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS):
+    for f in sorted(
+        p
+        for p in root_path.iterdir()
+        if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS
+    ):
         skipped.append(Skipped(str(f), "not inside a class folder"))
     if presplit:
         for d in subdirs:
             if d.name.lower() not in SPLIT_DIRS:
-                skipped.append(Skipped(str(d), "folder beside train/ and val/ is not a split; ignored"))
+                skipped.append(
+                    Skipped(str(d), "folder beside train/ and val/ is not a split; ignored")
+                )
     root_real, seen = os.path.realpath(root_path), set()
     for split, dirs in per_split.items():
         c, ignored = _collect(dirs, classes, split, root_real, seen)
@@ -289,7 +336,11 @@ def _scan(root_path: Path, root: str | Path, classes: list[str] | None, training
     skipped += again
     items, bad = _checked(candidates)
     data = ScannedData(str(root_path), list(classes), items, skipped + bad, presplit)
-    nested = nested_classes_warning(per_split.get("train", per_split.get(None, [])), IMAGE_EXTENSIONS) if training else None
+    nested = (
+        nested_classes_warning(per_split.get("train", per_split.get(None, [])), IMAGE_EXTENSIONS)
+        if training
+        else None
+    )
     data.warnings = [nested] if nested else []
     if training:
         empty = [c for c, n in data.counts().items() if n == 0]

@@ -35,7 +35,10 @@ def _split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[in
 
 
 def _members_by_class(data: ScannedData) -> list[list[ImageItem]]:
-    return [sorted((i for i in data.items if i.label == label), key=lambda i: i.path) for label in range(len(data.classes))]
+    return [
+        sorted((i for i in data.items if i.label == label), key=lambda i: i.path)
+        for label in range(len(data.classes))
+    ]
 
 
 def _check_size(name: str, n: int, n_val: int, n_test: int) -> None:
@@ -123,11 +126,17 @@ def _assign_grouped(
         n_val, n_test = _split_counts(n, val_fraction, test_fraction)
         _check_size(name, n, n_val, n_test)
         target = {"test": n_test, "val": n_val}
-        own = [g for g in dict.fromkeys(key[i.path] for i in members_by_class[label]) if primary[g] == label]
+        own = [
+            g
+            for g in dict.fromkeys(key[i.path] for i in members_by_class[label])
+            if primary[g] == label
+        ]
         for idx in rng.permutation(len(own)):
             g = own[idx]
             size = sum(i.label == label for i in by_group[g])
-            split = next((s for s in ("test", "val") if placed[(label, s)] + size / 2 <= target[s]), "train")
+            split = next(
+                (s for s in ("test", "val") if placed[(label, s)] + size / 2 <= target[s]), "train"
+            )
             split_of[g] = split
             for item in by_group[g]:
                 placed[(item.label, split)] += 1
@@ -166,7 +175,9 @@ def write_manifest(path: Path, items: list[ImageItem], classes: list[str], root:
             writer.writerow([rel.as_posix(), classes[item.label], item.split])
 
 
-def read_manifest(path: Path, classes: list[str], root: str, split: str | None = None) -> list[ImageItem]:
+def read_manifest(
+    path: Path, classes: list[str], root: str, split: str | None = None
+) -> list[ImageItem]:
     """Read ``split.csv`` back into items (optionally only one split).
 
     Args:
@@ -187,5 +198,9 @@ def read_manifest(path: Path, classes: list[str], root: str, split: str | None =
             if split is not None and row["split"] != split:
                 continue
             p = Path(row["path"])
-            items.append(ImageItem(str(p if p.is_absolute() else Path(root) / p), index[row["label"]], row["split"]))
+            items.append(
+                ImageItem(
+                    str(p if p.is_absolute() else Path(root) / p), index[row["label"]], row["split"]
+                )
+            )
     return items

@@ -16,7 +16,14 @@ import numpy as np
 from imgclf.evaluation.inference import apply_temperature
 from imgclf.runs import RunFiles
 
-__all__ = ["ECE_BINS", "calibrate", "expected_calibration_error", "fit_temperature", "read_temperature", "reliability_bins"]
+__all__ = [
+    "ECE_BINS",
+    "calibrate",
+    "expected_calibration_error",
+    "fit_temperature",
+    "read_temperature",
+    "reliability_bins",
+]
 
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al.
 _T_RANGE = (0.05, 20.0)
@@ -67,7 +74,9 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     return t if _nll(probs, labels, t) < _nll(probs, labels, 1.0) else 1.0
 
 
-def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
+def reliability_bins(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> list[dict[str, float]]:
     """Per confidence bin: its range, the number of images, mean confidence and accuracy.
 
     Args:
@@ -83,17 +92,21 @@ def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
     for b in range(bins):
         mask = which == b
         n = int(mask.sum())
-        out.append({
-            "low": float(edges[b]),
-            "high": float(edges[b + 1]),
-            "n": n,
-            "confidence": float(conf[mask].mean()) if n else 0.0,
-            "accuracy": float(correct[mask].mean()) if n else 0.0,
-        })
+        out.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "n": n,
+                "confidence": float(conf[mask].mean()) if n else 0.0,
+                "accuracy": float(correct[mask].mean()) if n else 0.0,
+            }
+        )
     return out
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
     """ECE: the image-weighted mean gap between confidence and accuracy over confidence bins.
 
     Args:
@@ -108,7 +121,9 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(sum(r["n"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / total)
 
 
-def calibrate(val_probs: np.ndarray, val_labels: np.ndarray, test_probs: np.ndarray, test_labels: np.ndarray) -> dict:
+def calibrate(
+    val_probs: np.ndarray, val_labels: np.ndarray, test_probs: np.ndarray, test_labels: np.ndarray
+) -> dict:
     """Fit T on the validation split and measure ECE before and after on both splits; the result is
     what ``calibration.json`` holds (``temperature`` first, then the evidence for it). The fitted T is
     kept only if it lowers the validation ECE; otherwise ``temperature`` is 1.0 and ``kept`` false.
@@ -122,16 +137,23 @@ def calibrate(val_probs: np.ndarray, val_labels: np.ndarray, test_probs: np.ndar
     fitted = fit_temperature(val_probs, val_labels)
     # NLL can prefer T > 1 for a model that is right on ~99 % of images and still raise its ECE: T is kept
     # only when it also lowers the validation ECE (still decided on the validation split alone)
-    kept = expected_calibration_error(apply_temperature(val_probs, fitted), val_labels) < expected_calibration_error(
-        val_probs, val_labels
-    )
+    kept = expected_calibration_error(
+        apply_temperature(val_probs, fitted), val_labels
+    ) < expected_calibration_error(val_probs, val_labels)
     t = fitted if kept else 1.0
     out = {
-        "temperature": t, "fitted_temperature": fitted, "kept": kept, "fitted_on": "val",
-        "n_val": int(len(val_labels)), "n_test": int(len(test_labels)), "bins": ECE_BINS,
-    }  # fmt: skip
+        "temperature": t,
+        "fitted_temperature": fitted,
+        "kept": kept,
+        "fitted_on": "val",
+        "n_val": int(len(val_labels)),
+        "n_test": int(len(test_labels)),
+        "bins": ECE_BINS,
+    }
     for split, probs, labels in (("val", val_probs, val_labels), ("test", test_probs, test_labels)):
-        after = apply_temperature(probs, fitted)  # the evidence: what the fitted T does, kept or not
+        after = apply_temperature(
+            probs, fitted
+        )  # the evidence: what the fitted T does, kept or not
         out[f"{split}_ece_before"] = expected_calibration_error(probs, labels)
         out[f"{split}_ece_after"] = expected_calibration_error(after, labels)
         out[f"{split}_reliability_before"] = reliability_bins(probs, labels)

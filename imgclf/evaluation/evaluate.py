@@ -19,8 +19,16 @@ from imgclf.evaluation.stats import confused_pairs, summary_statistics
 from imgclf.progress import progress
 from imgclf.runs import RunFiles, numbered_names, read_json, write_json
 
-__all__ = ["evaluate_items", "metrics_from_scores", "evaluate_run", "evaluation_dir", "External", "score_folder",
-           "check_honesty", "save_evaluation"]
+__all__ = [
+    "evaluate_items",
+    "metrics_from_scores",
+    "evaluate_run",
+    "evaluation_dir",
+    "External",
+    "score_folder",
+    "check_honesty",
+    "save_evaluation",
+]
 
 
 def metrics_from_scores(scores: Scores, classes: list[str], split: str, seed: int = 0) -> Metrics:
@@ -40,7 +48,13 @@ def metrics_from_scores(scores: Scores, classes: list[str], split: str, seed: in
 
 
 def evaluate_items(
-    model, items: Sequence[ImageItem], classes: list[str], image_size: int, batch_size: int, split: str, temperature: float = 1.0
+    model,
+    items: Sequence[ImageItem],
+    classes: list[str],
+    image_size: int,
+    batch_size: int,
+    split: str,
+    temperature: float = 1.0,
 ) -> Metrics:
     """Metrics of ``model`` on ``items``; undecodable images are listed in ``Metrics.skipped``.
 
@@ -53,7 +67,9 @@ def evaluate_items(
         split: the name recorded in the metrics (e.g. ``"test"``).
         temperature: calibration temperature applied to the probabilities. Defaults to 1.0 (none).
     """
-    return metrics_from_scores(score_items(model, items, image_size, batch_size, temperature), classes, split)
+    return metrics_from_scores(
+        score_items(model, items, image_size, batch_size, temperature), classes, split
+    )
 
 
 def evaluation_dir(run_dir: Path, data: str | Path) -> Path:
@@ -92,10 +108,14 @@ def _items(run, data) -> tuple[list[ImageItem], str, list[dict[str, str]]]:
     if data is None:
         items = read_manifest(run.path / RunFiles.SPLIT, run.classes, run.config.data, split="test")
         if not items:
-            raise DataError(f"run {str(run.path)!r} has no test split; pass a labelled folder to evaluate on")
+            raise DataError(
+                f"run {str(run.path)!r} has no test split; pass a labelled folder to evaluate on"
+            )
         missing = [i.path for i in items if not Path(i.path).exists()]
         if missing:
-            raise DataError(f"test image {missing[0]!r} of run {str(run.path)!r} no longer exists; was the data folder moved?")
+            raise DataError(
+                f"test image {missing[0]!r} of run {str(run.path)!r} no longer exists; was the data folder moved?"
+            )
         return items, "test", []
     return _folder_items(data, run.classes)
 
@@ -109,8 +129,16 @@ class External:
     metrics: Metrics
 
 
-def score_folder(model, data: str | Path, classes: list[str], image_size: int, batch_size: int, seed: int = 0,
-                 temperature: float = 1.0, verbose: int = 0) -> External:
+def score_folder(
+    model,
+    data: str | Path,
+    classes: list[str],
+    image_size: int,
+    batch_size: int,
+    seed: int = 0,
+    temperature: float = 1.0,
+    verbose: int = 0,
+) -> External:
     """Metrics of ``model`` on a labelled folder (its ``test/`` part when pre-split), skipped files listed.
 
     Args:
@@ -140,7 +168,12 @@ def check_honesty(internal: Metrics | dict, external: Metrics) -> dict:
         external: the separate folder's metrics.
     """
     inside = internal.to_dict() if isinstance(internal, Metrics) else internal
-    check = compare_accuracy(inside, external.to_dict(), external.split, f"internal {inside['split'].split(' ')[0]} split")
+    check = compare_accuracy(
+        inside,
+        external.to_dict(),
+        external.split,
+        f"internal {inside['split'].split(' ')[0]} split",
+    )
     external.honesty = check
     if isinstance(internal, Metrics):
         internal.honesty = check
@@ -163,12 +196,19 @@ def save_evaluation(run_dir: Path, external: External, classes: list[str]) -> Pa
         write_json(out / RunFiles.METRICS, {**external.metrics.to_dict(), "data": external.data})
         write_predictions(out / RunFiles.PREDICTIONS, external.scores, classes)
     except OSError as exc:
-        raise DataError(f"could not save the evaluation in {str(out)!r}: {exc.strerror or exc}") from None
+        raise DataError(
+            f"could not save the evaluation in {str(out)!r}: {exc.strerror or exc}"
+        ) from None
     return out
 
 
-def evaluate_run(run, data: str | Path | None = None, batch_size: int | None = None, verbose: int = 0,
-                 on_metrics: Callable[[Metrics], None] | None = None) -> Metrics:
+def evaluate_run(
+    run,
+    data: str | Path | None = None,
+    batch_size: int | None = None,
+    verbose: int = 0,
+    on_metrics: Callable[[Metrics], None] | None = None,
+) -> Metrics:
     """Metrics of a run on its test split, or on a labelled folder (then saved, with predictions.csv and
     a report, under ``evaluations/``, and compared with the run's own test accuracy: ``Metrics.honesty``).
     Probabilities are calibrated with the run's temperature.
@@ -192,7 +232,16 @@ def evaluate_run(run, data: str | Path | None = None, batch_size: int | None = N
         if on_metrics is not None:
             on_metrics(metrics)
         return metrics
-    external = score_folder(run.model, data, run.classes, run.image_size, batch_size, run.config.seed, temperature, verbose)
+    external = score_folder(
+        run.model,
+        data,
+        run.classes,
+        run.image_size,
+        batch_size,
+        run.config.seed,
+        temperature,
+        verbose,
+    )
     internal = run.path / RunFiles.METRICS
     if internal.is_file() and "statistics" in (saved := read_json(internal)):
         check_honesty(saved, external.metrics)

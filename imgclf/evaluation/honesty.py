@@ -29,11 +29,22 @@ TEST_NAME = "Fisher's exact test"
 def _accuracy(stats: Mapping, n: int, name: str) -> dict:
     acc = stats["accuracy"]
     correct = round(acc["value"] * n)
-    return {"name": name, "accuracy": float(acc["value"]), "low": float(acc["low"]), "high": float(acc["high"]),
-            "n": int(n), "correct": correct}
+    return {
+        "name": name,
+        "accuracy": float(acc["value"]),
+        "low": float(acc["low"]),
+        "high": float(acc["high"]),
+        "n": int(n),
+        "correct": correct,
+    }
 
 
-def compare_accuracy(internal: Mapping, external: Mapping, external_name: str, internal_name: str = "internal test split") -> dict:
+def compare_accuracy(
+    internal: Mapping,
+    external: Mapping,
+    external_name: str,
+    internal_name: str = "internal test split",
+) -> dict:
     """Internal and external accuracy side by side, and whether they differ beyond chance.
 
     Args:
@@ -52,8 +63,15 @@ def compare_accuracy(internal: Mapping, external: Mapping, external_name: str, i
         p = float(fisher_exact(table, alternative="two-sided").pvalue)
     else:
         p = 1.0
-    result = {"internal": a, "external": b, "difference": b["accuracy"] - a["accuracy"], "test": TEST_NAME,
-              "alpha": ALPHA, "p_value": p, "differs": p < ALPHA}
+    result = {
+        "internal": a,
+        "external": b,
+        "difference": b["accuracy"] - a["accuracy"],
+        "test": TEST_NAME,
+        "alpha": ALPHA,
+        "p_value": p,
+        "differs": p < ALPHA,
+    }
     result["message"] = honesty_line(result)
     return result
 
@@ -73,6 +91,8 @@ def honesty_line(check: Mapping) -> str:
     if not check["differs"]:
         return f"honesty check: {numbers}: no difference beyond chance"
     if b["accuracy"] < a["accuracy"]:
-        return (f"WARNING honesty check: {numbers}: the internal split overstates the accuracy to expect on pictures like "
-                f"{b['name']!r} by {100 * (a['accuracy'] - b['accuracy']):.1f} percentage points")
+        return (
+            f"WARNING honesty check: {numbers}: the internal split overstates the accuracy to expect on pictures like "
+            f"{b['name']!r} by {100 * (a['accuracy'] - b['accuracy']):.1f} percentage points"
+        )
     return f"WARNING honesty check: {numbers}: {b['name']!r} scores higher than the internal split; is the internal split harder or mislabelled?"

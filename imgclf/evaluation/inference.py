@@ -27,7 +27,16 @@ from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import class_probabilities
 
-__all__ = ["Engine", "KerasEngine", "as_engine", "Scores", "iter_scores", "score_items", "score_arrays", "apply_temperature"]
+__all__ = [
+    "Engine",
+    "KerasEngine",
+    "as_engine",
+    "Scores",
+    "iter_scores",
+    "score_items",
+    "score_arrays",
+    "apply_temperature",
+]
 
 
 class Engine:
@@ -97,7 +106,9 @@ class Scores:
     probs: np.ndarray
     labels: np.ndarray
     failures: dict[str, str] = field(default_factory=dict)
-    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # each row's index in the input
+    positions: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, np.int64)
+    )  # each row's index in the input
 
     @property
     def predicted(self) -> np.ndarray:
@@ -144,7 +155,9 @@ def iter_scores(
     """
     engine = as_engine(model)
     log = DecodeLog()
-    indexed = [replace(item, label=i) for i, item in enumerate(items)]  # the label slot carries the position
+    indexed = [
+        replace(item, label=i) for i, item in enumerate(items)
+    ]  # the label slot carries the position
     seen = 0  # items before this position are accounted for
     for x, pos in batched(decoded_dataset(indexed, image_size, log, cache=False), batch_size):
         order = pos.numpy()
@@ -152,7 +165,14 @@ def iter_scores(
         yield _scores(items, order, probs, log, seen)
         seen = int(order[-1]) + 1
     if seen < len(items):  # trailing items that never decoded
-        yield _scores(items, np.zeros(0, np.int64), np.zeros((0, engine.num_classes)), log, seen, until=len(items))
+        yield _scores(
+            items,
+            np.zeros(0, np.int64),
+            np.zeros((0, engine.num_classes)),
+            log,
+            seen,
+            until=len(items),
+        )
 
 
 def _forward(engine: Engine, x, tta: bool) -> np.ndarray:
@@ -165,10 +185,16 @@ def _forward(engine: Engine, x, tta: bool) -> np.ndarray:
     return (both[:n] + both[n:]) / 2.0
 
 
-def _scores(items, order: np.ndarray, probs: np.ndarray, log: DecodeLog, seen: int, until: int | None = None) -> Scores:
+def _scores(
+    items, order: np.ndarray, probs: np.ndarray, log: DecodeLog, seen: int, until: int | None = None
+) -> Scores:
     stop = until if until is not None else (int(order[0]) if len(order) else seen)
-    gaps = [range(seen, stop)] + [range(int(a) + 1, int(b)) for a, b in zip(order[:-1], order[1:])]  # before, inside
-    failed = {items[i].path: log.failures.get(items[i].path, "cannot decode") for gap in gaps for i in gap}
+    gaps = [range(seen, stop)] + [
+        range(int(a) + 1, int(b)) for a, b in zip(order[:-1], order[1:])
+    ]  # before, inside
+    failed = {
+        items[i].path: log.failures.get(items[i].path, "cannot decode") for gap in gaps for i in gap
+    }
     return Scores(
         paths=[items[i].path for i in order],
         probs=probs,
@@ -202,14 +228,20 @@ def score_items(
     failures = {k: v for part in parts for k, v in part.failures.items()}
     return Scores(
         paths=[p for part in parts for p in part.paths],
-        probs=np.concatenate([part.probs for part in parts]) if parts else np.zeros((0, num_classes)),
+        probs=np.concatenate([part.probs for part in parts])
+        if parts
+        else np.zeros((0, num_classes)),
         labels=np.concatenate([part.labels for part in parts]) if parts else np.zeros(0, np.int64),
         failures=dict(sorted(failures.items())),
-        positions=np.concatenate([part.positions for part in parts]) if parts else np.zeros(0, np.int64),
+        positions=np.concatenate([part.positions for part in parts])
+        if parts
+        else np.zeros(0, np.int64),
     )
 
 
-def score_arrays(model, images: np.ndarray, temperature: float = 1.0, tta: bool = False) -> np.ndarray:
+def score_arrays(
+    model, images: np.ndarray, temperature: float = 1.0, tta: bool = False
+) -> np.ndarray:
     """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255].
 
     Args:

@@ -21,9 +21,13 @@ class Metrics:
     classes: list[str]
     skipped: list[dict[str, str]] = field(default_factory=list)
     absent_classes: list[str] = field(default_factory=list)  # no image of theirs was evaluated
-    statistics: dict[str, dict] = field(default_factory=dict)  # value and 95 % interval (see evaluation.stats)
+    statistics: dict[str, dict] = field(
+        default_factory=dict
+    )  # value and 95 % interval (see evaluation.stats)
     confused_pairs: list[dict] = field(default_factory=list)
-    honesty: dict = field(default_factory=dict)  # vs a separate folder (evaluation.honesty), when there is one
+    honesty: dict = field(
+        default_factory=dict
+    )  # vs a separate folder (evaluation.honesty), when there is one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,7 +37,9 @@ class Metrics:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], split: str) -> Metrics:
+def compute_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], split: str
+) -> Metrics:
     """Accuracy, per-class precision/recall/F1/support and the confusion matrix.
 
     Macro-F1 averages over the classes that have images in ``y_true``; the others are listed in
@@ -45,16 +51,28 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], 
         classes: class names in label order.
         split: what was evaluated (shown in reports).
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
 
     labels = list(range(len(classes)))
     if len(y_true) == 0:
         zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
         empty = [[0] * len(classes) for _ in classes]
         return Metrics(0.0, 0.0, 0, split, {c: dict(zero) for c in classes}, empty, list(classes))
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
     per_class = {
-        c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+        c: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
         for i, c in enumerate(classes)
     }
     present = [i for i in labels if support[i] > 0]
@@ -79,15 +97,23 @@ def format_metrics(m: Metrics) -> str:
     width = max(8, *(len(c) for c in m.classes))
     lines = [f"{m.split}: accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  n={m.n}"]
     if m.absent_classes:
-        lines.append(f"no images of {len(m.absent_classes)} class(es), left out of the averages: {', '.join(m.absent_classes)}")
+        lines.append(
+            f"no images of {len(m.absent_classes)} class(es), left out of the averages: {', '.join(m.absent_classes)}"
+        )
     lines.append("")
     lines.append(f"{'class':<{width}}  precision  recall     f1  support")
     for c in m.classes:
         r = m.per_class[c]
-        lines.append(f"{c:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  {r['support']:7d}")
+        lines.append(
+            f"{c:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  {r['support']:7d}"
+        )
     cell = max(4, len(str(max((max(row) for row in m.confusion_matrix), default=0))) + 1)
-    short = [c[:cell - 1] for c in m.classes]
-    lines += ["", "confusion matrix (rows: true, columns: predicted)", f"{'':<{width}}" + "".join(f"{s:>{cell}}" for s in short)]
+    short = [c[: cell - 1] for c in m.classes]
+    lines += [
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+        f"{'':<{width}}" + "".join(f"{s:>{cell}}" for s in short),
+    ]
     for c, row in zip(m.classes, m.confusion_matrix):
         lines.append(f"{c:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
     if m.honesty:

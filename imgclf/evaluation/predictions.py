@@ -40,9 +40,13 @@ def write_predictions(path: Path, scores: Scores, classes: list[str]) -> Path:
     """
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["path", "true_label", "predicted_label", *(PROB_PREFIX + c for c in classes)])
+        writer.writerow(
+            ["path", "true_label", "predicted_label", *(PROB_PREFIX + c for c in classes)]
+        )
         for p, y, probs in zip(scores.paths, scores.labels, scores.probs):
-            writer.writerow([p, classes[y], classes[int(np.argmax(probs))], *(f"{v:.6g}" for v in probs)])
+            writer.writerow(
+                [p, classes[y], classes[int(np.argmax(probs))], *(f"{v:.6g}" for v in probs)]
+            )
     return path
 
 
@@ -57,5 +61,9 @@ def read_predictions(path: Path, classes: list[str]) -> PredictionTable:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     body = rows[1:]
-    probs = np.array([[float(v) for v in r[3:]] for r in body], np.float64).reshape(len(body), len(classes))
-    return PredictionTable([r[0] for r in body], np.array([index[r[1]] for r in body], np.int64), probs, list(classes))
+    probs = np.array([[float(v) for v in r[3:]] for r in body], np.float64).reshape(
+        len(body), len(classes)
+    )
+    return PredictionTable(
+        [r[0] for r in body], np.array([index[r[1]] for r in body], np.int64), probs, list(classes)
+    )

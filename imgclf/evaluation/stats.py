@@ -38,7 +38,9 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 
     if n == 0:
         return 0.0, 0.0
-    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    ci = binomtest(int(successes), int(n)).proportion_ci(
+        confidence_level=confidence, method="wilson"
+    )
     return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
@@ -67,7 +69,9 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None =
     return _macro_average(f1_score, y_true, y_pred, labels)
 
 
-def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None) -> float:
+def balanced_accuracy(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray | None = None
+) -> float:
     """Mean recall over ``labels`` (default: the classes present in ``y_true``).
 
     Args:
@@ -97,7 +101,9 @@ def top_k_accuracy(probs: np.ndarray, y_true: np.ndarray, k: int) -> float:
     return float(top_k_accuracy_score(y_true, probs, k=k, labels=np.arange(probs.shape[1])))
 
 
-def bootstrap_interval(metric, y_true: np.ndarray, y_pred: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    metric, y_true: np.ndarray, y_pred: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap 95 % interval of a metric, resampling images.
 
     All resamples are scored at once from their per-class counts (one ``np.bincount`` per block of
@@ -119,7 +125,10 @@ def bootstrap_interval(metric, y_true: np.ndarray, y_pred: np.ndarray, samples: 
     width = int(max(y_true.max(), y_pred.max())) + 1
     draws = np.random.default_rng(seed).integers(0, n, size=(samples, n))
     block = max(1, _BLOCK_CELLS // n)  # resamples per block: bounded memory at any test-set size
-    values = [metric(*_resample_counts(y_true, y_pred, draws[i : i + block], width), labels) for i in range(0, samples, block)]
+    values = [
+        metric(*_resample_counts(y_true, y_pred, draws[i : i + block], width), labels)
+        for i in range(0, samples, block)
+    ]
     values = np.concatenate(values)
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
@@ -133,10 +142,16 @@ def _resample_counts(y_true: np.ndarray, y_pred: np.ndarray, draws: np.ndarray, 
     def count(keys):
         return np.bincount(keys.ravel(), minlength=size).reshape(len(draws), width)
 
-    return count(t[t == p]), count(t), count(p)  # same row offset: t == p exactly where the label is right
+    return (
+        count(t[t == p]),
+        count(t),
+        count(p),
+    )  # same row offset: t == p exactly where the label is right
 
 
-def f1_from_counts(tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def f1_from_counts(
+    tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
     """Macro-F1 per row of counts over the ``labels`` that have images in that row (the classes
     present, as :func:`macro_f1`); F1 = 2·TP / (true + predicted), as scikit-learn's ``f1_score``.
 
@@ -151,7 +166,9 @@ def f1_from_counts(tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray, label
     return (f1 * present).sum(axis=1) / np.maximum(1, present.sum(axis=1))
 
 
-def recall_from_counts(tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def recall_from_counts(
+    tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
     """Balanced accuracy per row of counts: mean recall over the ``labels`` that have images in that row.
 
     Args:
@@ -175,7 +192,12 @@ def confused_pairs(confusion: list[list[int]], classes: list[str], top: int = 10
     """
     cm = np.asarray(confusion)
     pairs = [
-        {"true": classes[i], "predicted": classes[j], "count": int(cm[i, j]), "share_of_true": float(cm[i, j] / max(1, cm[i].sum()))}
+        {
+            "true": classes[i],
+            "predicted": classes[j],
+            "count": int(cm[i, j]),
+            "share_of_true": float(cm[i, j] / max(1, cm[i].sum())),
+        }
         for i in range(len(classes))
         for j in range(len(classes))
         if i != j and cm[i, j] > 0
@@ -202,8 +224,15 @@ def summary_statistics(probs: np.ndarray, y_true: np.ndarray, seed: int = 0) -> 
     if k:
         hits = round(top_k_accuracy(probs, y_true, k) * n)
         out[f"top{k}_accuracy"] = _stat(hits / n if n else 0.0, wilson_interval(hits, n), "Wilson")
-    for name, fn, from_counts in (("balanced_accuracy", balanced_accuracy, recall_from_counts), ("macro_f1", macro_f1, f1_from_counts)):
-        out[name] = _stat(fn(y_true, y_pred), bootstrap_interval(from_counts, y_true, y_pred, seed=seed), "bootstrap")
+    for name, fn, from_counts in (
+        ("balanced_accuracy", balanced_accuracy, recall_from_counts),
+        ("macro_f1", macro_f1, f1_from_counts),
+    ):
+        out[name] = _stat(
+            fn(y_true, y_pred),
+            bootstrap_interval(from_counts, y_true, y_pred, seed=seed),
+            "bootstrap",
+        )
     return out
 
 

@@ -26,7 +26,9 @@ def load_backbone_file(path: str | Path) -> keras.Model:
     """
     p = Path(path)
     if p.is_dir():
-        raise ModelError(f"--model {str(path)!r} is a folder; expected a .keras file or a model name (`imgclf models`)")
+        raise ModelError(
+            f"--model {str(path)!r} is a folder; expected a .keras file or a model name (`imgclf models`)"
+        )
     if not p.is_file():
         raise ModelError(f"backbone file {str(path)!r} does not exist")
     model = load_model_file(p, "backbone", compile=False)  # safe mode; one line for a bad file
@@ -34,7 +36,9 @@ def load_backbone_file(path: str | Path) -> keras.Model:
         x = keras.layers.GlobalAveragePooling2D(name="backbone_pool")(model.output)
         model = keras.Model(model.input, x, name=f"{model.name}_pooled")
     elif len(model.output.shape) != 2:
-        raise ModelError(f"backbone {str(path)!r} outputs shape {model.output.shape}; expected (batch, features) or a feature map")
+        raise ModelError(
+            f"backbone {str(path)!r} outputs shape {model.output.shape}; expected (batch, features) or a feature map"
+        )
     return model
 
 
@@ -84,14 +88,18 @@ KERAS_APPLICATIONS = {
 }
 
 
-def build_keras_application(name: str, image_size: int, weights: str | None = "imagenet") -> keras.Model:
+def build_keras_application(
+    name: str, image_size: int, weights: str | None = "imagenet"
+) -> keras.Model:
     class_name, mode, _, _ = KERAS_APPLICATIONS[name]
     constructor = getattr(keras.applications, class_name)
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = ImagenetPreprocess(mode, name="preprocess")(inputs) if mode else inputs
     try:  # built on our input tensor, so the backbone is one flat model whose layers can be cut by name
         base = constructor(include_top=False, weights=weights, input_tensor=x, pooling="avg")
-    except Exception as exc:  # a failed download surfaces as Exception("URL fetch failure …") among others
+    except (
+        Exception
+    ) as exc:  # a failed download surfaces as Exception("URL fetch failure …") among others
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(
             f"cannot get the ImageNet weights of {name!r} ({reason}). keras.applications downloads them on first use, "

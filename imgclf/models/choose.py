@@ -68,7 +68,12 @@ def estimated_seconds(model: str, image_size: int, images: int) -> float:
     return LITE0_128_SECONDS_PER_IMAGE * images * (image_size / 128) ** 2 * RELATIVE_COST[model]
 
 
-def choose_model(requested: str, sides: list[int], budget_seconds: float | None = None, image_size: int | None = None) -> Choice:
+def choose_model(
+    requested: str,
+    sides: list[int],
+    budget_seconds: float | None = None,
+    image_size: int | None = None,
+) -> Choice:
     """The model and input size for a run.
 
     Args:
@@ -84,8 +89,12 @@ def choose_model(requested: str, sides: list[int], budget_seconds: float | None 
     median = sorted(sides)[n // 2] if sides else 0
     facts = f"{n:,} images, median side {median} px"
     if sides and median <= AUTO_SCRATCH_MAX_SIDE and n >= AUTO_SCRATCH_MIN_IMAGES:
-        size = image_size or max(32, (median + 7) // 8 * 8)  # native, to a multiple of the cnn's 8× pooling
-        return Choice("cnn", size, f"{facts}: small pictures in large numbers train fastest from scratch")
+        size = image_size or max(
+            32, (median + 7) // 8 * 8
+        )  # native, to a multiple of the cnn's 8× pooling
+        return Choice(
+            "cnn", size, f"{facts}: small pictures in large numbers train fastest from scratch"
+        )
     if budget_seconds is not None:
         for name in LARGER_FIRST:
             spec = get_spec(name)
@@ -95,7 +104,11 @@ def choose_model(requested: str, sides: list[int], budget_seconds: float | None 
                 why = f"photos reach its {spec.default_size} px and ~{seconds:.0f}s of work fits --time {budget_seconds:.0f}s"
                 return Choice(name, size, f"{facts}: {why}")
     spec = get_spec("efficientnet_lite0")
-    return Choice(spec.name, image_size or choose_image_size(spec, sides), f"{facts}: the default pretrained backbone")
+    return Choice(
+        spec.name,
+        image_size or choose_image_size(spec, sides),
+        f"{facts}: the default pretrained backbone",
+    )
 
 
 def resolve_model(cfg: TrainConfig, sides: list[int], verbose: int) -> tuple[Choice, ModelSpec]:
@@ -108,6 +121,8 @@ def resolve_model(cfg: TrainConfig, sides: list[int], verbose: int) -> tuple[Cho
     """
     budget = parse_duration(cfg.time_budget) if cfg.time_budget else None
     choice = choose_model(cfg.model, sides, budget, cfg.image_size)
-    if verbose and cfg.model == AUTO_MODEL:  # a given --model is already named in the run's first line
+    if (
+        verbose and cfg.model == AUTO_MODEL
+    ):  # a given --model is already named in the run's first line
         print(choice.line(cfg.model), flush=True)
     return choice, get_spec(choice.model)

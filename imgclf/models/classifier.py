@@ -68,14 +68,24 @@ def loss_and_metric(num_classes: int, label_smoothing: float = 0.0, soft_labels:
             probabilities rather than class indices. Defaults to False.
     """
     if num_classes == 2:
-        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing), keras.metrics.BinaryAccuracy(name="accuracy"), False
+        return (
+            keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            False,
+        )
     if label_smoothing or soft_labels:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         return loss, keras.metrics.CategoricalAccuracy(name="accuracy"), True
-    return keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy"), False
+    return (
+        keras.losses.SparseCategoricalCrossentropy(),
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        False,
+    )
 
 
-def build_classifier(spec: ModelSpec, num_classes: int, image_size: int, augment: str, seed: int) -> Classifier:
+def build_classifier(
+    spec: ModelSpec, num_classes: int, image_size: int, augment: str, seed: int
+) -> Classifier:
     """The classifier around a registry model: augmentation (training only), the backbone, dropout
     and the output layer; ``head`` shares that output layer for the head stage.
 
@@ -96,7 +106,9 @@ def build_classifier(spec: ModelSpec, num_classes: int, image_size: int, augment
     features = backbone(x, training=False) if spec.pretrained else backbone(x)
     dropout = keras.layers.Dropout(HEAD_DROPOUT, name="head_dropout")
     units, activation = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
-    dense = keras.layers.Dense(units, activation=activation, dtype="float32", name="predictions")  # float32 under mixed precision
+    dense = keras.layers.Dense(
+        units, activation=activation, dtype="float32", name="predictions"
+    )  # float32 under mixed precision
     model = keras.Model(inputs, dense(dropout(features)), name="imgclf_classifier")
     feature_input = keras.Input((backbone.output.shape[-1],), name="features")
     head = keras.Model(feature_input, dense(dropout(feature_input)), name="head")

@@ -34,7 +34,9 @@ def build_cnn(image_size: int) -> keras.Model:
         image_size: the square input size; the number of blocks follows it.
     """
     layers = keras.layers
-    blocks = max(3, min(5, round(math.log2(image_size / 8))))  # pool down to about 8 px (96 px: 4 blocks)
+    blocks = max(
+        3, min(5, round(math.log2(image_size / 8)))
+    )  # pool down to about 8 px (96 px: 4 blocks)
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for i, filters in enumerate((32, 64, 128, 192, 256)[:blocks]):

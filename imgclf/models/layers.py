@@ -20,7 +20,9 @@ class ImagenetPreprocess(keras.layers.Layer):
     def __init__(self, mode: str = "tf", **kwargs):
         super().__init__(**kwargs)
         if mode not in _MODES:
-            raise ValueError(f"Invalid value received for argument `mode`. Expected one of {_MODES}. Received: mode={mode!r}")
+            raise ValueError(
+                f"Invalid value received for argument `mode`. Expected one of {_MODES}. Received: mode={mode!r}"
+            )
         self.mode = mode
 
     def call(self, inputs):

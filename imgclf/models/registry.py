@@ -17,7 +17,14 @@ from pathlib import Path
 
 from imgclf.errors import invalid_value
 
-__all__ = ["ModelSpec", "register_model", "register_file_backbone", "get_spec", "list_models", "choose_image_size"]
+__all__ = [
+    "ModelSpec",
+    "register_model",
+    "register_file_backbone",
+    "get_spec",
+    "list_models",
+    "choose_image_size",
+]
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,9 @@ class ModelSpec:
     min_size: int  # smallest size chosen automatically
     description: str
     offline: bool = True  # False: needs to download ImageNet weights the first time
-    fine_tune_from: str | None = None  # first layer unfrozen by --fine-tune auto; None: the last third
+    fine_tune_from: str | None = (
+        None  # first layer unfrozen by --fine-tune auto; None: the last third
+    )
     default_epochs: int = 8  # main-stage epochs when --epochs is not given
 
 
@@ -62,14 +71,24 @@ def register_model(
 
     def wrap(builder: Callable[[int], object]) -> Callable[[int], object]:
         _REGISTRY[name] = ModelSpec(
-            name, builder, pretrained, default_size, min_size, description, offline, fine_tune_from, default_epochs
+            name,
+            builder,
+            pretrained,
+            default_size,
+            min_size,
+            description,
+            offline,
+            fine_tune_from,
+            default_epochs,
         )
         return builder
 
     return wrap
 
 
-_FILE_SPEC: list[Callable[[str], ModelSpec]] = []  # set by imgclf.models.backbones: a path -> its spec
+_FILE_SPEC: list[
+    Callable[[str], ModelSpec]
+] = []  # set by imgclf.models.backbones: a path -> its spec
 
 
 def register_file_backbone(spec_for_path: Callable[[str], ModelSpec]) -> Callable[[str], ModelSpec]:
@@ -97,7 +116,9 @@ def get_spec(name: str) -> ModelSpec:
         return _REGISTRY[name]
     if _FILE_SPEC and (name.endswith(".keras") or Path(name).exists()):
         return _FILE_SPEC[0](name)
-    raise invalid_value("model", name, f"a path to a .keras file or one of: {', '.join(sorted(_REGISTRY))}")
+    raise invalid_value(
+        "model", name, f"a path to a .keras file or one of: {', '.join(sorted(_REGISTRY))}"
+    )
 
 
 def choose_image_size(spec: ModelSpec, sides: list[int]) -> int:

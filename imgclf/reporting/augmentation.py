@@ -50,7 +50,10 @@ def plot_augmentation_preview(
         return None
     batch = np.stack(rows).astype("float32")
     columns = [batch] + [np.asarray(augmentation(batch, training=True)) for _ in range(views)]
-    with figure(len(rows), views + 1, size=(1.6 * (views + 1), 1.6 * len(rows)), squeeze=False) as (fig, axes):
+    with figure(len(rows), views + 1, size=(1.6 * (views + 1), 1.6 * len(rows)), squeeze=False) as (
+        fig,
+        axes,
+    ):
         _draw(axes, rows, columns, labels)
         fig.tight_layout()
         save(fig, out_png)
@@ -59,7 +62,9 @@ def plot_augmentation_preview(
 
 def _wrap(caption: str, width: int = 16) -> str:
     """``class: file`` as lines of at most ``width`` characters, the class first."""
-    return "\n".join(line for part in caption.split(": ", 1) for line in textwrap.wrap(part, width) or [""])
+    return "\n".join(
+        line for part in caption.split(": ", 1) for line in textwrap.wrap(part, width) or [""]
+    )
 
 
 def _draw(axes, rows, columns, labels) -> None:
@@ -75,5 +80,6 @@ def _draw(axes, rows, columns, labels) -> None:
             if r == 0:
                 ax.set_title("original" if c == 0 else f"view {c}", fontsize=CAPTION_PT)
         # horizontal, left of the row, one line per part ("class: file" -> class above file)
-        axes[r][0].set_ylabel(_wrap(labels[r]), fontsize=CAPTION_PT, rotation=0,
-                              ha="right", va="center", labelpad=6)
+        axes[r][0].set_ylabel(
+            _wrap(labels[r]), fontsize=CAPTION_PT, rotation=0, ha="right", va="center", labelpad=6
+        )

@@ -34,7 +34,9 @@ def best_epoch(rows: list[dict[str, str]]) -> int | None:
     Args:
         rows: history rows.
     """
-    scored = [(_num(r["val_loss"]), int(r["epoch"])) for r in rows if not math.isnan(_num(r["val_loss"]))]
+    scored = [
+        (_num(r["val_loss"]), int(r["epoch"])) for r in rows if not math.isnan(_num(r["val_loss"]))
+    ]
     return min(scored)[1] if scored else None
 
 
@@ -56,17 +58,34 @@ def plot_history(history_csv: Path, out_png: Path | None) -> bytes | None:
     with figure(1, 3, size=(13, 3.8)) as (fig, axes):
         for ax, metric in zip(axes, ("loss", "accuracy", "learning_rate")):
             if metric == "learning_rate":
-                ax.plot(epochs, [_num(r[metric]) for r in rows], "o-", color=PALETTE[2], ms=3, label="learning rate")
+                ax.plot(
+                    epochs,
+                    [_num(r[metric]) for r in rows],
+                    "o-",
+                    color=PALETTE[2],
+                    ms=3,
+                    label="learning rate",
+                )
                 if all(_num(r[metric]) > 0 for r in rows):
                     ax.set_yscale("log")
             else:
-                ax.plot(epochs, [_num(r[metric]) for r in rows], "o-", ms=3, label=f"train {metric}")
-                ax.plot(epochs, [_num(r[f"val_{metric}"]) for r in rows], "s-", ms=3, label=f"validation {metric}")
+                ax.plot(
+                    epochs, [_num(r[metric]) for r in rows], "o-", ms=3, label=f"train {metric}"
+                )
+                ax.plot(
+                    epochs,
+                    [_num(r[f"val_{metric}"]) for r in rows],
+                    "s-",
+                    ms=3,
+                    label=f"validation {metric}",
+                )
             _mark_stages(ax, rows, epochs)
             if best is not None:
                 ax.axvline(best, color=PALETTE[5], lw=1.2, ls=":", label=f"chosen epoch ({best})")
             ax.set_xlim(epochs[0] - 0.6, epochs[-1] + 0.6)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs (one epoch showed 0.4 … 1.6)
+            ax.xaxis.set_major_locator(
+                MaxNLocator(integer=True)
+            )  # whole epochs (one epoch showed 0.4 … 1.6)
             ax.set_xlabel("epoch")
             ax.set_title(metric.replace("_", " "))
             ax.legend(loc="best")
@@ -80,4 +99,13 @@ def _mark_stages(ax, rows: list[dict[str, str]], epochs: list[int]) -> None:
         if i == 0 or stage != stages[i - 1]:
             if i:
                 ax.axvline(epochs[i] - 0.5, color="grey", lw=0.8, ls="--")
-            ax.text(epochs[i] - 0.45, 0.98, stage, transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="dimgrey", clip_on=True)
+            ax.text(
+                epochs[i] - 0.45,
+                0.98,
+                stage,
+                transform=ax.get_xaxis_transform(),
+                va="top",
+                fontsize=8,
+                color="dimgrey",
+                clip_on=True,
+            )

@@ -26,8 +26,18 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-__all__ = ["model_summary", "split_model", "conv_layers", "cam_layer", "grad_cam", "feature_maps", "MIN_CAM_SIDE", "MAX_CAM_STRIDE", "CAM_METHODS",
-           "CAM_METHOD"]
+__all__ = [
+    "model_summary",
+    "split_model",
+    "conv_layers",
+    "cam_layer",
+    "grad_cam",
+    "feature_maps",
+    "MIN_CAM_SIDE",
+    "MAX_CAM_STRIDE",
+    "CAM_METHODS",
+    "CAM_METHOD",
+]
 
 CAM_METHODS = {  # name -> how the report names it
     "gradcam": "Grad-CAM (Selvaraju et al. 2017)",
@@ -47,7 +57,12 @@ def model_summary(model) -> str:
         model: a Keras model.
     """
     lines: list[str] = []
-    model.summary(print_fn=lambda s, line_break=True: lines.append(s), expand_nested=True, show_trainable=True, line_length=110)
+    model.summary(
+        print_fn=lambda s, line_break=True: lines.append(s),
+        expand_nested=True,
+        show_trainable=True,
+        line_length=110,
+    )
     return "".join(lines) if all(s.endswith("\n") for s in lines[:-1]) else "\n".join(lines)
 
 
@@ -76,7 +91,11 @@ def conv_layers(backbone, image_size: int) -> list[tuple[str, int]]:
         backbone: the backbone model.
         image_size: the run's input size.
     """
-    layers = [layer for layer in backbone.layers if len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer)]
+    layers = [
+        layer
+        for layer in backbone.layers
+        if len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer)
+    ]
     probe = keras.Model(backbone.inputs, [layer.output for layer in layers])
     outs = probe([np.zeros((1, image_size, image_size, 3), np.float32)], training=False)
     return [(layer.name, int(o.shape[1])) for layer, o in zip(layers, outs)]
@@ -92,7 +111,11 @@ def cam_layer(backbone, image_size: int) -> str:
         image_size: the run's input size.
     """
     kinds = {layer.name: type(layer).__name__ for layer in backbone.layers}
-    layers = [(name, side) for name, side in conv_layers(backbone, image_size) if "Pooling" not in kinds[name]]
+    layers = [
+        (name, side)
+        for name, side in conv_layers(backbone, image_size)
+        if "Pooling" not in kinds[name]
+    ]
     least = max(MIN_CAM_SIDE, -(-image_size // MAX_CAM_STRIDE))
     wide = [name for name, side in layers if side >= least]
     adds = [name for name in wide if kinds[name] == "Add"]
@@ -109,9 +132,13 @@ def _class_score(head: list, features, class_index: np.ndarray):
         x = layer(x, training=False)
     dense = head[-1] if head else None
     if not isinstance(dense, keras.layers.Dense):
-        raise ValueError(f"the classifier's last layer is {type(dense).__name__}, not a Dense output layer")
+        raise ValueError(
+            f"the classifier's last layer is {type(dense).__name__}, not a Dense output layer"
+        )
     logits = tf.matmul(tf.cast(x, dense.kernel.dtype), dense.kernel) + dense.bias
-    if logits.shape[-1] == 1:  # sigmoid: the logits of (class 0, class 1) are (0, z) up to a constant
+    if (
+        logits.shape[-1] == 1
+    ):  # sigmoid: the logits of (class 0, class 1) are (0, z) up to a constant
         logits = tf.concat([tf.zeros_like(logits), logits], axis=1)
     picked = tf.gather(logits, class_index, axis=1, batch_dims=1)
     return picked - tf.reduce_mean(logits, axis=1)
@@ -137,8 +164,13 @@ def _cell_evidence(method: str, grads, fmap):
     return tf.reduce_sum(weights * fmap, axis=-1)
 
 
-def grad_cam(model, images: np.ndarray, class_index: np.ndarray | list[int], layer: str | None = None,
-             method: str = CAM_METHOD) -> np.ndarray:
+def grad_cam(
+    model,
+    images: np.ndarray,
+    class_index: np.ndarray | list[int],
+    layer: str | None = None,
+    method: str = CAM_METHOD,
+) -> np.ndarray:
     """Class-activation heatmaps (HiResCAM by default), one ``(h, w)`` map in [0, 1] per image, at the
     images' resolution.
 
@@ -165,7 +197,9 @@ def grad_cam(model, images: np.ndarray, class_index: np.ndarray | list[int], lay
     return np.where(peak > 0, cam / np.maximum(peak, 1e-12), 0.0)
 
 
-def feature_maps(model, image: np.ndarray, count: int = 3, channels: int = 8) -> list[tuple[str, np.ndarray]]:
+def feature_maps(
+    model, image: np.ndarray, count: int = 3, channels: int = 8
+) -> list[tuple[str, np.ndarray]]:
     """Activations of ``count`` convolutional layers spread over the backbone's depth, for one image.
 
     Args:
@@ -175,7 +209,11 @@ def feature_maps(model, image: np.ndarray, count: int = 3, channels: int = 8) ->
         channels: how many channels of each (the most active first).
     """
     backbone, _ = split_model(model)
-    convs = [layer for layer in backbone.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
+    convs = [
+        layer
+        for layer in backbone.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
+    ]
     if not convs:
         return []
     picks = sorted({round(i) for i in np.linspace(0, len(convs) - 1, min(count, len(convs)))})

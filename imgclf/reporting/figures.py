@@ -17,7 +17,9 @@ def _label_size(n: int) -> float:
     return 9 if n <= 15 else 8 if n <= 40 else 7
 
 
-def plot_class_counts(counts: dict[str, dict[str, int]], classes: list[str], out_png: Path | None = None) -> bytes:
+def plot_class_counts(
+    counts: dict[str, dict[str, int]], classes: list[str], out_png: Path | None = None
+) -> bytes:
     """Images per class and split, stacked horizontal bars (class names stay readable at 50+ classes).
 
     Args:
@@ -58,7 +60,11 @@ def plot_sample_grid(samples: dict[str, list[np.ndarray]], out_png: Path | None 
         rows = int(np.ceil(len(cells) / cols))
     else:
         cols, rows = per_row, len(names)
-        cells = [(n, samples[n][i] if i < len(samples[n]) else None) for n in names for i in range(per_row)]
+        cells = [
+            (n, samples[n][i] if i < len(samples[n]) else None)
+            for n in names
+            for i in range(per_row)
+        ]
     with figure(rows, cols, size=(1.4 * cols, 1.5 * rows), squeeze=False) as (fig, axes):
         for ax in axes.flat:
             ax.axis("off")
@@ -70,7 +76,9 @@ def plot_sample_grid(samples: dict[str, list[np.ndarray]], out_png: Path | None 
         return save(fig, out_png)
 
 
-def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_png: Path | None = None) -> bytes:
+def plot_confusion_matrix(
+    confusion: list[list[int]], classes: list[str], out_png: Path | None = None
+) -> bytes:
     """Counts and row-normalised (recall per true class): side by side with numbers in the cells up to
     15 classes; beyond, one above the other, colour alone, tick labels sized to stay legible at 50+.
 
@@ -88,8 +96,17 @@ def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_pn
     stacked = n > 15  # one above the other, each as wide as the page: cells and names stay legible
     layout = (2, 1, (side + 1, 2 * side)) if stacked else (1, 2, (2 * side + 1, side))
     with figure(layout[0], layout[1], size=layout[2]) as (fig, axes):
-        for ax, values, title, fmt in ((axes[0], cm, "counts", "{:.0f}"), (axes[1], norm, "row-normalised (recall)", "{:.2f}")):
-            im = ax.imshow(values, cmap=SEQUENTIAL, vmin=0, vmax=max(values.max(), 1e-9), interpolation="nearest")
+        for ax, values, title, fmt in (
+            (axes[0], cm, "counts", "{:.0f}"),
+            (axes[1], norm, "row-normalised (recall)", "{:.2f}"),
+        ):
+            im = ax.imshow(
+                values,
+                cmap=SEQUENTIAL,
+                vmin=0,
+                vmax=max(values.max(), 1e-9),
+                interpolation="nearest",
+            )
             ax.grid(False)
             ax.set_xticks(range(n), classes, rotation=90, fontsize=_label_size(n))
             ax.set_yticks(range(n), classes, fontsize=_label_size(n))
@@ -105,12 +122,22 @@ def plot_confusion_matrix(confusion: list[list[int]], classes: list[str], out_pn
                     for j in range(n):
                         if values[i, j]:
                             light = values[i, j] < 0.6 * values.max()
-                            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=8, color="white" if light else "black")
+                            ax.text(
+                                j,
+                                i,
+                                fmt.format(values[i, j]),
+                                ha="center",
+                                va="center",
+                                fontsize=8,
+                                color="white" if light else "black",
+                            )
         fig.tight_layout()
         return save(fig, out_png)
 
 
-def plot_reliability(before: list[dict], after: list[dict], ece: tuple[float, float], out_png: Path | None = None) -> bytes:
+def plot_reliability(
+    before: list[dict], after: list[dict], ece: tuple[float, float], out_png: Path | None = None
+) -> bytes:
     """Reliability diagrams before and after temperature scaling: accuracy per confidence bin against
     the diagonal of perfect calibration, with each bin's share of images.
 
@@ -121,12 +148,29 @@ def plot_reliability(before: list[dict], after: list[dict], ece: tuple[float, fl
         out_png: where to write the PNG, or None.
     """
     with figure(1, 2, size=(10, 4.2)) as (fig, axes):
-        for ax, bins, title, e in ((axes[0], before, "before", ece[0]), (axes[1], after, "after temperature scaling", ece[1])):
+        for ax, bins, title, e in (
+            (axes[0], before, "before", ece[0]),
+            (axes[1], after, "after temperature scaling", ece[1]),
+        ):
             total = max(1, sum(b["n"] for b in bins))
             mids = [(b["low"] + b["high"]) / 2 for b in bins]
             width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
-            ax.bar(mids, [b["accuracy"] if b["n"] else 0 for b in bins], width=width * 0.95, color=PALETTE[0], label="accuracy")
-            ax.plot(mids, [b["n"] / total for b in bins], "o-", ms=3, lw=1, color=PALETTE[1], label="share of images")
+            ax.bar(
+                mids,
+                [b["accuracy"] if b["n"] else 0 for b in bins],
+                width=width * 0.95,
+                color=PALETTE[0],
+                label="accuracy",
+            )
+            ax.plot(
+                mids,
+                [b["n"] / total for b in bins],
+                "o-",
+                ms=3,
+                lw=1,
+                color=PALETTE[1],
+                label="share of images",
+            )
             ax.plot([0, 1], [0, 1], ls="--", color="dimgrey", lw=1, label="perfect calibration")
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)

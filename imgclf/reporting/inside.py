@@ -9,7 +9,15 @@ import numpy as np
 
 from imgclf.data.decode import load_image
 from imgclf.evaluation.predictions import PredictionTable
-from imgclf.reporting.explain import CAM_METHOD, CAM_METHODS, cam_layer, feature_maps, grad_cam, model_summary, split_model
+from imgclf.reporting.explain import (
+    CAM_METHOD,
+    CAM_METHODS,
+    cam_layer,
+    feature_maps,
+    grad_cam,
+    model_summary,
+    split_model,
+)
 from imgclf.reporting.style import figure, png_data_uri, save
 
 __all__ = ["inside_section", "plot_feature_maps", "plot_grad_cam", "CAM_IMAGES"]
@@ -17,7 +25,9 @@ __all__ = ["inside_section", "plot_feature_maps", "plot_grad_cam", "CAM_IMAGES"]
 CAM_IMAGES = 4  # correct and as many wrong
 
 
-def plot_feature_maps(image: np.ndarray, maps: list[tuple[str, np.ndarray]], out_png: Path | None = None) -> bytes:
+def plot_feature_maps(
+    image: np.ndarray, maps: list[tuple[str, np.ndarray]], out_png: Path | None = None
+) -> bytes:
     """The image, then a row per layer with its most active channels side by side.
 
     Each row's channels are drawn as one strip (each channel scaled to its own range, as ``imshow``
@@ -30,7 +40,9 @@ def plot_feature_maps(image: np.ndarray, maps: list[tuple[str, np.ndarray]], out
     """
     channels = max(m.shape[-1] for _, m in maps)
     size = (1.3 * (channels + 1), 1.45 * len(maps))
-    with figure(len(maps), 2, size=size, squeeze=False, gridspec_kw={"width_ratios": [1, channels]}) as (fig, axes):
+    with figure(
+        len(maps), 2, size=size, squeeze=False, gridspec_kw={"width_ratios": [1, channels]}
+    ) as (fig, axes):
         for r, (name, m) in enumerate(maps):
             for ax in axes[r]:
                 ax.axis("off")
@@ -50,7 +62,9 @@ def _channel_strip(m: np.ndarray, gap: int = 2) -> np.ndarray:
     return np.concatenate([padded[..., c] for c in range(m.shape[-1])], axis=1)
 
 
-def plot_grad_cam(images: np.ndarray, cams: np.ndarray, captions: list[str], out_png: Path | None = None) -> bytes:
+def plot_grad_cam(
+    images: np.ndarray, cams: np.ndarray, captions: list[str], out_png: Path | None = None
+) -> bytes:
     """Each image above its Grad-CAM overlay.
 
     Args:
@@ -88,8 +102,13 @@ def inside_section(model, table: PredictionTable | None, image_size: int, run_di
         image_size: the run's input size.
         run_dir: where to write feature_maps.png and grad_cam.png.
     """
-    out = {"summary": model_summary(model), "feature_maps": None, "grad_cam": None, "cam_layer": None,
-           "cam_method": None}
+    out = {
+        "summary": model_summary(model),
+        "feature_maps": None,
+        "grad_cam": None,
+        "cam_layer": None,
+        "cam_method": None,
+    }
     picks = _cam_picks(table) if table is not None and len(table.paths) else []
     images, kept = [], []
     for i in picks:
@@ -109,7 +128,9 @@ def inside_section(model, table: PredictionTable | None, image_size: int, run_di
         return out
     out["cam_layer"], out["cam_method"] = layer, CAM_METHODS[CAM_METHOD]
     if maps:
-        out["feature_maps"] = png_data_uri(plot_feature_maps(batch[0], maps, run_dir / "feature_maps.png"))
+        out["feature_maps"] = png_data_uri(
+            plot_feature_maps(batch[0], maps, run_dir / "feature_maps.png")
+        )
     captions = [
         f"{'✓' if table.predicted[i] == table.labels[i] else '✗'} true {table.classes[table.labels[i]][:12]}\n"
         f"pred {table.classes[table.predicted[i]][:12]} {table.probs[i].max():.2f}"

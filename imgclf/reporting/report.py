@@ -21,7 +21,14 @@ from imgclf.reporting import sections
 from imgclf.reporting.inside import inside_section
 from imgclf.runs import RunFiles, check_run_dir, read_config, read_json, write_json
 
-__all__ = ["SECTIONS", "build_evaluation_report", "build_report", "command_line", "finish_run", "render"]
+__all__ = [
+    "SECTIONS",
+    "build_evaluation_report",
+    "build_report",
+    "command_line",
+    "finish_run",
+    "render",
+]
 
 SECTIONS = ("data", "training", "results", "mistakes", "calibration", "inside", "reproducibility")
 
@@ -48,8 +55,16 @@ def _table(scores: Scores, classes: list[str]) -> PredictionTable:
     return PredictionTable(scores.paths, scores.labels, scores.probs, list(classes))
 
 
-def finish_run(run_dir: Path, model, classes: list[str], test: Scores, val: Scores | None, image_size: int, report: bool = True,
-               external: External | None = None) -> float:
+def finish_run(
+    run_dir: Path,
+    model,
+    classes: list[str],
+    test: Scores,
+    val: Scores | None,
+    image_size: int,
+    report: bool = True,
+    external: External | None = None,
+) -> float:
     """After training: fit the temperature on ``val``, write calibration.json, predictions.csv (test,
     calibrated) and, when ``report``, report.html; with ``external`` (``--test-dir``), also its evaluation
     folder (and its report). Returns the temperature.
@@ -120,7 +135,15 @@ def build_report(run_dir: str | Path, model, table: PredictionTable | None = Non
         "classes": run.classes,
         "model_name": run.config.model,
         "image_size": run.image_size,
-        "data": _timed("data", seconds, sections.data_section, run.path, run.classes, run.config.data, run.image_size),
+        "data": _timed(
+            "data",
+            seconds,
+            sections.data_section,
+            run.path,
+            run.classes,
+            run.config.data,
+            run.image_size,
+        ),
         "training": _timed("training", seconds, sections.training_section, run.path),
         "results": _timed("results", seconds, sections.results_section, run.path, metrics),
         "mistakes": _timed("mistakes", seconds, sections.mistakes_section, table, run.image_size),
@@ -129,7 +152,9 @@ def build_report(run_dir: str | Path, model, table: PredictionTable | None = Non
         "reproducibility": sections.reproducibility_section(run.path),
         "report_seconds": seconds,
     }
-    context["subtitle"] = f"{context['data']['total']} images · test accuracy {metrics['accuracy']:.4f}"
+    context["subtitle"] = (
+        f"{context['data']['total']} images · test accuracy {metrics['accuracy']:.4f}"
+    )
     out = run.path / RunFiles.REPORT
     out.write_text(render(context), encoding="utf-8")
     return out
@@ -144,8 +169,16 @@ def _test_table(run: _RunInfo, model) -> PredictionTable:
     from imgclf.evaluation.calibration import read_temperature
     from imgclf.evaluation.inference import score_items
 
-    items = [i for i in read_manifest(run.path / RunFiles.SPLIT, run.classes, run.config.data, split="test") if Path(i.path).exists()]
-    scores = score_items(model, items, run.image_size, run.config.batch_size, read_temperature(run.path))
+    items = [
+        i
+        for i in read_manifest(
+            run.path / RunFiles.SPLIT, run.classes, run.config.data, split="test"
+        )
+        if Path(i.path).exists()
+    ]
+    scores = score_items(
+        model, items, run.image_size, run.config.batch_size, read_temperature(run.path)
+    )
     write_predictions(path, scores, run.classes)
     return _table(scores, run.classes)
 
@@ -185,9 +218,13 @@ def command_line() -> str:
 
     argv = list(sys.argv)
     first = Path(argv[0]) if argv else None
-    if first is not None and (first.name == "imgclf" or first.parts[-2:] == ("imgclf", "__main__.py")):
+    if first is not None and (
+        first.name == "imgclf" or first.parts[-2:] == ("imgclf", "__main__.py")
+    ):
         argv[0] = "imgclf"
-    elif first is not None and first.name == "__main__.py":  # python -m another_tool (pytest, a runner)
+    elif (
+        first is not None and first.name == "__main__.py"
+    ):  # python -m another_tool (pytest, a runner)
         argv = ["python", "-m", first.parent.name, *argv[1:]]
     elif argv:
         argv = ["python", *argv]

@@ -17,8 +17,17 @@ from imgclf.reporting.curves import best_epoch, plot_history, read_history
 from imgclf.reporting.style import array_data_uri, png_data_uri
 from imgclf.runs import RunFiles, read_json
 
-__all__ = ["data_section", "training_section", "results_section", "mistakes_section", "calibration_section",
-           "reproducibility_section", "MAX_MISTAKES", "SAMPLES_PER_CLASS", "THUMBNAIL"]
+__all__ = [
+    "data_section",
+    "training_section",
+    "results_section",
+    "mistakes_section",
+    "calibration_section",
+    "reproducibility_section",
+    "MAX_MISTAKES",
+    "SAMPLES_PER_CLASS",
+    "THUMBNAIL",
+]
 
 MAX_MISTAKES = 120  # most confident first; predictions.csv holds them all
 SAMPLES_PER_CLASS = 4
@@ -49,7 +58,9 @@ def data_section(run_dir: Path, classes: list[str], root: str, image_size: int) 
         image_size: the run's input size.
     """
     rows = _split_rows(run_dir)
-    counts: dict[str, dict[str, int]] = {s: {} for s in SPLITS if any(r["split"] == s for r in rows)}
+    counts: dict[str, dict[str, int]] = {
+        s: {} for s in SPLITS if any(r["split"] == s for r in rows)
+    }
     for r in rows:
         counts.setdefault(r["split"], {}).setdefault(r["label"], 0)
         counts[r["split"]][r["label"]] += 1
@@ -58,15 +69,23 @@ def data_section(run_dir: Path, classes: list[str], root: str, image_size: int) 
     for r in rows:
         if r["split"] == "train" and len(samples[r["label"]]) < per_class:
             try:
-                samples[r["label"]].append(load_image(_resolve(r["path"], root), min(image_size, 128)).astype("uint8"))
+                samples[r["label"]].append(
+                    load_image(_resolve(r["path"], root), min(image_size, 128)).astype("uint8")
+                )
             except Exception:  # noqa: BLE001, S112  (training already listed unreadable files)
                 continue
-    report = read_json(run_dir / RunFiles.DATA_REPORT) if (run_dir / RunFiles.DATA_REPORT).is_file() else {}
+    report = (
+        read_json(run_dir / RunFiles.DATA_REPORT)
+        if (run_dir / RunFiles.DATA_REPORT).is_file()
+        else {}
+    )
     doctor = report.get("doctor") or {}
     return {
         "counts": counts,
         "total": len(rows),
-        "class_counts": png_data_uri(figures.plot_class_counts(counts, classes, run_dir / "class_counts.png")),
+        "class_counts": png_data_uri(
+            figures.plot_class_counts(counts, classes, run_dir / "class_counts.png")
+        ),
         "samples": png_data_uri(figures.plot_sample_grid(samples, run_dir / "samples.png")),
         "augmentation": _png(run_dir / RunFiles.AUGMENTATION),
         "skipped": report.get("skipped", []),
@@ -91,7 +110,13 @@ def training_section(run_dir: Path) -> dict:
         s["seconds"] += float(r["seconds"] or 0)
     best = best_epoch(rows)
     chosen = next((r for r in rows if int(r["epoch"]) == best), None)
-    return {"curves": png_data_uri(png) if png else None, "stages": stages, "best_epoch": best, "best_row": chosen, "epochs": len(rows)}
+    return {
+        "curves": png_data_uri(png) if png else None,
+        "stages": stages,
+        "best_epoch": best,
+        "best_row": chosen,
+        "epochs": len(rows),
+    }
 
 
 # metrics.json fields added after the first runs were written, with what an older run means by their absence
@@ -105,8 +130,13 @@ def results_section(run_dir: Path, metrics: dict) -> dict:
         run_dir: the run folder (or an evaluation folder) to write confusion_matrix.png into.
         metrics: the contents of metrics.json.
     """
-    png = figures.plot_confusion_matrix(metrics["confusion_matrix"], metrics["classes"], run_dir / "confusion_matrix.png")
-    metrics = {**LATER_METRICS, **metrics}  # a run written before a field existed still gets its report
+    png = figures.plot_confusion_matrix(
+        metrics["confusion_matrix"], metrics["classes"], run_dir / "confusion_matrix.png"
+    )
+    metrics = {
+        **LATER_METRICS,
+        **metrics,
+    }  # a run written before a field existed still gets its report
     return {"metrics": metrics, "confusion": png_data_uri(png), "pairs": metrics["confused_pairs"]}
 
 
@@ -126,14 +156,16 @@ def mistakes_section(table: PredictionTable, image_size: int) -> dict:
             thumb = array_data_uri(load_image(table.paths[i], min(image_size, THUMBNAIL)))
         except Exception:  # noqa: BLE001  (a file gone since: show the row without its picture)
             thumb = None
-        items.append({
-            "path": table.paths[i],
-            "name": Path(table.paths[i]).name,
-            "true": table.classes[table.labels[i]],
-            "predicted": table.classes[table.predicted[i]],
-            "confidence": float(conf[i]),
-            "thumb": thumb,
-        })
+        items.append(
+            {
+                "path": table.paths[i],
+                "name": Path(table.paths[i]).name,
+                "true": table.classes[table.labels[i]],
+                "predicted": table.classes[table.predicted[i]],
+                "confidence": float(conf[i]),
+                "thumb": thumb,
+            }
+        )
     return {"gallery": items, "total": int(len(wrong)), "n": len(table.paths), "cap": MAX_MISTAKES}
 
 
@@ -150,8 +182,10 @@ def calibration_section(run_dir: Path, out_dir: Path | None = None) -> dict | No
     cal = read_json(path)
     split = "test" if cal.get("n_test") else "val"
     png = figures.plot_reliability(
-        cal[f"{split}_reliability_before"], cal[f"{split}_reliability_after"],
-        (cal[f"{split}_ece_before"], cal[f"{split}_ece_after"]), (out_dir or run_dir) / "reliability.png",
+        cal[f"{split}_reliability_before"],
+        cal[f"{split}_reliability_after"],
+        (cal[f"{split}_ece_before"], cal[f"{split}_ece_after"]),
+        (out_dir or run_dir) / "reliability.png",
     )
     return {"cal": cal, "split": split, "figure": png_data_uri(png)}
 
@@ -162,8 +196,12 @@ def reproducibility_section(run_dir: Path) -> dict:
     Args:
         run_dir: the run folder.
     """
-    timings = read_json(run_dir / RunFiles.TIMINGS) if (run_dir / RunFiles.TIMINGS).is_file() else {}
-    versions = read_json(run_dir / RunFiles.VERSIONS) if (run_dir / RunFiles.VERSIONS).is_file() else {}
+    timings = (
+        read_json(run_dir / RunFiles.TIMINGS) if (run_dir / RunFiles.TIMINGS).is_file() else {}
+    )
+    versions = (
+        read_json(run_dir / RunFiles.VERSIONS) if (run_dir / RunFiles.VERSIONS).is_file() else {}
+    )
     return {
         "config": (run_dir / RunFiles.CONFIG).read_text(encoding="utf-8"),
         "split_sha256": hashlib.sha256((run_dir / RunFiles.SPLIT).read_bytes()).hexdigest(),

@@ -77,7 +77,9 @@ class ExplainResponse(BaseModel):
     filename: str
     label: str
     confidence: float
-    overlay_png: str = Field(description="base64 PNG: the top class's Grad-CAM heatmap over the image (red: most evidence)")
+    overlay_png: str = Field(
+        description="base64 PNG: the top class's Grad-CAM heatmap over the image (red: most evidence)"
+    )
 
 
 class Health(BaseModel):
@@ -132,9 +134,13 @@ def create_app(run: Run, config: ServeConfig | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         import numpy as np
 
-        await asyncio.to_thread(lambda: run.engine)  # auto: the TFLite copy, converted once and cached
+        await asyncio.to_thread(
+            lambda: run.engine
+        )  # auto: the TFLite copy, converted once and cached
         for size in bucket_sizes(cfg.max_batch):  # load the model and trace every batch shape once
-            await asyncio.to_thread(run.predict_arrays, np.zeros((size, run.image_size, run.image_size, 3), np.uint8))
+            await asyncio.to_thread(
+                run.predict_arrays, np.zeros((size, run.image_size, run.image_size, 3), np.uint8)
+            )
         batcher.start()
         yield
         await batcher.stop()
@@ -153,19 +159,27 @@ def _add_guards(app: FastAPI, cfg: ServeConfig) -> None:
     async def limit_body(request: Request, call_next):
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_bytes * cfg.max_files + 2**16:
-            return _error(413, f"request body is {int(length) / 2**20:.1f} MB; the limit is {cfg.max_upload_mb:g} MB per image, {cfg.max_files} images")
+            return _error(
+                413,
+                f"request body is {int(length) / 2**20:.1f} MB; the limit is {cfg.max_upload_mb:g} MB per image, {cfg.max_files} images",
+            )
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         missing = [e for e in exc.errors() if e.get("type") == "missing"]
         if missing:
-            return _error(422, "send the image(s) as multipart/form-data field 'file' (repeat it for several images)")
+            return _error(
+                422,
+                "send the image(s) as multipart/form-data field 'file' (repeat it for several images)",
+            )
         first = exc.errors()[0] if exc.errors() else {}
         return _error(422, f"invalid request: {first.get('msg', 'unreadable body')}")
 
 
-def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __version__: str) -> None:
+def _add_routes(
+    app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __version__: str
+) -> None:
     temperature = run.temperature
     max_bytes = int(cfg.max_upload_mb * 2**20)
 
@@ -183,21 +197,37 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
     async def model_info() -> ModelInfo:
         metrics = run.metrics
         return ModelInfo(
-            run=run.path.name, model=str(run.config.model), classes=run.classes, image_size=run.image_size,
-            temperature=temperature, metrics=metrics.to_dict() if metrics else None, version=__version__,
+            run=run.path.name,
+            model=str(run.config.model),
+            classes=run.classes,
+            image_size=run.image_size,
+            temperature=temperature,
+            metrics=metrics.to_dict() if metrics else None,
+            version=__version__,
             engine=run.engine.name,
-        )  # fmt: skip
+        )
 
     async def decoded(upload: UploadFile):
         """The upload's pixels at the run's size, or the 4xx response refusing it."""
         data = await upload.read(max_bytes + 1)
         try:
-            return await asyncio.to_thread(check_and_decode, upload.filename or "upload", data, run.image_size, max_bytes, int(cfg.max_megapixels * 1e6))
+            return await asyncio.to_thread(
+                check_and_decode,
+                upload.filename or "upload",
+                data,
+                run.image_size,
+                max_bytes,
+                int(cfg.max_megapixels * 1e6),
+            )
         except UploadError as exc:
             return _error(exc.status, exc.message)
 
     @app.post("/predict", response_model=PredictResponse, responses=ERRORS)
-    async def predict(file: Annotated[list[UploadFile], File(description="image file(s); repeat the field for several")]):
+    async def predict(
+        file: Annotated[
+            list[UploadFile], File(description="image file(s); repeat the field for several")
+        ],
+    ):
         import numpy as np
 
         if len(file) > cfg.max_files:
@@ -208,10 +238,18 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
             if isinstance(pixels[-1], JSONResponse):
                 return pixels[-1]
         probs = await batcher.submit(np.stack(pixels))
-        out = [run.to_prediction(upload.filename or "upload", p, cfg.top_k) for upload, p in zip(file, probs)]
+        out = [
+            run.to_prediction(upload.filename or "upload", p, cfg.top_k)
+            for upload, p in zip(file, probs)
+        ]
         return PredictResponse(
             predictions=[
-                ImagePrediction(filename=p.path, label=p.label, confidence=p.confidence, top_k=[TopK(label=lbl, probability=q) for lbl, q in p.top_k])
+                ImagePrediction(
+                    filename=p.path,
+                    label=p.label,
+                    confidence=p.confidence,
+                    top_k=[TopK(label=lbl, probability=q) for lbl, q in p.top_k],
+                )
                 for p in out
             ]
         )
@@ -228,7 +266,12 @@ def _add_routes(app: FastAPI, run: Run, cfg: ServeConfig, batcher: Batcher, __ve
         (probs,) = await batcher.submit(pixels[None])
         p = run.to_prediction(file.filename or "upload", probs, 1)
         png = await asyncio.to_thread(overlay_png, run.model, pixels, int(probs.argmax()))
-        return ExplainResponse(filename=p.path, label=p.label, confidence=p.confidence, overlay_png=base64.b64encode(png).decode("ascii"))
+        return ExplainResponse(
+            filename=p.path,
+            label=p.label,
+            confidence=p.confidence,
+            overlay_png=base64.b64encode(png).decode("ascii"),
+        )
 
 
 def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:
@@ -244,5 +287,8 @@ def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:
 
     cfg = config or ServeConfig()
     app = create_app(load_run(run_dir, cfg.engine), cfg)
-    print(f"serving {run_dir} on http://{cfg.host}:{cfg.port}/ (API docs: /docs); Ctrl-C stops", flush=True)
+    print(
+        f"serving {run_dir} on http://{cfg.host}:{cfg.port}/ (API docs: /docs); Ctrl-C stops",
+        flush=True,
+    )
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

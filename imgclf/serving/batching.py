@@ -25,7 +25,9 @@ def bucket_sizes(max_batch: int) -> list[int]:
     return [*sizes, max_batch]
 
 
-def padded(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, max_batch: int) -> np.ndarray:
+def padded(
+    predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, max_batch: int
+) -> np.ndarray:
     """``predict(x)`` with ``x`` padded (by repeating its last image) to the next bucket size, so the
     model sees a handful of shapes and TensorFlow traces each once instead of once per batch size.
 
@@ -51,7 +53,9 @@ class Batcher:
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32):
         self.predict, self.max_batch = predict, max_batch
-        self.batches = self.images = 0  # forward passes and images served (GET /health reports them)
+        self.batches = self.images = (
+            0  # forward passes and images served (GET /health reports them)
+        )
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
 

@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from imgclf.config import AUTO_CONVERT_MIN_IMAGES, ENGINES, EXPORT_FORMATS, EXPORT_PRECISIONS, PREDICT_ENGINE
+from imgclf.config import (
+    AUTO_CONVERT_MIN_IMAGES,
+    ENGINES,
+    EXPORT_FORMATS,
+    EXPORT_PRECISIONS,
+    PREDICT_ENGINE,
+)
 from imgclf.errors import DataError
 
 __all__ = ["add_predict_parser", "cmd_predict", "format_table"]
@@ -31,18 +37,63 @@ def add_predict_parser(sub) -> None:
     """
     p = sub.add_parser("predict", help="predict the class of images")
     p.add_argument("run", help="run folder made by `imgclf train`")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="image files, folders (recursive), globs, or @list.txt (one path a line)")
-    p.add_argument("--from-file", metavar="LIST", help="a text file listing image paths, one a line")
-    p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to list per image (default: 3)")
-    p.add_argument("--format", choices=("table", "csv", "json", "jsonl"), default=None, help="output format (default: table, or from --output's extension)")
-    p.add_argument("--output", "-o", metavar="FILE", help="write CSV/JSON/JSONL to FILE as it goes (flushed per batch)")
-    p.add_argument("--resume", action="store_true", help="keep the rows already in --output and skip their paths")
-    p.add_argument("--min-confidence", type=float, metavar="P", help="label an image 'unsure' when its top probability is below P")
-    p.add_argument("--threshold", type=float, metavar="P", help="two-class runs: predict the second class when its probability >= P (default 0.5)")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: average each image's probabilities with its mirror image's (2x compute)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward pass (default: 32)")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="image files, folders (recursive), globs, or @list.txt (one path a line)",
+    )
+    p.add_argument(
+        "--from-file", metavar="LIST", help="a text file listing image paths, one a line"
+    )
+    p.add_argument(
+        "--top-k", type=int, default=3, metavar="K", help="classes to list per image (default: 3)"
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "jsonl"),
+        default=None,
+        help="output format (default: table, or from --output's extension)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write CSV/JSON/JSONL to FILE as it goes (flushed per batch)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in --output and skip their paths",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="P",
+        help="label an image 'unsure' when its top probability is below P",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        metavar="P",
+        help="two-class runs: predict the second class when its probability >= P (default 0.5)",
+    )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each image's probabilities with its mirror image's (2x compute)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        metavar="N",
+        help="images per forward pass (default: 32)",
+    )
     p.add_argument("--engine", choices=ENGINES, default=PREDICT_ENGINE, help=ENGINE_HELP)
-    p.add_argument("--strict", action="store_true", help="exit 1 if any input could not be predicted")
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 if any input could not be predicted"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary line")
 
 
@@ -78,7 +129,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from imgclf.serving.predictor import load_run
 
     if not args.paths and not args.from_file:
-        raise DataError("predict needs at least one PATH (a file, folder, glob or @list.txt) or --from-file")
+        raise DataError(
+            "predict needs at least one PATH (a file, folder, glob or @list.txt) or --from-file"
+        )
     run = load_run(args.run, args.engine)
     files = expand_paths(args.paths, args.from_file)
     if not files:
@@ -86,13 +139,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.resume and not args.output:
         raise DataError("--resume continues an --output FILE; pass --output too")
     fmt = format_of(args.output, args.format) if args.output else (args.format or "table")
-    writer, done = (None, set()) if fmt == "table" else open_output(args.output or "-", fmt, args.resume)
+    writer, done = (
+        (None, set()) if fmt == "table" else open_output(args.output or "-", fmt, args.resume)
+    )
     todo = [f for f in files if f not in done]
     if todo:
-        run.engine_for_job(len(todo))  # a first TFLite conversion says so before the progress bar starts
+        run.engine_for_job(
+            len(todo)
+        )  # a first TFLite conversion says so before the progress bar starts
     ok = failed = 0
     table: list[dict] = []
-    options = dict(top_k=args.top_k, batch_size=args.batch_size, min_confidence=args.min_confidence, threshold=args.threshold, tta=args.tta)
+    options = dict(
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        min_confidence=args.min_confidence,
+        threshold=args.threshold,
+        tta=args.tta,
+    )
     try:
         with progress("predict", len(todo), enabled=not args.quiet) as advance:
             for chunk in run.iter_predict(todo, on_batch=advance, **options):
@@ -118,11 +181,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def add_export_parser(sub) -> None:
     """Register ``imgclf export`` on the sub-parsers ``sub``."""
-    p = sub.add_parser("export", help="export a run's model (SavedModel, TFLite, ONNX), checked against the Keras model")
+    p = sub.add_parser(
+        "export",
+        help="export a run's model (SavedModel, TFLite, ONNX), checked against the Keras model",
+    )
     p.add_argument("run", help="run folder made by `imgclf train`")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
-    p.add_argument("--precision", choices=EXPORT_PRECISIONS, default="float32", help="TFLite weights; int8 is calibrated on training images (default: float32)")
-    p.add_argument("--out", metavar="DIR", help="export folder (default: RUN/exports/FORMAT[_PRECISION])")
+    p.add_argument(
+        "--precision",
+        choices=EXPORT_PRECISIONS,
+        default="float32",
+        help="TFLite weights; int8 is calibrated on training images (default: float32)",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="export folder (default: RUN/exports/FORMAT[_PRECISION])"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -134,7 +207,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     parity = export_run(load_run(args.run), args.format, args.precision, args.out)
     print(parity.summary())
     if not parity.good and args.precision == "int8":
-        print("  int8 quantization changed some predictions; use float16 or float32 where that matters")
+        print(
+            "  int8 quantization changed some predictions; use float16 or float32 where that matters"
+        )
         return EXIT_OK
     return EXIT_OK if parity.good else EXIT_FAILED
 
@@ -146,11 +221,35 @@ def add_serve_parser(sub) -> None:
     d = ServeConfig()
     p = sub.add_parser("serve", help="a web page and a JSON API (POST /predict) for a run")
     p.add_argument("run", help="run folder made by `imgclf train`")
-    p.add_argument("--host", default=d.host, help=f"interface to listen on (default: {d.host}, this machine only)")
-    p.add_argument("--port", type=int, default=d.port, metavar="N", help=f"TCP port (default: {d.port})")
-    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, metavar="MB", help=f"largest image accepted (default: {d.max_upload_mb:g})")
-    p.add_argument("--max-megapixels", type=float, default=d.max_megapixels, metavar="MP", help=f"largest width x height accepted (default: {d.max_megapixels:g})")
-    p.add_argument("--top-k", type=int, default=d.top_k, metavar="K", help=f"classes returned per image (default: {d.top_k})")
+    p.add_argument(
+        "--host",
+        default=d.host,
+        help=f"interface to listen on (default: {d.host}, this machine only)",
+    )
+    p.add_argument(
+        "--port", type=int, default=d.port, metavar="N", help=f"TCP port (default: {d.port})"
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=d.max_upload_mb,
+        metavar="MB",
+        help=f"largest image accepted (default: {d.max_upload_mb:g})",
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=d.max_megapixels,
+        metavar="MP",
+        help=f"largest width x height accepted (default: {d.max_megapixels:g})",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=d.top_k,
+        metavar="K",
+        help=f"classes returned per image (default: {d.top_k})",
+    )
     p.add_argument("--engine", choices=ENGINES, default=d.engine, help=ENGINE_HELP)
 
 
@@ -162,7 +261,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise invalid_value("port", args.port, "an integer from 1 to 65535")
     if args.max_upload_mb <= 0 or args.max_megapixels <= 0 or args.top_k < 1:
-        raise invalid_value("max_upload_mb/max_megapixels/top_k", (args.max_upload_mb, args.max_megapixels, args.top_k), "positive numbers")
-    cfg = ServeConfig(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_megapixels=args.max_megapixels, top_k=args.top_k, engine=args.engine)
+        raise invalid_value(
+            "max_upload_mb/max_megapixels/top_k",
+            (args.max_upload_mb, args.max_megapixels, args.top_k),
+            "positive numbers",
+        )
+    cfg = ServeConfig(
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload_mb,
+        max_megapixels=args.max_megapixels,
+        top_k=args.top_k,
+        engine=args.engine,
+    )
     serve(args.run, cfg)
     return EXIT_OK

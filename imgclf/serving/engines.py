@@ -73,7 +73,9 @@ def _read_parity(folder: Path) -> dict | None:
         return None
 
 
-def cached_tflite(run, say: Callable[[str], None] = _say, convert: bool = True) -> tuple[Path, dict] | None:
+def cached_tflite(
+    run, say: Callable[[str], None] = _say, convert: bool = True
+) -> tuple[Path, dict] | None:
     """The run's TFLite float32 copy and its parity record, converting and checking it the first time.
 
     Args:
@@ -97,12 +99,18 @@ def cached_tflite(run, say: Callable[[str], None] = _say, convert: bool = True) 
         return None
     base = next((b for b in bases if _writable(b)), None)
     if base is None:
-        raise ModelError(f"nowhere to keep a TFLite copy: neither {bases[0]} nor {bases[1]} is writable")
-    say(f"converting the model to TFLite once for faster prediction (checked against Keras, kept in {base / key})")
+        raise ModelError(
+            f"nowhere to keep a TFLite copy: neither {bases[0]} nor {bases[1]} is writable"
+        )
+    say(
+        f"converting the model to TFLite once for faster prediction (checked against Keras, kept in {base / key})"
+    )
     tmp = base / f".{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     export_run(run, "tflite", "float32", out=tmp)
-    for old in base.iterdir() if base == bases[0] else ():  # the run's copies of an earlier model.keras
+    for old in (
+        base.iterdir() if base == bases[0] else ()
+    ):  # the run's copies of an earlier model.keras
         if old.is_dir() and old.name != key and not old.name.startswith("."):
             shutil.rmtree(old, ignore_errors=True)
     try:
@@ -113,7 +121,9 @@ def cached_tflite(run, say: Callable[[str], None] = _say, convert: bool = True) 
     return base / key / Path(parity.get("path", "model_float32.tflite")).name, parity
 
 
-def engine_for(run, engine: str, images: int | None = None, say: Callable[[str], None] = _say) -> Engine | None:
+def engine_for(
+    run, engine: str, images: int | None = None, say: Callable[[str], None] = _say
+) -> Engine | None:
     """The engine ``run`` predicts with.
 
     Args:

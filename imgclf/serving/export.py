@@ -27,9 +27,20 @@ from imgclf.config import EXPORT_FORMATS, EXPORT_PRECISIONS
 from imgclf.errors import DataError, ImgclfError, ModelError, invalid_value
 from imgclf.evaluation.inference import Engine
 
-__all__ = ["FORMATS", "MIN_AGREEMENT", "PRECISIONS", "Parity", "TFLiteEngine", "export_run", "inference_model"]
+__all__ = [
+    "FORMATS",
+    "MIN_AGREEMENT",
+    "PRECISIONS",
+    "Parity",
+    "TFLiteEngine",
+    "export_run",
+    "inference_model",
+]
 
-FORMATS, PRECISIONS = EXPORT_FORMATS, EXPORT_PRECISIONS  # in imgclf.config: the CLI lists them without importing TensorFlow
+FORMATS, PRECISIONS = (
+    EXPORT_FORMATS,
+    EXPORT_PRECISIONS,
+)  # in imgclf.config: the CLI lists them without importing TensorFlow
 MIN_AGREEMENT = 0.99
 INT8_CALIBRATION_IMAGES = 100
 MAX_INTERPRETERS = 8  # TFLite interpreters kept per engine, one per batch shape seen
@@ -65,9 +76,16 @@ def _held_out_pixels(run, split: str, limit: int | None = None) -> tuple[np.ndar
         items = read_manifest(run.path / RunFiles.SPLIT, run.classes, run.config.data, split=name)
         items = [i for i in items if Path(i.path).exists()][:limit]
         if items:
-            x = [b.numpy() for b, _ in batched(decoded_dataset(items, run.image_size, DecodeLog(), cache=False), 64)]
+            x = [
+                b.numpy()
+                for b, _ in batched(
+                    decoded_dataset(items, run.image_size, DecodeLog(), cache=False), 64
+                )
+            ]
             return np.concatenate(x), name
-    raise DataError(f"run {str(run.path)!r} has no {split} images left on disk to check an export against")
+    raise DataError(
+        f"run {str(run.path)!r} has no {split} images left on disk to check an export against"
+    )
 
 
 def inference_model(model):
@@ -108,17 +126,26 @@ def _onnx(run, out: Path) -> tuple[Path, Callable]:
         import onnxruntime as ort
         import tensorflow as tf
         import tf2onnx
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
     except ImportError as exc:
-        raise DataError(f"--format onnx needs tf2onnx, onnx and onnxruntime ({exc}); pip install imgclf[onnx]") from None
+        raise DataError(
+            f"--format onnx needs tf2onnx, onnx and onnxruntime ({exc}); pip install imgclf[onnx]"
+        ) from None
     model = inference_model(run.model)
     spec = tf.TensorSpec((None, run.image_size, run.image_size, 3), tf.float32, name="image")
-    frozen = convert_variables_to_constants_v2(tf.function(lambda x: model(x, training=False)).get_concrete_function(spec))
+    frozen = convert_variables_to_constants_v2(
+        tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    )
     path = out / "model.onnx"
     tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs], output_names=[t.name for t in frozen.outputs],
-        opset=17, output_path=str(path),
-    )  # fmt: skip
+        frozen.graph.as_graph_def(),
+        input_names=[t.name for t in frozen.inputs],
+        output_names=[t.name for t in frozen.outputs],
+        opset=17,
+        output_path=str(path),
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return path, lambda x: session.run(None, {name: x.astype(np.float32)})[0]
@@ -136,7 +163,9 @@ def _tflite(run, out: Path, precision: str) -> tuple[Path, Callable]:
             converter.target_spec.supported_types = [tf.float16]
         elif precision == "int8":
             calibration, _ = _held_out_pixels(run, "train", INT8_CALIBRATION_IMAGES)
-            converter.representative_dataset = lambda: ([calibration[i : i + 1].astype(np.float32)] for i in range(len(calibration)))
+            converter.representative_dataset = lambda: (
+                [calibration[i : i + 1].astype(np.float32)] for i in range(len(calibration))
+            )
         data = converter.convert()
     path = out / f"model_{precision}.tflite"
     path.write_bytes(data)
@@ -170,7 +199,9 @@ class TFLiteEngine(Engine):
 
             if len(self._interpreters) >= MAX_INTERPRETERS:  # e.g. a stream of odd last-batch sizes
                 self._interpreters.clear()
-            with warnings.catch_warnings():  # tf.lite.Interpreter's notice that LiteRT will replace it
+            with (
+                warnings.catch_warnings()
+            ):  # tf.lite.Interpreter's notice that LiteRT will replace it
                 warnings.simplefilter("ignore")
                 it = tf.lite.Interpreter(model_path=str(self.path), num_threads=self.threads)
             if shape is not None:
@@ -197,9 +228,15 @@ def _compare(run, runner: Callable, pixels: np.ndarray) -> tuple[float, float]:
     from imgclf.evaluation.inference import score_arrays
     from imgclf.models.classifier import class_probabilities
 
-    keras_p = np.concatenate([score_arrays(run.model, pixels[i : i + 64]) for i in range(0, len(pixels), 64)])
-    export_p = np.concatenate([class_probabilities(runner(pixels[i : i + 64])) for i in range(0, len(pixels), 64)])
-    return float((keras_p.argmax(1) == export_p.argmax(1)).mean()), float(np.abs(keras_p - export_p).max())
+    keras_p = np.concatenate(
+        [score_arrays(run.model, pixels[i : i + 64]) for i in range(0, len(pixels), 64)]
+    )
+    export_p = np.concatenate(
+        [class_probabilities(runner(pixels[i : i + 64])) for i in range(0, len(pixels), 64)]
+    )
+    return float((keras_p.argmax(1) == export_p.argmax(1)).mean()), float(
+        np.abs(keras_p - export_p).max()
+    )
 
 
 def export_run(run, fmt: str, precision: str = "float32", out: str | Path | None = None) -> Parity:
@@ -215,27 +252,50 @@ def export_run(run, fmt: str, precision: str = "float32", out: str | Path | None
     if fmt not in FORMATS:
         raise invalid_value("format", fmt, ", ".join(FORMATS))
     if precision not in PRECISIONS or (precision != "float32" and fmt != "tflite"):
-        raise invalid_value("precision", precision, "float32 for savedmodel/onnx; float32, float16 or int8 for tflite")
-    folder = Path(out) if out else run.path / "exports" / (fmt if fmt != "tflite" else f"tflite_{precision}")
+        raise invalid_value(
+            "precision",
+            precision,
+            "float32 for savedmodel/onnx; float32, float16 or int8 for tflite",
+        )
+    folder = (
+        Path(out)
+        if out
+        else run.path / "exports" / (fmt if fmt != "tflite" else f"tflite_{precision}")
+    )
     if folder.exists():
-        raise DataError(f"export folder {str(folder)!r} already exists; remove it or pass another --out")
+        raise DataError(
+            f"export folder {str(folder)!r} already exists; remove it or pass another --out"
+        )
     pixels, split = _held_out_pixels(run, "test")
     folder.mkdir(parents=True)
     try:
-        path, runner = {"savedmodel": _savedmodel, "onnx": _onnx}[fmt](run, folder) if fmt != "tflite" else _tflite(run, folder, precision)
+        path, runner = (
+            {"savedmodel": _savedmodel, "onnx": _onnx}[fmt](run, folder)
+            if fmt != "tflite"
+            else _tflite(run, folder, precision)
+        )
         agreement, diff = _compare(run, runner, pixels)
     except ImgclfError:
         shutil.rmtree(folder, ignore_errors=True)  # no half-written export passed off as one
         raise
     except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets one line)
         shutil.rmtree(folder, ignore_errors=True)
-        raise ModelError(f"{fmt} export failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
+        raise ModelError(
+            f"{fmt} export failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        ) from exc
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     (folder / "labels.txt").write_text("".join(f"{c}\n" for c in run.classes), encoding="utf-8")
     name = fmt if fmt != "tflite" else f"tflite {precision}"
-    parity = Parity(name, str(path), split, len(pixels), agreement, diff, agreement >= MIN_AGREEMENT)
-    info = {**asdict(parity), "image_size": run.image_size, "input": "float32 RGB pixels in [0, 255], (n, size, size, 3)", "temperature": run.temperature}
+    parity = Parity(
+        name, str(path), split, len(pixels), agreement, diff, agreement >= MIN_AGREEMENT
+    )
+    info = {
+        **asdict(parity),
+        "image_size": run.image_size,
+        "input": "float32 RGB pixels in [0, 255], (n, size, size, 3)",
+        "temperature": run.temperature,
+    }
     (folder / "parity.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return parity

@@ -24,7 +24,9 @@ def _walk(folder: Path) -> list[str]:
     return [
         str(f)
         for f in sorted(folder.rglob("*"))
-        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+        if f.is_file()
+        and f.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in f.relative_to(folder).parts)
     ]
 
 

@@ -16,7 +16,15 @@ from typing import TextIO
 
 from imgclf.errors import ConfigError, DataError, invalid_value
 
-__all__ = ["FORMATS", "CSV_COLUMNS", "PredictionWriter", "format_of", "read_done", "csv_row", "parse_csv_row"]
+__all__ = [
+    "FORMATS",
+    "CSV_COLUMNS",
+    "PredictionWriter",
+    "format_of",
+    "read_done",
+    "csv_row",
+    "parse_csv_row",
+]
 
 FORMATS = ("csv", "json", "jsonl")
 CSV_COLUMNS = ["path", "label", "confidence", "top_k", "error"]
@@ -33,7 +41,9 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
     if fmt == "ndjson":
         fmt = "jsonl"
     if fmt not in FORMATS:
-        raise invalid_value("format", fmt or str(path), "csv, json or jsonl (or an --output file ending in one)")
+        raise invalid_value(
+            "format", fmt or str(path), "csv, json or jsonl (or an --output file ending in one)"
+        )
     return fmt
 
 
@@ -44,7 +54,9 @@ def csv_row(d: dict) -> list[str]:
         d: the prediction dict.
     """
     conf = "" if d["confidence"] is None else f"{d['confidence']:.6f}"
-    top = json.dumps([[t["label"], round(t["probability"], 6)] for t in d["top_k"]], ensure_ascii=False)
+    top = json.dumps(
+        [[t["label"], round(t["probability"], 6)] for t in d["top_k"]], ensure_ascii=False
+    )
     return [d["path"], d["label"] or "", conf, top, d["error"] or ""]
 
 
@@ -90,7 +102,9 @@ class PredictionWriter:
             elif self.fmt == "jsonl":
                 self.stream.write(json.dumps(d, ensure_ascii=False) + "\n")
             else:
-                self.stream.write(("" if self._first else ",\n") + json.dumps(d, ensure_ascii=False))
+                self.stream.write(
+                    ("" if self._first else ",\n") + json.dumps(d, ensure_ascii=False)
+                )
                 self._first = False
             self.count += 1
         self.stream.flush()
@@ -129,7 +143,9 @@ def read_done(path: str | Path, fmt: str) -> list[dict]:
         return _json_lines(text)
     reader = csv.DictReader(text.splitlines())
     if reader.fieldnames and reader.fieldnames != CSV_COLUMNS:
-        raise DataError(f"{str(path)!r} is not an imgclf predict CSV (columns {reader.fieldnames}); cannot resume it")
+        raise DataError(
+            f"{str(path)!r} is not an imgclf predict CSV (columns {reader.fieldnames}); cannot resume it"
+        )
     rows = []
     for row in reader:
         try:
@@ -152,9 +168,13 @@ def open_output(path: str | Path, fmt: str, resume: bool) -> tuple[PredictionWri
     p = Path(path).expanduser()
     done = read_done(p, fmt) if resume else []
     if p.exists() and not resume:
-        raise ConfigError(f"output file {str(path)!r} already exists; pass --resume to continue it, or remove it")
+        raise ConfigError(
+            f"output file {str(path)!r} already exists; pass --resume to continue it, or remove it"
+        )
     if fmt == "json" and done:  # rewrite without the closing bracket, then keep appending
-        p.write_text("[\n" + ",\n".join(json.dumps(d, ensure_ascii=False) for d in done), encoding="utf-8")
+        p.write_text(
+            "[\n" + ",\n".join(json.dumps(d, ensure_ascii=False) for d in done), encoding="utf-8"
+        )
     append = bool(done) or (resume and p.exists() and p.stat().st_size > 0 and fmt != "json")
     stream = open(p, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by the caller)
     return PredictionWriter(stream, fmt, append=append), {d["path"] for d in done}

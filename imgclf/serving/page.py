@@ -11,7 +11,9 @@ __all__ = ["render_page"]
 def _environment():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("imgclf.serving", "templates"), autoescape=True)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("imgclf.serving", "templates"), autoescape=True
+    )
 
 
 def render_page(run, config, version: str) -> str:
@@ -23,8 +25,17 @@ def render_page(run, config, version: str) -> str:
         version: imgclf's version.
     """
     metrics = run.metrics
-    return _environment().get_template("index.html").render(
-        run_name=run.path.name, classes=run.classes, image_size=run.image_size, model=run.config.model,
-        accuracy=None if metrics is None else metrics.accuracy, max_upload_mb=config.max_upload_mb,
-        max_files=config.max_files, version=version,
-    )  # fmt: skip
+    return (
+        _environment()
+        .get_template("index.html")
+        .render(
+            run_name=run.path.name,
+            classes=run.classes,
+            image_size=run.image_size,
+            model=run.config.model,
+            accuracy=None if metrics is None else metrics.accuracy,
+            max_upload_mb=config.max_upload_mb,
+            max_files=config.max_files,
+            version=version,
+        )
+    )

@@ -154,7 +154,11 @@ class Run:
                 horizontal mirror image (twice the compute).
         """
         files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
-        return [p for chunk in self.iter_predict(files, top_k, batch_size, min_confidence, threshold, tta) for p in chunk]
+        return [
+            p
+            for chunk in self.iter_predict(files, top_k, batch_size, min_confidence, threshold, tta)
+            for p in chunk
+        ]
 
     def iter_predict(
         self,
@@ -183,8 +187,12 @@ class Run:
         items = [ImageItem(f, -1) for f in files]
         position = {f: i for i, f in enumerate(files)}
         engine = self.engine_for_job(len(files))
-        for scores in iter_scores(engine, items, self.image_size, batch_size, self.temperature, tta):
-            rows = {f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()}
+        for scores in iter_scores(
+            engine, items, self.image_size, batch_size, self.temperature, tta
+        ):
+            rows = {
+                f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()
+            }
             for f, p in zip(scores.paths, scores.probs):
                 rows[f] = self.to_prediction(f, p, k, min_confidence, threshold)
             chunk = sorted(rows.values(), key=lambda r: position[r.path])
@@ -192,20 +200,33 @@ class Run:
                 on_batch(len(chunk))
             yield chunk
 
-    def _check_options(self, top_k: int, min_confidence: float | None, threshold: float | None) -> int:
+    def _check_options(
+        self, top_k: int, min_confidence: float | None, threshold: float | None
+    ) -> int:
         if not isinstance(top_k, int) or top_k < 1:
             raise invalid_value("top_k", top_k, "an integer >= 1")
         if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
             raise invalid_value("min_confidence", min_confidence, "a probability between 0 and 1")
         if threshold is not None:
             if len(self.classes) != 2:
-                raise ConfigError(f"threshold applies to two-class runs only; this run has {len(self.classes)} classes")
+                raise ConfigError(
+                    f"threshold applies to two-class runs only; this run has {len(self.classes)} classes"
+                )
             if not 0.0 < threshold < 1.0:
-                raise invalid_value("threshold", threshold, f"a probability of {self.classes[1]!r} strictly between 0 and 1")
+                raise invalid_value(
+                    "threshold",
+                    threshold,
+                    f"a probability of {self.classes[1]!r} strictly between 0 and 1",
+                )
         return min(top_k, len(self.classes))
 
     def to_prediction(
-        self, path: str, p: np.ndarray, top_k: int = 3, min_confidence: float | None = None, threshold: float | None = None
+        self,
+        path: str,
+        p: np.ndarray,
+        top_k: int = 3,
+        min_confidence: float | None = None,
+        threshold: float | None = None,
     ) -> Prediction:
         """One image's :class:`Prediction` from its class probabilities (what every front end shows).
 
@@ -225,7 +246,13 @@ class Run:
             label = UNSURE
         return Prediction(path, label, confidence, top)
 
-    def evaluate(self, data: str | Path | None = None, batch_size: int | None = None, verbose: int = 0, on_metrics=None) -> Metrics:
+    def evaluate(
+        self,
+        data: str | Path | None = None,
+        batch_size: int | None = None,
+        verbose: int = 0,
+        on_metrics=None,
+    ) -> Metrics:
         """Metrics on the run's own test split, or on a separate labelled folder (saved under evaluations/);
         see :func:`imgclf.evaluation.evaluate.evaluate_run` for the arguments."""
         from imgclf.evaluation.evaluate import evaluate_run

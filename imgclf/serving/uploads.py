@@ -41,7 +41,9 @@ def _format_of(data: bytes) -> str | None:
     return next((fmt for magic, fmt in MAGIC.items() if data.startswith(magic)), None)
 
 
-def check_and_decode(name: str, data: bytes, image_size: int, max_bytes: int, max_pixels: int) -> np.ndarray:
+def check_and_decode(
+    name: str, data: bytes, image_size: int, max_bytes: int, max_pixels: int
+) -> np.ndarray:
     """Pixels ``(image_size, image_size, 3)`` of an upload, or :class:`UploadError`.
 
     Args:
@@ -54,20 +56,36 @@ def check_and_decode(name: str, data: bytes, image_size: int, max_bytes: int, ma
     if not data:
         raise UploadError(400, f"{name!r} is empty (0 bytes)")
     if len(data) > max_bytes:
-        raise UploadError(413, f"{name!r} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.1f} MB")
+        raise UploadError(
+            413, f"{name!r} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.1f} MB"
+        )
     fmt = _format_of(data)
     if fmt is None:
-        raise UploadError(415, f"{name!r} is not an image imgclf reads (JPEG, PNG, GIF, BMP, WebP, TIFF)")
+        raise UploadError(
+            415, f"{name!r} is not an image imgclf reads (JPEG, PNG, GIF, BMP, WebP, TIFF)"
+        )
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
     except Image.DecompressionBombError as exc:  # Pillow's own limit, above ours
-        raise UploadError(413, f"{name!r} is a decompression bomb ({exc}); the limit is {max_pixels / 1e6:.0f} megapixels") from None
+        raise UploadError(
+            413,
+            f"{name!r} is a decompression bomb ({exc}); the limit is {max_pixels / 1e6:.0f} megapixels",
+        ) from None
     except Exception as exc:  # noqa: BLE001  (any header failure means "not readable")
-        raise UploadError(422, f"{name!r} cannot be read as {fmt}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise UploadError(
+            422,
+            f"{name!r} cannot be read as {fmt}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        ) from None
     if width * height > max_pixels:
-        raise UploadError(413, f"{name!r} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is {max_pixels / 1e6:.0f}")
+        raise UploadError(
+            413,
+            f"{name!r} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is {max_pixels / 1e6:.0f}",
+        )
     try:
         return load_image(io.BytesIO(data), image_size)
     except Exception as exc:  # noqa: BLE001  (truncated, corrupt: any decoder failure)
-        raise UploadError(422, f"{name!r} cannot be decoded ({fmt}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise UploadError(
+            422,
+            f"{name!r} cannot be decoded ({fmt}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        ) from None

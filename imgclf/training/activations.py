@@ -34,10 +34,24 @@ class Activations:
         progress: show the progress of computing activations (:mod:`imgclf.progress`).
     """
 
-    def __init__(self, cfg: TrainConfig, clf: Classifier, bottom: keras.Model, cut_name: str, progress: bool = False):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        clf: Classifier,
+        bottom: keras.Model,
+        cut_name: str,
+        progress: bool = False,
+    ):
         root = default_cache_root() if cfg.feature_cache else None
         # the views depend on the per-image augmentation only (mixup/cutmix mix batches later)
-        key = (clf.spec.name, _weights_id(clf), cut_name, cfg.image_size, image_augment(cfg.augment), cfg.seed)
+        key = (
+            clf.spec.name,
+            _weights_id(clf),
+            cut_name,
+            cfg.image_size,
+            image_augment(cfg.augment),
+            cfg.seed,
+        )
         self.cfg, self.clf, self.bottom, self.cache = cfg, clf, bottom, FeatureCache(root, key)
         self.log = DecodeLog()
         self.progress = progress
@@ -47,14 +61,22 @@ class Activations:
     def _compute(self, items: list[ImageItem], view: int):
         """Returns a compute(indices) for FeatureCache: decode, augment (view > 0), run the bottom."""
         cfg = self.cfg
-        augment = self.clf.model.get_layer("augmentation") if view and has_augmentation(self.clf) else None
+        augment = (
+            self.clf.model.get_layer("augmentation")
+            if view and has_augmentation(self.clf)
+            else None
+        )
 
         def compute(indices: list[int]) -> tuple[list[int], np.ndarray]:
-            subset = [replace(items[i], label=i) for i in indices]  # the label slot carries the position
+            subset = [
+                replace(items[i], label=i) for i in indices
+            ]  # the label slot carries the position
             kept, out = [], []
             what = "feature extraction" + (f" (augmented view {view})" if view else "")
             with Progress(len(indices), what, "images", enabled=self.progress) as bar:
-                for x, pos in batched(decoded_dataset(subset, cfg.image_size, self.log, cache=False), cfg.batch_size):
+                for x, pos in batched(
+                    decoded_dataset(subset, cfg.image_size, self.log, cache=False), cfg.batch_size
+                ):
                     if augment is not None:
                         x = augment(x, training=True)
                     out.append(self._forward(x).numpy())

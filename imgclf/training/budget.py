@@ -21,16 +21,36 @@ import numpy as np
 from imgclf.data.scan import ImageItem
 from imgclf.progress import format_seconds
 
-__all__ = ["BudgetPlan", "Rates", "budget_image_size", "of_total", "plan_budget", "reserve_seconds", "stratified_subset"]
+__all__ = [
+    "BudgetPlan",
+    "Rates",
+    "budget_image_size",
+    "of_total",
+    "plan_budget",
+    "reserve_seconds",
+    "stratified_subset",
+]
 
 REPORT_SECONDS = 15.0  # report.html, figures, Grad-CAM, tracing the whole model to score test and val, load and save (digits at 96 px: 17 s)
-FIT_START_SECONDS = 3.0  # a fit's own start-up (tracing the train and validation steps), per stage …
-FINE_TUNE_START_SECONDS = 15.0  # … and of fine-tuning, whose training step through the top traces for long
-HEAD_SECONDS_PER_SAMPLE = 1.5e-4  # one head epoch on cached features, per sample (a dense layer: ~5 ms a batch)
-FINE_TUNE_FACTOR = 4.0  # a training step of the top costs ~3 forward passes (forward, two backward) + Adam
-FILL = 0.85  # plan to spend this share of what is left: the rest absorbs misestimates and load swings
+FIT_START_SECONDS = (
+    3.0  # a fit's own start-up (tracing the train and validation steps), per stage …
+)
+FINE_TUNE_START_SECONDS = (
+    15.0  # … and of fine-tuning, whose training step through the top traces for long
+)
+HEAD_SECONDS_PER_SAMPLE = (
+    1.5e-4  # one head epoch on cached features, per sample (a dense layer: ~5 ms a batch)
+)
+FINE_TUNE_FACTOR = (
+    4.0  # a training step of the top costs ~3 forward passes (forward, two backward) + Adam
+)
+FILL = (
+    0.85  # plan to spend this share of what is left: the rest absorbs misestimates and load swings
+)
 MIN_TRAIN_PER_CLASS = 10  # the smallest subsample of training images the head is given, per class
-PER_IMAGE_FLOOR_S = 8e-4  # decoding and the pipeline, per image, quiet machine: not smaller at a smaller input
+PER_IMAGE_FLOOR_S = (
+    8e-4  # decoding and the pipeline, per image, quiet machine: not smaller at a smaller input
+)
 MIN_IMAGE_SIZE = 32  # the smallest input size a budget shrinks a pretrained model's input to
 MIN_VAL_IMAGES = 100  # validation images always used for model selection (all if fewer)
 HEAD_EPOCHS_MIN = 5  # the head stage is shortened down to this before images are dropped …
@@ -70,7 +90,15 @@ class Rates:
         """
         score = extract + top
         forward = top if cached else score
-        return cls(extract, top, score, FINE_TUNE_FACTOR * forward, forward, HEAD_SECONDS_PER_SAMPLE * slowdown, FINE_TUNE_START_SECONDS * slowdown)
+        return cls(
+            extract,
+            top,
+            score,
+            FINE_TUNE_FACTOR * forward,
+            forward,
+            HEAD_SECONDS_PER_SAMPLE * slowdown,
+            FINE_TUNE_START_SECONDS * slowdown,
+        )
 
 
 @dataclass
@@ -82,7 +110,9 @@ class BudgetPlan:
     reserve_s: float  # kept for testing, the report and saving
     train_images: int  # training images whose activations are computed (a stratified subsample if < train_total)
     train_total: int
-    val_images: int  # validation images used for model selection (the rest are still scored for the report)
+    val_images: (
+        int  # validation images used for model selection (the rest are still scored for the report)
+    )
     val_total: int
     views: int
     head_epochs: int
@@ -94,8 +124,14 @@ class BudgetPlan:
     def line(self) -> str:
         """The plan for people, e.g. ``--time 3m: extracting 6,000 of 14,400 train images, 1 view, …``."""
         images = of_total(self.train_images, self.train_total)
-        val = of_total(self.val_images, self.val_total) + (" val (model selection)" if self.val_images < self.val_total else " val")
-        ft = f"fine-tuning {self.fine_tune_epochs} epoch(s)" if self.fine_tune_epochs else "no fine-tuning"
+        val = of_total(self.val_images, self.val_total) + (
+            " val (model selection)" if self.val_images < self.val_total else " val"
+        )
+        ft = (
+            f"fine-tuning {self.fine_tune_epochs} epoch(s)"
+            if self.fine_tune_epochs
+            else "no fine-tuning"
+        )
         note = f" ({self.note})" if self.note else ""
         return (
             f"--time {format_seconds(self.budget_s)}: {format_seconds(self.left_s)} left; extracting {images} train images, "
@@ -132,9 +168,13 @@ def reserve_seconds(n_test: int, n_val: int, score: float, report_s: float) -> f
 
 def _cost(rates: Rates, n: int, n_val: int, views: int, head_epochs: int, ft_epochs: int) -> float:
     """Seconds for extraction of ``n`` train images × ``views`` and ``n_val`` val, the head, fine-tuning."""
-    extract = (n * views + n_val) * (rates.extract + rates.top)  # the top turns cut activations into features
+    extract = (n * views + n_val) * (
+        rates.extract + rates.top
+    )  # the top turns cut activations into features
     head = _head_seconds(rates, n, n_val, views, head_epochs) + FIT_START_SECONDS
-    fine = ft_epochs * (n * rates.fine_tune + n_val * rates.fine_tune_val) + (rates.fine_tune_start if ft_epochs else 0.0)
+    fine = ft_epochs * (n * rates.fine_tune + n_val * rates.fine_tune_val) + (
+        rates.fine_tune_start if ft_epochs else 0.0
+    )
     return extract + head + fine
 
 
@@ -152,9 +192,20 @@ def _val_used(n: int, n_val: int) -> int:
 
 
 def plan_budget(
-    budget_s: float, left_s: float, n_train: int, n_val: int, n_test: int, num_classes: int, rates: Rates, *,
-    views: int, head_epochs: int, fine_tune_epochs: int, report_s: float = REPORT_SECONDS, search: bool = True,
-) -> BudgetPlan:  # fmt: skip
+    budget_s: float,
+    left_s: float,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    num_classes: int,
+    rates: Rates,
+    *,
+    views: int,
+    head_epochs: int,
+    fine_tune_epochs: int,
+    report_s: float = REPORT_SECONDS,
+    search: bool = True,
+) -> BudgetPlan:
     """Choose the work that fits ``left_s`` seconds: first every training image once with the head,
     then fine-tuning epochs, then more augmented views; when even the head on every image does not fit,
     a shorter head stage and then a stratified subsample of the training images.
@@ -173,17 +224,34 @@ def plan_budget(
         report_s: seconds for the report and saving, beyond scoring (part of the reserve).
         search: with a subsample, find the budget that would take every image (``needed_s``). Defaults to True.
     """
-    options = {"views": views, "head_epochs": head_epochs, "fine_tune_epochs": fine_tune_epochs, "report_s": report_s}
+    options = {
+        "views": views,
+        "head_epochs": head_epochs,
+        "fine_tune_epochs": fine_tune_epochs,
+        "report_s": report_s,
+    }
     reserve = reserve_seconds(n_test, n_val, rates.score, report_s)
     avail = max(0.0, (left_s - reserve) * FILL)
-    plan = BudgetPlan(budget_s, left_s, reserve, n_train, n_train, n_val, n_val, 1, head_epochs, 0, 0.0)
+    plan = BudgetPlan(
+        budget_s, left_s, reserve, n_train, n_train, n_val, n_val, 1, head_epochs, 0, 0.0
+    )
 
     def cost(p: BudgetPlan) -> float:
-        return _cost(rates, p.train_images, p.val_images, p.views, p.head_epochs, p.fine_tune_epochs)
+        return _cost(
+            rates, p.train_images, p.val_images, p.views, p.head_epochs, p.fine_tune_epochs
+        )
 
-    while cost(plan) > avail and plan.head_epochs > HEAD_EPOCHS_MIN and _head_cost(plan, rates) > HEAD_SHARE * avail:
-        plan.head_epochs -= 1  # a shorter head stage before fewer images, while the head is a large share
-    if cost(plan) > avail:  # fewer validation images for model selection first (the report still scores all)
+    while (
+        cost(plan) > avail
+        and plan.head_epochs > HEAD_EPOCHS_MIN
+        and _head_cost(plan, rates) > HEAD_SHARE * avail
+    ):
+        plan.head_epochs -= (
+            1  # a shorter head stage before fewer images, while the head is a large share
+        )
+    if (
+        cost(plan) > avail
+    ):  # fewer validation images for model selection first (the report still scores all)
         plan.val_images = _val_used(n_train, n_val)
     if cost(plan) > avail:  # not every image: the largest subsample that fits (cost is linear in n)
         floor = min(n_train, MIN_TRAIN_PER_CLASS * num_classes)
@@ -193,40 +261,78 @@ def plan_budget(
             plan.train_images, plan.val_images = mid, _val_used(mid, n_val)
             lo, hi = (mid, hi) if cost(plan) <= avail else (lo, mid - 1)
         plan.train_images, plan.val_images = lo, _val_used(lo, n_val)
-        plan.note = "the rest do not fit" if cost(plan) <= avail else "even the smallest subsample overruns"
+        plan.note = (
+            "the rest do not fit" if cost(plan) <= avail else "even the smallest subsample overruns"
+        )
     overrun = cost(plan) > avail
     while plan.head_epochs < head_epochs and (
-        cost(plan) + _head_cost(plan, rates) / plan.head_epochs <= avail or overrun and _head_cost(plan, rates) < HEAD_FREE_SECONDS
+        cost(plan) + _head_cost(plan, rates) / plan.head_epochs <= avail
+        or overrun
+        and _head_cost(plan, rates) < HEAD_FREE_SECONDS
     ):
         plan.head_epochs += 1  # give the head back the epochs that fit (or, when nothing fits, that cost next to nothing)
     if fine_tune_epochs and plan.train_images == n_train:
         one_epoch = _cost(rates, n_train, plan.val_images, 1, plan.head_epochs, 1) - cost(plan)
         plan.fine_tune_epochs = int(
-            min(fine_tune_epochs, max(0.0, avail - cost(plan) - rates.fine_tune_start) // max(one_epoch - rates.fine_tune_start, 1e-9))
+            min(
+                fine_tune_epochs,
+                max(0.0, avail - cost(plan) - rates.fine_tune_start)
+                // max(one_epoch - rates.fine_tune_start, 1e-9),
+            )
         )
         if not plan.fine_tune_epochs:
             plan.note = f"a fine-tuning epoch needs ~{format_seconds(one_epoch - (avail - cost(plan)))} more"
     elif fine_tune_epochs:
         plan.note += "; no time for fine-tuning"
     if plan.train_images == n_train and plan.fine_tune_epochs in (0, fine_tune_epochs):
-        while plan.views < views and cost(BudgetPlan(**{**asdict(plan), "views": plan.views + 1})) <= avail:
+        while (
+            plan.views < views
+            and cost(BudgetPlan(**{**asdict(plan), "views": plan.views + 1})) <= avail
+        ):
             plan.views += 1
     plan.planned_s = round(cost(plan), 1)
     plan.note = plan.note.lstrip("; ")
-    if plan.train_images < n_train and search:  # the budget whose plan takes every image: the first that does, to 1 s
-        lo, hi = left_s, 2 * left_s + 2 * reserve + 10 * cost(BudgetPlan(**{**asdict(plan), "train_images": n_train}))
+    if (
+        plan.train_images < n_train and search
+    ):  # the budget whose plan takes every image: the first that does, to 1 s
+        lo, hi = (
+            left_s,
+            2 * left_s
+            + 2 * reserve
+            + 10 * cost(BudgetPlan(**{**asdict(plan), "train_images": n_train})),
+        )
         while hi - lo > 1:
             mid = (lo + hi) / 2
-            every = plan_budget(budget_s, mid, n_train, n_val, n_test, num_classes, rates, search=False, **options).train_images == n_train
+            every = (
+                plan_budget(
+                    budget_s,
+                    mid,
+                    n_train,
+                    n_val,
+                    n_test,
+                    num_classes,
+                    rates,
+                    search=False,
+                    **options,
+                ).train_images
+                == n_train
+            )
             lo, hi = (lo, mid) if every else (mid, hi)
         plan.needed_s = float(math.ceil(budget_s - left_s + hi))
     return plan
 
 
 def budget_image_size(
-    size: int, score: float, left_s: float, n_train: int, n_val: int, n_test: int, report_s: float = REPORT_SECONDS,
-    floor: int = MIN_IMAGE_SIZE, per_image_floor: float = PER_IMAGE_FLOOR_S,
-) -> int:  # fmt: skip
+    size: int,
+    score: float,
+    left_s: float,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    report_s: float = REPORT_SECONDS,
+    floor: int = MIN_IMAGE_SIZE,
+    per_image_floor: float = PER_IMAGE_FLOOR_S,
+) -> int:
     """The largest input size, from ``size`` down in steps of 32 px to ``floor``, at which every
     training image once, the validation images for model selection, the head and the reserve fit
     ``left_s``; the cost of a forward pass is taken as proportional to the pixel count (``floor`` if
@@ -246,7 +352,9 @@ def budget_image_size(
     """
     floor = max(MIN_IMAGE_SIZE, min(size, floor))
     for s in range(size, floor - 1, -32):
-        rate = max(score * (s / size) ** 2, min(score, per_image_floor))  # decoding does not shrink with the input
+        rate = max(
+            score * (s / size) ** 2, min(score, per_image_floor)
+        )  # decoding does not shrink with the input
         work = (n_train + _val_used(n_train, n_val)) * rate + FIT_START_SECONDS
         if reserve_seconds(n_test, n_val, rate, report_s) + work <= left_s * FILL:
             return s

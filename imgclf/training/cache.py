@@ -47,8 +47,12 @@ class CacheInfo:
         """Lines for the terminal: one per part, then the total and the cap."""
         lines = [f"imgclf cache: {self.root}"]
         for part in PARTS:
-            lines.append(f"  {part + '/':10s} {_human(self.sizes[part]):>10s} in {self.files[part]} file(s)")
-        lines.append(f"  {'total':10s} {_human(self.total):>10s}; features/ is capped at {_human(self.max_bytes)} (${MAX_ENV})")
+            lines.append(
+                f"  {part + '/':10s} {_human(self.sizes[part]):>10s} in {self.files[part]} file(s)"
+            )
+        lines.append(
+            f"  {'total':10s} {_human(self.total):>10s}; features/ is capped at {_human(self.max_bytes)} (${MAX_ENV})"
+        )
         return "\n".join(lines)
 
 

@@ -11,9 +11,26 @@ import keras
 
 from imgclf.atomic import save_model_atomic, write_text_atomic
 
-__all__ = ["HISTORY_COLUMNS", "Deadline", "HistoryCSV", "RunState", "SaveBest", "SaveLast", "StopAtAccuracy"]
+__all__ = [
+    "HISTORY_COLUMNS",
+    "Deadline",
+    "HistoryCSV",
+    "RunState",
+    "SaveBest",
+    "SaveLast",
+    "StopAtAccuracy",
+]
 
-HISTORY_COLUMNS = ["stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+HISTORY_COLUMNS = [
+    "stage",
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+]
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -106,10 +123,18 @@ class SaveBest(keras.callbacks.Callback):
         initial_value_threshold: save only once ``monitor`` beats this (e.g. the head stage's loss).
     """
 
-    def __init__(self, target: keras.Model, filepath, monitor: str = "val_loss", initial_value_threshold: float | None = None):
+    def __init__(
+        self,
+        target: keras.Model,
+        filepath,
+        monitor: str = "val_loss",
+        initial_value_threshold: float | None = None,
+    ):
         super().__init__()
         self._target, self.filepath, self.monitor = target, Path(filepath), monitor
-        self.best = float("inf") if initial_value_threshold is None else float(initial_value_threshold)
+        self.best = (
+            float("inf") if initial_value_threshold is None else float(initial_value_threshold)
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
@@ -144,5 +169,10 @@ class RunState(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         best = None if self._best is None else float(self._best.best)
-        state = {"stage": self.stage, "stage_epochs": epoch + 1, "head_loss": self.head_loss, "best": best}
+        state = {
+            "stage": self.stage,
+            "stage_epochs": epoch + 1,
+            "head_loss": self.head_loss,
+            "best": best,
+        }
         write_text_atomic(self.path, json.dumps(state, indent=2))

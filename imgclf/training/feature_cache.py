@@ -35,7 +35,13 @@ from imgclf.config import cache_root
 
 __all__ = ["FeatureCache", "file_digest", "default_cache_root"]
 
-_DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)  # what np.load raises for a bad file
+_DAMAGED = (
+    OSError,
+    ValueError,
+    KeyError,
+    EOFError,
+    zipfile.BadZipFile,
+)  # what np.load raises for a bad file
 
 
 def default_cache_root() -> Path:
@@ -101,7 +107,9 @@ class FeatureCache:
                 table = {**self._load(view), **fresh}  # rows another run wrote meanwhile are kept
                 fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=f.parent)
                 with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, hashes=np.array(list(table)), activations=np.stack(list(table.values())))
+                    np.savez(
+                        fh, hashes=np.array(list(table)), activations=np.stack(list(table.values()))
+                    )
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, f)
@@ -115,7 +123,10 @@ class FeatureCache:
                     os.unlink(tmp)
 
     def get(
-        self, hashes: Sequence[str], view: int, compute: Callable[[list[int]], tuple[list[int], np.ndarray]]
+        self,
+        hashes: Sequence[str],
+        view: int,
+        compute: Callable[[list[int]], tuple[list[int], np.ndarray]],
     ) -> tuple[list[int], np.ndarray]:
         """Activations for ``hashes``: (indices found, their rows in order). ``compute(missing)``
         returns the indices it could compute (an undecodable file drops out) and their rows."""

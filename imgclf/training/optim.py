@@ -14,7 +14,15 @@ import keras
 
 from imgclf.options import OPTIMIZERS, SCHEDULES, check_choice
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "EpochSchedule", "make_optimizer", "schedule_callbacks", "scheduled_optimizer"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "EpochSchedule",
+    "make_optimizer",
+    "schedule_callbacks",
+    "scheduled_optimizer",
+]
+
 
 def _learning_rate(schedule: str, peak: float, steps_per_epoch: int, epochs: int):
     if schedule != "cosine":
@@ -38,7 +46,9 @@ def _layerwise(base: type) -> type:
     ``head_variables`` (discriminative learning rates: Keras 3 optimizers have one rate for all)."""
 
     class Layerwise(base):
-        def __init__(self, *args, backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (), **kwargs):
+        def __init__(
+            self, *args, backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (), **kwargs
+        ):
             super().__init__(*args, **kwargs)
             self.backbone_scale, self.head_variables = float(backbone_scale), tuple(head_variables)
 
@@ -50,25 +60,43 @@ def _layerwise(base: type) -> type:
             return super().update_step(gradient, variable, learning_rate)
 
         def get_config(self):
-            return {**super().get_config(), "backbone_scale": self.backbone_scale, "head_variables": list(self.head_variables)}
+            return {
+                **super().get_config(),
+                "backbone_scale": self.backbone_scale,
+                "head_variables": list(self.head_variables),
+            }
 
     Layerwise.__name__ = Layerwise.__qualname__ = f"Layerwise{base.__name__}"
     return keras.saving.register_keras_serializable("imgclf")(Layerwise)
 
 
-_CLASSES = {"adam": _layerwise(keras.optimizers.Adam), "sgd": _layerwise(keras.optimizers.SGD), "rmsprop": _layerwise(keras.optimizers.RMSprop)}
+_CLASSES = {
+    "adam": _layerwise(keras.optimizers.Adam),
+    "sgd": _layerwise(keras.optimizers.SGD),
+    "rmsprop": _layerwise(keras.optimizers.RMSprop),
+}
 
 
-def _optimizer(name: str, lr, backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (), ema: float = 0.0) -> keras.optimizers.Optimizer:
+def _optimizer(
+    name: str,
+    lr,
+    backbone_scale: float = 1.0,
+    head_variables: tuple[str, ...] = (),
+    ema: float = 0.0,
+) -> keras.optimizers.Optimizer:
     extra = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
     if ema:
-        extra.update(use_ema=True, ema_momentum=ema)  # Keras keeps the average; SwapEMAWeights swaps it in
+        extra.update(
+            use_ema=True, ema_momentum=ema
+        )  # Keras keeps the average; SwapEMAWeights swaps it in
     if backbone_scale == 1.0:
         return _CLASSES[name].__mro__[1](lr, **extra)  # the plain Keras class
     return _CLASSES[name](lr, backbone_scale=backbone_scale, head_variables=head_variables, **extra)
 
 
-def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int
+) -> keras.optimizers.Optimizer:
     """``adam``/``sgd`` (Nesterov momentum 0.9)/``rmsprop`` with a ``cosine`` (one warm-up epoch),
     ``plateau`` or ``constant`` learning rate peaking at ``peak``, stepped by ``optimizer.iterations``.
 
@@ -84,9 +112,16 @@ def make_optimizer(name: str, schedule: str, peak: float, steps_per_epoch: int, 
 
 
 def scheduled_optimizer(
-    name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int, known_length: bool = True,
-    backbone_scale: float = 1.0, head_variables: tuple[str, ...] = (), ema: float = 0.0,
-) -> tuple[keras.optimizers.Optimizer, list[keras.callbacks.Callback]]:  # fmt: skip
+    name: str,
+    schedule: str,
+    peak: float,
+    steps_per_epoch: int,
+    epochs: int,
+    known_length: bool = True,
+    backbone_scale: float = 1.0,
+    head_variables: tuple[str, ...] = (),
+    ema: float = 0.0,
+) -> tuple[keras.optimizers.Optimizer, list[keras.callbacks.Callback]]:
     """The optimizer of :func:`make_optimizer` and the callbacks its schedule needs in ``fit``.
 
     Args:
@@ -109,7 +144,9 @@ def scheduled_optimizer(
     lr = _learning_rate(schedule, peak, steps_per_epoch, epochs)
     if known_length or not isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
         return _optimizer(name, lr, backbone_scale, head_variables, ema), []
-    return _optimizer(name, float(lr(0)), backbone_scale, head_variables, ema), [EpochSchedule(lr, steps_per_epoch)]
+    return _optimizer(name, float(lr(0)), backbone_scale, head_variables, ema), [
+        EpochSchedule(lr, steps_per_epoch)
+    ]
 
 
 class EpochSchedule(keras.callbacks.Callback):
@@ -122,7 +159,9 @@ class EpochSchedule(keras.callbacks.Callback):
         steps_per_epoch: batches per epoch; a longer epoch keeps its last step's rate.
     """
 
-    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule, steps_per_epoch: int):
+    def __init__(
+        self, schedule: keras.optimizers.schedules.LearningRateSchedule, steps_per_epoch: int
+    ):
         super().__init__()
         self.schedule, self.steps = schedule, max(1, int(steps_per_epoch))
         self._epoch = 0
@@ -152,5 +191,9 @@ def schedule_callbacks(schedule: str, patience: int) -> list[keras.callbacks.Cal
         patience: the early-stopping patience; the plateau waits half of it.
     """
     if schedule == "plateau":
-        return [keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=max(1, patience // 2), min_lr=1e-7)]
+        return [
+            keras.callbacks.ReduceLROnPlateau(
+                "val_loss", factor=0.3, patience=max(1, patience // 2), min_lr=1e-7
+            )
+        ]
     return []

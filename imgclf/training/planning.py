@@ -22,7 +22,15 @@ from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import build_classifier
 from imgclf.runs import RunFiles, write_config
-from imgclf.training.budget import PER_IMAGE_FLOOR_S, REPORT_SECONDS, BudgetPlan, Rates, budget_image_size, plan_budget, stratified_subset
+from imgclf.training.budget import (
+    PER_IMAGE_FLOOR_S,
+    REPORT_SECONDS,
+    BudgetPlan,
+    Rates,
+    budget_image_size,
+    plan_budget,
+    stratified_subset,
+)
 
 if TYPE_CHECKING:
     from imgclf.models.registry import ModelSpec
@@ -34,7 +42,9 @@ EXTRACT_SHARE_MIN = 0.3  # the frozen bottom's share of a forward pass is taken 
 SLOWDOWN_SAMPLE_S = 0.25  # how long slowdown() watches the other processes' use of the CPUs
 
 
-def forward_rate(model: keras.Model, items: list[ImageItem], image_size: int, batch_size: int, batches: int = 4) -> float:
+def forward_rate(
+    model: keras.Model, items: list[ImageItem], image_size: int, batch_size: int, batches: int = 4
+) -> float:
     """Seconds per image of decoding and ``model``'s forward pass, from per-batch timestamps of one
     stream of up to ``batches`` batches spread over ``items`` (the first batch, which traces, is not
     counted unless it is the only one).
@@ -55,7 +65,9 @@ def forward_rate(model: keras.Model, items: list[ImageItem], image_size: int, ba
     if not stamps:
         return 0.0
     timed = sum(n for _, n in stamps[1:])
-    return (stamps[-1][0] - stamps[0][0]) / timed if timed else (stamps[0][0] - start) / stamps[0][1]
+    return (
+        (stamps[-1][0] - stamps[0][0]) / timed if timed else (stamps[0][0] - start) / stamps[0][1]
+    )
 
 
 def _top_rate(bottom: keras.Model, top: keras.Model, image_size: int, batch_size: int) -> float:
@@ -121,8 +133,13 @@ def report_seconds(report: bool, factor: float) -> float:
 
 
 def fit_size_to_budget(
-    setup: Any, spec: ModelSpec, by_split: dict[str, list[ImageItem]], deadline: float, verbose: int, shrink: bool
-) -> tuple[Any, float]:  # fmt: skip
+    setup: Any,
+    spec: ModelSpec,
+    by_split: dict[str, list[ImageItem]],
+    deadline: float,
+    verbose: int,
+    shrink: bool,
+) -> tuple[Any, float]:
     """Measure the backbone's rate and, with ``shrink``, take a smaller input size (model rebuilt,
     config.yaml rewritten) when the size chosen from the data cannot score and extract every image in
     the time left (:func:`~imgclf.training.budget.budget_image_size`).
@@ -142,25 +159,49 @@ def fit_size_to_budget(
     rate = forward_rate(setup.clf.backbone, by_split["train"], cfg.image_size, cfg.batch_size)
     n = [len(by_split[k]) for k in ("train", "val", "test")]
     sides = sorted(min(i.width, i.height) for i in setup.items) or [cfg.image_size]
-    native = sides[len(sides) // 2] // 32 * 32  # the images' own resolution: shrinking below it loses detail
+    native = (
+        sides[len(sides) // 2] // 32 * 32
+    )  # the images' own resolution: shrinking below it loses detail
     left = deadline - time.perf_counter()
     slow = slowdown()
     floor_s = PER_IMAGE_FLOOR_S * slow
-    size = budget_image_size(cfg.image_size, rate, left, *n, report_s=report_seconds(cfg.report, slow), floor=native, per_image_floor=floor_s)
+    size = budget_image_size(
+        cfg.image_size,
+        rate,
+        left,
+        *n,
+        report_s=report_seconds(cfg.report, slow),
+        floor=native,
+        per_image_floor=floor_s,
+    )
     if not shrink or size >= cfg.image_size:
         return setup, rate
     if verbose:
-        print(f"--time: {cfg.image_size}px does not fit ({rate * 1000:.1f} ms per image); input size {size}px", flush=True)
+        print(
+            f"--time: {cfg.image_size}px does not fit ({rate * 1000:.1f} ms per image); input size {size}px",
+            flush=True,
+        )
     scaled = max(rate * (size / cfg.image_size) ** 2, min(rate, floor_s))
     cfg = replace(cfg, image_size=size)
     write_config(setup.run_dir / RunFiles.CONFIG, cfg)
-    return replace(setup, cfg=cfg, clf=build_classifier(spec, len(setup.data.classes), size, cfg.augment, cfg.seed)), scaled
+    return replace(
+        setup,
+        cfg=cfg,
+        clf=build_classifier(spec, len(setup.data.classes), size, cfg.augment, cfg.seed),
+    ), scaled
 
 
 def plan_run(
-    session: Session, rate: float, bottom: keras.Model, top: keras.Model | None, train_items: list[ImageItem], val_items: list[ImageItem],
-    n_test: int, views: int, fine_tune: bool,
-) -> tuple[list[ImageItem], list[ImageItem], int]:  # fmt: skip
+    session: Session,
+    rate: float,
+    bottom: keras.Model,
+    top: keras.Model | None,
+    train_items: list[ImageItem],
+    val_items: list[ImageItem],
+    n_test: int,
+    views: int,
+    fine_tune: bool,
+) -> tuple[list[ImageItem], list[ImageItem], int]:
     """Plan (:func:`~imgclf.training.budget.plan_budget`), say the plan and apply it to ``session``
     (head and fine-tuning epochs, reserve, ``budget_plan``).
 
@@ -179,19 +220,36 @@ def plan_run(
         ``(train_items, val_items, views)`` to extract: stratified subsamples when not all fit.
     """
     cfg = session.cfg
-    top_rate = min(_top_rate(bottom, top, cfg.image_size, cfg.batch_size), (1 - EXTRACT_SHARE_MIN) * rate) if top is not None else 0.0
+    top_rate = (
+        min(_top_rate(bottom, top, cfg.image_size, cfg.batch_size), (1 - EXTRACT_SHARE_MIN) * rate)
+        if top is not None
+        else 0.0
+    )
     slow = slowdown()
     rates = Rates.measured(rate - top_rate, top_rate, cached=top is not None, slowdown=slow)
     left = session.deadline - time.perf_counter()
 
     def make(report: bool) -> BudgetPlan:
         return plan_budget(
-            parse_duration(cfg.time_budget), left, len(train_items), len(val_items), n_test, session.num_classes, rates,
-            views=views, head_epochs=cfg.head_epochs, fine_tune_epochs=cfg.epochs if fine_tune else 0, report_s=report_seconds(report, slow),
-        )  # fmt: skip
+            parse_duration(cfg.time_budget),
+            left,
+            len(train_items),
+            len(val_items),
+            n_test,
+            session.num_classes,
+            rates,
+            views=views,
+            head_epochs=cfg.head_epochs,
+            fine_tune_epochs=cfg.epochs if fine_tune else 0,
+            report_s=report_seconds(report, slow),
+        )
 
     plan = make(cfg.report)
-    if cfg.report and plan.train_images < len(train_items) and (lean := make(False)).train_images > plan.train_images:
+    if (
+        cfg.report
+        and plan.train_images < len(train_items)
+        and (lean := make(False)).train_images > plan.train_images
+    ):
         # a model that saw more of the data is worth more than its report, which can be built later
         session.say(
             f"--time {cfg.time_budget}: no report, so that {lean.train_images:,} training images fit instead of "
@@ -205,7 +263,16 @@ def plan_run(
             f"see {plan.train_images:,} of {len(train_items):,} and be the weaker for it; every image needs --time "
             f"{plan.needed_s:.0f}s or more"
         )
-    session.head_epochs, session.epochs, session.reserve = plan.head_epochs, plan.fine_tune_epochs, plan.reserve_s
-    session.budget_plan = {**plan.to_dict(), "rates_s_per_image": asdict(rates), "slowdown": round(slow, 2), "image_size": cfg.image_size}
+    session.head_epochs, session.epochs, session.reserve = (
+        plan.head_epochs,
+        plan.fine_tune_epochs,
+        plan.reserve_s,
+    )
+    session.budget_plan = {
+        **plan.to_dict(),
+        "rates_s_per_image": asdict(rates),
+        "slowdown": round(slow, 2),
+        "image_size": cfg.image_size,
+    }
     train = stratified_subset(train_items, plan.train_images, cfg.seed)
     return train, stratified_subset(val_items, plan.val_images, cfg.seed), plan.views

@@ -34,20 +34,37 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         seed: seed of the shuffle that picks the images (the same images every epoch).
     """
 
-    def __init__(self, backbone: keras.Model, train_raw: tf.data.Dataset, batches: int, batch_size: int, seed: int):
+    def __init__(
+        self,
+        backbone: keras.Model,
+        train_raw: tf.data.Dataset,
+        batches: int,
+        batch_size: int,
+        seed: int,
+    ):
         super().__init__()
         self.backbone, self.batches = backbone, batches
         n = batches * batch_size
-        self._data = batched(train_raw.shuffle(4 * n, seed=seed, reshuffle_each_iteration=False).take(n), batch_size)
-        self._layers = [layer for layer in iter_layers(backbone) if isinstance(layer, keras.layers.BatchNormalization)]
+        self._data = batched(
+            train_raw.shuffle(4 * n, seed=seed, reshuffle_each_iteration=False).take(n), batch_size
+        )
+        self._layers = [
+            layer
+            for layer in iter_layers(backbone)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
 
     def on_test_begin(self, logs=None):
         momenta = [layer.momentum for layer in self._layers]
         try:
             for i, (x, _) in enumerate(self._data):
-                for layer in self._layers:  # moving = moving * m + batch * (1 - m): with m = i / (i + 1), the plain mean
+                for layer in (
+                    self._layers
+                ):  # moving = moving * m + batch * (1 - m): with m = i / (i + 1), the plain mean
                     layer.momentum = i / (i + 1)
-                self.backbone(tf.cast(x, "float32"), training=True)  # eager: the momentum is read at each call
+                self.backbone(
+                    tf.cast(x, "float32"), training=True
+                )  # eager: the momentum is read at each call
         finally:
             for layer, momentum in zip(self._layers, momenta):
                 layer.momentum = momentum

@@ -39,7 +39,11 @@ def _first_trainable(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig) -
     if cfg.fine_tune_from:
         if cfg.fine_tune_from not in names:
             close = [n for n in names if cfg.fine_tune_from in n][:5] or names[-5:]
-            raise invalid_value("fine_tune_from", cfg.fine_tune_from, f"a layer of {backbone.name} such as {', '.join(close)}")
+            raise invalid_value(
+                "fine_tune_from",
+                cfg.fine_tune_from,
+                f"a layer of {backbone.name} such as {', '.join(close)}",
+            )
         return names.index(cfg.fine_tune_from)
     if cfg.fine_tune == "none":
         return None
@@ -48,7 +52,11 @@ def _first_trainable(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig) -
     if cfg.fine_tune.isdigit():
         n = int(cfg.fine_tune)
         if n >= len(layers):
-            raise invalid_value("fine_tune", n, f"fewer than the {len(layers) - 1} layers of {backbone.name}; 'all' unfreezes every one")
+            raise invalid_value(
+                "fine_tune",
+                n,
+                f"fewer than the {len(layers) - 1} layers of {backbone.name}; 'all' unfreezes every one",
+            )
         return len(layers) - n
     if spec.fine_tune_from in names:
         return names.index(spec.fine_tune_from)
@@ -65,12 +73,18 @@ def _split_at(backbone: keras.Model, index: int) -> tuple[keras.Model, keras.Mod
     try:
         top = keras.Model(cut, backbone.output, name="backbone_top")
         bottom = keras.Model(backbone.input, cut, name="backbone_bottom")
-    except (ValueError, TypeError, KeyError):  # "graph disconnected": a skip connection crosses the cut
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+    ):  # "graph disconnected": a skip connection crosses the cut
         return None
     return bottom, top
 
 
-def plan_fine_tune(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig, cache_allowed: bool) -> Plan:
+def plan_fine_tune(
+    backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig, cache_allowed: bool
+) -> Plan:
     """Decide what trains and where the activation cache cuts the backbone.
 
     Args:

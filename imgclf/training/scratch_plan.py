@@ -85,13 +85,26 @@ def _epoch_seconds(rates: Rates, n: int, n_val: int) -> float:
 def _epochs_that_fit(rates: Rates, n: int, n_val: int, decode_s: float, avail: float) -> int:
     """Epochs on ``n`` train and ``n_val`` val images within ``avail`` seconds; the first also decodes them all."""
     first = _epoch_seconds(rates, n, n_val) + (n + n_val) * decode_s
-    return 0 if first > avail else 1 + int((avail - first) // max(_epoch_seconds(rates, n, n_val), 1e-9))
+    return (
+        0
+        if first > avail
+        else 1 + int((avail - first) // max(_epoch_seconds(rates, n, n_val), 1e-9))
+    )
 
 
 def plan_scratch_budget(
-    budget_s: float, left_s: float, n_train: int, n_val: int, n_test: int, num_classes: int, rates: Rates, *,
-    epochs: int, report_s: float, decode_s: float = 0.0,
-) -> ScratchPlan:  # fmt: skip
+    budget_s: float,
+    left_s: float,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    num_classes: int,
+    rates: Rates,
+    *,
+    epochs: int,
+    report_s: float,
+    decode_s: float = 0.0,
+) -> ScratchPlan:
     """Choose the epochs and images of a from-scratch run that fit ``left_s`` seconds.
 
     Args:
@@ -112,7 +125,9 @@ def plan_scratch_budget(
     reserve = reserve_seconds(n_test, n_val, max(rates.score, decode_s), report_s)
     avail = max(0.0, (left_s - reserve) * FILL - rates.fine_tune_start)
     n, nv, note = n_train, n_val, ""
-    if _epochs_that_fit(rates, n, nv, decode_s, avail) < epochs:  # fewer validation images for model selection first
+    if (
+        _epochs_that_fit(rates, n, nv, decode_s, avail) < epochs
+    ):  # fewer validation images for model selection first
         nv = _val_used(n_train, n_val)
     fit = _epochs_that_fit(rates, n, nv, decode_s, avail)
     if fit < epochs:
@@ -121,14 +136,35 @@ def plan_scratch_budget(
         lo, hi = min(n_train, MIN_TRAIN_PER_CLASS * num_classes), n_train
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if _epochs_that_fit(rates, mid, _val_used(mid, n_val), decode_s, avail) else (lo, mid - 1)
+            lo, hi = (
+                (mid, hi)
+                if _epochs_that_fit(rates, mid, _val_used(mid, n_val), decode_s, avail)
+                else (lo, mid - 1)
+            )
         n, nv = lo, _val_used(lo, n_val)
         fits = _epochs_that_fit(rates, n, nv, decode_s, avail)
-        note = "one epoch on every image does not fit" if fits else "even the smallest subsample overruns"
+        note = (
+            "one epoch on every image does not fit"
+            if fits
+            else "even the smallest subsample overruns"
+        )
     planned = max(1, min(fit, epochs))
     epoch_s = _epoch_seconds(rates, n, nv)
     spent = planned * epoch_s + (n + nv) * decode_s + rates.fine_tune_start
-    return ScratchPlan(budget_s, left_s, round(reserve, 1), n, n_train, nv, n_val, planned, epochs, round(epoch_s, 1), round(spent, 1), note)
+    return ScratchPlan(
+        budget_s,
+        left_s,
+        round(reserve, 1),
+        n,
+        n_train,
+        nv,
+        n_val,
+        planned,
+        epochs,
+        round(epoch_s, 1),
+        round(spent, 1),
+        note,
+    )
 
 
 class StopInEpoch(keras.callbacks.Callback):
@@ -155,17 +191,31 @@ class StopInEpoch(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _stream(items: list[ImageItem], subset: list[ImageItem], raw: tf.data.Dataset, session: Session, log: DecodeLog) -> tf.data.Dataset:
+def _stream(
+    items: list[ImageItem],
+    subset: list[ImageItem],
+    raw: tf.data.Dataset,
+    session: Session,
+    log: DecodeLog,
+) -> tf.data.Dataset:
     """``raw`` when ``subset`` is every item, else a decoded stream of ``subset`` (failures in ``log``)."""
     if len(subset) == len(items):
         return raw
     cfg = session.cfg
-    return decoded_dataset(subset, cfg.image_size, log, cfg.cache_mb > 0 and fits_cache(len(subset), cfg.image_size, cfg.cache_mb))
+    return decoded_dataset(
+        subset,
+        cfg.image_size,
+        log,
+        cfg.cache_mb > 0 and fits_cache(len(subset), cfg.image_size, cfg.cache_mb),
+    )
 
 
 def plan_scratch(
-    session: Session, by_split: dict[str, list[ImageItem]], train_raw: tf.data.Dataset, val_raw: tf.data.Dataset
-) -> tuple[tf.data.Dataset, tf.data.Dataset, int, StopInEpoch]:  # fmt: skip
+    session: Session,
+    by_split: dict[str, list[ImageItem]],
+    train_raw: tf.data.Dataset,
+    val_raw: tf.data.Dataset,
+) -> tuple[tf.data.Dataset, tf.data.Dataset, int, StopInEpoch]:
     """Measure the model's rate, plan (:func:`plan_scratch_budget`), say the plan and apply it to ``session``
     (epochs, reserve, ``budget_plan``, recorded in ``timings.json`` by the trainer).
 
@@ -180,22 +230,47 @@ def plan_scratch(
         fit, and the callback that ends training, within an epoch if need be, when the time is up.
     """
     cfg = session.cfg
-    rate = forward_rate(session.clf.model, by_split["train"], cfg.image_size, cfg.batch_size, batches=8)
+    rate = forward_rate(
+        session.clf.model, by_split["train"], cfg.image_size, cfg.batch_size, batches=8
+    )
     load = slowdown()
     # a training image ≈ FINE_TUNE_FACTOR forward passes; the fit's start-up traces the whole model's step
-    rates = replace(Rates.measured(rate, 0.0, cached=False, slowdown=load), fine_tune_start=FIT_START_SECONDS * load)
+    rates = replace(
+        Rates.measured(rate, 0.0, cached=False, slowdown=load),
+        fine_tune_start=FIT_START_SECONDS * load,
+    )
     train_items, val_items = by_split["train"], by_split["val"]
     plan = plan_scratch_budget(
-        parse_duration(cfg.time_budget), session.deadline - time.perf_counter(), len(train_items), len(val_items),
-        len(by_split["test"]), session.num_classes, rates, epochs=session.epochs, report_s=report_seconds(cfg.report, load),
+        parse_duration(cfg.time_budget),
+        session.deadline - time.perf_counter(),
+        len(train_items),
+        len(val_items),
+        len(by_split["test"]),
+        session.num_classes,
+        rates,
+        epochs=session.epochs,
+        report_s=report_seconds(cfg.report, load),
         decode_s=PER_IMAGE_FLOOR_S * load,
-    )  # fmt: skip
+    )
     session.say(plan.line())
     session.epochs, session.reserve = plan.epochs, plan.reserve_s
-    session.budget_plan = {**plan.to_dict(), "rates_s_per_image": asdict(rates), "image_size": cfg.image_size}
+    session.budget_plan = {
+        **plan.to_dict(),
+        "rates_s_per_image": asdict(rates),
+        "image_size": cfg.image_size,
+    }
     log = DecodeLog()
-    session.decode_failures = log.failures  # the subsamples' decode failures (the trainer's log has the rest)
+    session.decode_failures = (
+        log.failures
+    )  # the subsamples' decode failures (the trainer's log has the rest)
     train = stratified_subset(train_items, plan.train_images, cfg.seed)
     val = stratified_subset(val_items, plan.val_images, cfg.seed)
-    stop = StopInEpoch(session.deadline - plan.reserve_s - len(val) * rates.fine_tune_val)  # the last epoch's validation still fits
-    return _stream(train_items, train, train_raw, session, log), _stream(val_items, val, val_raw, session, log), len(train), stop
+    stop = StopInEpoch(
+        session.deadline - plan.reserve_s - len(val) * rates.fine_tune_val
+    )  # the last epoch's validation still fits
+    return (
+        _stream(train_items, train, train_raw, session, log),
+        _stream(val_items, val, val_raw, session, log),
+        len(train),
+        stop,
+    )

@@ -30,7 +30,9 @@ from imgclf.training.optim import schedule_callbacks, scheduled_optimizer
 __all__ = ["Session", "MONITOR", "RESERVE_SECONDS"]
 
 MONITOR = "val_loss"
-RESERVE_SECONDS = 8.0  # kept back from a time budget for testing and saving when no plan measured it
+RESERVE_SECONDS = (
+    8.0  # kept back from a time budget for testing and saving when no plan measured it
+)
 
 
 class Session:
@@ -65,18 +67,30 @@ class Session:
         self.resume = resume
         self.epochs_done = 0
         self.model_path = run_dir / RunFiles.MODEL
-        self.mixing = mixing_layer(cfg.augment, cfg.seed)  # --augment mixup/cutmix: mixes the main stage's batches
-        self.loss, self.metric, self.one_hot = loss_and_metric(num_classes, cfg.label_smoothing, soft_labels=self.mixing is not None)
+        self.mixing = mixing_layer(
+            cfg.augment, cfg.seed
+        )  # --augment mixup/cutmix: mixes the main stage's batches
+        self.loss, self.metric, self.one_hot = loss_and_metric(
+            num_classes, cfg.label_smoothing, soft_labels=self.mixing is not None
+        )
         self.ema = 0.0  # the EMA momentum of the stage being fit (--ema, fine-tuning only)
         self._history: HistoryCSV | None = None
         self._stop: keras.callbacks.EarlyStopping | None = None
-        self._schedule: list[keras.callbacks.Callback] = []  # what the compiled optimizer's schedule needs
+        self._schedule: list[
+            keras.callbacks.Callback
+        ] = []  # what the compiled optimizer's schedule needs
         self.decode_failures: dict[str, str] = {}
         self.head_loss: float | None = None
-        self.reserve = RESERVE_SECONDS  # kept back from the deadline; a --time plan sets its measured reserve
+        self.reserve = (
+            RESERVE_SECONDS  # kept back from the deadline; a --time plan sets its measured reserve
+        )
         self.head_epochs, self.epochs = cfg.head_epochs, cfg.epochs  # a --time plan may lower them
-        self.backbone_rate: float | None = None  # --time: the backbone's measured seconds per image (planning)
-        self.budget_plan: dict[str, Any] | None = None  # the --time plan (imgclf.training.budget), recorded in timings.json
+        self.backbone_rate: float | None = (
+            None  # --time: the backbone's measured seconds per image (planning)
+        )
+        self.budget_plan: dict[str, Any] | None = (
+            None  # the --time plan (imgclf.training.budget), recorded in timings.json
+        )
 
     def say(self, message: str) -> None:
         if self.verbose:
@@ -89,7 +103,11 @@ class Session:
         return 1 if sys.stdout.isatty() else 2
 
     def seconds_left(self) -> float:
-        return float("inf") if self.deadline is None else self.deadline - time.perf_counter() - self.reserve
+        return (
+            float("inf")
+            if self.deadline is None
+            else self.deadline - time.perf_counter() - self.reserve
+        )
 
     def targets(self, labels: np.ndarray) -> np.ndarray:
         if self.one_hot:
@@ -100,7 +118,9 @@ class Session:
 
     def resume_epoch(self, stage: str) -> int:
         """Epochs of ``stage`` already done by the run being resumed (0 if none)."""
-        return int(self.resume["stage_epochs"]) if self.resume and self.resume["stage"] == stage else 0
+        return (
+            int(self.resume["stage_epochs"]) if self.resume and self.resume["stage"] == stage else 0
+        )
 
     def restore(self, model: keras.Model) -> None:
         """Load ``last.keras`` weights and optimizer state into ``model`` (compiled the same way)."""
@@ -111,9 +131,15 @@ class Session:
             mine.assign(saved)
 
     def start_fit(
-        self, model: keras.Model, stage: str, peak_lr: float, steps_per_epoch: int, epochs: int,
-        schedule: str | None = None, known_length: bool = True,
-    ) -> int:  # fmt: skip
+        self,
+        model: keras.Model,
+        stage: str,
+        peak_lr: float,
+        steps_per_epoch: int,
+        epochs: int,
+        schedule: str | None = None,
+        known_length: bool = True,
+    ) -> int:
         """Compile ``model`` for ``stage`` and, when resuming that stage, restore ``last.keras`` into it.
         ``known_length=False``: the input is a stream of unknown length (see :func:`scheduled_optimizer`).
 
@@ -122,28 +148,53 @@ class Session:
         """
         fine = stage == "fine_tune"
         scale = self.cfg.backbone_lr_scale if fine else 1.0
-        optimizer = (self.cfg.fine_tune_optimizer or self.cfg.optimizer) if fine else self.cfg.optimizer
+        optimizer = (
+            (self.cfg.fine_tune_optimizer or self.cfg.optimizer) if fine else self.cfg.optimizer
+        )
         self.ema = self.cfg.ema if fine else 0.0
         if self.cfg.ema and stage == "train":
-            self.say("  --ema applies to the fine-tuning stage of a pretrained backbone; this model trains from scratch without it")
-        self.compile(model, peak_lr, steps_per_epoch, epochs, schedule, known_length, scale, optimizer, self.ema)
+            self.say(
+                "  --ema applies to the fine-tuning stage of a pretrained backbone; this model trains from scratch without it"
+            )
+        self.compile(
+            model,
+            peak_lr,
+            steps_per_epoch,
+            epochs,
+            schedule,
+            known_length,
+            scale,
+            optimizer,
+            self.ema,
+        )
         start = self.resume_epoch(stage)
         if start:
             self.restore(model)
             self.say(f"  resuming {stage} after epoch {start}")
         return start
 
-    def callbacks(self, stage: str, *, save: keras.Model | None = None, threshold: float | None = None) -> list:
+    def callbacks(
+        self, stage: str, *, save: keras.Model | None = None, threshold: float | None = None
+    ) -> list:
         """History, early stopping and the optional controls; ``save``: checkpoint that model on
         improvement (and the trained model every epoch, for --resume), else restore the best weights."""
         cfg = self.cfg
-        self._history = HistoryCSV(self.run_dir / RunFiles.HISTORY, stage, first_epoch=self.epochs_done)
+        self._history = HistoryCSV(
+            self.run_dir / RunFiles.HISTORY, stage, first_epoch=self.epochs_done
+        )
         # the schedule's callbacks first: they set the rate the history logs at the end of an epoch
         out: list = [*self._schedule, self._history]
-        self._stop = keras.callbacks.EarlyStopping(MONITOR, min_delta=cfg.min_delta, patience=cfg.patience, restore_best_weights=save is None)
+        self._stop = keras.callbacks.EarlyStopping(
+            MONITOR,
+            min_delta=cfg.min_delta,
+            patience=cfg.patience,
+            restore_best_weights=save is None,
+        )
         out.append(self._stop)
         if save is not None:
-            best = SaveBest(save, self.model_path, monitor=MONITOR, initial_value_threshold=threshold)
+            best = SaveBest(
+                save, self.model_path, monitor=MONITOR, initial_value_threshold=threshold
+            )
             last = SaveLast(self.run_dir / RunFiles.LAST)
             if self.ema:  # last.keras first, with the weights being trained (the average stays in its optimizer
                 # state); then the average is swapped in (Keras validates with it too) for the best checkpoint
@@ -157,7 +208,12 @@ class Session:
             out.append(StopAtAccuracy(cfg.stop_at_accuracy))
         if self.deadline is not None:
             # the head on cached features costs seconds: a run that got this far gets a usable head
-            out.append(Deadline(self.deadline - self.reserve, min_epochs=HEAD_EPOCHS_MIN if stage == "head" else 0))
+            out.append(
+                Deadline(
+                    self.deadline - self.reserve,
+                    min_epochs=HEAD_EPOCHS_MIN if stage == "head" else 0,
+                )
+            )
         if cfg.tensorboard:
             out.append(keras.callbacks.TensorBoard(str(self.run_dir / "tensorboard" / stage)))
         return out + schedule_callbacks(cfg.lr_schedule, cfg.patience)
@@ -175,14 +231,29 @@ class Session:
         self._stop = None
 
     def compile(
-        self, model: keras.Model, peak_lr: float, steps_per_epoch: int, epochs: int, schedule: str | None = None,
-        known_length: bool = True, backbone_scale: float = 1.0, optimizer: str | None = None, ema: float = 0.0,
-    ) -> None:  # fmt: skip
+        self,
+        model: keras.Model,
+        peak_lr: float,
+        steps_per_epoch: int,
+        epochs: int,
+        schedule: str | None = None,
+        known_length: bool = True,
+        backbone_scale: float = 1.0,
+        optimizer: str | None = None,
+        ema: float = 0.0,
+    ) -> None:
         """Compile with ``optimizer`` (default: the run's); ``backbone_scale``: the backbone's rate as a
         fraction of the head's; ``ema``: the momentum of an average of the weights (0: none)."""
         head_variables = tuple(v.path for v in self.clf.head.trainable_variables)
         optimizer, self._schedule = scheduled_optimizer(
-            optimizer or self.cfg.optimizer, schedule or self.cfg.lr_schedule, peak_lr, steps_per_epoch, epochs, known_length,
-            backbone_scale, head_variables, ema,
-        )  # fmt: skip
+            optimizer or self.cfg.optimizer,
+            schedule or self.cfg.lr_schedule,
+            peak_lr,
+            steps_per_epoch,
+            epochs,
+            known_length,
+            backbone_scale,
+            head_variables,
+            ema,
+        )
         model.compile(optimizer=optimizer, loss=self.loss, metrics=[self.metric])

@@ -69,21 +69,42 @@ def _fit_arrays(
     schedule = "constant" if stage == "head" else None
     start = session.start_fit(model, stage, peak_lr, _steps(n, cfg.batch_size), epochs, schedule)
     callbacks = session.callbacks(stage, save=save, threshold=threshold)
-    mix = session.mixing if stage != "head" else None  # the head, a linear layer on pooled features, trains unmixed
+    mix = (
+        session.mixing if stage != "head" else None
+    )  # the head, a linear layer on pooled features, trains unmixed
     if views > 1 or mix is not None:
-        data = ViewBatches(x.reshape(views, n, *x.shape[1:]), session.targets(y[:n]), cfg.batch_size, cfg.seed, start, mix)
+        data = ViewBatches(
+            x.reshape(views, n, *x.shape[1:]),
+            session.targets(y[:n]),
+            cfg.batch_size,
+            cfg.seed,
+            start,
+            mix,
+        )
         fit_args: dict = {"x": data}
         callbacks.insert(0, DrawViews(data))
     else:
         fit_args = {"x": x, "y": session.targets(y), "batch_size": cfg.batch_size, "shuffle": True}
     model.fit(
-        **fit_args, validation_data=(x_val, session.targets(y_val)), epochs=epochs, initial_epoch=start,
-        class_weight=session.class_weight, callbacks=callbacks, verbose=session.fit_verbose,
-    )  # fmt: skip
+        **fit_args,
+        validation_data=(x_val, session.targets(y_val)),
+        epochs=epochs,
+        initial_epoch=start,
+        class_weight=session.class_weight,
+        callbacks=callbacks,
+        verbose=session.fit_verbose,
+    )
     session.end_stage()
 
 
-def _all_views(session: Session, acts: Activations, train_items: list[ImageItem], val_items: list[ImageItem], cut_name: str, views: int):
+def _all_views(
+    session: Session,
+    acts: Activations,
+    train_items: list[ImageItem],
+    val_items: list[ImageItem],
+    cut_name: str,
+    views: int,
+):
     """Activations of val (view 0) and train (``views`` views).
 
     Returns:
@@ -112,7 +133,9 @@ def _all_views(session: Session, acts: Activations, train_items: list[ImageItem]
     return a_train, y_train, a_val, y_val, same_images
 
 
-def _head_stage(session: Session, f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray) -> tuple[float, bool]:
+def _head_stage(
+    session: Session, f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray
+) -> tuple[float, bool]:
     """Train the head on frozen features (or, when resuming past it, take its loss from state.json).
 
     Returns:
@@ -128,13 +151,17 @@ def _head_stage(session: Session, f_train: np.ndarray, y_train: np.ndarray, f_va
         session.say("stage head: backbone frozen, training the new head")
         _fit_arrays(session, clf.head, "head", f_train, y_train, f_val, y_val, cfg.learning_rate)
         session.compile(clf.head, cfg.learning_rate, 1, 1, schedule="constant")
-        head_loss, head_accuracy = (float(v) for v in clf.head.evaluate(f_val, session.targets(y_val), verbose=0)[:2])
+        head_loss, head_accuracy = (
+            float(v) for v in clf.head.evaluate(f_val, session.targets(y_val), verbose=0)[:2]
+        )
         save_model_atomic(clf.model, session.model_path)
         session.say(f"  head: val_loss {head_loss:.4f}, val_accuracy {head_accuracy:.4f}")
         done = _nothing_left(session, head_loss, head_accuracy, len(y_val))
     session.head_loss = head_loss
     if resume and resume.get("best") is not None:
-        head_loss = min(head_loss, float(resume["best"]))  # the checkpoint must beat the best so far
+        head_loss = min(
+            head_loss, float(resume["best"])
+        )  # the checkpoint must beat the best so far
     return head_loss, done
 
 
@@ -182,8 +209,12 @@ def train_pretrained(
     views = cfg.views if has_augmentation(clf) else 1
     if session.backbone_rate is not None:  # --time on a new run: plan the work before doing it
         fine = plan.first is not None
-        train_items, val_items, views = plan_run(session, session.backbone_rate, bottom, top, train_items, val_items, n_test, views, fine)
-    a_train, y_train, a_val, y_val, same_images = _all_views(session, acts, train_items, val_items, cut_name, views)
+        train_items, val_items, views = plan_run(
+            session, session.backbone_rate, bottom, top, train_items, val_items, n_test, views, fine
+        )
+    a_train, y_train, a_val, y_val, same_images = _all_views(
+        session, acts, train_items, val_items, cut_name, views
+    )
     f_train = top.predict(a_train, batch_size=256, verbose=0) if top is not None else a_train
     f_val = top.predict(a_val, batch_size=256, verbose=0) if top is not None else a_val
     head_loss, nothing_left = _head_stage(session, f_train, y_train, f_val, y_val)
@@ -197,20 +228,49 @@ def train_pretrained(
     trainable = sum(1 for layer in clf.backbone.layers if layer.trainable and layer.weights)
     where = clf.backbone.layers[plan.first].name
     if top is not None:
-        session.say(f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on cached activations (BatchNorm frozen)")
+        session.say(
+            f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on cached activations (BatchNorm frozen)"
+        )
         inputs = keras.Input(a_train.shape[1:], name="activations")
-        model = keras.Model(inputs, clf.apply_head(top(inputs, training=False)), name="top_and_head")
+        model = keras.Model(
+            inputs, clf.apply_head(top(inputs, training=False)), name="top_and_head"
+        )
         _fit_arrays(
-            session, model, "fine_tune", a_train, y_train, a_val, y_val, cfg.fine_tune_learning_rate,
-            save=clf.model, threshold=head_loss, views=views if same_images else 1,
-        )  # fmt: skip
+            session,
+            model,
+            "fine_tune",
+            a_train,
+            y_train,
+            a_val,
+            y_val,
+            cfg.fine_tune_learning_rate,
+            save=clf.model,
+            threshold=head_loss,
+            views=views if same_images else 1,
+        )
         return
-    session.say(f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on decoded images (BatchNorm frozen)")
-    _fit_dataset(session, "fine_tune", train_raw, val_raw, len(train_items), cfg.fine_tune_learning_rate, threshold=head_loss)
+    session.say(
+        f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on decoded images (BatchNorm frozen)"
+    )
+    _fit_dataset(
+        session,
+        "fine_tune",
+        train_raw,
+        val_raw,
+        len(train_items),
+        cfg.fine_tune_learning_rate,
+        threshold=head_loss,
+    )
 
 
 def _fit_dataset(
-    session: Session, stage: str, train_raw: tf.data.Dataset, val_raw: tf.data.Dataset, n_train: int, peak_lr: float, threshold: float | None,
+    session: Session,
+    stage: str,
+    train_raw: tf.data.Dataset,
+    val_raw: tf.data.Dataset,
+    n_train: int,
+    peak_lr: float,
+    threshold: float | None,
     extra: list | None = None,
 ) -> None:
     """Fit the whole model on decoded images (augmentation inside the model, applied on the fly); ``extra``: more callbacks."""
@@ -222,14 +282,23 @@ def _fit_dataset(
         encode = lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (1,)))
         train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
     train = batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train)
-    if session.mixing is not None:  # --augment mixup/cutmix: pairs of each batch mixed, pixels and labels
+    if (
+        session.mixing is not None
+    ):  # --augment mixup/cutmix: pairs of each batch mixed, pixels and labels
         mix = session.mixing
-        train = train.map(lambda x, y: mix_batch(mix, tf.cast(x, tf.float32), tf.cast(y, tf.float32)), num_parallel_calls=tf.data.AUTOTUNE)
+        train = train.map(
+            lambda x, y: mix_batch(mix, tf.cast(x, tf.float32), tf.cast(y, tf.float32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     epochs = session.epochs
-    if session.deadline is not None and session.budget_plan is None:  # no plan said it: the Deadline callback stops it
+    if (
+        session.deadline is not None and session.budget_plan is None
+    ):  # no plan said it: the Deadline callback stops it
         session.say(f"  time budget: training until {session.seconds_left():.0f}s from now")
     # a filtered stream has no known length: the schedule is stepped by epoch and batch (exact)
-    start = session.start_fit(model, stage, peak_lr, _steps(n_train, cfg.batch_size), epochs, known_length=False)
+    start = session.start_fit(
+        model, stage, peak_lr, _steps(n_train, cfg.batch_size), epochs, known_length=False
+    )
     model.fit(
         train,
         validation_data=batched(val_raw, cfg.batch_size),
@@ -243,7 +312,12 @@ def _fit_dataset(
     session.end_stage()
 
 
-def train_scratch(session: Session, train_raw: tf.data.Dataset, val_raw: tf.data.Dataset, by_split: dict[str, list[ImageItem]]) -> None:
+def train_scratch(
+    session: Session,
+    train_raw: tf.data.Dataset,
+    val_raw: tf.data.Dataset,
+    by_split: dict[str, list[ImageItem]],
+) -> None:
     """The one stage of a from-scratch model: the whole model on decoded images; with ``--time`` on a
     new run, its epochs (and images) planned first (:func:`~imgclf.training.scratch_plan.plan_scratch`).
 
@@ -258,12 +332,29 @@ def train_scratch(session: Session, train_raw: tf.data.Dataset, val_raw: tf.data
         train_raw, val_raw, n_train, stop = plan_scratch(session, by_split, train_raw, val_raw)
     cfg = session.cfg
     extra = [stop] if stop is not None else []
-    if cfg.precise_bn:  # BatchNorm's statistics re-estimated before each validation (imgclf.training.precise_bn)
-        extra.append(PreciseBatchNorm(session.clf.backbone, train_raw, cfg.precise_bn, cfg.batch_size, cfg.seed))
+    if (
+        cfg.precise_bn
+    ):  # BatchNorm's statistics re-estimated before each validation (imgclf.training.precise_bn)
+        extra.append(
+            PreciseBatchNorm(
+                session.clf.backbone, train_raw, cfg.precise_bn, cfg.batch_size, cfg.seed
+            )
+        )
     session.say(f"stage train: {session.clf.spec.name} from scratch")
     best = session.resume.get("best") if session.resume else None
-    _fit_dataset(session, "train", train_raw, val_raw, n_train, cfg.learning_rate, threshold=best, extra=extra)
+    _fit_dataset(
+        session,
+        "train",
+        train_raw,
+        val_raw,
+        n_train,
+        cfg.learning_rate,
+        threshold=best,
+        extra=extra,
+    )
     if stop is not None and stop.stopped:
         epoch, batch = stop.stopped
-        session.say(f"  --time: training stopped in epoch {epoch} after batch {batch} of {_steps(n_train, cfg.batch_size)} (slower than planned)")
+        session.say(
+            f"  --time: training stopped in epoch {epoch} after batch {batch} of {_steps(n_train, cfg.batch_size)} (slower than planned)"
+        )
         session.budget_plan["stopped_in_epoch"] = {"epoch": epoch, "batch": batch}

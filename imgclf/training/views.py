@@ -22,11 +22,27 @@ class ViewBatches(keras.utils.PyDataset):
     With ``mix`` (a Keras ``MixUp``/``CutMix`` layer, ``--augment mixup``/``cutmix``), every batch's
     activations and float targets are mixed by it (manifold mixup)."""
 
-    def __init__(self, views: np.ndarray, targets: np.ndarray, batch_size: int, seed: int, epoch: int = 0, mix=None):
+    def __init__(
+        self,
+        views: np.ndarray,
+        targets: np.ndarray,
+        batch_size: int,
+        seed: int,
+        epoch: int = 0,
+        mix=None,
+    ):
         super().__init__()
         if views.shape[1] != len(targets):
-            raise ValueError(f"views hold {views.shape[1]} images per view but there are {len(targets)} targets")
-        self.views, self.targets, self.batch_size, self.seed, self.mix = views, targets, batch_size, seed, mix
+            raise ValueError(
+                f"views hold {views.shape[1]} images per view but there are {len(targets)} targets"
+            )
+        self.views, self.targets, self.batch_size, self.seed, self.mix = (
+            views,
+            targets,
+            batch_size,
+            seed,
+            mix,
+        )
         self.draw(epoch)
 
     def draw(self, epoch: int) -> None:

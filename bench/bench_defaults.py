@@ -1,19 +1,24 @@
-"""How the default (``--model auto``) fits the data, against Lite0 at the size it would pick: one line each.
+"""How the default (``--model auto``) fits the data, against Lite0 at the size it would pick: one
+line each.
 
 Data sets are generated into a temporary folder (never committed, deleted at the end):
 
-- ``small``: grayscale 28 px PNGs, 10 classes of hand-drawn-like glyphs (ring, bar, cross, …) with random
+- ``small``: grayscale 28 px PNGs, 10 classes of hand-drawn-like glyphs (ring, bar, cross, …) with
+random
   position, scale, rotation, stroke and noise — the shape of Fashion-MNIST (``--images`` of them).
-- ``large``: the sign-language digits upscaled to 300 px (``../shared/datasets/sign-language-digits``).
+- ``large``: the sign-language digits upscaled to 300 px
+(``../shared/datasets/sign-language-digits``).
 
 Each method trains with a fresh, empty feature cache, in this one process, one after the other::
 
     .venv/bin/python bench/bench_defaults.py --set small --images 3000 --methods lite0,auto
     .venv/bin/python bench/bench_defaults.py --set large --methods lite0,auto,auto_time --time 30m
-    .venv/bin/python bench/bench_defaults.py --set large --images 600 --methods auto,auto_time --time 8m
+    .venv/bin/python bench/bench_defaults.py --set large --images 600 --methods auto,auto_time
+    --time 8m
 
 ``lite0`` is ``--model efficientnet_lite0`` (the default before ``auto``), ``auto`` the new default,
-``auto_time`` the new default with ``--time``. Every line gives the resolved model and size, test accuracy,
+``auto_time`` the new default with ``--time``. Every line gives the resolved model and size, test
+accuracy,
 wall and CPU seconds and the load average before and after.
 """
 
@@ -111,7 +116,8 @@ def make_large(folder: Path, side: int = 300, images: int | None = None) -> Path
     Args:
         folder: an empty folder.
         side: the new side in pixels.
-        images: keep about this many, evenly spread over the sorted files (every class keeps its share). Defaults to all.
+        images: keep about this many, evenly spread over the sorted files (every class keeps its
+        share). Defaults to all.
     """
     files = [
         src for src in sorted(DIGITS.rglob("*")) if src.suffix.lower() in (".jpg", ".jpeg", ".png")
@@ -148,8 +154,11 @@ def run_one(method: str, data: Path, out: Path, budget: str | None, seed: int) -
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
     print(
-        f"RESULT {method}: model {result.config.model} at {result.config.image_size} px, test accuracy "
-        f"{result.metrics.accuracy:.4f} (n={result.metrics.n}), wall {time.perf_counter() - t0:.0f}s, CPU {cpu:.0f}s, "
+        f"RESULT {method}: model {result.config.model} at {result.config.image_size} px, "
+        "test accuracy "
+        f"{result.metrics.accuracy:.4f} (n={result.metrics.n}), "
+        f"wall {time.perf_counter() - t0:.0f}s, "
+        f"CPU {cpu:.0f}s, "
         f"load {load0:.2f} -> {os.getloadavg()[0]:.2f}",
         flush=True,
     )

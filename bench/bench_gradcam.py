@@ -1,9 +1,11 @@
 """Grad-CAM variants on the planted-patch data of ``tests/test_explain.py``, over several seeds.
 
-For each seed it generates the training set (3 classes, a coloured square of 10 % of the area tells them
+For each seed it generates the training set (3 classes, a coloured square of 10 % of the area tells
+them
 apart, a white distractor square in every image), trains the scratch CNN (64 px, 12 epochs) and
 EfficientNet-Lite0 (128 px, head only) exactly as the test does, then measures on 30 new images the
-median (and lower quartile) share of the heatmap's mass inside the coloured square, for every method in
+median (and lower quartile) share of the heatmap's mass inside the coloured square, for every method
+in
 ``explain.CAM_METHODS`` and a few layers. One line per (model, seed, layer, method).
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_gradcam.py [--seeds 0 1 2]
@@ -34,7 +36,7 @@ def _shares(model, images, labels, boxes, layer, method):
 
     cams = grad_cam(model, images, labels, layer=layer, method=method)
     out = []
-    for cam, (y, x, side) in zip(cams, boxes):
+    for cam, (y, x, side) in zip(cams, boxes, strict=True):
         out.append(cam[y : y + side, x : x + side].sum() / max(cam.sum(), 1e-9))
     return np.asarray(out)
 
@@ -84,8 +86,10 @@ def main() -> None:
                 for method in CAM_METHODS:
                     s = _shares(run.model, images, labels, [boxes[p] for p in paths], layer, method)
                     print(
-                        f"{name} seed={seed} acc={result.metrics.accuracy:.3f} train_s={seconds:.0f} layer={layer}"
-                        f"{'*' if layer == default else ''} method={method} median={np.median(s):.3f} "
+                        f"{name} seed={seed} acc={result.metrics.accuracy:.3f} "
+                        f"train_s={seconds:.0f} layer={layer}"
+                        f"{'*' if layer == default else ''} method={method} "
+                        f"median={np.median(s):.3f} "
                         f"q25={np.quantile(s, 0.25):.3f}",
                         flush=True,
                     )

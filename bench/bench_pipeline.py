@@ -2,10 +2,12 @@
 
 For each folder it reads every image, decoded and resized to ``--image-size``, with
 
-* ``keras``   ``keras.utils.image_dataset_from_directory(folder, image_size=…, batch_size=32)``, iterated
+* ``keras``   ``keras.utils.image_dataset_from_directory(folder, image_size=…, batch_size=32)``,
+iterated
               as a user's ``fit`` would (epoch 1; it has no cache, so every epoch costs the same);
 * ``imgclf``  ``decoded_dataset`` + ``batched`` (plain JPEGs decoded in the graph by
-              ``tf.io.decode_jpeg(ratio=…)``, other files by Pillow; in-memory cache, shuffle, prefetch;
+              ``tf.io.decode_jpeg(ratio=…)``, other files by Pillow; in-memory cache, shuffle,
+              prefetch;
               uint8 batches, which the model casts to float32 itself; Keras hands over float32):
               epoch 1 and epoch 2 (from the cache);
 * ``bare``    a loop on all cores that only decodes + resizes with the fastest decoder we have
@@ -16,7 +18,8 @@ shared 2-core host the wall-clock rate of one run swings between one and two cor
 the shared sign-language photos (small JPEGs) and a generated camera-size folder (the same photos
 upscaled to 4000×3000, JPEG quality 90) in a temporary directory, deleted afterwards.
 
-    .venv/bin/python bench/bench_pipeline.py [--data DIR] [--camera-images N] [--image-size N] [--repeat N]
+    .venv/bin/python bench/bench_pipeline.py [--data DIR] [--camera-images N] [--image-size N]
+    [--repeat N]
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "sign-language-digits"
 
 
 def make_camera_folder(src: Path, dst: Path, n: int, size=(4000, 3000)) -> Path:
-    """``n`` photos of ``src`` (spread over its classes) upscaled to ``size``, as JPEG quality 90."""
+    """``n`` photos of ``src`` (spread over its classes) upscaled to ``size``, as JPEG quality
+    90."""
     from PIL import Image
 
     classes = sorted(p for p in src.iterdir() if p.is_dir())
@@ -74,7 +78,8 @@ def cpu_seconds() -> float:
 
 
 def timed(fn, method: str = "") -> tuple[float, int]:
-    """Wall seconds and images of ``fn()``; the process CPU time per image is kept under ``method``."""
+    """Wall seconds and images of ``fn()``; the process CPU time per image is kept under
+    ``method``."""
     t, c = time.perf_counter(), cpu_seconds()
     n = fn()
     seconds = time.perf_counter() - t
@@ -96,7 +101,6 @@ def bench_keras(folder: Path, size: int, batch: int) -> float:
 def bench_imgclf(folder: Path, size: int, batch: int, epochs: int = 2) -> list[float]:
     from imgclf.data.decode import DecodeLog
     from imgclf.data.pipeline import batched, decoded_dataset
-
     from imgclf.data.scan import scan_folder
 
     items = scan_folder(folder).items
@@ -140,7 +144,8 @@ def report(name: str, folder: Path, size: int, batch: int, repeat: int = 1) -> N
     print(f"\n{name}: {folder} ({n} files), image size {size}, batch {batch}", flush=True)
     bench_bare(folder, size)  # warm the OS file cache so every method reads from memory
     CPU_MS.clear()
-    runs = []  # keras and imgclf alternated, so a neighbour's load shifts both alike; medians reported
+    # keras and imgclf alternated, so a neighbour's load shifts both alike; medians reported
+    runs = []
     for _ in range(repeat):
         runs.append((bench_keras(folder, size, batch), *bench_imgclf(folder, size, batch)))
     keras_rate, epoch1, epoch2 = (statistics.median(r[k] for r in runs) for k in range(3))
@@ -169,7 +174,8 @@ def report(name: str, folder: Path, size: int, batch: int, repeat: int = 1) -> N
         flush=True,
     )
     print(
-        f"  ratios: imgclf/keras epoch 1 {epoch1 / keras_rate:.2f}x, epoch 2 {epoch2 / keras_rate:.1f}x; "
+        f"  ratios: imgclf/keras epoch 1 {epoch1 / keras_rate:.2f}x, "
+        f"epoch 2 {epoch2 / keras_rate:.1f}x; "
         f"imgclf epoch 1 / bare {epoch1 / bare:.0%}",
         flush=True,
     )
@@ -208,7 +214,8 @@ def main(argv=None) -> int:
         return 2
     load = os.getloadavg()
     print(
-        f"bench_pipeline: {os.cpu_count()} CPU cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        f"bench_pipeline: {os.cpu_count()} CPU cores, load average {load[0]:.2f} "
+        f"{load[1]:.2f} {load[2]:.2f}",
         flush=True,
     )
     report("small", args.data, args.image_size, args.batch_size, args.repeat)
@@ -218,7 +225,8 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             camera = make_camera_folder(args.data, tmp / "camera", args.camera_images)
             print(
-                f"\n(generated {args.camera_images} 4000x3000 JPEGs in {time.perf_counter() - t:.0f}s)",
+                f"\n(generated {args.camera_images} 4000x3000 JPEGs in "
+                f"{time.perf_counter() - t:.0f}s)",
                 flush=True,
             )
             report("camera", camera, args.image_size, args.batch_size, args.repeat)

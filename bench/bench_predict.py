@@ -1,34 +1,45 @@
-"""Batch-prediction benchmark: a plain Keras loop, ``imgclf predict --engine keras`` and ``imgclf predict``
+"""Batch-prediction benchmark: a plain Keras loop, ``imgclf predict --engine keras`` and ``imgclf
+predict``
 (auto: the run's TFLite copy), side by side in one run (images/second, higher is better).
 
-On each folder, with the same run's model (the default EfficientNet-Lite0 unless ``--run`` names another):
+On each folder, with the same run's model (the default EfficientNet-Lite0 unless ``--run`` names
+another):
 
-* ``keras``         what the course notes do: ``keras.saving.load_model`` + ``image_dataset_from_directory(
+* ``keras``         what the course notes do: ``keras.saving.load_model`` +
+``image_dataset_from_directory(
                     folder, image_size=…, batch_size=32, shuffle=False)`` + ``model.predict``;
-* ``imgclf-keras``  ``imgclf.load_run(run, engine="keras").predict(folder)``: the prediction core (tf.data
-                    decode in parallel, JPEGs decoded in the graph at a DCT scale, prefetch) with top-k and the
+* ``imgclf-keras``  ``imgclf.load_run(run, engine="keras").predict(folder)``: the prediction core
+(tf.data
+                    decode in parallel, JPEGs decoded in the graph at a DCT scale, prefetch) with
+                    top-k and the
                     run's temperature, forward pass in Keras;
-* ``imgclf``        ``imgclf.load_run(run).predict(folder)`` as ``imgclf predict RUN folder`` runs it (engine
-                    auto): the run's cached TFLite float32 copy (XNNPACK), one interpreter with one thread
+* ``imgclf``        ``imgclf.load_run(run).predict(folder)`` as ``imgclf predict RUN folder`` runs
+it (engine
+                    auto): the run's cached TFLite float32 copy (XNNPACK), one interpreter with one
+                    thread
                     per core. The one-time conversion + parity check is timed separately, first.
 
 Every method loads the model itself (included in its time). Methods alternate within each repeat;
 each line gives the best rate, every run's rate, and process CPU milliseconds per image (user + sys,
 all threads) — on a shared machine the CPU time per image is the steadier number. ``--levers`` adds
-the parts measured alone on the first folder: decode only (the tf.data pipeline without a model), the
+the parts measured alone on the first folder: decode only (the tf.data pipeline without a model),
+the
 forward pass only (Keras ``predict_on_batch``, TFLite at 1 and 2 threads, batch sizes 16/32/64).
 Then (unless ``--no-phases``) one fresh ``imgclf predict RUN PHOTOS`` process timed phase by phase
 (``predict_phases.py``: start-up, first batch, steady rate, tail), and one ``TARGET …: MET|NOT MET``
-line per speed target of issue 11 (≥ 200 images/s on the sign-language photos, ≥ 3× the Keras loop on
+line per speed target of issue 11 (≥ 200 images/s on the sign-language photos, ≥ 3× the Keras loop
+on
 camera JPEGs; best of ``--repeat`` runs, model load included, TensorFlow already imported).
 
 Folders: the shared sign-language photos and ``--camera-images`` camera-size JPEGs (4000×3000, made
 from the same photos in a temporary folder, deleted afterwards). Without ``--run`` a default-model
 run is trained once on ``demo/sign-digits`` into a temporary folder (a few minutes on 2 cores); a
-given ``--run`` is copied (with its cached TFLite copy, if any) to a temporary folder first, so its own
+given ``--run`` is copied (with its cached TFLite copy, if any) to a temporary folder first, so its
+own
 folder is not touched.
 
-    .venv/bin/python bench/bench_predict.py [--run RUN] [--data DIR] [--camera-images N] [--repeat N] [--levers] [--no-phases]
+    .venv/bin/python bench/bench_predict.py [--run RUN] [--data DIR] [--camera-images N] [--repeat
+    N] [--levers] [--no-phases]
 """
 
 from __future__ import annotations
@@ -98,7 +109,8 @@ def measure(name: str, fn, repeat: int = 1) -> float:
         rates.append(n / wall)
         cpu.append((cpu_seconds() - c) / n * 1000)
     print(
-        f"  {name:<13} {max(rates):8.1f} images/s  (runs: {', '.join(f'{r:.1f}' for r in rates)}; {n} images; "
+        f"  {name:<13} {max(rates):8.1f} images/s  (runs: {', '.join(f'{r:.1f}' for r in rates)}; "
+        f"{n} images; "
         f"CPU {', '.join(f'{c:.1f}' for c in cpu)} ms/image; load {start_load} at the last start)",
         flush=True,
     )
@@ -143,7 +155,9 @@ def levers(run_dir: Path, folder: Path, size: int) -> None:
         for name, engine in engines.items():
             engine(x[:batch])  # warm-up: trace / allocate this shape
 
-            def forward(engine=engine, batch=batch, reps=max(1, 512 // batch)) -> int:
+            reps = max(1, 512 // batch)
+
+            def forward(engine=engine, batch=batch, reps=reps) -> int:
                 for _ in range(reps):
                     engine(x[:batch])
                 return reps * batch
@@ -164,7 +178,10 @@ def verdict(label: str, best: dict[str, float], cpu_ms: float) -> str:
         f">= {goal:.0f} images/s" if kind == "rate" else f">= {goal:.0f}x the plain Keras loop"
     )
     met = "MET" if got >= goal else "NOT MET"
-    return f"TARGET {label}, `imgclf predict` {goal_text} (model load included): {met} — {text}, CPU {cpu_ms:.1f} ms/image, load {load()}"
+    return (
+        f"TARGET {label}, `imgclf predict` {goal_text} (model load included): {met} — {text}, "
+        f"CPU {cpu_ms:.1f} ms/image, load {load()}"
+    )
 
 
 TARGETS = {"photos": ("rate", 200.0), "camera": ("ratio", 3.0)}  # issue 11's speed targets
@@ -206,12 +223,15 @@ def main() -> None:
             )  # with its TFLite copy, if it has one (keyed by model.keras)
         run = imgclf.load_run(run_dir)
         print(
-            f"run {args.run or run_dir} (model {run.config.model}, {run.image_size} px), {os.cpu_count()} CPUs, load {load()}",
+            f"run {args.run or run_dir} (model {run.config.model}, {run.image_size} px), "
+            f"{os.cpu_count()} CPUs, load {load()}",
             flush=True,
         )
         t, c = time.perf_counter(), cpu_seconds()
         print(
-            f"  first use (conversion + parity check, or finding the cached copy; TensorFlow import included): {type(run.engine).__name__}, {time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s",
+            "  first use (conversion + parity check, or finding the cached copy; "
+            f"TensorFlow import included): {type(run.engine).__name__}, "
+            f"{time.perf_counter() - t:.1f} s, CPU {cpu_seconds() - c:.1f} s",
             flush=True,
         )
         folders = [("sign-language photos", args.data)]
@@ -226,9 +246,9 @@ def main() -> None:
         for label, folder in folders:
             print(f"{label}: {folder} ({count_images(folder)} images)", flush=True)
             methods = {
-                "keras": lambda: keras_loop(run_dir, folder, run.image_size),
-                "imgclf-keras": lambda: imgclf_predict(run_dir, folder, "keras"),
-                "imgclf": lambda: imgclf_predict(run_dir, folder, "auto"),
+                "keras": lambda folder=folder: keras_loop(run_dir, folder, run.image_size),
+                "imgclf-keras": lambda folder=folder: imgclf_predict(run_dir, folder, "keras"),
+                "imgclf": lambda folder=folder: imgclf_predict(run_dir, folder, "auto"),
             }
             rates: dict[str, list[float]] = {name: [] for name in methods}
             for _ in range(
@@ -238,7 +258,8 @@ def main() -> None:
                     rates[name].append(measure(name, fn))
             best = {k: max(v) for k, v in rates.items()}
             print(
-                f"  best: {', '.join(f'{k} {v:.1f}' for k, v in best.items())} images/s; imgclf / keras = {best['imgclf'] / best['keras']:.2f}x",
+                f"  best: {', '.join(f'{k} {v:.1f}' for k, v in best.items())} images/s; "
+                f"imgclf / keras = {best['imgclf'] / best['keras']:.2f}x",
                 flush=True,
             )
             best_cpu = CPU_MS["imgclf"][-args.repeat :][rates["imgclf"].index(best["imgclf"])]

@@ -1,8 +1,11 @@
-"""Report benchmark: what the report adds to ``imgclf train`` (seconds, and share of the run's time).
+"""Report benchmark: what the report adds to ``imgclf train`` (seconds, and share of the run's
+time).
 
-Given a finished run (``imgclf train ../shared/datasets/sign-language-digits`` with the defaults), it
+Given a finished run (``imgclf train ../shared/datasets/sign-language-digits`` with the defaults),
+it
 rebuilds ``report.html`` ``--repeat`` times with the run's model loaded once (the report-only cost:
-figures, Grad-CAM, feature maps, thumbnails, rendering), reads the run's own ``timings.json`` (wall time
+figures, Grad-CAM, feature maps, thumbnails, rendering), reads the run's own ``timings.json`` (wall
+time
 per stage, including what training spent on scoring the validation split for calibration and on the
 first report), and prints one line: report seconds, the run's train_seconds and the ratio.
 
@@ -41,10 +44,12 @@ def main() -> None:
     )
     train = metrics["train_seconds"]
     stage = timings.get("stages", {}).get("report")
+    each = ", ".join(f"{s:.1f}" for s in seconds)
+    alone, within = statistics.median(seconds) / train, (stage or 0) / train
     print(
-        f"report alone: median {statistics.median(seconds):.1f}s of {args.repeat} ({', '.join(f'{s:.1f}' for s in seconds)}); "
+        f"report alone: median {statistics.median(seconds):.1f}s of {args.repeat} ({each}); "
         f"in training (val scoring + calibration + report): {stage}s; train_seconds {train}s; "
-        f"ratio {statistics.median(seconds) / train:.3f} (report alone), {(stage or 0) / train:.3f} (in training)"
+        f"ratio {alone:.3f} (report alone), {within:.3f} (in training)"
     )
 
 

@@ -1,9 +1,12 @@
-"""Server load test on loopback: requests/second and p50/p99 latency of ``POST /predict`` with one image,
+"""Server load test on loopback: requests/second and p50/p99 latency of ``POST /predict`` with one
+image,
 at 1 and at 16 concurrent clients; whether batching makes 16 concurrent requests finish sooner than
-16 sequential ones (five rounds, median, a one-line verdict); the server's memory (RSS) before and after the load. Bounded: ``--requests`` per
+16 sequential ones (five rounds, median, a one-line verdict); the server's memory (RSS) before and
+after the load. Bounded: ``--requests`` per
 level and a ``--max-seconds`` cap; 127.0.0.1 only.
 
-    .venv/bin/python bench/bench_serve.py --run RUN [--image FILE] [--requests N] [--max-seconds S] [--engine E]
+    .venv/bin/python bench/bench_serve.py --run RUN [--image FILE] [--requests N] [--max-seconds S]
+    [--engine E]
 
 ``--engine`` is passed to ``imgclf serve`` (default auto: the run's TFLite copy, made at start-up if
 the run has none yet); run it once per engine to compare them.
@@ -46,7 +49,8 @@ def free_port() -> int:
 async def load(
     url: str, image: bytes, clients: int, requests: int, deadline: float
 ) -> tuple[list[float], int, float]:
-    """Latencies (s), errors and wall seconds of ``requests`` single-image requests from ``clients`` clients."""
+    """Latencies (s), errors and wall seconds of ``requests`` single-image requests from ``clients``
+    clients."""
     import httpx
 
     latencies: list[float] = []
@@ -73,28 +77,32 @@ async def load(
 def report(name: str, latencies: list[float], errors: int, seconds: float) -> None:
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     print(
-        f"  {name:<22} {len(latencies) / seconds:7.1f} req/s  p50 {1000 * q[49]:6.1f} ms  p99 {1000 * q[98]:6.1f} ms  "
+        f"  {name:<22} {len(latencies) / seconds:7.1f} req/s  p50 {1000 * q[49]:6.1f} ms  "
+        f"p99 {1000 * q[98]:6.1f} ms  "
         f"({len(latencies)} requests, {errors} errors, {seconds:.1f} s)",
         flush=True,
     )
 
 
 def batching_check(url: str, image: bytes, rounds: int = BATCHING_ROUNDS) -> None:
-    """16 requests one after another against the same 16 at once, alternated ``rounds`` times; prints
+    """16 requests one after another against the same 16 at once, alternated ``rounds`` times;
+    prints
     each round and a one-line verdict on the median times (the target: concurrent takes less)."""
     seq, conc = [], []
     for _ in range(rounds):
         seq.append(asyncio.run(load(url, image, 1, 16, time.monotonic() + 60))[2])
         conc.append(asyncio.run(load(url, image, 16, 16, time.monotonic() + 60))[2])
-    rows = ", ".join(f"{s:.2f}/{c:.2f}" for s, c in zip(seq, conc))
+    rows = ", ".join(f"{s:.2f}/{c:.2f}" for s, c in zip(seq, conc, strict=False))
     s, c = statistics.median(seq), statistics.median(conc)
     print(
-        f"  16 requests, sequential/concurrent seconds per round: {rows} (load {os.getloadavg()[0]:.1f})",
+        f"  16 requests, sequential/concurrent seconds per round: {rows} (load "
+        f"{os.getloadavg()[0]:.1f})",
         flush=True,
     )
     verdict = "MET" if c < s else "NOT MET"
     print(
-        f"  TARGET batching (16 concurrent requests faster in total than 16 sequential): {verdict} — median {s:.2f} s sequential, {c:.2f} s concurrent ({s / c:.2f}x)",
+        "  TARGET batching (16 concurrent requests faster in total than 16 sequential): "
+        f"{verdict} — median {s:.2f} s sequential, {c:.2f} s concurrent ({s / c:.2f}x)",
         flush=True,
     )
 
@@ -141,7 +149,8 @@ def main() -> None:
         before = rss_mb(server.pid)
         engine = httpx.get(url + "/model").json()["engine"]
         print(
-            f"server {url} for {args.run} (engine {engine}); image {args.image} ({len(image)} bytes); RSS after warm-up {before:.0f} MB",
+            f"server {url} for {args.run} (engine {engine}); image {args.image} "
+            f"({len(image)} bytes); RSS after warm-up {before:.0f} MB",
             flush=True,
         )
         batching_check(url, image)
@@ -155,7 +164,8 @@ def main() -> None:
             print(f"  RSS now {rss_mb(server.pid):.0f} MB", flush=True)
         health = httpx.get(url + "/health").json()
         print(
-            f"  forward passes {health['batches']} for {health['images']} images ({health['images'] / health['batches']:.1f} per pass)"
+            f"  forward passes {health['batches']} for {health['images']} images "
+            f"({health['images'] / health['batches']:.1f} per pass)"
         )
         print(
             f"  RSS {before:.0f} MB -> {rss_mb(server.pid):.0f} MB after {health['images']} images",

@@ -1,29 +1,38 @@
-"""Held-out check on the real data: does the default's accuracy on its random split hold on later photos
+"""Held-out check on the real data: does the default's accuracy on its random split hold on later
+photos
 and on shifted pictures?
 
-The sign-language digits (``../shared/datasets/sign-language-digits``, 10 classes, IMG_NNNN.JPG) were
-photographed in sessions: file numbers run in two blocks (1118-1331, 4039-5999) and photos with nearby
+The sign-language digits (``../shared/datasets/sign-language-digits``, 10 classes, IMG_NNNN.JPG)
+were
+photographed in sessions: file numbers run in two blocks (1118-1331, 4039-5999) and photos with
+nearby
 numbers share a session (person, light, framing). The benchmark holds out every photo numbered
-``--cut`` or above as the "later sessions" set, trains the default model on the rest with that folder
+``--cut`` or above as the "later sessions" set, trains the default model on the rest with that
+folder
 as ``--test-dir`` (the honesty check compares it with the run's own random test split), then
 evaluates the run on shifted copies of the later photos:
 
 - ``darker``: pixel values x 0.6 (an indoor photo without flash);
 - ``warm``: red x 1.15, blue x 0.75 (tungsten light);
 - ``crop``: an off-centre crop of 75 % of the side, resized back (a closer, less centred framing);
-- ``background``: the bright, low-saturation background (the grey-white wall) replaced by a green tone.
+- ``background``: the bright, low-saturation background (the grey-white wall) replaced by a green
+tone.
 
 Everything is written under a temporary folder (the train and later-sessions folders are symbolic
-links to the shared files, never written); one line per evaluated set: accuracy, 95 % interval, and the
+links to the shared files, never written); one line per evaluated set: accuracy, 95 % interval, and
+the
 honesty check's verdict against the internal split.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/bench_shift.py [--data ../shared/datasets/sign-language-digits] [--cut 5600] [--seed 42]
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_shift.py [--data
+    ../shared/datasets/sign-language-digits] [--cut 5600] [--seed 42]
         [--variant 'NAME=KEY=VALUE;KEY=VALUE' ...]
 
 ``--variant`` (repeatable) trains another model beside the default, in the same process on the same
 folders, with those ``imgclf.train`` options changed, e.g. ``--variant 'ema=ema=0.99'`` or
-``--variant 'mixup=augment=flip,rotate=10,zoom=0.1,mixup=0.2'``. Every model starts from a cold feature
-cache of its own, and its CPU seconds (user+sys of this process while it trains and is evaluated) are
+``--variant 'mixup=augment=flip,rotate=10,zoom=0.1,mixup=0.2'``. Every model starts from a cold
+feature
+cache of its own, and its CPU seconds (user+sys of this process while it trains and is evaluated)
+are
 printed beside its accuracies; a summary table closes the output.
 """
 
@@ -48,7 +57,8 @@ def _number(path: Path) -> int:
 
 
 def _link_split(data: Path, out: Path, cut: int) -> tuple[Path, Path]:
-    """``out/train/<class>/…`` (numbers below ``cut``) and ``out/later/<class>/…``, as symbolic links."""
+    """``out/train/<class>/…`` (numbers below ``cut``) and ``out/later/<class>/…``, as symbolic
+    links."""
     for path in sorted(data.glob("*/*")):
         if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
             continue
@@ -112,17 +122,22 @@ def _line(name: str, m, compared: bool = True) -> str:
     h = m.honesty if compared else None
     verdict = (
         (
-            f"p={h['p_value']:.2g} {'DIFFERS' if h['differs'] else 'consistent'} with {h['internal']['name']} "
+            f"p={h['p_value']:.2g} {'DIFFERS' if h['differs'] else 'consistent'} with "
+            f"{h['internal']['name']} "
             f"{h['internal']['accuracy']:.4f} (n={h['internal']['n']})"
         )
         if h
         else "(internal split)"
     )
-    return f"{name:<18} n={m.n:<4} accuracy {acc['value']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  {verdict}"
+    return (
+        f"{name:<18} n={m.n:<4} accuracy {acc['value']:.4f} [{acc['low']:.4f}, "
+        f"{acc['high']:.4f}]  {verdict}"
+    )
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """``"NAME=KEY=VALUE;KEY=VALUE"`` → ``(NAME, {KEY: VALUE})`` (values as text: imgclf.train coerces them)."""
+    """``"NAME=KEY=VALUE;KEY=VALUE"`` → ``(NAME, {KEY: VALUE})`` (values as text: imgclf.train
+    coerces them)."""
     name, _, rest = text.partition("=")
     options = {}
     for part in filter(None, (p.strip() for p in rest.split(";"))):
@@ -215,7 +230,8 @@ def main() -> None:
     train_dir, later = _link_split(Path(args.data).resolve(), tmp, args.cut)
     counts = {p: sum(1 for _ in (tmp / p).glob("*/*")) for p in ("train", "later")}
     print(
-        f"data {args.data}: {counts['train']} photos numbered < {args.cut} to train on, {counts['later']} later ones held out",
+        f"data {args.data}: {counts['train']} photos numbered < {args.cut} to train on, "
+        f"{counts['later']} later ones held out",
         flush=True,
     )
     start = time.perf_counter()

@@ -9,10 +9,12 @@ Cases (``--only``, comma list):
 
 Each case runs ``python -m imgclf train DATA --time B --out TMP`` as a new user would (a fresh
 process, report included, a cold feature cache in a temporary ``$IMGCLF_CACHE``) and prints one
-``RESULT`` line: budget, wall seconds, the child's CPU seconds (user + sys), the load average before and
+``RESULT`` line: budget, wall seconds, the child's CPU seconds (user + sys), the load average before
+and
 after, the test accuracy and the plan the run recorded in ``timings.json``.
 
-Run: ``.venv/bin/python bench/bench_time_budget.py [--only synth2k,synth20k,digits45] [--budget 3m]``.
+Run: ``.venv/bin/python bench/bench_time_budget.py [--only synth2k,synth20k,digits45] [--budget
+3m]``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ CASES = ("synth2k", "synth20k", "digits45")
 def make_synthetic(
     folder: Path, n_images: int, classes: int = 10, size: int = 32, seed: int = 0
 ) -> Path:
-    """``n_images`` PNGs of ``size`` px in ``classes`` class folders: class k is a filled shape (k % 5
+    """``n_images`` PNGs of ``size`` px in ``classes`` class folders: class k is a filled shape (k %
+    5
     of square, disc, cross, triangle, stripes) in one of two colour families (k // 5), jittered in
     position, size and colour, on a noisy background — distinct enough to learn, not trivial.
 

@@ -1,4 +1,5 @@
-"""Training benchmark: what a competent user writes from the keras.io transfer-learning guide vs imgclf.
+"""Training benchmark: what a competent user writes from the keras.io transfer-learning guide vs
+imgclf.
 
 All methods are measured in one process, one after another, on the same data and scored on the
 same held-out test images (imgclf's own split of the folder, written before anything trains):
@@ -7,14 +8,18 @@ same held-out test images (imgclf's own split of the folder, written before anyt
   ``image_dataset_from_directory`` at 224 px, RandomFlip + RandomRotation layers, dropout + dense
   head, Adam 1e-3, 10 epochs (model selection on a validation_split of the train+val images);
 * ``default`` — ``imgclf.train(DATA)`` with every default, a cold feature cache;
-* ``time1m`` / ``time45s`` — ``imgclf.train(DATA, time_budget="1m")`` (``"45s"``), a cold feature cache;
+* ``time1m`` / ``time45s`` — ``imgclf.train(DATA, time_budget="1m")`` (``"45s"``), a cold feature
+cache;
 * ``cnn`` — ``imgclf.train(DATA, model="cnn")``;
 * ``notes_cnn`` — the notes' from-scratch network (Conv2D/MaxPooling2D ×3, Flatten, Dense 512) at
   256 px for 20 epochs, scored on the same test images.
 
-Run: ``.venv/bin/python bench/bench_training.py [--data DIR] [--only baseline,default,time1m] [--seeds 42,1]``.
-Each method runs once per seed (``--seeds``; the split, shuffling and initialisation follow it), each
-run with its own cold feature cache. Prints one ``RESULT`` line per method and seed — wall seconds, the
+Run: ``.venv/bin/python bench/bench_training.py [--data DIR] [--only baseline,default,time1m]
+[--seeds 42,1]``.
+Each method runs once per seed (``--seeds``; the split, shuffling and initialisation follow it),
+each
+run with its own cold feature cache. Prints one ``RESULT`` line per method and seed — wall seconds,
+the
 process's CPU seconds (user + sys) and the load average before and after — then the ratios to the
 baseline. The final check of the default: ``bench/bench_training.py --only default --seeds 42,1``.
 """
@@ -37,7 +42,8 @@ METHODS = ("baseline", "default", "time1m", "time45s", "cnn", "notes_cnn")
 
 
 def held_out_split(data: Path, workdir: Path, seed: int = 42):
-    """imgclf's split of ``data`` for ``seed``, materialised as symlink folders: trainval/<class>, test/<class>."""
+    """imgclf's split of ``data`` for ``seed``, materialised as symlink folders: trainval/<class>,
+    test/<class>."""
     from imgclf.config import TrainConfig
     from imgclf.data.prepare import prepare_training_data
     from imgclf.data.scan import scan_folder
@@ -64,7 +70,8 @@ def _keras_test_accuracy(model, test_dir: Path, size: int) -> float:
 
 
 def baseline(trainval: Path, test_dir: Path, num_classes: int, seed: int) -> float:
-    """The keras.io transfer-learning guide, as a user types it (the backbone is imgclf's built-in file,
+    """The keras.io transfer-learning guide, as a user types it (the backbone is imgclf's built-in
+    file,
     the only ImageNet weights available offline)."""
     import keras
 
@@ -101,7 +108,8 @@ def baseline(trainval: Path, test_dir: Path, num_classes: int, seed: int) -> flo
 
 
 def notes_cnn(trainval: Path, test_dir: Path, num_classes: int, seed: int) -> float:
-    """The notes' from-scratch recipe: rescale, three Conv2D/MaxPooling2D blocks, Flatten, Dense, 20 epochs at 256 px."""
+    """The notes' from-scratch recipe: rescale, three Conv2D/MaxPooling2D blocks, Flatten, Dense, 20
+    epochs at 256 px."""
     import keras
 
     size = 256
@@ -149,7 +157,8 @@ def _cpu_seconds() -> float:
 def _run_method(
     method: str, data: Path, work: Path, trainval: Path, test_dir: Path, num_classes: int, seed: int
 ) -> tuple[float, float]:
-    """One method on one seed with a cold feature cache; prints its RESULT line, returns (seconds, accuracy)."""
+    """One method on one seed with a cold feature cache; prints its RESULT line, returns (seconds,
+    accuracy)."""
     os.environ["IMGCLF_CACHE"] = str(
         work / f"cache-{method}-{seed}"
     )  # cold feature cache: nothing carried over
@@ -167,7 +176,8 @@ def _run_method(
         acc = imgclf_run(data, work / "runs", seed=seed, **options)
     secs, cpu = time.perf_counter() - t, _cpu_seconds() - cpu
     print(
-        f"RESULT method={method} seed={seed} seconds={secs:.1f} cpu_seconds={cpu:.1f} test_accuracy={acc:.4f} "
+        f"RESULT method={method} seed={seed} seconds={secs:.1f} cpu_seconds={cpu:.1f} "
+        f"test_accuracy={acc:.4f} "
         f"load={load:.2f}->{os.getloadavg()[0]:.2f}",
         flush=True,
     )
@@ -199,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         results: dict[tuple[str, int], tuple[float, float]] = {}
         for seed in seeds:
-            # imgclf's split for this seed: the baseline and the notes' network are scored on the same test images
+            # imgclf's split for this seed: the baseline and the notes' network are scored on the
+            # same test images
             trainval, test_dir, classes = held_out_split(args.data, work / f"split-{seed}", seed)
             n_test = sum(1 for _ in test_dir.rglob("*") if _.is_file())
             print(
@@ -216,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                 for (method, s), (secs, acc) in results.items():
                     if s == seed:
                         print(
-                            f"RATIO seed={seed} {method}: time {secs / base_s:.2f}x baseline, accuracy {acc - base_acc:+.4f} vs baseline"
+                            f"RATIO seed={seed} {method}: time {secs / base_s:.2f}x "
+                            f"baseline, accuracy {acc - base_acc:+.4f} vs baseline"
                         )
     return 0
 

@@ -1,11 +1,15 @@
-"""Where the time of one ``imgclf predict RUN FOLDER`` process goes: start-up, first batch, steady rate, tail.
+"""Where the time of one ``imgclf predict RUN FOLDER`` process goes: start-up, first batch, steady
+rate, tail.
 
 Runs ``imgclf predict RUN FOLDER -q -o OUT.csv`` as a fresh Python process (this file re-run with
-``--child``), which stamps the wall clock and its own CPU time at: Python ready; ``import tensorflow``
+``--child``), which stamps the wall clock and its own CPU time at: Python ready; ``import
+tensorflow``
 (which imports Keras 3 and, through Keras' scikit-learn wrapper, scikit-learn and SciPy); the imgclf
 modules ``predict`` uses; the engine ready (run folder read, ``model.keras`` hashed to find the
-cached TFLite copy, interpreter made); the first batch out; the last batch out; the output closed; and
-the parent stamps the process's exit (the program's own quick one, imgclf.runtime.exit_now). Steady rate = images after the first batch / time between first
+cached TFLite copy, interpreter made); the first batch out; the last batch out; the output closed;
+and
+the parent stamps the process's exit (the program's own quick one, imgclf.runtime.exit_now). Steady
+rate = images after the first batch / time between first
 and last batch.
 
     .venv/bin/python bench/predict_phases.py RUN FOLDER [--engine auto|tflite|keras]
@@ -129,19 +133,22 @@ def phases(run: Path, folder: Path, engine: str = "auto") -> dict:
     n, n_first = s["n"], s["n_first"]
     keras = "loaded" if s.get("keras_model_loaded") else "not loaded"
     print(
-        f"one `imgclf predict {run} {folder}` process ({n} images, engine {s['engine_type']}, Keras model {keras}, load {load:.1f} at the start):",
+        f"one `imgclf predict {run} {folder}` process ({n} images, engine "
+        f"{s['engine_type']}, Keras model {keras}, load {load:.1f} at the start):",
         flush=True,
     )
     prev_t, prev_c = t0, 0.0
     for name in STAMPS:
         t, c = s[name]
         print(
-            f"  {name:<12} at {t - t0:6.2f} s  (+{t - prev_t:5.2f} s wall, +{c - prev_c:5.2f} s CPU)",
+            f"  {name:<12} at {t - t0:6.2f} s  (+{t - prev_t:5.2f} s wall, +{c - prev_c:5.2f} "
+            "s CPU)",
             flush=True,
         )
         prev_t, prev_c = t, c
     print(
-        f"  {'exit':<12} at {end - t0:6.2f} s  (+{end - prev_t:5.2f} s wall); process CPU {cpu:.1f} s = {cpu / n * 1000:.2f} ms/image",
+        f"  {'exit':<12} at {end - t0:6.2f} s  (+{end - prev_t:5.2f} s wall); process CPU "
+        f"{cpu:.1f} s = {cpu / n * 1000:.2f} ms/image",
         flush=True,
     )
     (first, c_first), (last, c_last) = s["first_batch"], s["last_batch"]
@@ -150,7 +157,9 @@ def phases(run: Path, folder: Path, engine: str = "auto") -> dict:
     total = n / (end - t0)
     after_import = n / (end - s["tensorflow"][0])
     print(
-        f"  whole process {total:.1f} images/s; after `import tensorflow` {after_import:.1f} images/s; steady {steady:.1f} images/s at {steady_cpu:.2f} ms CPU/image",
+        f"  whole process {total:.1f} images/s; after `import tensorflow` "
+        f"{after_import:.1f} images/s; steady {steady:.1f} images/s at {steady_cpu:.2f} "
+        "ms CPU/image",
         flush=True,
     )
     return {

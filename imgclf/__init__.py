@@ -72,28 +72,35 @@ def train(
 ) -> TrainResult:
     """Train a classifier on a folder of labelled images and write a run folder.
 
-    Options are the fields of :class:`imgclf.TrainConfig`, the same as ``imgclf train``'s flags (every
+    Options are the fields of :class:`imgclf.TrainConfig`, the same as ``imgclf train``'s flags
+    (every
     default lives there; ``imgclf train --help`` lists them all). The main ones:
 
-    - ``model="auto"``: picked from the data and ``time_budget`` (see ``imgclf train --help``), a name from
+    - ``model="auto"``: picked from the data and ``time_budget`` (see ``imgclf train --help``), a
+    name from
       ``imgclf.list_models()`` or a path to a ``.keras`` backbone.
     - ``image_size=None``: square input size; None picks it from the data within the model's range.
     - ``epochs=None``: main-stage epochs; None: the model's own (8 for fine-tuning, 25 for ``cnn``).
     - ``head_epochs=30``, ``batch_size=32``, ``patience=4`` (early stopping), ``seed=42``.
     - ``learning_rate=1e-3`` (head / from scratch), ``fine_tune_learning_rate=5e-4``,
       ``optimizer="adam"``, ``lr_schedule="cosine"``.
-    - ``fine_tune="auto"`` (``"all"``, ``"none"`` or N last layers), ``views=2`` (cached augmented views).
-    - ``augment="flip,rotate=10,zoom=0.1"`` (or ``"none"``), ``class_weight="none"`` (or ``"auto"``),
+    - ``fine_tune="auto"`` (``"all"``, ``"none"`` or N last layers), ``views=2`` (cached augmented
+    views).
+    - ``augment="flip,rotate=10,zoom=0.1"`` (or ``"none"``), ``class_weight="none"`` (or
+    ``"auto"``),
       ``label_smoothing=0.0``, ``stop_at_accuracy=None``, ``time_budget=None`` (e.g. ``"5m"``).
     - ``val_fraction=0.2``, ``test_fraction=0.1``, ``group_by=None``, ``duplicates_together=True``.
     - ``min_delta=1e-3`` (early stopping), ``skip_fine_tune_loss=0.01``, ``backbone_lr_scale=1.0``,
-      ``fine_tune_optimizer=None`` (``optimizer``'s), ``test_dir=None`` (a separate labelled folder),
-      ``precise_bn=20`` (from scratch: BatchNorm statistics re-estimated before each validation; 0: off).
+      ``fine_tune_optimizer=None`` (``optimizer``'s), ``test_dir=None`` (a separate labelled
+      folder),
+      ``precise_bn=20`` (from scratch: BatchNorm statistics re-estimated before each validation; 0:
+      off).
     - ``out="runs"``, ``name=None`` (the data folder's name; never overwrites: name2, name3, …),
       ``report=True`` (False: no report.html; ``imgclf report RUN`` builds it later).
 
     Args:
-        data: ``DATA/<class>/<images>``, or ``DATA/train|val|test/<class>/<images>``, or NumPy arrays
+        data: ``DATA/<class>/<images>``, or ``DATA/train|val|test/<class>/<images>``, or NumPy
+        arrays
             (a ``.npz``, or a folder with ``features.npy`` + ``target.npy``).
         config: a YAML or JSON file of options; ``options`` override it. Defaults to None.
         verbose: 0 prints nothing; 1 prints the doctor's findings, progress and the test metrics.

@@ -1,4 +1,5 @@
-from imgclf.cli import main
 import sys
+
+from imgclf.cli import main
 
 sys.exit(main())

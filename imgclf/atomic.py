@@ -1,5 +1,7 @@
-"""Write files so that a reader never sees half of one: into a temporary name beside the target, then
-``os.replace`` (atomic on POSIX and Windows). A full disk, a read-only folder or SIGKILL in the middle
+"""Write files so that a reader never sees half of one: into a temporary name beside the target,
+then
+``os.replace`` (atomic on POSIX and Windows). A full disk, a read-only folder or SIGKILL in the
+middle
 leaves the previous file — an earlier checkpoint, another run's model — as it was, and no partial
 ``model.keras`` that could be passed off as a model.
 
@@ -52,7 +54,8 @@ def write_failure(path: str | Path, exc: OSError, note: str = "") -> DataError:
 
 
 def _temp_name(path: Path) -> Path:
-    # same folder (os.replace cannot cross file systems), hidden, same suffix (Keras insists on .keras)
+    # same folder (os.replace cannot cross file systems), hidden, same suffix (Keras insists on
+    # .keras)
     return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
 
 
@@ -64,8 +67,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         write: writes the complete content to the path it is given.
 
     Raises:
-        DataError: a write failed for lack of space or permission (:data:`WRITE_ERRNOS`); ``path`` is
-            left as it was and the temporary file removed. Any other error propagates, also cleaned up.
+        DataError: a write failed for lack of space or permission (:data:`WRITE_ERRNOS`); ``path``
+        is
+            left as it was and the temporary file removed. Any other error propagates, also cleaned
+            up.
     """
     path = Path(path)
     tmp = _temp_name(path)
@@ -99,7 +104,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def save_model_atomic(model, path: str | Path) -> None:
-    """``model.save(path)`` atomically: a crash or a full disk leaves the previous ``path`` as it was.
+    """``model.save(path)`` atomically: a crash or a full disk leaves the previous ``path`` as it
+    was.
 
     Args:
         model: a ``keras.Model``.

@@ -1,6 +1,8 @@
-"""The command line: a thin front end, one sub-command per stage; train's flags come from TrainConfig.
+"""The command line: a thin front end, one sub-command per stage; train's flags come from
+TrainConfig.
 
-An :class:`ImgclfError` prints one line, ``imgclf: error: …``, never a traceback. Exit status: 0 success;
+An :class:`ImgclfError` prints one line, ``imgclf: error: …``, never a traceback. Exit status: 0
+success;
 1 a data, model or runtime problem (DataError, ModelError, a full disk or read-only folder; ``doctor
 --strict`` findings); 2 a usage mistake (argparse errors, ConfigError); 130 interrupted (Ctrl-C).
 """
@@ -113,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="near-duplicate distance in pHash bits (of 64); -1 turns near-duplicate search off (default: 4)",
+        help="near-duplicate distance in pHash bits (of 64); -1 turns near-duplicate search "
+        "off (default: 4)",
     )
     p.add_argument(
         "--group-by",
@@ -183,7 +186,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else "it stopped before its first checkpoint, so it cannot be resumed"
     )
     print(
-        f"imgclf: interrupted: kept the best model so far ({run_dir / RunFiles.MODEL}) and tested it ({tested}); {then}",
+        f"imgclf: interrupted: kept the best model so far ({run_dir / RunFiles.MODEL}) "
+        f"and tested it ({tested}); {then}",
         file=sys.stderr,
     )
     return EXIT_INTERRUPTED
@@ -243,7 +247,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    """``imgclf doctor``: scan DATA, diagnose it (with the splits of ``--run``), print it, save ``--json``."""
+    """``imgclf doctor``: scan DATA, diagnose it (with the splits of ``--run``), print it, save
+    ``--json``."""
     from pathlib import Path
 
     from imgclf.data.doctor import DEFAULT_NEAR_THRESHOLD, diagnose
@@ -267,7 +272,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         run_dir = Path(args.run)
         if not (run_dir / RunFiles.CLASSES).is_file():
             raise DataError(
-                f"run folder {args.run!r} has no {RunFiles.CLASSES}; expected a folder made by `imgclf train`"
+                f"run folder {args.run!r} has no {RunFiles.CLASSES}; expected a folder "
+                "made by `imgclf train`"
             )
         classes = read_json(run_dir / RunFiles.CLASSES)
         splits = {
@@ -325,12 +331,14 @@ COMMANDS: dict[str, types.FunctionType] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``imgclf`` command; returns the exit status (0 success, 1 a problem, 2 a usage mistake,
+    """Run one ``imgclf`` command; returns the exit status (0 success, 1 a problem, 2 a usage
+    mistake,
     130 interrupted; errors printed on one line).
 
     Args:
         argv: the arguments after ``imgclf``; None: ``sys.argv[1:]``, the ``imgclf`` program itself,
-            which then ends the process as soon as the command is done (:func:`imgclf.runtime.exit_now`).
+            which then ends the process as soon as the command is done
+            (:func:`imgclf.runtime.exit_now`).
     """
     quiet_tensorflow_logs()  # before any command imports TensorFlow
     args = build_parser().parse_args(argv)

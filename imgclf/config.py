@@ -39,7 +39,8 @@ EXPORT_PRECISIONS = ("float32", "float16", "int8")  # imgclf export --precision 
 PREDICT_ENGINE = (
     "auto"  # a parity-checked TFLite copy when it agrees with the Keras model, else Keras
 )
-AUTO_CONVERT_MIN_IMAGES = 1000  # auto makes a first TFLite copy only for a job this big (or a server); see serving/engines.py
+# auto makes a first TFLite copy only for a job this big (or a server); see serving/engines.py
+AUTO_CONVERT_MIN_IMAGES = 1000
 CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set
 AUTO_MODEL = (
     "auto"  # --model auto: imgclf.models.choose picks the model and size from the data and --time
@@ -47,7 +48,9 @@ AUTO_MODEL = (
 AUTO_SCRATCH_MAX_SIDE = (
     48  # auto trains the from-scratch cnn on pictures this small (median side, px) …
 )
-AUTO_SCRATCH_MIN_IMAGES = 10_000  # … when there are at least this many (fewer: Lite0 is affordable and was more accurate); docs/benchmarks.md
+# … when there are at least this many (fewer: Lite0 is affordable and was more accurate);
+# docs/benchmarks.md
+AUTO_SCRATCH_MIN_IMAGES = 10_000
 
 
 @dataclass
@@ -61,21 +64,27 @@ class TrainConfig:
     )
     model: str = _opt(
         AUTO_MODEL,
-        "model name from the registry (`imgclf models`), a path to a .keras backbone, or 'auto': the cnn at native "
-        f"size for small pictures (median side <= {AUTO_SCRATCH_MAX_SIDE} px) in large numbers (>= {AUTO_SCRATCH_MIN_IMAGES:,}), "
-        "EfficientNet-Lite1/Lite2 for photos that reach their size when --time allows, else EfficientNet-Lite0",
+        "model name from the registry (`imgclf models`), a path to a .keras backbone, or "
+        "'auto': the cnn at native "
+        f"size for small pictures (median side <= {AUTO_SCRATCH_MAX_SIDE} px) in large "
+        f"numbers (>= {AUTO_SCRATCH_MIN_IMAGES:,}), "
+        "EfficientNet-Lite1/Lite2 for photos that reach their size when --time allows, "
+        "else EfficientNet-Lite0",
     )
     image_size: int | None = _opt(
         None,
-        "square input size in pixels; when not given, chosen from the data's image sizes within the model's range",
+        "square input size in pixels; when not given, chosen from the data's image sizes "
+        "within the model's range",
     )
     epochs: int | None = _opt(
         None,
-        "maximum epochs of the main stage (fine-tuning, or all training for cnn); when not given, the model's own (8 fine-tuning, 25 cnn)",
+        "maximum epochs of the main stage (fine-tuning, or all training for cnn); when "
+        "not given, the model's own (8 fine-tuning, 25 cnn)",
     )
     head_epochs: int = _opt(
         30,
-        "maximum epochs of the frozen-backbone head stage (pretrained models; runs on cached features)",
+        "maximum epochs of the frozen-backbone head stage (pretrained models; runs on "
+        "cached features)",
     )
     batch_size: int = _opt(32, "images per training step")
     learning_rate: float = _opt(1e-3, "learning rate of the head stage and of from-scratch models")
@@ -84,23 +93,28 @@ class TrainConfig:
     )
     backbone_lr_scale: float = _opt(
         1.0,
-        "fine-tuning: the backbone's learning rate as a fraction of the head's (discriminative rates)",
+        "fine-tuning: the backbone's learning rate as a fraction of the head's "
+        "(discriminative rates)",
     )
     fine_tune: str = _opt(
         "auto",
-        "after the head stage, unfreeze the backbone's top: 'auto' (the model's recommended depth), 'all', 'none', "
-        "or N (the last N layers, as the notes' 'train only the last 23 layers'); BatchNorm stays frozen",
+        "after the head stage, unfreeze the backbone's top: 'auto' (the model's "
+        "recommended depth), 'all', 'none', "
+        "or N (the last N layers, as the notes' 'train only the last 23 layers'); "
+        "BatchNorm stays frozen",
     )
     fine_tune_from: str | None = _opt(
         None, "unfreeze from this backbone layer name onwards (overrides --fine-tune)"
     )
     views: int = _opt(
         2,
-        "images seen per training image in the cached stages: the original plus views-1 augmented copies",
+        "images seen per training image in the cached stages: the original plus views-1 "
+        "augmented copies",
     )
     feature_cache: bool = _opt(
         True,
-        f"keep frozen-backbone activations on disk ($IMGCLF_CACHE or ~/.cache/imgclf) for reuse; at most "
+        "keep frozen-backbone activations on disk ($IMGCLF_CACHE or ~/.cache/imgclf) for "
+        "reuse; at most "
         f"$IMGCLF_CACHE_MAX_GB (default {CACHE_MAX_GB:g}) GB, least recently used first out",
     )
     optimizer: str = _opt("adam", "adam, sgd (Nesterov momentum 0.9) or rmsprop")
@@ -114,7 +128,8 @@ class TrainConfig:
     label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss, in [0, 0.5)")
     ema: float = _opt(
         0.0,
-        "fine-tuning: keep an exponential moving average of the weights with this momentum (e.g. 0.99), validate and "
+        "fine-tuning: keep an exponential moving average of the weights with this "
+        "momentum (e.g. 0.99), validate and "
         "checkpoint it, and save it as the model; 0: off",
     )
     stop_at_accuracy: float | None = _opt(
@@ -122,30 +137,38 @@ class TrainConfig:
     )
     time_budget: str | None = _opt(
         None,
-        "wall-time budget such as 90s, 5m or 1h: picks the longest schedule that fits and stops in time",
+        "wall-time budget such as 90s, 5m or 1h: picks the longest schedule that fits "
+        "and stops in time",
         aliases=("--time",),
     )
     tensorboard: bool = _opt(False, "write TensorBoard logs to RUN/tensorboard")
     report: bool = _opt(
         True,
-        "write report.html and its figures after training; --no-report skips them (quick experiments) and "
+        "write report.html and its figures after training; --no-report skips them (quick "
+        "experiments) and "
         "`imgclf report RUN` builds them later",
     )
     deterministic: bool = _opt(
         False,
-        "TensorFlow op determinism (bit-identical runs everywhere; serialises the input pipeline, so slower). "
+        "TensorFlow op determinism (bit-identical runs everywhere; serialises the input "
+        "pipeline, so slower). "
         "Seeded CPU runs repeat without it",
     )
     augment: str = _opt(
         "flip,rotate=10,zoom=0.1",
-        "training-only augmentation: 'none' or a comma list of flip, vflip, rotate=DEG, zoom=F, shift=F, "
-        "brightness=F, contrast=F, randaugment=F (Keras' RandAugment, 2 operations at strength F), and at most one "
-        "of mixup=ALPHA, cutmix=F (mix pairs of a batch and their labels; on cached activations, the activations)",
+        "training-only augmentation: 'none' or a comma list of flip, vflip, rotate=DEG, "
+        "zoom=F, shift=F, "
+        "brightness=F, contrast=F, randaugment=F (Keras' RandAugment, 2 operations at "
+        "strength F), and at most one "
+        "of mixup=ALPHA, cutmix=F (mix pairs of a batch and their labels; on cached "
+        "activations, the activations)",
     )
     precise_bn: int = _opt(
         20,
-        "from-scratch models: before each validation, re-estimate BatchNorm's statistics as their average over this "
-        "many training batches (precise BN: cures the epoch-to-epoch swing of validation accuracy); 0: off",
+        "from-scratch models: before each validation, re-estimate BatchNorm's statistics "
+        "as their average over this "
+        "many training batches (precise BN: cures the epoch-to-epoch swing of validation "
+        "accuracy); 0: off",
     )
     patience: int = _opt(4, "epochs without validation improvement before early stopping")
     min_delta: float = _opt(
@@ -154,7 +177,8 @@ class TrainConfig:
     )
     skip_fine_tune_loss: float = _opt(
         0.01,
-        "skip fine-tuning when the head gets all validation images right at a val loss below this; 0: never",
+        "skip fine-tuning when the head gets all validation images right at a val loss "
+        "below this; 0: never",
     )
     seed: int = _opt(42, "random seed of the split, shuffling and weight initialisation")
     val_fraction: float = _opt(
@@ -172,7 +196,8 @@ class TrainConfig:
     )
     group_by: str | None = _opt(
         None,
-        "keep groups whole in the split: a regex on the path relative to the data folder (its first group, or the "
+        "keep groups whole in the split: a regex on the path relative to the data folder "
+        "(its first group, or the "
         "whole match, names the group) or a CSV file with columns path,group",
     )
     duplicates_together: bool = _opt(
@@ -183,12 +208,15 @@ class TrainConfig:
     )
     test_dir: str | None = _opt(
         None,
-        "a separate labelled folder (<class>/<images>) from another source, scored after training beside the internal "
-        "test split: both accuracies are shown with their intervals, with a warning when they differ beyond chance",
+        "a separate labelled folder (<class>/<images>) from another source, scored after "
+        "training beside the internal "
+        "test split: both accuracies are shown with their intervals, with a warning when "
+        "they differ beyond chance",
     )
     allow_missing_test_classes: bool = _opt(
         False,
-        "train even when a pre-split test/ folder lacks a class (its test metrics then have support 0)",
+        "train even when a pre-split test/ folder lacks a class (its test metrics then "
+        "have support 0)",
     )
 
     def validate(self) -> TrainConfig:

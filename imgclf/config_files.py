@@ -1,7 +1,8 @@
 """Reading options: a ``--config`` YAML/JSON file, flags and keyword arguments, merged over the
 defaults of :class:`imgclf.config.TrainConfig` in :func:`resolve_config` and nowhere else.
 
-Override order: dataclass defaults < ``--config file.yaml`` < command-line flags / keyword arguments.
+Override order: dataclass defaults < ``--config file.yaml`` < command-line flags / keyword
+arguments.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The allowed values of TrainConfig's options, and the parsers that check them: pure Python, below
-every other imgclf module but :mod:`imgclf.errors`, so :meth:`TrainConfig.validate` checks every option
+every other imgclf module but :mod:`imgclf.errors`, so :meth:`TrainConfig.validate` checks every
+option
 without importing the training or data code (or TensorFlow) that later uses it."""
 
 from __future__ import annotations
@@ -61,10 +62,12 @@ AUGMENTATIONS: dict[str, tuple[float | None, tuple[float, float] | None, str]] =
     "cutmix": (
         1.0,
         (0.0, 2.0),
-        "CutMix of pairs in a batch: a box of one pasted into the other, labels by area (Beta factor)",
+        "CutMix of pairs in a batch: a box of one pasted into the other, labels by area "
+        "(Beta factor)",
     ),
 }
-# augmentations that mix pairs of a batch, labels included: not a layer of the model but a step of the
+# augmentations that mix pairs of a batch, labels included: not a layer of the model but a step of
+# the
 # training batches (on cached activations, of the activations: see imgclf.data.augment.mixing_layer)
 MIXING = ("mixup", "cutmix")
 
@@ -114,7 +117,8 @@ def parse_augment(spec: str) -> dict[str, float | None]:
 
 
 def image_augment(spec: str) -> str:
-    """The per-image part of an augmentation spec (``spec`` without the batch-mixing tokens, as typed;
+    """The per-image part of an augmentation spec (``spec`` without the batch-mixing tokens, as
+    typed;
     ``"none"`` when nothing is left): what the views of the feature cache depend on.
 
     Args:

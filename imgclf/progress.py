@@ -1,6 +1,9 @@
-"""Progress of a long step (scanning, hashing, feature extraction, evaluation, prediction), the same way
-everywhere: on a terminal a live bar with count, rate and time left (rich); piped to a file or another
-program, one plain line at most every :data:`PIPED_INTERVAL_S` seconds — no log spam, no control codes.
+"""Progress of a long step (scanning, hashing, feature extraction, evaluation, prediction), the same
+way
+everywhere: on a terminal a live bar with count, rate and time left (rich); piped to a file or
+another
+program, one plain line at most every :data:`PIPED_INTERVAL_S` seconds — no log spam, no control
+codes.
 
 ```python
 from imgclf.progress import Progress, progress, track
@@ -48,7 +51,8 @@ def format_seconds(seconds: float) -> str:
 
 
 class Progress:
-    """A progress display for ``total`` units of work; use it as a context manager and :meth:`advance`.
+    """A progress display for ``total`` units of work; use it as a context manager and
+    :meth:`advance`.
 
     Args:
         total: units of work expected (None if unknown: no bar, no time left).
@@ -187,7 +191,8 @@ def track(
 def progress(
     description: str, total: int | None, enabled: bool = True, stream: TextIO | None = None
 ) -> Iterator[Callable[[int], None]]:
-    """:class:`Progress` as a callback: yields ``advance(n=1)``, for code that reports work done through
+    """:class:`Progress` as a callback: yields ``advance(n=1)``, for code that reports work done
+    through
     a function it is given (``score_items(..., advance)``).
 
     Args:

@@ -5,7 +5,8 @@ runs/<name>/
   config.yaml     resolved TrainConfig (image_size filled in)
   classes.json    class names in label order
   split.csv       path, label, split for every image used
-  history.csv     one row per epoch (stage, epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds)
+  history.csv     one row per epoch (stage, epoch, loss, accuracy, val_loss, val_accuracy, lr,
+  seconds)
   model.keras     best model by validation loss (preprocessing inside)
   metrics.json    test-split metrics
   data_report.json  files skipped and why
@@ -15,7 +16,8 @@ runs/<name>/
 ```
 
 Only some runs have these: `augmentation.png` (training images and random augmented views, when
-augmentation is on); `last.keras` and `state.json` (what `imgclf train --resume` needs: an interrupted
+augmentation is on); `last.keras` and `state.json` (what `imgclf train --resume` needs: an
+interrupted
 run keeps them, a finished one deletes them); `tensorboard/` (with `--tensorboard`).
 """
 
@@ -59,7 +61,8 @@ class RunFiles:
     STATE = "state.json"  # stage and epoch of last.keras
     EVALUATIONS = "evaluations"
     CALIBRATION = "calibration.json"  # {"temperature": T, ...}: fitted on the validation split
-    PREDICTIONS = "predictions.csv"  # one row per test image: path, true, predicted, every class's probability
+    # one row per test image: path, true, predicted, every class's probability
+    PREDICTIONS = "predictions.csv"
     REPORT = "report.html"  # the self-contained report (figures embedded)
     TIMINGS = "timings.json"  # the command line and wall time per stage
 
@@ -164,7 +167,8 @@ def check_run_dir(path: str | Path) -> Path:
     ]
     if missing:
         raise DataError(
-            f"{str(path)!r} is not an imgclf run folder (missing {', '.join(missing)}); pass a folder made by `imgclf train`"
+            f"{str(path)!r} is not an imgclf run folder (missing {', '.join(missing)}); "
+            "pass a folder made by `imgclf train`"
         )
     return p
 

@@ -1,4 +1,5 @@
-"""Browser fixtures: Debian's ``chromium`` (installed by ``make test`` with apt-get) driven by Playwright.
+"""Browser fixtures: Debian's ``chromium`` (installed by ``make test`` with apt-get) driven by
+Playwright.
 
 Playwright's own browser download is never used: the fixture launches ``/usr/bin/chromium`` (or
 ``$IMGCLF_CHROMIUM``). A missing browser fails the test with a message saying how to install it —
@@ -23,7 +24,8 @@ def chromium_browser():
     """One headless Chromium for the whole session."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(
-            f"no Chromium at {CHROMIUM}: run `make test` (it installs Debian's chromium) or set IMGCLF_CHROMIUM"
+            f"no Chromium at {CHROMIUM}: run `make test` (it installs Debian's chromium) "
+            "or set IMGCLF_CHROMIUM"
         )
     from playwright.sync_api import sync_playwright
 
@@ -37,7 +39,8 @@ def chromium_browser():
 
 @pytest.fixture
 def page(chromium_browser):
-    """A fresh page (1280×800) with ``page.errors``: console errors and uncaught exceptions, as text."""
+    """A fresh page (1280×800) with ``page.errors``: console errors and uncaught exceptions, as
+    text."""
     context = chromium_browser.new_context(viewport={"width": 1280, "height": 800})
     tab = context.new_page()
     tab.errors = []

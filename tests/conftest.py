@@ -10,16 +10,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from helpers import make_dataset, save_tiny_backbone, write_bad_files, write_mixed_images
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 pytest_plugins = ["browser"]  # the `page` fixture: Debian's chromium through Playwright
 
-# `make test` hands whole files to pytest-xdist processes (--dist loadfile --no-loadscope-reorder) in
+# `make test` hands whole files to pytest-xdist processes (--dist loadfile --no-loadscope-reorder)
+# in
 # collection order: the longest files (measured: --durations, docs/reliability.md) go first, so that
-# none of them starts last and becomes the suite's tail. A file not listed keeps its place after them.
+# none of them starts last and becomes the suite's tail. A file not listed keeps its place after
+# them.
 LONGEST_FIRST = (
     "test_train.py",
     "test_training_controls.py",
@@ -48,7 +49,8 @@ def pytest_collection_modifyitems(items) -> None:
 
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch) -> Path:
-    """A test's own $IMGCLF_CACHE, so no test touches ~/.cache (files use it with ``usefixtures``)."""
+    """A test's own $IMGCLF_CACHE, so no test touches ~/.cache (files use it with
+    ``usefixtures``)."""
     monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
@@ -104,7 +106,8 @@ def bad_files(tmp_path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory) -> str:
-    """A small pretrained-style backbone file (:func:`helpers.save_tiny_backbone`) for ``model=``: the
+    """A small pretrained-style backbone file (:func:`helpers.save_tiny_backbone`) for ``model=``:
+    the
     two-stage recipe's mechanics without EfficientNet-Lite0's tracing cost."""
     return str(save_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny_backbone.keras"))
 

@@ -58,7 +58,8 @@ def make_dataset(
     fmt: str = "png",
     seed: int = 0,
 ) -> Path:
-    """Write ``root/<class>/<class>_NNN.<fmt>`` images; ``classes`` maps class name -> image count."""
+    """Write ``root/<class>/<class>_NNN.<fmt>`` images; ``classes`` maps class name -> image
+    count."""
     root = Path(root)
     classes = {"cat": 8, "dog": 8} if classes is None else classes
     rng = np.random.default_rng(seed)
@@ -205,7 +206,8 @@ def write_png_with_header_size(path: Path, width: int, height: int) -> Path:
 
 
 def write_every_bad_kind(folder: Path, seed: int = 0) -> dict[str, Path]:
-    """One file per kind the doctor reports, keyed by kind. ``lying_extension`` is usable (a warning)."""
+    """One file per kind the doctor reports, keyed by kind. ``lying_extension`` is usable (a
+    warning)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = write_bad_files(folder)  # empty, text_as_png, truncated, notes
     rng = np.random.default_rng(seed)
@@ -220,7 +222,8 @@ def write_every_bad_kind(folder: Path, seed: int = 0) -> dict[str, Path]:
 
 
 def plant_copy(src: Path, dst: Path, kind: str = "exact") -> Path:
-    """A duplicate of ``src`` at ``dst``: the same bytes (``exact``) or resized and re-encoded (``near``)."""
+    """A duplicate of ``src`` at ``dst``: the same bytes (``exact``) or resized and re-encoded
+    (``near``)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if kind == "exact":
         dst.write_bytes(src.read_bytes())
@@ -235,7 +238,8 @@ def plant_copy(src: Path, dst: Path, kind: str = "exact") -> Path:
 def make_textured_dataset(
     root: str | Path, classes: dict[str, int], size=(48, 40), seed: int = 0
 ) -> Path:
-    """Like :func:`make_dataset` (JPEGs), but every image is a different smooth random texture tinted by
+    """Like :func:`make_dataset` (JPEGs), but every image is a different smooth random texture
+    tinted by
     its class, so no two are perceptual near-duplicates unless a test plants one."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -251,7 +255,8 @@ def make_textured_dataset(
 def train_tiny_run(
     base: Path, classes: dict[str, int], name: str, seed: int = 7, augment: str = "none"
 ) -> Path:
-    """Train a tiny cnn run (32 px, 2 epochs) on a generated folder under ``base``; its run folder."""
+    """Train a tiny cnn run (32 px, 2 epochs) on a generated folder under ``base``; its run
+    folder."""
     import imgclf
 
     data = make_dataset(base / f"{name}_data", classes, fmt="jpg", seed=seed)
@@ -265,9 +270,12 @@ def train_tiny_run(
         out=str(base / "runs"),
         name=name,
         verbose=0,
-        # without precise BatchNorm statistics: with them the 2-epoch cnn fits these shapes perfectly and its
-        # softmax saturates at exactly 1.0 / 0.0 in float32 (measured: confidence 1.0 on every image, 0.52-0.56
-        # without), and the tests of --min-confidence and --threshold need probabilities strictly between
+        # without precise BatchNorm statistics: with them the 2-epoch cnn fits these shapes
+        # perfectly and its
+        # softmax saturates at exactly 1.0 / 0.0 in float32 (measured: confidence 1.0 on every
+        # image, 0.52-0.56
+        # without), and the tests of --min-confidence and --threshold need probabilities strictly
+        # between
         precise_bn=0,
     )
     return Path(result.run_dir)
@@ -275,10 +283,13 @@ def train_tiny_run(
 
 def save_tiny_backbone(path: Path) -> Path:
     """A small conv backbone (4 × Conv/BatchNorm/ReLU, 24 channels) saved as ``.keras``: given as
-    ``model=path`` it trains through the whole pretrained recipe (cached activations, head stage, cut,
-    fine-tuning with BatchNorm frozen, checkpoints, resume) at a fraction of EfficientNet-Lite0's graph.
+    ``model=path`` it trains through the whole pretrained recipe (cached activations, head stage,
+    cut,
+    fine-tuning with BatchNorm frozen, checkpoints, resume) at a fraction of EfficientNet-Lite0's
+    graph.
     The tests of that recipe's *mechanics* use it; those of Lite0 itself (its cut, what fine-tuning
-    changes in it, the config's recipe, Grad-CAM) and the integration test keep Lite0. Seeded weights."""
+    changes in it, the config's recipe, Grad-CAM) and the integration test keep Lite0. Seeded
+    weights."""
     import keras
 
     inputs = keras.Input((None, None, 3), name="pixels")

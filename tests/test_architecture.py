@@ -1,4 +1,5 @@
-"""Gate checks on the package's shape: no import cycle, modules under 300 lines, a light ``import imgclf``."""
+"""Gate checks on the package's shape: no import cycle, modules under 300 lines, a light ``import
+imgclf``."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 def imgclf_imports(path: Path) -> set[str]:
     """The imgclf modules ``path`` imports, at module level or inside functions alike.
-    ``from imgclf.models import backbones`` is the submodule; ``from imgclf import x`` the package."""
+    ``from imgclf.models import backbones`` is the submodule; ``from imgclf import x`` the
+    package."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -98,7 +100,10 @@ def test_every_module_imports_in_dependency_order_in_a_fresh_interpreter():
     order = [
         name for name in dependency_order() if name != "imgclf.__main__"
     ]  # that one runs the CLI
-    code = "import importlib, json, sys\nfor name in json.loads(sys.argv[1]):\n    importlib.import_module(name)\n"
+    code = (
+        "import importlib, json, sys\nfor name in json.loads(sys.argv[1]):\n    "
+        "importlib.import_module(name)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(order)],
@@ -120,7 +125,8 @@ def test_no_module_is_over_300_lines(name):
 def test_import_imgclf_sets_no_environment_variable_and_loads_no_tensorflow():
     code = (
         "import json, os, sys\nbefore = dict(os.environ)\nimport imgclf\n"
-        "print(json.dumps([dict(os.environ) == before, 'tensorflow' in sys.modules, 'keras' in sys.modules,"
+        "print(json.dumps([dict(os.environ) == before, 'tensorflow' in sys.modules, "
+        "'keras' in sys.modules,"
         " imgclf.DoctorReport.__name__, imgclf.Metrics.__name__, sorted(imgclf.__all__)]))"
     )
     env = {

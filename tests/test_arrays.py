@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import manifest_rows, tree_hashes
 
 import imgclf
-from helpers import manifest_rows, tree_hashes
 from imgclf.data.arrays import load_arrays
 from imgclf.data.decode import load_image
 from imgclf.data.scan import scan_folder
@@ -115,7 +115,8 @@ def test_one_hot_labels(tmp_path):
         ),
         (
             dict(pixels=np.zeros((2, 8, 8)), target=np.array([0, 1])),
-            r"holds arrays \['pixels', 'target'\]; expected images and labels named features \+ target",
+            r"holds arrays \['pixels', 'target'\]; expected images and labels named "
+            r"features \+ target",
         ),
         (
             dict(X=np.zeros((2, 8, 8)), y=np.array([0, 2]), classes=np.array(["a", "b"])),
@@ -155,12 +156,15 @@ def test_train_from_an_npz(tmp_path):
     assert result.metrics.n > 0
 
 
-# ---------------------------------------------------------------------------- pre-split arrays (the course notes' layout)
+# ---------------------------------------------------------------------------- pre-split arrays (the
+# course notes' layout)
 
 
 def course_arrays(folder, val_prefix=None, n_train=10, n_test=3, size=16):
-    """train_features.npy + train_target.npy, test_… (and ``val_prefix``…): class k's images are grey
-    level 40 + 80 k plus the image's index in its split (so a decoded pixel tells label and index)."""
+    """train_features.npy + train_target.npy, test_… (and ``val_prefix``…): class k's images are
+    grey
+    level 40 + 80 k plus the image's index in its split (so a decoded pixel tells label and
+    index)."""
     folder.mkdir(parents=True, exist_ok=True)
     splits = {
         "train": n_train,

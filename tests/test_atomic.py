@@ -1,4 +1,5 @@
-"""imgclf.atomic: a failed or interrupted write never leaves half a file where a whole one was — with
+"""imgclf.atomic: a failed or interrupted write never leaves half a file where a whole one was —
+with
 the failure injected where the bytes are written (a full disk, a read-only folder)."""
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def test_disk_full_while_saving_keeps_the_previous_model(tmp_path):
         save_model_atomic(model, target)
     message = str(info.value)
     assert (
-        message
-        == f"cannot write {str(target)!r}: the disk is full; free some space or pass --out on another disk (the previous file is untouched)"
+        message == f"cannot write {str(target)!r}: the disk is full; free some space or pass --out "
+        "on another disk (the previous file is untouched)"
     )
     assert target.read_bytes() == before and load_model_file(target).output_shape == (None, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -114,14 +115,16 @@ def test_create_run_dir_on_a_folder_it_cannot_write(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "mkdir", read_only)
     with pytest.raises(
         DataError,
-        match=r"^cannot write '.*ro/pets': the file system is read-only; pass --out to a writable folder$",
+        match=r"^cannot write '.*ro/pets': the file system is read-only; pass --out to a "
+        r"writable folder$",
     ):
         create_run_dir(tmp_path / "ro", "pets")
     assert list((tmp_path / "ro").iterdir()) == []
 
 
 def test_checkpoint_callbacks_save_whole_files(tmp_path):
-    """SaveBest saves only on improvement (beating the threshold), SaveLast every epoch, RunState the
+    """SaveBest saves only on improvement (beating the threshold), SaveLast every epoch, RunState
+    the
     state; each file is complete and loadable, and nothing temporary stays in the folder."""
     model = small_model(1)
     model.compile("adam", "mse")

@@ -155,7 +155,8 @@ def test_randaugment_changes_pixels_in_training_only():
 @pytest.mark.parametrize("name", MIXING)
 def test_mixing_mixes_pixels_and_labels_of_pairs(name):
     """MixUp/CutMix on a batch: the pixels (or activation maps, any channel count) and the one-hot
-    labels of pairs are mixed, every label row still sums to 1; a sigmoid output's (n, 1) targets too."""
+    labels of pairs are mixed, every label row still sums to 1; a sigmoid output's (n, 1) targets
+    too."""
     assert mixing_layer("flip", seed=0) is None
     layer = mixing_layer(f"{name}=1", seed=3)
     assert type(layer).__name__ == {"mixup": "MixUp", "cutmix": "CutMix"}[name]
@@ -175,7 +176,8 @@ def test_mixing_mixes_pixels_and_labels_of_pairs(name):
 
 
 def test_cached_view_batches_are_mixed_with_their_labels():
-    """The fine-tuning stage's batches of cached activations (manifold mixup): activations and targets."""
+    """The fine-tuning stage's batches of cached activations (manifold mixup): activations and
+    targets."""
     from imgclf.training.views import ViewBatches
 
     rng = np.random.default_rng(0)

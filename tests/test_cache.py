@@ -1,4 +1,5 @@
-"""imgclf.training.cache: what the cache holds, clearing it, the size cap's setting; and two runs sharing one cache."""
+"""imgclf.training.cache: what the cache holds, clearing it, the size cap's setting; and two runs
+sharing one cache."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import make_dataset, manifest_rows, tree_hashes
-from imgclf.training.cache import cache_info, clear_cache, max_cache_bytes
+
 from imgclf.errors import ConfigError
+from imgclf.training.cache import cache_info, clear_cache, max_cache_bytes
 from imgclf.training.feature_cache import FeatureCache
 
 
@@ -22,7 +23,8 @@ def fill(root, key=("k", 1), n=5):
 
 
 def fake_engine(root):
-    """A TFLite copy as imgclf.serving.engines keeps it for a read-only run: engines/<key>/{model, parity.json}."""
+    """A TFLite copy as imgclf.serving.engines keeps it for a read-only run: engines/<key>/{model,
+    parity.json}."""
     folder = root / "engines" / "0123abcd-tf2.21.0"
     folder.mkdir(parents=True)
     (folder / "model_float32.tflite").write_bytes(b"x" * 1000)
@@ -91,13 +93,16 @@ def test_a_zero_cap_keeps_only_the_entry_in_use(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- two runs at once
 
 TRAIN = (
-    "import sys, imgclf; imgclf.train(sys.argv[1], out=sys.argv[2], name=sys.argv[3], model=sys.argv[4], "
-    "image_size=32, head_epochs=1, fine_tune='none', batch_size=8, views=2, augment='flip', verbose=0, report=False)"
+    "import sys, imgclf; imgclf.train(sys.argv[1], out=sys.argv[2], name=sys.argv[3], "
+    "model=sys.argv[4], "
+    "image_size=32, head_epochs=1, fine_tune='none', batch_size=8, views=2, "
+    "augment='flip', verbose=0, report=False)"
 )
 
 
 def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path, tiny_backbone):
-    """Both runs (head-only, the tiny pretrained-style backbone) finish with the same split and a model;
+    """Both runs (head-only, the tiny pretrained-style backbone) finish with the same split and a
+    model;
     the cache then holds whole files with every image's row; the data folder is untouched."""
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=5)
     before = tree_hashes(data)

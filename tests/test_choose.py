@@ -1,4 +1,5 @@
-"""``--model auto``: the chooser is a pure function of the data's facts and the budget; ``--model X`` wins."""
+"""``--model auto``: the chooser is a pure function of the data's facts and the budget; ``--model
+X`` wins."""
 
 from __future__ import annotations
 

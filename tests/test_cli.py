@@ -1,4 +1,5 @@
-"""imgclf.cli through the real entry point: sub-commands, output formats, and one-line user errors."""
+"""imgclf.cli through the real entry point: sub-commands, output formats, and one-line user
+errors."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import csv
 import io
 import json
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import make_dataset, write_bad_files
 
 import imgclf
-from helpers import make_dataset, write_bad_files
 from imgclf import cli
 from imgclf.cli import main
 from imgclf.config_files import config_fields
@@ -35,7 +36,8 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def assert_user_error(code: int, err: str, *fragments: str, status: int = 2) -> str:
-    """One line, no traceback; ``status`` 2 for a usage mistake (ConfigError), 1 for a data/model problem."""
+    """One line, no traceback; ``status`` 2 for a usage mistake (ConfigError), 1 for a data/model
+    problem."""
     assert code == status
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -59,7 +61,7 @@ def test_models_lists_every_registry_entry(capsys):
     lines = out.strip().splitlines()
     specs = list_models()
     assert [line.split()[0] for line in lines] == [s.name for s in specs]
-    for line, spec in zip(lines, specs):
+    for line, spec in zip(lines, specs, strict=True):
         assert line.split(None, 1)[1].strip() == spec.description
 
 
@@ -103,8 +105,12 @@ def test_installed_entry_point_works():
 
 
 def test_the_command_line_is_parsed_without_importing_tensorflow():
-    """``imgclf --help`` (and every command's start) took 10 s when building the parser imported TensorFlow."""
-    code = "import sys; from imgclf.cli import build_parser; build_parser(); print('tensorflow' in sys.modules)"
+    """``imgclf --help`` (and every command's start) took 10 s when building the parser imported
+    TensorFlow."""
+    code = (
+        "import sys; from imgclf.cli import build_parser; build_parser(); print('tensorflow' "
+        "in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
 
@@ -112,7 +118,10 @@ def test_the_command_line_is_parsed_without_importing_tensorflow():
 def test_process_started_counts_the_time_before_the_command():
     from imgclf.runtime import process_started
 
-    code = "import time; time.sleep(1.0); from imgclf.runtime import process_started; print(time.perf_counter() - process_started())"
+    code = (
+        "import time; time.sleep(1.0); from imgclf.runtime import process_started; "
+        "print(time.perf_counter() - process_started())"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert 1.0 <= float(done.stdout) < 30, done.stderr  # the sleep before the call is counted
     assert process_started() <= time.perf_counter()
@@ -298,7 +307,8 @@ def test_evaluate_a_folder_lists_skipped_files(trained_run, capsys, tmp_path):
     assert (trained_run.run_dir / RunFiles.EVALUATIONS / "extra" / RunFiles.METRICS).is_file()
 
 
-# ---------------------------------------------------------------------------- user errors: one line, exit 2 (usage) or 1 (data)
+# ---------------------------------------------------------------------------- user errors: one
+# line, exit 2 (usage) or 1 (data)
 
 
 def test_error_nonexistent_data_path(capsys, tmp_path):

@@ -1,12 +1,13 @@
-"""imgclf.data.decode: every accepted file ends as a (size, size, 3) uint8 RGB array, as a viewer shows it."""
+"""imgclf.data.decode: every accepted file ends as a (size, size, 3) uint8 RGB array, as a viewer
+shows it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import orientation_jpeg, write_bad_files, write_mixed_images
 from PIL import Image
 
-from helpers import orientation_jpeg, write_bad_files, write_mixed_images
 from imgclf.data.decode import DecodeLog, load_image, to_rgb
 
 MIXED_KINDS = [
@@ -119,7 +120,8 @@ def test_rgba_transparent_pixels_become_white(mixed):
 
 
 def test_palette_transparency_becomes_white(mixed):
-    # palette index 0 (red) is transparent: columns 0, 4, 8, ... must be white, index 1 (blue) stays blue
+    # palette index 0 (red) is transparent: columns 0, 4, 8, ... must be white, index 1 (blue) stays
+    # blue
     arr = load_image(str(mixed["png_palette_P_transparent"]), 40).astype(int)
     assert tuple(arr[:, 0].mean(axis=0).round()) == (255, 255, 255)
     assert tuple(arr[:, 1].mean(axis=0).round()) == (0, 0, 255)

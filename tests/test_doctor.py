@@ -1,4 +1,5 @@
-"""imgclf.data.doctor and `imgclf doctor`: every kind of bad file, duplicates, balance, sizes; train on it."""
+"""imgclf.data.doctor and `imgclf doctor`: every kind of bad file, duplicates, balance, sizes; train
+on it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
-import imgclf
 from helpers import (
     make_dataset,
     make_textured_dataset,
@@ -18,6 +16,9 @@ from helpers import (
     tree_hashes,
     write_every_bad_kind,
 )
+from PIL import Image
+
+import imgclf
 from imgclf.cli import main
 from imgclf.data.balance import class_weights
 from imgclf.data.doctor import diagnose
@@ -28,7 +29,8 @@ from imgclf.runs import RunFiles, read_json
 
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory) -> Path:
-    """cat 30, dog 30, rare 3 (heavy imbalance, tiny class); every bad kind in cat/; planted duplicates."""
+    """cat 30, dog 30, rare 3 (heavy imbalance, tiny class); every bad kind in cat/; planted
+    duplicates."""
     root = make_textured_dataset(
         tmp_path_factory.mktemp("messy") / "messy", {"cat": 30, "dog": 30, "rare": 3}, seed=11
     )
@@ -189,8 +191,8 @@ def test_cli_doctor_with_a_run_reports_leakage_across_its_splits(tmp_path, capsy
     out = capsys.readouterr().out
     assert code == 0
     assert (
-        "exact, within class cat; across splits test/train: LEAKAGE: cat/cat_000.jpg, cat/cat_000_copy.jpg"
-        in out
+        "exact, within class cat; across splits test/train: LEAKAGE: cat/cat_000.jpg, "
+        "cat/cat_000_copy.jpg" in out
     )
 
 
@@ -207,7 +209,8 @@ def test_cli_doctor_with_a_run_reports_leakage_across_its_splits(tmp_path, capsy
         ),
         (
             ["--group-by", "missing.csv"],
-            "invalid value for `group_by`: received 'missing.csv'; expected a regular expression, or an existing CSV",
+            "invalid value for `group_by`: received 'missing.csv'; expected a regular "
+            "expression, or an existing CSV",
         ),
     ],
 )
@@ -267,7 +270,8 @@ def test_train_on_a_messy_folder_completes_reports_and_touches_nothing(messy, tm
 def test_train_rejects_a_bad_class_weight(flat2, tmp_path):
     with pytest.raises(
         ConfigError,
-        match=r"invalid value for `class_weight`: received 'balanced'; expected one of 'none', 'auto'",
+        match=r"invalid value for `class_weight`: received 'balanced'; expected one of 'none', "
+        r"'auto'",
     ):
         imgclf.train(flat2, out=str(tmp_path / "runs"), class_weight="balanced", **TINY)
 

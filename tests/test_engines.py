@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import write_bad_files
+
 from imgclf.cli import main
 from imgclf.errors import ConfigError, ModelError
 from imgclf.evaluation.inference import KerasEngine

@@ -1,5 +1,6 @@
 """``imgclf evaluate`` (issue 9's evaluate items): averages over the classes present and names the
-absent ones; an evaluation of another folder with the same name is not overwritten; a run folder that
+absent ones; an evaluation of another folder with the same name is not overwritten; a run folder
+that
 cannot be written still prints the metrics, then one error line; Ctrl-C stops without a traceback;
 progress lines when piped; the evaluation's report in evaluations/<folder>/."""
 
@@ -71,8 +72,9 @@ def test_a_run_folder_that_cannot_be_written_still_prints_the_metrics(
     captured = capsys.readouterr()
     assert "accuracy" in captured.out and "confusion matrix" in captured.out
     errors = [line for line in captured.err.splitlines() if line.startswith("imgclf: error")]
+    folder = str(trained_run.run_dir / "evaluations" / "ro")
     assert errors == [
-        f"imgclf: error: could not save the evaluation in {str(trained_run.run_dir / 'evaluations' / 'ro')!r}: Read-only file system"
+        f"imgclf: error: could not save the evaluation in {folder!r}: Read-only file system"
     ]
     assert "Traceback" not in captured.err
 
@@ -125,8 +127,10 @@ def _colour_shifted_copy(src, dst):
 
 @pytest.fixture(scope="module")
 def honest_run(tmp_path_factory):
-    """A tiny cnn run trained with --test-dir on new pictures of the same kind, with an internal test split
-    large enough (30 % = 36 images) for the honesty check to have power; the pictures' shifted copies."""
+    """A tiny cnn run trained with --test-dir on new pictures of the same kind, with an internal
+    test split
+    large enough (30 % = 36 images) for the honesty check to have power; the pictures' shifted
+    copies."""
     base = tmp_path_factory.mktemp("honesty")
     data = make_dataset(base / "shapes", {"cat": 40, "dog": 40, "fox": 40}, fmt="jpg", seed=41)
     same = make_dataset(base / "same_kind", {"cat": 20, "dog": 20, "fox": 20}, fmt="jpg", seed=42)

@@ -1,14 +1,17 @@
-"""What imgclf's exit status tells a script: 0 success, 1 a data, model or runtime problem, 2 a usage
-mistake (argparse errors and ConfigError), 130 interrupted — Ctrl-C in train keeps and tests the best
-model first and says so on one line; `imgclf doctor --strict` exits 1 on findings CI should gate on."""
+"""What imgclf's exit status tells a script: 0 success, 1 a data, model or runtime problem, 2 a
+usage
+mistake (argparse errors and ConfigError), 130 interrupted — Ctrl-C in train keeps and tests the
+best
+model first and says so on one line; `imgclf doctor --strict` exits 1 on findings CI should gate
+on."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from helpers import history_rows, make_dataset, make_textured_dataset, plant_copy
+
 from imgclf.cli import main
 from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles, read_json
@@ -86,8 +89,10 @@ def test_ctrl_c_in_train_keeps_and_tests_the_best_model_then_exits_130(interrupt
     line = one_line(err)
     metrics = read_json(run_dir / RunFiles.METRICS)
     assert line == (
-        f"imgclf: interrupted: kept the best model so far ({run_dir / RunFiles.MODEL}) and tested it "
-        f"(accuracy {metrics['accuracy']:.4f}, n={metrics['n']}); continue with `imgclf train --resume {run_dir}`"
+        f"imgclf: interrupted: kept the best model so far ({run_dir / RunFiles.MODEL}) "
+        "and tested it "
+        f"(accuracy {metrics['accuracy']:.4f}, n={metrics['n']}); continue with `imgclf "
+        f"train --resume {run_dir}`"
     )
     assert metrics["interrupted"] is True and len(history_rows(run_dir)) == 2
     assert load_model_file(run_dir / RunFiles.MODEL).output_shape == (None, 1)
@@ -95,7 +100,8 @@ def test_ctrl_c_in_train_keeps_and_tests_the_best_model_then_exits_130(interrupt
 
 
 def test_quiet_says_whether_the_run_was_interrupted(tmp_path, capsys, monkeypatch):
-    """``interrupted=yes`` here; a finished run's ``interrupted=no`` is checked by test_faults' resume."""
+    """``interrupted=yes`` here; a finished run's ``interrupted=no`` is checked by test_faults'
+    resume."""
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=52)
     interrupt_after(monkeypatch, 0)
     code, out, err = cli(capsys, "train", data, "--out", tmp_path / "runs", "--quiet", *CNN_FLAGS)

@@ -1,4 +1,5 @@
-"""Grad-CAM and feature maps (imgclf.reporting.explain), on data where only a planted patch separates
+"""Grad-CAM and feature maps (imgclf.reporting.explain), on data where only a planted patch
+separates
 the classes: the heatmap must put most of its mass on the patch, for the scratch CNN and for the
 pretrained EfficientNet-Lite0."""
 
@@ -16,7 +17,9 @@ from imgclf.data.decode import load_image
 from imgclf.reporting.explain import CAM_METHODS, feature_maps, grad_cam, model_summary
 
 PATCH_SHARE = 0.3125  # patch side / image side: the patch covers 10 % of the image
-MOSTLY = 0.5  # "mostly on the patch"; HiResCAM measured 0.55-0.63 over three other seeds for both (docs/benchmarks.md)
+# "mostly on the patch"; HiResCAM measured 0.55-0.63 over three other seeds for both
+# (docs/benchmarks.md)
+MOSTLY = 0.5
 COLOURS = {"blue": (30, 60, 230), "green": (30, 200, 60), "red": (230, 40, 30)}
 
 
@@ -53,7 +56,8 @@ def make_patch_dataset(
 
 
 def _mass_on_patch(run_dir: Path, heldout: Path, size: int) -> float:
-    """Median over 30 new images (never seen in training) of the share of the report's heatmap (grad_cam
+    """Median over 30 new images (never seen in training) of the share of the report's heatmap
+    (grad_cam
     with its default method and layer) inside the patch."""
     boxes = make_patch_dataset(heldout, size, per_class=10, seed=1)
     run = imgclf.load_run(run_dir)
@@ -62,16 +66,20 @@ def _mass_on_patch(run_dir: Path, heldout: Path, size: int) -> float:
     labels = [run.classes.index(Path(p).parent.name) for p in paths]
     cams = grad_cam(run.model, images, labels)
     shares = []
-    for cam, p in zip(cams, paths):
+    for cam, p in zip(cams, paths, strict=True):
         y, x, side = boxes[p]
         shares.append(cam[y : y + side, x : x + side].sum() / max(cam.sum(), 1e-9))
     return float(np.median(shares))
 
 
-# the CNN needs ~8 epochs before its BatchNorm statistics let validation follow training. The pretrained
-# EfficientNet-Lite0 trains its head on cached features (frozen backbone); its map comes from the last
-# stride-16 block output (8x8 at 128 px). Spread evenly, a map would put PATCH_SHARE**2 = 10 % of its
-# mass on the patch; the report's method (HiResCAM) is measured; all methods are in docs/benchmarks.md
+# the CNN needs ~8 epochs before its BatchNorm statistics let validation follow training. The
+# pretrained
+# EfficientNet-Lite0 trains its head on cached features (frozen backbone); its map comes from the
+# last
+# stride-16 block output (8x8 at 128 px). Spread evenly, a map would put PATCH_SHARE**2 = 10 % of
+# its
+# mass on the patch; the report's method (HiResCAM) is measured; all methods are in
+# docs/benchmarks.md
 # ("Grad-CAM check", bench/bench_gradcam.py).
 @pytest.mark.parametrize(
     ("model", "size", "per_class", "options"),

@@ -1,4 +1,5 @@
-"""imgclf export: every format's parity with the Keras model on a two-class and a multi-class run."""
+"""imgclf export: every format's parity with the Keras model on a two-class and a multi-class
+run."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import train_tiny_run
+
 from imgclf.cli import main
 from imgclf.errors import ConfigError, DataError
 from imgclf.serving.export import MIN_AGREEMENT, export_run
@@ -24,7 +25,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def runs(trained_run, tmp_path_factory):
-    # with augmentation layers in the model: the export must leave them out (TFLite/ONNX cannot convert them)
+    # with augmentation layers in the model: the export must leave them out (TFLite/ONNX cannot
+    # convert them)
     two = train_tiny_run(
         tmp_path_factory.mktemp("export"),
         {"no": 16, "yes": 16},
@@ -93,7 +95,8 @@ def test_export_parity(runs, exported, kind, fmt, precision, capsys):
 
 
 def test_exports_run_without_imgclf(runs, exported, capsys):
-    """The README's snippets: plain TensorFlow / onnxruntime on raw pixels give the Keras probabilities."""
+    """The README's snippets: plain TensorFlow / onnxruntime on raw pixels give the Keras
+    probabilities."""
     import onnxruntime as ort
     import tensorflow as tf
 

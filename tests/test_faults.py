@@ -1,10 +1,13 @@
-"""Faults a real machine throws at `imgclf train`, each through the real entry point: SIGKILL mid-epoch
-and ``--resume``, a kill before the first checkpoint, a read-only ``--out``, a disk that fills while a
+"""Faults a real machine throws at `imgclf train`, each through the real entry point: SIGKILL
+mid-epoch
+and ``--resume``, a kill before the first checkpoint, a read-only ``--out``, a disk that fills while
+a
 checkpoint is written, and a ``--model`` file that is not a (safe) Keras model.
 
 Tolerance of the resume comparison: after a resume the data order and augmentation draws differ from
 the uninterrupted run (the random state is not saved), so the resumed run is only *close*: its final
-val_loss within 0.25 of the uninterrupted run's and its test accuracy within one test image plus 10 %.
+val_loss within 0.25 of the uninterrupted run's and its test accuracy within one test image plus 10
+%.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from pathlib import Path
 
 import keras
 import pytest
+from helpers import history_rows, make_dataset, manifest_rows, tree_hashes
 
 import imgclf
-from helpers import history_rows, make_dataset, manifest_rows, tree_hashes
 from imgclf.cli import main
 from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles, read_json
@@ -133,8 +136,10 @@ def test_a_run_killed_before_its_first_checkpoint_says_it_cannot_be_resumed(tmp_
 
 
 def test_disk_full_while_saving_a_checkpoint(tmp_path, capsys, monkeypatch):
-    """ENOSPC injected into Keras' save after the first checkpoint: one line naming the file, exit 1; the
-    best model saved before is whole and loads; no partial file; an earlier run in --out is untouched."""
+    """ENOSPC injected into Keras' save after the first checkpoint: one line naming the file, exit
+    1; the
+    best model saved before is whole and loads; no partial file; an earlier run in --out is
+    untouched."""
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=43)
     out = tmp_path / "runs"
     earlier = out / "earlier"  # another run's files, already there
@@ -159,7 +164,8 @@ def test_disk_full_while_saving_a_checkpoint(tmp_path, capsys, monkeypatch):
     assert code == 1
     run_dir = out / "full"
     assert line == (
-        f"imgclf: error: cannot write '{run_dir / RunFiles.LAST}': the disk is full; free some space or pass --out on "
+        f"imgclf: error: cannot write '{run_dir / RunFiles.LAST}': the disk is full; free "
+        "some space or pass --out on "
         "another disk (no partial file was left)"
     )
     assert load_model_file(run_dir / RunFiles.MODEL).output_shape == (
@@ -188,7 +194,8 @@ def _read_only_mount_works() -> bool:
     not _read_only_mount_works(), reason="needs a private mount namespace (unshare -rm)"
 )
 def test_read_only_out_folder(tmp_path):
-    """A real read-only mount of --out (in a private mount namespace): one line, exit 1, nothing written,
+    """A real read-only mount of --out (in a private mount namespace): one line, exit 1, nothing
+    written,
     the runs already there untouched."""
     data = make_dataset(tmp_path / "pets", {"cat": 8, "dog": 8}, seed=44)
     out = tmp_path / "runs"
@@ -208,13 +215,14 @@ def test_read_only_out_folder(tmp_path):
     assert done.returncode == 1, done.stderr
     line = one_line(done.stderr)
     assert (
-        line
-        == f"imgclf: error: cannot write '{out / 'pets'}': the file system is read-only; pass --out to a writable folder"
+        line == f"imgclf: error: cannot write '{out / 'pets'}': the file system is read-only; "
+        "pass --out to a writable folder"
     )
     assert tree_hashes(out) == before
 
 
-# ---------------------------------------------------------------------------- --model files that are not models
+# ---------------------------------------------------------------------------- --model files that
+# are not models
 
 
 @pytest.fixture(scope="module")

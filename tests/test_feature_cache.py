@@ -1,4 +1,5 @@
-"""imgclf.training.feature_cache: activations stored by file content, and what a run reports about them.
+"""imgclf.training.feature_cache: activations stored by file content, and what a run reports about
+them.
 
 The unit tests drive :class:`FeatureCache` with a fake ``compute`` (no TensorFlow); the integration
 tests train a few tiny head-only efficientnet_lite0 runs that share one ``$IMGCLF_CACHE``.
@@ -13,10 +14,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from helpers import make_dataset, tree_hashes
-from imgclf.training.feature_cache import FeatureCache, default_cache_root, file_digest
 
+from imgclf.training.feature_cache import FeatureCache, default_cache_root, file_digest
 
 pytestmark = pytest.mark.usefixtures("private_cache")  # no test of this file may touch ~/.cache
 
@@ -25,7 +25,8 @@ pytestmark = pytest.mark.usefixtures("private_cache")  # no test of this file ma
 
 
 class FakeCompute:
-    """compute(indices) -> (kept, rows); row i is [i, i+0.5, -i] (exact in float16); records each call.
+    """compute(indices) -> (kept, rows); row i is [i, i+0.5, -i] (exact in float16); records each
+    call.
     ``drop``: indices it cannot compute (as an undecodable image)."""
 
     def __init__(self, drop=()):
@@ -229,7 +230,8 @@ def test_two_processes_writing_one_entry_keep_each_others_rows(tmp_path):
 
 
 def test_a_cache_that_cannot_be_written_costs_reuse_not_the_run(tmp_path, monkeypatch):
-    """A full disk (ENOSPC while writing) or a read-only cache: the rows come back, nothing half-written
+    """A full disk (ENOSPC while writing) or a read-only cache: the rows come back, nothing
+    half-written
     stays, and the problem is reported in ``write_error``."""
     import errno
 
@@ -320,7 +322,8 @@ def test_default_root_follows_imgclf_cache(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- in a run
 
 MESSAGE = re.compile(
-    r"(?P<train>\d+) training activations \((?P<views>\d+) view\(s\)\) \+ (?P<val>\d+) val at '(?P<cut>[^']+)' "
+    r"(?P<train>\d+) training activations \((?P<views>\d+) view\(s\)\) \+ (?P<val>\d+) "
+    r"val at '(?P<cut>[^']+)' "
     r"in [\d.]+s \(cache: (?P<hit>\d+) hit, (?P<computed>\d+) computed\)"
 )
 HEAD_ONLY = dict(
@@ -336,8 +339,10 @@ def activation_report(out: str) -> dict[str, int | str]:
 
 @pytest.fixture(scope="module")
 def cached_runs(tmp_path_factory, tiny_backbone):
-    """Three tiny head-only runs of the tiny pretrained-style backbone on one data folder: 3 augmented
-    views (fills an empty cache), then 1 view with the same cache (reads view 0 from it), then augment
+    """Three tiny head-only runs of the tiny pretrained-style backbone on one data folder: 3
+    augmented
+    views (fills an empty cache), then 1 view with the same cache (reads view 0 from it), then
+    augment
     none and no cache (own $IMGCLF_CACHE)."""
     import io
     from contextlib import redirect_stdout
@@ -427,7 +432,9 @@ def test_augmented_views_differ_from_the_original(cached_runs):
     tables = []
     for v in range(3):
         with np.load(key_dir / f"view{v}.npz") as z:
-            tables.append(dict(zip(z["hashes"].tolist(), z["activations"].astype(np.float32))))
+            tables.append(
+                dict(zip(z["hashes"].tolist(), z["activations"].astype(np.float32), strict=True))
+            )
     train_hashes = set(tables[1])
     assert train_hashes == set(tables[2]) and train_hashes < set(tables[0])
     changed = [h for h in train_hashes if not np.allclose(tables[0][h], tables[1][h])]

@@ -1,4 +1,5 @@
-"""imgclf.data.groups: --group-by as a regex or a CSV, and merging groups with duplicate clusters."""
+"""imgclf.data.groups: --group-by as a regex or a CSV, and merging groups with duplicate
+clusters."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_csv_without_the_columns(tmp_path):
     table.write_text("file,patient\na.png,1\n")
     with pytest.raises(
         DataError,
-        match=r"group file '.*groups.csv' has columns \['file', 'patient'\]; expected a header with 'path' and 'group'",
+        match=r"group file '.*groups.csv' has columns \['file', 'patient'\]; expected a header "
+        r"with 'path' and 'group'",
     ):
         group_labels(PATHS, ROOT, str(table))
 

@@ -1,9 +1,9 @@
-"""The prediction core: order kept, failures reported, temperature changes confidence but not labels."""
+"""The prediction core: order kept, failures reported, temperature changes confidence but not
+labels."""
 
 from __future__ import annotations
 
 import numpy as np
-
 from helpers import write_truncated_jpeg
 
 

@@ -1,7 +1,10 @@
-"""The shipped EfficientNet-Lite1/Lite2 backbones: parity with PyTorch, registry entries, offline training.
+"""The shipped EfficientNet-Lite1/Lite2 backbones: parity with PyTorch, registry entries, offline
+training.
 
-tests/data/efficientnet_liteN_parity.npz holds two 128-px images (a demo photo and noise) and the pooled
-features the PyPI PyTorch model computes for them (written by tools/convert_lite_backbones.py), so the
+tests/data/efficientnet_liteN_parity.npz holds two 128-px images (a demo photo and noise) and the
+pooled
+features the PyPI PyTorch model computes for them (written by tools/convert_lite_backbones.py), so
+the
 parity of the shipped ``.keras`` files is checked here without torch.
 """
 
@@ -37,7 +40,8 @@ def test_shipped_backbone_matches_pytorch_features(lite):
     assert images.dtype == np.uint8 and images.shape == (2, 128, 128, 3)
     got = np.asarray(backbone(images.astype("float32"), training=False))
     assert got.shape == expected.shape == (2, 1280)
-    # float32 Keras vs float32 PyTorch: 7.5e-6 at conversion (docs/models.md); features reach about 5
+    # float32 Keras vs float32 PyTorch: 7.5e-6 at conversion (docs/models.md); features reach about
+    # 5
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
     assert {w.dtype for w in backbone.weights} == {"float32"}
 
@@ -65,7 +69,8 @@ def _stride_below(backbone: keras.Model, layer_name: str) -> int:
 
 
 def test_fine_tune_cut_has_lite0s_depth(lite):
-    """The first fine-tuned layer starts the 112-channel stage (stride 16), as block8 does in Lite0."""
+    """The first fine-tuned layer starts the 112-channel stage (stride 16), as block8 does in
+    Lite0."""
     name, backbone = lite
     lite0 = get_spec("efficientnet_lite0")
     cut = backbone.get_layer(get_spec(name).fine_tune_from)
@@ -82,8 +87,10 @@ def test_fine_tune_cut_has_lite0s_depth(lite):
 
 @pytest.mark.usefixtures("private_cache")
 def test_train_offline_from_the_command_line(tmp_path, monkeypatch, capsys):
-    """Lite1 end to end (Lite2 takes the same path: the same loader, the same cut name); fine-tuning its
-    last 3 layers (the stage runs; tracing the default depth's training graph would add a minute)."""
+    """Lite1 end to end (Lite2 takes the same path: the same loader, the same cut name); fine-tuning
+    its
+    last 3 layers (the stage runs; tracing the default depth's training graph would add a
+    minute)."""
     name = "efficientnet_lite1"
 
     def no_download(*args, **kwargs):

@@ -1,5 +1,7 @@
-""":func:`imgclf.models.loading.load_model_file`: every bad ``.keras`` file gives one line saying what is
-wrong — never "File not found" for a file that exists, never advice to turn Keras' safe mode off — and
+""":func:`imgclf.models.loading.load_model_file`: every bad ``.keras`` file gives one line saying
+what is
+wrong — never "File not found" for a file that exists, never advice to turn Keras' safe mode off —
+and
 a model carrying Python code is refused without running it."""
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     with zipfile.ZipFile(damaged, "w") as dst:
         for name, content in members.items():
             dst.writestr(name, bytes(weights) if name == "model.weights.h5" else content)
-    # the CRC stored with the entry is that of the tampered bytes, so only the checksum of the original can tell:
+    # the CRC stored with the entry is that of the tampered bytes, so only the checksum of the
+    # original can tell:
     # patch the stored CRC back to the original's, as a bit flip on disk would leave it
     raw = bytearray(damaged.read_bytes())
     info = zipfile.ZipFile(good).getinfo("model.weights.h5")
@@ -111,7 +114,8 @@ def test_missing_file_and_folder(tmp_path):
 
 
 def test_a_lambda_layer_is_refused_without_running_it(tmp_path):
-    """Safe mode: the Lambda's code is never deserialized, let alone run (it would write a file), and the
+    """Safe mode: the Lambda's code is never deserialized, let alone run (it would write a file),
+    and the
     message explains the refusal instead of telling a CLI user to pass ``safe_mode=False``."""
     marker = tmp_path / "the_lambda_ran"
     inputs = keras.Input((4,))
@@ -139,7 +143,8 @@ def test_a_lambda_layer_is_refused_without_running_it(tmp_path):
 
 
 def test_imgclf_layers_load(tmp_path):
-    """imgclf's own registered layers (preprocessing inside the model) load without custom_objects."""
+    """imgclf's own registered layers (preprocessing inside the model) load without
+    custom_objects."""
     from imgclf.models.layers import ImagenetPreprocess
 
     inputs = keras.Input((8, 8, 3))

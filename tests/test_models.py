@@ -174,7 +174,8 @@ def test_keras_file_backbone_with_a_sequence_output_is_rejected(tmp_path):
 def test_offline_download_failure_says_what_to_do(monkeypatch):
     def no_network(*args, **kwargs):
         raise Exception(
-            "URL fetch failure on https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/x.h5: "
+            "URL fetch failure on https://storage.googleapis.com/tensorflow/"
+            "keras-applications/mobilenet_v2/x.h5: "
             "None -- [Errno -3] Temporary failure in name resolution"
         )
 
@@ -248,7 +249,8 @@ def test_a_model_module_registers_through_the_decorator(tmp_path, monkeypatch):
 
     (tmp_path / "my_vit_model.py").write_text(
         "from imgclf.models.registry import register_model\n"
-        "@register_model('my_vit', pretrained=False, default_size=64, min_size=32, description='a test model')\n"
+        "@register_model('my_vit', pretrained=False, default_size=64, min_size=32, "
+        "description='a test model')\n"
         "def build(image_size):\n"
         "    return None\n"
     )

@@ -1,13 +1,14 @@
-"""imgclf.data.native: JPEGs decoded in the graph match load_image (Pillow), which prediction uses."""
+"""imgclf.data.native: JPEGs decoded in the graph match load_image (Pillow), which prediction
+uses."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import orientation_jpeg, write_bad_files
 from PIL import Image
 
-from helpers import orientation_jpeg, write_bad_files
 from imgclf.data import pipeline
 from imgclf.data.decode import DecodeLog, load_image
 from imgclf.data.native import RATIOS, decode_native, native_ratio
@@ -136,7 +137,8 @@ def _jpeg_cut(tmp_path) -> bytes:
 
 
 def test_native_failures_are_retried_with_pillow(tmp_path, monkeypatch):
-    """A file the native decoder rejects but Pillow reads (here: PNGs forced onto the native path)."""
+    """A file the native decoder rejects but Pillow reads (here: PNGs forced onto the native
+    path)."""
     items = []
     for i in range(6):
         path = tmp_path / f"{i}.png"

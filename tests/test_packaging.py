@@ -1,4 +1,5 @@
-"""The README and pyproject.toml say what the code does: environment variables, dependency versions."""
+"""The README and pyproject.toml say what the code does: environment variables, dependency
+versions."""
 
 from __future__ import annotations
 

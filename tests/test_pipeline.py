@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import write_bad_files
 from PIL import Image
 
-from helpers import write_bad_files
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset, fits_cache, labels_of
 from imgclf.data.scan import ImageItem
@@ -16,7 +16,8 @@ RED, BLUE = (255, 0, 0), (0, 0, 255)
 
 @pytest.fixture
 def items_with_bad_ones(tmp_path):
-    """Solid red images labelled 0 and solid blue ones labelled 1, with undecodable files between them."""
+    """Solid red images labelled 0 and solid blue ones labelled 1, with undecodable files between
+    them."""
     items = []
     for i in range(6):
         label = i % 2
@@ -99,7 +100,7 @@ def test_batched_shuffle_is_seeded_and_keeps_pairs(items_with_bad_ones):
     def order(seed):
         out = []
         for x, y in batched(ds, batch_size=8, shuffle_seed=seed, buffer=8):
-            for image, label in zip(x.numpy(), y.numpy()):
+            for image, label in zip(x.numpy(), y.numpy(), strict=True):
                 assert (image[..., 0].mean() > 128) == (label == 0)  # red <-> 0 still paired
                 out.append(float(image.sum()) + int(label))
         return out

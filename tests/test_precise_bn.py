@@ -1,4 +1,5 @@
-"""Precise BatchNorm statistics (imgclf.training.precise_bn): the from-scratch cnn's default, and what it computes.
+"""Precise BatchNorm statistics (imgclf.training.precise_bn): the from-scratch cnn's default, and
+what it computes.
 That a from-scratch run uses it is checked in the real run of test_scratch_plan.py."""
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def test_the_moving_statistics_become_the_average_over_the_training_batches():
     train_raw = tf.data.Dataset.from_tensor_slices((images, np.zeros(12, np.int32)))
     callback = PreciseBatchNorm(backbone, train_raw, batches=3, batch_size=4, seed=0)
     callback.on_test_begin()
-    # the batches the callback drew: all 12 images, 4 to a batch; pixels pooled per batch as BatchNorm does
+    # the batches the callback drew: all 12 images, 4 to a batch; pixels pooled per batch as
+    # BatchNorm does
     drawn = np.concatenate([b.numpy() for b, _ in callback._data]).astype(np.float64).reshape(3, 16)
     assert sorted(drawn.ravel()) == sorted(images.astype(np.float64).ravel())
     np.testing.assert_allclose(bn.moving_mean.numpy(), [drawn.mean(axis=1).mean()], rtol=1e-5)

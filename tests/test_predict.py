@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import train_tiny_run, write_bad_files
 from PIL import Image
 
-from helpers import train_tiny_run, write_bad_files
 from imgclf import runtime
 from imgclf.cli import main
 from imgclf.errors import ConfigError, DataError
@@ -80,7 +80,8 @@ def test_a_listed_file_that_is_gone_gets_an_error_row(run, trained_run, tmp_path
     )
 
 
-# ---------------------------------------------------------------------------- unsure, threshold, TTA
+# ---------------------------------------------------------------------------- unsure, threshold,
+# TTA
 
 
 def test_min_confidence_labels_unsure(run, trained_run):
@@ -133,7 +134,8 @@ def test_the_runs_temperature_is_applied(run, trained_run, tmp_path):
     assert soft.label == plain.label and soft.confidence < plain.confidence
 
 
-# ---------------------------------------------------------------------------- output, resume, CSV round trip
+# ---------------------------------------------------------------------------- output, resume, CSV
+# round trip
 
 
 def test_output_csv_resume_skips_what_is_done(trained_run, tmp_path, capsys):
@@ -179,7 +181,8 @@ def test_csv_top_k_parses_back_with_any_class_name(trained_run, tmp_path, capsys
         )
 
 
-# ---------------------------------------------------------------------------- exit statuses, Ctrl-C, progress
+# ---------------------------------------------------------------------------- exit statuses,
+# Ctrl-C, progress
 
 
 def test_exit_statuses_and_strict(trained_run, tmp_path, capsys):

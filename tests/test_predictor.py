@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import make_dataset, write_bad_files, write_truncated_jpeg
 
 import imgclf
-from helpers import make_dataset, write_bad_files, write_truncated_jpeg
 from imgclf.errors import ConfigError, DataError, ImgclfError
 from imgclf.runs import RunFiles, read_json
 from imgclf.serving.predictor import Prediction, Run, expand_paths, load_run
@@ -102,7 +102,7 @@ def test_predictions_match_the_model_on_the_same_pixels(run, trained_run):
         [ImageItem(str(p), 0) for p in paths], run.image_size, DecodeLog(), cache=False
     )
     probs = run.predict_arrays(np.stack([x for x, _ in ds.as_numpy_iterator()]))
-    for p, row in zip(run.predict(paths, top_k=1), probs):
+    for p, row in zip(run.predict(paths, top_k=1), probs, strict=True):
         assert p.label == run.classes[int(np.argmax(row))]
         assert p.confidence == pytest.approx(float(row.max()), rel=1e-5)
 

@@ -1,5 +1,7 @@
-"""imgclf.progress: a live bar (count, rate, time left) on a terminal; piped, one line at most every few
-seconds and none for a short step; nothing when disabled. The clock is faked, so nothing here waits."""
+"""imgclf.progress: a live bar (count, rate, time left) on a terminal; piped, one line at most every
+few
+seconds and none for a short step; nothing when disabled. The clock is faked, so nothing here
+waits."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from imgclf.progress import (
     PIPED_INTERVAL_S,
     Progress,
     format_seconds,
-    progress as progress_callback,
     track,
+)
+from imgclf.progress import (
+    progress as progress_callback,
 )
 
 
@@ -125,12 +129,14 @@ def test_format_seconds(seconds, text):
 
 @pytest.fixture
 def every_step(monkeypatch):
-    """A progress line at every step when piped (the default is one per PIPED_INTERVAL_S seconds)."""
+    """A progress line at every step when piped (the default is one per PIPED_INTERVAL_S
+    seconds)."""
     monkeypatch.setattr(progress, "PIPED_INTERVAL_S", 0.0)
 
 
 def test_doctor_shows_the_progress_of_checking_files(every_step, tmp_path, capsys):
     from helpers import make_textured_dataset
+
     from imgclf.cli import main
 
     data = make_textured_dataset(tmp_path / "d", {"a": 5, "b": 5}, seed=3)
@@ -146,6 +152,7 @@ def test_doctor_shows_the_progress_of_checking_files(every_step, tmp_path, capsy
 
 def test_feature_extraction_shows_its_progress(every_step, tmp_path, capsys, private_cache):
     from helpers import make_dataset
+
     from imgclf.config import TrainConfig
     from imgclf.data.scan import scan_folder
     from imgclf.models.classifier import build_classifier

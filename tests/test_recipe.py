@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
-
 from helpers import history_rows, make_dataset
+
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError
 from imgclf.models.backbones import BUILTIN_WEIGHTS
@@ -44,7 +44,7 @@ def fresh_flags(backbone):
     saved = (backbone.trainable, [layer.trainable for layer in iter_layers(backbone)])
     yield backbone
     backbone.trainable = saved[0]
-    for layer, flag in zip(iter_layers(backbone), saved[1]):
+    for layer, flag in zip(iter_layers(backbone), saved[1], strict=True):
         layer.trainable = flag
 
 
@@ -182,7 +182,8 @@ def test_freeze_below_splits_trainable_layers_and_keeps_batchnorm_frozen(fresh_f
     assert not backbone.trainable and backbone.trainable_weights == []
 
 
-# ---------------------------------------------------------------------------- a real fine-tuning run
+# ---------------------------------------------------------------------------- a real fine-tuning
+# run
 
 
 def weights_by_layer(model: keras.Model) -> dict[str, list[np.ndarray]]:
@@ -191,7 +192,8 @@ def weights_by_layer(model: keras.Model) -> dict[str, list[np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def fine_tuned(tmp_path_factory):
-    """(saved backbone weights, pristine weights, layer names, history rows) of a 2-epoch fine-tune."""
+    """(saved backbone weights, pristine weights, layer names, history rows) of a 2-epoch
+    fine-tune."""
     import imgclf
 
     base = tmp_path_factory.mktemp("fine_tuned")
@@ -271,11 +273,12 @@ def test_fine_tuning_changes_only_the_top_and_never_batchnorm(fine_tuned):
     assert saved.keys() == pristine.keys()
     changed = []
     for i, name in enumerate(order):
-        for a, b in zip(saved[name], pristine[name]):
+        for a, b in zip(saved[name], pristine[name], strict=True):
             same = a.shape == b.shape and np.array_equal(a, b)
             if name in bn:
                 assert same, (
-                    f"BatchNormalization {name} changed (gamma/beta/moving statistics must stay frozen)"
+                    f"BatchNormalization {name} changed (gamma/beta/moving statistics "
+                    "must stay frozen)"
                 )
             elif i < first:
                 assert same, f"{name} (before block8) changed"
@@ -328,11 +331,14 @@ def test_the_recipe_that_ran_is_the_one_in_the_config(fine_tuned):
 
 
 def test_fine_tuning_stops_early_when_nothing_is_left_to_learn(tmp_path, capsys):
-    """Red vs blue 64 px images: the first fine-tuning epoch takes validation loss to ~1e-4, after which
-    no epoch can improve it by --min-delta, so the stage ends after patience more epochs instead of the
+    """Red vs blue 64 px images: the first fine-tuning epoch takes validation loss to ~1e-4, after
+    which
+    no epoch can improve it by --min-delta, so the stage ends after patience more epochs instead of
+    the
     model's 8, and the terminal says why."""
-    import imgclf
     from PIL import Image
+
+    import imgclf
 
     rng = np.random.default_rng(0)
     for name, colour in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
@@ -359,7 +365,8 @@ def test_fine_tuning_stops_early_when_nothing_is_left_to_learn(tmp_path, capsys)
     assert defaults.patience < len(fine) < spec.default_epochs
     assert min(float(r["val_loss"]) for r in fine) < defaults.min_delta
     assert re.search(
-        rf"fine_tune stopped early after epoch {fine[-1]['epoch']}: val_loss did not improve by --min-delta",
+        rf"fine_tune stopped early after epoch {fine[-1]['epoch']}: val_loss did not "
+        r"improve by --min-delta",
         out,
     )
     assert result.metrics.accuracy == 1.0

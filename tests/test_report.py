@@ -1,5 +1,6 @@
 """report.html and the run files behind it: contents, not existence. Every section is there, every
-embedded image decodes, nothing points outside the file, the numbers are metrics.json's, the mistakes
+embedded image decodes, nothing points outside the file, the numbers are metrics.json's, the
+mistakes
 gallery is exactly the misclassified test images, predictions.csv reproduces the accuracy, and class
 names are shown as text, never as HTML."""
 
@@ -27,7 +28,8 @@ ODD = "<i>bee & co"  # a class name that is also HTML
 
 
 class _Page(HTMLParser):
-    """The parts of the page the tests look at: section ids, image sources, links, data attributes."""
+    """The parts of the page the tests look at: section ids, image sources, links, data
+    attributes."""
 
     def __init__(self):
         super().__init__()
@@ -87,7 +89,9 @@ def test_every_section_is_there_and_every_image_decodes(reported_run):
     assert page.ids == list(SECTIONS)
     assert (
         len(page.images) >= 7
-    )  # counts, samples, augmentation, curves, confusion, reliability, feature maps, grad-cam, thumbnails
+        # counts, samples, augmentation, curves, confusion, reliability, feature maps, grad-cam,
+        # thumbnails
+    )
     for src in page.images:
         assert src.startswith("data:image/png;base64,"), src[:40]
         with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
@@ -189,8 +193,8 @@ def test_the_mistakes_gallery_is_exactly_the_misclassified_test_images(reported_
 def test_calibration_changes_probabilities_but_not_labels(reported_run):
     result, _, _ = reported_run
     from imgclf.evaluation.calibration import read_temperature
-    from imgclf.evaluation.predictions import read_predictions
     from imgclf.evaluation.inference import apply_temperature
+    from imgclf.evaluation.predictions import read_predictions
 
     run = imgclf.load_run(result.run_dir)
     t = read_temperature(result.run_dir)
@@ -226,7 +230,8 @@ def test_report_command_rebuilds_the_report(reported_run, capsys):
 
 
 def test_the_report_of_a_run_written_before_later_metrics_fields(reported_run, tmp_path, capsys):
-    """A run folder from an earlier imgclf (metrics.json without statistics, absent_classes, honesty,
+    """A run folder from an earlier imgclf (metrics.json without statistics, absent_classes,
+    honesty,
     confused_pairs) still gets its report, not a template error."""
     import shutil
 
@@ -264,7 +269,8 @@ def test_a_fitted_temperature_is_kept_only_if_it_lowers_the_validation_ece():
     cal = calibrate(probs, labels, probs, labels)
     assert cal["kept"] and cal["temperature"] == cal["fitted_temperature"] > 1.0
     assert cal["val_ece_after"] < cal["val_ece_before"]
-    # right on 396 of 400 at 0.99 (calibrated), 4 mistakes at 0.999999: NLL wants T > 1 for the mistakes,
+    # right on 396 of 400 at 0.99 (calibrated), 4 mistakes at 0.999999: NLL wants T > 1 for the
+    # mistakes,
     # which lowers every right answer's confidence below its 0.99 accuracy and so raises the ECE
     sure = np.full((400, 4), 0.01 / 3)
     sure[np.arange(400), labels] = 0.99

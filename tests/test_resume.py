@@ -1,4 +1,5 @@
-"""`imgclf train --resume RUN`: an interrupted run continues where its last completed epoch left off;
+"""`imgclf train --resume RUN`: an interrupted run continues where its last completed epoch left
+off;
 plus the repeatability of seeded runs that resuming is judged against.
 
 Ctrl-C is simulated by patching ``HistoryCSV.on_epoch_end`` to log the epoch and then raise
@@ -17,9 +18,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from helpers import history_rows, make_dataset, manifest_rows, tree_hashes
 
 import imgclf
-from helpers import history_rows, make_dataset, manifest_rows, tree_hashes
 from imgclf.cli import main as cli_main
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError
@@ -58,7 +59,8 @@ def epochs_of(rows) -> list[tuple[str, int]]:
 
 
 def interrupt_after(patch: pytest.MonkeyPatch, stage: str, epoch_index: int) -> None:
-    """Ctrl-C right after ``stage``'s epoch ``epoch_index`` (0-based, within the stage) is logged."""
+    """Ctrl-C right after ``stage``'s epoch ``epoch_index`` (0-based, within the stage) is
+    logged."""
     original = HistoryCSV.on_epoch_end
 
     def on_epoch_end(self, epoch, logs=None):
@@ -95,7 +97,8 @@ def cli(argv: list[str]) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def cnn(tmp_path_factory):
-    """Two uninterrupted runs with the same seed, and one interrupted after epoch 2 then resumed by the CLI."""
+    """Two uninterrupted runs with the same seed, and one interrupted after epoch 2 then resumed by
+    the CLI."""
     base = tmp_path_factory.mktemp("resume_cnn")
     data = make_dataset(base / "pets", {"cat": 12, "dog": 12}, seed=31)
     out = str(base / "runs")
@@ -167,9 +170,12 @@ def test_resume_continues_the_learning_rate_schedule(cnn):
 
 
 def test_resumed_cnn_run_matches_an_uninterrupted_one(cnn):
-    """Same seed: the interrupted run's first epoch is the uninterrupted run's, bit for bit. After the
-    resume the data order and augmentation draws differ, so the rest is only close (observed on this CPU:
-    3 epochs each, final val_accuracy 1.0 for both, final val_loss 0.6639 vs 0.6642; train loss differs)."""
+    """Same seed: the interrupted run's first epoch is the uninterrupted run's, bit for bit. After
+    the
+    resume the data order and augmentation draws differ, so the rest is only close (observed on this
+    CPU:
+    3 epochs each, final val_accuracy 1.0 for both, final val_loss 0.6639 vs 0.6642; train loss
+    differs)."""
     straight, resumed = history_rows(cnn.straight.run_dir), history_rows(cnn.run_dir)
     assert [r[c] for r in straight[:1] for c in METRIC_COLUMNS] == [
         r[c] for r in resumed[:1] for c in METRIC_COLUMNS
@@ -187,7 +193,8 @@ def test_resumed_cnn_run_matches_an_uninterrupted_one(cnn):
 
 
 def test_seeded_runs_repeat_exactly(cnn):
-    """deterministic=False (the default): two runs with the same seed give the same history on CPU."""
+    """deterministic=False (the default): two runs with the same seed give the same history on
+    CPU."""
     a, b = history_rows(cnn.straight.run_dir), history_rows(cnn.again.run_dir)
     assert len(a) == len(b) == 3
     for column in (*METRIC_COLUMNS, "learning_rate"):
@@ -250,8 +257,8 @@ def test_resume_takes_no_data_or_training_options(tmp_path, extra):
     code, stdout, stderr = cli(["train", "--resume", str(run_dir), *extra])
     assert code == 2 and stdout == ""
     assert (
-        stderr
-        == "imgclf: error: --resume RUN takes no DATA, --config or training options: the run's own are used\n"
+        stderr == "imgclf: error: --resume RUN takes no DATA, --config or training options: the "
+        "run's own are used\n"
     )
     assert list(run_dir.iterdir()) == []
 
@@ -263,12 +270,14 @@ def test_train_needs_data_or_resume():
     assert "DATA" in stderr and "--resume" in stderr
 
 
-# ---------------------------------------------------------------------------- pretrained, in fine-tuning
+# ---------------------------------------------------------------------------- pretrained, in
+# fine-tuning
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, tiny_backbone):
-    """Interrupted after its second fine-tuning epoch (epoch 3 of the run), then resumed in-process."""
+    """Interrupted after its second fine-tuning epoch (epoch 3 of the run), then resumed
+    in-process."""
     base = tmp_path_factory.mktemp("resume_pretrained")
     data = make_dataset(base / "pets", {"cat": 12, "dog": 12}, seed=32)
     patch = pytest.MonkeyPatch()
@@ -314,11 +323,13 @@ def test_resumed_fine_tuning_restores_weights_and_optimizer(pretrained):
     schedule = make_optimizer(
         "adam", "cosine", TrainConfig().fine_tune_learning_rate, steps, PRETRAINED["epochs"]
     )._learning_rate
-    # on cached activations (arrays) the step count is exact: lr logged after fine-tune epoch k is schedule(k * steps)
+    # on cached activations (arrays) the step count is exact: lr logged after fine-tune epoch k is
+    # schedule(k * steps)
     expected = [float(schedule(k * steps)) for k in (1, 2, 3)]
     assert [float(r["learning_rate"]) for r in rows[1:]] == pytest.approx(
         expected, rel=1e-4, abs=1e-12
     )
-    # the resumed epochs start from the fine-tuned weights, not from a fresh head on a pristine backbone
+    # the resumed epochs start from the fine-tuned weights, not from a fresh head on a pristine
+    # backbone
     head_val_loss = float(rows[0]["val_loss"])
     assert all(float(r["val_loss"]) < head_val_loss for r in rows[2:])

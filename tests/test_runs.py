@@ -59,7 +59,8 @@ def test_check_run_dir_names_the_missing_files(tmp_path):
     (tmp_path / RunFiles.CLASSES).write_text("[]")
     with pytest.raises(
         DataError,
-        match=r"is not an imgclf run folder \(missing config.yaml, model.keras\); pass a folder made by `imgclf train`",
+        match=r"is not an imgclf run folder \(missing config.yaml, model.keras\); pass a folder "
+        r"made by `imgclf train`",
     ):
         check_run_dir(tmp_path)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tree_hashes, write_bad_files, write_mixed_images
 from PIL import Image
 
-from helpers import tree_hashes, write_bad_files, write_mixed_images
 from imgclf.data.scan import check_header, scan_folder
 from imgclf.errors import DataError
 

@@ -1,5 +1,7 @@
-"""imgclf.data.scan and imgclf.data.layout under faults and surprising layouts: symbolic links and loops,
-unreadable folders and files, odd names, formats Pillow cannot read, nested classes, split folders."""
+"""imgclf.data.scan and imgclf.data.layout under faults and surprising layouts: symbolic links and
+loops,
+unreadable folders and files, odd names, formats Pillow cannot read, nested classes, split
+folders."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_dataset, manifest_rows, tree_hashes
 from PIL import Image
 
-from helpers import make_dataset, manifest_rows, tree_hashes
 from imgclf.data.layout import check_split_classes
 from imgclf.data.scan import check_header, one_line, scan_folder
 from imgclf.data.split import read_manifest, write_manifest
@@ -25,7 +27,8 @@ def reasons(data) -> dict[str, str]:
 
 
 def test_a_symlink_loop_in_a_class_folder_neither_duplicates_nor_mislabels(tmp_path):
-    """The issue's example: 16 real images and a/loop -> .. once became 656, b's images labelled a."""
+    """The issue's example: 16 real images and a/loop -> .. once became 656, b's images labelled
+    a."""
     root = make_dataset(tmp_path / "d", {"a": 8, "b": 8})
     (root / "a" / "loop").symlink_to("..")
     before = tree_hashes(root)
@@ -35,7 +38,8 @@ def test_a_symlink_loop_in_a_class_folder_neither_duplicates_nor_mislabels(tmp_p
     for item in data.items:
         assert Path(item.path).parent.name == data.classes[item.label]
     assert reasons(data) == {
-        "a/loop": "symbolic link to a folder inside the data folder (a loop or a second copy of it); not followed"
+        "a/loop": "symbolic link to a folder inside the data folder (a loop or a second copy of "
+        "it); not followed"
     }
     assert tree_hashes(root) == before
 
@@ -68,11 +72,13 @@ def test_a_file_reached_twice_through_a_link_counts_once(tmp_path):
     )
 
 
-# ---------------------------------------------------------------------------- unreadable, vanished, odd names
+# ---------------------------------------------------------------------------- unreadable, vanished,
+# odd names
 
 
 def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
-    """Tests run as root, which reads anything: the permission error is injected where os.walk lists."""
+    """Tests run as root, which reads anything: the permission error is injected where os.walk
+    lists."""
     root = make_dataset(tmp_path / "d", {"a": 3, "b": 3})
     locked = root / "a" / "locked"
     make_dataset(locked, {"x": 2})
@@ -90,7 +96,8 @@ def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
 
 
 def test_a_file_without_read_permission_is_skipped_with_a_reason(tmp_path, monkeypatch):
-    """Root reads a chmod-000 file anyway, so the PermissionError is injected where the header is read."""
+    """Root reads a chmod-000 file anyway, so the PermissionError is injected where the header is
+    read."""
     from PIL import Image as PILImage
 
     root = make_dataset(tmp_path / "d", {"a": 3, "b": 3})
@@ -132,7 +139,8 @@ def test_names_with_spaces_non_ascii_and_newlines_survive_the_manifest(tmp_path)
     assert sorted((i.path, i.label) for i in back) == sorted((i.path, i.label) for i in items)
 
 
-# ---------------------------------------------------------------------------- formats Pillow cannot read
+# ---------------------------------------------------------------------------- formats Pillow cannot
+# read
 
 HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
 
@@ -228,7 +236,8 @@ def presplit_without(tmp_path, missing: dict[str, str]):
 def test_a_class_missing_from_val_is_a_warning(tmp_path):
     data = presplit_without(tmp_path, {"val": "emu"})
     assert check_split_classes(data) == [
-        "class(es) 'emu' have no images in val/: their validation loss and accuracy are not measured"
+        "class(es) 'emu' have no images in val/: their validation loss and accuracy are "
+        "not measured"
     ]
 
 
@@ -236,7 +245,8 @@ def test_a_class_missing_from_test_is_refused_unless_allowed(tmp_path):
     data = presplit_without(tmp_path, {"test": "dog"})
     with pytest.raises(
         DataError,
-        match=r"class\(es\) 'dog' have no images in test/ of .*support 0.*--allow-missing-test-classes",
+        match=r"class\(es\) 'dog' have no images in test/ of .*support "
+        r"0.*--allow-missing-test-classes",
     ):
         check_split_classes(data)
     assert check_split_classes(data, allow_missing_test=True) == [
@@ -255,7 +265,8 @@ def test_complete_or_unsplit_data_passes_the_split_check(tmp_path, flat2, prespl
 def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_the_data(
     tmp_path, monkeypatch, capsys
 ):
-    """One run meets a symlink loop, an odd file name, a HEIC photo, and two images deleted after the
+    """One run meets a symlink loop, an odd file name, a HEIC photo, and two images deleted after
+    the
     scan (before decoding): one line per problem, training finishes on the rest, and the data folder
     (read-only; root could still write, so every file's hash is compared) is unchanged."""
     import imgclf
@@ -313,7 +324,8 @@ def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_
     assert len(rows) == 20 and any("new\nline ü.png" in r for r in rows)
 
 
-# ---------------------------------------------------------------------------- what doctor and train show
+# ---------------------------------------------------------------------------- what doctor and train
+# show
 
 
 def test_doctor_and_train_show_the_nested_layout_warning(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""``--time`` for a from-scratch model (imgclf.training.scratch_plan): the pure planner, the callback that
+"""``--time`` for a from-scratch model (imgclf.training.scratch_plan): the pure planner, the
+callback that
 stops an epoch when the time is up, and one tiny real run whose plan is recorded and obeyed
 (and which uses precise BatchNorm statistics, the from-scratch default)."""
 
@@ -108,9 +109,12 @@ def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(
     tmp_path, monkeypatch, private_cache
 ):
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=26)
-    # a slow measured rate (0.1 s per image) makes the plan cut the 25 default epochs whatever the machine's load
+    # a slow measured rate (0.1 s per image) makes the plan cut the 25 default epochs whatever the
+    # machine's load
     monkeypatch.setattr(scratch_plan, "forward_rate", lambda *args, **kwargs: 0.1)
-    made = []  # the recipe's precise BatchNorm statistics (imgclf.training.precise_bn), with the config's default batches
+    # the recipe's precise BatchNorm statistics (imgclf.training.precise_bn), with the config's
+    # default batches
+    made = []
 
     class Recorded(PreciseBatchNorm):
         def __init__(self, backbone, train_raw, batches, batch_size, seed):
@@ -134,7 +138,8 @@ def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(
     out = stdout.getvalue()
     plan_ = read_json(result.run_dir / RunFiles.TIMINGS)["plan"]
     assert re.search(
-        r"--time 1m00s: \d+s left; from scratch on .* train images, .* val \(model selection\), \d+ of 25 epochs",
+        r"--time 1m00s: \d+s left; from scratch on .* train images, .* val \(model "
+        r"selection\), \d+ of 25 epochs",
         out,
     ), out
     assert plan_["line"] in out and out.index(plan_["line"]) < out.index("stage train")

@@ -1,24 +1,25 @@
 """imgclf serve: the JSON API (FastAPI's TestClient), every bad-input case a 4xx that leaves the
-server serving, batching of concurrent requests, and the page in headless Chromium on a real server."""
+server serving, batching of concurrent requests, and the page in headless Chromium on a real
+server."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from concurrent.futures import ThreadPoolExecutor
 import io
 import os
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import jpeg_bytes, write_truncated_jpeg
 from PIL import Image
 
-from helpers import jpeg_bytes, write_truncated_jpeg
 from imgclf.serving.app import ServeConfig, create_app
 from imgclf.serving.batching import Batcher
 from imgclf.serving.predictor import load_run
@@ -213,7 +214,8 @@ def test_the_batcher_groups_concurrent_requests():
         await batcher.stop()
         return results, batcher
 
-    # in its own thread: once the session's browser fixture has started, Playwright's sync API keeps an
+    # in its own thread: once the session's browser fixture has started, Playwright's sync API keeps
+    # an
     # event loop running in the main thread, and asyncio.run() refuses to start another there
     with ThreadPoolExecutor(max_workers=1) as pool:
         results, batcher = pool.submit(asyncio.run, scenario()).result()

@@ -96,7 +96,8 @@ def test_too_few_images_to_split(tmp_path, make_dataset):
     root = make_dataset(tmp_path / "d", {"cat": 2, "dog": 5})
     with pytest.raises(
         DataError,
-        match=r"class 'cat' has 2 usable image\(s\): too few to split into train, validation and test",
+        match=r"class 'cat' has 2 usable image\(s\): too few to split into train, validation "
+        r"and test",
     ):
         assign_splits(scan_folder(root), val_fraction=0.4, test_fraction=0.4, seed=0)
 
@@ -207,8 +208,8 @@ def test_a_planted_duplicate_is_split_apart_without_groups_and_never_with_them(
 ):
     from helpers import plant_copy
 
-    from imgclf.data.prepare import prepare_training_data
     from imgclf.config import TrainConfig
+    from imgclf.data.prepare import prepare_training_data
 
     root = make_dataset(tmp_path / "d", {"a": 12, "b": 12}, fmt="jpg")
     plant_copy(root / "a" / "a_000.jpg", root / "a" / "a_000_copy.jpg")

@@ -1,5 +1,6 @@
 """The ``--time`` planner (imgclf.training.budget): a pure function of measured rates, data size and
-budget, tested without training anything. The real run with a budget is in test_training_controls.py."""
+budget, tested without training anything. The real run with a budget is in
+test_training_controls.py."""
 
 from __future__ import annotations
 

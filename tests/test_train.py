@@ -1,4 +1,5 @@
-"""imgclf.training via the Python API: the run folder, an honest split, bad files, Ctrl-C, two stages."""
+"""imgclf.training via the Python API: the run folder, an honest split, bad files, Ctrl-C, two
+stages."""
 
 from __future__ import annotations
 
@@ -13,9 +14,6 @@ import keras
 import numpy as np
 import pytest
 import yaml
-
-import imgclf
-import imgclf.runs
 from helpers import (
     history_rows,
     make_dataset,
@@ -24,6 +22,9 @@ from helpers import (
     write_bad_files,
     write_truncated_jpeg,
 )
+
+import imgclf
+import imgclf.runs
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError, ModelError
 from imgclf.runs import RunFiles, read_json
@@ -323,7 +324,8 @@ def test_ctrl_c_in_the_head_stage_of_a_pretrained_model(
     ]  # fine-tuning never started
 
 
-# ---------------------------------------------------------------------------- pretrained, two stages
+# ---------------------------------------------------------------------------- pretrained, two
+# stages
 
 
 def test_pretrained_two_stage_training(flat2, tmp_path, tiny_backbone):
@@ -350,7 +352,8 @@ def test_pretrained_two_stage_training(flat2, tmp_path, tiny_backbone):
 
 
 def test_cnn_predicts_in_inference_mode_what_it_learned(tmp_path):
-    """Regression: with Keras' default BatchNorm momentum (0.99) the moving statistics of a small data
+    """Regression: with Keras' default BatchNorm momentum (0.99) the moving statistics of a small
+    data
     set's few hundred steps stay near their initial values, and inference collapses to one class."""
     data = make_dataset(tmp_path / "colours", {"a": 20, "b": 20, "c": 20}, seed=5)
     result = imgclf.train(

@@ -1,4 +1,5 @@
-"""Training controls: optimizers and learning-rate schedules, stop-at-accuracy, label smoothing, class
+"""Training controls: optimizers and learning-rate schedules, stop-at-accuracy, label smoothing,
+class
 weights, TensorBoard and the time budget — each through a real (tiny) run, plus their validation."""
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from pathlib import Path
 import keras
 import pytest
 import yaml
+from helpers import history_rows, make_dataset, manifest_rows
 
 import imgclf
-from helpers import history_rows, make_dataset, manifest_rows
 from imgclf.cli import build_parser
 from imgclf.config import parse_duration
 from imgclf.config_files import resolve_config
@@ -42,7 +43,8 @@ def train_steps(run_dir: Path, batch_size: int = 8) -> int:
     return math.ceil(n / batch_size)
 
 
-# ---------------------------------------------------------------------------- optimizers and schedules
+# ---------------------------------------------------------------------------- optimizers and
+# schedules
 
 # one run per optimizer, each with another schedule (and a feature that needs a run of its own)
 RUNS = {
@@ -99,7 +101,7 @@ def test_constant_schedule_keeps_the_learning_rate(runs):
 def test_plateau_schedule_starts_at_the_peak_and_never_rises(runs):
     values = lrs(runs["rmsprop_plateau"].run_dir)
     assert values[0] == pytest.approx(PEAK, rel=1e-5)  # no warm-up
-    assert all(b <= a + 1e-12 for a, b in zip(values, values[1:]))
+    assert all(b <= a + 1e-12 for a, b in zip(values, values[1:], strict=False))
     (callback,) = schedule_callbacks("plateau", patience=4)
     assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
     assert (
@@ -119,14 +121,16 @@ def test_cosine_schedule_warms_up_then_decays_to_zero(runs):
 
 
 def test_cosine_schedule_is_exact_per_epoch_on_decoded_images(runs):
-    """optim.py: a warm-up of exactly one epoch (peak/10 → peak), then cosine decay to 0 over the other
+    """optim.py: a warm-up of exactly one epoch (peak/10 → peak), then cosine decay to 0 over the
+    other
     epochs. history.csv logs the rate at the end of each epoch, i.e. at step k * steps_per_epoch."""
     values = lrs(runs["adam_cosine"].run_dir)
     assert values == [pytest.approx(v, rel=1e-4, abs=1e-9) for v in (PEAK, PEAK * 0.5, 0.0)]
 
 
 def test_cosine_schedule_formula():
-    """The schedule object itself: warm-up from peak/10 over one epoch (only with more than 2 epochs),
+    """The schedule object itself: warm-up from peak/10 over one epoch (only with more than 2
+    epochs),
     then cosine decay to 0 at the end of the last epoch; no warm-up for 1-2 epochs."""
     steps, epochs = 4, 5
     lr = make_optimizer(
@@ -152,8 +156,10 @@ def test_cosine_schedule_formula():
 
 def test_epoch_schedule_is_exact_on_a_stream_of_unknown_length():
     """scheduled_optimizer(known_length=False): on a filtered tf.data stream (Keras counts one extra
-    iteration per epoch there) every batch trains at schedule(epoch * steps + batch) and each epoch ends
-    at schedule((epoch + 1) * steps): a warm-up epoch, then the cosine reaching 0 at the last epoch's end."""
+    iteration per epoch there) every batch trains at schedule(epoch * steps + batch) and each epoch
+    ends
+    at schedule((epoch + 1) * steps): a warm-up epoch, then the cosine reaching 0 at the last
+    epoch's end."""
     import numpy as np
     import tensorflow as tf
 
@@ -213,12 +219,14 @@ def test_optimizer_classes_and_momentum():
 def test_bad_optimizer_and_schedule_names(tmp_path):
     with pytest.raises(
         ConfigError,
-        match=r"invalid value for `optimizer`: received 'adamw'; expected one of adam, sgd, rmsprop",
+        match=r"invalid value for `optimizer`: received 'adamw'; expected one of adam, sgd, "
+        r"rmsprop",
     ):
         resolve_config(data="x", optimizer="adamw")
     with pytest.raises(
         ConfigError,
-        match=r"invalid value for `lr_schedule`: received 'linear'; expected one of cosine, plateau, constant",
+        match=r"invalid value for `lr_schedule`: received 'linear'; expected one of cosine, "
+        r"plateau, constant",
     ):
         resolve_config(data="x", lr_schedule="linear")
     with pytest.raises(ConfigError, match=r"`optimizer`.*'Adam'.*adam, sgd, rmsprop"):
@@ -232,7 +240,8 @@ def test_bad_optimizer_and_schedule_names(tmp_path):
 
 
 def test_tensorboard_writes_event_files(tmp_path):
-    """`tensorboard --logdir RUN/tensorboard` shows the curves: its own reader finds one scalar per epoch
+    """`tensorboard --logdir RUN/tensorboard` shows the curves: its own reader finds one scalar per
+    epoch
     for loss and accuracy (train and validation), equal to history.csv's."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
@@ -411,10 +420,12 @@ def test_time_budget_run_plans_its_work_and_records_the_plan(tmp_path, tiny_back
         config["time_budget"] == "20s" and config["epochs"] == default_epochs
     )  # epochs not given: the model's default
     assert config["image_size"] == 32  # given by the user: never shrunk
-    # the plan, said before the work and recorded in timings.json (no wall-time assertion: the machine may be busy)
+    # the plan, said before the work and recorded in timings.json (no wall-time assertion: the
+    # machine may be busy)
     plan = read_json(result.run_dir / RunFiles.TIMINGS)["plan"]
     assert re.search(
-        r"--time 20s: \d+s left; extracting .* train images, 1 view\(s\), .*head \d+ epochs, (no fine-tuning|fine-tuning \d epoch)",
+        r"--time 20s: \d+s left; extracting .* train images, 1 view\(s\), .*head \d+ "
+        r"epochs, (no fine-tuning|fine-tuning \d epoch)",
         out,
     ), out
     assert plan["line"] in out and out.index(plan["line"]) < out.index("stage head")

@@ -1,14 +1,16 @@
-"""--ema (an exponential moving average of the weights in the fine-tuning stage, Keras' ``use_ema`` +
-``SwapEMAWeights``) and --augment mixup on the cached activations, through one tiny two-stage run."""
+"""--ema (an exponential moving average of the weights in the fine-tuning stage, Keras' ``use_ema``
++
+``SwapEMAWeights``) and --augment mixup on the cached activations, through one tiny two-stage
+run."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
+from helpers import history_rows, make_textured_dataset
 
 import imgclf
-from helpers import history_rows, make_textured_dataset
 from imgclf.cli import build_parser
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError
@@ -43,7 +45,8 @@ def test_the_optimizer_keeps_the_average_only_when_asked():
 
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory, tiny_backbone):
-    """A tiny two-stage run with --ema 0.5 and --augment flip,mixup=0.4, watching what the fine-tuning
+    """A tiny two-stage run with --ema 0.5 and --augment flip,mixup=0.4, watching what the
+    fine-tuning
     stage's checkpoints hold: at each SaveLast (before the swap) the weights being trained and the
     optimizer's averages; at each SaveBest, that it saved."""
     base = tmp_path_factory.mktemp("ema")
@@ -64,7 +67,9 @@ def ema_run(tmp_path_factory, tiny_backbone):
             raw = {v.path: np.array(v.numpy()) for v in self.model.trainable_variables}
             avg = {
                 v.path: np.array(a.numpy())
-                for v, a in zip(self.model.trainable_variables, opt._model_variables_moving_average)
+                for v, a in zip(
+                    self.model.trainable_variables, opt._model_variables_moving_average, strict=True
+                )
             }
             seen["last"][epoch] = (raw, avg)
         last_end(self, epoch, logs)
@@ -116,7 +121,8 @@ def test_ema_and_mixup_are_recorded_and_wired_into_fine_tuning_only(ema_run):
     stages = dict(seen["callbacks"])
     assert "SwapEMAWeights" not in stages["head"]
     names = stages["fine_tune"]
-    # last.keras keeps the weights being trained; the average is swapped in before the best checkpoint
+    # last.keras keeps the weights being trained; the average is swapped in before the best
+    # checkpoint
     assert names.index("SaveLast") < names.index("SwapEMAWeights") < names.index("SaveBest")
     assert [r["stage"] for r in history_rows(result.run_dir)] == [
         "head",
@@ -130,7 +136,8 @@ def test_ema_and_mixup_are_recorded_and_wired_into_fine_tuning_only(ema_run):
 
 
 def test_the_saved_model_carries_the_averaged_weights(ema_run):
-    """model.keras, saved at the last epoch that beat the best validation loss, holds the optimizer's
+    """model.keras, saved at the last epoch that beat the best validation loss, holds the
+    optimizer's
     moving average of every trainable weight, not the weights training had reached."""
     result, seen = ema_run
     assert seen["best"], (

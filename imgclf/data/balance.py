@@ -13,7 +13,8 @@ __all__ = ["class_weights", "train_class_weights"]
 
 
 def class_weights(labels: Iterable[int], num_classes: int) -> dict[int, float]:
-    """Inverse class frequency, normalised to mean 1 over the classes present (Keras ``class_weight``).
+    """Inverse class frequency, normalised to mean 1 over the classes present (Keras
+    ``class_weight``).
 
     Args:
         labels: one class index per image.

@@ -4,7 +4,8 @@ One pass reads every file once (:mod:`imgclf.data.file_facts`) and records its S
 decode, the format behind the extension, size and colour mode, and a perceptual hash. From that the
 report lists
 
-* **unusable files**, each with its reason (the scan's header checks plus "cannot decode"): skipped, never touched;
+* **unusable files**, each with its reason (the scan's header checks plus "cannot decode"): skipped,
+never touched;
 * **warnings** per file: an extension that lies about the format (the file is still used);
 * **duplicates**: exact (same bytes) and near (pHash), within a class, across classes (a label
   conflict) and across train/val/test (leakage);
@@ -48,7 +49,8 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
 
 @dataclass
 class DoctorReport:
-    """The doctor's findings for one data folder. ``usable`` is the data without undecodable files."""
+    """The doctor's findings for one data folder. ``usable`` is the data without undecodable
+    files."""
 
     root: str
     classes: list[str]
@@ -100,7 +102,8 @@ class DoctorReport:
         return rows
 
     def group_leaks(self) -> list[dict[str, Any]]:
-        """``--group-by`` groups found in more than one split (only possible with a pre-split layout)."""
+        """``--group-by`` groups found in more than one split (only possible with a pre-split
+        layout)."""
         seen: dict[str, set[str]] = {}
         for path, name in self.groups.items():
             if path in self.splits:
@@ -116,13 +119,15 @@ class DoctorReport:
         if nonzero and ratio >= IMBALANCE_RATIO:
             big, small = self.classes[int(np.argmax(n))], self.classes[int(np.argmin(n))]
             warnings_.append(
-                f"heavy class imbalance: {big!r} has {max(n)} images, {small!r} {min(n)} (ratio {ratio:.0f}:1); "
+                f"heavy class imbalance: {big!r} has {max(n)} images, {small!r} {min(n)} "
+                f"(ratio {ratio:.0f}:1); "
                 "consider --class-weight auto, or more images of the small class"
             )
         for name, count in counts.items():
             if count < TINY_CLASS:
                 warnings_.append(
-                    f"tiny class: {name!r} has {count} usable image(s); its test metrics will be noisy"
+                    f"tiny class: {name!r} has {count} usable image(s); its test metrics "
+                    "will be noisy"
                 )
         weights = class_weights((i.label for i in self.usable.items), len(self.classes))
         return {
@@ -153,13 +158,15 @@ class DoctorReport:
             )
         if max(aspect) / min(aspect) >= ASPECT_SPREAD:
             warnings_.append(
-                f"aspect ratios vary wildly: from {min(aspect):.2f} to {max(aspect):.2f} (width/height); "
+                f"aspect ratios vary wildly: from {min(aspect):.2f} to {max(aspect):.2f} "
+                "(width/height); "
                 "every image is resized to a square"
             )
         grey = sum(f.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") for f in ok)
         if 0 < grey < len(ok):
             warnings_.append(
-                f"colour modes are mixed: {grey} grayscale and {len(ok) - grey} colour image(s); all become RGB"
+                f"colour modes are mixed: {grey} grayscale and {len(ok) - grey} colour "
+                "image(s); all become RGB"
             )
         out["warnings"] = warnings_
         return out
@@ -203,8 +210,10 @@ class DoctorReport:
         return out
 
     def gate_findings(self) -> list[str]:
-        """What ``imgclf doctor --strict`` fails on: unusable image files, label conflicts (duplicates
-        across classes) and leakage (duplicates or ``--group-by`` groups across splits); empty if none."""
+        """What ``imgclf doctor --strict`` fails on: unusable image files, label conflicts
+        (duplicates
+        across classes) and leakage (duplicates or ``--group-by`` groups across splits); empty if
+        none."""
         d = self.to_dict()
         # notes about the layout, not files that cannot be used: other files, links followed once
         ignored = (
@@ -245,7 +254,8 @@ def diagnose(
 
     Args:
         data: a scanned folder (:func:`imgclf.data.scan.scan_folder`).
-        near_threshold: near-duplicate distance in pHash bits of 64; -1 turns the search off. Defaults to 4.
+        near_threshold: near-duplicate distance in pHash bits of 64; -1 turns the search off.
+        Defaults to 4.
         splits: path -> split of images whose split is known (a run's ``split.csv``), for leakage.
         group_by: ``--group-by`` regex or CSV: report groups found in more than one split.
         progress: show the progress of reading the files (:mod:`imgclf.progress`).

@@ -1,5 +1,6 @@
 """The doctor's findings as text: one line per kind of finding (what ``train`` prints) and the full
-terminal report (what ``imgclf doctor`` prints). Both render :meth:`DoctorReport.to_dict`'s dict, the
+terminal report (what ``imgclf doctor`` prints). Both render :meth:`DoctorReport.to_dict`'s dict,
+the
 same one saved as JSON, so the three outputs cannot disagree."""
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
     lines = [f"doctor: {w}" for w in d.get("layout", [])]
     if d["unusable"]:
         lines.append(
-            f"doctor: {len(d['unusable'])} unusable file(s) skipped, never touched (see data_report.json)"
+            f"doctor: {len(d['unusable'])} unusable file(s) skipped, never touched (see "
+            "data_report.json)"
         )
     if d["warnings"]:
         lines.append(
-            f"doctor: {len(d['warnings'])} file(s) whose extension does not match the content (still used)"
+            f"doctor: {len(d['warnings'])} file(s) whose extension does not match the "
+            "content (still used)"
         )
     dup = d["duplicates"]
     if dup["clusters"]:
@@ -36,8 +39,8 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
         if dup["across_splits"]:
             extra.append(f"{dup['across_splits']} across splits: LEAKAGE")
         lines.append(
-            f"doctor: {dup['exact_clusters']} exact and {dup['near_clusters']} near-duplicate cluster(s)"
-            + (f" ({'; '.join(extra)})" if extra else "")
+            f"doctor: {dup['exact_clusters']} exact and {dup['near_clusters']} "
+            "near-duplicate cluster(s)" + (f" ({'; '.join(extra)})" if extra else "")
         )
     for w in d["balance"]["warnings"] + d["sizes"]["warnings"]:
         lines.append(f"doctor: {w}")
@@ -106,8 +109,10 @@ def format_report(d: dict[str, Any]) -> str:
         out += [
             "",
             "Sizes and modes",
-            f"  width  {sz['width']['min']:g}–{sz['width']['max']:g} px (median {sz['width']['median']:g})",
-            f"  height {sz['height']['min']:g}–{sz['height']['max']:g} px (median {sz['height']['median']:g})",
+            f"  width  {sz['width']['min']:g}–{sz['width']['max']:g} px (median "
+            f"{sz['width']['median']:g})",
+            f"  height {sz['height']['min']:g}–{sz['height']['max']:g} px (median "
+            f"{sz['height']['median']:g})",
             f"  aspect {sz['aspect_ratio']['min']:g}–{sz['aspect_ratio']['max']:g} (width/height)",
             "  modes  " + ", ".join(f"{k} {v}" for k, v in sz["modes"].items()),
             "  formats " + ", ".join(f"{k} {v}" for k, v in sz["formats"].items()),

@@ -57,7 +57,8 @@ def near_pairs(hashes: Sequence[int], threshold: int) -> list[tuple[int, int, in
 
     Args:
         hashes: 64-bit perceptual hashes (see :func:`phash`).
-        threshold: the largest Hamming distance that counts as near (e.g. ``DEFAULT_NEAR_THRESHOLD``).
+        threshold: the largest Hamming distance that counts as near (e.g.
+        ``DEFAULT_NEAR_THRESHOLD``).
     """
     h = np.asarray(hashes, dtype=np.uint64)
     out: list[tuple[int, int, int]] = []
@@ -69,7 +70,7 @@ def near_pairs(hashes: Sequence[int], threshold: int) -> list[tuple[int, int, in
             break
         dist = np.bitwise_count(block[:, None] ^ rest[None, :])  # (b, n - start - 1)
         rows, cols = np.nonzero(dist <= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist()):
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             i, j = start + r, start + 1 + c
             if j > i:  # the block's lower triangle compares a hash with earlier ones
                 out.append((i, j, int(dist[r, c])))
@@ -79,7 +80,8 @@ def near_pairs(hashes: Sequence[int], threshold: int) -> list[tuple[int, int, in
 def duplicate_clusters(
     digests: Sequence[str], hashes: Sequence[int | None], threshold: int
 ) -> list[tuple[str, list[int]]]:
-    """Clusters of 2+ indices, each ``("exact", members)`` when all share one digest, else ``("near", members)``.
+    """Clusters of 2+ indices, each ``("exact", members)`` when all share one digest, else
+    ``("near", members)``.
 
     ``hashes[i]`` may be None (an image that could not be decoded): it joins exact clusters only.
     ``threshold < 0`` turns near-duplicate search off.

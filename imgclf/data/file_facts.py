@@ -37,7 +37,8 @@ EXTENSION_FORMATS = {
 
 @dataclass(frozen=True)
 class FileFacts:
-    """What one read of a file tells: its hash, format, size, mode, perceptual hash, and any problem."""
+    """What one read of a file tells: its hash, format, size, mode, perceptual hash, and any
+    problem."""
 
     path: str
     digest: str = ""

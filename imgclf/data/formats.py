@@ -1,7 +1,9 @@
-"""Image formats imgclf cannot read, recognised by extension or magic bytes, with how to convert them.
+"""Image formats imgclf cannot read, recognised by extension or magic bytes, with how to convert
+them.
 
 A phone's HEIC photo or an AVIF from the web is a real image that Pillow (imgclf's decoder) cannot
-open here; "not an image" would be wrong, so the scan names the format and a command that converts it.
+open here; "not an image" would be wrong, so the scan names the format and a command that converts
+it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ __all__ = ["UNREADABLE", "format_from_extension", "format_from_magic", "unreadab
 UNREADABLE: dict[str, tuple[frozenset[str], str]] = {
     "HEIC": (
         frozenset({".heic", ".heif", ".hif"}),
-        "`heif-convert photo.heic photo.jpg` (libheif-examples) or `magick mogrify -format jpg *.heic`",
+        "`heif-convert photo.heic photo.jpg` (libheif-examples) or `magick mogrify "
+        "-format jpg *.heic`",
     ),
     "AVIF": (
         frozenset({".avif"}),
@@ -83,4 +86,7 @@ def unreadable_reason(fmt: str) -> str:
     Args:
         fmt: a key of :data:`UNREADABLE`.
     """
-    return f"{fmt} image, which imgclf cannot read; convert it to JPEG or PNG, e.g. {UNREADABLE[fmt][1]}"
+    return (
+        f"{fmt} image, which imgclf cannot read; convert it to JPEG or PNG, e.g. "
+        f"{UNREADABLE[fmt][1]}"
+    )

@@ -1,4 +1,5 @@
-"""Groups of images that must stay on one side of the split: a patient, a slide, a person — or a duplicate.
+"""Groups of images that must stay on one side of the split: a patient, a slide, a person — or a
+duplicate.
 
 ``--group-by`` is either a regular expression searched in each image's path relative to the data
 folder (its first capture group, or the whole match, names the group) or a CSV file with columns
@@ -61,7 +62,8 @@ def _from_csv(csv_path: Path, paths: Sequence[str], root: str) -> dict[str, str]
             columns = [c.strip().lower() for c in reader.fieldnames or []]
             if "path" not in columns or "group" not in columns:
                 raise DataError(
-                    f"group file {str(csv_path)!r} has columns {reader.fieldnames}; expected a header with 'path' and 'group'"
+                    f"group file {str(csv_path)!r} has columns {reader.fieldnames}; "
+                    "expected a header with 'path' and 'group'"
                 )
             rows = [
                 {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
@@ -85,7 +87,8 @@ def group_labels(paths: Sequence[str], root: str, group_by: str) -> dict[str, st
     Args:
         paths: the image paths.
         root: the data folder; rules and CSV paths are matched against paths relative to it.
-        group_by: the ``--group-by`` value: a regular expression, or a CSV file with ``path,group`` columns.
+        group_by: the ``--group-by`` value: a regular expression, or a CSV file with ``path,group``
+        columns.
 
     Raises:
         DataError: the CSV file cannot be read or lacks a ``path`` or ``group`` column.
@@ -113,7 +116,8 @@ def merge_groups(
 ) -> dict[str, int]:
     """One integer group id per path: same named group or same cluster (transitively) → same id.
 
-    Ids are numbered by the first path (in ``paths`` order) of each merged group, so they are stable.
+    Ids are numbered by the first path (in ``paths`` order) of each merged group, so they are
+    stable.
 
     Args:
         paths: the image paths.

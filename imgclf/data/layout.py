@@ -1,11 +1,13 @@
 """Findings about a data folder's layout that the file-by-file scan cannot see.
 
 * **Nested classes**: ``DATA/g1/{a,b}/``, ``DATA/g2/{c,d}/`` trains the classes ``g1``, ``g2``, each
-  merging its sub-folders. That may be meant (``cat/2023/``, ``cat/2024/``) or not, so it is a warning
+  merging its sub-folders. That may be meant (``cat/2023/``, ``cat/2024/``) or not, so it is a
+  warning
   that says how to choose, never a guess.
 * **A class missing from a pre-split val/ or test/**: it would have no validation loss, or test
   metrics with support 0. A warning for val/; for test/ an error unless the user allows it.
-* **A class folder named train/**: in ``DATA/{cat,dog,train}/`` the name makes the folder look pre-split;
+* **A class folder named train/**: in ``DATA/{cat,dog,train}/`` the name makes the folder look
+pre-split;
   the error says so, instead of asking for a val/ folder the user never meant to have.
 """
 
@@ -53,17 +55,22 @@ def nested_classes_warning(class_dirs: Sequence[Path], extensions: frozenset[str
     )
     first, sub = next(iter(inner.items()))
     return (
-        f"every class folder holds only sub-folders ({shown}): imgclf trains the {len(inner)} classes "
-        f"{', '.join(inner)}, each merging its sub-folders. If the sub-folders are the classes, point imgclf at "
-        f"a folder whose sub-folders they are (e.g. DATA/{first} for {', '.join(sub[:2])}, or a new folder of "
-        f"symbolic links to each); if {', '.join(list(inner)[:2])} are the classes, nothing needs to change"
+        f"every class folder holds only sub-folders ({shown}): imgclf trains the "
+        f"{len(inner)} classes "
+        f"{', '.join(inner)}, each merging its sub-folders. If the sub-folders are the "
+        "classes, point imgclf at "
+        f"a folder whose sub-folders they are (e.g. DATA/{first} for {', '.join(sub[:2])}, "
+        "or a new folder of "
+        f"symbolic links to each); if {', '.join(list(inner)[:2])} are the classes, "
+        "nothing needs to change"
     )
 
 
 def train_folder_error(
     root: str, train_dir: Path, siblings: Sequence[str], extensions: frozenset[str]
 ) -> DataError:
-    """The error for a ``train/`` folder without ``val/``: what the folder looks like, and what to do.
+    """The error for a ``train/`` folder without ``val/``: what the folder looks like, and what to
+    do.
 
     Args:
         root: the data folder as the user gave it.
@@ -75,23 +82,31 @@ def train_folder_error(
     if _has_images(train_dir, extensions) or not holds_classes:
         others = ", ".join(siblings) or "no other folder"
         return DataError(
-            f"{root!r} has a folder named {train_dir.name}/ beside {others}: it looks like a class named "
-            f"{train_dir.name!r}, but a folder named train/ marks a pre-split dataset (train/ and val/ holding the "
-            f"class folders). If {train_dir.name!r} is a class, rename that folder (e.g. to '{train_dir.name}_'); if the "
-            "data is pre-split, put every class folder inside train/ and add val/ (or valid/, validation/)"
+            f"{root!r} has a folder named {train_dir.name}/ beside {others}: it looks "
+            "like a class named "
+            f"{train_dir.name!r}, but a folder named train/ marks a pre-split dataset "
+            "(train/ and val/ holding the "
+            f"class folders). If {train_dir.name!r} is a class, rename that folder (e.g. "
+            f"to '{train_dir.name}_'); if the "
+            "data is pre-split, put every class folder inside train/ and add val/ (or "
+            "valid/, validation/)"
         )
     return DataError(
-        f"{root!r} is pre-split (it has train/) but has no val/, valid/ or validation/ folder; add one with the "
-        "same class folders, or put the class folders directly in the data folder to let imgclf split them"
+        f"{root!r} is pre-split (it has train/) but has no val/, valid/ or validation/ "
+        "folder; add one with the "
+        "same class folders, or put the class folders directly in the data folder to let "
+        "imgclf split them"
     )
 
 
 def check_split_classes(data: Any, allow_missing_test: bool = False) -> list[str]:
     """Warnings for classes absent from a pre-split val/ or test/; a DataError when test/ exists and
-    lacks a class, unless ``allow_missing_test``. Data split by imgclf is stratified: nothing to check.
+    lacks a class, unless ``allow_missing_test``. Data split by imgclf is stratified: nothing to
+    check.
 
     Args:
-        data: the scanned data (a :class:`imgclf.data.scan.ScannedData`; not imported here, as scan imports this module).
+        data: the scanned data (a :class:`imgclf.data.scan.ScannedData`; not imported here, as scan
+        imports this module).
         allow_missing_test: train anyway when test/ lacks a class (its test metrics have support 0).
     """
     if not data.presplit:
@@ -105,12 +120,15 @@ def check_split_classes(data: Any, allow_missing_test: bool = False) -> list[str
         names = ", ".join(repr(c) for c in missing)
         if split == "val":
             warnings.append(
-                f"class(es) {names} have no images in val/: their validation loss and accuracy are not measured"
+                f"class(es) {names} have no images in val/: their validation loss and "
+                "accuracy are not measured"
             )
         elif not allow_missing_test:
             raise DataError(
-                f"class(es) {names} have no images in test/ of {data.root!r}: their test metrics would have support 0; "
-                "add test images of them, or pass --allow-missing-test-classes (allow_missing_test_classes=True) to train anyway"
+                f"class(es) {names} have no images in test/ of {data.root!r}: their test "
+                "metrics would have support 0; "
+                "add test images of them, or pass --allow-missing-test-classes "
+                "(allow_missing_test_classes=True) to train anyway"
             )
         else:
             warnings.append(

@@ -3,7 +3,8 @@
 ``load_image`` (Pillow) is the reference decoder: prediction uses it, and training must see the same
 pixels. For most photos Pillow's work is a JPEG decode at 1/1, 1/2, 1/4 or 1/8 scale (``draft``) and
 a bilinear resize, which TensorFlow's C++ kernels can do without the GIL or a Python call per image:
-``tf.io.decode_jpeg(ratio=…, dct_method="INTEGER_ACCURATE")`` (the same libjpeg scaling and IDCT) and
+``tf.io.decode_jpeg(ratio=…, dct_method="INTEGER_ACCURATE")`` (the same libjpeg scaling and IDCT)
+and
 ``tf.image.resize(bilinear, antialias=True)`` (the same triangle filter widened when downscaling).
 
 Only files where that is the whole story take the native path: baseline or progressive 8-bit JPEGs
@@ -72,7 +73,8 @@ def _exif_orientation(tiff: bytes) -> int | None:
 def native_ratio(path: str, size: int) -> int:
     """The ``tf.io.decode_jpeg`` ratio that matches ``load_image(path, size)``, or 0 to use Pillow.
 
-    The ratio is Pillow's ``draft`` choice: the largest of 8, 4, 2, 1 not above either side divided by
+    The ratio is Pillow's ``draft`` choice: the largest of 8, 4, 2, 1 not above either side divided
+    by
     ``size``. Any file this parser does not fully understand returns 0.
 
     Args:
@@ -154,7 +156,8 @@ def decode_native(path: tf.Tensor, ratio_index: tf.Tensor, size: int) -> tf.Tens
 
     Args:
         path: scalar string tensor, the JPEG file.
-        ratio_index: scalar int tensor, the index in ``RATIOS`` of the decode ratio (see :func:`native_ratio`).
+        ratio_index: scalar int tensor, the index in ``RATIOS`` of the decode ratio (see
+        :func:`native_ratio`).
         size: side of the square output in pixels.
     """
     contents = tf.io.read_file(path)
@@ -168,8 +171,10 @@ def decode_native(path: tf.Tensor, ratio_index: tf.Tensor, size: int) -> tf.Tens
     shape = tf.shape(image)
     # Pillow widens the filter only along a side that shrinks; enlarging is plain bilinear, which
     # TensorFlow's ResizeBilinear kernel does several times faster than the antialiasing one.
-    # Bilinear weights are non-negative and sum to 1, so values stay in [0, 255], and adding 0.5 before
-    # truncating rounds half up, as Pillow's fixed-point resampler does. The 0.5 is added on the smaller
+    # Bilinear weights are non-negative and sum to 1, so values stay in [0, 255], and adding 0.5
+    # before
+    # truncating rounds half up, as Pillow's fixed-point resampler does. The 0.5 is added on the
+    # smaller
     # side of the resize (the same sum either way): one float pass fewer over the larger image.
     image = tf.cond(
         tf.reduce_any(shape[:2] > size),

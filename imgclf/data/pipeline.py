@@ -1,7 +1,9 @@
-"""The tf.data input pipeline: parallel decode → drop undecodable → cache → shuffle → batch → prefetch.
+"""The tf.data input pipeline: parallel decode → drop undecodable → cache → shuffle → batch →
+prefetch.
 
 Plain JPEGs are decoded by TensorFlow's kernels (:mod:`imgclf.data.native`, same pixels as Pillow
-to ±1), everything else by Pillow's :func:`load_image`. A file that fails to decode (a truncated JPEG,
+to ±1), everything else by Pillow's :func:`load_image`. A file that fails to decode (a truncated
+JPEG,
 say) is recorded in a :class:`DecodeLog` and dropped from the stream together with its label, so
 training goes on and labels stay aligned.
 """
@@ -118,8 +120,10 @@ def decoded_dataset(
     # Gaps are found per group of decoded images, not per image: a per-image scan, retry and filter
     # cost more than the decode of a small JPEG. Position n is an end marker, so trailing failures
     # are retried too.
-    # The functions use tf.cond/tf.switch_case, no Python control flow on tensors: AutoGraph's source
-    # rewrite of them would cost ~0.6-1.2 s of CPU per dataset built, for nothing (each `imgclf predict`).
+    # The functions use tf.cond/tf.switch_case, no Python control flow on tensors: AutoGraph's
+    # source
+    # rewrite of them would cost ~0.6-1.2 s of CPU per dataset built, for nothing (each `imgclf
+    # predict`).
     plain = tf.autograph.experimental.do_not_convert
     ds = tf.data.Dataset.range(n + 1)
     ds = ds.map(plain(decode), num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()

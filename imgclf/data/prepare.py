@@ -1,4 +1,5 @@
-"""What ``train`` does to a scanned folder before anything is trained: diagnose it, drop the files that
+"""What ``train`` does to a scanned folder before anything is trained: diagnose it, drop the files
+that
 cannot be decoded, and split it keeping duplicate clusters and ``--group-by`` groups whole."""
 
 from __future__ import annotations

@@ -3,12 +3,14 @@
 Two layouts are accepted:
 
 * ``DATA/<class>/<images>`` — split by imgclf (see :mod:`imgclf.data.split`);
-* ``DATA/train/<class>/…`` with ``val/``, ``valid/`` or ``validation/`` and optional ``test/`` — used as given.
+* ``DATA/train/<class>/…`` with ``val/``, ``valid/`` or ``validation/`` and optional ``test/`` —
+used as given.
 
 Class names are the folder names, sorted, so the order is stable across machines and runs. Each real
 file is used once: links to folders outside the data folder are followed, a link back into it
 (``a/loop -> ..``) or to a folder already scanned is not, and a file reached twice through a link
-counts once; each is reported in ``skipped``. A folder that cannot be listed is reported, not dropped
+counts once; each is reported in ``skipped``. A folder that cannot be listed is reported, not
+dropped
 silently. Layout findings (:mod:`imgclf.data.layout`) go to ``warnings``.
 """
 
@@ -108,7 +110,8 @@ _AGAIN = "folder already scanned through another path (symbolic link); not scann
 
 def _files_under(folder: Path, root_real: str, seen: set[str]) -> tuple[list[Path], list[Skipped]]:
     """Every visible file under ``folder``, following links to folders outside the data folder but
-    never one into it (``a/loop -> ..``) nor a folder already scanned; ``seen`` holds real folder paths."""
+    never one into it (``a/loop -> ..``) nor a folder already scanned; ``seen`` holds real folder
+    paths."""
     found: list[Path] = []
     skipped: list[Skipped] = []
 
@@ -164,7 +167,8 @@ def _once(
 
 
 def check_header(path: str) -> tuple[str | None, int, int]:
-    """Open ``path``'s header (no full decode). Returns (reason it is unusable or None, width, height).
+    """Open ``path``'s header (no full decode). Returns (reason it is unusable or None, width,
+    height).
 
     Args:
         path: the image file.
@@ -210,7 +214,7 @@ def _checked(
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 4)) as pool:
         results = list(pool.map(lambda c: check_header(str(c[0])), candidates))
     items, skipped = [], []
-    for (path, label, split), (reason, w, h) in zip(candidates, results):
+    for (path, label, split), (reason, w, h) in zip(candidates, results, strict=True):
         if reason:
             skipped.append(Skipped(str(path), reason))
         else:
@@ -246,7 +250,8 @@ def scan_folder(root: str | Path, classes: list[str] | None = None) -> ScannedDa
     folder with ``features.npy`` + ``target.npy``): see :mod:`imgclf.data.arrays`.
 
     Args:
-        root: the data folder, or NumPy arrays; classes: the run's class list, or None (default) when training.
+        root: the data folder, or NumPy arrays; classes: the run's class list, or None (default)
+        when training.
     """
     from imgclf.data.arrays import array_source, materialise_arrays
 
@@ -298,14 +303,16 @@ def _scan(
         found = train_names = [d.name for d in subdirs]
     if not found:
         raise DataError(
-            f"no class sub-folders in {str(root)!r}; expected {str(root)}/<class name>/<images> with one folder per class"
+            f"no class sub-folders in {str(root)!r}; expected {str(root)}/<class "
+            "name>/<images> with one folder per class"
         )
     if training:
         classes = classes or train_names
         if len(classes) < 2:
             where = "train/ of " if presplit else ""
             raise DataError(
-                f"{where}{str(root)!r} has only one class folder ({classes[0]!r}); a classifier needs at least two classes"
+                f"{where}{str(root)!r} has only one class folder ({classes[0]!r}); a "
+                "classifier needs at least two classes"
             )
     unknown = sorted(set(found) - set(classes))
     if unknown:

@@ -44,7 +44,8 @@ def _members_by_class(data: ScannedData) -> list[list[ImageItem]]:
 def _check_size(name: str, n: int, n_val: int, n_test: int) -> None:
     if n_val == 0 or n - n_val - n_test < 1:
         raise DataError(
-            f"class {name!r} has {n} usable image(s): too few to split into train, validation and test; "
+            f"class {name!r} has {n} usable image(s): too few to split into train, "
+            "validation and test; "
             "add images or lower --val-fraction/--test-fraction"
         )
 
@@ -58,8 +59,10 @@ def assign_splits(
 ) -> list[ImageItem]:
     """Give every item a split. A pre-split layout is kept as given.
 
-    ``groups`` maps an item's path to a group id: items sharing one (a patient, a slide, a cluster of
-    duplicates) always land in the same split. Without groups, or when every group is a single image,
+    ``groups`` maps an item's path to a group id: items sharing one (a patient, a slide, a cluster
+    of
+    duplicates) always land in the same split. Without groups, or when every group is a single
+    image,
     the split is exactly the per-class stratified permutation (the same manifest as before groups).
 
     Args:
@@ -104,7 +107,8 @@ def _assign_grouped(
 ) -> list[ImageItem]:
     """Whole groups go to one split, stratified per class as closely as whole groups allow.
 
-    Each group belongs to the class most of its images have (ties: the lowest label). Class by class,
+    Each group belongs to the class most of its images have (ties: the lowest label). Class by
+    class,
     its groups are visited in a seeded random order, and each goes to the first of test, val that is
     still short of its target by at least half the group's size, else to train. For single-image
     groups this is exactly the ungrouped permutation split.
@@ -144,13 +148,16 @@ def _assign_grouped(
     for label, name in enumerate(data.classes):
         if placed[(label, "train")] == 0:
             raise DataError(
-                f"class {name!r}: all its {len(members_by_class[label])} image(s) are in groups placed in val/test "
-                "(groups from --group-by or duplicate clusters stay whole); add images or groups, or lower "
+                f"class {name!r}: all its {len(members_by_class[label])} image(s) are in "
+                "groups placed in val/test "
+                "(groups from --group-by or duplicate clusters stay whole); add images "
+                "or groups, or lower "
                 "--val-fraction/--test-fraction"
             )
     if not any(i.split == "val" for i in out):
         raise DataError(
-            "no group could be placed in the validation split (groups from --group-by or duplicate clusters stay whole; "
+            "no group could be placed in the validation split (groups from --group-by or "
+            "duplicate clusters stay whole; "
             "`imgclf doctor` lists them); add images or groups, or raise --val-fraction"
         )
     return sorted(out, key=lambda i: (i.label, i.path))
@@ -184,7 +191,8 @@ def read_manifest(
         path: the manifest file.
         classes: the class names, indexed by label.
         root: the data folder that relative paths are joined to.
-        split: keep only this split (``"train"``, ``"val"`` or ``"test"``); None (the default) keeps all.
+        split: keep only this split (``"train"``, ``"val"`` or ``"test"``); None (the default) keeps
+        all.
 
     Raises:
         DataError: the manifest is missing.

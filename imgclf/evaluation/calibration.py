@@ -2,7 +2,8 @@
 
 The temperature T is fitted on the validation split only (never the test split), by minimising the
 negative log-likelihood of ``softmax(log p / T)`` (Guo et al., 2017). It is stored in the run as
-``calibration.json``; predict, evaluate and serve read it with :func:`read_temperature`. Scaling by T
+``calibration.json``; predict, evaluate and serve read it with :func:`read_temperature`. Scaling by
+T
 never changes which class is most probable, only how confident the model says it is.
 """
 
@@ -125,7 +126,8 @@ def calibrate(
     val_probs: np.ndarray, val_labels: np.ndarray, test_probs: np.ndarray, test_labels: np.ndarray
 ) -> dict:
     """Fit T on the validation split and measure ECE before and after on both splits; the result is
-    what ``calibration.json`` holds (``temperature`` first, then the evidence for it). The fitted T is
+    what ``calibration.json`` holds (``temperature`` first, then the evidence for it). The fitted T
+    is
     kept only if it lowers the validation ECE; otherwise ``temperature`` is 1.0 and ``kept`` false.
 
     Args:
@@ -135,7 +137,8 @@ def calibrate(
         test_labels: test labels.
     """
     fitted = fit_temperature(val_probs, val_labels)
-    # NLL can prefer T > 1 for a model that is right on ~99 % of images and still raise its ECE: T is kept
+    # NLL can prefer T > 1 for a model that is right on ~99 % of images and still raise its ECE: T
+    # is kept
     # only when it also lowers the validation ECE (still decided on the validation split alone)
     kept = expected_calibration_error(
         apply_temperature(val_probs, fitted), val_labels

@@ -32,7 +32,8 @@ __all__ = [
 
 
 def metrics_from_scores(scores: Scores, classes: list[str], split: str, seed: int = 0) -> Metrics:
-    """Metrics of labelled ``scores``: per class, confusion matrix, confidence intervals, confused pairs.
+    """Metrics of labelled ``scores``: per class, confusion matrix, confidence intervals, confused
+    pairs.
 
     Args:
         scores: the prediction core's result for labelled images.
@@ -73,7 +74,8 @@ def evaluate_items(
 
 
 def evaluation_dir(run_dir: Path, data: str | Path) -> Path:
-    """``evaluations/<folder name>``, or ``<name>2``, ``<name>3`` … when that one holds an evaluation of
+    """``evaluations/<folder name>``, or ``<name>2``, ``<name>3`` … when that one holds an
+    evaluation of
     another folder with the same name (an evaluation of the same folder is refreshed in place).
 
     Args:
@@ -92,7 +94,8 @@ def evaluation_dir(run_dir: Path, data: str | Path) -> Path:
 
 
 def _folder_items(data, classes: list[str]) -> tuple[list[ImageItem], str, list[dict[str, str]]]:
-    """A labelled folder's images (its test/ part when it is pre-split), its name, and skipped files."""
+    """A labelled folder's images (its test/ part when it is pre-split), its name, and skipped
+    files."""
     scanned = scan_folder(data, classes=classes)
     items, split = scanned.items, "all"
     if scanned.presplit:
@@ -114,7 +117,8 @@ def _items(run, data) -> tuple[list[ImageItem], str, list[dict[str, str]]]:
         missing = [i.path for i in items if not Path(i.path).exists()]
         if missing:
             raise DataError(
-                f"test image {missing[0]!r} of run {str(run.path)!r} no longer exists; was the data folder moved?"
+                f"test image {missing[0]!r} of run {str(run.path)!r} no longer exists; "
+                "was the data folder moved?"
             )
         return items, "test", []
     return _folder_items(data, run.classes)
@@ -139,12 +143,14 @@ def score_folder(
     temperature: float = 1.0,
     verbose: int = 0,
 ) -> External:
-    """Metrics of ``model`` on a labelled folder (its ``test/`` part when pre-split), skipped files listed.
+    """Metrics of ``model`` on a labelled folder (its ``test/`` part when pre-split), skipped files
+    listed.
 
     Args:
         model: the Keras classifier.
         data: the labelled folder.
-        classes: the run's class names in label order (the folder's class folders must be among them).
+        classes: the run's class names in label order (the folder's class folders must be among
+        them).
         image_size: the model's square input size in pixels.
         batch_size: images per forward pass.
         seed: seed of the bootstrap intervals.
@@ -181,7 +187,8 @@ def check_honesty(internal: Metrics | dict, external: Metrics) -> dict:
 
 
 def save_evaluation(run_dir: Path, external: External, classes: list[str]) -> Path:
-    """Write ``metrics.json`` and ``predictions.csv`` of a separate folder into ``evaluations/<folder>/``.
+    """Write ``metrics.json`` and ``predictions.csv`` of a separate folder into
+    ``evaluations/<folder>/``.
 
     Args:
         run_dir: the run folder.
@@ -209,8 +216,10 @@ def evaluate_run(
     verbose: int = 0,
     on_metrics: Callable[[Metrics], None] | None = None,
 ) -> Metrics:
-    """Metrics of a run on its test split, or on a labelled folder (then saved, with predictions.csv and
-    a report, under ``evaluations/``, and compared with the run's own test accuracy: ``Metrics.honesty``).
+    """Metrics of a run on its test split, or on a labelled folder (then saved, with predictions.csv
+    and
+    a report, under ``evaluations/``, and compared with the run's own test accuracy:
+    ``Metrics.honesty``).
     Probabilities are calibrated with the run's temperature.
 
     Args:

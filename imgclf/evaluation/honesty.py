@@ -1,19 +1,25 @@
-"""The honesty check: does the accuracy measured on the run's own split hold on pictures from elsewhere?
+"""The honesty check: does the accuracy measured on the run's own split hold on pictures from
+elsewhere?
 
 The internal test split is drawn from the same folder as the training images; a separate folder
-(``imgclf train DATA --test-dir OTHER``, or ``imgclf evaluate RUN OTHER``) says what a user will get on
-new pictures. Both accuracies are shown side by side, each with its Wilson 95 % interval, and compared
+(``imgclf train DATA --test-dir OTHER``, or ``imgclf evaluate RUN OTHER``) says what a user will get
+on
+new pictures. Both accuracies are shown side by side, each with its Wilson 95 % interval, and
+compared
 with **Fisher's exact test** on the 2x2 table (correct, wrong) x (internal, external), two-sided, at
 :data:`ALPHA`. Why this test:
 
 - it is exact: accuracies near 1 on a few hundred images (0.99 vs 0.96) are where the normal
   approximation of the two-proportion z-test is poor, and where imgclf's runs live;
-- "the two 95 % intervals do not overlap" is a much stricter rule than a 5 % test (for equal widths it
+- "the two 95 % intervals do not overlap" is a much stricter rule than a 5 % test (for equal widths
+it
   is about p < 0.006) and misses shifts the data clearly show;
-- the two sets are independent samples of images scored by one fixed model, which is what it assumes.
+- the two sets are independent samples of images scored by one fixed model, which is what it
+assumes.
 
 A difference in either direction is reported (a better external score can mean the internal split is
-harder, or mislabelled), but the warning is worded for the usual case: the internal number overstates.
+harder, or mislabelled), but the warning is worded for the usual case: the internal number
+overstates.
 """
 
 from __future__ import annotations
@@ -92,7 +98,11 @@ def honesty_line(check: Mapping) -> str:
         return f"honesty check: {numbers}: no difference beyond chance"
     if b["accuracy"] < a["accuracy"]:
         return (
-            f"WARNING honesty check: {numbers}: the internal split overstates the accuracy to expect on pictures like "
+            f"WARNING honesty check: {numbers}: the internal split overstates the "
+            "accuracy to expect on pictures like "
             f"{b['name']!r} by {100 * (a['accuracy'] - b['accuracy']):.1f} percentage points"
         )
-    return f"WARNING honesty check: {numbers}: {b['name']!r} scores higher than the internal split; is the internal split harder or mislabelled?"
+    return (
+        f"WARNING honesty check: {numbers}: {b['name']!r} scores higher than the internal "
+        "split; is the internal split harder or mislabelled?"
+    )

@@ -1,17 +1,20 @@
 """The one prediction core: images → tf.data decode → batches → model → class probabilities.
 
-``imgclf predict``, ``imgclf evaluate``, the test split at the end of training, the report's mistakes
+``imgclf predict``, ``imgclf evaluate``, the test split at the end of training, the report's
+mistakes
 gallery and the web API all go through :func:`score_items` (files on disk) or :func:`score_arrays`
 (pixels already in memory), so preprocessing and calibration can never differ between them. Front
 ends only format the :class:`Scores` they get back.
 
 Engines: the forward pass is an :class:`Engine` — anything with ``__call__(batch) -> probs`` and
-``num_classes``. A Keras model passed where an engine is expected is wrapped in :class:`KerasEngine`;
+``num_classes``. A Keras model passed where an engine is expected is wrapped in
+:class:`KerasEngine`;
 ``imgclf.serving.engines`` adds a TFLite copy of the run's model (same inputs, same outputs).
 
 Calibration: a run may store a softmax *temperature* T (fitted on its validation split).
 :func:`apply_temperature` rescales probabilities as ``softmax(log(p) / T)``, which is temperature
-scaling of the logits for a softmax model (``log p`` differs from the logits by a constant per image)
+scaling of the logits for a softmax model (``log p`` differs from the logits by a constant per
+image)
 and of the logit for a two-class sigmoid model. It never changes which class is most probable.
 """
 
@@ -42,8 +45,10 @@ __all__ = [
 class Engine:
     """A forward pass: ``engine(batch)`` → ``(n, num_classes)`` class probabilities (float64).
 
-    Subclasses implement :meth:`raw` (the model's own outputs: one sigmoid column for two classes, or
-    softmax rows) for ``(n, size, size, 3)`` RGB pixels in [0, 255] (uint8 or float32, NumPy or tensor).
+    Subclasses implement :meth:`raw` (the model's own outputs: one sigmoid column for two classes,
+    or
+    softmax rows) for ``(n, size, size, 3)`` RGB pixels in [0, 255] (uint8 or float32, NumPy or
+    tensor).
     """
 
     name = "engine"
@@ -96,7 +101,8 @@ class Scores:
 
     Attributes:
         paths: path of each scored image (row order of ``probs``).
-        probs: ``(n, num_classes)`` float64 class probabilities (calibrated if a temperature was given).
+        probs: ``(n, num_classes)`` float64 class probabilities (calibrated if a temperature was
+        given).
         labels: the items' labels for those rows (``-1`` where unknown, e.g. new pictures).
         failures: path → reason for every image that could not be decoded.
         positions: index in the input sequence of each row.
@@ -117,7 +123,8 @@ class Scores:
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature-scaled probabilities ``softmax(log(p) / T)``; ``T == 1`` returns ``probs`` unchanged.
+    """Temperature-scaled probabilities ``softmax(log(p) / T)``; ``T == 1`` returns ``probs``
+    unchanged.
 
     Args:
         probs: ``(n, num_classes)`` probabilities (rows sum to 1).
@@ -146,7 +153,8 @@ def iter_scores(
     go (``imgclf predict --output``) use this; :func:`score_items` collects it.
 
     Args:
-        model: an :class:`Engine`, or a Keras model taking uint8/float RGB pixels (preprocessing inside).
+        model: an :class:`Engine`, or a Keras model taking uint8/float RGB pixels (preprocessing
+        inside).
         items: the images; ``label`` may be ``-1`` for unlabelled pictures.
         image_size: the run's square input size.
         batch_size: images per forward pass.
@@ -190,7 +198,7 @@ def _scores(
 ) -> Scores:
     stop = until if until is not None else (int(order[0]) if len(order) else seen)
     gaps = [range(seen, stop)] + [
-        range(int(a) + 1, int(b)) for a, b in zip(order[:-1], order[1:])
+        range(int(a) + 1, int(b)) for a, b in zip(order[:-1], order[1:], strict=True)
     ]  # before, inside
     failed = {
         items[i].path: log.failures.get(items[i].path, "cannot decode") for gap in gaps for i in gap

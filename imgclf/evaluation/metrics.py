@@ -98,14 +98,16 @@ def format_metrics(m: Metrics) -> str:
     lines = [f"{m.split}: accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  n={m.n}"]
     if m.absent_classes:
         lines.append(
-            f"no images of {len(m.absent_classes)} class(es), left out of the averages: {', '.join(m.absent_classes)}"
+            f"no images of {len(m.absent_classes)} class(es), left out of the averages: "
+            f"{', '.join(m.absent_classes)}"
         )
     lines.append("")
     lines.append(f"{'class':<{width}}  precision  recall     f1  support")
     for c in m.classes:
         r = m.per_class[c]
         lines.append(
-            f"{c:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  {r['support']:7d}"
+            f"{c:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  "
+            f"{r['support']:7d}"
         )
     cell = max(4, len(str(max((max(row) for row in m.confusion_matrix), default=0))) + 1)
     short = [c[: cell - 1] for c in m.classes]
@@ -114,7 +116,7 @@ def format_metrics(m: Metrics) -> str:
         "confusion matrix (rows: true, columns: predicted)",
         f"{'':<{width}}" + "".join(f"{s:>{cell}}" for s in short),
     ]
-    for c, row in zip(m.classes, m.confusion_matrix):
+    for c, row in zip(m.classes, m.confusion_matrix, strict=True):
         lines.append(f"{c:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
     if m.honesty:
         lines += ["", m.honesty["message"]]

@@ -43,7 +43,7 @@ def write_predictions(path: Path, scores: Scores, classes: list[str]) -> Path:
         writer.writerow(
             ["path", "true_label", "predicted_label", *(PROB_PREFIX + c for c in classes)]
         )
-        for p, y, probs in zip(scores.paths, scores.labels, scores.probs):
+        for p, y, probs in zip(scores.paths, scores.labels, scores.probs, strict=True):
             writer.writerow(
                 [p, classes[y], classes[int(np.argmax(probs))], *(f"{v:.6g}" for v in probs)]
             )

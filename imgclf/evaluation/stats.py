@@ -27,7 +27,8 @@ _BLOCK_CELLS = 2_000_000  # resampled labels held in memory at once
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (SciPy's ``binomtest(...).proportion_ci``); (0, 0) for n = 0.
+    """Wilson score interval of a proportion (SciPy's ``binomtest(...).proportion_ci``); (0, 0) for
+    n = 0.
 
     Args:
         successes: number of correct images.
@@ -49,7 +50,8 @@ def _present(y_true: np.ndarray) -> np.ndarray:
 
 
 def _macro_average(score, y_true: np.ndarray, y_pred: np.ndarray, labels) -> float:
-    """scikit-learn's ``score(..., average="macro")`` over ``labels`` (default: the classes present)."""
+    """scikit-learn's ``score(..., average="macro")`` over ``labels`` (default: the classes
+    present)."""
     labels = _present(y_true) if labels is None else labels
     if len(labels) == 0:
         return 0.0
@@ -134,7 +136,8 @@ def bootstrap_interval(
 
 
 def _resample_counts(y_true: np.ndarray, y_pred: np.ndarray, draws: np.ndarray, width: int):
-    """Per resample (rows of ``draws``) and class: true positives, true count and predicted count."""
+    """Per resample (rows of ``draws``) and class: true positives, true count and predicted
+    count."""
     rows = np.arange(len(draws))[:, None] * width
     t, p = rows + y_true[draws], rows + y_pred[draws]
     size = len(draws) * width
@@ -169,12 +172,14 @@ def f1_from_counts(
 def recall_from_counts(
     tp: np.ndarray, true_n: np.ndarray, pred_n: np.ndarray, labels: np.ndarray
 ) -> np.ndarray:
-    """Balanced accuracy per row of counts: mean recall over the ``labels`` that have images in that row.
+    """Balanced accuracy per row of counts: mean recall over the ``labels`` that have images in that
+    row.
 
     Args:
         tp: ``(resamples, classes)`` true positives.
         true_n: images per true class.
-        pred_n: images per predicted class (unused; the signature is shared with :func:`f1_from_counts`).
+        pred_n: images per predicted class (unused; the signature is shared with
+        :func:`f1_from_counts`).
         labels: classes to average over.
     """
     n = true_n[:, labels]

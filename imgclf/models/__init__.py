@@ -1,7 +1,9 @@
-"""imgclf.models: the registry, the model modules that fill it, and the classifier around a backbone.
+"""imgclf.models: the registry, the model modules that fill it, and the classifier around a
+backbone.
 
 Importing this package imports every model module, so each ``@register_model`` runs (timm's way);
-:mod:`imgclf.models.registry` imports none of them. To add a model, write ``models/<name>.py`` with a
+:mod:`imgclf.models.registry` imports none of them. To add a model, write ``models/<name>.py`` with
+a
 ``@register_model`` builder and add its import line below.
 """
 

@@ -27,7 +27,8 @@ def load_backbone_file(path: str | Path) -> keras.Model:
     p = Path(path)
     if p.is_dir():
         raise ModelError(
-            f"--model {str(path)!r} is a folder; expected a .keras file or a model name (`imgclf models`)"
+            f"--model {str(path)!r} is a folder; expected a .keras file or a model name "
+            "(`imgclf models`)"
         )
     if not p.is_file():
         raise ModelError(f"backbone file {str(path)!r} does not exist")
@@ -37,7 +38,8 @@ def load_backbone_file(path: str | Path) -> keras.Model:
         model = keras.Model(model.input, x, name=f"{model.name}_pooled")
     elif len(model.output.shape) != 2:
         raise ModelError(
-            f"backbone {str(path)!r} outputs shape {model.output.shape}; expected (batch, features) or a feature map"
+            f"backbone {str(path)!r} outputs shape {model.output.shape}; expected (batch, "
+            "features) or a feature map"
         )
     return model
 
@@ -47,7 +49,8 @@ register_model(
     pretrained=True,
     default_size=224,
     min_size=128,
-    description="EfficientNet-Lite0, ImageNet-pretrained, built in (works offline); what --model auto picks for most photos",
+    description="EfficientNet-Lite0, ImageNet-pretrained, built in (works offline); what --model "
+    "auto picks for most photos",
     fine_tune_from="block8_expand_conv",  # blocks 8-15 + head_conv; measured in docs/benchmarks.md
 )(lambda image_size: load_backbone_file(BUILTIN_WEIGHTS))
 
@@ -69,7 +72,8 @@ def file_backbone_spec(path: str) -> ModelSpec:
     )
 
 
-# name: (keras.applications class, preprocessing mode or None if inside the model, trained size, smallest size)
+# name: (keras.applications class, preprocessing mode or None if inside the model, trained size,
+# smallest size)
 KERAS_APPLICATIONS = {
     "mobilenet_v2": ("MobileNetV2", "tf", 224, 96),
     "mobilenet_v3_small": ("MobileNetV3Small", None, 224, 96),
@@ -95,15 +99,18 @@ def build_keras_application(
     constructor = getattr(keras.applications, class_name)
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = ImagenetPreprocess(mode, name="preprocess")(inputs) if mode else inputs
-    try:  # built on our input tensor, so the backbone is one flat model whose layers can be cut by name
+    # built on our input tensor, so the backbone is one flat model whose layers can be cut by name
+    try:
         base = constructor(include_top=False, weights=weights, input_tensor=x, pooling="avg")
     except (
         Exception
     ) as exc:  # a failed download surfaces as Exception("URL fetch failure …") among others
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(
-            f"cannot get the ImageNet weights of {name!r} ({reason}). keras.applications downloads them on first use, "
-            "which needs a network; offline, use --model efficientnet_lite0 (built in), copy the weights file into "
+            f"cannot get the ImageNet weights of {name!r} ({reason}). keras.applications "
+            "downloads them on first use, "
+            "which needs a network; offline, use --model efficientnet_lite0 (built in), "
+            "copy the weights file into "
             "~/.keras/models/, or pass --model PATH to a .keras backbone"
         ) from None
     return keras.Model(inputs, base.output, name=f"{name}_backbone")
@@ -116,5 +123,6 @@ for _name, (_, _, _size, _min) in KERAS_APPLICATIONS.items():
         default_size=_size,
         min_size=_min,
         offline=False,
-        description=f"keras.applications {KERAS_APPLICATIONS[_name][0]}, ImageNet weights (downloaded on first use)",
+        description=f"keras.applications {KERAS_APPLICATIONS[_name][0]}, "
+        "ImageNet weights (downloaded on first use)",
     )(partial(build_keras_application, _name))

@@ -1,17 +1,23 @@
 """``--model auto``: the model and input size that fit the data and the time budget.
 
-A pure function of the data's facts (how many images, their median shorter side) and the budget, called
-once when a run starts (:func:`imgclf.training.trainer._new_run`); the run's ``config.yaml`` then holds the
-model it resolved to, so ``--resume``, ``evaluate`` and the report see the real one. The rules, and the
+A pure function of the data's facts (how many images, their median shorter side) and the budget,
+called
+once when a run starts (:func:`imgclf.training.trainer._new_run`); the run's ``config.yaml`` then
+holds the
+model it resolved to, so ``--resume``, ``evaluate`` and the report see the real one. The rules, and
+the
 measurements behind them, are in docs/benchmarks.md ("The default fits the data"):
 
-1. Small pictures in large numbers (median side ≤ :data:`~imgclf.config.AUTO_SCRATCH_MAX_SIDE` px, at
+1. Small pictures in large numbers (median side ≤ :data:`~imgclf.config.AUTO_SCRATCH_MAX_SIDE` px,
+at
    least :data:`~imgclf.config.AUTO_SCRATCH_MIN_IMAGES` images, e.g. 28 px Fashion-MNIST): the
    from-scratch ``cnn`` at (about) the native size. An ImageNet backbone would need every picture
    upscaled 4-5× to its smallest useful size, at ~15× the compute per picture, for no new pixels.
-2. Large photos with a ``--time`` budget: the largest EfficientNet-Lite whose trained size the photos
+2. Large photos with a ``--time`` budget: the largest EfficientNet-Lite whose trained size the
+photos
    reach (no upsampling) and whose estimated run fits in the budget.
-3. Otherwise EfficientNet-Lite0 at the size :func:`choose_image_size` picks (128 px for 100 px photos:
+3. Otherwise EfficientNet-Lite0 at the size :func:`choose_image_size` picks (128 px for 100 px
+photos:
    the measured default on the sign-language digits).
 """
 
@@ -30,10 +36,12 @@ from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 
 __all__ = ["Choice", "choose_model", "estimated_seconds", "resolve_model"]
 
-# Seconds per image of a whole default run (doctor, frozen activations, head, 8 fine-tuning epochs, test)
+# Seconds per image of a whole default run (doctor, frozen activations, head, 8 fine-tuning epochs,
+# test)
 # of Lite0 at 128 px on the 2-core reference CPU: 194 s for the 2,062 sign-language digits.
 LITE0_128_SECONDS_PER_IMAGE = 194 / 2062
-# Cost per pixel relative to Lite0: Lite1 measured 1.5× Lite0 at the same size (docs/benchmarks.md); Lite2
+# Cost per pixel relative to Lite0: Lite1 measured 1.5× Lite0 at the same size (docs/benchmarks.md);
+# Lite2
 # scaled from Lite1 by their multiply-adds per pixel (899 M at 260 px vs 631 M at 240 px: ×1.21).
 RELATIVE_COST = {"efficientnet_lite0": 1.0, "efficientnet_lite1": 1.5, "efficientnet_lite2": 1.8}
 LARGER_FIRST = ("efficientnet_lite2", "efficientnet_lite1")
@@ -80,7 +88,8 @@ def choose_model(
         requested: ``--model``: ``"auto"``, or a name or path that always wins.
         sides: the shorter side of each image, in pixels (its length is the number of images).
         budget_seconds: the ``--time`` budget in seconds; None: no budget. Defaults to None.
-        image_size: ``--image-size`` when given; it always wins over the chosen size. Defaults to None.
+        image_size: ``--image-size`` when given; it always wins over the chosen size. Defaults to
+        None.
     """
     if requested != AUTO_MODEL:
         spec = get_spec(requested)
@@ -101,7 +110,10 @@ def choose_model(
             size = image_size or choose_image_size(spec, sides)
             seconds = estimated_seconds(name, size, n)
             if median >= spec.default_size and seconds <= budget_seconds:
-                why = f"photos reach its {spec.default_size} px and ~{seconds:.0f}s of work fits --time {budget_seconds:.0f}s"
+                why = (
+                    f"photos reach its {spec.default_size} px and ~{seconds:.0f}s of work "
+                    f"fits --time {budget_seconds:.0f}s"
+                )
                 return Choice(name, size, f"{facts}: {why}")
     spec = get_spec("efficientnet_lite0")
     return Choice(
@@ -112,7 +124,8 @@ def choose_model(
 
 
 def resolve_model(cfg: TrainConfig, sides: list[int], verbose: int) -> tuple[Choice, ModelSpec]:
-    """:func:`choose_model` for a run's options, saying what ``auto`` picked; the choice and its spec.
+    """:func:`choose_model` for a run's options, saying what ``auto`` picked; the choice and its
+    spec.
 
     Args:
         cfg: the run's options (``model``, ``time_budget``, ``image_size``).

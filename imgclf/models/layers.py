@@ -1,4 +1,5 @@
-"""Custom layers saved inside imgclf models (registered so ``keras.saving.load_model`` finds them)."""
+"""Custom layers saved inside imgclf models (registered so ``keras.saving.load_model`` finds
+them)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ class ImagenetPreprocess(keras.layers.Layer):
         super().__init__(**kwargs)
         if mode not in _MODES:
             raise ValueError(
-                f"Invalid value received for argument `mode`. Expected one of {_MODES}. Received: mode={mode!r}"
+                f"Invalid value received for argument `mode`. Expected one of {_MODES}. "
+                f"Received: mode={mode!r}"
             )
         self.mode = mode
 

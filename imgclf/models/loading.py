@@ -1,8 +1,10 @@
 """Load a ``.keras`` file — the one place imgclf does it, so every caller gets the same checks.
 
 A ``.keras`` file is a zip archive (``config.json``, ``metadata.json``, ``model.weights.h5``). Keras
-reports a truncated or foreign file as "File not found" and a ``Lambda`` layer with advice to turn its
-safe mode off; :func:`load_model_file` says instead, on one line, what is wrong with the file. It always
+reports a truncated or foreign file as "File not found" and a ``Lambda`` layer with advice to turn
+its
+safe mode off; :func:`load_model_file` says instead, on one line, what is wrong with the file. It
+always
 loads in Keras' safe mode: a model file that carries Python code (a ``Lambda`` layer, a pickled
 function) could run anything on this machine, so it is refused, never executed.
 """
@@ -20,8 +22,10 @@ __all__ = ["load_model_file"]
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _CODE_REFUSED = (
-    "it contains Python code (a `Lambda` layer or a serialized function), which could run anything on this "
-    "machine when loaded, so imgclf refuses it; use a model built from standard or registered layers only "
+    "it contains Python code (a `Lambda` layer or a serialized function), which could "
+    "run anything on this "
+    "machine when loaded, so imgclf refuses it; use a model built from standard or "
+    "registered layers only "
     "(every model imgclf trains is)"
 )
 
@@ -33,11 +37,20 @@ def _check_archive(p: Path) -> str | None:
     if not head:
         return "the file is empty (0 bytes): it was cut off while being written or copied"
     if head == _HDF5_MAGIC:
-        return "it is a legacy HDF5 (.h5) model; imgclf reads Keras 3 `.keras` files: load it in Keras and `model.save('x.keras')`"
+        return (
+            "it is a legacy HDF5 (.h5) model; imgclf reads Keras 3 `.keras` files: load it "
+            "in Keras and `model.save('x.keras')`"
+        )
     if not zipfile.is_zipfile(p):
         if head.startswith(_ZIP_MAGIC):
-            return "the file is truncated or damaged (a .keras archive whose end is missing); copy or save it again"
-        return "it is not a Keras model (a `.keras` file is a zip archive written by `model.save` or `imgclf train`)"
+            return (
+                "the file is truncated or damaged (a .keras archive whose end is missing); "
+                "copy or save it again"
+            )
+        return (
+            "it is not a Keras model (a `.keras` file is a zip archive written by "
+            "`model.save` or `imgclf train`)"
+        )
     try:
         with zipfile.ZipFile(p) as archive:
             if "config.json" not in archive.namelist():
@@ -59,18 +72,22 @@ def _reason(exc: BaseException) -> str:
 
 
 def load_model_file(path: str | Path, purpose: str = "model", *, compile: bool = True):
-    """Load a Keras 3 ``.keras`` model in safe mode, or raise a one-line :class:`ModelError` saying why not.
+    """Load a Keras 3 ``.keras`` model in safe mode, or raise a one-line :class:`ModelError` saying
+    why not.
 
     Args:
         path: the ``.keras`` file.
-        purpose: what the file is for, named in the error (``"model"``, ``"backbone"``, ``"checkpoint"``).
-        compile: also restore the compiled loss, metrics and optimizer state (``keras.saving.load_model``).
+        purpose: what the file is for, named in the error (``"model"``, ``"backbone"``,
+        ``"checkpoint"``).
+        compile: also restore the compiled loss, metrics and optimizer state
+        (``keras.saving.load_model``).
 
     Returns:
         The ``keras.Model``.
 
     Raises:
-        ModelError: the file is missing, a folder, unreadable, empty, truncated, damaged, not a Keras model,
+        ModelError: the file is missing, a folder, unreadable, empty, truncated, damaged, not a
+        Keras model,
             or holds Python code that safe mode refuses to run.
     """
     p = Path(path).expanduser()
@@ -91,7 +108,8 @@ def load_model_file(path: str | Path, purpose: str = "model", *, compile: bool =
 
     try:
         return keras.saving.load_model(p, compile=compile, safe_mode=True)
-    except Exception as exc:  # noqa: BLE001 — Keras raises ValueError, TypeError, KeyError, OSError … for a bad file
+    # noqa: BLE001 — Keras raises ValueError, TypeError, KeyError, OSError … for a bad file
+    except Exception as exc:
         text = str(exc)
         if "safe_mode" in text or "unsafe_deserialization" in text:
             raise ModelError(f"{where}: {_CODE_REFUSED}") from None

@@ -1,5 +1,6 @@
 """What the network sees: a grid of training images, each with a few random views from the run's own
-augmentation layers (the notes' ``ImageDataGenerator`` preview, from the layers that really train)."""
+augmentation layers (the notes' ``ImageDataGenerator`` preview, from the layers that really
+train)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def plot_augmentation_preview(
     out_png: Path,
     views: int = PREVIEW_VIEWS,
 ) -> Path | None:
-    """Row per image: the decoded original, then ``views`` outputs of ``augmentation(x, training=True)``.
+    """Row per image: the decoded original, then ``views`` outputs of ``augmentation(x,
+    training=True)``.
     Images that cannot be decoded are left out; returns the file, or None if nothing could be shown.
 
     Args:
@@ -40,10 +42,11 @@ def plot_augmentation_preview(
         views: augmented views per image. Defaults to ``PREVIEW_VIEWS``.
     """
     rows, labels = [], []
-    for path, caption in zip(paths, captions):
+    for path, caption in zip(paths, captions, strict=False):
         try:
             rows.append(load_image(path, image_size))
-        except Exception:  # noqa: BLE001  (a bad file is reported by training; the preview just skips it)
+        # noqa: BLE001  (a bad file is reported by training; the preview just skips it)
+        except Exception:
             continue
         labels.append(caption)
     if not rows:

@@ -1,5 +1,7 @@
-"""Loss, accuracy and learning rate of a run per epoch, from its history.csv (the poster figure of the
-notes): both stages marked, and the chosen epoch (lowest validation loss, the one model.keras holds)."""
+"""Loss, accuracy and learning rate of a run per epoch, from its history.csv (the poster figure of
+the
+notes): both stages marked, and the chosen epoch (lowest validation loss, the one model.keras
+holds)."""
 
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ def best_epoch(rows: list[dict[str, str]]) -> int | None:
 
 
 def plot_history(history_csv: Path, out_png: Path | None) -> bytes | None:
-    """Plot train/val loss and accuracy and the learning rate per epoch; returns PNG bytes (also written
+    """Plot train/val loss and accuracy and the learning rate per epoch; returns PNG bytes (also
+    written
     to ``out_png``) or None if there are no rows.
 
     Args:
@@ -56,7 +59,7 @@ def plot_history(history_csv: Path, out_png: Path | None) -> bytes | None:
     epochs = [int(r["epoch"]) for r in rows]
     best = best_epoch(rows)
     with figure(1, 3, size=(13, 3.8)) as (fig, axes):
-        for ax, metric in zip(axes, ("loss", "accuracy", "learning_rate")):
+        for ax, metric in zip(axes, ("loss", "accuracy", "learning_rate"), strict=True):
             if metric == "learning_rate":
                 ax.plot(
                     epochs,

@@ -1,21 +1,28 @@
-"""Inside the network: the model summary, feature maps of convolutional layers, and class-activation maps.
+"""Inside the network: the model summary, feature maps of convolutional layers, and class-activation
+maps.
 
-A run's model is ``pixels → [augmentation] → backbone → dropout → dense``; the map is taken inside the
-backbone, at a late convolutional feature map ``A`` (channels ``k``, cells ``ij``), from the gradient
+A run's model is ``pixels → [augmentation] → backbone → dropout → dense``; the map is taken inside
+the
+backbone, at a late convolutional feature map ``A`` (channels ``k``, cells ``ij``), from the
+gradient
 ``g = d score / d A``:
 
 - Grad-CAM (Selvaraju et al., 2017): ``relu(sum_k mean_ij(g_k) A_k)``: one weight per channel;
 - HiResCAM (Draelos & Carin, 2020): ``relu(sum_k g_kij A_kij)``: gradient times activation per cell,
-  no averaging over space. For a head of global average pooling and a dense layer it shows exactly the
-  cells whose activations raised the score; Grad-CAM's averaging can light up cells the model did not use;
+  no averaging over space. For a head of global average pooling and a dense layer it shows exactly
+  the
+  cells whose activations raised the score; Grad-CAM's averaging can light up cells the model did
+  not use;
 - Grad-CAM++ (Chattopadhay et al., 2018) and Grad-CAM with positive gradients only, for comparison.
 
 The report uses :data:`CAM_METHOD` (HiResCAM): on the planted-patch test, over three seeds, it put a
 median 0.55-0.63 of the mass on the patch (10 % of the image) for both the scratch CNN and
 EfficientNet-Lite0; Grad-CAM 0.45-0.61 (docs/benchmarks.md, "Grad-CAM check").
 
-The score is the class's logit minus the mean logit (a sigmoid unit's logit ``z`` gives ``z / 2`` for
-class 1 and ``-z / 2`` for class 0): unlike the log-probability its gradient does not vanish when the
+The score is the class's logit minus the mean logit (a sigmoid unit's logit ``z`` gives ``z / 2``
+for
+class 1 and ``-z / 2`` for class 0): unlike the log-probability its gradient does not vanish when
+the
 model is sure. The layer is the last at stride 16 or finer (a residual block's output where there is
 one): at 128 px the stride-32 head of EfficientNet-Lite0 is 4x4 and put a median 16 % of the mass on
 the patch, its last stride-16 block output (8x8) 48 %.
@@ -51,7 +58,8 @@ MAX_CAM_STRIDE = 16  # ... and at most this many pixels per cell
 
 
 def model_summary(model) -> str:
-    """``model.summary()`` as text (layers, output shapes, parameters, trainable), nested models expanded.
+    """``model.summary()`` as text (layers, output shapes, parameters, trainable), nested models
+    expanded.
 
     Args:
         model: a Keras model.
@@ -98,12 +106,13 @@ def conv_layers(backbone, image_size: int) -> list[tuple[str, int]]:
     ]
     probe = keras.Model(backbone.inputs, [layer.output for layer in layers])
     outs = probe([np.zeros((1, image_size, image_size, 3), np.float32)], training=False)
-    return [(layer.name, int(o.shape[1])) for layer, o in zip(layers, outs)]
+    return [(layer.name, int(o.shape[1])) for layer, o in zip(layers, outs, strict=True)]
 
 
 def cam_layer(backbone, image_size: int) -> str:
     """The layer Grad-CAM reads: the last feature map (pooling layers aside) at least
-    :data:`MIN_CAM_SIDE` wide and at stride :data:`MAX_CAM_STRIDE` or finer, preferring the last residual
+    :data:`MIN_CAM_SIDE` wide and at stride :data:`MAX_CAM_STRIDE` or finer, preferring the last
+    residual
     ``Add`` among those (a block's output, which the whole graph passes through); else the last map.
 
     Args:
@@ -171,7 +180,8 @@ def grad_cam(
     layer: str | None = None,
     method: str = CAM_METHOD,
 ) -> np.ndarray:
-    """Class-activation heatmaps (HiResCAM by default), one ``(h, w)`` map in [0, 1] per image, at the
+    """Class-activation heatmaps (HiResCAM by default), one ``(h, w)`` map in [0, 1] per image, at
+    the
     images' resolution.
 
     Args:
@@ -200,7 +210,8 @@ def grad_cam(
 def feature_maps(
     model, image: np.ndarray, count: int = 3, channels: int = 8
 ) -> list[tuple[str, np.ndarray]]:
-    """Activations of ``count`` convolutional layers spread over the backbone's depth, for one image.
+    """Activations of ``count`` convolutional layers spread over the backbone's depth, for one
+    image.
 
     Args:
         model: the run's model.
@@ -222,7 +233,7 @@ def feature_maps(
     outs = probe([np.asarray(image, np.float32)[None]], training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     result = []
-    for layer, out in zip(chosen, outs):
+    for layer, out in zip(chosen, outs, strict=True):
         maps = np.asarray(out)[0]
         top = np.argsort(-maps.reshape(-1, maps.shape[-1]).std(axis=0))[:channels]
         result.append((layer.name, maps[..., top]))

@@ -1,4 +1,5 @@
-"""The report's figures, each a function of plain data returning PNG bytes (and writing the file when
+"""The report's figures, each a function of plain data returning PNG bytes (and writing the file
+when
 given a path). All of them use :mod:`imgclf.reporting.style`."""
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ __all__ = ["plot_class_counts", "plot_sample_grid", "plot_confusion_matrix", "pl
 
 
 def _label_size(n: int) -> float:
-    """Tick label size that keeps ``n`` class names legible (50+ classes get small but readable text)."""
+    """Tick label size that keeps ``n`` class names legible (50+ classes get small but readable
+    text)."""
     return 9 if n <= 15 else 8 if n <= 40 else 7
 
 
 def plot_class_counts(
     counts: dict[str, dict[str, int]], classes: list[str], out_png: Path | None = None
 ) -> bytes:
-    """Images per class and split, stacked horizontal bars (class names stay readable at 50+ classes).
+    """Images per class and split, stacked horizontal bars (class names stay readable at 50+
+    classes).
 
     Args:
         counts: split → class → number of images.
@@ -31,7 +34,7 @@ def plot_class_counts(
     with figure(size=(8, height)) as (fig, ax):
         left = np.zeros(len(classes))
         y = np.arange(len(classes))
-        for colour, split in zip(PALETTE, counts):
+        for colour, split in zip(PALETTE, counts, strict=False):
             values = np.array([counts[split].get(c, 0) for c in classes], float)
             ax.barh(y, values, left=left, color=colour, label=split, height=0.8)
             left += values
@@ -46,7 +49,8 @@ def plot_class_counts(
 
 
 def plot_sample_grid(samples: dict[str, list[np.ndarray]], out_png: Path | None = None) -> bytes:
-    """A row per class with a few of its images (up to 50 classes, then one image per class in a grid).
+    """A row per class with a few of its images (up to 50 classes, then one image per class in a
+    grid).
 
     Args:
         samples: class name → list of ``(h, w, 3)`` uint8 images.
@@ -68,7 +72,7 @@ def plot_sample_grid(samples: dict[str, list[np.ndarray]], out_png: Path | None 
     with figure(rows, cols, size=(1.4 * cols, 1.5 * rows), squeeze=False) as (fig, axes):
         for ax in axes.flat:
             ax.axis("off")
-        for ax, (name, image) in zip(axes.flat, cells):
+        for ax, (name, image) in zip(axes.flat, cells, strict=False):
             if image is not None:
                 ax.imshow(image)
             ax.set_title(name[:18], fontsize=8)
@@ -79,7 +83,8 @@ def plot_sample_grid(samples: dict[str, list[np.ndarray]], out_png: Path | None 
 def plot_confusion_matrix(
     confusion: list[list[int]], classes: list[str], out_png: Path | None = None
 ) -> bytes:
-    """Counts and row-normalised (recall per true class): side by side with numbers in the cells up to
+    """Counts and row-normalised (recall per true class): side by side with numbers in the cells up
+    to
     15 classes; beyond, one above the other, colour alone, tick labels sized to stay legible at 50+.
 
     Args:
@@ -138,7 +143,8 @@ def plot_confusion_matrix(
 def plot_reliability(
     before: list[dict], after: list[dict], ece: tuple[float, float], out_png: Path | None = None
 ) -> bytes:
-    """Reliability diagrams before and after temperature scaling: accuracy per confidence bin against
+    """Reliability diagrams before and after temperature scaling: accuracy per confidence bin
+    against
     the diagonal of perfect calibration, with each bin's share of images.
 
     Args:
@@ -177,7 +183,8 @@ def plot_reliability(
             ax.set_xlabel("confidence")
             ax.set_ylabel("accuracy")
             ax.set_title(f"{title} (ECE {e:.3f})")
-        # one legend under both panels: inside, it hid the share-of-images line where confidences are low
+        # one legend under both panels: inside, it hid the share-of-images line where confidences
+        # are low
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False)
         fig.tight_layout(rect=(0, 0.07, 1, 1))

@@ -31,7 +31,8 @@ def plot_feature_maps(
     """The image, then a row per layer with its most active channels side by side.
 
     Each row's channels are drawn as one strip (each channel scaled to its own range, as ``imshow``
-    would scale it alone): two axes per row instead of one per channel, which keeps the figure cheap.
+    would scale it alone): two axes per row instead of one per channel, which keeps the figure
+    cheap.
 
     Args:
         image: ``(h, w, 3)`` pixels.
@@ -132,7 +133,8 @@ def inside_section(model, table: PredictionTable | None, image_size: int, run_di
             plot_feature_maps(batch[0], maps, run_dir / "feature_maps.png")
         )
     captions = [
-        f"{'✓' if table.predicted[i] == table.labels[i] else '✗'} true {table.classes[table.labels[i]][:12]}\n"
+        f"{'✓' if table.predicted[i] == table.labels[i] else '✗'} true "
+        f"{table.classes[table.labels[i]][:12]}\n"
         f"pred {table.classes[table.predicted[i]][:12]} {table.probs[i].max():.2f}"
         for i in kept
     ]

@@ -1,4 +1,5 @@
-"""``report.html``: one self-contained page per run (every figure embedded as a base64 PNG, no script,
+"""``report.html``: one self-contained page per run (every figure embedded as a base64 PNG, no
+script,
 font or URL from outside), rendered from a Jinja2 template with autoescape on — class and file names
 are user input. Each figure is also written as a PNG beside it.
 
@@ -65,8 +66,10 @@ def finish_run(
     report: bool = True,
     external: External | None = None,
 ) -> float:
-    """After training: fit the temperature on ``val``, write calibration.json, predictions.csv (test,
-    calibrated) and, when ``report``, report.html; with ``external`` (``--test-dir``), also its evaluation
+    """After training: fit the temperature on ``val``, write calibration.json, predictions.csv
+    (test,
+    calibrated) and, when ``report``, report.html; with ``external`` (``--test-dir``), also its
+    evaluation
     folder (and its report). Returns the temperature.
 
     Args:
@@ -161,7 +164,8 @@ def build_report(run_dir: str | Path, model, table: PredictionTable | None = Non
 
 
 def _test_table(run: _RunInfo, model) -> PredictionTable:
-    """predictions.csv of the run, or the test split scored now (runs made before reports existed)."""
+    """predictions.csv of the run, or the test split scored now (runs made before reports
+    existed)."""
     path = run.path / RunFiles.PREDICTIONS
     if path.is_file():
         return read_predictions(path, run.classes)
@@ -212,7 +216,8 @@ def build_evaluation_report(run_dir: str | Path, eval_dir: Path) -> Path:
 
 
 def command_line() -> str:
-    """The command that made this run, as typed (``imgclf …`` for the CLI, else the Python script)."""
+    """The command that made this run, as typed (``imgclf …`` for the CLI, else the Python
+    script)."""
     import shlex
     import sys
 

@@ -49,7 +49,8 @@ def _resolve(path: str, root: str) -> str:
 
 
 def data_section(run_dir: Path, classes: list[str], root: str, image_size: int) -> dict:
-    """Images per class and split, sample images per class, the augmentation preview, doctor findings.
+    """Images per class and split, sample images per class, the augmentation preview, doctor
+    findings.
 
     Args:
         run_dir: the run folder.
@@ -119,7 +120,8 @@ def training_section(run_dir: Path) -> dict:
     }
 
 
-# metrics.json fields added after the first runs were written, with what an older run means by their absence
+# metrics.json fields added after the first runs were written, with what an older run means by their
+# absence
 LATER_METRICS = {"absent_classes": [], "honesty": None, "statistics": {}, "confused_pairs": []}
 
 

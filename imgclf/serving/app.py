@@ -1,4 +1,5 @@
-"""``imgclf serve``: a web page and a JSON API over a run, a thin FastAPI layer on the prediction core.
+"""``imgclf serve``: a web page and a JSON API over a run, a thin FastAPI layer on the prediction
+core.
 
 - ``GET /``: a page to drop or pick images and see the top classes with confidence bars;
 - ``POST /predict``: multipart field ``file`` (repeat it for several images) → predictions;
@@ -6,7 +7,8 @@
   overlay as a base64 PNG (the page shows it next to the confidence bars);
 - ``GET /health``, ``GET /model``; ``GET /docs`` is the OpenAPI page, kept true by response models.
 
-The model is loaded once at start-up. Uploads are checked before decoding (size, format, pixel count)
+The model is loaded once at start-up. Uploads are checked before decoding (size, format, pixel
+count)
 and every refusal is a 4xx with ``{"detail": "..."}``. Concurrent requests share forward passes
 (:class:`imgclf.serving.batching.Batcher`).
 """
@@ -78,7 +80,8 @@ class ExplainResponse(BaseModel):
     label: str
     confidence: float
     overlay_png: str = Field(
-        description="base64 PNG: the top class's Grad-CAM heatmap over the image (red: most evidence)"
+        description="base64 PNG: the top class's Grad-CAM heatmap over the image (red: most "
+        "evidence)"
     )
 
 
@@ -161,7 +164,8 @@ def _add_guards(app: FastAPI, cfg: ServeConfig) -> None:
         if length and length.isdigit() and int(length) > max_bytes * cfg.max_files + 2**16:
             return _error(
                 413,
-                f"request body is {int(length) / 2**20:.1f} MB; the limit is {cfg.max_upload_mb:g} MB per image, {cfg.max_files} images",
+                f"request body is {int(length) / 2**20:.1f} MB; the limit is "
+                f"{cfg.max_upload_mb:g} MB per image, {cfg.max_files} images",
             )
         return await call_next(request)
 
@@ -171,7 +175,8 @@ def _add_guards(app: FastAPI, cfg: ServeConfig) -> None:
         if missing:
             return _error(
                 422,
-                "send the image(s) as multipart/form-data field 'file' (repeat it for several images)",
+                "send the image(s) as multipart/form-data field 'file' (repeat it for "
+                "several images)",
             )
         first = exc.errors()[0] if exc.errors() else {}
         return _error(422, f"invalid request: {first.get('msg', 'unreadable body')}")
@@ -240,7 +245,7 @@ def _add_routes(
         probs = await batcher.submit(np.stack(pixels))
         out = [
             run.to_prediction(upload.filename or "upload", p, cfg.top_k)
-            for upload, p in zip(file, probs)
+            for upload, p in zip(file, probs, strict=False)
         ]
         return PredictResponse(
             predictions=[

@@ -28,7 +28,8 @@ def bucket_sizes(max_batch: int) -> list[int]:
 def padded(
     predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, max_batch: int
 ) -> np.ndarray:
-    """``predict(x)`` with ``x`` padded (by repeating its last image) to the next bucket size, so the
+    """``predict(x)`` with ``x`` padded (by repeating its last image) to the next bucket size, so
+    the
     model sees a handful of shapes and TensorFlow traces each once instead of once per batch size.
 
     Args:
@@ -47,7 +48,8 @@ class Batcher:
     """Group queued image arrays into one call of ``predict``.
 
     Args:
-        predict: ``(n, size, size, 3)`` pixels → ``(n, num_classes)`` probabilities (a blocking call).
+        predict: ``(n, size, size, 3)`` pixels → ``(n, num_classes)`` probabilities (a blocking
+        call).
         max_batch: most images per forward pass.
     """
 

@@ -24,8 +24,10 @@ __all__ = ["add_predict_parser", "cmd_predict", "format_table"]
 
 EXIT_OK, EXIT_FAILED = 0, 1
 ENGINE_HELP = (
-    f"how to run the model: auto = a TFLite copy made once (for {AUTO_CONVERT_MIN_IMAGES}+ images) and checked "
-    f"against Keras on the run's test images (Keras if it disagrees), tflite, or keras (default: {PREDICT_ENGINE})"
+    "how to run the model: auto = a TFLite copy made once (for "
+    f"{AUTO_CONVERT_MIN_IMAGES}+ images) and checked "
+    "against Keras on the run's test images (Keras if it disagrees), tflite, or keras "
+    f"(default: {PREDICT_ENGINE})"
 )
 
 
@@ -81,7 +83,8 @@ def add_predict_parser(sub) -> None:
     p.add_argument(
         "--tta",
         action="store_true",
-        help="test-time augmentation: average each image's probabilities with its mirror image's (2x compute)",
+        help="test-time augmentation: average each image's probabilities with its mirror "
+        "image's (2x compute)",
     )
     p.add_argument(
         "--batch-size",
@@ -208,7 +211,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(parity.summary())
     if not parity.good and args.precision == "int8":
         print(
-            "  int8 quantization changed some predictions; use float16 or float32 where that matters"
+            "  int8 quantization changed some predictions; use float16 or float32 where "
+            "that matters"
         )
         return EXIT_OK
     return EXIT_OK if parity.good else EXIT_FAILED

@@ -2,7 +2,8 @@
 
 ``auto`` (the default, :data:`imgclf.config.PREDICT_ENGINE`) converts the run's model to TFLite
 float32 once (for a server, or a job of at least :data:`imgclf.config.AUTO_CONVERT_MIN_IMAGES`
-images: converting costs about as much CPU as predicting a few thousand images with Keras saves), with :func:`imgclf.serving.export.export_run` — the same converter and the same parity
+images: converting costs about as much CPU as predicting a few thousand images with Keras saves),
+with :func:`imgclf.serving.export.export_run` — the same converter and the same parity
 check on the run's held-out test images as ``imgclf export`` — and predicts through it (XNNPACK:
 about half the CPU time of Keras' forward pass per image, docs/benchmarks.md). Below
 :data:`imgclf.serving.export.MIN_AGREEMENT`, or when the check cannot run (no test images left on
@@ -55,7 +56,8 @@ def engine_key(model_file: Path) -> str:
 
 
 def _writable(folder: Path) -> bool:
-    """Whether files can be created in ``folder`` (tried, not guessed: root ignores permission bits)."""
+    """Whether files can be created in ``folder`` (tried, not guessed: root ignores permission
+    bits)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".probe-{os.getpid()}"
@@ -76,7 +78,8 @@ def _read_parity(folder: Path) -> dict | None:
 def cached_tflite(
     run, say: Callable[[str], None] = _say, convert: bool = True
 ) -> tuple[Path, dict] | None:
-    """The run's TFLite float32 copy and its parity record, converting and checking it the first time.
+    """The run's TFLite float32 copy and its parity record, converting and checking it the first
+    time.
 
     Args:
         run: a :class:`imgclf.serving.predictor.Run`.
@@ -84,7 +87,8 @@ def cached_tflite(
         convert: False: return None instead of converting when there is no copy yet.
 
     Raises:
-        ImgclfError: the conversion or its parity check failed (no test images on disk, converter error).
+        ImgclfError: the conversion or its parity check failed (no test images on disk, converter
+        error).
     """
     from imgclf.runs import RunFiles
     from imgclf.serving.export import export_run
@@ -103,7 +107,8 @@ def cached_tflite(
             f"nowhere to keep a TFLite copy: neither {bases[0]} nor {bases[1]} is writable"
         )
     say(
-        f"converting the model to TFLite once for faster prediction (checked against Keras, kept in {base / key})"
+        "converting the model to TFLite once for faster prediction (checked against "
+        f"Keras, kept in {base / key})"
     )
     tmp = base / f".{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -157,7 +162,10 @@ def engine_for(
         say(f"predicting with Keras: no checked TFLite copy of the model ({exc})")
         return KerasEngine(run.model)
     if parity.get("agreement", 0.0) < MIN_AGREEMENT or not path.exists():
-        why = f"the TFLite copy agrees with Keras on {parity.get('agreement', 0.0):.2%} of {parity.get('n', 0)} test images, below {MIN_AGREEMENT:.0%}"
+        why = (
+            f"the TFLite copy agrees with Keras on {parity.get('agreement', 0.0):.2%} of "
+            f"{parity.get('n', 0)} test images, below {MIN_AGREEMENT:.0%}"
+        )
         if engine == "tflite":
             raise ModelError(f"{why}; use --engine keras")
         say(f"predicting with Keras: {why}")

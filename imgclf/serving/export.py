@@ -1,11 +1,13 @@
 """``imgclf export``: the run's model as a SavedModel, TFLite (float32, float16, int8) or ONNX file,
 each proven against the Keras model on the run's held-out test images.
 
-Every export folder holds the model, ``labels.txt`` (class names in output order) and ``parity.json``.
+Every export folder holds the model, ``labels.txt`` (class names in output order) and
+``parity.json``.
 The exported model takes what the Keras model takes — ``(n, size, size, 3)`` float32 RGB pixels in
 [0, 255], preprocessing inside — and returns the same probabilities (one sigmoid column for two
 classes). Parity: top-1 agreement with the Keras model and the largest probability difference on the
-test split (the validation split if the run has no test split); below :data:`MIN_AGREEMENT` an export
+test split (the validation split if the run has no test split); below :data:`MIN_AGREEMENT` an
+export
 is not called good. int8 is calibrated on images from the run's training split.
 """
 
@@ -61,8 +63,10 @@ class Parity:
     def summary(self) -> str:
         verdict = "good" if self.good else f"NOT good (below {MIN_AGREEMENT:.0%} agreement)"
         return (
-            f"{self.format}: {self.path}\n  parity on {self.n} {self.split} images: top-1 agreement "
-            f"{self.agreement:.2%}, largest probability difference {self.max_abs_diff:.2e} — {verdict}"
+            f"{self.format}: {self.path}\n  parity on {self.n} {self.split} images: top-1 "
+            "agreement "
+            f"{self.agreement:.2%}, largest probability difference "
+            f"{self.max_abs_diff:.2e} — {verdict}"
         )
 
 
@@ -120,7 +124,8 @@ def _savedmodel(run, out: Path) -> tuple[Path, Callable]:
 
 
 def _onnx(run, out: Path) -> tuple[Path, Callable]:
-    """tf2onnx on the frozen graph: Keras' own ``export(format="onnx")`` (tf2onnx's ``from_function``)
+    """tf2onnx on the frozen graph: Keras' own ``export(format="onnx")`` (tf2onnx's
+    ``from_function``)
     leaves the EfficientNet-Lite0 normalisation constants as unfed graph inputs on TF 2.21."""
     try:
         import onnxruntime as ort
@@ -173,7 +178,8 @@ def _tflite(run, out: Path, precision: str) -> tuple[Path, Callable]:
 
 
 class TFLiteEngine(Engine):
-    """A ``.tflite`` file as a prediction engine (XNNPACK on the CPU, one interpreter per batch size).
+    """A ``.tflite`` file as a prediction engine (XNNPACK on the CPU, one interpreter per batch
+    size).
 
     The export's parity check and ``imgclf predict --engine tflite`` both run it. Not thread-safe by
     itself, so calls are serialised.
@@ -191,7 +197,8 @@ class TFLiteEngine(Engine):
         self._lock = threading.Lock()
 
     def _interpreter(self, shape: tuple | None):
-        """The interpreter allocated for input ``shape`` (None: the file's own, for reading details)."""
+        """The interpreter allocated for input ``shape`` (None: the file's own, for reading
+        details)."""
         if shape not in self._interpreters:
             import warnings
 
@@ -246,7 +253,8 @@ def export_run(run, fmt: str, precision: str = "float32", out: str | Path | None
         run: the run to export (an :class:`imgclf.serving.predictor.Run`; not imported here, which
             would close the cycle predictor -> engines -> export -> predictor).
         fmt: ``savedmodel``, ``tflite`` or ``onnx``.
-        precision: TFLite weights: ``float32``, ``float16`` or ``int8`` (calibrated on training images).
+        precision: TFLite weights: ``float32``, ``float16`` or ``int8`` (calibrated on training
+        images).
         out: the export folder (default ``RUN/exports/<format>[_<precision>]``); must not exist.
     """
     if fmt not in FORMATS:
@@ -280,9 +288,8 @@ def export_run(run, fmt: str, precision: str = "float32", out: str | Path | None
         raise
     except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets one line)
         shutil.rmtree(folder, ignore_errors=True)
-        raise ModelError(
-            f"{fmt} export failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-        ) from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{fmt} export failed: {first}") from exc
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

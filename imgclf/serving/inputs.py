@@ -1,9 +1,12 @@
-"""What ``imgclf predict`` accepts as input: files, folders (walked recursively), globs and path lists.
+"""What ``imgclf predict`` accepts as input: files, folders (walked recursively), globs and path
+lists.
 
-A list file (``@list.txt`` on the command line, or ``--from-file list.txt``) holds one path per line;
+A list file (``@list.txt`` on the command line, or ``--from-file list.txt``) holds one path per
+line;
 blank lines and lines starting with ``#`` are ignored, and relative paths are taken from the current
 directory. A path named on the command line that does not exist is an error before any work starts;
-a listed path that does not exist gets its own error row, so a long list is not refused for one line.
+a listed path that does not exist gets its own error row, so a long list is not refused for one
+line.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def expand_paths(paths: Iterable[str | Path], from_file: str | Path | None = Non
 
     Args:
         paths: files (kept as given, whatever their extension), folders (walked recursively for
-            image files, sorted, hidden ones skipped), globs (``photos/**/*.jpg``), or ``@list.txt``.
+            image files, sorted, hidden ones skipped), globs (``photos/**/*.jpg``), or
+            ``@list.txt``.
         from_file: a list file, read after ``paths``.
     """
     out: list[str] = []

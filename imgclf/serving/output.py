@@ -2,7 +2,8 @@
 
 Every row is flushed when written, so an interrupted run over 100,000 images keeps what it did. The
 CSV's ``top_k`` cell is JSON (``[["cat", 0.91], ["dog", 0.06]]``), so any class name — with ``:``,
-``;``, commas or quotes — parses back with ``json.loads``. A JSON file is an array with one object per
+``;``, commas or quotes — parses back with ``json.loads``. A JSON file is an array with one object
+per
 line; a run killed before it could close the array leaves every finished line readable.
 """
 
@@ -76,7 +77,8 @@ def parse_csv_row(row: dict[str, str]) -> dict:
 
 
 class PredictionWriter:
-    """Write prediction dicts to ``stream`` in ``fmt`` as they come; :meth:`close` ends a JSON array.
+    """Write prediction dicts to ``stream`` in ``fmt`` as they come; :meth:`close` ends a JSON
+    array.
 
     Args:
         stream: an open text stream (a file, or ``sys.stdout``).
@@ -144,7 +146,8 @@ def read_done(path: str | Path, fmt: str) -> list[dict]:
     reader = csv.DictReader(text.splitlines())
     if reader.fieldnames and reader.fieldnames != CSV_COLUMNS:
         raise DataError(
-            f"{str(path)!r} is not an imgclf predict CSV (columns {reader.fieldnames}); cannot resume it"
+            f"{str(path)!r} is not an imgclf predict CSV (columns {reader.fieldnames}); "
+            "cannot resume it"
         )
     rows = []
     for row in reader:
@@ -161,7 +164,8 @@ def open_output(path: str | Path, fmt: str, resume: bool) -> tuple[PredictionWri
     Args:
         path: the output file; ``-`` is stdout.
         fmt: its format.
-        resume: keep the rows already there and skip their paths; without it an existing file is an error.
+        resume: keep the rows already there and skip their paths; without it an existing file is an
+        error.
     """
     if str(path) == "-":
         return PredictionWriter(sys.stdout, fmt), set()
@@ -176,5 +180,6 @@ def open_output(path: str | Path, fmt: str, resume: bool) -> tuple[PredictionWri
             "[\n" + ",\n".join(json.dumps(d, ensure_ascii=False) for d in done), encoding="utf-8"
         )
     append = bool(done) or (resume and p.exists() and p.stat().st_size > 0 and fmt != "json")
-    stream = open(p, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed by the caller)
+    # noqa: SIM115 (closed by the caller)
+    stream = open(p, "a" if append else "w", encoding="utf-8", newline="")
     return PredictionWriter(stream, fmt, append=append), {d["path"] for d in done}

@@ -1,7 +1,8 @@
 """The web app's Grad-CAM overlay: where the evidence for the top class lies, drawn over the image.
 
 A thin adapter over :func:`imgclf.reporting.explain.grad_cam` (its public function only: the
-variant — HiResCAM by default since issue 12 — and the layer it reads are that module's business): the heatmap, coloured from dark
+variant — HiResCAM by default since issue 12 — and the layer it reads are that module's business):
+the heatmap, coloured from dark
 blue (no evidence) through green and yellow to red (the most), is blended over the image in
 proportion to its strength, so the image stays visible where the model found nothing, and the
 result is a PNG.

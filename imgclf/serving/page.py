@@ -1,4 +1,5 @@
-"""The web page of ``imgclf serve``: one Jinja2 template (autoescaped), CSS and JS inline, no CDN."""
+"""The web page of ``imgclf serve``: one Jinja2 template (autoescaped), CSS and JS inline, no
+CDN."""
 
 from __future__ import annotations
 

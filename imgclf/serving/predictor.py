@@ -27,7 +27,8 @@ UNSURE = "unsure"  # the label of an image whose top probability is below --min-
 
 @dataclass
 class Prediction:
-    """One image's result: ``label`` and ``confidence`` of the top class, ``top_k`` as (label, prob).
+    """One image's result: ``label`` and ``confidence`` of the top class, ``top_k`` as (label,
+    prob).
 
     ``label`` is :data:`UNSURE` when the top probability is below the ``min_confidence`` asked for
     (``confidence`` and ``top_k`` still say what the model thought); ``error`` says why a file could
@@ -88,7 +89,8 @@ class Run:
 
     @property
     def engine(self):
-        """The :class:`imgclf.evaluation.inference.Engine` predictions run on (made on first use)."""
+        """The :class:`imgclf.evaluation.inference.Engine` predictions run on (made on first
+        use)."""
         return self.engine_for_job()
 
     def engine_for_job(self, images: int | None = None):
@@ -120,7 +122,8 @@ class Run:
         return read_temperature(self.path)
 
     def predict_arrays(self, images: np.ndarray, tta: bool = False) -> np.ndarray:
-        """Calibrated class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255].
+        """Calibrated class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0,
+        255].
 
         Args:
             images: the pixels, already at the run's image size.
@@ -170,7 +173,8 @@ class Run:
         tta: bool = False,
         on_batch: Callable[[int], None] | None = None,
     ) -> Iterator[list[Prediction]]:
-        """Predictions for ``files`` one batch at a time, in input order (for output written as it goes).
+        """Predictions for ``files`` one batch at a time, in input order (for output written as it
+        goes).
 
         Args:
             files: image paths (already expanded, each once).
@@ -193,7 +197,7 @@ class Run:
             rows = {
                 f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()
             }
-            for f, p in zip(scores.paths, scores.probs):
+            for f, p in zip(scores.paths, scores.probs, strict=True):
                 rows[f] = self.to_prediction(f, p, k, min_confidence, threshold)
             chunk = sorted(rows.values(), key=lambda r: position[r.path])
             if on_batch is not None:
@@ -210,7 +214,8 @@ class Run:
         if threshold is not None:
             if len(self.classes) != 2:
                 raise ConfigError(
-                    f"threshold applies to two-class runs only; this run has {len(self.classes)} classes"
+                    "threshold applies to two-class runs only; this run has "
+                    f"{len(self.classes)} classes"
                 )
             if not 0.0 < threshold < 1.0:
                 raise invalid_value(
@@ -228,7 +233,8 @@ class Run:
         min_confidence: float | None = None,
         threshold: float | None = None,
     ) -> Prediction:
-        """One image's :class:`Prediction` from its class probabilities (what every front end shows).
+        """One image's :class:`Prediction` from its class probabilities (what every front end
+        shows).
 
         Args:
             path: the image's path or name.
@@ -253,7 +259,8 @@ class Run:
         verbose: int = 0,
         on_metrics=None,
     ) -> Metrics:
-        """Metrics on the run's own test split, or on a separate labelled folder (saved under evaluations/);
+        """Metrics on the run's own test split, or on a separate labelled folder (saved under
+        evaluations/);
         see :func:`imgclf.evaluation.evaluate.evaluate_run` for the arguments."""
         from imgclf.evaluation.evaluate import evaluate_run
 

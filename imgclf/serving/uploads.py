@@ -1,4 +1,5 @@
-"""Checks on an uploaded image before and while it is decoded, each failure a 4xx with a clear message.
+"""Checks on an uploaded image before and while it is decoded, each failure a 4xx with a clear
+message.
 
 Order: empty → too many bytes → not an image format we accept (magic bytes) → too many pixels (read
 from the header, before any pixel is decoded: a decompression bomb never gets allocated) → decode
@@ -70,22 +71,20 @@ def check_and_decode(
     except Image.DecompressionBombError as exc:  # Pillow's own limit, above ours
         raise UploadError(
             413,
-            f"{name!r} is a decompression bomb ({exc}); the limit is {max_pixels / 1e6:.0f} megapixels",
+            f"{name!r} is a decompression bomb ({exc}); the limit is {max_pixels / 1e6:.0f} "
+            "megapixels",
         ) from None
     except Exception as exc:  # noqa: BLE001  (any header failure means "not readable")
-        raise UploadError(
-            422,
-            f"{name!r} cannot be read as {fmt}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-        ) from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UploadError(422, f"{name!r} cannot be read as {fmt}: {first}") from None
     if width * height > max_pixels:
         raise UploadError(
             413,
-            f"{name!r} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is {max_pixels / 1e6:.0f}",
+            f"{name!r} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the "
+            f"limit is {max_pixels / 1e6:.0f}",
         )
     try:
         return load_image(io.BytesIO(data), image_size)
     except Exception as exc:  # noqa: BLE001  (truncated, corrupt: any decoder failure)
-        raise UploadError(
-            422,
-            f"{name!r} cannot be decoded ({fmt}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-        ) from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UploadError(422, f"{name!r} cannot be decoded ({fmt}): {first}") from None

@@ -1,5 +1,6 @@
 """The feature-cache plumbing of the cached stages: the frozen bottom's activations for a list of
-images and one view (0: the image as is; k > 0: the k-th augmented copy), computed on a miss and kept
+images and one view (0: the image as is; k > 0: the k-th augmented copy), computed on a miss and
+kept
 in :class:`~imgclf.training.feature_cache.FeatureCache`."""
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ __all__ = ["Activations", "has_augmentation"]
 
 
 class Activations:
-    """Frozen-bottom activations of the train (all views) and val (view 0) images, via the feature cache.
+    """Frozen-bottom activations of the train (all views) and val (view 0) images, via the feature
+    cache.
 
     Args:
         cfg: the run's options (image size, batch size, augmentation, seed, ``feature_cache``).
-        clf: the classifier; its augmentation layer makes the views, its backbone names the cache key.
+        clf: the classifier; its augmentation layer makes the views, its backbone names the cache
+        key.
         bottom: the frozen part of the backbone whose output is cached.
         cut_name: the layer the cut feeds (part of the cache key).
         progress: show the progress of computing activations (:mod:`imgclf.progress`).
@@ -59,7 +62,8 @@ class Activations:
         self._forward = tf.function(lambda x: bottom(x, training=False), reduce_retracing=True)
 
     def _compute(self, items: list[ImageItem], view: int):
-        """Returns a compute(indices) for FeatureCache: decode, augment (view > 0), run the bottom."""
+        """Returns a compute(indices) for FeatureCache: decode, augment (view > 0), run the
+        bottom."""
         cfg = self.cfg
         augment = (
             self.clf.model.get_layer("augmentation")

@@ -1,7 +1,9 @@
 """``--time``: plan the work of a pretrained run from measured throughput before doing it.
 
-Once the data is scanned, diagnosed and split (that time is already spent), the trainer measures on a
-small sample of the real images how long the frozen backbone takes per image, and how long the top of
+Once the data is scanned, diagnosed and split (that time is already spent), the trainer measures on
+a
+small sample of the real images how long the frozen backbone takes per image, and how long the top
+of
 the backbone takes; :func:`plan_budget` then decides, within the seconds left and a reserve for
 testing, the report and saving, how many training images the head sees (a stratified subsample when
 all will not fit), how many validation images pick the best epoch, how many augmented views, and
@@ -31,7 +33,9 @@ __all__ = [
     "stratified_subset",
 ]
 
-REPORT_SECONDS = 15.0  # report.html, figures, Grad-CAM, tracing the whole model to score test and val, load and save (digits at 96 px: 17 s)
+# report.html, figures, Grad-CAM, tracing the whole model to score test and val, load and save
+# (digits at 96 px: 17 s)
+REPORT_SECONDS = 15.0
 FIT_START_SECONDS = (
     3.0  # a fit's own start-up (tracing the train and validation steps), per stage …
 )
@@ -62,7 +66,8 @@ HEAD_FREE_SECONDS = 2.0  # when nothing fits, a head stage this cheap still keep
 class Rates:
     """Measured seconds per image.
 
-    ``extract``: decode + the frozen bottom, one view; ``top``: the cached top's forward pass (0 when
+    ``extract``: decode + the frozen bottom, one view; ``top``: the cached top's forward pass (0
+    when
     the head trains on the backbone's output); ``score``: decode + the whole model (test, report);
     ``fine_tune``: one training image in one fine-tuning epoch; ``fine_tune_val``: one validation
     image in a fine-tuning epoch.
@@ -78,7 +83,8 @@ class Rates:
 
     @classmethod
     def measured(cls, extract: float, top: float, cached: bool, slowdown: float = 1.0) -> Rates:
-        """Rates from the two measured ones: fine-tuning on cached activations (``cached``) trains the
+        """Rates from the two measured ones: fine-tuning on cached activations (``cached``) trains
+        the
         top, else the whole model on decoded images; a training step costs ~3 forward passes.
 
         Args:
@@ -86,7 +92,8 @@ class Rates:
             top: seconds per image of the top above the cut.
             cached: whether fine-tuning runs on cached activations.
             slowdown: how much slower than a quiet machine this one is now (scales the head's rate,
-                which is Keras' per-step overhead rather than arithmetic, and fine-tuning's start-up). Defaults to 1.
+                which is Keras' per-step overhead rather than arithmetic, and fine-tuning's
+                start-up). Defaults to 1.
         """
         score = extract + top
         forward = top if cached else score
@@ -108,7 +115,8 @@ class BudgetPlan:
     budget_s: float  # the whole --time budget
     left_s: float  # seconds left when the plan was made
     reserve_s: float  # kept for testing, the report and saving
-    train_images: int  # training images whose activations are computed (a stratified subsample if < train_total)
+    # training images whose activations are computed (a stratified subsample if < train_total)
+    train_images: int
     train_total: int
     val_images: (
         int  # validation images used for model selection (the rest are still scored for the report)
@@ -119,10 +127,12 @@ class BudgetPlan:
     fine_tune_epochs: int  # 0: no fine-tuning
     planned_s: float  # the seconds the plan expects to spend before the reserve
     note: str = ""  # why fine-tuning or images were dropped
-    needed_s: float = 0.0  # with a subsample: the --time that would give the head every training image (0: not needed)
+    # with a subsample: the --time that would give the head every training image (0: not needed)
+    needed_s: float = 0.0
 
     def line(self) -> str:
-        """The plan for people, e.g. ``--time 3m: extracting 6,000 of 14,400 train images, 1 view, …``."""
+        """The plan for people, e.g. ``--time 3m: extracting 6,000 of 14,400 train images, 1 view,
+        …``."""
         images = of_total(self.train_images, self.train_total)
         val = of_total(self.val_images, self.val_total) + (
             " val (model selection)" if self.val_images < self.val_total else " val"
@@ -134,8 +144,10 @@ class BudgetPlan:
         )
         note = f" ({self.note})" if self.note else ""
         return (
-            f"--time {format_seconds(self.budget_s)}: {format_seconds(self.left_s)} left; extracting {images} train images, "
-            f"{self.views} view(s), {val}, head {self.head_epochs} epochs, {ft}{note}; ~{format_seconds(self.planned_s)} "
+            f"--time {format_seconds(self.budget_s)}: {format_seconds(self.left_s)} left; "
+            f"extracting {images} train images, "
+            f"{self.views} view(s), {val}, head {self.head_epochs} epochs, {ft}{note}; "
+            f"~{format_seconds(self.planned_s)} "
             f"planned + {format_seconds(self.reserve_s)} for test and report"
         )
 
@@ -154,7 +166,8 @@ def of_total(n: int, total: int) -> str:
 
 
 def reserve_seconds(n_test: int, n_val: int, score: float, report_s: float) -> float:
-    """Seconds kept for the end of the run: scoring the test split and the validation split (the report's
+    """Seconds kept for the end of the run: scoring the test split and the validation split (the
+    report's
     calibration), the report and saving.
 
     Args:
@@ -167,7 +180,8 @@ def reserve_seconds(n_test: int, n_val: int, score: float, report_s: float) -> f
 
 
 def _cost(rates: Rates, n: int, n_val: int, views: int, head_epochs: int, ft_epochs: int) -> float:
-    """Seconds for extraction of ``n`` train images × ``views`` and ``n_val`` val, the head, fine-tuning."""
+    """Seconds for extraction of ``n`` train images × ``views`` and ``n_val`` val, the head,
+    fine-tuning."""
     extract = (n * views + n_val) * (
         rates.extract + rates.top
     )  # the top turns cut activations into features
@@ -179,7 +193,8 @@ def _cost(rates: Rates, n: int, n_val: int, views: int, head_epochs: int, ft_epo
 
 
 def _head_seconds(rates: Rates, n: int, n_val: int, views: int, head_epochs: int) -> float:
-    """Seconds of the head's epochs on ``n`` train images × ``views`` and ``n_val`` val (start-up aside)."""
+    """Seconds of the head's epochs on ``n`` train images × ``views`` and ``n_val`` val (start-up
+    aside)."""
     return head_epochs * (n * views + n_val) * rates.head
 
 
@@ -207,7 +222,8 @@ def plan_budget(
     search: bool = True,
 ) -> BudgetPlan:
     """Choose the work that fits ``left_s`` seconds: first every training image once with the head,
-    then fine-tuning epochs, then more augmented views; when even the head on every image does not fit,
+    then fine-tuning epochs, then more augmented views; when even the head on every image does not
+    fit,
     a shorter head stage and then a stratified subsample of the training images.
 
     Args:
@@ -222,7 +238,8 @@ def plan_budget(
         head_epochs: the most head epochs.
         fine_tune_epochs: the most fine-tuning epochs (0: no fine-tuning asked).
         report_s: seconds for the report and saving, beyond scoring (part of the reserve).
-        search: with a subsample, find the budget that would take every image (``needed_s``). Defaults to True.
+        search: with a subsample, find the budget that would take every image (``needed_s``).
+        Defaults to True.
     """
     options = {
         "views": views,
@@ -270,7 +287,8 @@ def plan_budget(
         or overrun
         and _head_cost(plan, rates) < HEAD_FREE_SECONDS
     ):
-        plan.head_epochs += 1  # give the head back the epochs that fit (or, when nothing fits, that cost next to nothing)
+        # give the head back the epochs that fit (or, when nothing fits, that cost next to nothing)
+        plan.head_epochs += 1
     if fine_tune_epochs and plan.train_images == n_train:
         one_epoch = _cost(rates, n_train, plan.val_images, 1, plan.head_epochs, 1) - cost(plan)
         plan.fine_tune_epochs = int(
@@ -281,7 +299,10 @@ def plan_budget(
             )
         )
         if not plan.fine_tune_epochs:
-            plan.note = f"a fine-tuning epoch needs ~{format_seconds(one_epoch - (avail - cost(plan)))} more"
+            plan.note = (
+                f"a fine-tuning epoch needs ~{format_seconds(one_epoch - (avail - cost(plan)))} "
+                "more"
+            )
     elif fine_tune_epochs:
         plan.note += "; no time for fine-tuning"
     if plan.train_images == n_train and plan.fine_tune_epochs in (0, fine_tune_epochs):
@@ -348,7 +369,8 @@ def budget_image_size(
         n_test: test images.
         report_s: seconds for the report and saving, beyond scoring.
         floor: the smallest size to consider.
-        per_image_floor: seconds per image that do not shrink with the input (decoding, the pipeline).
+        per_image_floor: seconds per image that do not shrink with the input (decoding, the
+        pipeline).
     """
     floor = max(MIN_IMAGE_SIZE, min(size, floor))
     for s in range(size, floor - 1, -32):
@@ -362,7 +384,8 @@ def budget_image_size(
 
 
 def stratified_subset(items: list[ImageItem], n: int, seed: int) -> list[ImageItem]:
-    """``n`` of ``items`` with the classes in their proportions (at least one of each), in their order.
+    """``n`` of ``items`` with the classes in their proportions (at least one of each), in their
+    order.
 
     Args:
         items: the images.
@@ -376,7 +399,7 @@ def stratified_subset(items: list[ImageItem], n: int, seed: int) -> list[ImageIt
     for index, item in enumerate(items):
         by_class.setdefault(item.label, []).append(index)
     keep: list[int] = []
-    for label, indices in sorted(by_class.items()):
+    for _label, indices in sorted(by_class.items()):
         share = max(1, round(n * len(indices) / len(items)))
         keep.extend(rng.choice(indices, min(share, len(indices)), replace=False).tolist())
     return [items[i] for i in sorted(keep)]

@@ -1,10 +1,13 @@
 """The cache folder: what is in it, clearing it, and keeping the feature cache under a size cap.
 
-imgclf keeps three kinds of recomputable files under ``$IMGCLF_CACHE`` (default ``~/.cache/imgclf``):
+imgclf keeps three kinds of recomputable files under ``$IMGCLF_CACHE`` (default
+``~/.cache/imgclf``):
 ``features/`` (frozen-backbone activations, :mod:`imgclf.training.feature_cache`), ``arrays/``
 (NumPy DATA written as PNGs, :mod:`imgclf.data.arrays`) and ``engines/`` (the TFLite copies of
-models whose run folder is read-only, :mod:`imgclf.serving.engines`). The feature cache is held under a size cap
-(``$IMGCLF_CACHE_MAX_GB``, default :data:`imgclf.config.CACHE_MAX_GB`) by deleting its least recently used
+models whose run folder is read-only, :mod:`imgclf.serving.engines`). The feature cache is held
+under a size cap
+(``$IMGCLF_CACHE_MAX_GB``, default :data:`imgclf.config.CACHE_MAX_GB`) by deleting its least
+recently used
 files first; a file counts as used when a run reads or writes it. ``imgclf cache info|clear`` calls
 :func:`cache_info` and :func:`clear_cache`.
 """
@@ -32,7 +35,8 @@ _STALE_TMP_SECONDS = 3600.0  # a temporary file this old was left by a killed wr
 
 @dataclass(frozen=True)
 class CacheInfo:
-    """What :func:`cache_info` found: the root, bytes and files per part, and the feature cache's cap."""
+    """What :func:`cache_info` found: the root, bytes and files per part, and the feature cache's
+    cap."""
 
     root: Path
     sizes: dict[str, int]
@@ -51,7 +55,8 @@ class CacheInfo:
                 f"  {part + '/':10s} {_human(self.sizes[part]):>10s} in {self.files[part]} file(s)"
             )
         lines.append(
-            f"  {'total':10s} {_human(self.total):>10s}; features/ is capped at {_human(self.max_bytes)} (${MAX_ENV})"
+            f"  {'total':10s} {_human(self.total):>10s}; features/ is capped at "
+            f"{_human(self.max_bytes)} (${MAX_ENV})"
         )
         return "\n".join(lines)
 
@@ -66,7 +71,8 @@ def _human(n: float) -> str:
 
 def max_cache_bytes() -> int:
     """The feature cache's size cap in bytes: ``$IMGCLF_CACHE_MAX_GB`` (a number of GB; 0 keeps
-    nothing), else :data:`imgclf.config.CACHE_MAX_GB`. A value that is not a number is a ConfigError."""
+    nothing), else :data:`imgclf.config.CACHE_MAX_GB`. A value that is not a number is a
+    ConfigError."""
     text = os.environ.get(MAX_ENV, "").strip()
     if not text:
         return int(CACHE_MAX_GB * 2**30)
@@ -108,7 +114,8 @@ def cache_info(root: str | Path | None = None) -> CacheInfo:
 def clear_cache(root: str | Path | None = None, part: str | None = None) -> int:
     """Delete the cache (or one part of it) and return the bytes freed. Only imgclf's own folders
     under the root are removed; anything else there is left alone. A run training at that moment
-    recomputes what it loses from ``features/``; one training on NumPy DATA loses its images with ``arrays/``.
+    recomputes what it loses from ``features/``; one training on NumPy DATA loses its images with
+    ``arrays/``.
 
     Args:
         root: the cache folder; ``None`` means ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.

@@ -34,7 +34,8 @@ HISTORY_COLUMNS = [
 
 
 class HistoryCSV(keras.callbacks.Callback):
-    """Append one row per epoch to ``history.csv`` (flushed at once, so an interrupted run keeps it).
+    """Append one row per epoch to ``history.csv`` (flushed at once, so an interrupted run keeps
+    it).
 
     Unlike ``keras.callbacks.CSVLogger`` it records the training stage and numbers epochs across
     stages, so a two-stage run reads as one history.
@@ -92,7 +93,8 @@ class StopAtAccuracy(keras.callbacks.Callback):
 
 
 class Deadline(keras.callbacks.Callback):
-    """Stop after the epoch that would make the next one overrun ``deadline`` (a perf_counter time), but
+    """Stop after the epoch that would make the next one overrun ``deadline`` (a perf_counter time),
+    but
     not before ``min_epochs`` epochs of this fit (a stage the plan could not do without)."""
 
     def __init__(self, deadline: float, min_epochs: int = 0):
@@ -144,8 +146,10 @@ class SaveBest(keras.callbacks.Callback):
 
 
 class SaveLast(keras.callbacks.Callback):
-    """Save the model being trained, with its optimizer state, after every epoch (``last.keras``, what
-    ``--resume`` continues from), atomically: SIGKILL mid-save leaves the previous epoch's file whole.
+    """Save the model being trained, with its optimizer state, after every epoch (``last.keras``,
+    what
+    ``--resume`` continues from), atomically: SIGKILL mid-save leaves the previous epoch's file
+    whole.
 
     Args:
         filepath: the ``.keras`` file.
@@ -160,7 +164,8 @@ class SaveLast(keras.callbacks.Callback):
 
 
 class RunState(keras.callbacks.Callback):
-    """Write ``state.json`` after each epoch: the stage, epochs done in it, the head's val loss and the
+    """Write ``state.json`` after each epoch: the stage, epochs done in it, the head's val loss and
+    the
     best val loss so far — what ``imgclf train --resume`` needs besides ``last.keras``."""
 
     def __init__(self, path: Path, stage: str, head_loss: float | None, best: SaveBest | None):

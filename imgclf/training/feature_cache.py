@@ -1,19 +1,26 @@
-"""Activations of a frozen backbone prefix, computed once per image and augmented view, kept on disk.
+"""Activations of a frozen backbone prefix, computed once per image and augmented view, kept on
+disk.
 
-With the bottom of a pretrained backbone frozen, its output for an image never changes, so paying for
-that forward pass every epoch (what the notes' frozen VGG16 does) is waste. imgclf computes it once per
+With the bottom of a pretrained backbone frozen, its output for an image never changes, so paying
+for
+that forward pass every epoch (what the notes' frozen VGG16 does) is waste. imgclf computes it once
+per
 image — and once per augmented view when augmentation is on — and trains the rest on the stored
 activations. Entries are keyed by backbone, cut layer, image size, augmentation and *file content*
 (not path), so a second run on the same data, or on a copy of it, reuses them.
 
-Layout: ``<cache root>/<key>/view<k>.npz`` holding ``hashes`` (n,) and ``activations`` (n, …) float16.
+Layout: ``<cache root>/<key>/view<k>.npz`` holding ``hashes`` (n,) and ``activations`` (n, …)
+float16.
 The root is ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.
 
 Dependable under faults: a damaged file (empty, truncated, not a cache file) is ignored and rebuilt;
 a write goes to a temporary file that replaces the entry atomically, so a reader never sees half a
-file; concurrent writers of one entry (two runs on the same data) take a file lock and merge what is on
-disk with their new rows, so neither loses the other's; a cache that cannot be written (read-only, disk
-full) costs only reuse, never the run. The whole feature cache is kept under a size cap by deleting the
+file; concurrent writers of one entry (two runs on the same data) take a file lock and merge what is
+on
+disk with their new rows, so neither loses the other's; a cache that cannot be written (read-only,
+disk
+full) costs only reuse, never the run. The whole feature cache is kept under a size cap by deleting
+the
 least recently used entries (:mod:`imgclf.training.cache`).
 """
 
@@ -30,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.training.cache import evict_lru, file_lock, max_cache_bytes
 from imgclf.config import cache_root
+from imgclf.training.cache import evict_lru, file_lock, max_cache_bytes
 
 __all__ = ["FeatureCache", "file_digest", "default_cache_root"]
 
@@ -65,7 +72,8 @@ def file_digest(path: str | Path) -> str:
 
 
 class FeatureCache:
-    """Look up and store activations by content hash. ``hits``/``misses`` count what the last call found."""
+    """Look up and store activations by content hash. ``hits``/``misses`` count what the last call
+    found."""
 
     def __init__(self, root: Path | None, key_parts: Sequence[object]):
         self.root = root
@@ -88,7 +96,7 @@ class FeatureCache:
             return {}
         try:
             with np.load(f) as z:
-                table = dict(zip(z["hashes"].tolist(), z["activations"]))
+                table = dict(zip(z["hashes"].tolist(), z["activations"], strict=True))
         except _DAMAGED:  # a damaged cache file is ignored and rewritten
             return {}
         with contextlib.suppress(OSError):
@@ -136,7 +144,7 @@ class FeatureCache:
         if missing:
             kept, rows = compute(missing)
             self.misses += len(kept)
-            fresh = {hashes[i]: row for i, row in zip(kept, rows.astype(np.float16))}
+            fresh = {hashes[i]: row for i, row in zip(kept, rows.astype(np.float16), strict=False)}
             table.update(fresh)
             if fresh:
                 self._save(view, fresh)

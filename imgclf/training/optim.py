@@ -1,7 +1,9 @@
 """Optimizers and learning-rate schedules by name — the notes' vocabulary, built from Keras objects.
 
-A Keras schedule is a function of ``optimizer.iterations``. On arrays that counts one per batch, but on
-a ``tf.data`` stream of unknown length (every decoded-image stage: undecodable files are filtered out)
+A Keras schedule is a function of ``optimizer.iterations``. On arrays that counts one per batch, but
+on
+a ``tf.data`` stream of unknown length (every decoded-image stage: undecodable files are filtered
+out)
 Keras counts one more iteration per epoch than there are batches, so a per-step schedule drifts: the
 warm-up ends early and the cosine reaches 0 before the last epoch. :func:`scheduled_optimizer` with
 ``known_length=False`` therefore sets the rate from the epoch and batch number instead
@@ -53,7 +55,8 @@ def _layerwise(base: type) -> type:
             self.backbone_scale, self.head_variables = float(backbone_scale), tuple(head_variables)
 
         def update_step(self, gradient, variable, learning_rate):
-            # the TensorFlow backend passes the tf.Variable; the Keras variable (and its path) is found by index
+            # the TensorFlow backend passes the tf.Variable; the Keras variable (and its path) is
+            # found by index
             keras_variable = self._trainable_variables[self._get_variable_index(variable)]
             if self.backbone_scale != 1.0 and keras_variable.path not in self.head_variables:
                 learning_rate = learning_rate * self.backbone_scale
@@ -98,13 +101,15 @@ def make_optimizer(
     name: str, schedule: str, peak: float, steps_per_epoch: int, epochs: int
 ) -> keras.optimizers.Optimizer:
     """``adam``/``sgd`` (Nesterov momentum 0.9)/``rmsprop`` with a ``cosine`` (one warm-up epoch),
-    ``plateau`` or ``constant`` learning rate peaking at ``peak``, stepped by ``optimizer.iterations``.
+    ``plateau`` or ``constant`` learning rate peaking at ``peak``, stepped by
+    ``optimizer.iterations``.
 
     Args:
         name: one of :data:`OPTIMIZERS`.
         schedule: one of :data:`SCHEDULES`.
         peak: the highest learning rate.
-        steps_per_epoch: batches per epoch (exact for arrays; see :func:`scheduled_optimizer` otherwise).
+        steps_per_epoch: batches per epoch (exact for arrays; see :func:`scheduled_optimizer`
+        otherwise).
         epochs: epochs the schedule spans.
     """
     _check(name, schedule)
@@ -130,14 +135,17 @@ def scheduled_optimizer(
         peak: the highest learning rate.
         steps_per_epoch: batches per epoch (``ceil(n / batch_size)``).
         epochs: epochs the schedule spans.
-        known_length: False for input whose length Keras cannot know (a filtered ``tf.data`` stream):
+        known_length: False for input whose length Keras cannot know (a filtered ``tf.data``
+        stream):
             the cosine is then set per batch by an :class:`EpochSchedule` callback, which must come
             before any callback that logs the learning rate at the end of an epoch.
-        backbone_scale: the rate of every variable outside ``head_variables`` is this fraction of the
+        backbone_scale: the rate of every variable outside ``head_variables`` is this fraction of
+        the
             head's (discriminative learning rates); 1: one rate for all.
         head_variables: ``variable.path`` of the variables that train at the full rate.
         ema: momentum of an exponential moving average of the weights kept by the optimizer
-            (Keras' ``use_ema``; ``keras.callbacks.SwapEMAWeights`` puts it in the model to validate and save);
+            (Keras' ``use_ema``; ``keras.callbacks.SwapEMAWeights`` puts it in the model to validate
+            and save);
             0: none.
     """
     _check(name, schedule)
@@ -150,8 +158,10 @@ def scheduled_optimizer(
 
 
 class EpochSchedule(keras.callbacks.Callback):
-    """Set the learning rate to ``schedule(epoch * steps_per_epoch + batch)`` before each batch, and to
-    ``schedule((epoch + 1) * steps_per_epoch)`` at the end of each epoch (what the history logs), so an
+    """Set the learning rate to ``schedule(epoch * steps_per_epoch + batch)`` before each batch, and
+    to
+    ``schedule((epoch + 1) * steps_per_epoch)`` at the end of each epoch (what the history logs), so
+    an
     epoch ends exactly where the schedule says whatever ``optimizer.iterations`` counts.
 
     Args:
@@ -184,7 +194,8 @@ class EpochSchedule(keras.callbacks.Callback):
 
 
 def schedule_callbacks(schedule: str, patience: int) -> list[keras.callbacks.Callback]:
-    """The callbacks a schedule needs whatever the input: ``plateau`` lowers the rate when val loss stalls.
+    """The callbacks a schedule needs whatever the input: ``plateau`` lowers the rate when val loss
+    stalls.
 
     Args:
         schedule: one of :data:`SCHEDULES`.

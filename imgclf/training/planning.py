@@ -1,5 +1,6 @@
 """``--time`` applied to a run: measure throughput on a sample of the real images, plan with
-:mod:`imgclf.training.budget`, say the plan and apply it (input size, images, views, epochs, reserve).
+:mod:`imgclf.training.budget`, say the plan and apply it (input size, images, views, epochs,
+reserve).
 
 Measuring is kept cheap (one traced forward function, a few batches, the first not counted): under a
 45 s budget every second spent measuring is a second not spent training.
@@ -71,7 +72,8 @@ def forward_rate(
 
 
 def _top_rate(bottom: keras.Model, top: keras.Model, image_size: int, batch_size: int) -> float:
-    """Seconds per image of ``top`` (the backbone above the cache cut) on a batch of ``bottom``'s output shape."""
+    """Seconds per image of ``top`` (the backbone above the cache cut) on a batch of ``bottom``'s
+    output shape."""
     forward = tf.function(lambda a: top(a, training=False))
     shape = bottom.compute_output_shape((batch_size, image_size, image_size, 3))
     batch = np.zeros(shape, np.float32)
@@ -83,7 +85,8 @@ def _top_rate(bottom: keras.Model, top: keras.Model, image_size: int, batch_size
 
 
 def _parse_cpu_line(line: str) -> tuple[float, float]:
-    """(seconds of CPU normal-priority work used, seconds of CPU there were) from ``/proc/stat``'s first line."""
+    """(seconds of CPU normal-priority work used, seconds of CPU there were) from ``/proc/stat``'s
+    first line."""
     fields = [float(v) for v in line.split()[1:9]]
     user, _nice, system, _idle, _iowait, irq, softirq, steal = fields
     tick = float(os.sysconf("SC_CLK_TCK"))
@@ -91,7 +94,8 @@ def _parse_cpu_line(line: str) -> tuple[float, float]:
 
 
 def _cpu_times() -> tuple[float, float] | None:
-    """:func:`_parse_cpu_line` of Linux's ``/proc/stat`` now (all cores since boot); None elsewhere. Niced
+    """:func:`_parse_cpu_line` of Linux's ``/proc/stat`` now (all cores since boot); None elsewhere.
+    Niced
     work (``nice``) is left out: it yields to ours."""
     try:
         with open("/proc/stat") as fh:
@@ -101,11 +105,13 @@ def _cpu_times() -> tuple[float, float] | None:
 
 
 def slowdown(sample_s: float = SLOWDOWN_SAMPLE_S) -> float:
-    """How much slower than a quiet machine this one is now, from 1 to 4: 1 / the share of the CPUs that
+    """How much slower than a quiet machine this one is now, from 1 to 4: 1 / the share of the CPUs
+    that
     other normal-priority processes leave free, measured over ``sample_s`` seconds (``/proc/stat``);
     where that can't be read, the load average per core. Niced background work does not count, and
     neither does the minute-old history a load average carries. (With Linux's autogroup scheduling a
-    niced process in *another* terminal session still gets that session's fair share unless the session
+    niced process in *another* terminal session still gets that session's fair share unless the
+    session
     itself is niced, ``/proc/PID/autogroup``; there this measure under-states the slowdown.)
 
     Args:
@@ -122,12 +128,14 @@ def slowdown(sample_s: float = SLOWDOWN_SAMPLE_S) -> float:
 
 
 def report_seconds(report: bool, factor: float) -> float:
-    """Seconds for the report (or only saving, with ``--no-report``) beyond scoring: the quiet machine's
+    """Seconds for the report (or only saving, with ``--no-report``) beyond scoring: the quiet
+    machine's
     :data:`REPORT_SECONDS` times ``factor``.
 
     Args:
         report: whether report.html is built.
-        factor: how much slower than a quiet machine this one is (:func:`slowdown`, measured once by the caller).
+        factor: how much slower than a quiet machine this one is (:func:`slowdown`, measured once by
+        the caller).
     """
     return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * factor
 
@@ -141,11 +149,13 @@ def fit_size_to_budget(
     shrink: bool,
 ) -> tuple[Any, float]:
     """Measure the backbone's rate and, with ``shrink``, take a smaller input size (model rebuilt,
-    config.yaml rewritten) when the size chosen from the data cannot score and extract every image in
+    config.yaml rewritten) when the size chosen from the data cannot score and extract every image
+    in
     the time left (:func:`~imgclf.training.budget.budget_image_size`).
 
     Args:
-        setup: the new run (:class:`~imgclf.training.trainer.RunSetup`; not imported: trainer imports this module).
+        setup: the new run (:class:`~imgclf.training.trainer.RunSetup`; not imported: trainer
+        imports this module).
         spec: its model's registry entry.
         by_split: its images by split.
         deadline: ``time.perf_counter()`` value at which ``--time`` runs out.
@@ -178,7 +188,8 @@ def fit_size_to_budget(
         return setup, rate
     if verbose:
         print(
-            f"--time: {cfg.image_size}px does not fit ({rate * 1000:.1f} ms per image); input size {size}px",
+            f"--time: {cfg.image_size}px does not fit ({rate * 1000:.1f} ms per image); "
+            f"input size {size}px",
             flush=True,
         )
     scaled = max(rate * (size / cfg.image_size) ** 2, min(rate, floor_s))
@@ -207,7 +218,8 @@ def plan_run(
 
     Args:
         session: the run's trainer, with a deadline.
-        rate: the whole backbone's measured seconds per image, decoding included (:func:`forward_rate`).
+        rate: the whole backbone's measured seconds per image, decoding included
+        (:func:`forward_rate`).
         bottom: the frozen part of the backbone whose output is cached.
         top: the backbone above the cache cut (None: the head trains on the backbone's output).
         train_items: the train split.
@@ -252,15 +264,18 @@ def plan_run(
     ):
         # a model that saw more of the data is worth more than its report, which can be built later
         session.say(
-            f"--time {cfg.time_budget}: no report, so that {lean.train_images:,} training images fit instead of "
+            f"--time {cfg.time_budget}: no report, so that {lean.train_images:,} training "
+            "images fit instead of "
             f"{plan.train_images:,} (`imgclf report RUN` builds it afterwards)"
         )
         plan, session.cfg = lean, replace(cfg, report=False)
     session.say(plan.line())
     if plan.needed_s:
         session.say(
-            f"WARNING: --time {cfg.time_budget} is too short to train on every image on this machine now: the model will "
-            f"see {plan.train_images:,} of {len(train_items):,} and be the weaker for it; every image needs --time "
+            f"WARNING: --time {cfg.time_budget} is too short to train on every image on "
+            "this machine now: the model will "
+            f"see {plan.train_images:,} of {len(train_items):,} and be the weaker for it; "
+            "every image needs --time "
             f"{plan.needed_s:.0f}s or more"
         )
     session.head_epochs, session.epochs, session.reserve = (

@@ -24,7 +24,8 @@ __all__ = ["PreciseBatchNorm"]
 
 class PreciseBatchNorm(keras.callbacks.Callback):
     """Before each validation, set every BatchNormalization layer's moving mean and variance of
-    ``backbone`` to their average over ``batches`` training batches (decoded images, no augmentation).
+    ``backbone`` to their average over ``batches`` training batches (decoded images, no
+    augmentation).
 
     Args:
         backbone: the model whose BatchNorm layers are re-estimated (the from-scratch backbone).
@@ -66,5 +67,5 @@ class PreciseBatchNorm(keras.callbacks.Callback):
                     tf.cast(x, "float32"), training=True
                 )  # eager: the momentum is read at each call
         finally:
-            for layer, momentum in zip(self._layers, momenta):
+            for layer, momentum in zip(self._layers, momenta, strict=True):
                 layer.momentum = momentum

@@ -1,7 +1,9 @@
-"""How a pretrained backbone is split for training: the frozen *bottom* whose activations are cached,
+"""How a pretrained backbone is split for training: the frozen *bottom* whose activations are
+cached,
 and the *top* that fine-tuning trains on them.
 
-``--fine-tune`` says where the trainable top starts (``auto``: the model's recommended depth; ``all``;
+``--fine-tune`` says where the trainable top starts (``auto``: the model's recommended depth;
+``all``;
 ``none``; ``N`` last layers; or ``--fine-tune-from LAYER``). The cache cut is the input of that
 layer, or the nearest earlier tensor through which the whole graph passes (a cut inside a residual
 block is moved back to the block's start; the layers in between stay frozen).
@@ -26,7 +28,8 @@ MAX_CUT_SEARCH = 60  # layers to walk back looking for a clean cut
 @dataclass
 class Plan:
     """``first``: index of the first trainable backbone layer (None: no fine-tuning; 0: all).
-    ``bottom``/``top``: the backbone split at a clean cut at or before ``first`` (None: no cache)."""
+    ``bottom``/``top``: the backbone split at a clean cut at or before ``first`` (None: no
+    cache)."""
 
     first: int | None
     bottom: keras.Model | None
@@ -55,7 +58,8 @@ def _first_trainable(backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig) -
             raise invalid_value(
                 "fine_tune",
                 n,
-                f"fewer than the {len(layers) - 1} layers of {backbone.name}; 'all' unfreezes every one",
+                f"fewer than the {len(layers) - 1} layers of {backbone.name}; 'all' "
+                "unfreezes every one",
             )
         return len(layers) - n
     if spec.fine_tune_from in names:
@@ -94,7 +98,8 @@ def plan_fine_tune(
         cache_allowed: False: no cut (fine-tuning on decoded images).
     """
     first = _first_trainable(backbone, spec, cfg)
-    # without fine-tuning, the cached "bottom" is the whole backbone and the head trains on its output
+    # without fine-tuning, the cached "bottom" is the whole backbone and the head trains on its
+    # output
     target = len(backbone.layers) if first is None else first
     if not cache_allowed or target <= 1:
         return Plan(first, None, None)

@@ -1,13 +1,20 @@
-"""``--time`` for a from-scratch model (the ``cnn``): plan its one training stage from measured throughput.
+"""``--time`` for a from-scratch model (the ``cnn``): plan its one training stage from measured
+throughput.
 
-Once the data is scanned, diagnosed and split, the whole model's forward pass is timed on a few batches
-of the real images (:func:`~imgclf.training.planning.forward_rate`, decoding included). A training step
-is taken to cost :data:`~imgclf.training.budget.FINE_TUNE_FACTOR` forward passes (forward, two backward,
-the optimizer, the augmentation layers: measured 3-4.5× for the cnn at 32 px), and the end of the run —
+Once the data is scanned, diagnosed and split, the whole model's forward pass is timed on a few
+batches
+of the real images (:func:`~imgclf.training.planning.forward_rate`, decoding included). A training
+step
+is taken to cost :data:`~imgclf.training.budget.FINE_TUNE_FACTOR` forward passes (forward, two
+backward,
+the optimizer, the augmentation layers: measured 3-4.5× for the cnn at 32 px), and the end of the
+run —
 scoring the test and validation splits, the report — is kept back exactly as for a pretrained model
-(:func:`~imgclf.training.budget.reserve_seconds`). :func:`plan_scratch_budget` then chooses, within the
+(:func:`~imgclf.training.budget.reserve_seconds`). :func:`plan_scratch_budget` then chooses, within
+the
 rest: every training image for as many epochs as fit (up to ``--epochs``); when not all epochs fit,
-fewer validation images for model selection; when not even one epoch fits, a stratified subsample of the
+fewer validation images for model selection; when not even one epoch fits, a stratified subsample of
+the
 train split, the same in every epoch. The plan is said in one line before training and recorded in
 ``timings.json``; the ``Deadline`` callback, with the planned reserve, still stops an epoch that the
 load made slower than planned.
@@ -64,13 +71,18 @@ class ScratchPlan:
     note: str = ""  # why epochs or images were dropped
 
     def line(self) -> str:
-        """The plan for people, e.g. ``--time 3m: 2m10s left; cnn from scratch on all 13,991 train images, …``."""
+        """The plan for people, e.g. ``--time 3m: 2m10s left; cnn from scratch on all 13,991 train
+        images, …``."""
         note = f" ({self.note})" if self.note else ""
         return (
-            f"--time {format_seconds(self.budget_s)}: {format_seconds(self.left_s)} left; from scratch on "
-            f"{of_total(self.train_images, self.train_total)} train images, {of_total(self.val_images, self.val_total)} val "
-            f"(model selection), {self.epochs} of {self.epochs_asked} epochs (~{format_seconds(self.epoch_s)} each){note}; "
-            f"~{format_seconds(self.planned_s)} planned + {format_seconds(self.reserve_s)} for test and report"
+            f"--time {format_seconds(self.budget_s)}: {format_seconds(self.left_s)} left; "
+            "from scratch on "
+            f"{of_total(self.train_images, self.train_total)} train images, "
+            f"{of_total(self.val_images, self.val_total)} val "
+            f"(model selection), {self.epochs} of {self.epochs_asked} epochs "
+            f"(~{format_seconds(self.epoch_s)} each){note}; "
+            f"~{format_seconds(self.planned_s)} planned + {format_seconds(self.reserve_s)} "
+            "for test and report"
         )
 
     def to_dict(self) -> dict:
@@ -83,7 +95,8 @@ def _epoch_seconds(rates: Rates, n: int, n_val: int) -> float:
 
 
 def _epochs_that_fit(rates: Rates, n: int, n_val: int, decode_s: float, avail: float) -> int:
-    """Epochs on ``n`` train and ``n_val`` val images within ``avail`` seconds; the first also decodes them all."""
+    """Epochs on ``n`` train and ``n_val`` val images within ``avail`` seconds; the first also
+    decodes them all."""
     first = _epoch_seconds(rates, n, n_val) + (n + n_val) * decode_s
     return (
         0
@@ -114,8 +127,10 @@ def plan_scratch_budget(
         n_val: validation images.
         n_test: test images (always scored whole; part of the reserve).
         num_classes: classes (a subsample keeps at least :data:`MIN_TRAIN_PER_CLASS` of each).
-        rates: the measured throughput: ``fine_tune``, a training image in an epoch; ``fine_tune_val``, a
-            validation image in an epoch; ``score``, an image scored after training; ``fine_tune_start``,
+        rates: the measured throughput: ``fine_tune``, a training image in an epoch;
+        ``fine_tune_val``, a
+            validation image in an epoch; ``score``, an image scored after training;
+            ``fine_tune_start``,
             the fit's start-up (tracing its steps).
         epochs: the most epochs (``--epochs`` or the model's default).
         report_s: seconds for the report and saving, beyond scoring (part of the reserve).
@@ -168,9 +183,11 @@ def plan_scratch_budget(
 
 
 class StopInEpoch(keras.callbacks.Callback):
-    """Stop training after the batch that reaches ``until`` (a ``time.perf_counter()`` value), within an
+    """Stop training after the batch that reaches ``until`` (a ``time.perf_counter()`` value),
+    within an
     epoch if need be: Keras still validates that epoch, so the checkpoint callbacks see it. The
-    safety net of a plan that the load made too optimistic; ``stopped`` is ``(epoch, batch)``, 1-based.
+    safety net of a plan that the load made too optimistic; ``stopped`` is ``(epoch, batch)``,
+    1-based.
 
     Args:
         until: when to stop.
@@ -198,7 +215,8 @@ def _stream(
     session: Session,
     log: DecodeLog,
 ) -> tf.data.Dataset:
-    """``raw`` when ``subset`` is every item, else a decoded stream of ``subset`` (failures in ``log``)."""
+    """``raw`` when ``subset`` is every item, else a decoded stream of ``subset`` (failures in
+    ``log``)."""
     if len(subset) == len(items):
         return raw
     cfg = session.cfg
@@ -216,7 +234,8 @@ def plan_scratch(
     train_raw: tf.data.Dataset,
     val_raw: tf.data.Dataset,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, int, StopInEpoch]:
-    """Measure the model's rate, plan (:func:`plan_scratch_budget`), say the plan and apply it to ``session``
+    """Measure the model's rate, plan (:func:`plan_scratch_budget`), say the plan and apply it to
+    ``session``
     (epochs, reserve, ``budget_plan``, recorded in ``timings.json`` by the trainer).
 
     Args:
@@ -226,7 +245,8 @@ def plan_scratch(
         val_raw: the same for the validation split.
 
     Returns:
-        ``(train_raw, val_raw, n_train, stop)`` to train on: streams of stratified subsamples when not all
+        ``(train_raw, val_raw, n_train, stop)`` to train on: streams of stratified subsamples when
+        not all
         fit, and the callback that ends training, within an epoch if need be, when the time is up.
     """
     cfg = session.cfg
@@ -234,7 +254,8 @@ def plan_scratch(
         session.clf.model, by_split["train"], cfg.image_size, cfg.batch_size, batches=8
     )
     load = slowdown()
-    # a training image ≈ FINE_TUNE_FACTOR forward passes; the fit's start-up traces the whole model's step
+    # a training image ≈ FINE_TUNE_FACTOR forward passes; the fit's start-up traces the whole
+    # model's step
     rates = replace(
         Rates.measured(rate, 0.0, cached=False, slowdown=load),
         fine_tune_start=FIT_START_SECONDS * load,

@@ -123,11 +123,12 @@ class Session:
         )
 
     def restore(self, model: keras.Model) -> None:
-        """Load ``last.keras`` weights and optimizer state into ``model`` (compiled the same way)."""
+        """Load ``last.keras`` weights and optimizer state into ``model`` (compiled the same
+        way)."""
         last = load_model_file(self.run_dir / RunFiles.LAST, "checkpoint")
         model.set_weights(last.get_weights())
         model.optimizer.build(model.trainable_variables)
-        for mine, saved in zip(model.optimizer.variables, last.optimizer.variables):
+        for mine, saved in zip(model.optimizer.variables, last.optimizer.variables, strict=True):
             mine.assign(saved)
 
     def start_fit(
@@ -140,8 +141,10 @@ class Session:
         schedule: str | None = None,
         known_length: bool = True,
     ) -> int:
-        """Compile ``model`` for ``stage`` and, when resuming that stage, restore ``last.keras`` into it.
-        ``known_length=False``: the input is a stream of unknown length (see :func:`scheduled_optimizer`).
+        """Compile ``model`` for ``stage`` and, when resuming that stage, restore ``last.keras``
+        into it.
+        ``known_length=False``: the input is a stream of unknown length (see
+        :func:`scheduled_optimizer`).
 
         Returns:
             The epoch to start from (``initial_epoch`` of ``fit``): 0, or the epochs already done.
@@ -154,7 +157,8 @@ class Session:
         self.ema = self.cfg.ema if fine else 0.0
         if self.cfg.ema and stage == "train":
             self.say(
-                "  --ema applies to the fine-tuning stage of a pretrained backbone; this model trains from scratch without it"
+                "  --ema applies to the fine-tuning stage of a pretrained backbone; this "
+                "model trains from scratch without it"
             )
         self.compile(
             model,
@@ -177,7 +181,8 @@ class Session:
         self, stage: str, *, save: keras.Model | None = None, threshold: float | None = None
     ) -> list:
         """History, early stopping and the optional controls; ``save``: checkpoint that model on
-        improvement (and the trained model every epoch, for --resume), else restore the best weights."""
+        improvement (and the trained model every epoch, for --resume), else restore the best
+        weights."""
         cfg = self.cfg
         self._history = HistoryCSV(
             self.run_dir / RunFiles.HISTORY, stage, first_epoch=self.epochs_done
@@ -196,10 +201,14 @@ class Session:
                 save, self.model_path, monitor=MONITOR, initial_value_threshold=threshold
             )
             last = SaveLast(self.run_dir / RunFiles.LAST)
-            if self.ema:  # last.keras first, with the weights being trained (the average stays in its optimizer
-                # state); then the average is swapped in (Keras validates with it too) for the best checkpoint
+            # last.keras first, with the weights being trained (the average stays in its optimizer
+            if self.ema:
+                # state); then the average is swapped in (Keras validates with it too) for the best
+                # checkpoint
                 out += [last, keras.callbacks.SwapEMAWeights(swap_on_epoch=True), best]
-            else:  # the best model first: a disk that fills up mid-epoch leaves the one worth keeping whole
+            # the best model first: a disk that fills up mid-epoch leaves the one worth keeping
+            # whole
+            else:
                 out += [best, last]
             out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best))
         elif self.ema:
@@ -225,8 +234,10 @@ class Session:
         if self._stop is not None and self._stop.stopped_epoch > 0 and self._history is not None:
             cfg = self.cfg
             self.say(
-                f"  {self._history.stage} stopped early after epoch {self._history.first_epoch + self._stop.stopped_epoch + 1}: "
-                f"{MONITOR} did not improve by --min-delta {cfg.min_delta:g} for --patience {cfg.patience} epochs"
+                f"  {self._history.stage} stopped early after epoch "
+                f"{self._history.first_epoch + self._stop.stopped_epoch + 1}: "
+                f"{MONITOR} did not improve by --min-delta {cfg.min_delta:g} for "
+                f"--patience {cfg.patience} epochs"
             )
         self._stop = None
 
@@ -242,7 +253,8 @@ class Session:
         optimizer: str | None = None,
         ema: float = 0.0,
     ) -> None:
-        """Compile with ``optimizer`` (default: the run's); ``backbone_scale``: the backbone's rate as a
+        """Compile with ``optimizer`` (default: the run's); ``backbone_scale``: the backbone's rate
+        as a
         fraction of the head's; ``ema``: the momentum of an average of the weights (0: none)."""
         head_variables = tuple(v.path for v in self.clf.head.trainable_variables)
         optimizer, self._schedule = scheduled_optimizer(

@@ -2,7 +2,8 @@
 
 Pretrained backbones (the keras.io transfer-learning recipe, made fast):
 
-1. **head** — the backbone is frozen. Its output (or, when fine-tuning follows, the activations at the
+1. **head** — the backbone is frozen. Its output (or, when fine-tuning follows, the activations at
+the
    cut below the trainable top) is computed once per image and per augmented view, kept in the
    feature cache, and the head trains on it in seconds.
 2. **fine_tune** — the top of the backbone is unfrozen (BatchNorm frozen, inference mode) and trains
@@ -61,8 +62,10 @@ def _fit_arrays(
     threshold: float | None = None,
     views: int = 1,
 ) -> None:
-    """Fit on arrays. With ``views`` > 1, ``x``/``y`` are that many equal blocks (one per cached view)
-    and each epoch draws one view per image (:mod:`imgclf.training.views`), so an epoch costs one view."""
+    """Fit on arrays. With ``views`` > 1, ``x``/``y`` are that many equal blocks (one per cached
+    view)
+    and each epoch draws one view per image (:mod:`imgclf.training.views`), so an epoch costs one
+    view."""
     cfg = session.cfg
     n = len(x) // views
     epochs = session.head_epochs if stage == "head" else session.epochs
@@ -122,13 +125,16 @@ def _all_views(
         labels.append(y)
     a_train, y_train = np.concatenate(train_views), np.concatenate(labels)
     session.say(
-        f"  {len(y_train)} training activations ({views} view(s)) + {len(y_val)} val at {cut_name!r} in "
-        f"{time.perf_counter() - t:.1f}s (cache: {acts.cache.hits} hit, {acts.cache.misses} computed)"
+        f"  {len(y_train)} training activations ({views} view(s)) + {len(y_val)} val at "
+        f"{cut_name!r} in "
+        f"{time.perf_counter() - t:.1f}s (cache: {acts.cache.hits} hit, "
+        f"{acts.cache.misses} computed)"
     )
     if acts.cache.write_error:  # a read-only or full cache costs reuse, not the run
         session.say(f"  {acts.cache.write_error}; training goes on")
     session.decode_failures = acts.log.failures
-    # every view holds the same images (a file that fails to decode fails in every view); if not, no sampling
+    # every view holds the same images (a file that fails to decode fails in every view); if not, no
+    # sampling
     same_images = all(np.array_equal(labels[0], other) for other in labels[1:])
     return a_train, y_train, a_val, y_val, same_images
 
@@ -166,15 +172,19 @@ def _head_stage(
 
 
 def _nothing_left(session: Session, loss: float, accuracy: float, n_val: int) -> bool:
-    """Whether fine-tuning can be skipped: the head already classifies every validation image correctly
-    with a validation loss below ``--skip-fine-tune-loss``. Fine-tuning is kept only if it lowers that
+    """Whether fine-tuning can be skipped: the head already classifies every validation image
+    correctly
+    with a validation loss below ``--skip-fine-tune-loss``. Fine-tuning is kept only if it lowers
+    that
     loss, and a loss this small leaves no error for the validation set to see it fix."""
     limit = session.cfg.skip_fine_tune_loss
     if n_val == 0 or accuracy < 1.0 or loss >= limit:
         return False
     session.say(
-        f"stage fine_tune skipped: the head already classifies all {n_val} validation images correctly "
-        f"(val_loss {loss:.2g} < --skip-fine-tune-loss {limit:g}); nothing measurable is left to learn"
+        f"stage fine_tune skipped: the head already classifies all {n_val} validation "
+        "images correctly "
+        f"(val_loss {loss:.2g} < --skip-fine-tune-loss {limit:g}); nothing measurable is "
+        "left to learn"
     )
     return True
 
@@ -189,16 +199,19 @@ def train_pretrained(
     n_test: int = 0,
 ) -> None:
     """Head stage on cached features, then fine-tuning (on cached activations, or the whole model on
-    decoded images), as ``plan`` says; with ``--time``, the work is planned first (:func:`plan_run`).
+    decoded images), as ``plan`` says; with ``--time``, the work is planned first
+    (:func:`plan_run`).
 
     Args:
         session: the run's trainer.
-        plan: what trains and where the backbone is cut (:func:`imgclf.training.recipe.plan_fine_tune`).
+        plan: what trains and where the backbone is cut
+        (:func:`imgclf.training.recipe.plan_fine_tune`).
         train_items: the train split.
         val_items: the validation split.
         train_raw: decoded ``(image, label)`` train pairs, for fine-tuning without a cache.
         val_raw: the same for the validation split.
-        n_test: the test split's size (with ``--time``, scoring it is part of the reserve). Defaults to 0.
+        n_test: the test split's size (with ``--time``, scoring it is part of the reserve). Defaults
+        to 0.
     """
     cfg, clf = session.cfg, session.clf
     freeze_below(clf.backbone, None)
@@ -229,7 +242,8 @@ def train_pretrained(
     where = clf.backbone.layers[plan.first].name
     if top is not None:
         session.say(
-            f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on cached activations (BatchNorm frozen)"
+            f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on "
+            "cached activations (BatchNorm frozen)"
         )
         inputs = keras.Input(a_train.shape[1:], name="activations")
         model = keras.Model(
@@ -250,7 +264,8 @@ def train_pretrained(
         )
         return
     session.say(
-        f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on decoded images (BatchNorm frozen)"
+        f"stage fine_tune: {trainable} backbone layers from {where!r} trainable on "
+        "decoded images (BatchNorm frozen)"
     )
     _fit_dataset(
         session,
@@ -273,13 +288,20 @@ def _fit_dataset(
     threshold: float | None,
     extra: list | None = None,
 ) -> None:
-    """Fit the whole model on decoded images (augmentation inside the model, applied on the fly); ``extra``: more callbacks."""
+    """Fit the whole model on decoded images (augmentation inside the model, applied on the fly);
+    ``extra``: more callbacks."""
     cfg, model = session.cfg, session.clf.model
     if session.one_hot:
-        encode = lambda x, y: (x, keras.ops.one_hot(y, session.num_classes))
+
+        def encode(x, y):
+            return x, keras.ops.one_hot(y, session.num_classes)
+
         train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
     elif session.mixing is not None:  # a sigmoid output's mixed targets: float, (1,) per image
-        encode = lambda x, y: (x, tf.reshape(tf.cast(y, tf.float32), (1,)))
+
+        def encode(x, y):
+            return x, tf.reshape(tf.cast(y, tf.float32), (1,))
+
         train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
     train = batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train)
     if (
@@ -318,14 +340,17 @@ def train_scratch(
     val_raw: tf.data.Dataset,
     by_split: dict[str, list[ImageItem]],
 ) -> None:
-    """The one stage of a from-scratch model: the whole model on decoded images; with ``--time`` on a
-    new run, its epochs (and images) planned first (:func:`~imgclf.training.scratch_plan.plan_scratch`).
+    """The one stage of a from-scratch model: the whole model on decoded images; with ``--time`` on
+    a
+    new run, its epochs (and images) planned first
+    (:func:`~imgclf.training.scratch_plan.plan_scratch`).
 
     Args:
         session: the run's trainer.
         train_raw: decoded ``(image, label)`` train pairs.
         val_raw: the same for the validation split.
-        by_split: the run's images by split (the train split's size: steps per epoch, shuffle buffer).
+        by_split: the run's images by split (the train split's size: steps per epoch, shuffle
+        buffer).
     """
     n_train, stop = len(by_split["train"]), None
     if session.deadline is not None and session.resume is None:
@@ -355,6 +380,7 @@ def train_scratch(
     if stop is not None and stop.stopped:
         epoch, batch = stop.stopped
         session.say(
-            f"  --time: training stopped in epoch {epoch} after batch {batch} of {_steps(n_train, cfg.batch_size)} (slower than planned)"
+            f"  --time: training stopped in epoch {epoch} after batch {batch} of "
+            f"{_steps(n_train, cfg.batch_size)} (slower than planned)"
         )
         session.budget_plan["stopped_in_epoch"] = {"epoch": epoch, "batch": batch}

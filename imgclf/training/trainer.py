@@ -1,9 +1,12 @@
 """Wire a TrainConfig to a finished run: scan → doctor → split → run folder → train → test → report.
 
 The stages themselves (head on cached features, fine-tuning, from-scratch training) are in
-:mod:`imgclf.training.stages`, driven by :class:`~imgclf.training.session.Session`; where the backbone
-is cut for the cache is in :mod:`imgclf.training.recipe`. A run starts either new (:func:`_new_run`) or
-from an interrupted run (:func:`_resume_run`); both give a :class:`RunSetup`. Ctrl-C at any point keeps the best model so far and still writes a
+:mod:`imgclf.training.stages`, driven by :class:`~imgclf.training.session.Session`; where the
+backbone
+is cut for the cache is in :mod:`imgclf.training.recipe`. A run starts either new (:func:`_new_run`)
+or
+from an interrupted run (:func:`_resume_run`); both give a :class:`RunSetup`. Ctrl-C at any point
+keeps the best model so far and still writes a
 usable, tested run.
 """
 
@@ -78,7 +81,8 @@ def configure_devices(cfg: TrainConfig) -> None:
 
 @dataclass
 class TrainResult:
-    """What :func:`imgclf.train` returns: the run folder, its resolved options, classes and test metrics."""
+    """What :func:`imgclf.train` returns: the run folder, its resolved options, classes and test
+    metrics."""
 
     run_dir: Path
     config: TrainConfig
@@ -90,7 +94,8 @@ class TrainResult:
 
 @dataclass
 class RunSetup:
-    """A run ready to train: its resolved options, folder, data with splits, and what resuming restores."""
+    """A run ready to train: its resolved options, folder, data with splits, and what resuming
+    restores."""
 
     cfg: TrainConfig  # image size and epochs filled in
     run_dir: Path
@@ -103,7 +108,8 @@ class RunSetup:
 
 
 def _new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
-    """Scan, diagnose and split the data, resolve ``--model auto``, build the model, create and fill the run folder."""
+    """Scan, diagnose and split the data, resolve ``--model auto``, build the model, create and fill
+    the run folder."""
     data = scan_folder(cfg.data)
     choice, spec = resolve_model(
         cfg, [min(i.width, i.height) for i in data.items], verbose
@@ -118,7 +124,8 @@ def _new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
         epochs=cfg.epochs or spec.default_epochs,
         data=str(Path(data.root).resolve()),
     )
-    # built before the run folder exists, so a model that cannot be had (missing file, no network) leaves none
+    # built before the run folder exists, so a model that cannot be had (missing file, no network)
+    # leaves none
     clf = build_classifier(spec, len(data.classes), cfg.image_size, cfg.augment, cfg.seed)
     run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)
     write_config(run_dir / RunFiles.CONFIG, cfg)
@@ -129,7 +136,8 @@ def _new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
 
 
 def _resumable(run_dir: str | Path) -> Path:
-    """``run_dir`` if it can be resumed, else a DataError saying why not: it finished, or it was stopped
+    """``run_dir`` if it can be resumed, else a DataError saying why not: it finished, or it was
+    stopped
     (Ctrl-C, SIGKILL, a crash) before its first checkpoint, so there is nothing to continue from."""
     path = Path(run_dir).expanduser()
     if (path / RunFiles.STATE).is_file() and (path / RunFiles.LAST).is_file():
@@ -137,26 +145,31 @@ def _resumable(run_dir: str | Path) -> Path:
     if (path / RunFiles.CONFIG).is_file() and not (path / RunFiles.METRICS).is_file():
         data = read_config(path / RunFiles.CONFIG).data
         raise DataError(
-            f"run {str(run_dir)!r} cannot be resumed: it was stopped before its first checkpoint ({RunFiles.LAST} and "
-            f"{RunFiles.STATE}, written after each epoch of the main training stage), so there is nothing to continue "
+            f"run {str(run_dir)!r} cannot be resumed: it was stopped before its first "
+            f"checkpoint ({RunFiles.LAST} and "
+            f"{RunFiles.STATE}, written after each epoch of the main training stage), so "
+            "there is nothing to continue "
             f"from; train it again: `imgclf train {data}`"
         )
     check_run_dir(path)
     raise DataError(
-        f"run {str(run_dir)!r} has nothing to resume (no {RunFiles.STATE}): it finished, or was stopped before "
+        f"run {str(run_dir)!r} has nothing to resume (no {RunFiles.STATE}): it finished, "
+        "or was stopped before "
         "its main training stage began; train it again instead"
     )
 
 
 def _resume_run(run_dir: str | Path, cfg: TrainConfig, spec: ModelSpec) -> RunSetup:
-    """Reopen an interrupted run: its folder, classes and split as saved, its state, its model rebuilt."""
+    """Reopen an interrupted run: its folder, classes and split as saved, its state, its model
+    rebuilt."""
     path = _resumable(run_dir)
     classes = read_json(path / RunFiles.CLASSES)
     items = read_manifest(path / RunFiles.SPLIT, classes, cfg.data)
     missing = [i.path for i in items if not Path(i.path).exists()]
     if missing:
         raise DataError(
-            f"image {missing[0]!r} of run {str(run_dir)!r} no longer exists; was the data folder moved?"
+            f"image {missing[0]!r} of run {str(run_dir)!r} no longer exists; was the data "
+            "folder moved?"
         )
     state = read_json(path / RunFiles.STATE)
     _truncate_history(path / RunFiles.HISTORY, state)
@@ -172,7 +185,8 @@ def _preview_augmentation(
     cfg: TrainConfig, train_items, classes: list[str], image_size: int, run_dir: Path
 ) -> None:
     """``augmentation.png``: a few training images, one per class, each with random augmented views.
-    The views come from a copy of the run's augmentation layers, so training's random state is untouched."""
+    The views come from a copy of the run's augmentation layers, so training's random state is
+    untouched."""
     layers = augmentation_layers(cfg.augment, cfg.seed + 1)
     if not layers or not train_items:
         return
@@ -190,7 +204,8 @@ def _preview_augmentation(
 
 
 def _truncate_history(path: Path, state: dict) -> None:
-    """Drop history rows of epochs that ``last.keras`` does not hold (the epoch Ctrl-C cut short)."""
+    """Drop history rows of epochs that ``last.keras`` does not hold (the epoch Ctrl-C cut
+    short)."""
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
@@ -255,7 +270,8 @@ def _finish(
     start: float,
     stages: dict,
 ) -> TrainResult:
-    """Test the best model, write metrics, data report, curves, predictions, calibration and the report
+    """Test the best model, write metrics, data report, curves, predictions, calibration and the
+    report
     (``stages``: wall seconds so far, completed here), drop what only --resume needs."""
     cfg, run_dir, data = session.cfg, session.run_dir, setup.data
     if session.model_path.exists():
@@ -343,10 +359,12 @@ def train_run(
 
     Args:
         config: the run's options (:class:`~imgclf.config.TrainConfig`); validated here.
-        verbose: 0 prints nothing; 1 prints the doctor's findings, progress and the metrics. Defaults to 1.
+        verbose: 0 prints nothing; 1 prints the doctor's findings, progress and the metrics.
+        Defaults to 1.
         resume_dir: continue this interrupted run instead (its own config and split; ``config`` then
             supplies nothing but verbosity). Defaults to None.
-        started: ``time.perf_counter()`` value from which ``--time`` counts (the CLI's start, so that
+        started: ``time.perf_counter()`` value from which ``--time`` counts (the CLI's start, so
+        that
             importing TensorFlow counts too); None: from this call. Defaults to None.
     """
     if resume_dir is not None:
@@ -391,7 +409,8 @@ def train_run(
     session.backbone_rate = rate
     counts = ", ".join(f"{len(by_split[k])} {k}" for k in SPLITS)
     session.say(
-        f"imgclf: {len(items)} images, {len(data.classes)} classes ({counts}); model {spec.name} at {cfg.image_size}px"
+        f"imgclf: {len(items)} images, {len(data.classes)} classes ({counts}); model "
+        f"{spec.name} at {cfg.image_size}px"
     )
     for skipped in data.skipped:
         session.say(f"  skipped {one_line(skipped.path)}: {skipped.reason}")

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast bench clean browser
+.PHONY: venv demo test test-fast lint bench clean browser
 
 # The browser tests (report and web app) drive Debian's chromium through Playwright; Playwright's own
 # browser download is never used. Installed with apt-get (as root, or through sudo) when missing.
@@ -44,12 +44,18 @@ browser: $(CHROMIUM)
 # PYTEST_WORKERS processes (pytest-xdist; one test file stays in one process, so its trained runs are shared;
 # files start in tests/conftest.py's order, longest first).
 PYTEST_WORKERS ?= 3
-test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
+test: $(STAMP) $(CHROMIUM) lint
+	$(BIN)/python -m pytest -q -rs -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
+
+# The formatter and the linter (ruff, configured in pyproject.toml): any finding fails `make test`.
+LINTED := imgclf tests bench tools
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 # Everything but the integration test on the shared dataset.
-test-fast: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS) tests
+test-fast: $(STAMP) $(CHROMIUM) lint
+	$(BIN)/python -m pytest -q -rs -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS) tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -14,6 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "imgclf"
 MAX_LINES = 300
+MAX_FUNCTION_LINES = 60  # def (or its first decorator) to its last line, on the formatted code
 
 
 def module_name(path: Path) -> str:
@@ -120,6 +121,43 @@ def test_every_module_imports_in_dependency_order_in_a_fresh_interpreter():
 def test_no_module_is_over_300_lines(name):
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{MODULES[name]} has {lines} lines; split it by concept"
+
+
+def long_functions(path: Path) -> list[str]:
+    """``name (N lines)`` for each function or method in ``path`` longer than MAX_FUNCTION_LINES."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            length = node.end_lineno - start + 1
+            if length > MAX_FUNCTION_LINES:
+                found.append(f"{node.name} ({length} lines)")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_function_is_over_60_lines(name):
+    found = long_functions(MODULES[name])
+    assert not found, f"{MODULES[name]}: {', '.join(found)}; name its parts"
+
+
+def test_the_function_length_check_finds_a_long_function(tmp_path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "m.py").write_text(f"@staticmethod\ndef f():\n{body}", encoding="utf-8")
+    assert long_functions(tmp_path / "m.py") == [f"f ({MAX_FUNCTION_LINES + 2} lines)"]
+
+
+def test_no_formatter_escape_hatch():
+    roots = [PACKAGE, PACKAGE.parent / "tests", PACKAGE.parent / "bench", PACKAGE.parent / "tools"]
+    marks = ("fmt: " + "skip", "fmt: " + "off")
+    found = [
+        f"{path}:{number}"
+        for root in roots
+        for path in sorted(root.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(mark in line for mark in marks)
+    ]
+    assert not found, f"the formatter decides the layout; remove the markers at {found}"
 
 
 def test_import_imgclf_sets_no_environment_variable_and_loads_no_tensorflow():

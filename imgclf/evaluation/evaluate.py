@@ -168,8 +168,9 @@ def score_folder(
         scores = score_items(model, items, image_size, batch_size, temperature, advance)
     metrics = metrics_from_scores(scores, classes, split, seed)
     metrics.skipped = skipped + metrics.skipped
-    seen = {} if run_dir is None else find_seen(Path(run_dir), classes, scores.paths)
+    seen: dict[str, Seen] = {}
     if run_dir is not None:
+        seen = find_seen(Path(run_dir), classes, scores.paths, progress=verbose > 0)
         right = scores.predicted == scores.labels
         metrics.overlap = overlap_summary(scores.paths, right, seen, split)
     return External(str(Path(data).expanduser().resolve()), scores, metrics, seen)

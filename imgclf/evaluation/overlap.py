@@ -93,7 +93,9 @@ def _read_cache(path: Path) -> dict:
     return cache.get("files", {}) if ok else {}
 
 
-def seen_hashes(run_dir: Path, paths: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+def seen_hashes(
+    run_dir: Path, paths: Sequence[str], progress: bool = False
+) -> dict[str, tuple[str, int | None]]:
     """``path → (SHA-256, pHash)`` of the existing ``paths``, from the cache where the file's size
     and modification time are unchanged, else read now (and the cache rewritten; a run folder that
     cannot be written only loses the cache).
@@ -101,12 +103,13 @@ def seen_hashes(run_dir: Path, paths: Sequence[str]) -> dict[str, tuple[str, int
     Args:
         run_dir: the run folder (holds :data:`HASHES_FILE`).
         paths: the run's train and val files, resolved.
+        progress: show the progress of hashing.
     """
     cached = _read_cache(run_dir / HASHES_FILE)
     stamps = {p: s for p in paths if (s := _stamp(p)) is not None}
     fresh = {p: cached[p] for p, s in stamps.items() if p in cached and cached[p]["stamp"] == s}
     todo = [p for p in stamps if p not in fresh]
-    for facts in inspect_files(todo):
+    for facts in inspect_files(todo, progress):
         fresh[facts.path] = {
             "stamp": stamps[facts.path],
             "sha256": facts.digest,
@@ -148,6 +151,7 @@ def find_seen(
     classes: list[str],
     paths: Sequence[str],
     threshold: int = DEFAULT_NEAR_THRESHOLD,
+    progress: bool = False,
 ) -> dict[str, Seen]:
     """The evaluated ``paths`` that the run saw in training or validation, and how.
 
@@ -156,6 +160,7 @@ def find_seen(
         classes: the run's class names (to read ``split.csv``).
         paths: the evaluated images.
         threshold: the largest pHash distance of a near duplicate (the doctor's default).
+        progress: show the progress of hashing (files checked, rate, time left).
     """
     files = _seen_files(run_dir, classes)
     split_of: dict[str, str] = {}
@@ -165,11 +170,11 @@ def find_seen(
     rest = [p for p in paths if p not in out]
     if not rest:
         return out
-    hashes = seen_hashes(run_dir, list(split_of))
+    hashes = seen_hashes(run_dir, list(split_of), progress)
     by_digest: dict[str, str] = {}
     for p, (digest, _) in hashes.items():
         by_digest.setdefault(digest, p)
-    facts: list[FileFacts] = inspect_files(rest)
+    facts: list[FileFacts] = inspect_files(rest, progress)
     unmatched = []
     for f in facts:
         if f.digest in by_digest:

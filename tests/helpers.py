@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 # One clearly different background colour per class (by position in the ``classes`` dict).
 PALETTE = [
@@ -69,6 +69,28 @@ def make_dataset(
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(n):
             save_image(synthetic_image(k, rng, size), folder / f"{name}_{i:03d}.{fmt}", fmt)
+    return root
+
+
+def make_distinct_dataset(
+    root: str | Path, classes: dict[str, int], fmt: str = "jpg", seed: int = 0
+) -> Path:
+    """:func:`make_dataset` with a smooth random light field over each picture (±20 grey levels):
+    the class stays in the colour and shape, but no two pictures are near duplicates by the
+    doctor's pHash (plain synthetic pictures with the shape in the same place are: same layout,
+    noise apart)."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for k, (name, n) in enumerate(classes.items()):
+        for i in range(n):
+            pixels = np.asarray(synthetic_image(k, rng), np.float64)
+            h, w = pixels.shape[:2]
+            coarse = Image.fromarray(rng.normal(0, 1, (6, 6)).astype(np.float32), "F")
+            light = np.asarray(coarse.resize((w, h), Image.Resampling.BICUBIC), np.float64)
+            pixels += (light / (light.std() + 1e-9) * 20)[..., None]
+            im = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+            im = im.filter(ImageFilter.GaussianBlur(1.5))  # like a photo: resizing keeps its pHash
+            save_image(im, root / name / f"{name}_{i:03d}.{fmt}", fmt)
     return root
 
 

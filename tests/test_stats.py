@@ -53,3 +53,12 @@ def test_summary_statistics_of_a_perfect_and_an_empty_evaluation():
     assert stats["balanced_accuracy"]["low"] == 1.0
     empty = summary_statistics(np.zeros((0, 4)), np.zeros(0, np.int64))
     assert empty["macro_f1"]["low"] == 0.0
+
+
+def test_a_proportion_carries_its_wilson_interval_and_count():
+    from imgclf.evaluation.stats import proportion, wilson_interval
+
+    assert proportion(0, 0) == {"value": 0.0, "low": 0.0, "high": 0.0, "method": "Wilson", "n": 0}
+    p = proportion(9, 10)
+    assert (p["value"], p["n"], p["method"]) == (0.9, 10, "Wilson")
+    assert (p["low"], p["high"]) == wilson_interval(9, 10)

@@ -7,14 +7,15 @@ folder whose metrics, predictions and report are saved in ``RUN/evaluations/<fol
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgclf.data.scan import ImageItem, scan_folder
 from imgclf.errors import DataError
-from imgclf.evaluation.honesty import compare_accuracy
+from imgclf.evaluation.honesty import honesty_check
 from imgclf.evaluation.inference import Scores, score_items
 from imgclf.evaluation.metrics import Metrics, compute_metrics
+from imgclf.evaluation.overlap import Seen, find_seen, overlap_summary, write_seen
 from imgclf.evaluation.stats import confused_pairs, summary_statistics
 from imgclf.progress import progress
 from imgclf.runs import RunFiles, numbered_names, read_json, write_json
@@ -126,11 +127,13 @@ def _items(run, data) -> tuple[list[ImageItem], str, list[dict[str, str]]]:
 
 @dataclass
 class External:
-    """A separate labelled folder scored by a run's model: where it is, its scores and metrics."""
+    """A separate labelled folder scored by a run's model: where it is, its scores and metrics, and
+    which of its images the run saw in training or validation (path → how)."""
 
     data: str
     scores: Scores
     metrics: Metrics
+    seen: dict[str, Seen] = field(default_factory=dict)
 
 
 def score_folder(
@@ -142,6 +145,7 @@ def score_folder(
     seed: int = 0,
     temperature: float = 1.0,
     verbose: int = 0,
+    run_dir: Path | None = None,
 ) -> External:
     """Metrics of ``model`` on a labelled folder (its ``test/`` part when pre-split), skipped files
     listed.
@@ -156,25 +160,34 @@ def score_folder(
         seed: seed of the bootstrap intervals.
         temperature: calibration temperature of the probabilities. Defaults to 1.0 (none).
         verbose: 1 shows a progress bar.
+        run_dir: the run folder: its train and val images found in the folder (same path, same
+            content, near duplicate) are counted and scored apart (``Metrics.overlap``).
     """
     items, split, skipped = _folder_items(data, classes)
     with progress("evaluating", len(items), enabled=verbose > 0) as advance:
         scores = score_items(model, items, image_size, batch_size, temperature, advance)
     metrics = metrics_from_scores(scores, classes, split, seed)
     metrics.skipped = skipped + metrics.skipped
-    return External(str(Path(data).expanduser().resolve()), scores, metrics)
+    seen: dict[str, Seen] = {}
+    if run_dir is not None:
+        seen = find_seen(Path(run_dir), classes, scores.paths, progress=verbose > 0)
+        right = scores.predicted == scores.labels
+        metrics.overlap = overlap_summary(scores.paths, right, seen, split)
+    return External(str(Path(data).expanduser().resolve()), scores, metrics, seen)
 
 
 def check_honesty(internal: Metrics | dict, external: Metrics) -> dict:
     """Compare the run's own test metrics with a separate folder's; the result is stored on both
-    (``Metrics.honesty``, when ``internal`` is a Metrics) and returned.
+    (``Metrics.honesty``, when ``internal`` is a Metrics) and returned. Only the folder's images
+    that the run never saw are compared (``external.overlap``); when it saw them all, the result
+    says that no external estimate exists.
 
     Args:
         internal: the run's test metrics (a Metrics, or metrics.json's contents).
         external: the separate folder's metrics.
     """
     inside = internal.to_dict() if isinstance(internal, Metrics) else internal
-    check = compare_accuracy(
+    check = honesty_check(
         inside,
         external.to_dict(),
         external.split,
@@ -202,6 +215,7 @@ def save_evaluation(run_dir: Path, external: External, classes: list[str]) -> Pa
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / RunFiles.METRICS, {**external.metrics.to_dict(), "data": external.data})
         write_predictions(out / RunFiles.PREDICTIONS, external.scores, classes)
+        write_seen(out, external.seen)
     except OSError as exc:
         raise DataError(
             f"could not save the evaluation in {str(out)!r}: {exc.strerror or exc}"
@@ -250,6 +264,7 @@ def evaluate_run(
         run.config.seed,
         temperature,
         verbose,
+        run.path,
     )
     internal = run.path / RunFiles.METRICS
     if internal.is_file() and "statistics" in (saved := read_json(internal)):

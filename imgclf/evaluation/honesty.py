@@ -17,6 +17,12 @@ it
 - the two sets are independent samples of images scored by one fixed model, which is what it
 assumes.
 
+Only images the run has not seen count as "from elsewhere": when the folder holds images of the
+run's training or validation split (same path, same content or a near duplicate; see
+:mod:`imgclf.evaluation.overlap`), the check compares the internal accuracy with the *unseen* part
+alone (:func:`honesty_check`), and when every image was seen it says that no external estimate
+exists (:func:`no_external_estimate`) instead of comparing anything.
+
 A difference in either direction is reported (a better external score can mean the internal split is
 harder, or mislabelled), but the warning is worded for the usual case: the internal number
 overstates.
@@ -26,7 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["ALPHA", "TEST_NAME", "compare_accuracy", "honesty_line"]
+__all__ = [
+    "ALPHA",
+    "TEST_NAME",
+    "compare_accuracy",
+    "honesty_check",
+    "no_external_estimate",
+    "honesty_line",
+]
 
 ALPHA = 0.05
 TEST_NAME = "Fisher's exact test"
@@ -77,9 +90,64 @@ def compare_accuracy(
         "alpha": ALPHA,
         "p_value": p,
         "differs": p < ALPHA,
+        "estimate": True,
     }
     result["message"] = honesty_line(result)
     return result
+
+
+def no_external_estimate(internal: Mapping, external_name: str, internal_name: str) -> dict:
+    """The honesty check's result when every image of the separate folder was seen in training or
+    validation: nothing is compared, and the message says so.
+
+    Args:
+        internal: the run's metrics (``n`` and ``statistics.accuracy``).
+        external_name: the separate folder's name.
+        internal_name: how the run's own split is named.
+    """
+    a = _accuracy(internal["statistics"], internal["n"], internal_name)
+    empty = {"name": external_name, "accuracy": None, "low": None, "high": None, "n": 0}
+    return {
+        "internal": a,
+        "external": {**empty, "correct": 0},
+        "difference": None,
+        "test": TEST_NAME,
+        "alpha": ALPHA,
+        "p_value": None,
+        "differs": False,
+        "estimate": False,
+        "message": (
+            f"WARNING honesty check: every image of {external_name!r} was seen by the run in "
+            "training or validation, so no external estimate exists: its accuracy says nothing "
+            f"about new pictures; the only estimate is {a['accuracy']:.4f} "
+            f"[{a['low']:.4f}, {a['high']:.4f}] on the {internal_name} (n={a['n']})"
+        ),
+    }
+
+
+def honesty_check(
+    internal: Mapping, external: Mapping, external_name: str, internal_name: str
+) -> dict:
+    """:func:`compare_accuracy` on the images of the separate folder that the run never saw: its
+    ``overlap`` (:func:`imgclf.evaluation.overlap.overlap_summary`) says which part that is; the
+    overlap line is kept in ``"seen"``.
+
+    Args:
+        internal: the run's metrics (``n`` and ``statistics.accuracy``).
+        external: the separate folder's metrics, with ``overlap`` when it was checked.
+        external_name: the separate folder's name.
+        internal_name: how the run's own split is named.
+    """
+    overlap = external.get("overlap") or {}
+    if not overlap.get("message"):  # nothing seen (or not checked): the whole folder is new
+        return compare_accuracy(internal, external, external_name, internal_name)
+    if not overlap["unseen"]:
+        check = no_external_estimate(internal, external_name, internal_name)
+    else:
+        unseen = {"n": overlap["unseen"], "statistics": {"accuracy": overlap["accuracy_unseen"]}}
+        name = f"{external_name}, unseen part"
+        check = compare_accuracy(internal, unseen, name, internal_name)
+    return {**check, "seen": overlap["message"]}
 
 
 def honesty_line(check: Mapping) -> str:

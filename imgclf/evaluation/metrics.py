@@ -28,6 +28,7 @@ class Metrics:
     honesty: dict = field(
         default_factory=dict
     )  # vs a separate folder (evaluation.honesty), when there is one
+    overlap: dict = field(default_factory=dict)  # a folder's images seen in training (.overlap)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +119,8 @@ def format_metrics(m: Metrics) -> str:
     ]
     for c, row in zip(m.classes, m.confusion_matrix, strict=True):
         lines.append(f"{c:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    if seen := (m.overlap or {}).get("message") or (m.honesty or {}).get("seen"):
+        lines += ["", seen]
     if m.honesty:
         lines += ["", m.honesty["message"]]
     return "\n".join(lines)

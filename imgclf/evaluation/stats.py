@@ -11,6 +11,7 @@ import numpy as np
 
 __all__ = [
     "wilson_interval",
+    "proportion",
     "bootstrap_interval",
     "top_k_accuracy",
     "balanced_accuracy",
@@ -43,6 +44,18 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         confidence_level=confidence, method="wilson"
     )
     return max(0.0, float(ci.low)), min(1.0, float(ci.high))
+
+
+def proportion(successes: int, n: int) -> dict:
+    """A proportion with its Wilson 95 % interval and its count, as
+    ``{"value", "low", "high", "method", "n"}`` (value 0 and interval (0, 0) when n = 0).
+
+    Args:
+        successes: number of correct images.
+        n: number of images.
+    """
+    value = successes / n if n else 0.0
+    return {**_stat(value, wilson_interval(successes, n), "Wilson"), "n": int(n)}
 
 
 def _present(y_true: np.ndarray) -> np.ndarray:

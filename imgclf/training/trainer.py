@@ -285,7 +285,15 @@ def _finish(
     test = score_items(model, test_items, cfg.image_size, cfg.batch_size)
     metrics = metrics_from_scores(test, data.classes, split_name, cfg.seed)
     external = (
-        score_folder(model, cfg.test_dir, data.classes, cfg.image_size, cfg.batch_size, cfg.seed)
+        score_folder(
+            model,
+            cfg.test_dir,
+            data.classes,
+            cfg.image_size,
+            cfg.batch_size,
+            cfg.seed,
+            run_dir=run_dir,
+        )
         if cfg.test_dir
         else None
     )

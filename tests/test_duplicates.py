@@ -81,3 +81,55 @@ def test_clusters_are_exact_or_near_and_chain():
 
 def test_an_undecodable_file_only_joins_exact_clusters():
     assert duplicate_clusters(["x", "x", "y"], [None, None, 5], threshold=64) == [("exact", [0, 1])]
+
+
+def planted_hashes(n: int, threshold: int, seed: int) -> np.ndarray:
+    """``n`` random 64-bit hashes, a third of them copies of others with up to ``threshold + 2``
+    bits flipped (pairs just inside and just outside the threshold), and a few exact repeats."""
+    rng = np.random.default_rng(seed)
+    hashes = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) << np.uint64(1)
+    hashes |= rng.integers(0, 2, n).astype(np.uint64)  # the top and bottom bits vary too
+    copies = rng.choice(n, n // 3, replace=False)
+    for k, i in enumerate(copies):
+        source = hashes[rng.integers(0, n)]
+        bits = rng.choice(64, k % (threshold + 3), replace=False).astype(np.uint64)
+        hashes[i] = source ^ np.bitwise_or.reduce(np.uint64(1) << bits, initial=np.uint64(0))
+    return hashes
+
+
+def brute_force(hashes: np.ndarray, threshold: int) -> list[tuple[int, int, int]]:
+    out = []
+    for i in range(len(hashes) - 1):
+        dist = np.bitwise_count(hashes[i] ^ hashes[i + 1 :])
+        for c in np.flatnonzero(dist <= threshold):
+            out.append((i, i + 1 + int(c), int(dist[c])))
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0, 4, 8])
+def test_near_pairs_equals_brute_force_on_10000_hashes(threshold):
+    hashes = planted_hashes(10_000, threshold, seed=threshold)
+    expected = brute_force(hashes, threshold)
+    assert len(expected) > 1000  # the planted pairs are there to be found
+    assert near_pairs([int(h) for h in hashes], threshold) == expected
+
+
+def test_near_pairs_of_equal_hashes_pair_every_copy():
+    hashes = [7, 7, 7, 6, 2**40]  # three equal, one a bit away, one far
+    assert near_pairs(hashes, 1) == [
+        (0, 1, 0),
+        (0, 2, 0),
+        (0, 3, 1),
+        (1, 2, 0),
+        (1, 3, 1),
+        (2, 3, 1),
+    ]
+    assert near_pairs(hashes, -1) == [] and near_pairs([], 4) == [] and near_pairs([5], 4) == []
+
+
+def test_clusters_of_many_equal_hashes_are_one_cluster_without_pairing_them():
+    n = 20_000  # blank pictures with different bytes: n²/2 = 2e8 pairs if each were listed
+    digests = [f"d{i}" for i in range(n)] + ["x"]
+    hashes = [0] * n + [0b11]
+    clusters = duplicate_clusters(digests, hashes, threshold=2)
+    assert clusters == [("near", list(range(n + 1)))]

@@ -7,10 +7,9 @@
   rejected: on photos of hands against plain walls — the shared sign-language set — it called 168
   pairs of *different* classes near-duplicates at 4 bits; pHash calls none.)
 
-Near pairs are found by comparing every hash with every other, vectorised in blocks with NumPy's
-XOR and popcount: 2,000 images take milliseconds, 50,000 about ten seconds on one core, in bounded
-memory. Clusters are the connected components of "exact or near" pairs (union-find), so a chain
-A≈B≈C is one cluster.
+Near pairs are found by multi-index hashing (:mod:`imgclf.data.hamming`): exact, and
+sub-quadratic, so a million hashes take seconds rather than hours. Clusters are the connected
+components of "exact or near" pairs (union-find), so a chain A≈B≈C is one cluster.
 """
 
 from __future__ import annotations
@@ -21,13 +20,13 @@ import numpy as np
 from PIL import Image
 
 from imgclf.data.groups import UnionFind
+from imgclf.data.hamming import match_hashes
 
 __all__ = ["DEFAULT_NEAR_THRESHOLD", "phash", "near_pairs", "duplicate_clusters"]
 
 DEFAULT_NEAR_THRESHOLD = (
     4  # of 64 bits: conservative — re-encodings and resizes, not merely similar photos
 )
-_BLOCK = 256
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -53,28 +52,29 @@ def phash(im: Image.Image) -> int:
 
 
 def near_pairs(hashes: Sequence[int], threshold: int) -> list[tuple[int, int, int]]:
-    """``(i, j, distance)`` for every ``i < j`` whose hashes differ in at most ``threshold`` bits.
+    """``(i, j, distance)`` for every ``i < j`` whose hashes differ in at most ``threshold`` bits,
+    sorted by ``(i, j)``.
+
+    Exact, and sub-quadratic: multi-index hashing (:mod:`imgclf.data.hamming`).
 
     Args:
         hashes: 64-bit perceptual hashes (see :func:`phash`).
         threshold: the largest Hamming distance that counts as near (e.g.
-        ``DEFAULT_NEAR_THRESHOLD``).
+            ``DEFAULT_NEAR_THRESHOLD``).
     """
-    h = np.asarray(hashes, dtype=np.uint64)
+    found = match_hashes(hashes, threshold)
+    shared = {int(found.inverse[g[0]]): g.tolist() for g in found.groups()}
+
+    def inputs(value: int) -> list[int]:
+        return shared.get(value) or [int(found.first[value])]
+
     out: list[tuple[int, int, int]] = []
-    n = len(h)
-    for start in range(0, n, _BLOCK):
-        block = h[start : start + _BLOCK]
-        rest = h[start + 1 :]
-        if not len(rest):
-            break
-        dist = np.bitwise_count(block[:, None] ^ rest[None, :])  # (b, n - start - 1)
-        rows, cols = np.nonzero(dist <= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            i, j = start + r, start + 1 + c
-            if j > i:  # the block's lower triangle compares a hash with earlier ones
-                out.append((i, j, int(dist[r, c])))
-    return out
+    for a, b, d in zip(found.a.tolist(), found.b.tolist(), found.distance.tolist(), strict=True):
+        out.extend((min(i, j), max(i, j), d) for i in inputs(a) for j in inputs(b))
+    if threshold >= 0:  # the inputs that share one value are 0 bits apart
+        for group in shared.values():
+            out.extend((i, j, 0) for k, i in enumerate(group) for j in group[k + 1 :])
+    return sorted(out)
 
 
 def duplicate_clusters(
@@ -101,9 +101,16 @@ def duplicate_clusters(
             first[d] = i
     if threshold >= 0:
         # one representative per exact digest keeps the comparison small
-        reps = [i for i, d in enumerate(digests) if first[d] == i and hashes[i] is not None]
-        for a, b, _ in near_pairs([hashes[i] for i in reps], threshold):
-            uf.union(reps[a], reps[b])
+        reps = np.array(
+            [i for i, d in enumerate(digests) if first[d] == i and hashes[i] is not None], np.int64
+        )
+        found = match_hashes([hashes[i] for i in reps], threshold)
+        for group in found.groups():  # equal hashes: chained, never paired one by one
+            for i in group[1:]:
+                uf.union(int(reps[group[0]]), int(reps[i]))
+        one = reps[found.first]  # an input of each distinct value (its group is joined above)
+        for a, b in zip(one[found.a].tolist(), one[found.b].tolist(), strict=True):
+            uf.union(a, b)
     clusters = []
     for members in uf.components():
         if len(members) > 1:

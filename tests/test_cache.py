@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers import make_dataset, manifest_rows, tree_hashes
 
+from imgclf.cache import cache_info, clear_cache, max_cache_bytes
 from imgclf.errors import ConfigError
-from imgclf.training.cache import cache_info, clear_cache, max_cache_bytes
 from imgclf.training.feature_cache import FeatureCache
 
 

@@ -10,8 +10,9 @@ import pytest
 from helpers import train_tiny_run
 
 from imgclf.cli import main
+from imgclf.engines.parity import MIN_AGREEMENT
 from imgclf.errors import ConfigError, DataError
-from imgclf.serving.export import MIN_AGREEMENT, export_run
+from imgclf.serving.export import export_run
 from imgclf.serving.predictor import load_run
 
 CASES = [
@@ -125,7 +126,7 @@ def test_exports_run_without_imgclf(runs, exported, capsys):
 
 
 def test_the_two_class_run_has_augmentation_and_its_export_does_not(runs):
-    from imgclf.serving.export import inference_model
+    from imgclf.engines.keras_engine import inference_model
 
     model = runs["two"].model
     assert "augmentation" in [layer.name for layer in model.layers]

@@ -55,6 +55,11 @@ def test_the_copy_is_cached_once_and_replaces_an_earlier_models(copied, monkeypa
     assert key == engines.engine_key(copied / "model.keras")
     parity = json.loads((copied / "engines" / key / "parity.json").read_text())
     assert parity["agreement"] >= 0.99 and parity["split"] == "test" and parity["n"] > 0
+    # the record names the model inside its own folder, never the temporary one it was made in
+    assert parity["path"] == "model_float32.tflite" and "staging" not in json.dumps(parity)
+    assert (copied / "engines" / key / parity["path"]).is_file()
+    assert parity["n"] == parity["available"] and len(parity["interval"]) == 2
+    assert not [p for p in (copied / "engines").iterdir() if p.name.startswith(".")]
     monkeypatch.setattr(engines, "_convert", lambda *a, **k: pytest.fail("converted again"))
     assert isinstance(
         load_run(copied).engine, TFLiteEngine

@@ -129,8 +129,8 @@ def levers(run_dir: Path, folder: Path, size: int) -> None:
     from imgclf.data.decode import DecodeLog
     from imgclf.data.pipeline import batched, decoded_dataset
     from imgclf.data.scan import ImageItem
-    from imgclf.evaluation.inference import KerasEngine
-    from imgclf.serving.export import TFLiteEngine
+    from imgclf.engines.keras_engine import KerasEngine
+    from imgclf.engines.tflite_engine import TFLiteEngine
     from imgclf.serving.inputs import expand_paths
 
     items = [ImageItem(f, -1) for f in expand_paths([folder])]

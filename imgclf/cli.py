@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cache", help="what the cache ($IMGCLF_CACHE, ~/.cache/imgclf) holds, or clear it"
     )
     p.add_argument("action", choices=("info", "clear"))
-    from imgclf.training.cache import PARTS
+    from imgclf.cache import PARTS
 
     p.add_argument("--part", choices=PARTS, help="clear only this part (default: all of them)")
     return parser
@@ -298,7 +298,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from imgclf.training.cache import PARTS, cache_info, clear_cache
+    from imgclf.cache import PARTS, cache_info, clear_cache
 
     if args.action == "clear":
         freed = clear_cache(part=args.part)

@@ -7,7 +7,6 @@ dataclass defaults < ``--config file.yaml`` < command-line flags / keyword argum
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from imgclf.options import (
     parse_augment,
 )
 
-__all__ = ["AUTO_MODEL", "CACHE_MAX_GB", "TrainConfig", "cache_root", "parse_duration"]
+__all__ = ["AUTO_MODEL", "CACHE_MAX_GB", "TrainConfig", "parse_duration"]
 
 
 def _opt(default: Any, help: str, *, cli: bool = True, aliases: tuple[str, ...] = ()) -> Any:
@@ -33,13 +32,13 @@ ENGINES = (
     "auto",
     "tflite",
     "keras",
-)  # how predict and serve run the model (imgclf.serving.engines)
+)  # how predict and serve run the model (imgclf.engines.choose)
 EXPORT_FORMATS = ("savedmodel", "tflite", "onnx")  # imgclf export --format (imgclf.serving.export)
 EXPORT_PRECISIONS = ("float32", "float16", "int8")  # imgclf export --precision (TFLite only)
 PREDICT_ENGINE = (
     "auto"  # a parity-checked TFLite copy when it agrees with the Keras model, else Keras
 )
-# auto makes a first TFLite copy only for a job this big (or a server); see serving/engines.py
+# auto makes a first TFLite copy only for a job this big (or a server); see engines/choose.py
 AUTO_CONVERT_MIN_IMAGES = 1000
 CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set
 AUTO_MODEL = (
@@ -323,9 +322,3 @@ def parse_duration(text: str) -> float:
     if not seconds > 0:
         raise invalid_value("time_budget", text, "a duration such as 90s, 5m or 1h")
     return seconds
-
-
-def cache_root() -> Path:
-    """Where imgclf keeps what it can recompute (feature activations, images from arrays):
-    ``$IMGCLF_CACHE``, else ``~/.cache/imgclf``."""
-    return Path(os.environ.get("IMGCLF_CACHE") or Path.home() / ".cache" / "imgclf").expanduser()

@@ -1,4 +1,4 @@
-"""imgclf.training.cache: what the cache holds, clearing it, the size cap's setting; and two runs
+"""imgclf.cache: what the cache holds, clearing it, the size cap's setting; and two runs
 sharing one cache."""
 
 from __future__ import annotations
@@ -6,13 +6,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 from helpers import make_dataset, manifest_rows, tree_hashes
 
+from imgclf.cache import (
+    build_once,
+    cache_info,
+    cache_root,
+    clear_cache,
+    max_cache_bytes,
+    part_folder,
+)
 from imgclf.errors import ConfigError
-from imgclf.training.cache import cache_info, clear_cache, max_cache_bytes
 from imgclf.training.feature_cache import FeatureCache
 
 
@@ -23,7 +32,7 @@ def fill(root, key=("k", 1), n=5):
 
 
 def fake_engine(root):
-    """A TFLite copy as imgclf.serving.engines keeps it for a read-only run: engines/<key>/{model,
+    """A TFLite copy as imgclf.engines.choose keeps it for a read-only run: engines/<key>/{model,
     parity.json}."""
     folder = root / "engines" / "0123abcd-tf2.21.0"
     folder.mkdir(parents=True)
@@ -88,6 +97,61 @@ def test_a_zero_cap_keeps_only_the_entry_in_use(tmp_path, monkeypatch):
     fill(tmp_path, key=("k", 1))
     second = fill(tmp_path, key=("k", 2))
     assert [p.parent.name for p in (tmp_path / "features").rglob("*.npz")] == [second.key]
+
+
+def test_every_part_lives_under_the_one_root(tmp_path, monkeypatch):
+    """The feature cache, the arrays' PNGs and read-only runs' engines all ask imgclf.cache."""
+    from imgclf.data import arrays
+    from imgclf.training.feature_cache import default_cache_root
+
+    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "mine"))
+    assert cache_root() == tmp_path / "mine"
+    assert default_cache_root() == part_folder("features") == tmp_path / "mine" / "features"
+    np.save(tmp_path / "features.npy", np.zeros((4, 8, 8), np.uint8))
+    np.save(tmp_path / "target.npy", np.array([0, 1, 0, 1]))
+    folder, _ = arrays.materialise_arrays(tmp_path)
+    assert folder.is_relative_to(part_folder("arrays"))
+    with pytest.raises(ConfigError, match=r"`part`: received 'models'"):
+        part_folder("models")
+
+
+def test_build_once_builds_an_entry_once_and_leaves_nothing_from_a_failed_build(tmp_path):
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        (folder / "model.bin").write_bytes(b"m")
+
+    entry = build_once(tmp_path / "engines", "key1", build)
+    assert entry == tmp_path / "engines" / "key1" and (entry / "model.bin").read_bytes() == b"m"
+    assert build_once(tmp_path / "engines", "key1", build) == entry and len(calls) == 1
+    assert calls[0].name.startswith(".staging-key1.")  # written aside, then renamed
+
+    def broken(folder):
+        (folder / "half.bin").write_bytes(b"h")
+        raise ValueError("converter failed")
+
+    with pytest.raises(ValueError, match="converter failed"):
+        build_once(tmp_path / "engines", "key2", broken)
+    assert sorted(p.name for p in (tmp_path / "engines").iterdir()) == ["key1"]
+
+
+def test_build_once_from_two_threads_builds_once(tmp_path):
+    """The lock is flock on the folder: two openers exclude each other, threads as processes."""
+    started, calls = threading.Event(), []
+
+    def slow_build(folder):
+        calls.append(folder)
+        started.set()
+        time.sleep(0.3)  # the other thread arrives while this one builds
+        (folder / "done").write_text("1")
+
+    first = threading.Thread(target=build_once, args=(tmp_path, "k", slow_build))
+    first.start()
+    started.wait(10)
+    assert build_once(tmp_path, "k", slow_build) == tmp_path / "k"
+    first.join()
+    assert len(calls) == 1 and (tmp_path / "k" / "done").read_text() == "1"
 
 
 # ---------------------------------------------------------------------------- two runs at once

@@ -14,10 +14,10 @@ import pytest
 from helpers import write_bad_files
 
 from imgclf.cli import main
+from imgclf.engines import choose as engines
+from imgclf.engines.keras_engine import KerasEngine
+from imgclf.engines.tflite_engine import TFLiteEngine
 from imgclf.errors import ConfigError, ModelError
-from imgclf.evaluation.inference import KerasEngine
-from imgclf.serving import engines
-from imgclf.serving.export import TFLiteEngine
 from imgclf.serving.predictor import load_run
 
 
@@ -55,9 +55,12 @@ def test_the_copy_is_cached_once_and_replaces_an_earlier_models(copied, monkeypa
     assert key == engines.engine_key(copied / "model.keras")
     parity = json.loads((copied / "engines" / key / "parity.json").read_text())
     assert parity["agreement"] >= 0.99 and parity["split"] == "test" and parity["n"] > 0
-    monkeypatch.setattr(
-        "imgclf.serving.export.export_run", lambda *a, **k: pytest.fail("converted again")
-    )
+    # the record names the model inside its own folder, never the temporary one it was made in
+    assert parity["path"] == "model_float32.tflite" and "staging" not in json.dumps(parity)
+    assert (copied / "engines" / key / parity["path"]).is_file()
+    assert parity["n"] == parity["available"] and len(parity["interval"]) == 2
+    assert not [p for p in (copied / "engines").iterdir() if p.name.startswith(".")]
+    monkeypatch.setattr(engines, "_convert", lambda *a, **k: pytest.fail("converted again"))
     assert isinstance(
         load_run(copied).engine, TFLiteEngine
     )  # auto reuses it, whatever the job size
@@ -125,7 +128,7 @@ def test_a_read_only_run_keeps_its_copy_in_the_user_cache(
     copied, trained_run, tmp_path, monkeypatch, capsys
 ):
     """Where the copy goes and when auto makes it; the conversion itself is the module fixture's
-    (here export_run copies its result, so no second conversion is paid for)."""
+    (here the conversion copies its result, so no second conversion is paid for)."""
     folder = tmp_path / "readonly"
     shutil.copytree(copied, folder, ignore=shutil.ignore_patterns("engines"))
     writable = engines._writable
@@ -134,8 +137,9 @@ def test_a_read_only_run_keeps_its_copy_in_the_user_cache(
     )
     (made,) = (copied / "engines").iterdir()
     monkeypatch.setattr(
-        "imgclf.serving.export.export_run",
-        lambda run, fmt, precision, out: shutil.copytree(made, out),
+        engines,
+        "_convert",
+        lambda run, folder: shutil.copytree(made, folder, dirs_exist_ok=True),
     )
     monkeypatch.setattr(engines, "AUTO_CONVERT_MIN_IMAGES", 2)
     paths = jpgs(trained_run.data, "cat")[:3]

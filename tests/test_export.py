@@ -10,8 +10,9 @@ import pytest
 from helpers import train_tiny_run
 
 from imgclf.cli import main
+from imgclf.engines.parity import MIN_AGREEMENT
 from imgclf.errors import ConfigError, DataError
-from imgclf.serving.export import MIN_AGREEMENT, export_run
+from imgclf.serving.export import export_run
 from imgclf.serving.predictor import load_run
 
 CASES = [
@@ -94,38 +95,73 @@ def test_export_parity(runs, exported, kind, fmt, precision, capsys):
         assert info["max_abs_diff"] < (1e-2 if precision == "float16" else 1e-4)
 
 
-def test_exports_run_without_imgclf(runs, exported, capsys):
-    """The README's snippets: plain TensorFlow / onnxruntime on raw pixels give the Keras
-    probabilities."""
-    import onnxruntime as ort
-    import tensorflow as tf
+def test_the_parity_record_uses_the_whole_test_split_and_says_what_it_proves(
+    runs, exported, capsys
+):
+    from imgclf.data.split import read_manifest
+    from imgclf.evaluation.stats import wilson_interval
 
     run = runs["multi"]
-    x = pixels_of(run)
-    expected = run.model.predict_on_batch(x)
-    folders = {
-        fmt: exported(run, "multi", fmt, "float32", capsys)[2]
-        for fmt in ("savedmodel", "onnx", "tflite")
-    }
-    sm = tf.saved_model.load(str(folders["savedmodel"] / "saved_model"))
-    np.testing.assert_allclose(sm.serve(x).numpy(), expected, atol=1e-5)
-    session = ort.InferenceSession(str(folders["onnx"] / "model.onnx"))
-    np.testing.assert_allclose(
-        session.run(None, {session.get_inputs()[0].name: x})[0], expected, atol=1e-4
-    )
-    interpreter = tf.lite.Interpreter(model_path=str(folders["tflite"] / "model_float32.tflite"))
-    inp = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(inp["index"], x.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inp["index"], x)
-    interpreter.invoke()
-    np.testing.assert_allclose(
-        interpreter.get_tensor(interpreter.get_output_details()[0]["index"]), expected, atol=1e-4
-    )
+    code, printed, out = exported(run, "multi", "tflite", "float32", capsys)
+    info = json.loads((out / "parity.json").read_text())
+    test = read_manifest(run.path / "split.csv", run.classes, run.config.data, split="test")
+    assert info["n"] == info["available"] == len(test)  # all of them (fewer than the cap)
+    assert info["interval"] == list(wilson_interval(info["agreed"], info["n"]))
+    assert info["interval"][0] < info["agreement"] <= info["interval"][1]
+    assert info["path"] == "model_float32.tflite" and (out / info["path"]).is_file()
+    low = f"{info['interval'][0]:.1%}"
+    assert f"at least {low}" in info["proves"] and f"95 % interval {low}" in printed
+    assert info["proves"] in printed
+
+
+def test_parity_spreads_a_capped_check_over_the_split(runs, monkeypatch):
+    from imgclf.engines import parity
+
+    items, split, available = parity.held_out_items(runs["multi"], limit=None)
+    capped, _, same = parity.held_out_items(runs["multi"], limit=4)
+    assert split == "test" and same == available == len(items) > 4
+    assert len(capped) == 4 and capped[0] == items[0] and capped[-1] == items[-1]
+    record = parity.Parity("onnx", runs["multi"].path / "m.onnx", "test", 4, 12, 4, 0.0).record()
+    assert record["path"] == "m.onnx" and "(spread over 12)" in record["proves"]
+
+
+def test_every_export_folder_carries_preprocess_py_that_decodes_as_imgclf(
+    runs, exported, mixed_images, tmp_path, capsys
+):
+    """preprocess.py (numpy and Pillow only) gives the pixels imgclf's decoder gives, for every
+    kind of file imgclf reads, and imgclf's calibrated probabilities from the model's outputs."""
+    import importlib.util
+
+    from PIL import Image
+
+    from imgclf.data.decode import load_image
+    from imgclf.evaluation.inference import apply_temperature
+    from imgclf.models.classifier import class_probabilities
+
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (700, 500, 3), np.uint8)).save(big)
+    for kind, fmt in (("multi", "onnx"), ("two", "savedmodel")):
+        run = runs[kind]
+        out = exported(run, kind, fmt, "float32", capsys)[2]
+        spec = importlib.util.spec_from_file_location(f"pre_{kind}", out / "preprocess.py")
+        pre = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(pre)
+        assert pre.image_size() == run.image_size and pre.labels() == run.classes
+        for path in [*mixed_images.values(), big]:
+            for size in (run.image_size, 224):
+                np.testing.assert_array_equal(
+                    pre.load_image(path, size), load_image(str(path), size)
+                )
+        outputs = run.model.predict_on_batch(pre.load_images([big, mixed_images["jpeg"]]))
+        np.testing.assert_allclose(
+            pre.probabilities(outputs),
+            apply_temperature(class_probabilities(outputs), run.temperature),
+            rtol=1e-12,
+        )
 
 
 def test_the_two_class_run_has_augmentation_and_its_export_does_not(runs):
-    from imgclf.serving.export import inference_model
+    from imgclf.engines.keras_engine import inference_model
 
     model = runs["two"].model
     assert "augmentation" in [layer.name for layer in model.layers]

@@ -3,7 +3,10 @@ labels."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from helpers import write_truncated_jpeg
 
 
@@ -32,6 +35,7 @@ def test_two_class_temperature_is_logit_scaling():
 def test_score_items_keeps_order_and_lists_failures(trained_run, tmp_path):
     import keras
 
+    from imgclf.data.decode import load_image
     from imgclf.data.scan import ImageItem
     from imgclf.evaluation.inference import score_items
 
@@ -50,7 +54,53 @@ def test_score_items_keeps_order_and_lists_failures(trained_run, tmp_path):
     assert scores.labels.tolist() == [2, -1, -1, -1, -1]
     assert scores.probs.shape == (5, 3)
     np.testing.assert_allclose(scores.probs.sum(axis=1), 1.0, rtol=1e-5)
-    assert scores.predicted.tolist() == scores.probs.argmax(1).tolist()
+    pixels = np.stack([load_image(str(p), 32) for p in good])  # each row is its own file's
+    np.testing.assert_allclose(scores.probs, model.predict_on_batch(pixels), atol=1e-3)
+    assert scores.positions.tolist() == [0, 2, 3, 4, 5]
     calibrated = score_items(model, items, 32, batch_size=2, temperature=2.0)
     assert calibrated.predicted.tolist() == scores.predicted.tolist()
     assert (calibrated.probs.max(1) <= scores.probs.max(1) + 1e-9).all()
+
+
+def test_failures_anywhere_keep_every_row_on_its_own_file(trained_run, tmp_path):
+    """Failures first, in the middle, several in a row and last: each row keeps its file and
+    label, the failures are all listed, and the items' labels are what they were (no position
+    carried in them)."""
+    import keras
+
+    from imgclf.data.scan import ImageItem
+    from imgclf.evaluation.inference import iter_scores
+
+    model = keras.saving.load_model(trained_run.run_dir / "model.keras")
+    good = sorted(trained_run.data.rglob("*.jpg"))[:6]
+    bad = [write_truncated_jpeg(tmp_path / f"broken{i}.jpg") for i in range(4)]
+    (tmp_path / "empty.png").write_bytes(b"")
+    order = [bad[0], good[0], good[1], bad[1], bad[2], good[2], tmp_path / "empty.png"]
+    order += [good[3], good[4], good[5], bad[3]]
+    items = [ImageItem(str(p), i % 3) for i, p in enumerate(order)]
+    before = [(i.path, i.label) for i in items]
+    parts = list(iter_scores(model, items, 32, batch_size=2))
+    rows = [
+        (path, int(label))
+        for part in parts
+        for path, label in zip(part.paths, part.labels, strict=True)
+    ]
+    assert rows == [(i.path, i.label) for i in items if Path(i.path) in good]
+    positions = [int(p) for part in parts for p in part.positions]
+    assert [items[p].path for p in positions] == [r[0] for r in rows]
+    failed = [f for part in parts for f in part.failures]
+    assert failed == [i.path for i in items if Path(i.path) not in good]
+    assert [(i.path, i.label) for i in items] == before
+
+
+def test_the_core_refuses_rows_out_of_step_with_their_files():
+    from imgclf.data.decode import DecodeLog
+    from imgclf.data.scan import ImageItem
+    from imgclf.evaluation.inference import _positions
+
+    items = [ImageItem("a.jpg", 0), ImageItem("b.jpg", 1), ImageItem("c.jpg", 2)]
+    log = DecodeLog()
+    log.record("b.jpg", OSError("truncated"))
+    assert _positions(items, log, 0, np.array([0, 2])).tolist() == [0, 2]
+    with pytest.raises(RuntimeError, match="out of step"):
+        _positions(items, DecodeLog(), 0, np.array([0, 2]))

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.config import cache_root
+from imgclf.cache import part_folder
 from imgclf.errors import DataError
 
 __all__ = [
@@ -306,7 +306,7 @@ def materialise_arrays(src: str | Path) -> tuple[Path, list[str]]:
     else:
         x, y, classes, name = load_arrays(src)
         parts = {"": (x, y)}
-    base = cache_root() / "arrays" / _digest(src)
+    base = part_folder("arrays") / _digest(src)
     folder = base / name
     if (base / _DONE).is_file() and folder.is_dir():
         return folder, classes

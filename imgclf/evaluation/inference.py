@@ -1,98 +1,45 @@
 """The one prediction core: images → tf.data decode → batches → model → class probabilities.
 
 ``imgclf predict``, ``imgclf evaluate``, the test split at the end of training, the report's
-mistakes
-gallery and the web API all go through :func:`score_items` (files on disk) or :func:`score_arrays`
-(pixels already in memory), so preprocessing and calibration can never differ between them. Front
-ends only format the :class:`Scores` they get back.
+mistakes gallery and the web API all go through :func:`score_items` (files on disk) or
+:func:`score_arrays` (pixels already in memory), so preprocessing and calibration can never differ
+between them. Front ends only format the :class:`Scores` they get back.
 
-Engines: the forward pass is an :class:`Engine` — anything with ``__call__(batch) -> probs`` and
-``num_classes``. A Keras model passed where an engine is expected is wrapped in
-:class:`KerasEngine`;
-``imgclf.serving.engines`` adds a TFLite copy of the run's model (same inputs, same outputs).
+Engines: the forward pass is an :class:`imgclf.engines.base.Engine` (Keras, or a TFLite copy of
+the run's model: :mod:`imgclf.engines`); a Keras model passed where an engine is expected is wrapped
+in a :class:`imgclf.engines.keras_engine.KerasEngine`.
 
 Calibration: a run may store a softmax *temperature* T (fitted on its validation split).
 :func:`apply_temperature` rescales probabilities as ``softmax(log(p) / T)``, which is temperature
 scaling of the logits for a softmax model (``log p`` differs from the logits by a constant per
-image)
-and of the logit for a two-class sigmoid model. It never changes which class is most probable.
+image) and of the logit for a two-class sigmoid model. It never changes which class is most
+probable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
-from imgclf.models.classifier import class_probabilities
+from imgclf.engines.base import Engine
+from imgclf.engines.keras_engine import as_engine
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = [
-    "Engine",
-    "KerasEngine",
-    "as_engine",
     "Scores",
     "iter_scores",
     "score_items",
     "score_arrays",
     "apply_temperature",
 ]
-
-
-class Engine:
-    """A forward pass: ``engine(batch)`` → ``(n, num_classes)`` class probabilities (float64).
-
-    Subclasses implement :meth:`raw` (the model's own outputs: one sigmoid column for two classes,
-    or
-    softmax rows) for ``(n, size, size, 3)`` RGB pixels in [0, 255] (uint8 or float32, NumPy or
-    tensor).
-    """
-
-    name = "engine"
-
-    @property
-    def num_classes(self) -> int:
-        """Columns of the probabilities returned (2 for a one-unit sigmoid model)."""
-        raise NotImplementedError
-
-    def raw(self, x):
-        """The model's outputs for the batch ``x``."""
-        raise NotImplementedError
-
-    def __call__(self, x) -> np.ndarray:
-        return class_probabilities(self.raw(x))
-
-
-class KerasEngine(Engine):
-    """A Keras model as an engine (``predict_on_batch``).
-
-    Args:
-        model: a run's Keras model (preprocessing inside).
-    """
-
-    name = "keras"
-
-    def __init__(self, model):
-        self.model = model
-
-    @property
-    def num_classes(self) -> int:
-        return max(2, int(self.model.output_shape[-1]))
-
-    def raw(self, x):
-        return self.model.predict_on_batch(x)
-
-
-def as_engine(model) -> Engine:
-    """``model`` itself if it is an :class:`Engine`, else a :class:`KerasEngine` around it.
-
-    Args:
-        model: an engine or a Keras model.
-    """
-    return model if isinstance(model, Engine) else KerasEngine(model)
 
 
 @dataclass
@@ -139,7 +86,7 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def iter_scores(
-    model,
+    model: Engine | keras.Model,
     items: Sequence[ImageItem],
     image_size: int,
     batch_size: int = 32,
@@ -163,12 +110,9 @@ def iter_scores(
     """
     engine = as_engine(model)
     log = DecodeLog()
-    indexed = [
-        replace(item, label=i) for i, item in enumerate(items)
-    ]  # the label slot carries the position
     seen = 0  # items before this position are accounted for
-    for x, pos in batched(decoded_dataset(indexed, image_size, log, cache=False), batch_size):
-        order = pos.numpy()
+    for x, labels in batched(decoded_dataset(items, image_size, log, cache=False), batch_size):
+        order = _positions(items, log, seen, labels.numpy())
         probs = apply_temperature(_forward(engine, x, tta), temperature)
         yield _scores(items, order, probs, log, seen)
         seen = int(order[-1]) + 1
@@ -181,6 +125,27 @@ def iter_scores(
             seen,
             until=len(items),
         )
+
+
+def _positions(
+    items: Sequence[ImageItem], log: DecodeLog, start: int, labels: np.ndarray
+) -> np.ndarray:
+    """Where in ``items`` a batch's images are: the next ``len(labels)`` items from ``start`` that
+    did not fail. The pipeline keeps the items' order and records every file it drops in ``log``
+    before it yields an image after it; the batch's labels must match the items found."""
+    found: list[int] = []
+    i = start
+    while len(found) < len(labels) and i < len(items):
+        if items[i].path not in log.failures:
+            found.append(i)
+        i += 1
+    order = np.array(found, np.int64)
+    expected = np.array([items[j].label for j in found], np.int64)
+    if len(order) != len(labels) or not np.array_equal(expected, labels.astype(np.int64)):
+        raise RuntimeError(  # the decoder broke its contract; never attach a result to another file
+            f"decoded images out of step with their files from position {start}"
+        )
+    return order
 
 
 def _forward(engine: Engine, x, tta: bool) -> np.ndarray:
@@ -213,7 +178,7 @@ def _scores(
 
 
 def score_items(
-    model,
+    model: Engine | keras.Model,
     items: Sequence[ImageItem],
     image_size: int,
     batch_size: int = 32,
@@ -248,7 +213,7 @@ def score_items(
 
 
 def score_arrays(
-    model, images: np.ndarray, temperature: float = 1.0, tta: bool = False
+    model: Engine | keras.Model, images: np.ndarray, temperature: float = 1.0, tta: bool = False
 ) -> np.ndarray:
     """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255].
 

@@ -46,7 +46,7 @@ class ServeConfig:
         max_files: most images in one request.
         max_batch: most images per forward pass.
         top_k: classes returned per image.
-        engine: ``auto``, ``tflite`` or ``keras`` (see :mod:`imgclf.serving.engines`).
+        engine: ``auto``, ``tflite`` or ``keras`` (see :mod:`imgclf.engines.choose`).
     """
 
     host: str = "127.0.0.1"

@@ -1,120 +1,46 @@
 """``imgclf export``: the run's model as a SavedModel, TFLite (float32, float16, int8) or ONNX file,
-each proven against the Keras model on the run's held-out test images.
+each checked against the Keras model on the run's held-out images.
 
-Every export folder holds the model, ``labels.txt`` (class names in output order) and
-``parity.json``.
-The exported model takes what the Keras model takes — ``(n, size, size, 3)`` float32 RGB pixels in
-[0, 255], preprocessing inside — and returns the same probabilities (one sigmoid column for two
-classes). Parity: top-1 agreement with the Keras model and the largest probability difference on the
-test split (the validation split if the run has no test split); below :data:`MIN_AGREEMENT` an
-export
-is not called good. int8 is calibrated on images from the run's training split.
+Every export folder holds the model, ``labels.txt`` (class names in output order), ``parity.json``
+(:mod:`imgclf.engines.parity`: images used, agreement with its 95 % interval, largest probability
+difference, image size, temperature) and ``preprocess.py``, a copy of
+:mod:`imgclf.engines.preprocess`: imgclf's decoding, resizing and calibration in numpy and Pillow,
+so ``load_images`` → the model → ``probabilities`` gives what ``imgclf predict`` gives, without
+imgclf. The exported model takes what the Keras model takes — ``(n, size, size, 3)`` float32 RGB
+pixels in [0, 255], preprocessing inside — and returns the same probabilities (one sigmoid column
+for two classes). int8 is calibrated on images from the run's training split.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
-import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from imgclf.config import EXPORT_FORMATS, EXPORT_PRECISIONS
+from imgclf.engines import preprocess
+from imgclf.engines.base import TrainedRun
+from imgclf.engines.keras_engine import inference_model
+from imgclf.engines.parity import (
+    Parity,
+    check_parity,
+    held_out_batches,
+    held_out_items,
+    write_parity,
+)
+from imgclf.engines.tflite_engine import TFLiteEngine, convert_tflite
 from imgclf.errors import DataError, ImgclfError, ModelError, invalid_value
-from imgclf.evaluation.inference import Engine
 
-__all__ = [
-    "FORMATS",
-    "MIN_AGREEMENT",
-    "PRECISIONS",
-    "Parity",
-    "TFLiteEngine",
-    "export_run",
-    "inference_model",
-]
+__all__ = ["FORMATS", "PRECISIONS", "export_run", "export_folder"]
 
-FORMATS, PRECISIONS = (
-    EXPORT_FORMATS,
-    EXPORT_PRECISIONS,
-)  # in imgclf.config: the CLI lists them without importing TensorFlow
-MIN_AGREEMENT = 0.99
+FORMATS, PRECISIONS = EXPORT_FORMATS, EXPORT_PRECISIONS  # in config: the CLI lists them
 INT8_CALIBRATION_IMAGES = 100
-MAX_INTERPRETERS = 8  # TFLite interpreters kept per engine, one per batch shape seen
+Runner = Callable[[np.ndarray], np.ndarray]  # float32 pixels → the exported model's outputs
 
 
-@dataclass
-class Parity:
-    """How an exported model compares with the Keras model on held-out images."""
-
-    format: str
-    path: str
-    split: str
-    n: int
-    agreement: float  # share of images with the same top-1 class
-    max_abs_diff: float  # largest |p_export - p_keras| over images and classes
-    good: bool
-
-    def summary(self) -> str:
-        verdict = "good" if self.good else f"NOT good (below {MIN_AGREEMENT:.0%} agreement)"
-        return (
-            f"{self.format}: {self.path}\n  parity on {self.n} {self.split} images: top-1 "
-            "agreement "
-            f"{self.agreement:.2%}, largest probability difference "
-            f"{self.max_abs_diff:.2e} — {verdict}"
-        )
-
-
-def _held_out_pixels(run, split: str, limit: int | None = None) -> tuple[np.ndarray, str]:
-    from imgclf.data.decode import DecodeLog
-    from imgclf.data.pipeline import batched, decoded_dataset
-    from imgclf.data.split import read_manifest
-    from imgclf.runs import RunFiles
-
-    for name in (split, "val") if split == "test" else (split,):
-        items = read_manifest(run.path / RunFiles.SPLIT, run.classes, run.config.data, split=name)
-        items = [i for i in items if Path(i.path).exists()][:limit]
-        if items:
-            x = [
-                b.numpy()
-                for b, _ in batched(
-                    decoded_dataset(items, run.image_size, DecodeLog(), cache=False), 64
-                )
-            ]
-            return np.concatenate(x), name
-    raise DataError(
-        f"run {str(run.path)!r} has no {split} images left on disk to check an export against"
-    )
-
-
-def inference_model(model):
-    """``model`` without its training-only augmentation block (same layers, same weights).
-
-    The random augmentation ops do nothing at inference but stay in a traced graph, and neither
-    TFLite nor ONNX can convert them.
-
-    Args:
-        model: a run's Keras model (input → [augmentation] → backbone → dropout → predictions).
-    """
-    import keras
-
-    names = [layer.name for layer in model.layers]
-    if "augmentation" not in names:
-        return model
-    inputs = keras.Input(model.input_shape[1:], name="image")
-    x = inputs
-    for layer in model.layers[1:]:
-        if layer.name != "augmentation":
-            x = layer(x)
-    return keras.Model(inputs, x, name=model.name)
-
-
-def _savedmodel(run, out: Path) -> tuple[Path, Callable]:
+def _savedmodel(run: TrainedRun, out: Path) -> tuple[Path, Runner]:
     import tensorflow as tf
 
     path = out / "saved_model"
@@ -123,10 +49,10 @@ def _savedmodel(run, out: Path) -> tuple[Path, Callable]:
     return path, lambda x: loaded.serve(tf.constant(x, tf.float32)).numpy()
 
 
-def _onnx(run, out: Path) -> tuple[Path, Callable]:
+def _onnx(run: TrainedRun, out: Path) -> tuple[Path, Runner]:
     """tf2onnx on the frozen graph: Keras' own ``export(format="onnx")`` (tf2onnx's
-    ``from_function``)
-    leaves the EfficientNet-Lite0 normalisation constants as unfed graph inputs on TF 2.21."""
+    ``from_function``) leaves the EfficientNet-Lite0 normalisation constants as unfed graph inputs
+    on TF 2.21."""
     try:
         import onnxruntime as ort
         import tensorflow as tf
@@ -156,107 +82,20 @@ def _onnx(run, out: Path) -> tuple[Path, Callable]:
     return path, lambda x: session.run(None, {name: x.astype(np.float32)})[0]
 
 
-def _tflite(run, out: Path, precision: str) -> tuple[Path, Callable]:
-    import tensorflow as tf
+def _calibration_pixels(run: TrainedRun) -> np.ndarray:
+    """Up to :data:`INT8_CALIBRATION_IMAGES` training images, for int8's activation ranges."""
+    items, _, _ = held_out_items(run, "train", INT8_CALIBRATION_IMAGES)
+    return np.concatenate(list(held_out_batches(items, run.image_size)))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        inference_model(run.model).export(tmp, format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        if precision != "float32":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if precision == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        elif precision == "int8":
-            calibration, _ = _held_out_pixels(run, "train", INT8_CALIBRATION_IMAGES)
-            converter.representative_dataset = lambda: (
-                [calibration[i : i + 1].astype(np.float32)] for i in range(len(calibration))
-            )
-        data = converter.convert()
+
+def _tflite(run: TrainedRun, out: Path, precision: str) -> tuple[Path, Runner]:
+    calibration = _calibration_pixels(run) if precision == "int8" else None
     path = out / f"model_{precision}.tflite"
-    path.write_bytes(data)
+    path.write_bytes(convert_tflite(run.model, precision, calibration))
     return path, TFLiteEngine(path).raw
 
 
-class TFLiteEngine(Engine):
-    """A ``.tflite`` file as a prediction engine (XNNPACK on the CPU, one interpreter per batch
-    size).
-
-    The export's parity check and ``imgclf predict --engine tflite`` both run it. Not thread-safe by
-    itself, so calls are serialised.
-
-    Args:
-        path: the ``.tflite`` model (input: float32 RGB pixels in [0, 255], preprocessing inside).
-        threads: interpreter threads (default: the machine's CPU count).
-    """
-
-    name = "tflite"
-
-    def __init__(self, path: str | Path, threads: int | None = None):
-        self.path, self.threads = Path(path), threads or os.cpu_count() or 1
-        self._interpreters: dict[tuple, Any] = {}
-        self._lock = threading.Lock()
-
-    def _interpreter(self, shape: tuple | None):
-        """The interpreter allocated for input ``shape`` (None: the file's own, for reading
-        details)."""
-        if shape not in self._interpreters:
-            import warnings
-
-            import tensorflow as tf
-
-            if len(self._interpreters) >= MAX_INTERPRETERS:  # e.g. a stream of odd last-batch sizes
-                self._interpreters.clear()
-            with (
-                warnings.catch_warnings()
-            ):  # tf.lite.Interpreter's notice that LiteRT will replace it
-                warnings.simplefilter("ignore")
-                it = tf.lite.Interpreter(model_path=str(self.path), num_threads=self.threads)
-            if shape is not None:
-                it.resize_tensor_input(it.get_input_details()[0]["index"], list(shape))
-                it.allocate_tensors()
-            self._interpreters[shape] = it
-        return self._interpreters[shape]
-
-    @property
-    def num_classes(self) -> int:
-        with self._lock:
-            return max(2, int(self._interpreter(None).get_output_details()[0]["shape"][-1]))
-
-    def raw(self, x) -> np.ndarray:
-        x = np.asarray(x, np.float32)
-        with self._lock:
-            it = self._interpreter(x.shape)
-            it.set_tensor(it.get_input_details()[0]["index"], x)
-            it.invoke()
-            return it.get_tensor(it.get_output_details()[0]["index"]).astype(np.float64)
-
-
-def _compare(run, runner: Callable, pixels: np.ndarray) -> tuple[float, float]:
-    from imgclf.evaluation.inference import score_arrays
-    from imgclf.models.classifier import class_probabilities
-
-    keras_p = np.concatenate(
-        [score_arrays(run.model, pixels[i : i + 64]) for i in range(0, len(pixels), 64)]
-    )
-    export_p = np.concatenate(
-        [class_probabilities(runner(pixels[i : i + 64])) for i in range(0, len(pixels), 64)]
-    )
-    return float((keras_p.argmax(1) == export_p.argmax(1)).mean()), float(
-        np.abs(keras_p - export_p).max()
-    )
-
-
-def export_run(run, fmt: str, precision: str = "float32", out: str | Path | None = None) -> Parity:
-    """Export ``run``'s model and check it against the Keras model on held-out images.
-
-    Args:
-        run: the run to export (an :class:`imgclf.serving.predictor.Run`; not imported here, which
-            would close the cycle predictor -> engines -> export -> predictor).
-        fmt: ``savedmodel``, ``tflite`` or ``onnx``.
-        precision: TFLite weights: ``float32``, ``float16`` or ``int8`` (calibrated on training
-        images).
-        out: the export folder (default ``RUN/exports/<format>[_<precision>]``); must not exist.
-    """
+def _check_options(fmt: str, precision: str) -> None:
     if fmt not in FORMATS:
         raise invalid_value("format", fmt, ", ".join(FORMATS))
     if precision not in PRECISIONS or (precision != "float32" and fmt != "tflite"):
@@ -265,44 +104,67 @@ def export_run(run, fmt: str, precision: str = "float32", out: str | Path | None
             precision,
             "float32 for savedmodel/onnx; float32, float16 or int8 for tflite",
         )
-    folder = (
-        Path(out)
-        if out
-        else run.path / "exports" / (fmt if fmt != "tflite" else f"tflite_{precision}")
-    )
+
+
+def export_folder(run: TrainedRun, fmt: str, precision: str = "float32") -> Path:
+    """The default export folder: ``RUN/exports/<format>`` (``tflite_<precision>`` for TFLite).
+
+    Args:
+        run: the run.
+        fmt: ``savedmodel``, ``tflite`` or ``onnx``.
+        precision: the TFLite precision.
+    """
+    return run.path / "exports" / (fmt if fmt != "tflite" else f"tflite_{precision}")
+
+
+def _convert(run: TrainedRun, fmt: str, precision: str, folder: Path) -> tuple[Path, Runner]:
+    if fmt == "savedmodel":
+        return _savedmodel(run, folder)
+    if fmt == "onnx":
+        return _onnx(run, folder)
+    return _tflite(run, folder, precision)
+
+
+def export_run(
+    run: TrainedRun, fmt: str, precision: str = "float32", out: str | Path | None = None
+) -> Parity:
+    """Export ``run``'s model and check it against the Keras model on held-out images.
+
+    Args:
+        run: the run to export (an :class:`imgclf.serving.predictor.Run`, or anything with what
+            :class:`imgclf.engines.base.TrainedRun` lists).
+        fmt: ``savedmodel``, ``tflite`` or ``onnx``.
+        precision: TFLite weights: ``float32``, ``float16`` or ``int8`` (calibrated on training
+            images).
+        out: the export folder (default :func:`export_folder`); must not exist.
+
+    Returns:
+        The parity check's result (``summary()`` for the terminal, ``good``).
+
+    Raises:
+        ConfigError: an unknown format, or a precision the format does not have.
+        DataError: ``out`` exists, or the run has no held-out images left on disk.
+        ModelError: the converter failed.
+    """
+    _check_options(fmt, precision)
+    folder = Path(out) if out else export_folder(run, fmt, precision)
     if folder.exists():
         raise DataError(
             f"export folder {str(folder)!r} already exists; remove it or pass another --out"
         )
-    pixels, split = _held_out_pixels(run, "test")
+    held_out_items(run)  # no held-out images: say so before converting
     folder.mkdir(parents=True)
-    try:
-        path, runner = (
-            {"savedmodel": _savedmodel, "onnx": _onnx}[fmt](run, folder)
-            if fmt != "tflite"
-            else _tflite(run, folder, precision)
-        )
-        agreement, diff = _compare(run, runner, pixels)
-    except ImgclfError:
-        shutil.rmtree(folder, ignore_errors=True)  # no half-written export passed off as one
-        raise
-    except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets one line)
-        shutil.rmtree(folder, ignore_errors=True)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{fmt} export failed: {first}") from exc
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    (folder / "labels.txt").write_text("".join(f"{c}\n" for c in run.classes), encoding="utf-8")
     name = fmt if fmt != "tflite" else f"tflite {precision}"
-    parity = Parity(
-        name, str(path), split, len(pixels), agreement, diff, agreement >= MIN_AGREEMENT
-    )
-    info = {
-        **asdict(parity),
-        "image_size": run.image_size,
-        "input": "float32 RGB pixels in [0, 255], (n, size, size, 3)",
-        "temperature": run.temperature,
-    }
-    (folder / "parity.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    try:
+        path, runner = _convert(run, fmt, precision, folder)
+        parity = check_parity(run, runner, name, path)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)  # no half-written export passed off as one
+        if isinstance(exc, ImgclfError) or not isinstance(exc, Exception):
+            raise
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise ModelError(f"{fmt} export failed: {first}") from exc
+    write_parity(folder, parity, run)
+    shutil.copyfile(preprocess.__file__, folder / "preprocess.py")
     return parity

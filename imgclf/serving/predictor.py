@@ -62,7 +62,7 @@ class Run:
         path: the run folder.
         engine: how :meth:`predict` and :meth:`predict_arrays` run the model: ``auto`` (a cached,
             parity-checked TFLite copy, else Keras), ``tflite`` or ``keras`` (see
-            :mod:`imgclf.serving.engines`). Evaluation and Grad-CAM always use the Keras model.
+            :mod:`imgclf.engines.choose`). Evaluation and Grad-CAM always use the Keras model.
     """
 
     def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE):
@@ -89,7 +89,7 @@ class Run:
 
     @property
     def engine(self):
-        """The :class:`imgclf.evaluation.inference.Engine` predictions run on (made on first
+        """The :class:`imgclf.engines.base.Engine` predictions run on (made on first
         use)."""
         return self.engine_for_job()
 
@@ -98,11 +98,11 @@ class Run:
 
         Args:
             images: the job's size; with ``engine="auto"`` a small job does not pay for a first
-                TFLite conversion (see :func:`imgclf.serving.engines.engine_for`).
+                TFLite conversion (see :func:`imgclf.engines.choose.engine_for`).
         """
         if self._engine is None:
-            from imgclf.evaluation.inference import KerasEngine
-            from imgclf.serving.engines import engine_for
+            from imgclf.engines.choose import engine_for
+            from imgclf.engines.keras_engine import KerasEngine
 
             self._engine = engine_for(self, self.engine_name, images)
             if self._engine is None:  # Keras for this job only

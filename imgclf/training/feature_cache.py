@@ -21,7 +21,7 @@ disk with their new rows, so neither loses the other's; a cache that cannot be w
 disk
 full) costs only reuse, never the run. The whole feature cache is kept under a size cap by deleting
 the
-least recently used entries (:mod:`imgclf.training.cache`).
+least recently used entries (:mod:`imgclf.cache`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.config import cache_root
-from imgclf.training.cache import evict_lru, file_lock, max_cache_bytes
+from imgclf.cache import evict_lru, file_lock, max_cache_bytes, part_folder
 
 __all__ = ["FeatureCache", "file_digest", "default_cache_root"]
 
@@ -52,7 +51,7 @@ _DAMAGED = (
 
 
 def default_cache_root() -> Path:
-    return cache_root() / "features"
+    return part_folder("features")
 
 
 def file_digest(path: str | Path) -> str:

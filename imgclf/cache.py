@@ -1,15 +1,22 @@
-"""The cache folder: what is in it, clearing it, and keeping the feature cache under a size cap.
+"""The imgclf cache: its root, its parts, the size cap and the one way its entries are written.
 
-imgclf keeps three kinds of recomputable files under ``$IMGCLF_CACHE`` (default
-``~/.cache/imgclf``):
-``features/`` (frozen-backbone activations, :mod:`imgclf.training.feature_cache`), ``arrays/``
-(NumPy DATA written as PNGs, :mod:`imgclf.data.arrays`) and ``engines/`` (the TFLite copies of
-models whose run folder is read-only, :mod:`imgclf.serving.engines`). The feature cache is held
-under a size cap
-(``$IMGCLF_CACHE_MAX_GB``, default :data:`imgclf.config.CACHE_MAX_GB`) by deleting its least
-recently used
-files first; a file counts as used when a run reads or writes it. ``imgclf cache info|clear`` calls
-:func:`cache_info` and :func:`clear_cache`.
+imgclf keeps three kinds of recomputable files under :func:`cache_root` (``$IMGCLF_CACHE``, default
+``~/.cache/imgclf``), one folder per part (:data:`PARTS`): ``features/`` (frozen-backbone
+activations, :mod:`imgclf.training.feature_cache`), ``arrays/`` (NumPy DATA written as PNGs,
+:mod:`imgclf.data.arrays`) and ``engines/`` (TFLite copies of models whose run folder is read-only,
+:mod:`imgclf.engines.choose`). ``imgclf cache info|clear`` calls :func:`cache_info` and
+:func:`clear_cache`.
+
+One locking scheme for every writer: an exclusive advisory lock (:func:`file_lock`, ``flock`` on
+the folder itself, so no lock file is left behind) around check-then-write, and a whole entry made
+in a hidden staging name and renamed into place, so a reader never sees half an entry and a killed
+writer leaves only a staging name that is removed later. :func:`build_once` does both for entries
+that are folders (arrays, engines); the feature cache merges rows into its files under the same
+lock.
+
+The feature cache is held under a size cap (``$IMGCLF_CACHE_MAX_GB``, default
+:data:`imgclf.config.CACHE_MAX_GB`) by deleting its least recently used files first
+(:func:`evict_lru`); a file counts as used when a run reads or writes it.
 """
 
 from __future__ import annotations
@@ -19,18 +26,48 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgclf.config import CACHE_MAX_GB, cache_root
+from imgclf.config import CACHE_MAX_GB
 from imgclf.errors import invalid_value
 
-__all__ = ["CacheInfo", "cache_info", "clear_cache", "evict_lru", "file_lock", "max_cache_bytes"]
+__all__ = [
+    "CacheInfo",
+    "PARTS",
+    "build_once",
+    "cache_info",
+    "cache_root",
+    "clear_cache",
+    "evict_lru",
+    "file_lock",
+    "max_cache_bytes",
+    "part_folder",
+]
 
+ROOT_ENV = "IMGCLF_CACHE"
 MAX_ENV = "IMGCLF_CACHE_MAX_GB"
-PARTS = ("features", "arrays", "engines")  # "engines" is imgclf.serving.engines.ENGINE_DIR
+PARTS = ("features", "arrays", "engines")
+STAGING = ".staging-"  # prefix of an entry being written
 _STALE_TMP_SECONDS = 3600.0  # a temporary file this old was left by a killed writer
+
+
+def cache_root() -> Path:
+    """Where imgclf keeps what it can recompute: ``$IMGCLF_CACHE``, else ``~/.cache/imgclf``."""
+    return Path(os.environ.get(ROOT_ENV) or Path.home() / ".cache" / "imgclf").expanduser()
+
+
+def part_folder(part: str, root: str | Path | None = None) -> Path:
+    """The folder of one part of the cache.
+
+    Args:
+        part: one of :data:`PARTS`.
+        root: the cache folder; ``None`` means :func:`cache_root`.
+    """
+    if part not in PARTS:
+        raise invalid_value("part", part, ", ".join(PARTS))
+    return (Path(root) if root is not None else cache_root()) / part
 
 
 @dataclass(frozen=True)
@@ -147,6 +184,34 @@ def file_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def build_once(base: Path, key: str, build: Callable[[Path], None]) -> Path:
+    """``base/key``, made by ``build`` if it is not there yet, once however many processes ask.
+
+    Under :func:`file_lock` on ``base``: an entry already there is returned as it is; otherwise
+    ``build(staging)`` fills a hidden staging folder, which is then renamed to ``base/key``. A build
+    that raises leaves nothing behind.
+
+    Args:
+        base: the folder holding the entries (a part of the cache, or a run's ``engines/``).
+        key: the entry's name.
+        build: writes the entry's files into the folder it is given (which exists).
+    """
+    entry = base / key
+    with file_lock(base):
+        if entry.is_dir():
+            return entry
+        staging = base / f"{STAGING}{key}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        try:
+            build(staging)
+            staging.rename(entry)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return entry
 
 
 def evict_lru(folder: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:

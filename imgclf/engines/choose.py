@@ -1,38 +1,44 @@
-"""How ``imgclf predict`` and ``imgclf serve`` run a run's model: Keras, or a TFLite copy of it.
+"""Which engine ``imgclf predict`` and ``imgclf serve`` run a run's model on: Keras, or a cached,
+parity-checked TFLite copy of it.
 
 ``auto`` (the default, :data:`imgclf.config.PREDICT_ENGINE`) converts the run's model to TFLite
 float32 once (for a server, or a job of at least :data:`imgclf.config.AUTO_CONVERT_MIN_IMAGES`
 images: converting costs about as much CPU as predicting a few thousand images with Keras saves),
-with :func:`imgclf.serving.export.export_run` — the same converter and the same parity
-check on the run's held-out test images as ``imgclf export`` — and predicts through it (XNNPACK:
+with the converter and the parity check ``imgclf export`` uses, and predicts through it (XNNPACK:
 about half the CPU time of Keras' forward pass per image, docs/benchmarks.md). Below
-:data:`imgclf.serving.export.MIN_AGREEMENT`, or when the check cannot run (no test images left on
+:data:`imgclf.engines.parity.MIN_AGREEMENT`, or when the check cannot run (no test images left on
 disk, the converter fails), it says so once and uses Keras. ``tflite`` insists (a problem is an
 error); ``keras`` never converts.
 
-The copy is cached in ``RUN/engines/<key>/`` (``$IMGCLF_CACHE/engines/<key>/`` when the run folder
-is read-only); the key hashes ``model.keras`` and the TensorFlow version, so a changed model never
-uses a stale copy, and an older copy is deleted when a new one is written. A failed parity check is
-cached too (``parity.json``), so the conversion is not retried on every call.
+The copy is kept in ``RUN/engines/<key>/`` (in the cache's ``engines/`` part when the run folder is
+read-only), written once by :func:`imgclf.cache.build_once`; the key hashes ``model.keras`` and the
+TensorFlow version, so a changed model never uses a stale copy, and an older copy is deleted when a
+new one is written. A failed parity check is kept too (``parity.json``), so the conversion is not
+retried on every call.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from imgclf.config import AUTO_CONVERT_MIN_IMAGES, ENGINES, cache_root
+from imgclf.cache import STAGING, build_once, part_folder
+from imgclf.config import AUTO_CONVERT_MIN_IMAGES, ENGINES
+from imgclf.engines.base import Engine, TrainedRun
+from imgclf.engines.keras_engine import KerasEngine
+from imgclf.engines.parity import MIN_AGREEMENT, check_parity, read_parity, write_parity
+from imgclf.engines.tflite_engine import TFLiteEngine, convert_tflite
 from imgclf.errors import ImgclfError, ModelError, invalid_value
-from imgclf.evaluation.inference import Engine, KerasEngine
+from imgclf.runs import RunFiles
 
-__all__ = ["ENGINES", "engine_for", "engine_key", "cached_tflite"]
+__all__ = ["ENGINE_DIR", "cached_tflite", "engine_for", "engine_key"]
 
-ENGINE_DIR = "engines"  # under the run folder, or under the user cache when the run is read-only
+ENGINE_DIR = "engines"  # under the run folder; the cache's part of the same name otherwise
+TFLITE_FILE = "model_float32.tflite"
 _CHUNK = 1 << 20
 
 
@@ -68,37 +74,41 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def _read_parity(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "parity.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+def _convert(run: TrainedRun, folder: Path) -> None:
+    """Write the TFLite float32 copy, its parity record and labels into ``folder``."""
+    path = folder / TFLITE_FILE
+    path.write_bytes(convert_tflite(run.model))
+    write_parity(folder, check_parity(run, TFLiteEngine(path).raw, "tflite float32", path), run)
+
+
+def _drop_older(base: Path, key: str) -> None:
+    """Delete the run's copies of an earlier ``model.keras`` (never a copy being written)."""
+    for old in base.iterdir():
+        if old.is_dir() and old.name != key and not old.name.startswith((".", STAGING)):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def cached_tflite(
-    run, say: Callable[[str], None] = _say, convert: bool = True
+    run: TrainedRun, say: Callable[[str], None] = _say, convert: bool = True
 ) -> tuple[Path, dict] | None:
     """The run's TFLite float32 copy and its parity record, converting and checking it the first
     time.
 
     Args:
-        run: a :class:`imgclf.serving.predictor.Run`.
+        run: the run.
         say: where the one-line note about a first conversion goes.
         convert: False: return None instead of converting when there is no copy yet.
 
     Raises:
         ImgclfError: the conversion or its parity check failed (no test images on disk, converter
-        error).
+            error).
     """
-    from imgclf.runs import RunFiles
-    from imgclf.serving.export import export_run
-
     key = engine_key(run.path / RunFiles.MODEL)
-    bases = [run.path / ENGINE_DIR, cache_root() / ENGINE_DIR]
+    bases = [run.path / ENGINE_DIR, part_folder(ENGINE_DIR)]
     for base in bases:
-        parity = _read_parity(base / key)
+        parity = read_parity(base / key)
         if parity is not None:
-            return Path(base / key / Path(parity["path"]).name), parity
+            return base / key / Path(parity.get("path", TFLITE_FILE)).name, parity
     if not convert:
         return None
     base = next((b for b in bases if _writable(b)), None)
@@ -110,29 +120,30 @@ def cached_tflite(
         "converting the model to TFLite once for faster prediction (checked against "
         f"Keras, kept in {base / key})"
     )
-    tmp = base / f".{key}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    export_run(run, "tflite", "float32", out=tmp)
-    for old in (
-        base.iterdir() if base == bases[0] else ()
-    ):  # the run's copies of an earlier model.keras
-        if old.is_dir() and old.name != key and not old.name.startswith("."):
-            shutil.rmtree(old, ignore_errors=True)
     try:
-        tmp.rename(base / key)
-    except OSError:  # another process got there first: use its copy
-        shutil.rmtree(tmp, ignore_errors=True)
-    parity = _read_parity(base / key) or {}
-    return base / key / Path(parity.get("path", "model_float32.tflite")).name, parity
+        entry = build_once(base, key, lambda folder: _convert(run, folder))
+    except ImgclfError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (the converter raises anything; the user gets a line)
+        raise ModelError(f"TFLite conversion failed: {_first_line(exc)}") from exc
+    if base == bases[0]:
+        _drop_older(base, key)
+    parity = read_parity(entry) or {}
+    return entry / Path(parity.get("path", TFLITE_FILE)).name, parity
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def engine_for(
-    run, engine: str, images: int | None = None, say: Callable[[str], None] = _say
+    run: TrainedRun, engine: str, images: int | None = None, say: Callable[[str], None] = _say
 ) -> Engine | None:
     """The engine ``run`` predicts with.
 
     Args:
-        run: a :class:`imgclf.serving.predictor.Run`.
+        run: the run.
         engine: ``auto`` (TFLite when its parity check passes, else Keras, saying why once),
             ``tflite`` (TFLite or an error) or ``keras``.
         images: how many images the job has (None: unknown, e.g. a server). With ``auto``, a job
@@ -144,8 +155,6 @@ def engine_for(
         ConfigError: ``engine`` is not one of :data:`ENGINES`.
         ModelError: ``engine="tflite"`` and the TFLite copy cannot be made or disagrees with Keras.
     """
-    from imgclf.serving.export import MIN_AGREEMENT, TFLiteEngine
-
     if engine not in ENGINES:
         raise invalid_value("engine", engine, ", ".join(ENGINES))
     if engine == "keras":
@@ -153,14 +162,14 @@ def engine_for(
     small = engine == "auto" and images is not None and images < AUTO_CONVERT_MIN_IMAGES
     try:
         found = cached_tflite(run, say, convert=not small)
-        if found is None:
-            return None
-        path, parity = found
     except ImgclfError as exc:
         if engine == "tflite":
             raise
         say(f"predicting with Keras: no checked TFLite copy of the model ({exc})")
         return KerasEngine(run.model)
+    if found is None:
+        return None
+    path, parity = found
     if parity.get("agreement", 0.0) < MIN_AGREEMENT or not path.exists():
         why = (
             f"the TFLite copy agrees with Keras on {parity.get('agreement', 0.0):.2%} of "

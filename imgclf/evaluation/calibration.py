@@ -58,6 +58,10 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
 
     Returns:
         T > 0: above 1 the model was over-confident, below 1 under-confident.
+
+    >>> probs = np.array([[0.99, 0.01], [0.99, 0.01], [0.01, 0.99], [0.99, 0.01]])
+    >>> fit_temperature(probs, np.array([0, 0, 1, 1])) > 1  # sure of all four, wrong on one
+    True
     """
     from scipy.optimize import minimize_scalar
 

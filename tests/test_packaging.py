@@ -64,3 +64,14 @@ def test_every_library_the_code_imports_is_a_declared_dependency():
     }
     assert "scipy" in imported_top_level_modules()  # calibration's minimize_scalar
     assert not missing, f"imported but not in pyproject.toml's dependencies: {sorted(missing)}"
+
+
+def test_comments_and_help_texts_stand_on_their_own():
+    """No reference to material outside the repository ("the notes' …")."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "imgclf").rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"\bnotes'", line)
+    ]
+    assert not found, f"say what is meant instead of pointing elsewhere: {found}"

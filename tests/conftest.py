@@ -60,12 +60,11 @@ def session_cache(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path_factory, monkeypatch) -> Path:
-    """Every test's own $IMGCLF_CACHE, so that no test reads or writes the user's ~/.cache/imgclf
-    (automatic; a test that looks inside the cache asks for it by name)."""
-    cache = tmp_path_factory.mktemp("cache")
-    monkeypatch.setenv("IMGCLF_CACHE", str(cache))
-    return cache
+def private_cache(tmp_path, monkeypatch) -> Path:
+    """Every test's own $IMGCLF_CACHE, ``tmp_path / "cache"``, so that no test reads or writes the
+    user's ~/.cache/imgclf (automatic; a test that looks inside the cache asks for it by name)."""
+    monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 @pytest.fixture(name="make_dataset")

@@ -275,4 +275,5 @@ def test_every_part_of_the_package_has_a_row_and_every_row_is_a_part():
     parts = {part(m) for m in MODULES}
     named = set(DOC_TABLE) | {m for allowed in MAY_IMPORT.values() for m in allowed}
     assert not parts - set(DOC_TABLE), f"add rows to {DOC.name}: {sorted(parts - set(DOC_TABLE))}"
-    assert not named - parts, f"{DOC.name} names what is not in imgclf: {sorted(named - parts)}"
+    unknown = named - parts - set(MODULES)  # a row may allow one module of a part
+    assert not unknown, f"{DOC.name} names what is not in imgclf: {sorted(unknown)}"

@@ -18,7 +18,6 @@ from imgclf.api import OPEN_RUNS, TrainOptions, open_run, train_config
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError
 from imgclf.runs import RunFiles
-from imgclf.training.trainer import TrainResult
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,7 @@ def test_train_takes_a_train_config_and_keywords_win(run):
     assert isinstance(run, imgclf.Run) and type(run) is imgclf.Run
     assert run.config.model == "cnn" and run.config.epochs == 1  # from the TrainConfig
     assert run.image_size == 32  # the keyword, over the config's 48
-    assert isinstance(run.training, TrainResult) and run.training.run_dir == run.path
+    assert isinstance(run.training, imgclf.TrainResult) and run.training.run_dir == run.path
     assert run.metrics.split == "test" and run.metrics.n == run.training.metrics.n
     assert run.run_dir == run.path and run.interrupted is False
 

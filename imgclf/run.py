@@ -89,7 +89,10 @@ class Run(predictor.Run):
 
     @property
     def interrupted(self) -> bool:
-        """Whether Ctrl-C stopped training early (the best model so far was kept and tested)."""
+        """Whether Ctrl-C stopped training early (the best model so far was kept and tested): as
+        :func:`imgclf.train` reported it, else as the run folder says now (a resumed run: no)."""
+        if self.training is not None:
+            return self.training.interrupted
         p = self.path / RunFiles.METRICS
         return bool(p.exists() and read_json(p).get("interrupted", False))
 

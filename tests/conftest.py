@@ -35,6 +35,8 @@ LONGEST_FIRST = (
     "test_evaluate_run.py",
     "test_lite_backbones.py",
     "test_predict.py",
+    "test_doctests.py",
+    "test_api.py",
     "test_choose.py",
     "test_models.py",
 )

@@ -2,10 +2,10 @@
 
 ```python
 import imgclf
-result = imgclf.train("photos/", epochs=5)          # → runs/photos/
-run = imgclf.load_run(result.run_dir)
+run = imgclf.train("photos/", epochs=5)             # → runs/photos/, a Run
 for p in run.predict("new_pictures/"):
     print(p.path, p.label, p.confidence)
+run.export("tflite")
 ```
 """
 
@@ -15,15 +15,19 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imgclf.api import TrainOptions, open_run, train_config
 from imgclf.config import PREDICT_ENGINE, TrainConfig
-from imgclf.config_files import resolve_config
 from imgclf.errors import ConfigError, DataError, ImgclfError, ModelError
 from imgclf.runtime import quiet_tensorflow_logs
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from imgclf.data.doctor import DoctorReport
     from imgclf.evaluation.metrics import Metrics
-    from imgclf.serving.predictor import Prediction, Run
+    from imgclf.models.registry import ModelSpec
+    from imgclf.run import Run
+    from imgclf.serving.prediction import Prediction
     from imgclf.training.trainer import TrainResult
 
 __version__ = "0.1.0"
@@ -36,6 +40,7 @@ __all__ = [
     "doctor",
     "list_models",
     "TrainConfig",
+    "TrainOptions",
     "ImgclfError",
     "ConfigError",
     "DataError",
@@ -51,8 +56,8 @@ __all__ = [
 # The result types users receive, imported on first use (``imgclf.Run``) so that ``import imgclf``
 # stays free of TensorFlow (PEP 562).
 _LAZY = {
-    "Run": "imgclf.serving.predictor",
-    "Prediction": "imgclf.serving.predictor",
+    "Run": "imgclf.run",
+    "Prediction": "imgclf.serving.prediction",
     "Metrics": "imgclf.evaluation.metrics",
     "TrainResult": "imgclf.training.trainer",
     "DoctorReport": "imgclf.data.doctor",
@@ -68,91 +73,113 @@ def __getattr__(name: str) -> Any:
 
 
 def train(
-    data: str | Path, config: str | Path | None = None, verbose: int = 1, **options: Any
-) -> TrainResult:
-    """Train a classifier on a folder of labelled images and write a run folder.
+    data: str | Path,
+    config: TrainConfig | str | Path | None = None,
+    verbose: int = 1,
+    **overrides: Unpack[TrainOptions],
+) -> Run:
+    """Train a classifier on a folder of labelled images; write a run folder and return its
+    :class:`Run`.
 
     Options are the fields of :class:`imgclf.TrainConfig`, the same as ``imgclf train``'s flags
-    (every
-    default lives there; ``imgclf train --help`` lists them all). The main ones:
-
-    - ``model="auto"``: picked from the data and ``time_budget`` (see ``imgclf train --help``), a
-    name from
-      ``imgclf.list_models()`` or a path to a ``.keras`` backbone.
-    - ``image_size=None``: square input size; None picks it from the data within the model's range.
-    - ``epochs=None``: main-stage epochs; None: the model's own (8 for fine-tuning, 25 for ``cnn``).
-    - ``head_epochs=30``, ``batch_size=32``, ``patience=4`` (early stopping), ``seed=42``.
-    - ``learning_rate=1e-3`` (head / from scratch), ``fine_tune_learning_rate=5e-4``,
-      ``optimizer="adam"``, ``lr_schedule="cosine"``.
-    - ``fine_tune="auto"`` (``"all"``, ``"none"`` or N last layers), ``views=2`` (cached augmented
-    views).
-    - ``augment="flip,rotate=10,zoom=0.1"`` (or ``"none"``), ``class_weight="none"`` (or
-    ``"auto"``),
-      ``label_smoothing=0.0``, ``stop_at_accuracy=None``, ``time_budget=None`` (e.g. ``"5m"``).
-    - ``val_fraction=0.2``, ``test_fraction=0.1``, ``group_by=None``, ``duplicates_together=True``.
-    - ``min_delta=1e-3`` (early stopping), ``skip_fine_tune_loss=0.01``, ``backbone_lr_scale=1.0``,
-      ``fine_tune_optimizer=None`` (``optimizer``'s), ``test_dir=None`` (a separate labelled
-      folder),
-      ``precise_bn=20`` (from scratch: BatchNorm statistics re-estimated before each validation; 0:
-      off).
-    - ``out="runs"``, ``name=None`` (the data folder's name; never overwrites: name2, name3, …),
-      ``report=True`` (False: no report.html; ``imgclf report RUN`` builds it later).
+    (every default lives there; ``imgclf train --help`` says what each does). Main ones: ``model``
+    (``"auto"``, a name from :func:`list_models` or a ``.keras`` backbone), ``image_size``,
+    ``epochs``, ``batch_size``, ``learning_rate``, ``augment``, ``time_budget`` (e.g. ``"5m"``),
+    ``out`` and ``name`` (the run folder ``OUT/NAME``; never overwritten: name2, name3, …),
+    ``report``.
 
     Args:
         data: ``DATA/<class>/<images>``, or ``DATA/train|val|test/<class>/<images>``, or NumPy
-        arrays
-            (a ``.npz``, or a folder with ``features.npy`` + ``target.npy``).
-        config: a YAML or JSON file of options; ``options`` override it. Defaults to None.
+            arrays (a ``.npz``, or a folder with ``features.npy`` + ``target.npy``).
+        config: a :class:`TrainConfig`, or a YAML or JSON file of options; ``overrides`` win over
+            it. Defaults to None.
         verbose: 0 prints nothing; 1 prints the doctor's findings, progress and the test metrics.
             Defaults to 1.
-        **options: :class:`~imgclf.config.TrainConfig` fields (an unknown name is a ``ConfigError``
-            with a suggestion).
+        **overrides: :class:`TrainConfig` fields (an unknown name is a ``ConfigError`` with a
+            suggestion, as ``imgclf train`` says of a config file's).
 
     Returns:
-        A :class:`TrainResult`: ``run_dir``, ``config`` (resolved), ``classes``, ``metrics`` (on the
-        test split), ``interrupted``, ``seconds``.
+        The :class:`Run`: ``predict``, ``evaluate``, ``export``, ``report``, ``serve``; its
+        ``metrics`` are the test split's, ``training`` what training reported.
+
+    >>> run = imgclf.train("photos/", model="cnn", image_size=32, epochs=1, out="new", verbose=0)
+    >>> run.path.as_posix(), run.classes, run.metrics.split
+    ('new/photos', ['cat', 'dog', 'fox'], 'test')
+    >>> imgclf.train("photos/", epoch=1)
+    Traceback (most recent call last):
+    imgclf.errors.ConfigError: unknown argument option 'epoch'; did you mean 'epochs'?
     """
+    cfg = train_config(data, config, dict(overrides))
     quiet_tensorflow_logs()
+    from imgclf.run import Run
     from imgclf.training.trainer import train_run
 
-    return train_run(resolve_config(config, data=str(data), **options), verbose=verbose)
+    result = train_run(cfg, verbose=verbose)
+    run = Run(result.run_dir)
+    run.training = result
+    return run
 
 
 def load_run(path: str | Path, engine: str = PREDICT_ENGINE) -> Run:
-    """Open a run folder made by :func:`train`, to predict or evaluate with it.
+    """Open a run folder made by :func:`train` (or ``imgclf train``).
 
     Args:
         path: the run folder (``runs/NAME``).
         engine: how predictions run the model: ``auto`` (a cached TFLite copy checked against the
             Keras model, else Keras), ``tflite`` or ``keras``.
+
+    Returns:
+        Its :class:`Run`; the model is loaded on first use, once.
+
+    >>> run = imgclf.load_run("runs/photos")
+    >>> run.predict("photos/fox/fox_000.jpg")[0].label in run.classes
+    True
     """
     quiet_tensorflow_logs()
-    from imgclf.serving.predictor import load_run as _load_run
+    from imgclf.run import load_run as _load_run
 
     return _load_run(path, engine)
 
 
 def evaluate(run: str | Path, data: str | Path | None = None) -> Metrics:
-    """Metrics of a run on its test split, or on a separate labelled folder.
+    """Metrics of a run on its test split, or on a separate labelled folder. The run stays
+    loaded for the next call (see :func:`imgclf.api.open_run`); ``load_run(run).evaluate(data)``
+    is the same.
 
     Args:
         run: the run folder.
         data: a labelled folder whose class names match the run's; None: the run's test split.
+
+    Returns:
+        The :class:`Metrics`.
+
+    >>> imgclf.evaluate("runs/photos").n
+    6
     """
-    return load_run(run).evaluate(data)
+    quiet_tensorflow_logs()
+    return open_run(run, PREDICT_ENGINE).evaluate(data)
 
 
 def predict(
     run: str | Path, paths: str | Path | list[str | Path], top_k: int = 3
 ) -> list[Prediction]:
-    """Predictions of a run for files and folders.
+    """Predictions of a run for files and folders. The run stays loaded for the next call (see
+    :func:`imgclf.api.open_run`); ``load_run(run).predict(paths)`` is the same.
 
     Args:
         run: the run folder.
-        paths: image files and folders (searched recursively).
+        paths: image files and folders (searched recursively); or pictures in memory, as for
+            :meth:`Run.predict`.
         top_k: classes listed per image, most likely first. Defaults to 3.
+
+    Returns:
+        One :class:`Prediction` per image, in input order.
+
+    >>> [len(p.top_k) for p in imgclf.predict("runs/photos", "photos/dog", top_k=2)][:3]
+    [2, 2, 2]
     """
-    return load_run(run).predict(paths, top_k=top_k)
+    quiet_tensorflow_logs()
+    return open_run(run, PREDICT_ENGINE).predict(paths, top_k=top_k)
 
 
 def doctor(
@@ -166,6 +193,13 @@ def doctor(
         near_threshold: near-duplicate distance in pHash bits of 64; -1: no near-duplicate search.
             Defaults to None (4).
         group_by: a regex or CSV of ``path,group``: report groups found in more than one split.
+
+    Returns:
+        The :class:`DoctorReport`.
+
+    >>> report = imgclf.doctor("photos/")
+    >>> report.to_dict()["classes"], report.to_dict()["usable"]
+    (['cat', 'dog', 'fox'], 60)
     """
     from imgclf.data.doctor import DEFAULT_NEAR_THRESHOLD, diagnose
     from imgclf.data.scan import scan_folder
@@ -174,8 +208,15 @@ def doctor(
     return diagnose(scan_folder(data), near_threshold=threshold, group_by=group_by)
 
 
-def list_models():
-    """The model registry's entries, sorted by name (what ``imgclf models`` lists)."""
+def list_models() -> list[ModelSpec]:
+    """The model registry's entries, sorted by name (what ``imgclf models`` lists).
+
+    Returns:
+        Their specs: ``name``, input sizes, preprocessing, …
+
+    >>> "cnn" in [spec.name for spec in imgclf.list_models()]
+    True
+    """
     quiet_tensorflow_logs()
     from imgclf.models.registry import list_models as _list
 

@@ -99,7 +99,7 @@ class TrainConfig:
         "auto",
         "after the head stage, unfreeze the backbone's top: 'auto' (the model's "
         "recommended depth), 'all', 'none', "
-        "or N (the last N layers, as the notes' 'train only the last 23 layers'); "
+        "or N (the last N layers); "
         "BatchNorm stays frozen",
     )
     fine_tune_from: str | None = _opt(

@@ -35,22 +35,36 @@ LONGEST_FIRST = (
     "test_evaluate_run.py",
     "test_lite_backbones.py",
     "test_predict.py",
+    "test_doctests.py",
+    "test_api.py",
     "test_choose.py",
     "test_models.py",
 )
 
 
 def pytest_collection_modifyitems(items) -> None:
+    for item in items:  # a test that opens chromium is a browser test, whoever forgets to say so
+        if "chromium_browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(
         key=lambda item: rank.get(item.path.name, len(rank))
     )  # stable: the order within a file stays
 
 
-@pytest.fixture
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """$IMGCLF_CACHE for the session-scoped fixtures (``trained_run``), which are built before any
+    test's own :func:`private_cache`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMGCLF_CACHE", str(tmp_path_factory.mktemp("session_cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch) -> Path:
-    """A test's own $IMGCLF_CACHE, so no test touches ~/.cache (files use it with
-    ``usefixtures``)."""
+    """Every test's own $IMGCLF_CACHE, ``tmp_path / "cache"``, so that no test reads or writes the
+    user's ~/.cache/imgclf (automatic; a test that looks inside the cache asks for it by name)."""
     monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,7 @@ def test_the_cycle_check_finds_a_cycle(monkeypatch):
         dependency_order()
 
 
+@pytest.mark.subprocess
 def test_every_module_imports_in_dependency_order_in_a_fresh_interpreter():
     order = [
         name for name in dependency_order() if name != "imgclf.__main__"
@@ -160,6 +162,7 @@ def test_no_formatter_escape_hatch():
     assert not found, f"the formatter decides the layout; remove the markers at {found}"
 
 
+@pytest.mark.subprocess
 def test_import_imgclf_sets_no_environment_variable_and_loads_no_tensorflow():
     code = (
         "import json, os, sys\nbefore = dict(os.environ)\nimport imgclf\n"
@@ -195,73 +198,48 @@ def test_every_public_name_resolves():
         assert getattr(imgclf, name) is not None, name
 
 
+DOC = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def _module_of(cell_name: str) -> str:
+    """``data/`` → ``imgclf.data``, ``config.py`` → ``imgclf.config``, ``__init__.py`` →
+    ``imgclf``."""
+    name = cell_name.strip().strip("`").strip().removesuffix("/").removesuffix(".py")
+    return "imgclf" if name == "__init__" else "imgclf." + name.replace("/", ".")
+
+
+def _allowed(cell: str) -> set[str] | None:
+    """The parts a "may import" cell names (notes in parentheses dropped); None for "anything"."""
+    while re.search(r"\([^()]*\)", cell):
+        cell = re.sub(r"\([^()]*\)", "", cell)
+    words = [w.strip().strip("`").strip() for w in cell.split(",")]
+    words = [w for w in words if w]
+    if words == ["anything"]:
+        return None
+    return set() if words == ["nothing"] else {_module_of(w) for w in words}
+
+
+def read_import_table(text: str) -> dict[str, set[str] | None]:
+    """The table whose header has a "may import" column: each row's modules (the backticked names
+    of its first cell) → what they may import (None: anything). Rows may be added anywhere."""
+    table: dict[str, set[str] | None] = {}
+    column = None
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.lstrip().startswith("|"):
+            column = None
+        elif column is None:
+            found = [i for i, c in enumerate(cells) if "may import" in c.lower()]
+            column = found[0] if found else None
+        elif not re.fullmatch(r"[-: ]+", "".join(cells)) and len(cells) > column:
+            for name in re.findall(r"`([^`]+)`", cells[0]):
+                table[_module_of(name)] = _allowed(cells[column])
+    return table
+
+
 # docs/architecture.md's table: what each part of the package may import (the front ends: anything)
-MAY_IMPORT = {
-    "imgclf.errors": set(),
-    "imgclf.options": {"imgclf.errors"},
-    "imgclf.config": {"imgclf.errors", "imgclf.options"},
-    "imgclf.config_files": {"imgclf.config", "imgclf.errors"},
-    "imgclf.runtime": set(),
-    "imgclf.atomic": {"imgclf.errors"},
-    "imgclf.progress": set(),
-    "imgclf.cache": {"imgclf.config", "imgclf.errors"},
-    "imgclf.runs": {"imgclf.atomic", "imgclf.config", "imgclf.errors"},
-    "imgclf.data": {
-        "imgclf.cache",
-        "imgclf.config",
-        "imgclf.errors",
-        "imgclf.options",
-        "imgclf.progress",
-    },
-    "imgclf.models": {
-        "imgclf.config",
-        "imgclf.data",
-        "imgclf.errors",
-    },  # config: the thresholds of --model auto (models/choose.py)
-    "imgclf.engines": {
-        "imgclf.cache",
-        "imgclf.config",
-        "imgclf.data",
-        "imgclf.errors",
-        "imgclf.evaluation.stats",  # one module, not the package: Wilson intervals, a leaf
-        "imgclf.models",
-        "imgclf.runs",
-    },
-    "imgclf.evaluation": {
-        "imgclf.data",
-        "imgclf.engines",
-        "imgclf.errors",
-        "imgclf.models",
-        "imgclf.progress",
-        "imgclf.runs",
-    },
-    "imgclf.reporting": {"imgclf.config", "imgclf.data", "imgclf.evaluation", "imgclf.runs"},
-    "imgclf.training": {
-        "imgclf.atomic",
-        "imgclf.cache",
-        "imgclf.config",
-        "imgclf.data",
-        "imgclf.errors",
-        "imgclf.evaluation",
-        "imgclf.models",
-        "imgclf.options",
-        "imgclf.progress",
-        "imgclf.reporting",
-        "imgclf.runs",
-    },
-    "imgclf.serving": {
-        "imgclf.atomic",
-        "imgclf.config",
-        "imgclf.data",
-        "imgclf.engines",
-        "imgclf.errors",
-        "imgclf.evaluation",
-        "imgclf.models",
-        "imgclf.progress",
-        "imgclf.reporting",
-        "imgclf.runs",
-    },
-}
+DOC_TABLE = read_import_table(DOC.read_text(encoding="utf-8"))
+MAY_IMPORT = {name: allowed for name, allowed in DOC_TABLE.items() if allowed is not None}
 
 
 def part(module: str) -> str:
@@ -284,3 +262,27 @@ def test_a_single_module_allowed_across_the_layers_is_a_leaf():
     singles = {m for allowed in MAY_IMPORT.values() for m in allowed if m.count(".") > 1}
     assert singles == {"imgclf.evaluation.stats"}
     assert all(not GRAPH[m] for m in singles)
+
+
+def test_the_import_table_is_read_from_the_doc():
+    assert len(MAY_IMPORT) >= 10, MAY_IMPORT  # the table was found and read
+    assert MAY_IMPORT["imgclf.errors"] == set()
+    assert DOC_TABLE["imgclf.cli"] is None and DOC_TABLE["imgclf"] is None  # front ends: anything
+    sample = (
+        "text\n\n| module | owns | may import (imgclf) |\n|---|---|---|\n"
+        "| `a.py`, `b/` | x, y (z) | errors, `data` (for `scan`, `split`), runs |\n"
+        "| `c/` | | nothing |\n\nafter | `d.py` | anything |\n"
+    )
+    assert read_import_table(sample) == {
+        "imgclf.a": {"imgclf.errors", "imgclf.data", "imgclf.runs"},
+        "imgclf.b": {"imgclf.errors", "imgclf.data", "imgclf.runs"},
+        "imgclf.c": set(),
+    }
+
+
+def test_every_part_of_the_package_has_a_row_and_every_row_is_a_part():
+    parts = {part(m) for m in MODULES}
+    named = set(DOC_TABLE) | {m for allowed in MAY_IMPORT.values() for m in allowed}
+    assert not parts - set(DOC_TABLE), f"add rows to {DOC.name}: {sorted(parts - set(DOC_TABLE))}"
+    unknown = named - parts - set(MODULES)  # a row may allow one module of a part
+    assert not unknown, f"{DOC.name} names what is not in imgclf: {sorted(unknown)}"

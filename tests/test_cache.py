@@ -164,6 +164,7 @@ TRAIN = (
 )
 
 
+@pytest.mark.subprocess
 def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path, tiny_backbone):
     """Both runs (head-only, the tiny pretrained-style backbone) finish with the same split and a
     model;

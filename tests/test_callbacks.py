@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import keras
 import numpy as np
+import pytest
 
 from imgclf.training.callbacks import HISTORY_COLUMNS, HistoryCSV
 
@@ -16,9 +18,9 @@ def tiny_fit(callback, epochs):
     model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
     x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
     y = (x[:, 0] > 0).astype("float32")
-    model.fit(
+    return model.fit(
         x, y, validation_data=(x, y), epochs=epochs, batch_size=8, callbacks=[callback], verbose=0
-    )
+    ).history
 
 
 def read_rows(path):
@@ -29,9 +31,9 @@ def read_rows(path):
 def test_one_row_per_epoch_numbered_across_stages(tmp_path):
     path = tmp_path / "history.csv"
     head = HistoryCSV(path, "head")
-    tiny_fit(head, epochs=2)
+    keras_logs = [tiny_fit(head, epochs=2)]
     assert head.epochs_done == 2
-    tiny_fit(HistoryCSV(path, "fine_tune", first_epoch=head.epochs_done), epochs=3)
+    keras_logs.append(tiny_fit(HistoryCSV(path, "fine_tune", first_epoch=head.epochs_done), 3))
 
     with open(path, newline="") as fh:
         assert next(csv.reader(fh)) == HISTORY_COLUMNS  # header written once
@@ -43,7 +45,9 @@ def test_one_row_per_epoch_numbered_across_stages(tmp_path):
         ("fine_tune", 4),
         ("fine_tune", 5),
     ]
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy"):  # what Keras' History says
+        logged = [v for stage in keras_logs for v in stage[column]]
+        assert [float(r[column]) for r in rows] == pytest.approx(logged, rel=1e-5), column
     for r in rows:
-        for column in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
-            assert float(r[column]) >= 0, column
+        assert re.fullmatch(r"\d+\.\d\d", r["seconds"])  # seconds, 2 decimals
         assert float(r["learning_rate"]) == 0.01

@@ -90,6 +90,7 @@ def test_ctrl_c_exits_130(capsys, monkeypatch):
     assert err.strip() == "imgclf: interrupted"
 
 
+@pytest.mark.subprocess
 def test_installed_entry_point_works():
     bin_dir = Path(sys.executable).parent
     script = bin_dir / ("imgclf.exe" if sys.platform == "win32" else "imgclf")
@@ -104,6 +105,7 @@ def test_installed_entry_point_works():
     assert done.returncode == 0 and done.stdout.strip() == f"imgclf {imgclf.__version__}"
 
 
+@pytest.mark.subprocess
 def test_the_command_line_is_parsed_without_importing_tensorflow():
     """``imgclf --help`` (and every command's start) took 10 s when building the parser imported
     TensorFlow."""
@@ -115,6 +117,7 @@ def test_the_command_line_is_parsed_without_importing_tensorflow():
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
 
 
+@pytest.mark.subprocess
 def test_process_started_counts_the_time_before_the_command():
     from imgclf.runtime import process_started
 

@@ -80,6 +80,7 @@ def one_line(err: str) -> str:
 # ---------------------------------------------------------------------------- SIGKILL and --resume
 
 
+@pytest.mark.subprocess
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, capsys):
     data = make_dataset(tmp_path / "pets", {"cat": 16, "dog": 16}, seed=41)
     out = tmp_path / "runs"
@@ -117,6 +118,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
     assert not (run_dir / RunFiles.LAST).exists() and not (run_dir / RunFiles.STATE).exists()
 
 
+@pytest.mark.subprocess
 def test_a_run_killed_before_its_first_checkpoint_says_it_cannot_be_resumed(tmp_path, capsys):
     data = make_dataset(tmp_path / "pets", {"cat": 16, "dog": 16}, seed=42)
     proc = imgclf_process("train", data, "--out", tmp_path / "runs", *CNN_FLAGS)
@@ -193,6 +195,7 @@ def _read_only_mount_works() -> bool:
 @pytest.mark.skipif(
     not _read_only_mount_works(), reason="needs a private mount namespace (unshare -rm)"
 )
+@pytest.mark.subprocess
 def test_read_only_out_folder(tmp_path):
     """A real read-only mount of --out (in a private mount namespace): one line, exit 1, nothing
     written,

@@ -198,6 +198,7 @@ assert kept == list(range(40)) and acts[:, 0].tolist() == list(range(first, firs
 """.replace("KEY_REPR", repr(KEY))
 
 
+@pytest.mark.subprocess
 def test_two_processes_writing_one_entry_keep_each_others_rows(tmp_path):
     """Two runs on overlapping data fill the same entry at once: every row of both is on disk after,
     the file is a whole cache file, and neither process crashed."""

@@ -281,6 +281,7 @@ def server(trained_run):
     proc.wait(timeout=30)
 
 
+@pytest.mark.subprocess
 def test_the_page_predicts_a_dropped_image(server, page, trained_run, tmp_path):
     page.goto(server + "/")
     assert "shapes" in page.title()

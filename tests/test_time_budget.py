@@ -127,8 +127,8 @@ def test_the_plan_never_spends_more_than_is_left(left):
         Rates.measured(0.01, 0.0, cached=False),
     ):
         p = plan(left, rates=rates)
-        if p.train_images > MIN_TRAIN_PER_CLASS * 10:
-            assert spent(p) <= left
+        floor = p.train_images == MIN_TRAIN_PER_CLASS * 10 and "overruns" in p.note
+        assert spent(p) <= left or floor  # over only at the smallest subsample, and it says so
 
 
 def test_a_deadline_stops_a_fit_only_after_its_minimum_epochs():
@@ -162,7 +162,10 @@ def test_slowdown_is_a_factor_from_1_to_4_and_ignores_niced_work(monkeypatch):
     monkeypatch.setattr(
         planning, "_cpu_times", lambda: None
     )  # no /proc/stat: the load average per core
-    assert 1.0 <= planning.slowdown(sample_s=0) <= 4.0
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    for load, factor in ((3.0, 1.5), (0.5, 1.0), (20.0, 4.0)):  # runnable per core, from 1 to 4
+        monkeypatch.setattr("os.getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert planning.slowdown(sample_s=0) == pytest.approx(factor)
     line = "cpu  1000 5000 300 8000 10 0 5 0 0 0\n"  # 50 s of nice: not counted as competition
     assert planning._parse_cpu_line(line) == pytest.approx(((1000 + 300 + 5) / 100, 14315 / 100))
 

@@ -344,8 +344,8 @@ def test_pretrained_two_stage_training(flat2, tmp_path, tiny_backbone):
     stages = [(r["stage"], int(r["epoch"])) for r in history_rows(result.run_dir)]
     assert stages == [("head", 1), ("head", 2), ("fine_tune", 3)]
     assert (result.run_dir / RunFiles.AUGMENTATION).is_file()  # augment="flip": the preview grid
-    fine_tune_lr = float(history_rows(result.run_dir)[-1]["learning_rate"])
-    assert 0 <= fine_tune_lr <= TrainConfig().fine_tune_learning_rate
+    rates = [float(r["learning_rate"]) for r in history_rows(result.run_dir)]
+    assert rates == [TrainConfig().learning_rate] * 2 + [0.0]  # fine-tuning's cosine ends at 0
     model = keras.saving.load_model(result.run_dir / RunFiles.MODEL)
     assert model.output_shape == (None, 1)
     assert result.metrics.n == sum(r["split"] == "test" for r in manifest_rows(result.run_dir))

@@ -1,4 +1,4 @@
-"""Training-only augmentation in the notes' vocabulary, built from Keras preprocessing layers.
+"""Training-only augmentation by name (``flip``, ``rotate``, …), from Keras preprocessing layers.
 
 ``"flip,rotate=20,shift=0.1,zoom=0.1"`` → RandomFlip, RandomRotation, RandomTranslation, RandomZoom;
 ``randaugment=F`` → Keras' RandAugment. These are per-image layers inside the model (identity at

@@ -1,4 +1,4 @@
-"""The notes' from-scratch network, done right: Conv2D/MaxPooling2D blocks with BatchNorm, global
+"""A from-scratch network: Conv2D/MaxPooling2D blocks with BatchNorm, global
 pooling instead of a huge Flatten, then Dense + Dropout. Depth follows the image size."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What the network sees: a grid of training images, each with a few random views from the run's own
-augmentation layers (the notes' ``ImageDataGenerator`` preview, from the layers that really
+augmentation layers (an ``ImageDataGenerator``-style preview, from the layers that really
 train)."""
 
 from __future__ import annotations

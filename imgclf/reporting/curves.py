@@ -1,6 +1,5 @@
-"""Loss, accuracy and learning rate of a run per epoch, from its history.csv (the poster figure of
-the
-notes): both stages marked, and the chosen epoch (lowest validation loss, the one model.keras
+"""Loss, accuracy and learning rate of a run per epoch, from its history.csv (the classic training
+curves): both stages marked, and the chosen epoch (lowest validation loss, the one model.keras
 holds)."""
 
 from __future__ import annotations

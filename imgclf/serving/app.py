@@ -279,7 +279,7 @@ def _add_routes(
         )
 
 
-def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:
+def serve(run_dir: str | Path | Run, config: ServeConfig | None = None) -> None:
     """Start the server for ``run_dir`` and block until Ctrl-C.
 
     Args:
@@ -291,9 +291,10 @@ def serve(run_dir: str | Path, config: ServeConfig | None = None) -> None:
     from imgclf.serving.predictor import load_run
 
     cfg = config or ServeConfig()
-    app = create_app(load_run(run_dir, cfg.engine), cfg)
+    run = run_dir if isinstance(run_dir, Run) else load_run(run_dir, cfg.engine)
+    app = create_app(run, cfg)
     print(
-        f"serving {run_dir} on http://{cfg.host}:{cfg.port}/ (API docs: /docs); Ctrl-C stops",
+        f"serving {run.path} on http://{cfg.host}:{cfg.port}/ (API docs: /docs); Ctrl-C stops",
         flush=True,
     )
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

@@ -1,13 +1,14 @@
-"""A trained run as an object: ``load_run(path).predict(paths)`` and ``.evaluate(folder)``.
+"""A trained run as an object that predicts and evaluates: what ``imgclf predict``, ``evaluate``,
+``export`` and ``serve`` work with (:class:`imgclf.Run` adds export, report and serve to it).
 
 Everything is read from the run folder — class names, input size, the model with its preprocessing
-inside — so a user never re-types preprocessing at prediction time.
+inside — so a user never re-types preprocessing at prediction time. The model is loaded once, on
+first use, and kept by the :class:`Run`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,54 +16,34 @@ import numpy as np
 
 from imgclf.config import ENGINES, PREDICT_ENGINE
 from imgclf.data.scan import ImageItem
-from imgclf.errors import ConfigError, invalid_value
+from imgclf.errors import invalid_value
 from imgclf.evaluation.metrics import Metrics
 from imgclf.runs import RunFiles, check_run_dir, read_config, read_json
+from imgclf.serving.images import in_memory_batches, is_in_memory
 from imgclf.serving.inputs import expand_paths
+from imgclf.serving.prediction import UNSURE, Prediction, check_options, to_prediction
 
 __all__ = ["Prediction", "Run", "load_run", "expand_paths", "UNSURE"]
 
-UNSURE = "unsure"  # the label of an image whose top probability is below --min-confidence
-
-
-@dataclass
-class Prediction:
-    """One image's result: ``label`` and ``confidence`` of the top class, ``top_k`` as (label,
-    prob).
-
-    ``label`` is :data:`UNSURE` when the top probability is below the ``min_confidence`` asked for
-    (``confidence`` and ``top_k`` still say what the model thought); ``error`` says why a file could
-    not be predicted (``label`` and ``confidence`` are then None).
-    """
-
-    path: str
-    label: str | None
-    confidence: float | None
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "label": self.label,
-            "confidence": self.confidence,
-            "top_k": [{"label": lbl, "probability": p} for lbl, p in self.top_k],
-            "error": self.error,
-        }
-
 
 class Run:
-    """A finished run folder. The model is loaded on first use.
+    """A finished run folder that predicts and evaluates with its model.
 
     Args:
         path: the run folder.
         engine: how :meth:`predict` and :meth:`predict_arrays` run the model: ``auto`` (a cached,
             parity-checked TFLite copy, else Keras), ``tflite`` or ``keras`` (see
             :mod:`imgclf.engines.choose`). Evaluation and Grad-CAM always use the Keras model.
+
+    Attributes:
+        path: the run folder.
+        config: its resolved :class:`~imgclf.config.TrainConfig` (``config.yaml``).
+        classes: its class names, in the order of the model's outputs.
+        image_size: the side of the model's square input, in pixels.
+
+    >>> run = Run("runs/photos")
+    >>> run.classes, run.image_size, run.config.model
+    (['cat', 'dog', 'fox'], 32, 'cnn')
     """
 
     def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE):
@@ -81,6 +62,7 @@ class Run:
 
     @property
     def model(self):
+        """The run's Keras model (preprocessing inside), loaded on first use and kept."""
         if self._model is None:
             from imgclf.models.loading import load_model_file
 
@@ -99,6 +81,12 @@ class Run:
         Args:
             images: the job's size; with ``engine="auto"`` a small job does not pay for a first
                 TFLite conversion (see :func:`imgclf.engines.choose.engine_for`).
+
+        Returns:
+            An :class:`~imgclf.engines.base.Engine`: ``engine(pixels)`` → probabilities.
+
+        >>> run.engine_for_job(3).num_classes
+        3
         """
         if self._engine is None:
             from imgclf.engines.choose import engine_for
@@ -111,6 +99,7 @@ class Run:
 
     @property
     def metrics(self) -> Metrics | None:
+        """The test metrics training saved (``metrics.json``); None if there are none."""
         p = self.path / RunFiles.METRICS
         return Metrics.from_dict(read_json(p)) if p.exists() else None
 
@@ -122,12 +111,17 @@ class Run:
         return read_temperature(self.path)
 
     def predict_arrays(self, images: np.ndarray, tta: bool = False) -> np.ndarray:
-        """Calibrated class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0,
-        255].
+        """Calibrated class probabilities for a batch already at the run's image size.
 
         Args:
-            images: the pixels, already at the run's image size.
+            images: ``(n, size, size, 3)`` RGB pixels in [0, 255] (uint8 or float).
             tta: average each image's probabilities with its mirror image's.
+
+        Returns:
+            ``(n, num_classes)`` probabilities; each row sums to 1.
+
+        >>> run.predict_arrays(np.zeros((2, 32, 32, 3), np.uint8)).shape
+        (2, 3)
         """
         from imgclf.evaluation.inference import score_arrays
 
@@ -135,32 +129,52 @@ class Run:
 
     def predict(
         self,
-        paths: str | Path | Sequence[str | Path],
+        x: Any,
         top_k: int = 3,
         batch_size: int = 32,
         min_confidence: float | None = None,
         threshold: float | None = None,
         tta: bool = False,
     ) -> list[Prediction]:
-        """Predict files, folders (recursively), globs and ``@list.txt`` files, in the order given.
-
-        An unreadable file gets a Prediction with ``error`` set; the others are predicted.
+        """Predict files, folders (recursively), globs, ``@list.txt`` files, or pictures in memory
+        (decoded as a file is: :mod:`imgclf.serving.images`), in order; an unreadable file gets a
+        Prediction with ``error`` set.
 
         Args:
-            paths: one path or a list (see :func:`imgclf.serving.inputs.expand_paths`).
+            x: a path or a list of paths (see :func:`imgclf.serving.inputs.expand_paths`); or a
+                Pillow image, a list of them, or an array: one ``(H, W, C)`` image or an
+                ``(N, H, W, C)`` batch, uint8 or float in [0, 255], any size.
             top_k: classes listed per image.
             batch_size: images per forward pass.
             min_confidence: below this top probability the label is ``"unsure"``.
-            threshold: two-class runs only: the probability of the second class from which it is
+            threshold: two-class runs only: the second class's probability from which it is
                 predicted (default 0.5, i.e. the more probable class).
-            tta: test-time augmentation: each image's probabilities are averaged with those of its
-                horizontal mirror image (twice the compute).
+            tta: average each image's probabilities with its mirror image's (twice the compute).
+
+        Returns:
+            One :class:`Prediction` per image; a file's ``path`` is its path, an image in memory's
+            the file it was opened from or ``image[i]``.
+
+        >>> [p.path for p in run.predict("photos/cat")][:2]
+        ['photos/cat/cat_000.jpg', 'photos/cat/cat_001.jpg']
+        >>> from PIL import Image
+        >>> run.predict(Image.open("photos/dog/dog_000.jpg"))[0].label in run.classes
+        True
+        >>> [p.path for p in run.predict(np.zeros((2, 50, 60, 3), np.uint8), top_k=1)]
+        ['image[0]', 'image[1]']
         """
-        files = expand_paths([paths] if isinstance(paths, (str, Path)) else paths)
+        if is_in_memory(x):
+            return self._predict_in_memory(x, top_k, batch_size, min_confidence, threshold, tta)
+        files = expand_paths([x] if isinstance(x, str | Path) else x)
+        options = (top_k, batch_size, min_confidence, threshold, tta)
+        return [p for chunk in self.iter_predict(files, *options) for p in chunk]
+
+    def _predict_in_memory(self, x, top_k, batch_size, min_confidence, threshold, tta):
+        k = check_options(self.classes, top_k, min_confidence, threshold)
         return [
-            p
-            for chunk in self.iter_predict(files, top_k, batch_size, min_confidence, threshold, tta)
-            for p in chunk
+            to_prediction(self.classes, name, p, k, min_confidence, threshold)
+            for names, pixels in in_memory_batches(x, self.image_size, batch_size)
+            for name, p in zip(names, self.predict_arrays(pixels, tta), strict=True)
         ]
 
     def iter_predict(
@@ -184,10 +198,17 @@ class Run:
             threshold: two-class runs: the second class's probability from which it is predicted.
             tta: average each image's probabilities with its mirror image's.
             on_batch: called with the number of files each yielded batch accounts for (progress).
+
+        Returns:
+            An iterator of lists of :class:`Prediction`, one list per batch.
+
+        >>> files = ["photos/cat/cat_000.jpg", "photos/dog/dog_000.jpg", "photos/fox/fox_000.jpg"]
+        >>> [len(chunk) for chunk in run.iter_predict(files, batch_size=2)]
+        [2, 1]
         """
         from imgclf.evaluation.inference import iter_scores
 
-        k = self._check_options(top_k, min_confidence, threshold)
+        k = check_options(self.classes, top_k, min_confidence, threshold)
         items = [ImageItem(f, -1) for f in files]
         position = {f: i for i, f in enumerate(files)}
         engine = self.engine_for_job(len(files))
@@ -204,27 +225,6 @@ class Run:
                 on_batch(len(chunk))
             yield chunk
 
-    def _check_options(
-        self, top_k: int, min_confidence: float | None, threshold: float | None
-    ) -> int:
-        if not isinstance(top_k, int) or top_k < 1:
-            raise invalid_value("top_k", top_k, "an integer >= 1")
-        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-            raise invalid_value("min_confidence", min_confidence, "a probability between 0 and 1")
-        if threshold is not None:
-            if len(self.classes) != 2:
-                raise ConfigError(
-                    "threshold applies to two-class runs only; this run has "
-                    f"{len(self.classes)} classes"
-                )
-            if not 0.0 < threshold < 1.0:
-                raise invalid_value(
-                    "threshold",
-                    threshold,
-                    f"a probability of {self.classes[1]!r} strictly between 0 and 1",
-                )
-        return min(top_k, len(self.classes))
-
     def to_prediction(
         self,
         path: str,
@@ -233,38 +233,48 @@ class Run:
         min_confidence: float | None = None,
         threshold: float | None = None,
     ) -> Prediction:
-        """One image's :class:`Prediction` from its class probabilities (what every front end
-        shows).
+        """One image's :class:`Prediction` from its probabilities, as every front end shows it.
 
         Args:
             path: the image's path or name.
             p: its ``(num_classes,)`` probabilities.
-            top_k: classes listed.
-            min_confidence: below this top probability the label is ``"unsure"``.
-            threshold: two-class runs: the second class's probability from which it is predicted.
+            top_k, min_confidence, threshold: as for :meth:`predict`.
+
+        Returns:
+            The :class:`Prediction`.
+
+        >>> run.to_prediction("a.jpg", np.array([0.2, 0.5, 0.3]), top_k=1).top_k
+        [('dog', 0.5)]
         """
-        k = min(top_k, len(self.classes))
-        order = np.argsort(-p, kind="stable")[:k]
-        top = [(self.classes[i], float(p[i])) for i in order]
-        best = int(order[0]) if threshold is None else int(p[1] >= threshold)
-        label, confidence = self.classes[best], float(p[best])
-        if min_confidence is not None and confidence < min_confidence:
-            label = UNSURE
-        return Prediction(path, label, confidence, top)
+        return to_prediction(self.classes, path, p, top_k, min_confidence, threshold)
 
     def evaluate(
         self,
-        data: str | Path | None = None,
+        folder: str | Path | None = None,
         batch_size: int | None = None,
         verbose: int = 0,
-        on_metrics=None,
+        on_metrics: Callable[[Metrics], None] | None = None,
     ) -> Metrics:
         """Metrics on the run's own test split, or on a separate labelled folder (saved under
-        evaluations/);
-        see :func:`imgclf.evaluation.evaluate.evaluate_run` for the arguments."""
+        ``evaluations/``); see :func:`imgclf.evaluation.evaluate.evaluate_run`.
+
+        Args:
+            folder: a labelled folder whose classes are the run's; None: the run's test split.
+            batch_size: images per forward pass; None: the run's.
+            verbose: 1 shows a progress bar.
+            on_metrics: called with the metrics before they are saved.
+
+        Returns:
+            The :class:`~imgclf.evaluation.metrics.Metrics` (accuracy with its interval, per-class
+            scores, confusion matrix, …).
+
+        >>> metrics = run.evaluate()
+        >>> metrics.split, metrics.n
+        ('test', 6)
+        """
         from imgclf.evaluation.evaluate import evaluate_run
 
-        return evaluate_run(self, data, batch_size, verbose, on_metrics)
+        return evaluate_run(self, folder, batch_size, verbose, on_metrics)
 
 
 def load_run(path: str | Path, engine: str = PREDICT_ENGINE) -> Run:
@@ -274,7 +284,13 @@ def load_run(path: str | Path, engine: str = PREDICT_ENGINE) -> Run:
         path: the run folder.
         engine: ``auto``, ``tflite`` or ``keras``: how predictions run the model (see :class:`Run`).
 
+    Returns:
+        The :class:`Run` (:func:`imgclf.load_run` gives one that also exports, reports, serves).
+
     Raises:
         DataError: ``path`` is not a finished run folder (see :func:`imgclf.runs.check_run_dir`).
+
+    >>> load_run("runs/photos").classes
+    ['cat', 'dog', 'fox']
     """
     return Run(path, engine)

@@ -78,7 +78,7 @@ def _fmt(value) -> str:
 
 
 class StopAtAccuracy(keras.callbacks.Callback):
-    """The notes' custom callback: stop as soon as validation accuracy reaches ``target``."""
+    """Stop as soon as validation accuracy reaches ``target`` (``--stop-at-accuracy``)."""
 
     def __init__(self, target: float, monitor: str = "val_accuracy"):
         super().__init__()

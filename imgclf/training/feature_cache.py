@@ -3,8 +3,8 @@ disk.
 
 With the bottom of a pretrained backbone frozen, its output for an image never changes, so paying
 for
-that forward pass every epoch (what the notes' frozen VGG16 does) is waste. imgclf computes it once
-per
+that forward pass every epoch (as a plain frozen-VGG16 recipe does) is waste. imgclf computes it
+once per
 image — and once per augmented view when augmentation is on — and trains the rest on the stored
 activations. Entries are keyed by backbone, cut layer, image size, augmentation and *file content*
 (not path), so a second run on the same data, or on a copy of it, reuses them.

@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules by name — the notes' vocabulary, built from Keras objects.
+"""Optimizers and learning-rate schedules by name (``adam``, ``cosine``), built from Keras objects.
 
 A Keras schedule is a function of ``optimizer.iterations``. On arrays that counts one per batch, but
 on

@@ -199,7 +199,8 @@ def test_every_public_name_resolves():
 MAY_IMPORT = {
     "imgclf.errors": set(),
     "imgclf.options": {"imgclf.errors"},
-    "imgclf.config": {"imgclf.errors", "imgclf.options"},
+    "imgclf.config_checks": {"imgclf.errors", "imgclf.options"},
+    "imgclf.config": {"imgclf.config_checks", "imgclf.errors", "imgclf.options"},
     "imgclf.config_files": {"imgclf.config", "imgclf.errors"},
     "imgclf.runtime": set(),
     "imgclf.atomic": {"imgclf.errors"},

@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from imgclf.errors import DataError, invalid_value
+
 __all__ = ["add_runs_parser", "cmd_runs"]
 
 
@@ -36,8 +38,16 @@ def add_runs_parser(sub) -> None:
 
 
 def _run_path(name: str, folder: str) -> Path:
-    given = Path(name).expanduser()
-    return given if given.is_dir() or not (Path(folder) / name).is_dir() else Path(folder) / name
+    """The run folder ``name`` (a path, or a name inside ``folder``), checked."""
+    from imgclf.reporting.catalog import is_run
+
+    for candidate in (Path(name).expanduser(), Path(folder).expanduser() / name):
+        if is_run(candidate):
+            return candidate
+    raise DataError(
+        f"run {name!r} is not a run folder (no config.yaml), nor a run in {folder!r}; pass a "
+        "folder made by `imgclf train`"
+    )
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -49,10 +59,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.compare:
         from imgclf.reporting.compare import compare_runs
 
+        if len(args.compare) < 2:
+            raise invalid_value("compare", args.compare, "two or more runs")
+
         print(compare_runs([_run_path(n, args.dir) for n in args.compare], args.out))
         return 0
     from imgclf.reporting.catalog import format_runs, list_runs
 
+    if not Path(args.dir).expanduser().is_dir():
+        raise DataError(
+            f"runs folder {args.dir!r} does not exist; pass the folder `imgclf train --out` "
+            "wrote to (default: runs)"
+        )
     runs = list_runs(args.dir)
     if args.format == "json":
         print(json.dumps([r.to_dict() for r in runs], indent=2, ensure_ascii=False))

@@ -16,11 +16,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from imgclf.errors import DataError
 from imgclf.evaluation.stats import wilson_interval
 from imgclf.runs import RunFiles, read_json
 
-__all__ = ["RunSummary", "STATUSES", "format_runs", "list_runs", "read_run", "run_status"]
+__all__ = [
+    "RunSummary",
+    "STATUSES",
+    "format_runs",
+    "is_run",
+    "list_runs",
+    "read_run",
+    "run_status",
+]
 
 STATUSES = ("complete", "interrupted", "incomplete")
 
@@ -103,7 +110,7 @@ def _seconds(path: Path, metrics: dict) -> float | None:
 
 
 def read_run(path: str | Path) -> RunSummary:
-    """The summary of one run folder (one that holds a ``config.yaml``).
+    """The summary of one run folder (one that holds a ``config.yaml``: see :func:`is_run`).
 
     Args:
         path: the run folder.
@@ -112,11 +119,6 @@ def read_run(path: str | Path) -> RunSummary:
 
     path = Path(path).expanduser()
     config_file = path / RunFiles.CONFIG
-    if not config_file.is_file():
-        raise DataError(
-            f"{str(path)!r} is not an imgclf run folder (no {RunFiles.CONFIG}); pass a folder "
-            "made by `imgclf train`"
-        )
     config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
     metrics = _json(path / RunFiles.METRICS)
     started = config_file.stat().st_mtime
@@ -139,6 +141,15 @@ def read_run(path: str | Path) -> RunSummary:
     )
 
 
+def is_run(path: Path) -> bool:
+    """Whether ``path`` is a run folder (it holds the config.yaml every run writes first).
+
+    Args:
+        path: a folder.
+    """
+    return (path / RunFiles.CONFIG).is_file()
+
+
 def list_runs(folder: str | Path) -> list[RunSummary]:
     """Every run folder directly inside ``folder``, newest first.
 
@@ -146,12 +157,7 @@ def list_runs(folder: str | Path) -> list[RunSummary]:
         folder: a folder of run folders (``train --out``; default ``runs``).
     """
     root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DataError(
-            f"runs folder {str(folder)!r} does not exist; pass the folder `imgclf train --out` "
-            "wrote to (default: runs)"
-        )
-    runs = [read_run(p) for p in root.iterdir() if (p / RunFiles.CONFIG).is_file()]
+    runs = [read_run(p) for p in root.iterdir() if is_run(p)]
     return sorted(runs, key=lambda r: (-r.started, r.name))
 
 

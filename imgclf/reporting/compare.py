@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from imgclf.errors import DataError
 from imgclf.reporting.catalog import RunSummary, read_run
 from imgclf.reporting.curves import read_history
 from imgclf.reporting.style import PALETTE, figure, png_data_uri, save
@@ -125,8 +124,6 @@ def compare_runs(paths: list[str | Path], out: str | Path) -> Path:
         The path written.
     """
     folders = [Path(p).expanduser() for p in paths]
-    if len(folders) < 2:
-        raise DataError(f"--compare needs two or more runs; received {len(folders)}")
     import jinja2
 
     env = jinja2.Environment(

@@ -5,16 +5,51 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["PALETTE", "SEQUENTIAL", "DIVERGING", "figure", "save", "png_data_uri", "array_data_uri"]
+__all__ = [
+    "PALETTE",
+    "SEQUENTIAL",
+    "DIVERGING",
+    "FONT_FILES",
+    "figure",
+    "font_families",
+    "save",
+    "png_data_uri",
+    "array_data_uri",
+]
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 SEQUENTIAL = "viridis"  # perceptually uniform, colour-blind-safe, prints in grey
 DIVERGING = "cividis"
 DPI = 110
+
+# Fonts tried in order for each character (matplotlib's font fallback), so that class names in any
+# script render: DejaVu Sans (matplotlib's own: Latin, Greek, Cyrillic, Arabic, Hebrew), then Noto
+# for CJK and other scripts and Symbola for emoji — Debian's fonts-noto-core, fonts-noto-cjk and
+# fonts-symbola (the Makefile installs them). Those not installed are left out; a character none
+# has is drawn as a box, without matplotlib's "Glyph … missing" warning.
+FONT_FILES = {
+    "DejaVu Sans": "DejaVuSans.ttf",
+    "Noto Sans CJK JP": "NotoSansCJK-Regular.ttc",
+    "Noto Sans Arabic": "NotoSansArabic-Regular.ttf",
+    "Noto Sans Hebrew": "NotoSansHebrew-Regular.ttf",
+    "Noto Sans Devanagari": "NotoSansDevanagari-Regular.ttf",
+    "Noto Sans Bengali": "NotoSansBengali-Regular.ttf",
+    "Noto Sans Tamil": "NotoSansTamil-Regular.ttf",
+    "Noto Sans Thai": "NotoSansThai-Regular.ttf",
+    "Noto Sans Georgian": "NotoSansGeorgian-Regular.ttf",
+    "Noto Sans Armenian": "NotoSansArmenian-Regular.ttf",
+    "Noto Sans Ethiopic": "NotoSansEthiopic-Regular.ttf",
+    "Noto Sans Khmer": "NotoSansKhmer-Regular.ttf",
+    "Noto Sans Symbols": "NotoSansSymbols-Regular.ttf",
+    "Noto Sans Symbols2": "NotoSansSymbols2-Regular.ttf",
+    "Symbola": "Symbola_hint.ttf",
+}
+_families: list[str] = []
 
 _RC = {
     "font.size": 10,
@@ -41,6 +76,27 @@ def _pyplot():
     return plt
 
 
+def font_families() -> list[str]:
+    """The families of :data:`FONT_FILES` that are installed, in order. Fonts installed after
+    matplotlib built its font cache are found by file name and added (once per process)."""
+    if _families:
+        return _families
+    from matplotlib import font_manager
+
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    wanted = {name: family for family, name in FONT_FILES.items() if family not in known}
+    if wanted:
+        for path in font_manager.findSystemFonts():
+            if Path(path).name in wanted:
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # an unreadable font: do without
+                    continue
+        known = {f.name for f in font_manager.fontManager.ttflist}
+    _families.extend(family for family in FONT_FILES if family in known)
+    return _families
+
+
 @contextmanager
 def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4), **kwargs):
     """``(fig, axes)`` in the imgclf style; the figure is closed on exit.
@@ -54,7 +110,9 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4), *
     plt = _pyplot()
     from cycler import cycler
 
-    with plt.rc_context({**_RC, "axes.prop_cycle": cycler(color=PALETTE)}):
+    style = {**_RC, "axes.prop_cycle": cycler(color=PALETTE), "font.family": font_families()}
+    with plt.rc_context(style), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
         fig, axes = plt.subplots(nrows, ncols, figsize=size, **kwargs)
         try:
             yield fig, axes

@@ -69,15 +69,16 @@ def run_status(path: Path) -> str:
     Args:
         path: the run folder.
     """
-    state = _json(path / RunFiles.STATE) if (path / RunFiles.STATE).is_file() else {}
+    resumable = (path / RunFiles.STATE).is_file()
+    state = _json(path / RunFiles.STATE) if resumable else {}
     if state.get("status") in STATUSES:
         return state["status"]
     metrics = _json(path / RunFiles.METRICS)
     if metrics.get("status") in STATUSES:
         return metrics["status"]
     if not metrics or not (path / RunFiles.MODEL).is_file():
-        return "interrupted" if state else "incomplete"
-    return "interrupted" if metrics.get("interrupted") or state else "complete"
+        return "interrupted" if resumable else "incomplete"
+    return "interrupted" if metrics.get("interrupted") or resumable else "complete"
 
 
 def _accuracy(metrics: dict) -> tuple[float | None, float | None, float | None, int]:

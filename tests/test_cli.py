@@ -480,3 +480,15 @@ def test_argparse_errors_are_one_line(capsys, argv):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("imgclf: error: "), err
+
+
+@pytest.mark.parametrize(
+    "command, keeps",
+    [("report", True), ("train", True), ("export", True), ("evaluate", False), ("doctor", False)],
+)
+def test_write_advice_names_out_only_for_commands_that_have_it(command, keeps):
+    parser = cli.build_parser()
+    message = "cannot write 'x': the file system is read-only; pass --out to a writable folder"
+    shown = cli._true_advice(message, parser.commands[command])
+    assert ("--out" in shown) is keeps
+    assert shown.startswith("cannot write 'x': the file system is read-only")

@@ -75,3 +75,10 @@ def test_predict_evaluate_and_report_keep_stderr_for_the_user(trained_run, tmp_p
     )
     assert_no_chatter(imgclf("evaluate", trained_run.run_dir, cwd=tmp_path))
     assert_no_chatter(imgclf("report", trained_run.run_dir, "--out", tmp_path / "r", cwd=tmp_path))
+
+
+def test_train_keeps_stderr_for_the_user(tmp_path):
+    data = make_dataset(tmp_path / "pets", {"cat": 8, "dog": 8}, fmt="png", seed=5)
+    flags = ["--model", "cnn", "--image-size", "32", "--epochs", "1", "--augment", "none"]
+    done = imgclf("train", data, *flags, "--out", tmp_path / "runs", cwd=tmp_path)
+    assert_no_chatter(done)

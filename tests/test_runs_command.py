@@ -213,3 +213,11 @@ def test_a_run_folder_made_by_train_is_listed_and_compared(trained_run, tmp_path
     context = comparison_context([trained_run.run_dir, copy])
     assert context["config_differences"] == [] and context["curves"]
     assert {row["class"] for row in context["f1"]} == set(trained_run.classes)
+
+
+def test_a_torn_run_folder_is_still_listed(runs, capsys):
+    (runs / "new" / "config.yaml").write_text("model: [unclosed\n")
+    (runs / "old" / "metrics.json").write_text("{half")
+    assert main(["runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "new" in out and "old" in out and "Traceback" not in out

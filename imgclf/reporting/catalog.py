@@ -26,6 +26,7 @@ __all__ = [
     "is_run",
     "list_runs",
     "read_run",
+    "read_run_config",
     "run_status",
 ]
 
@@ -59,6 +60,21 @@ def _json(path: Path) -> dict:
     try:
         value = read_json(path)
     except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_run_config(path: Path) -> dict:
+    """A run's config.yaml as a dict; {} when it cannot be read (a torn or hand-edited file).
+
+    Args:
+        path: the run folder.
+    """
+    import yaml
+
+    try:
+        value = yaml.safe_load((path / RunFiles.CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -116,11 +132,9 @@ def read_run(path: str | Path) -> RunSummary:
     Args:
         path: the run folder.
     """
-    import yaml
-
     path = Path(path).expanduser()
     config_file = path / RunFiles.CONFIG
-    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    config = read_run_config(path)
     metrics = _json(path / RunFiles.METRICS)
     started = config_file.stat().st_mtime
     acc, low, high, n = _accuracy(metrics)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from imgclf.reporting.catalog import RunSummary, read_run
+from imgclf.reporting.catalog import RunSummary, read_run, read_run_config
 from imgclf.reporting.curves import read_history
 from imgclf.reporting.style import PALETTE, figure, png_data_uri, save
 from imgclf.runs import RunFiles, read_json
@@ -69,10 +69,8 @@ def _f1_rows(metrics: list[dict]) -> list[dict]:
 
 
 def _load(path: Path) -> tuple[RunSummary, dict, dict, list[dict]]:
-    import yaml
-
     summary = read_run(path)
-    config = yaml.safe_load((path / RunFiles.CONFIG).read_text(encoding="utf-8")) or {}
+    config = read_run_config(path)
     metrics_file = path / RunFiles.METRICS
     metrics = read_json(metrics_file) if metrics_file.is_file() else {}
     return summary, config, metrics, read_history(path / RunFiles.HISTORY)

@@ -109,6 +109,9 @@ def format_metrics(m, width: int | None = None) -> str:
             f"{r['support']:7d}"
         )
     lines += ["", *_confusion_lines(m.classes, m.confusion_matrix, width)]
+    # a folder's images seen in training (evaluation.overlap), when metrics record it
+    if seen := (getattr(m, "overlap", None) or {}).get("message") or (m.honesty or {}).get("seen"):
+        lines += ["", seen]
     if m.honesty:
         lines += ["", m.honesty["message"]]
     return "\n".join(lines)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from imgclf.reporting import figures
-from imgclf.reporting.style import FONT_FILES, figure, font_families
+from imgclf.reporting.fonts import FONT_FILES, fit_fonts, font_families, installed_families
+from imgclf.reporting.style import figure
 
 NAMES = {
     "Chinese": "金毛寻回犬",
@@ -18,7 +19,7 @@ NAMES = {
     "Arabic": "كلب",
     "Hebrew": "חתול",
     "Devanagari": "बिल्ली",
-    "emoji": "🐱🐶",
+    "emoji": "🐱🦊🤖",
 }
 
 
@@ -28,6 +29,8 @@ def _render(text: str, families: list[str] | None = None) -> np.ndarray:
         ax.axis("off")
         font = {"family": families} if families else {}
         ax.text(0.5, 0.5, text, fontsize=40, ha="center", va="center", fontdict=font)
+        if families is None:
+            fit_fonts(fig)  # what style.save does before writing a figure
         fig.canvas.draw()
         grey = np.asarray(fig.canvas.buffer_rgba())[..., :3].min(axis=2)
     ys, xs = np.nonzero(grey < 250)
@@ -35,7 +38,7 @@ def _render(text: str, families: list[str] | None = None) -> np.ndarray:
 
 
 def test_the_fallback_fonts_are_installed():
-    missing = [family for family in FONT_FILES if family not in font_families()]
+    missing = [family for family in FONT_FILES if family not in installed_families()]
     assert not missing, f"install Debian's fonts-noto-core fonts-noto-cjk fonts-symbola: {missing}"
 
 
@@ -84,3 +87,10 @@ def test_figures_with_names_in_any_script_warn_nothing(tmp_path):
         figures.plot_confusion_matrix(matrix, classes, tmp_path / "cm.png")
         figures.plot_class_counts(counts, classes, tmp_path / "counts.png")
     assert (tmp_path / "cm.png").stat().st_size > 1000
+
+
+def test_a_figure_lists_only_the_fonts_its_text_needs():
+    assert font_families("cat, dog, كلب, חתול") == ["DejaVu Sans"]  # DejaVu draws them all
+    assert font_families("猫 ねこ") == ["DejaVu Sans", "Noto Sans CJK JP"]
+    assert font_families("🦊🤖") == ["DejaVu Sans", "Symbola"]
+    assert font_families("बिल्ली") == ["DejaVu Sans", "Noto Sans Devanagari"]

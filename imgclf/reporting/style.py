@@ -9,13 +9,13 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from imgclf.reporting.fonts import fit_fonts
+
 __all__ = [
     "PALETTE",
     "SEQUENTIAL",
     "DIVERGING",
-    "FONT_FILES",
     "figure",
-    "font_families",
     "save",
     "png_data_uri",
     "array_data_uri",
@@ -26,30 +26,6 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 SEQUENTIAL = "viridis"  # perceptually uniform, colour-blind-safe, prints in grey
 DIVERGING = "cividis"
 DPI = 110
-
-# Fonts tried in order for each character (matplotlib's font fallback), so that class names in any
-# script render: DejaVu Sans (matplotlib's own: Latin, Greek, Cyrillic, Arabic, Hebrew), then Noto
-# for CJK and other scripts and Symbola for emoji — Debian's fonts-noto-core, fonts-noto-cjk and
-# fonts-symbola (the Makefile installs them). Those not installed are left out; a character none
-# has is drawn as a box, without matplotlib's "Glyph … missing" warning.
-FONT_FILES = {
-    "DejaVu Sans": "DejaVuSans.ttf",
-    "Noto Sans CJK JP": "NotoSansCJK-Regular.ttc",
-    "Noto Sans Arabic": "NotoSansArabic-Regular.ttf",
-    "Noto Sans Hebrew": "NotoSansHebrew-Regular.ttf",
-    "Noto Sans Devanagari": "NotoSansDevanagari-Regular.ttf",
-    "Noto Sans Bengali": "NotoSansBengali-Regular.ttf",
-    "Noto Sans Tamil": "NotoSansTamil-Regular.ttf",
-    "Noto Sans Thai": "NotoSansThai-Regular.ttf",
-    "Noto Sans Georgian": "NotoSansGeorgian-Regular.ttf",
-    "Noto Sans Armenian": "NotoSansArmenian-Regular.ttf",
-    "Noto Sans Ethiopic": "NotoSansEthiopic-Regular.ttf",
-    "Noto Sans Khmer": "NotoSansKhmer-Regular.ttf",
-    "Noto Sans Symbols": "NotoSansSymbols-Regular.ttf",
-    "Noto Sans Symbols2": "NotoSansSymbols2-Regular.ttf",
-    "Symbola": "Symbola_hint.ttf",
-}
-_families: list[str] = []
 
 _RC = {
     "font.size": 10,
@@ -76,27 +52,6 @@ def _pyplot():
     return plt
 
 
-def font_families() -> list[str]:
-    """The families of :data:`FONT_FILES` that are installed, in order. Fonts installed after
-    matplotlib built its font cache are found by file name and added (once per process)."""
-    if _families:
-        return _families
-    from matplotlib import font_manager
-
-    known = {f.name for f in font_manager.fontManager.ttflist}
-    wanted = {name: family for family, name in FONT_FILES.items() if family not in known}
-    if wanted:
-        for path in font_manager.findSystemFonts():
-            if Path(path).name in wanted:
-                try:
-                    font_manager.fontManager.addfont(path)
-                except (OSError, RuntimeError, ValueError):  # an unreadable font: do without
-                    continue
-        known = {f.name for f in font_manager.fontManager.ttflist}
-    _families.extend(family for family in FONT_FILES if family in known)
-    return _families
-
-
 @contextmanager
 def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4), **kwargs):
     """``(fig, axes)`` in the imgclf style; the figure is closed on exit.
@@ -110,8 +65,10 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4), *
     plt = _pyplot()
     from cycler import cycler
 
-    style = {**_RC, "axes.prop_cycle": cycler(color=PALETTE), "font.family": font_families()}
-    with plt.rc_context(style), warnings.catch_warnings():
+    with (
+        plt.rc_context({**_RC, "axes.prop_cycle": cycler(color=PALETTE)}),
+        warnings.catch_warnings(),
+    ):
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
         fig, axes = plt.subplots(nrows, ncols, figsize=size, **kwargs)
         try:
@@ -121,12 +78,14 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4), *
 
 
 def save(fig, path: Path | None = None) -> bytes:
-    """The figure as PNG bytes, also written to ``path`` when given.
+    """The figure as PNG bytes, also written to ``path`` when given; its text is drawn in the fonts
+    its characters need (:func:`imgclf.reporting.fonts.fit_fonts`).
 
     Args:
         fig: a matplotlib figure.
         path: where to write the PNG, or None.
     """
+    fit_fonts(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     data = buf.getvalue()

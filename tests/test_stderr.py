@@ -82,3 +82,14 @@ def test_train_keeps_stderr_for_the_user(tmp_path):
     flags = ["--model", "cnn", "--image-size", "32", "--epochs", "1", "--augment", "none"]
     done = imgclf("train", data, *flags, "--out", tmp_path / "runs", cwd=tmp_path)
     assert_no_chatter(done)
+
+
+def test_what_is_caught_during_the_import_is_passed_on_except_the_chatter(capfd):
+    from imgclf.runtime import _caught_native_stderr
+
+    with _caught_native_stderr():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are x\n")
+        os.write(2, b"I0000 00:00:1796546921.455235   11663 port.cc:153] oneDNN custom ops\n")
+        os.write(2, b"E0000 00:00:17.4 1 cuda_dnn.cc:8] Unable to register cuDNN factory\n")
+        os.write(2, b"ImportError: libfoo.so: a real problem the user must see\n")
+    assert capfd.readouterr().err == "ImportError: libfoo.so: a real problem the user must see\n"

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint bench clean browser
+.PHONY: venv demo test test-fast lint bench clean browser fonts
 
 # The browser tests (report and web app) drive Debian's chromium through Playwright; Playwright's own
 # browser download is never used. Installed with apt-get (as root, or through sudo) when missing.
@@ -40,11 +40,21 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
+# Fonts for class names in any script in the report's figures (imgclf/reporting/style.py): Noto
+# for CJK and other scripts, Symbola for emoji. Installed with apt-get when missing, like chromium.
+FONTS ?= /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+FONT_PACKAGES := fonts-noto-core fonts-noto-cjk fonts-symbola
+$(FONTS):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(FONT_PACKAGES)
+
+fonts: $(FONTS)
+
 # The whole suite, the slow integration test on the shared dataset included (what CI runs), in
 # PYTEST_WORKERS processes (pytest-xdist; one test file stays in one process, so its trained runs are shared;
 # files start in tests/conftest.py's order, longest first).
 PYTEST_WORKERS ?= 3
-test: $(STAMP) $(CHROMIUM) lint
+test: $(STAMP) $(CHROMIUM) $(FONTS) lint
 	$(BIN)/python -m pytest -q -rs -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
 
 # The formatter and the linter (ruff, configured in pyproject.toml): any finding fails `make test`.
@@ -54,7 +64,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINTED)
 
 # Everything but the integration test on the shared dataset.
-test-fast: $(STAMP) $(CHROMIUM) lint
+test-fast: $(STAMP) $(CHROMIUM) $(FONTS) lint
 	$(BIN)/python -m pytest -q -rs -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS) tests
 
 clean:

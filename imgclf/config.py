@@ -8,18 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from imgclf.errors import invalid_value
-from imgclf.options import (
-    CLASS_WEIGHTS,
-    OPTIMIZERS,
-    SCHEDULES,
-    check_choice,
-    check_group_by,
-    parse_augment,
-)
+from imgclf.config_checks import check_config, parse_duration
 
 __all__ = ["AUTO_MODEL", "CACHE_MAX_GB", "TrainConfig", "parse_duration"]
 
@@ -219,106 +210,10 @@ class TrainConfig:
     )
 
     def validate(self) -> TrainConfig:
-        """Check every value; raise :class:`ConfigError` naming the first bad one."""
-        if not self.data:
-            raise invalid_value("data", self.data, "a path to a folder of images")
-        if self.image_size is not None and not 32 <= self.image_size <= 1024:
-            raise invalid_value("image_size", self.image_size, "an integer from 32 to 1024")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise invalid_value(name, getattr(self, name), "an integer >= 1")
-        if not 0 <= self.seed < 2**32:
-            raise invalid_value("seed", self.seed, "an integer from 0 to 2**32 - 1")
-        if self.head_epochs < 1:
-            raise invalid_value(
-                "head_epochs",
-                self.head_epochs,
-                "an integer >= 1 (pretrained models always train their new head first)",
-            )
-        for name in ("min_delta", "skip_fine_tune_loss"):
-            if not 0 <= getattr(self, name) < 1:
-                raise invalid_value(name, getattr(self, name), "a number in [0, 1)")
-        for name in ("patience", "cache_mb", "precise_bn"):
-            if getattr(self, name) < 0:
-                raise invalid_value(name, getattr(self, name), "an integer >= 0")
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("fine_tune_optimizer", self.fine_tune_optimizer or self.optimizer, OPTIMIZERS)
-        check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
-        if self.fine_tune not in ("auto", "all", "none") and not (
-            self.fine_tune.isdigit() and int(self.fine_tune) > 0
-        ):
-            raise invalid_value(
-                "fine_tune", self.fine_tune, "'auto', 'all', 'none' or a number of layers >= 1"
-            )
-        if not 0 < self.backbone_lr_scale <= 1:
-            raise invalid_value("backbone_lr_scale", self.backbone_lr_scale, "a fraction in (0, 1]")
-        if not 1 <= self.views <= 16:
-            raise invalid_value("views", self.views, "an integer from 1 to 16")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise invalid_value("label_smoothing", self.label_smoothing, "a number in [0, 0.5)")
-        if not 0 <= self.ema < 1:
-            raise invalid_value("ema", self.ema, "a momentum in [0, 1), e.g. 0.99 (0: off)")
-        if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 1:
-            raise invalid_value("stop_at_accuracy", self.stop_at_accuracy, "a fraction in (0, 1]")
-        if self.time_budget is not None:
-            parse_duration(self.time_budget)
-        for name in ("learning_rate", "fine_tune_learning_rate"):
-            if not 0 < getattr(self, name) < 10:
-                raise invalid_value(
-                    name, getattr(self, name), "a number > 0 (typically 1e-5 to 1e-2)"
-                )
-        for name in ("val_fraction", "test_fraction"):
-            if not 0 <= getattr(self, name) < 1:
-                raise invalid_value(name, getattr(self, name), "a fraction in [0, 1)")
-        if self.val_fraction <= 0:
-            raise invalid_value(
-                "val_fraction",
-                self.val_fraction,
-                "a fraction > 0: a validation split picks the best epoch",
-            )
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise invalid_value(
-                "val_fraction + test_fraction",
-                self.val_fraction + self.test_fraction,
-                "a sum below 0.9, leaving images to train on",
-            )
-        if self.name is not None and (
-            not self.name or "/" in self.name or self.name in (".", "..")
-        ):
-            raise invalid_value("name", self.name, "a plain folder name without '/'")
-        if self.test_dir is not None and not Path(self.test_dir).expanduser().exists():
-            raise invalid_value(
-                "test_dir",
-                self.test_dir,
-                "an existing folder of labelled images (<class>/<images>)",
-            )
-        if self.class_weight not in CLASS_WEIGHTS:
-            raise invalid_value("class_weight", self.class_weight, "one of 'none', 'auto'")
-        if self.group_by is not None:
-            check_group_by(self.group_by)
-        parse_augment(self.augment)
+        """Check every value; raise :class:`~imgclf.errors.InvalidValue` naming the first bad one
+        (:func:`imgclf.config_checks.check_config`). Returns the config itself."""
+        check_config(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '5m', '1.5h' or plain seconds → seconds (> 0).
-
-    Args:
-        text: the duration (``--time``).
-    """
-    raw = str(text).strip().lower()
-    unit = raw[-1:] if raw[-1:] in _UNITS else "s"
-    number = raw[:-1] if raw[-1:] in _UNITS else raw
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        seconds = -1
-    if not seconds > 0:
-        raise invalid_value("time_budget", text, "a duration such as 90s, 5m or 1h")
-    return seconds

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imgclf.config import TrainConfig
-from imgclf.errors import ConfigError, invalid_value
+from imgclf.errors import ConfigError, InvalidValue, invalid_value
 
 __all__ = ["config_fields", "field_type", "load_config_file", "resolve_config"]
 
@@ -95,27 +95,40 @@ def _coerce(name: str, value: Any) -> Any:
 def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """Defaults < config file < overrides; unknown keys are rejected with a suggestion.
 
+    A bad value is an :class:`~imgclf.errors.InvalidValue` that names the option by its keyword
+    (the command line renames it to the flag typed) or, for a value read from the file, by its key
+    in that file.
+
     Args:
         config_file: a YAML or JSON file of options; None: none. Defaults to None.
         **overrides: option values (flags, keyword arguments); they win over the file.
     """
+    from_file = _known(load_config_file(config_file) if config_file else {}, "config file")
+    given = _known(overrides, "argument")
+    file_keys = set(from_file) - set(given)
+    try:
+        values = {k: _coerce(k, v) for k, v in {**from_file, **given}.items()}
+        return dataclasses.replace(TrainConfig(), **values).validate()
+    except InvalidValue as exc:
+        if file_keys & set(exc.names):
+            raise exc.from_file(str(config_file), file_keys) from None
+        raise
+
+
+def _known(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` with ``-`` in keys read as ``_``; an unknown key is a ConfigError with a
+    suggestion."""
     known = {f.name for f in fields(TrainConfig)}
-    merged: dict[str, Any] = {}
-    for source, values in (
-        ("config file", load_config_file(config_file) if config_file else {}),
-        ("argument", overrides),
-    ):
-        for key, value in values.items():
-            key = key.replace("-", "_")
-            if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = (
-                    f"; did you mean {close[0]!r}?"
-                    if close
-                    else f"; known options: {', '.join(sorted(known))}"
-                )
-                raise ConfigError(f"unknown {source} option {key!r}{hint}")
-            merged[key] = value
-    defaults = TrainConfig()
-    values = {k: _coerce(k, v) for k, v in merged.items()}
-    return dataclasses.replace(defaults, **values).validate()
+    out = {}
+    for key, value in values.items():
+        key = str(key).replace("-", "_")
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; known options: {', '.join(sorted(known))}"
+            )
+            raise ConfigError(f"unknown {source} option {key!r}{hint}")
+        out[key] = value
+    return out

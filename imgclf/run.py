@@ -41,7 +41,7 @@ def serve_config(engine: str, asked: dict[str, Any]) -> ServeConfig:
     8080
     >>> serve_config("keras", {"port": 0})
     Traceback (most recent call last):
-    imgclf.errors.ConfigError: invalid value for `port`: received 0; expected an integer ...65535
+    imgclf.errors.InvalidValue: invalid value for `port`: received 0; expected an integer ...65535
     """
     from imgclf.serving.app import ServeConfig
 

@@ -7,19 +7,96 @@ TensorFlow (``train``, ``load_run`` and what uses them) call :func:`quiet_tensor
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import logging
 import os
+import re
 import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 
 __all__ = ["exit_now", "process_started", "quiet_tensorflow_logs"]
 
 
 def quiet_tensorflow_logs() -> None:
-    """Silence TensorFlow's C++ start-up chatter (not for users), unless the user set the levels.
-    Takes effect only before TensorFlow is imported."""
+    """Keep TensorFlow's start-up chatter (not for users) off standard error, unless the user set
+    the log levels: sets ``TF_CPP_MIN_LOG_LEVEL`` and quiets the ``tensorflow`` Python logger (TF1
+    deprecation notices), and, since TensorFlow 2.21's C++ start-up lines (absl's "All log messages
+    before absl::InitializeLog()", oneDNN's notice) ignore those levels, imports TensorFlow with
+    file descriptor 2 caught, then passes on every line that is not such chatter (see
+    :data:`CHATTER`). Takes effect only before TensorFlow is imported; calling it again does
+    nothing."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("0", "1"):
+        return  # the user asked to see TensorFlow's messages
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if "tensorflow" not in sys.modules and not any(
+        isinstance(f, _QuietImport) for f in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _QuietImport())
+
+
+# TensorFlow's native log lines (glog format: level, date, time, thread, file:line]) of levels
+# I and W, absl's preamble, and the CUDA probes of a CPU-only machine
+CHATTER = re.compile(
+    r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|E\d{4} .*(?:Unable to register cu|cuda|CUDA))"
+)
+
+
+@contextmanager
+def _caught_native_stderr():
+    """Catch what native code writes to file descriptor 2 while the block runs; afterwards pass on
+    every line that is not :data:`CHATTER`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            text = caught.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines(True) if not CHATTER.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` once, with a loader that runs its import under
+    :func:`_caught_native_stderr`."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with _caught_native_stderr():
+            self.inner.exec_module(module)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
 
 
 def exit_now(rc: int) -> int:

@@ -334,7 +334,7 @@ def test_error_empty_class_folder(capsys, tmp_path):
 
 def test_error_unknown_model_lists_known_models(capsys, flat2, tmp_path):
     code, _, err = run_cli(capsys, "train", flat2, "--model", "resnet", "--out", tmp_path / "runs")
-    line = assert_user_error(code, err, "`model`", "'resnet'")
+    line = assert_user_error(code, err, "`--model`", "'resnet'")
     for spec in list_models():
         assert spec.name in line
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
@@ -355,26 +355,69 @@ def test_error_evaluate_a_missing_run(capsys, tmp_path):
 @pytest.mark.parametrize(
     "value, allowed",
     [
-        ("1.5", "expected a fraction in [0, 1)"),
-        ("0", "a fraction > 0"),
-        ("-0.2", "expected a fraction in [0, 1)"),
+        ("1.5", "expected a number in (0, 1)"),
+        ("0", "expected a number in (0, 1)"),
+        ("-0.2", "expected a number in (0, 1)"),
     ],
 )
 def test_error_bad_val_fraction(capsys, flat2, value, allowed):
     code, _, err = run_cli(capsys, "train", flat2, "--val-fraction", value)
-    assert_user_error(code, err, "`val_fraction`", f"received {float(value)!r}", allowed)
+    assert_user_error(code, err, "`--val-fraction`", f"received {float(value)!r}", allowed)
+
+
+@pytest.mark.parametrize(
+    "argv, named, allowed",
+    [
+        (["--time", "0s"], "`--time`", "(it must be more than 0)"),
+        (["--time-budget=-1m"], "`--time-budget`", "(it must be more than 0)"),
+        (["--learning-rate", "0"], "`--learning-rate`", "a number in (0, 10)"),
+        (["--batch-size", "0"], "`--batch-size`", "an integer >= 1"),
+        (["--test-fraction", "1"], "`--test-fraction`", "a number in [0, 1)"),
+        (["--label-smoothing", "0.7"], "`--label-smoothing`", "a number in [0, 0.5)"),
+        (["--image-size", "8"], "`--image-size`", "an integer from 32 to 1024"),
+        (["--fine-tune", "half"], "`--fine-tune`", "'auto', 'all', 'none'"),
+        (
+            ["--val-fraction", "0.5", "--test-fraction", "0.45"],
+            "`--val-fraction + --test-fraction`",
+            "a sum below 0.9",
+        ),
+    ],
+)
+def test_option_errors_name_the_flag_as_typed_and_the_real_range(
+    capsys, flat2, argv, named, allowed
+):
+    code, _, err = run_cli(capsys, "train", flat2, *argv)
+    line = assert_user_error(code, err, named, allowed)
+    assert "_" not in line.split("`")[1]  # no keyword spelling (val_fraction) on the command line
+
+
+def test_a_flag_abbreviation_is_named_as_the_flag_it_stands_for(capsys, flat2):
+    code, _, err = run_cli(capsys, "train", flat2, "--val-frac", "0")
+    assert_user_error(code, err, "`--val-fraction`", "a number in (0, 1)")
+
+
+def test_a_bad_value_from_the_config_file_is_named_by_its_key(capsys, flat2, tmp_path):
+    options = tmp_path / "o.yaml"
+    options.write_text("val_fraction: 0\n")
+    code, _, err = run_cli(capsys, "train", flat2, "--config", options)
+    assert_user_error(code, err, "`val_fraction` (in config file", "o.yaml", "a number in (0, 1)")
+
+
+def test_doctor_option_errors_name_the_flag(capsys, flat2):
+    code, _, err = run_cli(capsys, "doctor", flat2, "--near-threshold", "40")
+    assert_user_error(code, err, "`--near-threshold`", "received 40", "from 0 to 32")
 
 
 def test_error_negative_seed(capsys, flat2, tmp_path):
     code, _, err = run_cli(
         capsys, "train", flat2, "--model", "cnn", "--seed", "-1", "--out", tmp_path / "runs"
     )
-    assert_user_error(code, err, "`seed`", "received -1")
+    assert_user_error(code, err, "`--seed`", "received -1")
 
 
 def test_error_bad_augment(capsys, flat2):
     code, _, err = run_cli(capsys, "train", flat2, "--augment", "flip,rotate=400")
-    assert_user_error(code, err, "`augment`", "'rotate=400'", "rotate in (0, 180]")
+    assert_user_error(code, err, "`--augment`", "'rotate=400'", "rotate in (0, 180]")
 
 
 def test_error_unknown_key_in_config_file(capsys, flat2, tmp_path):
@@ -386,7 +429,7 @@ def test_error_unknown_key_in_config_file(capsys, flat2, tmp_path):
 
 def test_error_missing_config_file(capsys, flat2, tmp_path):
     code, _, err = run_cli(capsys, "train", flat2, "--config", tmp_path / "missing.yaml")
-    assert_user_error(code, err, "`config`", "missing.yaml")
+    assert_user_error(code, err, "`--config`", "missing.yaml")
 
 
 def test_error_evaluate_unknown_class(trained_run, capsys, tmp_path):
@@ -406,7 +449,7 @@ def test_error_predict_top_k_zero(trained_run, capsys):
     code, _, err = run_cli(
         capsys, "predict", trained_run.run_dir, first_image(trained_run), "--top-k", "0"
     )
-    assert_user_error(code, err, "`top_k`", "received 0")
+    assert_user_error(code, err, "`--top-k`", "received 0")
 
 
 def test_argparse_errors_exit_2_without_traceback(capsys, flat2):
@@ -440,3 +483,15 @@ def test_argparse_errors_are_one_line(capsys, argv):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("imgclf: error: "), err
+
+
+@pytest.mark.parametrize(
+    "command, keeps",
+    [("report", True), ("train", True), ("export", True), ("evaluate", False), ("doctor", False)],
+)
+def test_write_advice_names_out_only_for_commands_that_have_it(command, keeps):
+    parser = cli.build_parser()
+    message = "cannot write 'x': the file system is read-only; pass --out to a writable folder"
+    shown = cli._true_advice(message, parser.commands[command])
+    assert ("--out" in shown) is keeps
+    assert shown.startswith("cannot write 'x': the file system is read-only")

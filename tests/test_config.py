@@ -113,11 +113,11 @@ def test_unknown_key_without_close_match_lists_known_options():
         ("batch_size", -4, "an integer >= 1"),
         ("head_epochs", -1, "an integer >= 1"),
         ("patience", -1, "an integer >= 0"),
-        ("learning_rate", 0.0, "a number > 0"),
-        ("fine_tune_learning_rate", 50.0, "a number > 0"),
-        ("val_fraction", 1.5, "a fraction in [0, 1)"),
-        ("test_fraction", -0.1, "a fraction in [0, 1)"),
-        ("val_fraction", 0.0, "a fraction > 0"),
+        ("learning_rate", 0.0, "a number in (0, 10)"),
+        ("fine_tune_learning_rate", 50.0, "a number in (0, 10)"),
+        ("val_fraction", 1.5, "a number in (0, 1)"),
+        ("test_fraction", -0.1, "a number in [0, 1)"),
+        ("val_fraction", 0.0, "a number in (0, 1)"),
         ("name", "a/b", "a plain folder name without '/'"),
         ("name", "..", "a plain folder name without '/'"),
         ("epochs", "many", "a value of type int"),
@@ -130,8 +130,13 @@ def test_unknown_key_without_close_match_lists_known_options():
         ("lr_schedule", "step", "one of cosine, plateau, constant"),
         ("views", 0, "an integer from 1 to 16"),
         ("label_smoothing", 0.5, "a number in [0, 0.5)"),
-        ("stop_at_accuracy", 1.5, "a fraction in (0, 1]"),
+        ("stop_at_accuracy", 1.5, "a number in (0, 1]"),
         ("time_budget", "soon", "a duration such as 90s, 5m or 1h"),
+        ("time_budget", "0s", "(it must be more than 0)"),
+        ("time_budget", "-5m", "(it must be more than 0)"),
+        ("time_budget", "inf", "(it must be more than 0)"),
+        ("backbone_lr_scale", 0.0, "a number in (0, 1]"),
+        ("ema", 1.0, "a momentum in [0, 1)"),
         ("class_weight", "balanced", "one of 'none', 'auto'"),
     ],
 )
@@ -168,7 +173,10 @@ def test_bad_augment_is_rejected_at_config_time():
 
 def test_bad_value_in_config_file_names_the_option(tmp_path):
     path = write_config(tmp_path, "yaml", {"epochs": 0})
-    with pytest.raises(ConfigError, match=r"`epochs`: received 0; expected an integer >= 1"):
+    with pytest.raises(
+        ConfigError,
+        match=r"`epochs` \(in config file .*options.yaml.\): received 0; expected an integer >= 1",
+    ):
         resolve_config(path, data="photos")
 
 
@@ -195,3 +203,29 @@ def test_unparsable_config_file_is_one_clear_line(tmp_path, name, text):
     with pytest.raises(ConfigError, match=r"cannot read config file .*" + name) as info:
         load_config_file(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_bad_value_from_a_config_file_names_its_key_and_the_file(tmp_path):
+    path = tmp_path / "opts.yaml"
+    path.write_text("val_fraction: 0\nepochs: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        resolve_config(path, data="photos")
+    message = str(info.value)
+    assert f"`val_fraction` (in config file {str(path)!r})" in message
+    assert "a number in (0, 1)" in message
+
+
+def test_a_keyword_that_overrides_the_file_is_named_as_a_keyword(tmp_path):
+    path = tmp_path / "opts.yaml"
+    path.write_text("val_fraction: 0.2\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        resolve_config(path, data="photos", val_fraction=0.0)
+    assert "invalid value for `val_fraction`: received 0.0" in str(info.value)
+    assert "config file" not in str(info.value)
+
+
+def test_a_type_error_in_a_config_file_names_the_file(tmp_path):
+    path = tmp_path / "opts.json"
+    path.write_text('{"batch_size": "many"}', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"`batch_size` \(in config file .*opts.json'\)"):
+        resolve_config(path, data="photos")

@@ -201,15 +201,15 @@ def test_cli_doctor_with_a_run_reports_leakage_across_its_splits(tmp_path, capsy
     [
         (
             ["--near-threshold", "65"],
-            "invalid value for `near_threshold`: received 65; expected an integer from 0 to 32",
+            "invalid value for `--near-threshold`: received 65; expected an integer from 0 to 32",
         ),
         (
             ["--group-by", "(unclosed"],
-            "invalid value for `group_by`: received '(unclosed'; expected a regular expression",
+            "invalid value for `--group-by`: received '(unclosed'; expected a regular expression",
         ),
         (
             ["--group-by", "missing.csv"],
-            "invalid value for `group_by`: received 'missing.csv'; expected a regular "
+            "invalid value for `--group-by`: received 'missing.csv'; expected a regular "
             "expression, or an existing CSV",
         ),
     ],

@@ -65,7 +65,7 @@ def test_usage_mistakes_exit_2(capsys, tmp_path):
     code, _, err = cli(capsys, "train", tmp_path, "--no-such-flag")
     assert code == 2 and "unrecognized arguments: --no-such-flag" in one_line(err)
     code, _, err = cli(capsys, "train", tmp_path, "--optimizer", "lion")
-    assert code == 2 and one_line(err).startswith("imgclf: error: invalid value for `optimizer`")
+    assert code == 2 and one_line(err).startswith("imgclf: error: invalid value for `--optimizer`")
 
 
 def test_data_problems_exit_1(capsys, tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from imgclf.evaluation.metrics import Metrics, compute_metrics, format_metrics
+from imgclf.evaluation.metrics_text import text_width
 
 CLASSES = ["cat", "dog", "fox"]
 Y_TRUE = np.array([0, 0, 1, 1, 2])
@@ -112,3 +113,50 @@ def test_the_honesty_check_is_fishers_exact_test_on_right_and_wrong_counts():
     assert close["differs"] and close["internal"]["low"] < close["external"]["high"]
     better = compare_accuracy(_stats(150, 200), _stats(198, 200), "elsewhere")
     assert better["differs"] and "scores higher" in better["message"]
+
+
+def _matrix_block(text: str) -> list[str]:
+    lines = text.splitlines()
+    return lines[lines.index("confusion matrix (rows: true, columns: predicted)") :]
+
+
+LONG = ["golden_retriever_puppy", "labrador_retriever_puppy", "german_shepherd_adult"]
+
+
+def test_confusion_matrix_shows_full_class_names_when_they_fit():
+    m = compute_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), LONG, "test")
+    block = _matrix_block(format_metrics(m, width=200))
+    assert block[1].split() == LONG  # the header: every name in full
+    assert [line.split()[0] for line in block[2:5]] == LONG
+    assert not any(line.startswith("legend:") for line in block)
+
+
+def test_confusion_matrix_abbreviates_only_what_does_not_fit_and_gives_a_legend():
+    m = compute_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), LONG, "test")
+    block = _matrix_block(format_metrics(m, width=60))
+    header = block[1].split()
+    assert all(h.endswith("…") for h in header) and len(set(header)) == 3
+    assert all(text_width(line) <= 60 for line in block[1:5])
+    assert [line.split()[0] for line in block[2:5]] == LONG  # rows keep the full names
+    legend = " ".join(line for line in block[5:])
+    assert legend.startswith("legend:")
+    for short, full in zip(header, LONG, strict=True):
+        assert f"{short} = {full}" in legend
+
+
+def test_confusion_matrix_numbers_columns_when_even_short_names_do_not_fit():
+    classes = [f"class_with_a_long_name_{i:02d}" for i in range(30)]
+    y = np.arange(30)
+    block = _matrix_block(format_metrics(compute_metrics(y, y, classes, "test"), width=150))
+    assert block[1].split() == [str(i) for i in range(1, 31)]
+    assert all(text_width(line) <= 150 for line in block[1:32])
+    legend = " ".join(block[32:])
+    assert "1 = class_with_a_long_name_00" in legend and "30 = class_with_a_long_name_29" in legend
+
+
+def test_confusion_matrix_rows_align_with_wide_characters():
+    classes = ["猫", "犬のしっぽ", "cat"]
+    m = compute_metrics(np.array([0, 1, 2]), np.array([0, 1, 2]), classes, "test")
+    block = _matrix_block(format_metrics(m, width=120))
+    assert len({text_width(line) for line in block[1:5]}) == 1
+    assert block[1].split() == classes

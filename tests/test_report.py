@@ -12,6 +12,7 @@ import io
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,3 +281,57 @@ def test_a_fitted_temperature_is_kept_only_if_it_lowers_the_validation_ece():
     cal = calibrate(sure, labels, sure, labels)
     assert not cal["kept"] and cal["temperature"] == 1.0 and cal["fitted_temperature"] > 1.0
     assert cal["val_ece_after"] > cal["val_ece_before"]
+
+
+def test_report_out_writes_the_report_and_figures_elsewhere_and_leaves_the_run(
+    reported_run, tmp_path, capsys
+):
+    from helpers import tree_hashes
+
+    result, _, _ = reported_run
+    before = tree_hashes(result.run_dir)
+    out = tmp_path / "elsewhere" / "report"
+    assert main(["report", str(result.run_dir), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "report.html")
+    assert tree_hashes(result.run_dir) == before  # the run folder is only read
+    for name in ("report.html", "confusion_matrix.png", "curves.png", "samples.png"):
+        assert (out / name).is_file(), name
+    assert 'id="mistakes"' in (out / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.subprocess
+def test_report_on_a_read_only_run_says_to_pass_out_and_out_works(reported_run, tmp_path):
+    """A real read-only mount of the run (a private mount namespace): the error's advice, --out, is
+    a flag `report` has, and following it works."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode:
+        pytest.skip("needs `unshare -rm` (a private mount namespace) for a read-only mount")
+    result, _, _ = reported_run
+    run = tmp_path / "run"
+    shutil.copytree(result.run_dir, run)
+    (run / "report.html").unlink()
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def report(*extra):
+        argv = [sys.executable, "-m", "imgclf", "report", str(run), *extra]
+        return subprocess.run(
+            ["unshare", "-rm", "sh", "-c", script, "sh", str(run), *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    done = report()
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"imgclf: error: cannot write '{run}/")
+    assert lines[0].endswith("': the file system is read-only; pass --out to a writable folder")
+    done = report("--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "report.html").is_file()

@@ -15,7 +15,7 @@ from PIL import Image
 
 import imgclf
 
-pytestmark = pytest.mark.usefixtures("private_cache")
+pytestmark = [pytest.mark.usefixtures("private_cache"), pytest.mark.browser]
 
 
 @pytest.mark.parametrize("num_classes", [10, 50])
@@ -72,3 +72,61 @@ def test_report_renders_in_chromium(page, tmp_path, num_classes):
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         Path(keep, f"report_{num_classes}_classes.png").write_bytes(png)
+
+
+LONG_NAMES = [
+    "Eurasian_collared_dove_juvenile_photographed_in_poor_light_near_the_feeder",
+    "Streptopelia-decaocto-adult-male-on-a-wire-with-a-very-long-and-unbroken-name",
+]
+
+
+def _gallery_page(tmp_path) -> Path:
+    """A report with only the mistakes gallery, whose class names are too long for a card."""
+    from imgclf.reporting.report import render
+    from imgclf.reporting.style import array_data_uri
+
+    thumb = array_data_uri(np.full((32, 32, 3), 90, np.uint8))
+    gallery = [
+        {
+            "path": f"/data/{i}.jpg",
+            "name": f"{i}.jpg",
+            "true": LONG_NAMES[i % 2],
+            "predicted": LONG_NAMES[(i + 1) % 2],
+            "confidence": 0.9,
+            "thumb": thumb,
+        }
+        for i in range(6)
+    ]
+    html = render(
+        {
+            "title": "gallery",
+            "subtitle": "",
+            "sections": ("mistakes",),
+            "classes": LONG_NAMES,
+            "model_name": "cnn",
+            "image_size": 32,
+            "mistakes": {"gallery": gallery, "total": 6, "n": 10, "cap": 120},
+            "report_seconds": {},
+        }
+    )
+    out = tmp_path / "report.html"
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+@pytest.mark.browser
+def test_long_class_names_wrap_inside_their_gallery_card(page, tmp_path):
+    page.goto(_gallery_page(tmp_path).as_uri())
+    assert page.errors == []
+    overflowing = page.evaluate(
+        """Array.from(document.querySelectorAll('.mistake')).filter(card => {
+             const box = card.getBoundingClientRect();
+             return card.scrollWidth > card.clientWidth + 1 ||
+               Array.from(card.querySelectorAll('strong')).some(s => {
+                 const r = s.getBoundingClientRect();
+                 return r.right > box.right + 1 || r.left < box.left - 1;
+               });
+           }).length"""
+    )
+    assert overflowing == 0
+    assert page.locator(".mistake strong", has_text=LONG_NAMES[0]).count() == 6  # in full

@@ -86,3 +86,38 @@ def test_the_command_line_is_shown_as_typed(monkeypatch, argv, expected):
 
     monkeypatch.setattr("sys.argv", argv)
     assert command_line() == expected
+
+
+LONG_NAME = "a_very_long_class_name_that_would_never_fit_under_one_picture"
+
+
+def test_grad_cam_captions_wrap_full_class_names():
+    from imgclf.reporting.inside import CAPTION_WIDTH, cam_caption
+
+    caption = cam_caption(False, LONG_NAME, "short", 0.91)
+    lines = caption.splitlines()
+    assert len(lines) > 2 and all(len(line) <= CAPTION_WIDTH for line in lines)
+    assert LONG_NAME in caption.replace("\n", "").replace(" ", "")  # the whole name, not cut
+    assert lines[0].startswith("✗ true") and caption.endswith("short 0.91")
+
+
+def test_grad_cam_captions_do_not_overlap(monkeypatch):
+    import numpy as np
+
+    from imgclf.reporting import inside
+
+    boxes = []
+
+    def measure(fig, path=None):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        boxes.extend(ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title())
+        return b""
+
+    monkeypatch.setattr(inside, "save", measure)
+    captions = [inside.cam_caption(i % 2 == 0, LONG_NAME, LONG_NAME[::-1], 0.5) for i in range(4)]
+    images = np.full((4, 32, 32, 3), 128.0)
+    inside.plot_grad_cam(images, np.zeros((4, 32, 32)), captions)
+    assert len(boxes) == 4
+    for left, right in zip(boxes, boxes[1:], strict=False):
+        assert left.x1 <= right.x0, "captions of neighbouring images overlap"

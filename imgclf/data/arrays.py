@@ -1,25 +1,21 @@
 """NumPy arrays as DATA: ``features.npy`` + ``target.npy`` (or ``X``/``y``) in a folder, or one
-``.npz``;
-or pre-split, as the course notes load Fashion-MNIST: ``train_features.npy`` + ``train_target.npy``
-with ``test_…`` and optionally ``val_…`` / ``valid_…`` / ``validation_…`` (any pair name above).
+``.npz``; or pre-split, as Fashion-MNIST is often kept: ``train_features.npy`` +
+``train_target.npy`` with ``test_…`` and optionally ``val_…`` / ``valid_…`` / ``validation_…``
+(any pair name above).
 
-The course notes keep images as arrays; imgclf accepts them without a second pipeline: the arrays
-are
-written once as PNG files into a cache folder (``$IMGCLF_CACHE`` or ``~/.cache/imgclf``, under
+Images kept as arrays are accepted without a second pipeline: the arrays are written once as PNG
+files into a cache folder (``$IMGCLF_CACHE`` or ``~/.cache/imgclf``, under
 ``arrays/<content hash>/<name>/<class>/``) and from there on they are a folder like any other — the
 same scan, doctor, split manifest, decoder and tf.data pipeline. The user's files are only read.
 
-Accepted: images ``(N, H, W)`` grayscale, ``(N, H, W, 1)`` or ``(N, H, W, 3)``; uint8, or floats in
-[0, 1] (scaled by 255) or [0, 255]; labels ``(N,)`` integers from 0 (or one-hot ``(N, K)``). Class
-names come from a ``classes`` / ``class_names`` / ``labels_names`` / ``label_names`` array when
-present,
-else ``"0"``, ``"1"``, …
+Accepted (checked in :mod:`imgclf.data.array_checks`): images ``(N, H, W)`` grayscale,
+``(N, H, W, 1)`` or ``(N, H, W, 3)``; uint8, or floats in [0, 1] (scaled by 255) or [0, 255];
+labels ``(N,)`` integers from 0 (or one-hot ``(N, K)``). Class names come from a ``classes`` /
+``class_names`` / ``labels_names`` / ``label_names`` array when present, else ``"0"``, ``"1"``, …
 
 Pre-split arrays become ``train/``, ``val/`` and ``test/`` folders, used as given: the test arrays
-are the
-run's test split, never trained on. Without val arrays, a stratified, seeded 20 % of the train
-arrays
-(the default ``val_fraction``) becomes ``val/``.
+are the run's test split, never trained on. Without val arrays, a stratified, seeded 20 % of the
+train arrays (the default ``val_fraction``) becomes ``val/``.
 """
 
 from __future__ import annotations
@@ -34,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.cache import part_folder
+from imgclf.data.array_checks import as_labels, as_uint8_images, class_names
 from imgclf.errors import DataError
 
 __all__ = [
@@ -135,85 +132,6 @@ def _raw_arrays(src: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, s
     return _load_npy(src / f"{a}.npy"), _load_npy(src / f"{b}.npy"), names_arr, src.resolve().name
 
 
-def _as_uint8_images(x: np.ndarray, where: str) -> np.ndarray:
-    allowed = "images shaped (N, H, W), (N, H, W, 1) or (N, H, W, 3)"
-    if x.ndim == 4 and x.shape[-1] not in (1, 3) and x.shape[1] in (1, 3):
-        raise DataError(
-            f"images in {where} have shape {x.shape} (channels first?); expected {allowed}"
-        )
-    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
-        raise DataError(f"images in {where} have shape {x.shape}; expected {allowed}")
-    if x.dtype == np.uint8:
-        return x
-    if np.issubdtype(x.dtype, np.bool_) or not np.issubdtype(x.dtype, np.number):
-        raise DataError(
-            f"images in {where} have dtype {x.dtype}; expected uint8, or floats in [0, 1] "
-            "or [0, 255]"
-        )
-    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
-    if not np.isfinite([lo, hi]).all() or lo < 0 or hi > 255:
-        raise DataError(
-            f"images in {where} have values from {lo:g} to {hi:g}; expected 0–255 (or 0–1 "
-            "for floats)"
-        )
-    if np.issubdtype(x.dtype, np.floating) and hi <= 1.0:
-        x = x * 255.0
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-def _as_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    elif y.ndim == 2 and y.shape[1] > 1:  # one-hot
-        y = np.argmax(y, axis=1)
-    if y.ndim != 1 or len(y) != n:
-        raise DataError(
-            f"labels in {where} have shape {y.shape}; expected ({n},): one integer label per image"
-        )
-    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_):
-        raise DataError(
-            f"labels in {where} have dtype {y.dtype}; expected integers 0, 1, … (class indices)"
-        )
-    if np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0):
-        raise DataError(
-            f"labels in {where} are not whole numbers; expected integers 0, 1, … (class indices)"
-        )
-    y = y.astype(np.int64)
-    if len(y) and y.min() < 0:
-        raise DataError(
-            f"labels in {where} include {int(y.min())}; expected integers from 0 (class indices)"
-        )
-    return y
-
-
-def _class_names(names: np.ndarray | None, n_classes: int, where: str) -> list[str]:
-    if names is None:
-        return [str(i) for i in range(n_classes)]
-    out = [str(v) for v in np.asarray(names).ravel()]
-    if len(out) < n_classes:
-        raise DataError(
-            f"{where} names {len(out)} classes but its labels go up to {n_classes - 1}; "
-            "expected one name per label"
-        )
-    bad = [
-        c
-        for c in out
-        if not c
-        or "/" in c
-        or "\\" in c
-        or c.startswith((".", "__"))
-        or c.lower() in ("train", "val", "validation", "test")
-    ]
-    if bad or len(set(out)) != len(out):
-        raise DataError(
-            f"class name {(bad or [c for c in out if out.count(c) > 1])[0]!r} in {where} "
-            "cannot name a folder; "
-            "expected distinct names without '/', not starting with '.', and not "
-            "train/val/validation/test"
-        )
-    return out
-
-
 def load_arrays(src: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     """Validated ``(images uint8 (N,H,W) or (N,H,W,C), labels int (N,), class names, name)``.
 
@@ -229,11 +147,11 @@ def load_arrays(src: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], str
     src = Path(src).expanduser()
     x, y, names, name = _raw_arrays(src)
     where = repr(str(src))
-    x = _as_uint8_images(x, where)
+    x = as_uint8_images(x, where)
     if len(x) == 0:
         raise DataError(f"{where} holds no images; expected at least one image per class")
-    y = _as_labels(y, len(x), where)
-    classes = _class_names(names, int(y.max()) + 1, where)
+    y = as_labels(y, len(x), where)
+    classes = class_names(names, int(y.max()) + 1, where)
     return x, y, classes, name
 
 
@@ -261,10 +179,10 @@ def load_split_arrays(
     parts = {}
     for split, (fx, fy) in (presplit_pairs(src) or {}).items():
         where = f"{str(fx)!r} + {fy.name!r}"
-        x = _as_uint8_images(_load_npy(fx), where)
+        x = as_uint8_images(_load_npy(fx), where)
         if len(x) == 0:
             raise DataError(f"{where} holds no images; expected at least one image per class")
-        parts[split] = (x, _as_labels(_load_npy(fy), len(x), where))
+        parts[split] = (x, as_labels(_load_npy(fy), len(x), where))
     if "val" not in parts:
         x, y = parts["train"]
         val = _held_out(y, HELD_OUT_VAL)
@@ -273,7 +191,7 @@ def load_split_arrays(
         (src / f"{k}.npy" for k in CLASS_NAME_KEYS if (src / f"{k}.npy").is_file()), None
     )
     n_classes = max(int(y.max()) for _, y in parts.values() if len(y)) + 1
-    classes = _class_names(_load_npy(names_file) if names_file else None, n_classes, repr(str(src)))
+    classes = class_names(_load_npy(names_file) if names_file else None, n_classes, repr(str(src)))
     return parts, classes, src.resolve().name
 
 

@@ -49,6 +49,57 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _listing(out: list[str], title: str, rows: list[str], count: bool = True) -> None:
+    """A titled section of at most LIST_LIMIT rows appended to ``out``."""
+    out.append("")
+    out.append(
+        f"{title} ({len(rows)})" if rows and count else f"{title}" if rows else f"{title}: none"
+    )
+    out.extend(f"  {r}" for r in rows[:LIST_LIMIT])
+    if len(rows) > LIST_LIMIT:
+        out.append(f"  … and {len(rows) - LIST_LIMIT} more (all of them in --json)")
+
+
+def _cluster_row(c: dict[str, Any]) -> str:
+    where = []
+    if c["across_classes"]:
+        where.append(f"across classes {', '.join(c['classes'])}: label conflict")
+    else:
+        where.append(f"within class {c['classes'][0]}")
+    if c["across_splits"]:
+        where.append(f"across splits {'/'.join(c['splits'])}: LEAKAGE")
+    return f"{c['kind']}, {'; '.join(where)}: {', '.join(c['paths'])}"
+
+
+def _balance_lines(d: dict[str, Any]) -> list[str]:
+    bal = d["balance"]
+    out = ["", f"Class balance (largest/smallest {bal['imbalance_ratio']:g}:1)"]
+    width = max(len(c) for c in d["classes"])
+    for name, count in bal["counts"].items():
+        weight = bal["suggested_class_weights"].get(name)
+        out.append(
+            f"  {name:<{width}}  {count:>6}   weight {weight if weight is not None else '-'}"
+        )
+    return out + [f"  ! {w}" for w in bal["warnings"]]
+
+
+def _size_lines(sz: dict[str, Any]) -> list[str]:
+    if "width" not in sz:
+        return []
+    out = [
+        "",
+        "Sizes and modes",
+        f"  width  {sz['width']['min']:g}–{sz['width']['max']:g} px (median "
+        f"{sz['width']['median']:g})",
+        f"  height {sz['height']['min']:g}–{sz['height']['max']:g} px (median "
+        f"{sz['height']['median']:g})",
+        f"  aspect {sz['aspect_ratio']['min']:g}–{sz['aspect_ratio']['max']:g} (width/height)",
+        "  modes  " + ", ".join(f"{k} {v}" for k, v in sz["modes"].items()),
+        "  formats " + ", ".join(f"{k} {v}" for k, v in sz["formats"].items()),
+    ]
+    return out + [f"  ! {w}" for w in sz["warnings"]]
+
+
 def format_report(d: dict[str, Any]) -> str:
     """The full terminal report.
 
@@ -59,63 +110,24 @@ def format_report(d: dict[str, Any]) -> str:
         f"imgclf doctor: {d['root']}",
         f"  {d['files']} file(s), {d['usable']} usable, {len(d['classes'])} classes",
     ]
-
-    def listing(title: str, rows: list[str], count: bool = True) -> None:
-        out.append("")
-        out.append(
-            f"{title} ({len(rows)})" if rows and count else f"{title}" if rows else f"{title}: none"
-        )
-        out.extend(f"  {r}" for r in rows[:LIST_LIMIT])
-        if len(rows) > LIST_LIMIT:
-            out.append(f"  … and {len(rows) - LIST_LIMIT} more (all of them in --json)")
-
     if d.get("layout"):
-        listing("Layout", d["layout"])
-    listing(
+        _listing(out, "Layout", d["layout"])
+    _listing(
+        out,
         "Unusable files — skipped, never touched",
         [f"{one_line(r['path'])}: {r['reason']}" for r in d["unusable"]],
     )
-    listing("Warnings", [f"{one_line(r['path'])}: {r['warning']}" for r in d["warnings"]])
+    _listing(out, "Warnings", [f"{one_line(r['path'])}: {r['warning']}" for r in d["warnings"]])
     dup = d["duplicates"]
-    rows = []
-    for c in dup["clusters"]:
-        where = []
-        if c["across_classes"]:
-            where.append(f"across classes {', '.join(c['classes'])}: label conflict")
-        else:
-            where.append(f"within class {c['classes'][0]}")
-        if c["across_splits"]:
-            where.append(f"across splits {'/'.join(c['splits'])}: LEAKAGE")
-        rows.append(f"{c['kind']}, {'; '.join(where)}: {', '.join(c['paths'])}")
-    listing(
+    _listing(
+        out,
         f"Duplicates — {dup['exact_clusters']} exact, {dup['near_clusters']} near "
         f"(pHash distance <= {dup['near_threshold']} of 64 bits)",
-        rows,
+        [_cluster_row(c) for c in dup["clusters"]],
         count=False,
     )
     for leak in d.get("groups", {}).get("across_splits", []):
         out.append(f"  group {leak['group']!r} is in {', '.join(leak['splits'])}: LEAKAGE")
-    bal = d["balance"]
-    out += ["", f"Class balance (largest/smallest {bal['imbalance_ratio']:g}:1)"]
-    width = max(len(c) for c in d["classes"])
-    for name, count in bal["counts"].items():
-        weight = bal["suggested_class_weights"].get(name)
-        out.append(
-            f"  {name:<{width}}  {count:>6}   weight {weight if weight is not None else '-'}"
-        )
-    out += [f"  ! {w}" for w in bal["warnings"]]
-    sz = d["sizes"]
-    if "width" in sz:
-        out += [
-            "",
-            "Sizes and modes",
-            f"  width  {sz['width']['min']:g}–{sz['width']['max']:g} px (median "
-            f"{sz['width']['median']:g})",
-            f"  height {sz['height']['min']:g}–{sz['height']['max']:g} px (median "
-            f"{sz['height']['median']:g})",
-            f"  aspect {sz['aspect_ratio']['min']:g}–{sz['aspect_ratio']['max']:g} (width/height)",
-            "  modes  " + ", ".join(f"{k} {v}" for k, v in sz["modes"].items()),
-            "  formats " + ", ".join(f"{k} {v}" for k, v in sz["formats"].items()),
-        ]
-        out += [f"  ! {w}" for w in sz["warnings"]]
+    out += _balance_lines(d)
+    out += _size_lines(d["sizes"])
     return "\n".join(out)

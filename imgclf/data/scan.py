@@ -4,14 +4,14 @@ Two layouts are accepted:
 
 * ``DATA/<class>/<images>`` — split by imgclf (see :mod:`imgclf.data.split`);
 * ``DATA/train/<class>/…`` with ``val/``, ``valid/`` or ``validation/`` and optional ``test/`` —
-used as given.
+  used as given.
 
-Class names are the folder names, sorted, so the order is stable across machines and runs. Each real
-file is used once: links to folders outside the data folder are followed, a link back into it
-(``a/loop -> ..``) or to a folder already scanned is not, and a file reached twice through a link
-counts once; each is reported in ``skipped``. A folder that cannot be listed is reported, not
-dropped
-silently. Layout findings (:mod:`imgclf.data.layout`) go to ``warnings``.
+Class names are the folder names, sorted, so the order is stable across machines and runs. Each
+real file is used once (:mod:`imgclf.data.walk`): links to folders outside the data folder are
+followed, a link back into it (``a/loop -> ..``) or to a folder already scanned is not, and a file
+reached twice through a link counts once; each is reported in ``skipped``. A folder that cannot be
+listed is reported, not dropped silently. Each file's header is checked
+(:mod:`imgclf.data.header`). Layout findings (:mod:`imgclf.data.layout`) go to ``warnings``.
 """
 
 from __future__ import annotations
@@ -21,17 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imgclf.data.formats import (
-    UNREADABLE,
-    format_from_extension,
-    format_from_magic,
-    unreadable_reason,
-)
+from imgclf.data.formats import format_from_extension, unreadable_reason
+from imgclf.data.header import MIN_SIDE, check_header
 from imgclf.data.layout import nested_classes_warning, train_folder_error
+from imgclf.data.walk import files_under, once
 from imgclf.errors import DataError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MIN_SIDE",
     "ImageItem",
     "Skipped",
     "ScannedData",
@@ -43,12 +41,7 @@ __all__ = [
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 )
-SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-MIN_SIDE = 8
-MAX_PIXELS = (
-    178_956_970  # Pillow's own decompression-bomb limit (2 × Image.MAX_IMAGE_PIXELS default)
-)
 
 
 @dataclass(frozen=True)
@@ -102,112 +95,6 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name)
 
 
-_LOOP = (
-    "symbolic link to a folder inside the data folder (a loop or a second copy of it); not followed"
-)
-_AGAIN = "folder already scanned through another path (symbolic link); not scanned twice"
-
-
-def _files_under(folder: Path, root_real: str, seen: set[str]) -> tuple[list[Path], list[Skipped]]:
-    """Every visible file under ``folder``, following links to folders outside the data folder but
-    never one into it (``a/loop -> ..``) nor a folder already scanned; ``seen`` holds real folder
-    paths."""
-    found: list[Path] = []
-    skipped: list[Skipped] = []
-
-    def unreadable(exc: OSError) -> None:
-        skipped.append(
-            Skipped(str(exc.filename or folder), f"cannot read folder: {exc.strerror or exc}")
-        )
-
-    seen.add(os.path.realpath(folder))
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=unreadable):
-        keep = []
-        for d in sorted(n for n in dirnames if not n.startswith(".")):
-            full = os.path.join(dirpath, d)
-            real = os.path.realpath(full)
-            if os.path.islink(full) and (_within(real, root_real) or _within(root_real, real)):
-                skipped.append(Skipped(full, _LOOP))
-            elif real in seen:
-                skipped.append(Skipped(full, _AGAIN))
-            else:
-                seen.add(real)
-                keep.append(d)
-        dirnames[:] = keep
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
-    return found, skipped
-
-
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
-def _once(
-    candidates: list[tuple[Path, int, str | None]],
-) -> tuple[list[tuple[Path, int, str | None]], list[Skipped]]:
-    """Each real file once: a file reached again through a symbolic link is skipped, keeping the
-    path that involves no link (else the first found)."""
-    by_real: dict[str, list[int]] = {}
-    for k, (path, _, _) in enumerate(candidates):
-        by_real.setdefault(os.path.realpath(path), []).append(k)
-    drop: dict[int, int] = {}
-    for real, ks in by_real.items():
-        if len(ks) > 1:
-            first = next((k for k in ks if os.path.abspath(candidates[k][0]) == real), ks[0])
-            drop.update({k: first for k in ks if k != first})
-    kept = [c for k, c in enumerate(candidates) if k not in drop]
-    skipped = [
-        Skipped(
-            str(candidates[k][0]),
-            f"same file as {candidates[first][0]} (through a symbolic link); used once",
-        )
-        for k, first in sorted(drop.items())
-    ]
-    return kept, skipped
-
-
-def check_header(path: str) -> tuple[str | None, int, int]:
-    """Open ``path``'s header (no full decode). Returns (reason it is unusable or None, width,
-    height).
-
-    Args:
-        path: the image file.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)", 0, 0
-        with Image.open(path) as im:
-            fmt, (w, h) = im.format, im.size
-    except Image.DecompressionBombError as exc:
-        return f"decompression bomb: {exc}".split(" could be")[0].rstrip(", "), 0, 0
-    except UnidentifiedImageError:
-        return _unidentified(path), 0, 0
-    except OSError as exc:
-        return f"cannot read: {exc}", 0, 0
-    if fmt not in SUPPORTED_FORMATS:
-        return (
-            (unreadable_reason(fmt) if fmt in UNREADABLE else f"unsupported image format {fmt}"),
-            w,
-            h,
-        )
-    if w * h > MAX_PIXELS:
-        return f"decompression bomb: {w}x{h} pixels", w, h
-    if min(w, h) < MIN_SIDE:
-        return f"too small: {w}x{h} pixels (minimum side {MIN_SIDE})", w, h
-    return None, w, h
-
-
-def _unidentified(path: str) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fmt = format_from_magic(fh.read(16))
-    except OSError as exc:
-        return f"cannot read: {exc}"
-    return unreadable_reason(fmt) if fmt else "not an image (unrecognised content)"
-
-
 def _checked(
     candidates: list[tuple[Path, int, str | None]],
 ) -> tuple[list[ImageItem], list[Skipped]]:
@@ -228,8 +115,8 @@ def _collect(
     candidates, ignored = [], []
     for d in class_dirs:
         label = classes.index(d.name)
-        files, skipped = _files_under(d, root_real, seen)
-        ignored += skipped
+        files, skipped = files_under(d, root_real, seen)
+        ignored += [Skipped(*row) for row in skipped]
         for f in files:
             if f.suffix.lower() in IMAGE_EXTENSIONS:
                 candidates.append((f, label, split))
@@ -282,17 +169,19 @@ def _split_dirs(subdirs: list[Path], root: str) -> dict[str, Path]:
     return split_dirs
 
 
-def _scan(
-    root_path: Path, root: str | Path, classes: list[str] | None, training: bool
-) -> ScannedData:
+def _class_folders(
+    root_path: Path, root: str, classes: list[str] | None, training: bool
+) -> tuple[dict[str | None, list[Path]], list[str], list[Path]]:
+    """``({split or None: class folders}, classes, the root's sub-folders)``, checked: the folder
+    exists, holds class folders, two or more when training, and none outside ``classes``."""
     if not root_path.exists():
-        raise DataError(f"data folder {str(root)!r} does not exist")
+        raise DataError(f"data folder {root!r} does not exist")
     if not root_path.is_dir():
         raise DataError(
-            f"data path {str(root)!r} is not a folder; expected a folder of class sub-folders"
+            f"data path {root!r} is not a folder; expected a folder of class sub-folders"
         )
     subdirs = _class_dirs(root_path)
-    split_dirs = _split_dirs(subdirs, str(root))
+    split_dirs = _split_dirs(subdirs, root)
     presplit = "train" in split_dirs
     if presplit:
         per_split = {s: _class_dirs(d) for s, d in split_dirs.items()}
@@ -303,7 +192,7 @@ def _scan(
         found = train_names = [d.name for d in subdirs]
     if not found:
         raise DataError(
-            f"no class sub-folders in {str(root)!r}; expected {str(root)}/<class "
+            f"no class sub-folders in {root!r}; expected {root}/<class "
             "name>/<images> with one folder per class"
         )
     if training:
@@ -311,45 +200,57 @@ def _scan(
         if len(classes) < 2:
             where = "train/ of " if presplit else ""
             raise DataError(
-                f"{where}{str(root)!r} has only one class folder ({classes[0]!r}); a "
+                f"{where}{root!r} has only one class folder ({classes[0]!r}); a "
                 "classifier needs at least two classes"
             )
     unknown = sorted(set(found) - set(classes))
     if unknown:
         allowed = "train/" if training else "the run's classes"
         raise DataError(
-            f"class {unknown[0]!r} in {str(root)!r} is not one of {allowed}: {', '.join(classes)}"
+            f"class {unknown[0]!r} in {root!r} is not one of {allowed}: {', '.join(classes)}"
         )
+    return per_split, list(classes), subdirs
 
-    candidates, skipped = [], []
-    for f in sorted(
-        p
-        for p in root_path.iterdir()
-        if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS
-    ):
-        skipped.append(Skipped(str(f), "not inside a class folder"))
+
+def _outside_classes(root_path: Path, subdirs: list[Path], presplit: bool) -> list[Skipped]:
+    """Images beside the class folders, and folders beside train/ and val/ that are no split."""
+    skipped = [
+        Skipped(str(f), "not inside a class folder")
+        for f in sorted(
+            p
+            for p in root_path.iterdir()
+            if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+    ]
     if presplit:
-        for d in subdirs:
-            if d.name.lower() not in SPLIT_DIRS:
-                skipped.append(
-                    Skipped(str(d), "folder beside train/ and val/ is not a split; ignored")
-                )
+        skipped += [
+            Skipped(str(d), "folder beside train/ and val/ is not a split; ignored")
+            for d in subdirs
+            if d.name.lower() not in SPLIT_DIRS
+        ]
+    return skipped
+
+
+def _scan(
+    root_path: Path, root: str | Path, classes: list[str] | None, training: bool
+) -> ScannedData:
+    per_split, classes, subdirs = _class_folders(root_path, str(root), classes, training)
+    presplit = None not in per_split
+    skipped = _outside_classes(root_path, subdirs, presplit)
+    candidates = []
     root_real, seen = os.path.realpath(root_path), set()
     for split, dirs in per_split.items():
-        c, ignored = _collect(dirs, classes, split, root_real, seen)
-        candidates += c
+        found, ignored = _collect(dirs, classes, split, root_real, seen)
+        candidates += found
         skipped += ignored
-    candidates, again = _once(candidates)
-    skipped += again
+    candidates, again = once(candidates)
+    skipped += [Skipped(*row) for row in again]
     items, bad = _checked(candidates)
-    data = ScannedData(str(root_path), list(classes), items, skipped + bad, presplit)
-    nested = (
-        nested_classes_warning(per_split.get("train", per_split.get(None, [])), IMAGE_EXTENSIONS)
-        if training
-        else None
-    )
-    data.warnings = [nested] if nested else []
+    data = ScannedData(str(root_path), classes, items, skipped + bad, presplit)
     if training:
+        layout = per_split.get("train", per_split.get(None, []))
+        nested = nested_classes_warning(layout, IMAGE_EXTENSIONS)
+        data.warnings = [nested] if nested else []
         empty = [c for c, n in data.counts().items() if n == 0]
         if empty:
             raise DataError(f"class folder {empty[0]!r} in {str(root)!r} has no usable images")

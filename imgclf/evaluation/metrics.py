@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.evaluation.metrics_text import format_metrics
+
 __all__ = ["Metrics", "compute_metrics", "format_metrics"]
 
 
@@ -87,40 +89,3 @@ def compute_metrics(
         classes=list(classes),
         absent_classes=[classes[i] for i in labels if support[i] == 0],
     )
-
-
-def format_metrics(m: Metrics) -> str:
-    """A plain-text table: per-class precision/recall/F1/support, then the confusion matrix.
-
-    Args:
-        m: the metrics.
-    """
-    width = max(8, *(len(c) for c in m.classes))
-    lines = [f"{m.split}: accuracy {m.accuracy:.4f}  macro F1 {m.macro_f1:.4f}  n={m.n}"]
-    if m.absent_classes:
-        lines.append(
-            f"no images of {len(m.absent_classes)} class(es), left out of the averages: "
-            f"{', '.join(m.absent_classes)}"
-        )
-    lines.append("")
-    lines.append(f"{'class':<{width}}  precision  recall     f1  support")
-    for c in m.classes:
-        r = m.per_class[c]
-        lines.append(
-            f"{c:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:5.3f}  "
-            f"{r['support']:7d}"
-        )
-    cell = max(4, len(str(max((max(row) for row in m.confusion_matrix), default=0))) + 1)
-    short = [c[: cell - 1] for c in m.classes]
-    lines += [
-        "",
-        "confusion matrix (rows: true, columns: predicted)",
-        f"{'':<{width}}" + "".join(f"{s:>{cell}}" for s in short),
-    ]
-    for c, row in zip(m.classes, m.confusion_matrix, strict=True):
-        lines.append(f"{c:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
-    if seen := (m.overlap or {}).get("message") or (m.honesty or {}).get("seen"):
-        lines += ["", seen]
-    if m.honesty:
-        lines += ["", m.honesty["message"]]
-    return "\n".join(lines)

@@ -20,9 +20,16 @@ from imgclf.reporting.explain import (
 )
 from imgclf.reporting.style import figure, png_data_uri, save
 
-__all__ = ["inside_section", "plot_feature_maps", "plot_grad_cam", "CAM_IMAGES"]
+__all__ = [
+    "inside_section",
+    "plot_feature_maps",
+    "plot_grad_cam",
+    "cam_caption",
+    "CAM_IMAGES",
+]
 
 CAM_IMAGES = 4  # correct and as many wrong
+CAPTION_WIDTH = 24  # characters per caption line: fits the 2-inch column at 7 pt
 
 
 def plot_feature_maps(
@@ -63,6 +70,25 @@ def _channel_strip(m: np.ndarray, gap: int = 2) -> np.ndarray:
     return np.concatenate([padded[..., c] for c in range(m.shape[-1])], axis=1)
 
 
+def cam_caption(right: bool, true: str, predicted: str, confidence: float) -> str:
+    """A Grad-CAM caption with the full class names, wrapped to CAPTION_WIDTH characters a line.
+
+    Args:
+        right: whether the prediction is right.
+        true: the true class name.
+        predicted: the predicted class name.
+        confidence: the predicted class's probability.
+    """
+    import textwrap
+
+    def wrap(text: str) -> list[str]:
+        return textwrap.wrap(text, CAPTION_WIDTH, break_long_words=True) or [text]
+
+    return "\n".join(
+        [*wrap(f"{'✓' if right else '✗'} true {true}"), *wrap(f"pred {predicted} {confidence:.2f}")]
+    )
+
+
 def plot_grad_cam(
     images: np.ndarray, cams: np.ndarray, captions: list[str], out_png: Path | None = None
 ) -> bytes:
@@ -75,7 +101,8 @@ def plot_grad_cam(
         out_png: where to write the PNG, or None.
     """
     n = len(images)
-    with figure(2, n, size=(2.0 * n, 4.3), squeeze=False) as (fig, axes):
+    lines = max((c.count("\n") + 1 for c in captions), default=2)
+    with figure(2, n, size=(2.0 * n, 4.0 + 0.14 * lines), squeeze=False) as (fig, axes):
         for i in range(n):
             for ax in axes[:, i]:
                 ax.axis("off")
@@ -133,9 +160,12 @@ def inside_section(model, table: PredictionTable | None, image_size: int, run_di
             plot_feature_maps(batch[0], maps, run_dir / "feature_maps.png")
         )
     captions = [
-        f"{'✓' if table.predicted[i] == table.labels[i] else '✗'} true "
-        f"{table.classes[table.labels[i]][:12]}\n"
-        f"pred {table.classes[table.predicted[i]][:12]} {table.probs[i].max():.2f}"
+        cam_caption(
+            bool(table.predicted[i] == table.labels[i]),
+            table.classes[table.labels[i]],
+            table.classes[table.predicted[i]],
+            float(table.probs[i].max()),
+        )
         for i in kept
     ]
     out["grad_cam"] = png_data_uri(plot_grad_cam(batch, cams, captions, run_dir / "grad_cam.png"))

@@ -117,7 +117,12 @@ class _RunInfo:
         return int(self.config.image_size or 224)
 
 
-def build_report(run_dir: str | Path, model, table: PredictionTable | None = None) -> Path:
+def build_report(
+    run_dir: str | Path,
+    model,
+    table: PredictionTable | None = None,
+    out: str | Path | None = None,
+) -> Path:
     """Write ``report.html`` (and the figures' PNGs) for a finished run; ``imgclf report RUN``.
 
     Args:
@@ -125,19 +130,43 @@ def build_report(run_dir: str | Path, model, table: PredictionTable | None = Non
         model: the run's model (``load_run(run_dir).model``).
         table: the test split's predictions (read from predictions.csv when None; computed through
             the prediction core when the run has none).
+        out: the folder to write report.html and its figures into (created if needed; a run on a
+            read-only disk is only read); None: the run folder.
+
+    Returns:
+        The path of report.html.
     """
     path = check_run_dir(run_dir)
     run = _RunInfo(path, read_config(path / RunFiles.CONFIG), read_json(path / RunFiles.CLASSES))
+    out_dir = path if out is None else Path(out).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
     if table is None:
-        table = _test_table(run, model)
+        table = _test_table(run, model, out_dir)
     metrics = read_json(run.path / RunFiles.METRICS)
-    seconds: dict[str, float] = {}
     context = {
         "title": run.path.name,
         "sections": SECTIONS,
         "classes": run.classes,
         "model_name": run.config.model,
         "image_size": run.image_size,
+        **_run_sections(run, model, table, metrics, out_dir),
+        "reproducibility": sections.reproducibility_section(run.path),
+    }
+    context["subtitle"] = (
+        f"{context['data']['total']} images · test accuracy {metrics['accuracy']:.4f}"
+    )
+    target = out_dir / RunFiles.REPORT
+    target.write_text(render(context), encoding="utf-8")
+    return target
+
+
+def _run_sections(
+    run: _RunInfo, model, table: PredictionTable, metrics: dict, out_dir: Path
+) -> dict:
+    """The figure-making sections of the report, each timed (``report_seconds``)."""
+    seconds: dict[str, float] = {}
+    size = run.image_size
+    return {
         "data": _timed(
             "data",
             seconds,
@@ -145,30 +174,27 @@ def build_report(run_dir: str | Path, model, table: PredictionTable | None = Non
             run.path,
             run.classes,
             run.config.data,
-            run.image_size,
+            size,
+            out_dir,
         ),
-        "training": _timed("training", seconds, sections.training_section, run.path),
-        "results": _timed("results", seconds, sections.results_section, run.path, metrics),
-        "mistakes": _timed("mistakes", seconds, sections.mistakes_section, table, run.image_size),
-        "calibration": _timed("calibration", seconds, sections.calibration_section, run.path),
-        "inside": _timed("inside", seconds, inside_section, model, table, run.image_size, run.path),
-        "reproducibility": sections.reproducibility_section(run.path),
+        "training": _timed("training", seconds, sections.training_section, run.path, out_dir),
+        "results": _timed("results", seconds, sections.results_section, out_dir, metrics),
+        "mistakes": _timed("mistakes", seconds, sections.mistakes_section, table, size),
+        "calibration": _timed(
+            "calibration", seconds, sections.calibration_section, run.path, out_dir
+        ),
+        "inside": _timed("inside", seconds, inside_section, model, table, size, out_dir),
         "report_seconds": seconds,
     }
-    context["subtitle"] = (
-        f"{context['data']['total']} images · test accuracy {metrics['accuracy']:.4f}"
-    )
-    out = run.path / RunFiles.REPORT
-    out.write_text(render(context), encoding="utf-8")
-    return out
 
 
-def _test_table(run: _RunInfo, model) -> PredictionTable:
+def _test_table(run: _RunInfo, model, out_dir: Path) -> PredictionTable:
     """predictions.csv of the run, or the test split scored now (runs made before reports
-    existed)."""
+    existed; the file is then written into ``out_dir``)."""
     path = run.path / RunFiles.PREDICTIONS
     if path.is_file():
         return read_predictions(path, run.classes)
+    path = out_dir / RunFiles.PREDICTIONS
     from imgclf.data.split import read_manifest
     from imgclf.evaluation.calibration import read_temperature
     from imgclf.evaluation.inference import score_items

@@ -14,6 +14,7 @@ from imgclf.data.split import SPLITS
 from imgclf.evaluation.predictions import PredictionTable
 from imgclf.reporting import figures
 from imgclf.reporting.curves import best_epoch, plot_history, read_history
+from imgclf.reporting.extra import extra_blocks
 from imgclf.reporting.style import array_data_uri, png_data_uri
 from imgclf.runs import RunFiles, read_json
 
@@ -48,7 +49,9 @@ def _resolve(path: str, root: str) -> str:
     return str(p if p.is_absolute() else Path(root) / p)
 
 
-def data_section(run_dir: Path, classes: list[str], root: str, image_size: int) -> dict:
+def data_section(
+    run_dir: Path, classes: list[str], root: str, image_size: int, out_dir: Path | None = None
+) -> dict:
     """Images per class and split, sample images per class, the augmentation preview, doctor
     findings.
 
@@ -57,7 +60,9 @@ def data_section(run_dir: Path, classes: list[str], root: str, image_size: int) 
         classes: class names in label order.
         root: the data folder (split.csv paths are relative to it).
         image_size: the run's input size.
+        out_dir: where to write class_counts.png and samples.png (default: ``run_dir``).
     """
+    out_dir = out_dir or run_dir
     rows = _split_rows(run_dir)
     counts: dict[str, dict[str, int]] = {
         s: {} for s in SPLITS if any(r["split"] == s for r in rows)
@@ -85,9 +90,9 @@ def data_section(run_dir: Path, classes: list[str], root: str, image_size: int) 
         "counts": counts,
         "total": len(rows),
         "class_counts": png_data_uri(
-            figures.plot_class_counts(counts, classes, run_dir / "class_counts.png")
+            figures.plot_class_counts(counts, classes, out_dir / "class_counts.png")
         ),
-        "samples": png_data_uri(figures.plot_sample_grid(samples, run_dir / "samples.png")),
+        "samples": png_data_uri(figures.plot_sample_grid(samples, out_dir / "samples.png")),
         "augmentation": _png(run_dir / RunFiles.AUGMENTATION),
         "skipped": report.get("skipped", []),
         "duplicates": doctor.get("duplicates", {}),
@@ -96,14 +101,15 @@ def data_section(run_dir: Path, classes: list[str], root: str, image_size: int) 
     }
 
 
-def training_section(run_dir: Path) -> dict:
+def training_section(run_dir: Path, out_dir: Path | None = None) -> dict:
     """Curves per epoch with both stages and the chosen epoch marked; epochs per stage.
 
     Args:
         run_dir: the run folder.
+        out_dir: where to write curves.png (default: ``run_dir``).
     """
     rows = read_history(run_dir / RunFiles.HISTORY)
-    png = plot_history(run_dir / RunFiles.HISTORY, run_dir / RunFiles.CURVES)
+    png = plot_history(run_dir / RunFiles.HISTORY, (out_dir or run_dir) / RunFiles.CURVES)
     stages: dict[str, dict] = {}
     for r in rows:
         s = stages.setdefault(r["stage"], {"epochs": 0, "seconds": 0.0, "first": int(r["epoch"])})
@@ -139,7 +145,12 @@ def results_section(run_dir: Path, metrics: dict) -> dict:
         **LATER_METRICS,
         **metrics,
     }  # a run written before a field existed still gets its report
-    return {"metrics": metrics, "confusion": png_data_uri(png), "pairs": metrics["confused_pairs"]}
+    return {
+        "metrics": metrics,
+        "confusion": png_data_uri(png),
+        "pairs": metrics["confused_pairs"],
+        "extra": extra_blocks(metrics),
+    }
 
 
 def mistakes_section(table: PredictionTable, image_size: int) -> dict:

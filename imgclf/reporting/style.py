@@ -5,10 +5,21 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["PALETTE", "SEQUENTIAL", "DIVERGING", "figure", "save", "png_data_uri", "array_data_uri"]
+from imgclf.reporting.fonts import fit_fonts
+
+__all__ = [
+    "PALETTE",
+    "SEQUENTIAL",
+    "DIVERGING",
+    "figure",
+    "save",
+    "png_data_uri",
+    "array_data_uri",
+]
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -54,7 +65,11 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4), *
     plt = _pyplot()
     from cycler import cycler
 
-    with plt.rc_context({**_RC, "axes.prop_cycle": cycler(color=PALETTE)}):
+    with (
+        plt.rc_context({**_RC, "axes.prop_cycle": cycler(color=PALETTE)}),
+        warnings.catch_warnings(),
+    ):
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
         fig, axes = plt.subplots(nrows, ncols, figsize=size, **kwargs)
         try:
             yield fig, axes
@@ -63,12 +78,14 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 4), *
 
 
 def save(fig, path: Path | None = None) -> bytes:
-    """The figure as PNG bytes, also written to ``path`` when given.
+    """The figure as PNG bytes, also written to ``path`` when given; its text is drawn in the fonts
+    its characters need (:func:`imgclf.reporting.fonts.fit_fonts`).
 
     Args:
         fig: a matplotlib figure.
         path: where to write the PNG, or None.
     """
+    fit_fonts(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     data = buf.getvalue()

@@ -232,14 +232,17 @@ def require_trained(run_dir: str | Path) -> Path:
     Args:
         run_dir: the run folder.
     """
-    path = check_run_dir(run_dir)
+    path = Path(run_dir).expanduser()
+    started = (path / RunFiles.STATE).is_file()  # an interrupted run may have no model.keras yet
+    if not started:
+        check_run_dir(path)
     if run_status(path) == "incomplete":
         raise DataError(
             f"run {str(run_dir)!r} is incomplete: it was stopped before its first training stage "
             f"finished, so its model is untrained; continue it with "
             f"`imgclf train --resume {run_dir}`"
         )
-    return path
+    return check_run_dir(path)
 
 
 def library_versions() -> dict[str, str]:

@@ -416,13 +416,17 @@ def test_time_budget_run_plans_its_work_and_records_the_plan(tmp_path, tiny_back
     assert metrics["interrupted"] is False
     config = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())
     default_epochs = get_spec(tiny_backbone).default_epochs
-    assert (
-        config["time_budget"] == "20s" and config["epochs"] == default_epochs
-    )  # epochs not given: the model's default
     assert config["image_size"] == 32  # given by the user: never shrunk
     # the plan, said before the work and recorded in timings.json (no wall-time assertion: the
     # machine may be busy)
     plan = read_json(result.run_dir / RunFiles.TIMINGS)["plan"]
+    # config.yaml says what the plan will really do: the fine-tuning epochs planned (of the model's
+    # default asked), or no fine-tuning at all; the head's epochs
+    fine = plan["fine_tune_epochs"]
+    expected = (fine, "auto") if fine else (default_epochs, "none")
+    assert config["time_budget"] == "20s" and (config["epochs"], config["fine_tune"]) == expected
+    assert config["head_epochs"] == plan["planned_epochs"]["head"]
+    assert plan["ran_epochs"]["fine_tune"] <= fine
     assert re.search(
         r"--time 20s: \d+s left; extracting .* train images, 1 view\(s\), .*head \d+ "
         r"epochs, (no fine-tuning|fine-tuning \d epoch)",

@@ -17,7 +17,7 @@ from imgclf.config import ENGINES, PREDICT_ENGINE
 from imgclf.data.scan import ImageItem
 from imgclf.errors import ConfigError, invalid_value
 from imgclf.evaluation.metrics import Metrics
-from imgclf.runs import RunFiles, check_run_dir, read_config, read_json
+from imgclf.runs import RunFiles, read_config, read_json, require_trained
 from imgclf.serving.inputs import expand_paths
 
 __all__ = ["Prediction", "Run", "load_run", "expand_paths", "UNSURE"]
@@ -68,7 +68,7 @@ class Run:
     def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE):
         if engine not in ENGINES:
             raise invalid_value("engine", engine, ", ".join(ENGINES))
-        self.path = check_run_dir(path)
+        self.path = require_trained(path)
         self.config = read_config(self.path / RunFiles.CONFIG)
         self.classes: list[str] = read_json(self.path / RunFiles.CLASSES)
         self.image_size = int(self.config.image_size or 224)

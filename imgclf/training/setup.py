@@ -114,6 +114,9 @@ def resumable(run_dir: str | Path) -> Path:
         return path
     if not path.is_dir():
         raise DataError(f"run folder {str(run_dir)!r} does not exist")
+    opened = (RunFiles.CONFIG, RunFiles.CLASSES, RunFiles.SPLIT)
+    if all((path / f).is_file() for f in opened) and not (path / RunFiles.METRICS).is_file():
+        return path  # stopped while its folder was being opened: it starts from the beginning
     check_run_dir(path)
     raise DataError(
         f"run {str(run_dir)!r} has nothing to resume (no {RunFiles.STATE}): it finished; "
@@ -133,13 +136,17 @@ def resume_run(run_dir: str | Path, cfg: TrainConfig) -> RunSetup:
             f"image {missing[0]!r} of run {str(run_dir)!r} no longer exists; was the data "
             "folder moved?"
         )
-    state = read_json(path / RunFiles.STATE)
+    spec = get_spec(cfg.model)
+    state = (
+        read_json(path / RunFiles.STATE)
+        if (path / RunFiles.STATE).is_file()
+        else {"stage": "head" if spec.pretrained else "train", "stage_epochs": 0, "trained": False}
+    )
     _truncate_history(path / RunFiles.HISTORY, state)
     old = path / RunFiles.DATA_REPORT
     doctor_report = read_json(old).get("doctor") if old.exists() else None
     data = ScannedData(cfg.data, classes, items)
     class_weight = train_class_weights(items, len(classes), cfg.class_weight)
-    spec = get_spec(cfg.model)
     clf = build_classifier(spec, len(classes), cfg.image_size, cfg.augment, cfg.seed)
     if state.get("trained") and not int(state["stage_epochs"]):  # between stages: the best so far
         clf.model.set_weights(load_model_file(path / RunFiles.MODEL, "best model").get_weights())

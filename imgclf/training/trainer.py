@@ -92,14 +92,13 @@ def _run_stages(session: Session, plan: RunPlan, log: DecodeLog) -> bool:
     checkpoint is kept)."""
     cfg = session.cfg
     train_items, val_items = list(plan.train_items), list(plan.val_items)
-    cache = cfg.cache_mb > 0 and fits_cache(
-        len(train_items) + len(val_items), plan.image_size, cfg.cache_mb
-    )
-    train_raw = decoded_dataset(train_items, plan.image_size, log, cache)
-    val_raw = decoded_dataset(val_items, plan.image_size, log, cache)
+    n = len(train_items) + len(val_items)
+    cache = cfg.cache_mb > 0 and fits_cache(n, plan.image_size, cfg.cache_mb)
     stages = train_pretrained if plan.recipe is not None else train_scratch
     caught = False
     try:
+        train_raw = decoded_dataset(train_items, plan.image_size, log, cache)
+        val_raw = decoded_dataset(val_items, plan.image_size, log, cache)
         # filtered datasets have unknown length; Keras warns each time one ends
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Your input ran out of data")

@@ -257,3 +257,30 @@ def plan_module_make(fake_budget):
         return fake_budget(20, 18, 40, 10, 5, 2, None, report_s=report_seconds(report, 1.0))
 
     return make
+
+
+def test_what_ran_is_set_against_the_plan_in_one_line_with_the_reason():
+    from types import SimpleNamespace
+
+    from imgclf.training.finish import outcome
+    from imgclf.training.plan import RunPlan
+    from imgclf.training.recipe import Recipe
+
+    plan = RunPlan(96, Recipe(3, None, None), (), (), 1, 30, 3, False, 1.0, 5.0, line="--time …")
+    session = SimpleNamespace(
+        plan=plan,
+        ran={"head": 5},
+        stops=["the time ran out in head (slower than planned)"],
+        resume=None,
+    )
+    record, line = outcome(session, interrupted=False)
+    assert line == (
+        "planned head 30 + fine_tune 3 epochs, ran head 5 + fine_tune 0: "
+        "the time ran out in head (slower than planned)"
+    )
+    assert record["planned_epochs"] == {"head": 30, "fine_tune": 3}
+    assert record["ran_epochs"] == {"head": 5, "fine_tune": 0} and record["report"] is False
+    session.ran = {"head": 30, "fine_tune": 3}
+    assert outcome(session, interrupted=False)[1] == ""  # as planned: nothing to say
+    session.ran, session.stops = {"head": 30, "fine_tune": 1}, []
+    assert outcome(session, interrupted=True)[1].endswith("ran head 30 + fine_tune 1: Ctrl-C")

@@ -245,6 +245,7 @@ class Session:
                 f"{MONITOR} did not improve by --min-delta {cfg.min_delta:g} for "
                 f"--patience {cfg.patience} epochs"
             )
+            self.stops.append(f"early stopping in {self._history.stage} (no improvement)")
         self._stop = None
 
     def compile(

@@ -127,6 +127,7 @@ def _nothing_left(session: Session, loss: float, accuracy: float, n_val: int) ->
     limit = session.cfg.skip_fine_tune_loss
     if n_val == 0 or accuracy < 1.0 or loss >= limit:
         return False
+    session.stops.append("the head left nothing to learn")
     session.say(
         f"stage fine_tune skipped: the head already classifies all {n_val} validation "
         "images correctly "

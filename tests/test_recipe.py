@@ -18,7 +18,7 @@ from imgclf.models.classifier import iter_layers
 from imgclf.models.registry import get_spec
 from imgclf.runs import RunFiles
 from imgclf.training.optim import EpochSchedule
-from imgclf.training.recipe import freeze_below, choose_recipe
+from imgclf.training.recipe import choose_recipe, freeze_below
 from imgclf.training.session import Session
 
 SPEC_NAME = "efficientnet_lite0"

@@ -17,6 +17,7 @@ from imgclf.data.scan import ImageItem
 
 __all__ = [
     "Rates",
+    "fixed_cost_factor",
     "of_total",
     "reserve_seconds",
     "stratified_subset",
@@ -54,6 +55,19 @@ HEAD_SHARE = 0.25  # … while it would take more than this share of the time av
 HEAD_FREE_SECONDS = 2.0  # when nothing fits, a head stage this cheap still keeps its epochs
 
 
+def fixed_cost_factor(slowdown: float) -> float:
+    """How much a busy machine slows the fixed costs of a run — tracing a step, Keras' per-epoch
+    work, saving — which run mostly on one core: the square root of what it does to the arithmetic
+    spread over every core (measured at a slowdown of 4: a head epoch 0.16-0.35 s against 0.12 s
+    quiet, saving and calibration 3 s against 5 s; scaling them by the whole slowdown planned a
+    20 s reserve that was 6 s used, and stopped a head whose loss was still falling).
+
+    Args:
+        slowdown: how much slower than a quiet machine this one is (1 to 4).
+    """
+    return max(1.0, slowdown) ** 0.5
+
+
 @dataclass(frozen=True)
 class Rates:
     """Measured seconds per image.
@@ -85,6 +99,8 @@ class Rates:
             top: seconds per image of the top above the cut.
             cached: whether fine-tuning runs on cached activations.
             slowdown: how much slower than a quiet machine this one is now (scales the head's rate,
+                and, by its square root (:func:`fixed_cost_factor`), the fixed costs: a head
+                epoch's own cost and fine-tuning's start-up;
                 which is Keras' per-step overhead rather than arithmetic, and fine-tuning's
                 start-up). Defaults to 1.
         """
@@ -97,8 +113,8 @@ class Rates:
             FINE_TUNE_FACTOR * forward,
             forward,
             head=HEAD_SECONDS_PER_SAMPLE * slowdown,
-            head_epoch=HEAD_EPOCH_SECONDS * slowdown,
-            fine_tune_start=FINE_TUNE_START_SECONDS * slowdown,
+            head_epoch=HEAD_EPOCH_SECONDS * fixed_cost_factor(slowdown),
+            fine_tune_start=FINE_TUNE_START_SECONDS * fixed_cost_factor(slowdown),
         )
 
 

@@ -170,16 +170,21 @@ class SaveLast(keras.callbacks.Callback):
 
 class RunState(keras.callbacks.Callback):
     """Write ``state.json`` after each epoch: the stage, epochs done in it, the head's val loss and
-    the best val loss so far — what ``imgclf train --resume`` needs besides ``last.keras``."""
+    the best val loss so far — what ``imgclf train --resume`` needs besides ``last.keras``. Without
+    ``best`` (the head stage, which keeps no ``last.keras``), only that something is trained: a
+    resumed run redoes that stage."""
 
-    def __init__(self, run_dir: Path, stage: str, head_loss: float | None, best: SaveBest | None):
+    def __init__(
+        self, run_dir: Path, stage: str, head_loss: float | None, best: SaveBest | None = None
+    ):
         super().__init__()
         self.run_dir, self.stage, self.head_loss, self._best = Path(run_dir), stage, head_loss, best
 
     def on_epoch_end(self, epoch, logs=None):
         best = None if self._best is None else float(self._best.best)
+        done = epoch + 1 if self._best is not None else 0
         write_state(
-            self.run_dir, self.stage, epoch + 1, trained=True, head_loss=self.head_loss, best=best
+            self.run_dir, self.stage, done, trained=True, head_loss=self.head_loss, best=best
         )
 
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
-from imgclf.training.budget import REPORT_SECONDS
+from imgclf.training.budget import REPORT_SECONDS, fixed_cost_factor
 
 __all__ = ["forward_rate", "top_rate", "report_seconds", "slowdown"]
 
@@ -118,12 +118,11 @@ def slowdown(sample_s: float = SLOWDOWN_SAMPLE_S) -> float:
 
 def report_seconds(report: bool, factor: float) -> float:
     """Seconds for the report (or only saving, with ``--no-report``) beyond scoring: the quiet
-    machine's
-    :data:`REPORT_SECONDS` times ``factor``.
+    machine's :data:`REPORT_SECONDS` times :func:`fixed_cost_factor` of ``factor``.
 
     Args:
         report: whether report.html is built.
         factor: how much slower than a quiet machine this one is (:func:`slowdown`, measured once by
         the caller).
     """
-    return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * factor
+    return (REPORT_SECONDS if report else REPORT_SECONDS / 3) * fixed_cost_factor(factor)

@@ -23,6 +23,7 @@ from imgclf.training.budget import (
     FIT_START_SECONDS,
     PER_IMAGE_FLOOR_S,
     Rates,
+    fixed_cost_factor,
     stratified_subset,
 )
 from imgclf.training.measure import (
@@ -260,7 +261,7 @@ def _plan_scratch(cfg, clf, by_split, num_classes, deadline, say, load) -> RunPl
     # model's step
     rates = replace(
         Rates.measured(rate, 0.0, cached=False, slowdown=load),
-        fine_tune_start=FIT_START_SECONDS * load,
+        fine_tune_start=FIT_START_SECONDS * fixed_cost_factor(load),
     )
     budget = budget_scratch(
         parse_duration(cfg.time_budget),

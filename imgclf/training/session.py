@@ -212,8 +212,10 @@ class Session:
             else:
                 out += [best, last]
             out.append(RunState(self.run_dir, stage, self.head_loss, best))
-        elif self.ema:
-            out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        else:  # the head: from its first epoch, the run has a trained model
+            out.append(RunState(self.run_dir, stage, self.head_loss))
+            if self.ema:
+                out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         if cfg.stop_at_accuracy is not None:
             out.append(StopAtAccuracy(cfg.stop_at_accuracy))
         if self.deadline is not None:

@@ -148,8 +148,10 @@ def resume_run(run_dir: str | Path, cfg: TrainConfig) -> RunSetup:
     data = ScannedData(cfg.data, classes, items)
     class_weight = train_class_weights(items, len(classes), cfg.class_weight)
     clf = build_classifier(spec, len(classes), cfg.image_size, cfg.augment, cfg.seed)
-    if state.get("trained") and not int(state["stage_epochs"]):  # between stages: the best so far
-        clf.model.set_weights(load_model_file(path / RunFiles.MODEL, "best model").get_weights())
+    best = path / RunFiles.MODEL
+    if state.get("trained") and not int(state["stage_epochs"]) and best.is_file():
+        # stopped between stages (or in the head stage): on from the best model so far
+        clf.model.set_weights(load_model_file(best, "best model").get_weights())
     return RunSetup(cfg, data, items, clf, doctor_report, class_weight, state, path)
 
 

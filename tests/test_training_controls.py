@@ -440,5 +440,7 @@ def test_time_budget_run_plans_its_work_and_records_the_plan(tmp_path, tiny_back
     assert plan["rates_s_per_image"]["extract"] > 0
     rows = history_rows(result.run_dir)
     assert rows and rows[0]["stage"] == "head"
-    assert sum(r["stage"] == "head" for r in rows) <= plan["head_epochs"]
+    # the head's planned epochs, or up to the asked ones when it is the last stage; no more
+    assert sum(r["stage"] == "head" for r in rows) <= max(plan["head_epochs"], plan["head_until"])
+    assert plan["ran_epochs"]["head"] == sum(r["stage"] == "head" for r in rows)
     assert sum(r["stage"] == "fine_tune" for r in rows) <= plan["fine_tune_epochs"]

@@ -100,14 +100,15 @@ class RunPlan:
         return replace(out, epochs=self.epochs) if self.epochs else out
 
 
-def _record(budget, rates: Rates, load: float, image_size: int) -> dict[str, Any]:
-    """What ``timings.json`` records of a ``--time`` plan."""
+def _record(budget, rates: Rates, load: float, image_size: int, changes=()) -> dict[str, Any]:
+    """What ``timings.json`` records of a ``--time`` plan, with what it changed from the ask."""
     rates_s = asdict(rates)
     return {
         **budget.to_dict(),
         "rates_s_per_image": rates_s,
         "slowdown": round(load, 2),
         "image_size": image_size,
+        "changes": list(changes),
     }
 
 
@@ -161,7 +162,8 @@ def plan_run(
 
 def _fit_size(cfg, clf, by_split, num_classes, deadline, load, size_given, say):
     """The classifier at the largest input size whose one pass over every image fits the time left
-    (:func:`budget_image_size`), and the backbone's seconds per image at that size."""
+    (:func:`budget_image_size`), the backbone's seconds per image at that size, and the change
+    said (none when the size stays)."""
     rate = forward_rate(clf.backbone, by_split["train"], cfg.image_size, cfg.batch_size)
     items = by_split["train"] + by_split["val"] + by_split["test"]
     sides = sorted(min(i.width, i.height) for i in items) or [cfg.image_size]
@@ -174,14 +176,15 @@ def _fit_size(cfg, clf, by_split, num_classes, deadline, load, size_given, say):
         cfg.image_size, rate, left, *n, report_s=report_s, floor=native, per_image_floor=floor_s
     )
     if size_given or size >= cfg.image_size:
-        return clf, rate
-    say(
+        return clf, rate, ()
+    change = (
         f"--time: {cfg.image_size}px does not fit ({rate * 1000:.1f} ms per image); "
         f"input size {size}px"
     )
+    say(change)
     scaled = max(rate * (size / cfg.image_size) ** 2, min(rate, floor_s))
     rebuilt = build_classifier(clf.spec, num_classes, size, cfg.augment, cfg.seed)
-    return rebuilt, scaled
+    return rebuilt, scaled, (change,)
 
 
 def _choose_report(cfg, make: Callable[[bool], PretrainedBudget], n_train: int, say):
@@ -202,7 +205,7 @@ def _choose_report(cfg, make: Callable[[bool], PretrainedBudget], n_train: int, 
 
 
 def _plan_pretrained(cfg, clf, by_split, num_classes, deadline, say, load, size_given):
-    clf, rate = _fit_size(cfg, clf, by_split, num_classes, deadline, load, size_given, say)
+    clf, rate, resized = _fit_size(cfg, clf, by_split, num_classes, deadline, load, size_given, say)
     cfg = replace(cfg, image_size=clf.model.input_shape[1])
     recipe = recipe_for_run(clf, cfg, len(by_split["train"]), len(by_split["val"]), say)
     top = recipe.top
@@ -228,7 +231,8 @@ def _plan_pretrained(cfg, clf, by_split, num_classes, deadline, say, load, size_
             report_s=report_seconds(report, load),
         )
 
-    budget, report, changes = _choose_report(cfg, make, len(by_split["train"]), say)
+    budget, report, no_report = _choose_report(cfg, make, len(by_split["train"]), say)
+    changes = resized + no_report
     say(budget.line())
     if budget.needed_s:
         say(
@@ -250,7 +254,7 @@ def _plan_pretrained(cfg, clf, by_split, num_classes, deadline, say, load, size_
         budget.reserve_s,
         line=budget.line(),
         changes=changes,
-        record=_record(budget, rates, load, cfg.image_size),
+        record=_record(budget, rates, load, cfg.image_size, changes),
     )
     return plan, clf
 

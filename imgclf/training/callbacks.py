@@ -175,17 +175,16 @@ class RunState(keras.callbacks.Callback):
     resumed run redoes that stage."""
 
     def __init__(
-        self, run_dir: Path, stage: str, head_loss: float | None, best: SaveBest | None = None
+        self, path: Path, stage: str, head_loss: float | None, best: SaveBest | None = None
     ):
         super().__init__()
-        self.run_dir, self.stage, self.head_loss, self._best = Path(run_dir), stage, head_loss, best
+        self.path, self.stage, self.head_loss, self._best = Path(path), stage, head_loss, best
 
     def on_epoch_end(self, epoch, logs=None):
         best = None if self._best is None else float(self._best.best)
         done = epoch + 1 if self._best is not None else 0
-        write_state(
-            self.run_dir, self.stage, done, trained=True, head_loss=self.head_loss, best=best
-        )
+        run_dir = self.path.parent  # the run folder, whose state.json ``path`` is
+        write_state(run_dir, self.stage, done, trained=True, head_loss=self.head_loss, best=best)
 
 
 class StopInEpoch(keras.callbacks.Callback):

@@ -211,9 +211,9 @@ class Session:
             # whole
             else:
                 out += [best, last]
-            out.append(RunState(self.run_dir, stage, self.head_loss, best))
+            out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best))
         else:  # the head: from its first epoch, the run has a trained model
-            out.append(RunState(self.run_dir, stage, self.head_loss))
+            out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss))
             if self.ema:
                 out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         if cfg.stop_at_accuracy is not None:

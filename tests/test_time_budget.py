@@ -284,3 +284,20 @@ def test_what_ran_is_set_against_the_plan_in_one_line_with_the_reason():
     assert outcome(session, interrupted=False)[1] == ""  # as planned: nothing to say
     session.ran, session.stops = {"head": 30, "fine_tune": 1}, []
     assert outcome(session, interrupted=True)[1].endswith("ran head 30 + fine_tune 1: Ctrl-C")
+
+
+def test_a_busy_machine_scales_the_arithmetic_fully_and_the_fixed_costs_by_its_square_root():
+    from imgclf.training.budget import (
+        FINE_TUNE_START_SECONDS,
+        HEAD_EPOCH_SECONDS,
+        HEAD_SECONDS_PER_SAMPLE,
+    )
+    from imgclf.training.measure import report_seconds
+
+    busy = Rates.measured(0.005, 0.002, cached=True, slowdown=4.0)
+    assert busy.head == pytest.approx(4 * HEAD_SECONDS_PER_SAMPLE)
+    assert busy.head_epoch == pytest.approx(2 * HEAD_EPOCH_SECONDS)
+    assert busy.fine_tune_start == pytest.approx(2 * FINE_TUNE_START_SECONDS)
+    # saving without a report: 5 s on a quiet machine, 10 s at a slowdown of 4 (not 20 s)
+    assert report_seconds(False, 4.0) == pytest.approx(2 * REPORT_SECONDS / 3)
+    assert report_seconds(True, 1.0) == REPORT_SECONDS

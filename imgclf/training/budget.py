@@ -30,9 +30,11 @@ REPORT_SECONDS = 15.0
 FIT_START_SECONDS = (
     3.0  # a fit's own start-up (tracing the train and validation steps), per stage …
 )
-FINE_TUNE_START_SECONDS = (
-    15.0  # … and of fine-tuning, whose training step through the top traces for long
-)
+# … and of fine-tuning, whose training step through the top traces for long, on a quiet machine:
+# ~4 s for Lite0 at 128 px (its first epoch 6.2 s, the next 2.2 s, at a slowdown of 1.04); the 15 s
+# once measured at 96 px was under a load that made everything ~3× slower, and the plan scales
+# this by the load itself (fixed_cost_factor)
+FINE_TUNE_START_SECONDS = 6.0
 HEAD_SECONDS_PER_SAMPLE = (
     1.5e-4  # one head epoch on cached features, per sample (a dense layer: ~5 ms a batch)
 )

@@ -121,7 +121,10 @@ def _run_case(name: str, data: Path, budget: str, work: Path, logs: Path) -> dic
             train_seconds=metrics.get("train_seconds"),
             stages=timings.get("stages"),
         )
-        result["plan"] = timings.get("plan", {}).get("line")
+        plan = timings.get("plan", {})
+        result["plan"] = plan.get("line")
+        # what ran against what was planned (epochs per stage), and why they differ
+        result["epochs"] = {k: plan.get(k) for k in ("planned_epochs", "ran_epochs", "why")}
     else:
         result["error"] = (proc.stderr or proc.stdout)[-2000:]
     print("\n".join(lines), flush=True)

@@ -16,9 +16,14 @@ runs/<name>/
 ```
 
 Only some runs have these: `augmentation.png` (training images and random augmented views, when
-augmentation is on); `last.keras` and `state.json` (what `imgclf train --resume` needs: an
-interrupted
-run keeps them, a finished one deletes them); `tensorboard/` (with `--tensorboard`).
+augmentation is on); `state.json` and `last.keras` (what `imgclf train --resume` needs: a run
+writes `state.json` as soon as its folder exists and after every epoch; an interrupted run keeps
+them, a finished one deletes them); `tensorboard/` (with `--tensorboard`).
+
+A run's status (:func:`run_status`): *complete* (trained and tested, no `state.json`);
+*interrupted* (stopped after something trained: its `model.keras` is the best so far, usable, and
+`--resume` continues it); *incomplete* (stopped before the first stage finished: `model.keras`,
+if any, is untrained, and :func:`require_trained` refuses it).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ __all__ = [
     "read_config",
     "library_versions",
     "check_run_dir",
+    "require_trained",
+    "run_status",
+    "write_state",
 ]
 
 
@@ -58,7 +66,8 @@ class RunFiles:
     CURVES = "curves.png"
     AUGMENTATION = "augmentation.png"  # only when augmentation is on
     LAST = "last.keras"  # the model being trained, with optimizer state, after the latest epoch
-    STATE = "state.json"  # stage and epoch of last.keras
+    # the stage being trained and the epochs of it in last.keras, whether anything is trained yet
+    STATE = "state.json"
     EVALUATIONS = "evaluations"
     CALIBRATION = "calibration.json"  # {"temperature": T, ...}: fitted on the validation split
     # one row per test image: path, true, predicted, every class's probability
@@ -171,6 +180,69 @@ def check_run_dir(path: str | Path) -> Path:
             "pass a folder made by `imgclf train`"
         )
     return p
+
+
+def write_state(
+    run_dir: Path,
+    stage: str,
+    stage_epochs: int,
+    *,
+    trained: bool,
+    head_loss: float | None = None,
+    best: float | None = None,
+) -> None:
+    """Write ``state.json``, atomically: what ``imgclf train --resume`` continues from.
+
+    Args:
+        run_dir: the run folder.
+        stage: the stage to continue (``head``, ``fine_tune``, ``train``; ``test``: training done).
+        stage_epochs: epochs of ``stage`` done (held by ``last.keras`` when more than 0).
+        trained: whether ``model.keras`` holds a trained model (a finished head or epoch).
+        head_loss: the head stage's validation loss (what fine-tuning must beat).
+        best: the best validation loss of ``stage`` so far.
+    """
+    state = {
+        "stage": stage,
+        "stage_epochs": stage_epochs,
+        "head_loss": head_loss,
+        "best": best,
+        "trained": trained,
+    }
+    write_json(Path(run_dir) / RunFiles.STATE, state)
+
+
+def run_status(run_dir: str | Path) -> str:
+    """``complete``, ``interrupted`` or ``incomplete`` (see the module's docstring).
+
+    Args:
+        run_dir: the run folder.
+    """
+    path = Path(run_dir).expanduser()
+    if not (path / RunFiles.MODEL).is_file():
+        return "incomplete"
+    if not (path / RunFiles.STATE).is_file():
+        return "complete" if (path / RunFiles.METRICS).is_file() else "incomplete"
+    return "interrupted" if read_json(path / RunFiles.STATE).get("trained", True) else "incomplete"
+
+
+def require_trained(run_dir: str | Path) -> Path:
+    """The run folder, if its model was trained (:func:`check_run_dir` first); else a DataError
+    saying how to continue it.
+
+    Args:
+        run_dir: the run folder.
+    """
+    path = Path(run_dir).expanduser()
+    started = (path / RunFiles.STATE).is_file()  # an interrupted run may have no model.keras yet
+    if not started:
+        check_run_dir(path)
+    if run_status(path) == "incomplete":
+        raise DataError(
+            f"run {str(run_dir)!r} is incomplete: it was stopped before its first training stage "
+            f"finished, so its model is untrained; continue it with "
+            f"`imgclf train --resume {run_dir}`"
+        )
+    return check_run_dir(path)
 
 
 def library_versions() -> dict[str, str]:

@@ -51,3 +51,50 @@ def test_one_row_per_epoch_numbered_across_stages(tmp_path):
     for r in rows:
         assert re.fullmatch(r"\d+\.\d\d", r["seconds"])  # seconds, 2 decimals
         assert float(r["learning_rate"]) == 0.01
+
+
+def test_a_ctrl_c_that_a_library_swallows_still_stops_the_fit():
+    """SIGINT while a bare ``except:`` (Keras' loss set-up has several) or a ``__del__`` runs turns
+    into a KeyboardInterrupt that is swallowed there: with Interrupts active, RaiseInterrupt raises
+    it again at the next batch, and the flag says it came."""
+    import os
+    import signal
+
+    import pytest
+
+    from imgclf.training.callbacks import RaiseInterrupt
+    from imgclf.training.interrupts import Interrupts
+
+    batches = []
+
+    class SwallowsCtrlC(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            batches.append(batch)
+            if batch == 1:
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    for _ in range(10_000):  # the handler runs here, between two bytecodes
+                        pass
+                except KeyboardInterrupt:  # what a bare except in a library does
+                    pass
+
+    previous = signal.getsignal(signal.SIGINT)
+    with Interrupts() as interrupts:
+        with pytest.raises(KeyboardInterrupt):
+            tiny_fit_with([SwallowsCtrlC(), RaiseInterrupt(interrupts.was_seen)], epochs=3)
+        assert interrupts.seen
+    assert batches == [0, 1]  # stopped right after the batch in which Ctrl-C came
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back
+    # without the flag and the callback, the same swallowed Ctrl-C is lost: the fit runs to the end
+    batches.clear()
+    tiny_fit_with([SwallowsCtrlC()], epochs=3)
+    assert batches == [0, 1] * 3
+
+
+def tiny_fit_with(callbacks, epochs):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    model.fit(x, y, epochs=epochs, batch_size=8, callbacks=callbacks, verbose=0)

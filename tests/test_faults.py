@@ -1,8 +1,7 @@
 """Faults a real machine throws at `imgclf train`, each through the real entry point: SIGKILL
-mid-epoch
-and ``--resume``, a kill before the first checkpoint, a read-only ``--out``, a disk that fills while
-a
-checkpoint is written, and a ``--model`` file that is not a (safe) Keras model.
+mid-epoch and ``--resume``, a kill before the first epoch, Ctrl-C (SIGINT) at many points of a run,
+a read-only ``--out``, a disk that fills while a checkpoint is written, and a ``--model`` file that
+is not a (safe) Keras model.
 
 Tolerance of the resume comparison: after a resume the data order and augmentation draws differ from
 the uninterrupted run (the random state is not saved), so the resumed run is only *close*: its final
@@ -28,7 +27,7 @@ from helpers import history_rows, make_dataset, manifest_rows, tree_hashes
 import imgclf
 from imgclf.cli import main
 from imgclf.models.loading import load_model_file
-from imgclf.runs import RunFiles, read_json
+from imgclf.runs import RunFiles, read_json, run_status
 
 ROOT = Path(__file__).resolve().parent.parent
 CNN = {"model": "cnn", "image_size": 32, "batch_size": 8, "augment": "none", "epochs": 4, "seed": 7}
@@ -49,10 +48,17 @@ def imgclf_process(*argv) -> subprocess.Popen:
     )
 
 
-def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 300) -> None:
-    """SIGKILL ``proc`` as soon as ``path`` exists (polled every 10 ms)."""
+def kill_when(proc: subprocess.Popen, path: Path, timeout: float = 300, epochs: int = 0) -> None:
+    """SIGKILL ``proc`` as soon as ``path`` exists (polled every 10 ms); with ``epochs``, once
+    ``path`` (``state.json``) says that many epochs are done."""
     end = time.monotonic() + timeout
-    while not path.exists():
+
+    def ready() -> bool:
+        if not path.exists():
+            return False
+        return not epochs or read_json(path).get("stage_epochs", 0) >= epochs
+
+    while not ready():
         assert proc.poll() is None, (
             f"the run ended before {path.name} appeared: {proc.communicate()}"
         )
@@ -87,9 +93,8 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
     straight = imgclf.train(data, out=str(out), name="straight", verbose=0, report=False, **CNN)
     proc = imgclf_process("train", data, "--out", out, "--name", "killed", *CNN_FLAGS)
     run_dir = out / "killed"
-    kill_when(
-        proc, run_dir / RunFiles.STATE
-    )  # the first epoch's checkpoint is whole: epoch 2 is under way
+    # the first epoch's checkpoint is whole: epoch 2 is under way
+    kill_when(proc, run_dir / RunFiles.STATE, epochs=1)
     state = read_json(run_dir / RunFiles.STATE)
     assert state["stage"] == "train" and 1 <= state["stage_epochs"] < CNN["epochs"]
     assert not (run_dir / RunFiles.METRICS).exists()  # it did not finish
@@ -119,19 +124,87 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
 
 
 @pytest.mark.subprocess
-def test_a_run_killed_before_its_first_checkpoint_says_it_cannot_be_resumed(tmp_path, capsys):
+def test_a_run_killed_before_its_first_epoch_is_incomplete_and_resumes_from_the_start(
+    tmp_path, capsys
+):
     data = make_dataset(tmp_path / "pets", {"cat": 16, "dog": 16}, seed=42)
     proc = imgclf_process("train", data, "--out", tmp_path / "runs", *CNN_FLAGS)
     run_dir = tmp_path / "runs" / "pets"
-    kill_when(proc, run_dir / RunFiles.SPLIT)  # the folder is set up; no epoch has finished
-    assert not (run_dir / RunFiles.STATE).exists()
-    before = tree_hashes(run_dir)
-    code, stdout, stderr = cli(capsys, "train", "--resume", run_dir)
+    kill_when(proc, run_dir / RunFiles.STATE)  # the folder is set up; no epoch has finished
+    assert read_json(run_dir / RunFiles.STATE)["trained"] is False
+    assert run_status(run_dir) == "incomplete"
+    code, stdout, stderr = cli(capsys, "predict", run_dir, data)
     line = one_line(stderr)
-    assert code == 1 and stdout == ""
-    assert "cannot be resumed: it was stopped before its first checkpoint" in line, line
-    assert line.endswith(f"train it again: `imgclf train {data.resolve()}`"), line
-    assert tree_hashes(run_dir) == before
+    assert code == 1 and stdout == "" and f"`imgclf train --resume {run_dir}`" in line, line
+    code, stdout, stderr = cli(capsys, "train", "--resume", run_dir, "--quiet")
+    assert code == 0, stderr
+    assert [int(r["epoch"]) for r in history_rows(run_dir)] == list(range(1, CNN["epochs"] + 1))
+    assert run_status(run_dir) == "complete"
+
+
+# ---------------------------------------------------------------------------- Ctrl-C anywhere
+
+SIGINT_POINTS = [  # (a line of the run's output, seconds after it): where SIGINT is sent
+    ("doctor:", 0.0),  # scanning and planning, before the run folder exists
+    ("run folder:", 0.0),  # the folder is set up; the first fit is about to trace its step
+    ("Epoch 1/", 0.05),  # inside the first epoch (its step traced, batches running)
+    ("Epoch 2/", 0.0),  # after the first checkpoint
+    ("Epoch 3/", 0.3),
+]
+
+
+def sigint_after(proc: subprocess.Popen, marker: str, delay: float, timeout: float = 120):
+    """Send SIGINT ``delay`` seconds after ``marker`` appears in ``proc``'s output; returns the
+    output before it."""
+    seen = []
+    end = time.monotonic() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            return "".join(seen)
+        assert time.monotonic() < end, f"{marker!r} did not appear: {''.join(seen)}"
+    raise AssertionError(f"the run ended before {marker!r}: {''.join(seen)}")
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+@pytest.mark.parametrize(("marker", "delay"), SIGINT_POINTS)
+def test_sigint_anywhere_exits_130_and_leaves_a_run_that_resumes_or_none(
+    tmp_path, capsys, marker, delay
+):
+    """Ctrl-C at any point of a run is never lost: exit 130, and the run folder (if there is one
+    yet) says whether it is usable and how to resume it."""
+    data = make_dataset(tmp_path / "pets", {"cat": 16, "dog": 16}, seed=43)
+    flags = [f for f in CNN_FLAGS if not f.startswith("--epochs")] + ["--epochs=6"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgclf", "train", str(data), "--out", str(tmp_path / "runs")]
+        + flags,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        before = sigint_after(proc, marker, delay)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, before + rest
+    run_dir = tmp_path / "runs" / "pets"
+    if not run_dir.exists():  # stopped before the run folder was made: nothing to resume
+        assert marker == "doctor:", rest
+        return
+    status = run_status(run_dir)
+    assert (run_dir / RunFiles.STATE).is_file(), rest  # what --resume continues from
+    assert status in ("interrupted", "incomplete"), rest
+    if status == "incomplete":  # untrained: refused, with the way to continue it
+        code, _, stderr = cli(capsys, "predict", run_dir, data)
+        assert code == 1 and "--resume" in one_line(stderr)
+    if marker == "Epoch 3/":  # two epochs were checkpointed: they are kept
+        state = read_json(run_dir / RunFiles.STATE)
+        assert status == "interrupted" and state["stage_epochs"] >= 2, state
 
 
 # ---------------------------------------------------------------------------- writing faults

@@ -18,7 +18,7 @@ from imgclf.models.classifier import iter_layers
 from imgclf.models.registry import get_spec
 from imgclf.runs import RunFiles
 from imgclf.training.optim import EpochSchedule
-from imgclf.training.recipe import freeze_below, plan_fine_tune
+from imgclf.training.recipe import choose_recipe, freeze_below
 from imgclf.training.session import Session
 
 SPEC_NAME = "efficientnet_lite0"
@@ -49,7 +49,7 @@ def fresh_flags(backbone):
 
 
 def plan(backbone, spec, **options):
-    return plan_fine_tune(backbone, spec, TrainConfig(data="x", **options), cache_allowed=True)
+    return choose_recipe(backbone, spec, TrainConfig(data="x", **options), cache_allowed=True)
 
 
 def names(backbone):
@@ -71,7 +71,7 @@ def assert_clean_split(backbone, p):
     assert backbone.get_layer(cut.name) is cut
 
 
-# ---------------------------------------------------------------------------- plan_fine_tune
+# ---------------------------------------------------------------------------- choose_recipe
 
 
 def test_auto_starts_at_block8_with_a_cached_split(backbone, spec):
@@ -118,7 +118,7 @@ def test_fine_tune_from_a_layer_name(backbone, spec):
 
 
 def test_no_cache_when_not_allowed(backbone, spec):
-    p = plan_fine_tune(backbone, spec, TrainConfig(data="x"), cache_allowed=False)
+    p = choose_recipe(backbone, spec, TrainConfig(data="x"), cache_allowed=False)
     assert p.first == names(backbone).index("block8_expand_conv")
     assert p.bottom is None and p.top is None
 

@@ -24,7 +24,7 @@ import imgclf
 from imgclf.cli import main as cli_main
 from imgclf.config import TrainConfig
 from imgclf.errors import DataError
-from imgclf.runs import RunFiles, read_json
+from imgclf.runs import RunFiles, read_json, run_status
 from imgclf.training.callbacks import HistoryCSV
 from imgclf.training.optim import make_optimizer
 from imgclf.training.trainer import train_run
@@ -333,3 +333,110 @@ def test_resumed_fine_tuning_restores_weights_and_optimizer(pretrained):
     # backbone
     head_val_loss = float(rows[0]["val_loss"])
     assert all(float(r["val_loss"]) < head_val_loss for r in rows[2:])
+
+
+# ---------------------------------------------------------------------------- Ctrl-C mid-epoch
+
+
+def interrupt_in_first_batch(patch: pytest.MonkeyPatch, stage: str) -> None:
+    """Ctrl-C during the first batch of ``stage``'s first epoch (nothing of it finished)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stage == stage:
+            raise KeyboardInterrupt
+
+    patch.setattr(HistoryCSV, "on_train_batch_end", on_train_batch_end, raising=False)
+
+
+def interrupted_then_resumed(base: Path, data: Path, backbone: str, stage: str):
+    patch = pytest.MonkeyPatch()
+    patch.setenv("IMGCLF_CACHE", str(base / "cache"))
+    try:
+        interrupt_in_first_batch(patch, stage)
+        out = io.StringIO()
+        with redirect_stdout(out):
+            interrupted = snapshot(
+                imgclf.train(
+                    data,
+                    out=str(base / "runs"),
+                    model=backbone,
+                    **{**PRETRAINED, "verbose": 1},
+                )
+            )
+        patch.undo()
+        patch.setenv("IMGCLF_CACHE", str(base / "cache"))
+        refused = cli(["predict", str(interrupted.result.run_dir), str(data)])
+        try:
+            imgclf.load_run(interrupted.result.run_dir)
+            load_error = None
+        except DataError as exc:
+            load_error = str(exc)
+        status = run_status(interrupted.result.run_dir)
+        code, stdout, stderr = cli(
+            ["train", "--resume", str(interrupted.result.run_dir), "--quiet"]
+        )
+    finally:
+        patch.undo()
+    return SimpleNamespace(
+        interrupted=interrupted,
+        status=status,
+        said=out.getvalue(),
+        refused=refused,
+        load_error=load_error,
+        resumed=SimpleNamespace(code=code, stdout=stdout, stderr=stderr),
+        run_dir=interrupted.result.run_dir,
+    )
+
+
+@pytest.fixture(scope="module")
+def between_stages(tmp_path_factory, tiny_backbone):
+    """Ctrl-C in the first fine-tuning epoch, after the head stage finished; then --resume."""
+    base = tmp_path_factory.mktemp("between_stages")
+    data = make_dataset(base / "pets", {"cat": 12, "dog": 12}, seed=33)
+    return interrupted_then_resumed(base, data, tiny_backbone, "fine_tune")
+
+
+def test_ctrl_c_in_the_first_fine_tuning_epoch_leaves_a_run_that_resumes_there(between_stages):
+    snap = between_stages.interrupted
+    assert snap.result.interrupted is True and between_stages.status == "interrupted"
+    # the finished head stage is what state.json holds: fine-tuning from its start
+    assert snap.state["stage"] == "fine_tune" and snap.state["stage_epochs"] == 0
+    assert snap.state["trained"] is True
+    assert snap.state["head_loss"] == pytest.approx(float(snap.rows[0]["val_loss"]), abs=1e-3)
+    assert between_stages.refused[0] == 0  # a trained head: usable while it is not finished
+    resumed = between_stages.resumed
+    assert resumed.code == 0, resumed.stderr
+    rows = history_rows(between_stages.run_dir)
+    assert epochs_of(rows) == [("head", 1)] + [("fine_tune", k) for k in range(2, 5)]
+    assert rows[0] == snap.rows[0]  # the head is not trained again
+    assert run_status(between_stages.run_dir) == "complete"
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory, tiny_backbone):
+    """Ctrl-C in the head stage's first batch: nothing trained; then --resume."""
+    base = tmp_path_factory.mktemp("untrained")
+    data = make_dataset(base / "pets", {"cat": 12, "dog": 12}, seed=34)
+    return interrupted_then_resumed(base, data, tiny_backbone, "head")
+
+
+def test_ctrl_c_before_anything_trained_marks_the_run_incomplete_and_predict_refuses_it(
+    untrained,
+):
+    snap = untrained.interrupted
+    assert untrained.status == "incomplete" and snap.state["trained"] is False
+    assert snap.state["stage"] == "head" and snap.state["stage_epochs"] == 0
+    assert "marked incomplete" in untrained.said and "--resume" in untrained.said
+    code, stdout, stderr = untrained.refused
+    run_dir = untrained.run_dir
+    assert code == 1 and stdout == "" and stderr.count("\n") == 1
+    assert "is incomplete" in stderr and f"imgclf train --resume {run_dir}" in stderr
+    assert "is incomplete" in untrained.load_error  # the Python API refuses it the same way
+
+
+def test_an_incomplete_run_resumes_from_the_start_and_is_then_usable(untrained):
+    assert untrained.resumed.code == 0, untrained.resumed.stderr
+    rows = history_rows(untrained.run_dir)
+    assert epochs_of(rows) == [("head", 1)] + [("fine_tune", k) for k in range(2, 5)]
+    assert run_status(untrained.run_dir) == "complete"
+    assert imgclf.load_run(untrained.run_dir).classes == ["cat", "dog"]

@@ -13,8 +13,11 @@ from imgclf.runs import (
     library_versions,
     read_config,
     read_json,
+    require_trained,
+    run_status,
     write_config,
     write_json,
+    write_state,
 )
 
 
@@ -69,3 +72,36 @@ def test_library_versions():
     versions = library_versions()
     for key in ("python", "platform", "keras", "numpy", "imgclf"):
         assert versions.get(key), key
+
+
+def fake_run(path, *, model: bool, metrics: bool):
+    path.mkdir(parents=True)
+    write_config(path / RunFiles.CONFIG, TrainConfig(data="x"))
+    write_json(path / RunFiles.CLASSES, ["a", "b"])
+    if model:
+        (path / RunFiles.MODEL).write_bytes(b"a model")
+    if metrics:
+        write_json(path / RunFiles.METRICS, {"accuracy": 1.0})
+    return path
+
+
+def test_a_run_says_whether_it_is_complete_interrupted_or_incomplete(tmp_path):
+    done = fake_run(tmp_path / "done", model=True, metrics=True)
+    assert run_status(done) == "complete" and require_trained(done) == done
+    # stopped before anything trained: state.json says so, whether or not model.keras exists
+    for name, model in (("untrained", True), ("opened", False)):
+        run = fake_run(tmp_path / name, model=model, metrics=model)
+        write_state(run, "head", 0, trained=False)
+        assert run_status(run) == "incomplete"
+        with pytest.raises(DataError) as info:
+            require_trained(run)
+        message = str(info.value)
+        assert "is incomplete" in message and "\n" not in message
+        assert message.endswith(f"continue it with `imgclf train --resume {run}`")
+    # stopped after the head stage: usable (its best model so far), and resumable
+    between = fake_run(tmp_path / "between", model=True, metrics=True)
+    write_state(between, "fine_tune", 0, trained=True, head_loss=0.5)
+    assert run_status(between) == "interrupted" and require_trained(between) == between
+    assert read_json(between / RunFiles.STATE)["head_loss"] == 0.5
+    with pytest.raises(DataError, match="does not exist"):
+        require_trained(tmp_path / "done" / "nothing")

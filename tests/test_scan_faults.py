@@ -270,7 +270,7 @@ def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_
     scan (before decoding): one line per problem, training finishes on the rest, and the data folder
     (read-only; root could still write, so every file's hash is compared) is unchanged."""
     import imgclf
-    from imgclf.training import trainer
+    from imgclf.training import setup as trainer
 
     root = make_dataset(tmp_path / "d", {"a": 10, "b": 10})
     (root / "a" / "loop").symlink_to("..")

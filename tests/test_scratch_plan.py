@@ -1,7 +1,7 @@
-"""``--time`` for a from-scratch model (imgclf.training.scratch_plan): the pure planner, the
-callback that
-stops an epoch when the time is up, and one tiny real run whose plan is recorded and obeyed
-(and which uses precise BatchNorm statistics, the from-scratch default)."""
+"""``--time`` for a from-scratch model (imgclf.training.scratch_budget): the pure budget
+arithmetic, the callback that stops an epoch when the time is up, and one tiny real run whose plan
+is recorded, written to config.yaml and obeyed (and which uses precise BatchNorm statistics, the
+from-scratch default)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from contextlib import redirect_stdout
 
 import keras
 import pytest
+import yaml
 from helpers import history_rows, make_dataset, manifest_rows
 
 import imgclf
 from imgclf.config import TrainConfig
 from imgclf.runs import RunFiles, read_json
-from imgclf.training import scratch_plan, stages
+from imgclf.training import plan as plan_module
+from imgclf.training import stages
 from imgclf.training.budget import FILL, MIN_TRAIN_PER_CLASS, Rates, reserve_seconds
+from imgclf.training.callbacks import StopInEpoch
 from imgclf.training.precise_bn import PreciseBatchNorm
-from imgclf.training.scratch_plan import StopInEpoch, plan_scratch_budget
+from imgclf.training.scratch_budget import budget_scratch
 
 # the cnn at 32 px, quiet machine: ~0.5 ms per image forward, decoding included
 QUIET = Rates.measured(0.0005, 0.0, cached=False)
@@ -29,7 +32,7 @@ N = {"n_train": 13_991, "n_val": 4_003, "n_test": 2_006}  # 20,000 generated 32 
 
 def plan(left_s, rates=QUIET, epochs=25, decode_s=0.0, report_s=10.0, **n):
     n = {**N, **n}
-    return plan_scratch_budget(
+    return budget_scratch(
         left_s,
         left_s,
         n["n_train"],
@@ -111,7 +114,7 @@ def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=26)
     # a slow measured rate (0.1 s per image) makes the plan cut the 25 default epochs whatever the
     # machine's load
-    monkeypatch.setattr(scratch_plan, "forward_rate", lambda *args, **kwargs: 0.1)
+    monkeypatch.setattr(plan_module, "forward_rate", lambda *args, **kwargs: 0.1)
     # the recipe's precise BatchNorm statistics (imgclf.training.precise_bn), with the config's
     # default batches
     made = []
@@ -138,7 +141,7 @@ def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(
     out = stdout.getvalue()
     plan_ = read_json(result.run_dir / RunFiles.TIMINGS)["plan"]
     assert re.search(
-        r"--time 1m00s: \d+s left; from scratch on .* train images, .* val \(model "
+        r"--time 1m00s: (\d+m)?\d+s left; from scratch on .* train images, .* val \(model "
         r"selection\), \d+ of 25 epochs",
         out,
     ), out
@@ -151,5 +154,11 @@ def test_a_cnn_run_with_a_budget_plans_its_epochs_and_records_the_plan(
     assert plan_["reserve_s"] > 0 and plan_["left_s"] <= 60
     rows = history_rows(result.run_dir)
     assert 1 <= len(rows) <= plan_["epochs"] and {r["stage"] for r in rows} == {"train"}
+    # config.yaml says the epochs that were planned, not the 25 asked; timings what really ran
+    config = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())
+    assert config["epochs"] == plan_["epochs"] and config["report"] is False
+    assert plan_["planned_epochs"] == {"train": plan_["epochs"]}
+    assert plan_["ran_epochs"] == {"train": len(rows)}
+    assert (len(rows) < plan_["epochs"]) == ("planned train" in out)
     assert read_json(result.run_dir / RunFiles.METRICS)["interrupted"] is False
     assert made == [TrainConfig().precise_bn] and made[0] > 0

@@ -1,6 +1,7 @@
-"""The ``--time`` planner (imgclf.training.budget): a pure function of measured rates, data size and
-budget, tested without training anything. The real run with a budget is in
-test_training_controls.py."""
+"""``--time`` for a pretrained backbone: the budget arithmetic (imgclf.training.pretrained_budget, a
+pure function of measured rates, data size and budget, tested without training anything), the
+machine-load probe (imgclf.training.measure) and the run's frozen plan (imgclf.training.plan). The
+real run with a budget is in test_training_controls.py."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from imgclf.training.budget import (
     FILL,
     MIN_TRAIN_PER_CLASS,
     REPORT_SECONDS,
-    BudgetPlan,
     Rates,
-    budget_image_size,
-    plan_budget,
     reserve_seconds,
     stratified_subset,
+)
+from imgclf.training.pretrained_budget import (
+    PretrainedBudget,
+    budget_image_size,
+    budget_pretrained,
 )
 
 # Lite0 at 128 px on a quiet 2-core machine: ~5 ms to the cut, ~2 ms above it
@@ -25,10 +28,10 @@ QUIET = Rates.measured(0.005, 0.002, cached=True)
 
 def plan(left_s, n_train=1443, n_val=411, n_test=208, rates=QUIET, **kw):
     args = {"views": 2, "head_epochs": 30, "fine_tune_epochs": 8, **kw}
-    return plan_budget(left_s, left_s, n_train, n_val, n_test, 10, rates, **args)
+    return budget_pretrained(left_s, left_s, n_train, n_val, n_test, 10, rates, **args)
 
 
-def spent(p: BudgetPlan) -> float:
+def spent(p: PretrainedBudget) -> float:
     return p.planned_s + p.reserve_s
 
 
@@ -82,7 +85,8 @@ def test_when_nothing_fits_the_head_still_gets_the_smallest_subsample():
     p = plan(5, n_train=14_400, n_val=3_600, n_test=2_000)
     assert p.train_images == MIN_TRAIN_PER_CLASS * 10 and p.fine_tune_epochs == 0
     assert "even the smallest subsample overruns" in p.note
-    assert p.head_epochs == 30  # on 100 images the head stage costs nothing: it keeps its epochs
+    # on 100 images the head stage costs next to nothing: it keeps its epochs while time lasts
+    assert p.head_epochs >= 5 and p.head_until == 30
 
 
 def test_a_subsample_says_what_budget_every_image_needs_and_a_full_plan_does_not():
@@ -127,8 +131,9 @@ def test_the_plan_never_spends_more_than_is_left(left):
         Rates.measured(0.01, 0.0, cached=False),
     ):
         p = plan(left, rates=rates)
-        floor = p.train_images == MIN_TRAIN_PER_CLASS * 10 and "overruns" in p.note
-        assert spent(p) <= left or floor  # over only at the smallest subsample, and it says so
+        smallest = p.train_images == MIN_TRAIN_PER_CLASS * 10
+        # only the smallest subsample may overrun, and then it says so
+        assert spent(p) <= left or (smallest and "overruns" in p.note), p.line()
 
 
 def test_a_deadline_stops_a_fit_only_after_its_minimum_epochs():
@@ -150,53 +155,149 @@ def test_a_deadline_stops_a_fit_only_after_its_minimum_epochs():
         assert epoch + 1 == stops_after
 
 
-def test_slowdown_is_a_factor_from_1_to_4_and_ignores_niced_work(monkeypatch):
-    from imgclf.training import planning
+def test_slowdown_is_a_factor_from_1_to_4_and_counts_niced_work_only_when_niced(monkeypatch):
+    from imgclf.training import measure
 
     stats = iter(
         [(100.0, 400.0), (100.5, 402.0)]
     )  # others used 0.5 of 2 CPU-seconds: a quarter of the machine
-    monkeypatch.setattr(planning, "_cpu_times", lambda: next(stats))
-    monkeypatch.setattr(planning.time, "process_time", lambda: 0.0)
-    assert planning.slowdown(sample_s=0) == pytest.approx(1 / 0.75)
-    monkeypatch.setattr(
-        planning, "_cpu_times", lambda: None
-    )  # no /proc/stat: the load average per core
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    for load, factor in ((3.0, 1.5), (0.5, 1.0), (20.0, 4.0)):  # runnable per core, from 1 to 4
-        monkeypatch.setattr("os.getloadavg", lambda load=load: (load, 0.0, 0.0))
-        assert planning.slowdown(sample_s=0) == pytest.approx(factor)
-    line = "cpu  1000 5000 300 8000 10 0 5 0 0 0\n"  # 50 s of nice: not counted as competition
-    assert planning._parse_cpu_line(line) == pytest.approx(((1000 + 300 + 5) / 100, 14315 / 100))
+    monkeypatch.setattr(measure, "_cpu_times", lambda: next(stats))
+    monkeypatch.setattr(measure.time, "process_time", lambda: 0.0)
+    assert measure.slowdown(sample_s=0) == pytest.approx(1 / 0.75)
+    monkeypatch.setattr(measure, "_cpu_times", lambda: None)  # no /proc/stat: load per core
+    monkeypatch.setattr(measure.os, "cpu_count", lambda: 2)
+    for load, factor in ((1.0, 1.0), (5.0, 2.5), (20.0, 4.0)):
+        monkeypatch.setattr(measure.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert measure.slowdown(sample_s=0) == factor
+    line = "cpu  1000 5000 300 8000 10 0 5 0 0 0\n"  # 50 s of niced work
+    # a normal-priority process: niced work yields to it and does not count
+    assert measure._parse_cpu_line(line) == pytest.approx(((1000 + 300 + 5) / 100, 14315 / 100))
+    # a niced process competes with niced work: it counts
+    assert measure._parse_cpu_line(line, niced=True) == pytest.approx((6305 / 100, 14315 / 100))
 
 
-def test_a_budget_that_cannot_take_every_image_drops_the_report_when_that_lets_more_in(monkeypatch):
+def test_when_the_head_is_the_last_stage_it_may_use_the_slack_up_to_the_asked_epochs():
+    slow_head = Rates.measured(0.005, 0.002, cached=True, slowdown=4.0)
+    p = plan(30, n_train=210, n_val=60, n_test=30, rates=slow_head, head_epochs=30)
+    assert p.fine_tune_epochs == 0 and p.head_epochs < 30 and p.head_until == 30
+    assert f"head {p.head_epochs} epochs (up to 30 while time is left)" in p.line()
+    with_fine_tuning = plan(3600, n_train=210, n_val=60, n_test=30)
+    assert with_fine_tuning.fine_tune_epochs == 8 and with_fine_tuning.head_until == 0
+
+
+def _items(n: int, split: str) -> list[ImageItem]:
+    return [ImageItem(f"{split}{k}.png", k % 2, split, 40, 40) for k in range(n)]
+
+
+def _tiny_classifier(size: int = 32):
+
+    from imgclf.models.classifier import build_classifier
+    from imgclf.models.registry import get_spec
+
+    return build_classifier(get_spec("cnn"), 2, size, "none", 0)
+
+
+def test_the_plan_is_frozen_and_config_records_what_will_really_happen(monkeypatch):
+    import dataclasses
     import time
-    from types import SimpleNamespace
 
     from imgclf.config import TrainConfig
-    from imgclf.training import planning
+    from imgclf.training import plan as plan_module
 
-    items = [ImageItem(f"{k}.png", k % 2, "train") for k in range(40)]
+    by_split = {"train": _items(40, "train"), "val": _items(10, "val"), "test": _items(6, "test")}
+    cfg = TrainConfig(data="x", model="cnn", image_size=32, epochs=25, time_budget="20s")
+    monkeypatch.setattr(plan_module, "slowdown", lambda: 1.0)
+    monkeypatch.setattr(plan_module, "forward_rate", lambda *a, **k: 0.1)  # a slow model
     said: list[str] = []
-    session = SimpleNamespace(
-        cfg=TrainConfig(data="x", time_budget="20s"),
-        deadline=time.perf_counter() + 20,
-        num_classes=2,
-        say=said.append,
-    )
-    monkeypatch.setattr(planning, "slowdown", lambda: 1.0)
+    clf = _tiny_classifier()
+    deadline = time.perf_counter() + 20
+    plan, same = plan_module.plan_run(cfg, clf, by_split, 2, deadline, said.append, True, True)
+    assert same is clf and said == [plan.line] and plan.record["line"] == plan.line
+    assert 1 <= plan.epochs < 25 and plan.stop_at is not None and plan.stop_at < deadline
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.epochs = 25  # type: ignore[misc]
+    assert plan.config(cfg).epochs == plan.epochs  # config.yaml: the epochs that will run
+    asked, _ = plan_module.plan_run(cfg, clf, by_split, 2, None, said.append, True, True)
+    assert asked.epochs == 25 and asked.line == "" and asked.record == {}
+
+
+def test_a_budget_that_cannot_take_every_image_drops_the_report_and_config_says_so(monkeypatch):
+    from imgclf.config import TrainConfig
+    from imgclf.training import plan as plan_module
+    from imgclf.training.recipe import Recipe
+
+    said: list[str] = []
+    cfg = TrainConfig(data="x", time_budget="20s", epochs=8)
     fits = {True: 10, False: 30}  # training images that fit with and without the report
 
-    def fake_plan(budget_s, left_s, n_train, n_val, n_test, num_classes, rates, *, report_s, **kw):
-        n = fits[report_s == planning.report_seconds(True, 1.0)]
-        return BudgetPlan(budget_s, left_s, report_s, n, n_train, n_val, n_val, 1, 5, 0, 1.0)
+    def fake_budget(budget_s, left_s, n_train, n_val, n_test, n_classes, rates, *, report_s, **kw):
+        n = fits[report_s == plan_module.report_seconds(True, 1.0)]
+        return PretrainedBudget(budget_s, left_s, report_s, n, n_train, n_val, n_val, 1, 5, 0, 1.0)
 
-    monkeypatch.setattr(planning, "plan_budget", fake_plan)
-    train, _, _ = planning.plan_run(session, 0.01, None, None, items, items[:10], 5, 1, False)
-    assert len(train) == 30 and session.cfg.report is False
+    monkeypatch.setattr(plan_module, "budget_pretrained", fake_budget)
+    budget, report, changes = plan_module._choose_report(
+        cfg, plan_module_make(fake_budget), 40, said.append
+    )
+    assert budget.train_images == 30 and report is False and changes == tuple(said)
     assert "no report, so that 30 training images fit instead of 10" in said[0]
+    plan = plan_module.RunPlan(32, Recipe(3, None, None), (), (), 1, 5, 0, report)
+    config = plan.config(cfg)
+    assert config.report is False and config.fine_tune == "none"  # neither will happen
     fits[False] = 10  # no gain without the report: it stays
-    session.cfg = TrainConfig(data="x", time_budget="20s")
-    planning.plan_run(session, 0.01, None, None, items, items[:10], 5, 1, False)
-    assert session.cfg.report is True
+    budget, report, changes = plan_module._choose_report(
+        cfg, plan_module_make(fake_budget), 40, said.append
+    )
+    assert report is True and changes == ()
+
+
+def plan_module_make(fake_budget):
+    def make(report: bool):
+        from imgclf.training.measure import report_seconds
+
+        return fake_budget(20, 18, 40, 10, 5, 2, None, report_s=report_seconds(report, 1.0))
+
+    return make
+
+
+def test_what_ran_is_set_against_the_plan_in_one_line_with_the_reason():
+    from types import SimpleNamespace
+
+    from imgclf.training.finish import outcome
+    from imgclf.training.plan import RunPlan
+    from imgclf.training.recipe import Recipe
+
+    plan = RunPlan(96, Recipe(3, None, None), (), (), 1, 30, 3, False, 1.0, 5.0, line="--time …")
+    session = SimpleNamespace(
+        plan=plan,
+        ran={"head": 5},
+        stops=["the time ran out in head (slower than planned)"],
+        resume=None,
+    )
+    record, line = outcome(session, interrupted=False)
+    assert line == (
+        "planned head 30 + fine_tune 3 epochs, ran head 5 + fine_tune 0: "
+        "the time ran out in head (slower than planned)"
+    )
+    assert record["planned_epochs"] == {"head": 30, "fine_tune": 3}
+    assert record["ran_epochs"] == {"head": 5, "fine_tune": 0} and record["report"] is False
+    session.ran = {"head": 30, "fine_tune": 3}
+    assert outcome(session, interrupted=False)[1] == ""  # as planned: nothing to say
+    session.ran, session.stops = {"head": 30, "fine_tune": 1}, []
+    assert outcome(session, interrupted=True)[1].endswith("ran head 30 + fine_tune 1: Ctrl-C")
+
+
+def test_a_busy_machine_scales_the_arithmetic_fully_and_the_fixed_costs_by_its_square_root():
+    from imgclf.training.budget import (
+        FINE_TUNE_START_SECONDS,
+        HEAD_EPOCH_SECONDS,
+        HEAD_SECONDS_PER_SAMPLE,
+    )
+    from imgclf.training.measure import report_seconds
+
+    busy = Rates.measured(0.005, 0.002, cached=True, slowdown=4.0)
+    assert busy.head == pytest.approx(4 * HEAD_SECONDS_PER_SAMPLE)
+    assert busy.head_epoch == pytest.approx(2 * HEAD_EPOCH_SECONDS)
+    assert busy.fine_tune_start == pytest.approx(2 * FINE_TUNE_START_SECONDS)
+    # saving without a report: 5 s on a quiet machine, 10 s at a slowdown of 4 (not 20 s)
+    assert report_seconds(False, 4.0) == pytest.approx(2 * REPORT_SECONDS / 3)
+    assert report_seconds(True, 1.0) == REPORT_SECONDS

@@ -26,7 +26,7 @@ from helpers import (
 import imgclf
 import imgclf.runs
 from imgclf.config import TrainConfig
-from imgclf.errors import ConfigError, ModelError
+from imgclf.errors import ConfigError, DataError, ModelError
 from imgclf.runs import RunFiles, read_json
 from imgclf.training import trainer
 from imgclf.training.callbacks import HistoryCSV
@@ -294,11 +294,18 @@ def test_ctrl_c_on_the_second_epoch_keeps_a_usable_run(flat2, tmp_path, monkeypa
     assert (result.run_dir / RunFiles.CURVES).is_file()
 
 
-def test_ctrl_c_before_the_first_checkpoint_still_saves_a_model(flat2, tmp_path, monkeypatch):
+def test_ctrl_c_before_the_first_epoch_ends_leaves_an_incomplete_run_that_is_refused(
+    flat2, tmp_path, monkeypatch
+):
     interrupt_at(monkeypatch, epoch_index=0, after_logging=False)
     result = imgclf.train(flat2, epochs=5, out=str(tmp_path / "runs"), report=False, **TINY)
-    assert_usable_interrupted_run(result)
-    assert history_rows(result.run_dir) == []
+    run_dir = result.run_dir
+    assert result.interrupted is True and history_rows(run_dir) == []
+    assert read_json(run_dir / RunFiles.METRICS)["interrupted"] is True  # tested all the same
+    # its model is untrained: marked incomplete, and refused with the way to continue it
+    assert read_json(run_dir / RunFiles.STATE)["trained"] is False
+    with pytest.raises(DataError, match=r"is incomplete.*imgclf train --resume"):
+        imgclf.load_run(run_dir)
 
 
 def test_ctrl_c_in_the_head_stage_of_a_pretrained_model(

@@ -416,16 +416,20 @@ def test_time_budget_run_plans_its_work_and_records_the_plan(tmp_path, tiny_back
     assert metrics["interrupted"] is False
     config = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())
     default_epochs = get_spec(tiny_backbone).default_epochs
-    assert (
-        config["time_budget"] == "20s" and config["epochs"] == default_epochs
-    )  # epochs not given: the model's default
     assert config["image_size"] == 32  # given by the user: never shrunk
     # the plan, said before the work and recorded in timings.json (no wall-time assertion: the
     # machine may be busy)
     plan = read_json(result.run_dir / RunFiles.TIMINGS)["plan"]
+    # config.yaml says what the plan will really do: the fine-tuning epochs planned (of the model's
+    # default asked), or no fine-tuning at all; the head's epochs
+    fine = plan["fine_tune_epochs"]
+    expected = (fine, "auto") if fine else (default_epochs, "none")
+    assert config["time_budget"] == "20s" and (config["epochs"], config["fine_tune"]) == expected
+    assert config["head_epochs"] == plan["planned_epochs"]["head"]
+    assert plan["ran_epochs"]["fine_tune"] <= fine
     assert re.search(
         r"--time 20s: \d+s left; extracting .* train images, 1 view\(s\), .*head \d+ "
-        r"epochs, (no fine-tuning|fine-tuning \d epoch)",
+        r"epochs( \(up to \d+ while time is left\))?, (no fine-tuning|fine-tuning \d epoch)",
         out,
     ), out
     assert plan["line"] in out and out.index(plan["line"]) < out.index("stage head")
@@ -436,5 +440,7 @@ def test_time_budget_run_plans_its_work_and_records_the_plan(tmp_path, tiny_back
     assert plan["rates_s_per_image"]["extract"] > 0
     rows = history_rows(result.run_dir)
     assert rows and rows[0]["stage"] == "head"
-    assert sum(r["stage"] == "head" for r in rows) <= plan["head_epochs"]
+    # the head's planned epochs, or up to the asked ones when it is the last stage; no more
+    assert sum(r["stage"] == "head" for r in rows) <= max(plan["head_epochs"], plan["head_until"])
+    assert plan["ran_epochs"]["head"] == sum(r["stage"] == "head" for r in rows)
     assert sum(r["stage"] == "fine_tune" for r in rows) <= plan["fine_tune_epochs"]

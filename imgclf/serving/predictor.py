@@ -18,7 +18,7 @@ from imgclf.config import ENGINES, PREDICT_ENGINE
 from imgclf.data.scan import ImageItem
 from imgclf.errors import invalid_value
 from imgclf.evaluation.metrics import Metrics
-from imgclf.runs import RunFiles, check_run_dir, read_config, read_json
+from imgclf.runs import RunFiles, read_config, read_json, require_trained
 from imgclf.serving.images import in_memory_batches, is_in_memory
 from imgclf.serving.inputs import expand_paths
 from imgclf.serving.prediction import UNSURE, Prediction, check_options, to_prediction
@@ -49,7 +49,7 @@ class Run:
     def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE):
         if engine not in ENGINES:
             raise invalid_value("engine", engine, ", ".join(ENGINES))
-        self.path = check_run_dir(path)
+        self.path = require_trained(path)
         self.config = read_config(self.path / RunFiles.CONFIG)
         self.classes: list[str] = read_json(self.path / RunFiles.CLASSES)
         self.image_size = int(self.config.image_size or 224)

@@ -1,15 +1,17 @@
-"""Keras callbacks of imgclf: the per-epoch history file and a one-line-per-epoch progress log."""
+"""Keras callbacks of imgclf: the per-epoch history, checkpoints and the state ``--resume`` needs,
+and the ways a fit stops early (a target accuracy, the ``--time`` deadline, a Ctrl-C that must not
+be lost)."""
 
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
 import keras
 
-from imgclf.atomic import save_model_atomic, write_text_atomic
+from imgclf.atomic import save_model_atomic
+from imgclf.runs import write_state
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -19,6 +21,8 @@ __all__ = [
     "SaveBest",
     "SaveLast",
     "StopAtAccuracy",
+    "StopInEpoch",
+    "RaiseInterrupt",
 ]
 
 HISTORY_COLUMNS = [
@@ -102,6 +106,7 @@ class Deadline(keras.callbacks.Callback):
         self.deadline, self.min_epochs = deadline, min_epochs
         self._start = 0.0
         self._epochs = 0
+        self.stopped = False  # whether the deadline ended the fit
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -110,7 +115,7 @@ class Deadline(keras.callbacks.Callback):
         now = time.perf_counter()
         self._epochs += 1
         if self._epochs >= self.min_epochs and now + (now - self._start) > self.deadline:
-            self.model.stop_training = True
+            self.model.stop_training = self.stopped = True
 
 
 class SaveBest(keras.callbacks.Callback):
@@ -165,19 +170,64 @@ class SaveLast(keras.callbacks.Callback):
 
 class RunState(keras.callbacks.Callback):
     """Write ``state.json`` after each epoch: the stage, epochs done in it, the head's val loss and
-    the
-    best val loss so far — what ``imgclf train --resume`` needs besides ``last.keras``."""
+    the best val loss so far — what ``imgclf train --resume`` needs besides ``last.keras``. Without
+    ``best`` (the head stage, which keeps no ``last.keras``), only that something is trained: a
+    resumed run redoes that stage."""
 
-    def __init__(self, path: Path, stage: str, head_loss: float | None, best: SaveBest | None):
+    def __init__(
+        self, path: Path, stage: str, head_loss: float | None, best: SaveBest | None = None
+    ):
         super().__init__()
         self.path, self.stage, self.head_loss, self._best = Path(path), stage, head_loss, best
 
     def on_epoch_end(self, epoch, logs=None):
         best = None if self._best is None else float(self._best.best)
-        state = {
-            "stage": self.stage,
-            "stage_epochs": epoch + 1,
-            "head_loss": self.head_loss,
-            "best": best,
-        }
-        write_text_atomic(self.path, json.dumps(state, indent=2))
+        done = epoch + 1 if self._best is not None else 0
+        run_dir = self.path.parent  # the run folder, whose state.json ``path`` is
+        write_state(run_dir, self.stage, done, trained=True, head_loss=self.head_loss, best=best)
+
+
+class StopInEpoch(keras.callbacks.Callback):
+    """Stop training after the batch that reaches ``until`` (a ``time.perf_counter()`` value),
+    within an epoch if need be: Keras still validates that epoch, so the checkpoint callbacks see
+    it. The safety net of a ``--time`` plan that the load made too optimistic; ``stopped`` is
+    ``(epoch, batch)``, 1-based.
+
+    Args:
+        until: when to stop.
+    """
+
+    def __init__(self, until: float):
+        super().__init__()
+        self.until = until
+        self.stopped: tuple[int, int] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stopped is None and time.perf_counter() > self.until:
+            self.stopped = (self._epoch + 1, batch + 1)
+            self.model.stop_training = True
+
+
+class RaiseInterrupt(keras.callbacks.Callback):
+    """Raise KeyboardInterrupt at the next batch or epoch boundary once a Ctrl-C was seen, even if
+    the KeyboardInterrupt that Python raised for it was swallowed where it landed (a bare
+    ``except:`` in a library, an object's ``__del__``).
+
+    Args:
+        seen: returns whether a Ctrl-C was seen (:class:`~imgclf.training.interrupts.Interrupts`).
+    """
+
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def _check(self, *args, **kwargs):
+        if self.seen():
+            raise KeyboardInterrupt
+
+    on_train_begin = on_epoch_begin = on_epoch_end = _check
+    on_train_batch_end = on_test_batch_end = on_predict_batch_end = _check

@@ -11,23 +11,26 @@ block is moved back to the block's start; the layers in between stay frozen).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
+import numpy as np
 
 from imgclf.config import TrainConfig
 from imgclf.errors import invalid_value
-from imgclf.models.classifier import iter_layers
+from imgclf.models.classifier import Classifier, iter_layers
 from imgclf.models.registry import ModelSpec
 
-__all__ = ["Plan", "plan_fine_tune", "freeze_below"]
+__all__ = ["Recipe", "choose_recipe", "freeze_below", "recipe_for_run"]
 
 MAX_CUT_SEARCH = 60  # layers to walk back looking for a clean cut
 
 
-@dataclass
-class Plan:
-    """``first``: index of the first trainable backbone layer (None: no fine-tuning; 0: all).
+@dataclass(frozen=True)
+class Recipe:
+    """What trains in a pretrained run and where the backbone is cut for the activation cache.
+
+    ``first``: index of the first trainable backbone layer (None: no fine-tuning; 0: all).
     ``bottom``/``top``: the backbone split at a clean cut at or before ``first`` (None: no
     cache)."""
 
@@ -86,9 +89,9 @@ def _split_at(backbone: keras.Model, index: int) -> tuple[keras.Model, keras.Mod
     return bottom, top
 
 
-def plan_fine_tune(
+def choose_recipe(
     backbone: keras.Model, spec: ModelSpec, cfg: TrainConfig, cache_allowed: bool
-) -> Plan:
+) -> Recipe:
     """Decide what trains and where the activation cache cuts the backbone.
 
     Args:
@@ -102,14 +105,14 @@ def plan_fine_tune(
     # output
     target = len(backbone.layers) if first is None else first
     if not cache_allowed or target <= 1:
-        return Plan(first, None, None)
+        return Recipe(first, None, None)
     if target == len(backbone.layers):
-        return Plan(first, backbone, None)
+        return Recipe(first, backbone, None)
     for index in range(target, max(1, target - MAX_CUT_SEARCH), -1):
         split = _split_at(backbone, index)
         if split is not None:
-            return Plan(first, *split)
-    return Plan(first, None, None)
+            return Recipe(first, *split)
+    return Recipe(first, None, None)
 
 
 def freeze_below(backbone: keras.Model, first: int | None) -> None:
@@ -127,3 +130,31 @@ def freeze_below(backbone: keras.Model, first: int | None) -> None:
     for layer in iter_layers(backbone):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
+
+
+def recipe_for_run(
+    clf: Classifier, cfg: TrainConfig, n_train: int, n_val: int, say=None
+) -> Recipe | None:
+    """The run's recipe (None for a from-scratch model): :func:`choose_recipe`, with no cut when the
+    cached activations of ``n_train`` images × ``cfg.views`` and ``n_val`` images would exceed
+    ``--cache-mb`` (fine-tuning then trains on decoded images).
+
+    Args:
+        clf: the classifier, built at the run's input size.
+        cfg: the run's options.
+        n_train: training images to cache.
+        n_val: validation images to cache.
+        say: prints a line for the user (None: silent). Defaults to None.
+    """
+    if not clf.spec.pretrained:
+        return None
+    recipe = choose_recipe(clf.backbone, clf.spec, cfg, cache_allowed=True)
+    if recipe.top is None:
+        return recipe
+    cut_shape = recipe.bottom.compute_output_shape((1, cfg.image_size, cfg.image_size, 3))
+    act_bytes = (n_train * cfg.views + n_val) * 4 * int(np.prod(cut_shape[1:]))
+    if act_bytes <= cfg.cache_mb * 2**20:
+        return recipe
+    if say is not None:
+        say("  activations exceed --cache-mb: fine-tuning on decoded images instead")
+    return replace(recipe, bottom=None, top=None)

@@ -1,12 +1,13 @@
-"""The trainer of one run: its options, run folder, model parts, epoch count and clock, and the one
-place a stage starts a fit (compile, then, when resuming, restore ``last.keras``)."""
+"""The trainer of one run, built from its plan (:class:`~imgclf.training.plan.RunPlan`): its
+options, run folder, model parts, epoch counts and clock, the one place a stage starts a fit
+(compile, then, when resuming, restore ``last.keras``), and what each stage really ran."""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -20,19 +21,21 @@ from imgclf.training.budget import HEAD_EPOCHS_MIN
 from imgclf.training.callbacks import (
     Deadline,
     HistoryCSV,
+    RaiseInterrupt,
     RunState,
     SaveBest,
     SaveLast,
     StopAtAccuracy,
 )
 from imgclf.training.optim import schedule_callbacks, scheduled_optimizer
+from imgclf.training.plan import RunPlan
 
-__all__ = ["Session", "MONITOR", "RESERVE_SECONDS"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Session", "MONITOR"]
 
 MONITOR = "val_loss"
-RESERVE_SECONDS = (
-    8.0  # kept back from a time budget for testing and saving when no plan measured it
-)
 
 
 class Session:
@@ -44,9 +47,11 @@ class Session:
         clf: the classifier (backbone, head, whole model).
         num_classes: the number of classes.
         verbose: 0 prints nothing, else progress lines and Keras' progress.
-        deadline: ``time.perf_counter()`` value at which ``--time`` runs out; None without a budget.
+        plan: what the run does (epochs per stage, images, deadline and reserve).
         class_weight: loss weight per class index (``--class-weight auto``); None: unweighted.
         resume: ``state.json`` of the interrupted run being resumed; None for a new run.
+        interrupted: returns whether a Ctrl-C was seen (every fit then stops at its next batch);
+            None: never. Defaults to None.
     """
 
     def __init__(
@@ -56,13 +61,14 @@ class Session:
         clf: Classifier,
         num_classes: int,
         verbose: int,
-        deadline: float | None,
+        plan: RunPlan,
         class_weight: dict[int, float] | None = None,
         resume: dict[str, Any] | None = None,
+        interrupted: Callable[[], bool] | None = None,
     ):
         self.cfg, self.run_dir, self.clf, self.verbose = cfg, run_dir, clf, verbose
-        self.num_classes = num_classes
-        self.deadline = deadline
+        self.num_classes, self.plan, self.interrupted = num_classes, plan, interrupted
+        self.deadline = plan.deadline
         self.class_weight = class_weight
         self.resume = resume
         self.epochs_done = 0
@@ -81,16 +87,11 @@ class Session:
         ] = []  # what the compiled optimizer's schedule needs
         self.decode_failures: dict[str, str] = {}
         self.head_loss: float | None = None
-        self.reserve = (
-            RESERVE_SECONDS  # kept back from the deadline; a --time plan sets its measured reserve
-        )
-        self.head_epochs, self.epochs = cfg.head_epochs, cfg.epochs  # a --time plan may lower them
-        self.backbone_rate: float | None = (
-            None  # --time: the backbone's measured seconds per image (planning)
-        )
-        self.budget_plan: dict[str, Any] | None = (
-            None  # the --time plan (imgclf.training.budget), recorded in timings.json
-        )
+        self.reserve = plan.reserve_s  # kept back from the deadline
+        self.head_epochs, self.epochs = plan.head_epochs, plan.epochs
+        self._deadline: Deadline | None = None
+        self.ran: dict[str, int] = {}  # epochs each stage really ran (this process)
+        self.stops: list[str] = []  # why a stage ran fewer epochs than planned, one line each
 
     def say(self, message: str) -> None:
         if self.verbose:
@@ -211,26 +212,33 @@ class Session:
             else:
                 out += [best, last]
             out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss, best))
-        elif self.ema:
-            out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        else:  # the head: from its first epoch, the run has a trained model
+            out.append(RunState(self.run_dir / RunFiles.STATE, stage, self.head_loss))
+            if self.ema:
+                out.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
         if cfg.stop_at_accuracy is not None:
             out.append(StopAtAccuracy(cfg.stop_at_accuracy))
         if self.deadline is not None:
             # the head on cached features costs seconds: a run that got this far gets a usable head
-            out.append(
-                Deadline(
-                    self.deadline - self.reserve,
-                    min_epochs=HEAD_EPOCHS_MIN if stage == "head" else 0,
-                )
-            )
+            minimum = HEAD_EPOCHS_MIN if stage == "head" else 0
+            self._deadline = Deadline(self.deadline - self.reserve, min_epochs=minimum)
+            out.append(self._deadline)
         if cfg.tensorboard:
             out.append(keras.callbacks.TensorBoard(str(self.run_dir / "tensorboard" / stage)))
-        return out + schedule_callbacks(cfg.lr_schedule, cfg.patience)
+        out += schedule_callbacks(cfg.lr_schedule, cfg.patience)
+        # last: an epoch that ends as Ctrl-C comes is logged and checkpointed before the fit stops
+        return out + ([RaiseInterrupt(self.interrupted)] if self.interrupted is not None else [])
 
     def end_stage(self) -> None:
-        """Count the stage's epochs; say so when early stopping ended it."""
+        """Count the stage's epochs; say so when early stopping ended it, and note it when the
+        deadline did."""
         if self._history is not None:
             self.epochs_done += self._history.epochs_done
+            stage = self._history.stage
+            self.ran[stage] = self.ran.get(stage, 0) + self._history.epochs_done
+            if self._deadline is not None and self._deadline.stopped:
+                self.stops.append(f"the time ran out in {stage} (slower than planned)")
+        self._deadline = None
         if self._stop is not None and self._stop.stopped_epoch > 0 and self._history is not None:
             cfg = self.cfg
             self.say(
@@ -239,6 +247,7 @@ class Session:
                 f"{MONITOR} did not improve by --min-delta {cfg.min_delta:g} for "
                 f"--patience {cfg.patience} epochs"
             )
+            self.stops.append(f"early stopping in {self._history.stage} (no improvement)")
         self._stop = None
 
     def compile(

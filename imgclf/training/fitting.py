@@ -1,0 +1,126 @@
+"""How a stage fits a Keras model: on cached arrays (the head, fine-tuning on cached activations),
+or on decoded images streamed through tf.data (fine-tuning without a cache, from-scratch models)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from imgclf.data.augment import mix_batch
+from imgclf.data.pipeline import batched
+from imgclf.training.session import Session
+from imgclf.training.views import DrawViews, ViewBatches
+
+__all__ = ["fit_arrays", "fit_dataset", "steps"]
+
+
+def steps(n: int, batch_size: int) -> int:
+    """Batches in an epoch of ``n`` images."""
+    return max(1, -(-n // batch_size))
+
+
+def fit_arrays(
+    session: Session,
+    model: keras.Model,
+    stage: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    peak_lr: float,
+    save: keras.Model | None = None,
+    threshold: float | None = None,
+    views: int = 1,
+) -> None:
+    """Fit on arrays. With ``views`` > 1, ``x``/``y`` are that many equal blocks (one per cached
+    view)
+    and each epoch draws one view per image (:mod:`imgclf.training.views`), so an epoch costs one
+    view."""
+    cfg = session.cfg
+    n = len(x) // views
+    epochs = session.head_epochs if stage == "head" else session.epochs
+    schedule = "constant" if stage == "head" else None
+    start = session.start_fit(model, stage, peak_lr, steps(n, cfg.batch_size), epochs, schedule)
+    callbacks = session.callbacks(stage, save=save, threshold=threshold)
+    mix = (
+        session.mixing if stage != "head" else None
+    )  # the head, a linear layer on pooled features, trains unmixed
+    if views > 1 or mix is not None:
+        data = ViewBatches(
+            x.reshape(views, n, *x.shape[1:]),
+            session.targets(y[:n]),
+            cfg.batch_size,
+            cfg.seed,
+            start,
+            mix,
+        )
+        fit_args: dict = {"x": data}
+        callbacks.insert(0, DrawViews(data))
+    else:
+        fit_args = {"x": x, "y": session.targets(y), "batch_size": cfg.batch_size, "shuffle": True}
+    model.fit(
+        **fit_args,
+        validation_data=(x_val, session.targets(y_val)),
+        epochs=epochs,
+        initial_epoch=start,
+        class_weight=session.class_weight,
+        callbacks=callbacks,
+        verbose=session.fit_verbose,
+    )
+    session.end_stage()
+
+
+def fit_dataset(
+    session: Session,
+    stage: str,
+    train_raw: tf.data.Dataset,
+    val_raw: tf.data.Dataset,
+    n_train: int,
+    peak_lr: float,
+    threshold: float | None,
+    extra: list | None = None,
+) -> None:
+    """Fit the whole model on decoded images (augmentation inside the model, applied on the fly);
+    ``extra``: more callbacks."""
+    cfg, model = session.cfg, session.clf.model
+    if session.one_hot:
+
+        def encode(x, y):
+            return x, keras.ops.one_hot(y, session.num_classes)
+
+        train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
+    elif session.mixing is not None:  # a sigmoid output's mixed targets: float, (1,) per image
+
+        def encode(x, y):
+            return x, tf.reshape(tf.cast(y, tf.float32), (1,))
+
+        train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
+    train = batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train)
+    if (
+        session.mixing is not None
+    ):  # --augment mixup/cutmix: pairs of each batch mixed, pixels and labels
+        mix = session.mixing
+        train = train.map(
+            lambda x, y: mix_batch(mix, tf.cast(x, tf.float32), tf.cast(y, tf.float32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    epochs = session.epochs
+    if session.deadline is not None and not session.plan.line:
+        # no --time plan said it (a resumed run): the Deadline callback stops it
+        session.say(f"  time budget: training until {session.seconds_left():.0f}s from now")
+    # a filtered stream has no known length: the schedule is stepped by epoch and batch (exact)
+    start = session.start_fit(
+        model, stage, peak_lr, steps(n_train, cfg.batch_size), epochs, known_length=False
+    )
+    model.fit(
+        train,
+        validation_data=batched(val_raw, cfg.batch_size),
+        epochs=epochs,
+        initial_epoch=start,
+        shuffle=False,  # the pipeline shuffles, seeded
+        class_weight=session.class_weight,
+        callbacks=session.callbacks(stage, save=model, threshold=threshold) + (extra or []),
+        verbose=session.fit_verbose,
+    )
+    session.end_stage()

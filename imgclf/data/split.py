@@ -108,21 +108,16 @@ def _assign_grouped(
     """Whole groups go to one split, stratified per class as closely as whole groups allow.
 
     Each group belongs to the class most of its images have (ties: the lowest label). Class by
-    class,
-    its groups are visited in a seeded random order, and each goes to the first of test, val that is
-    still short of its target by at least half the group's size, else to train. For single-image
-    groups this is exactly the ungrouped permutation split.
+    class, its groups are visited in a seeded random order, and each goes to the first of test, val
+    that is still short of its target by at least half the group's size, else to train. For
+    single-image groups this is exactly the ungrouped permutation split.
     """
     key = {i.path: groups.get(i.path, ("", i.path)) for i in data.items}
     by_group: dict[Hashable, list[ImageItem]] = {}
     for members in members_by_class:
         for item in members:
             by_group.setdefault(key[item.path], []).append(item)
-    primary: dict[Hashable, int] = {}
-    for g, its in by_group.items():  # the majority label; ties go to the lowest label
-        counts = Counter(i.label for i in its)
-        top = max(counts.values())
-        primary[g] = min(label for label, c in counts.items() if c == top)
+    primary = _primary_labels(by_group)
     placed: dict[tuple[int, str], int] = Counter()
     split_of: dict[Hashable, str] = {}
     for label, name in enumerate(data.classes):
@@ -145,22 +140,40 @@ def _assign_grouped(
             for item in by_group[g]:
                 placed[(item.label, split)] += 1
     out = [replace(item, split=split_of[key[item.path]]) for item in data.items]
-    for label, name in enumerate(data.classes):
+    _check_grouped_splits(data.classes, members_by_class, placed, out)
+    return sorted(out, key=lambda i: (i.label, i.path))
+
+
+def _primary_labels(by_group: dict[Hashable, list[ImageItem]]) -> dict[Hashable, int]:
+    """Each group's majority label; ties go to the lowest label."""
+    primary: dict[Hashable, int] = {}
+    for g, its in by_group.items():
+        counts = Counter(i.label for i in its)
+        top = max(counts.values())
+        primary[g] = min(label for label, c in counts.items() if c == top)
+    return primary
+
+
+def _check_grouped_splits(
+    classes: list[str],
+    members_by_class: list[list[ImageItem]],
+    placed: Mapping[tuple[int, str], int],
+    out: list[ImageItem],
+) -> None:
+    """A DataError when whole groups left a class without training images, or no validation."""
+    for label, name in enumerate(classes):
         if placed[(label, "train")] == 0:
             raise DataError(
                 f"class {name!r}: all its {len(members_by_class[label])} image(s) are in "
-                "groups placed in val/test "
-                "(groups from --group-by or duplicate clusters stay whole); add images "
-                "or groups, or lower "
-                "--val-fraction/--test-fraction"
+                "groups placed in val/test (groups from --group-by or duplicate clusters stay "
+                "whole); add images or groups, or lower --val-fraction/--test-fraction"
             )
     if not any(i.split == "val" for i in out):
         raise DataError(
             "no group could be placed in the validation split (groups from --group-by or "
-            "duplicate clusters stay whole; "
-            "`imgclf doctor` lists them); add images or groups, or raise --val-fraction"
+            "duplicate clusters stay whole; `imgclf doctor` lists them); add images or groups, "
+            "or raise --val-fraction"
         )
-    return sorted(out, key=lambda i: (i.label, i.path))
 
 
 def write_manifest(path: Path, items: list[ImageItem], classes: list[str], root: str) -> None:

@@ -30,6 +30,7 @@ from PIL import Image, ImageOps
 __all__ = [
     "decode_image",
     "decode_with_pillow",
+    "image_to_pixels",
     "load_image",
     "to_rgb",
     "decode_failure",
@@ -115,11 +116,25 @@ def decode_with_pillow(source: str | BinaryIO, size: int) -> np.ndarray:
     with Image.open(source) as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))  # DCT-domain downscale, never below the requested size
-        im = ImageOps.exif_transpose(im)  # loads the (first frame of the) image
-        im = to_rgb(im)
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+        return image_to_pixels(im, size)
+
+
+def image_to_pixels(im: Image.Image, size: int) -> np.ndarray:
+    """A Pillow image already in memory → the model's input array, as :func:`decode_with_pillow`
+    finishes a file: EXIF orientation applied, 8-bit RGB (transparency over white), bilinear resize.
+
+    For pictures a caller already holds as ``PIL.Image`` objects; a file (path or bytes) goes
+    through :func:`decode_image`, which also takes the JPEG route the pipeline takes.
+
+    Args:
+        im: the image (its first frame is used).
+        size: side of the square output in pixels.
+    """
+    im = ImageOps.exif_transpose(im)  # loads the (first frame of the) image
+    im = to_rgb(im)
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
 
 
 load_image = decode_image  # the name it had before; the same function

@@ -66,19 +66,19 @@ def test_decode_image_gives_the_pipelines_pixels(kinds, size):
         np.testing.assert_array_equal(decode_image(path.read_bytes(), size), pixels)
 
 
-def serve_predictions(run_dir, files: list[Path], top_k: int) -> list[dict]:
+def serve_predictions(run_dir, files: list[Path], top_k: int, engine="keras") -> list[dict]:
     from fastapi.testclient import TestClient
 
-    config = ServeConfig(engine="keras", top_k=top_k, max_files=32)
-    with TestClient(create_app(load_run(run_dir, "keras"), config)) as client:
+    config = ServeConfig(engine=engine, top_k=top_k, max_files=32)
+    with TestClient(create_app(load_run(run_dir, engine), config)) as client:
         upload = [("file", (p.name, p.read_bytes(), "application/octet-stream")) for p in files]
         response = client.post("/predict", files=upload)
     assert response.status_code == 200, response.text
     return response.json()["predictions"]
 
 
-def cli_predictions(capsys, run_dir, files: list[Path], top_k: int) -> list[dict]:
-    argv = ["predict", run_dir, *files, "--engine", "keras", "--format", "json", "-q"]
+def cli_predictions(capsys, run_dir, files: list[Path], top_k: int, engine="keras") -> list[dict]:
+    argv = ["predict", run_dir, *files, "--engine", engine, "--format", "json", "-q"]
     assert main([str(a) for a in [*argv, "--top-k", top_k]]) in (0, 1)
     return json.loads(capsys.readouterr().out)
 
@@ -87,19 +87,35 @@ def by_class(top_k: list[dict]) -> dict[str, float]:
     return {t["label"]: t["probability"] for t in top_k}
 
 
+def answers(run, files: list[Path], capsys, engine: str) -> dict[str, dict]:
+    """Front end -> file name -> class -> probability, for the API, ``predict`` and ``serve``."""
+    n = len(run.classes)
+    cli = cli_predictions(capsys, run.path, files, n, engine)
+    return {
+        "api": {Path(p.path).name: dict(p.top_k) for p in run.predict(files, top_k=n)},
+        "predict": {Path(r["path"]).name: by_class(r["top_k"]) for r in cli},
+        "serve": {
+            r["filename"]: by_class(r["top_k"])
+            for r in serve_predictions(run.path, files, n, engine)
+        },
+    }
+
+
+def assert_same(got: dict[str, dict], expected: dict[str, dict], where: str) -> None:
+    assert set(got) == set(expected), where
+    for name, probs in expected.items():
+        for label, q in probs.items():
+            assert got[name][label] == pytest.approx(q, abs=1e-5), (name, where, label)
+
+
 def test_one_file_one_answer_in_serve_predict_the_api_and_evaluate(
     trained_run, kinds, tmp_path, capsys
 ):
     from imgclf.evaluation.evaluate import score_folder
 
-    files, n = list(kinds.values()), len(trained_run.classes)
+    files = list(kinds.values())
     run = load_run(trained_run.run_dir, "keras")
-    api = {Path(p.path).name: dict(p.top_k) for p in run.predict(files, top_k=n)}
-    cli = {
-        Path(r["path"]).name: by_class(r["top_k"])
-        for r in cli_predictions(capsys, run.path, files, n)
-    }
-    web = {r["filename"]: by_class(r["top_k"]) for r in serve_predictions(run.path, files, n)}
+    found = answers(run, files, capsys, "keras")
     labelled = tmp_path / "labelled" / trained_run.classes[0]
     labelled.mkdir(parents=True)
     for p in files:
@@ -111,11 +127,17 @@ def test_one_file_one_answer_in_serve_predict_the_api_and_evaluate(
         Path(p).name: dict(zip(run.classes, q, strict=True))
         for p, q in zip(scores.paths, scores.probs, strict=True)
     }
-    assert set(api) == set(cli) == set(web) == set(evaluated) == {p.name for p in files}
-    for name, expected in api.items():
-        for front_end, got in [("serve", web), ("predict", cli), ("evaluate", evaluated)]:
-            for label, q in expected.items():
-                assert got[name][label] == pytest.approx(q, abs=1e-5), (name, front_end, label)
+    assert set(evaluated) == {p.name for p in files}
+    for front_end in ("serve", "predict", "evaluate"):
+        assert_same({**found, "evaluate": evaluated}[front_end], found["api"], front_end)
+
+
+def test_one_file_one_answer_on_the_tflite_engine(trained_run, kinds, capsys):
+    """The engine `serve` and `predict --engine auto` use: the same answer from every front end
+    (evaluation always runs the Keras model)."""
+    found = answers(load_run(trained_run.run_dir, "tflite"), list(kinds.values()), capsys, "tflite")
+    for front_end in ("serve", "predict"):
+        assert_same(found[front_end], found["api"], front_end)
 
 
 def write_refused(folder: Path) -> dict[str, Path]:

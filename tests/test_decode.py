@@ -203,9 +203,9 @@ def test_colour_key_transparency_becomes_white(tmp_path, mode, colour):
 
 
 def test_decode_image_takes_a_path_or_the_files_bytes(mixed):
-    from imgclf.data.decode import decode_image
+    from imgclf.data.decode import decode_image, decode_with_pillow
 
-    assert load_image is decode_image  # the older name, the same function
+    assert load_image is decode_with_pillow  # the older name: the Pillow route
     for kind in ("jpeg", "png_RGBA", "jpeg_exif_orientation_6", "png_gray_L"):
         path = mixed[kind]
         np.testing.assert_array_equal(decode_image(path, 32), decode_image(path.read_bytes(), 32))

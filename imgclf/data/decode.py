@@ -1,8 +1,8 @@
 """Where an image file becomes pixels: :func:`decode_image` is THE decode path of imgclf.
 
-Training, evaluation, ``imgclf predict``, the Python API, ``imgclf serve`` and the report all turn a
-file into the model's input through :func:`decode_image` (the tf.data pipeline runs its two routes
-in the graph, :func:`imgclf.data.native.native_pixels` and :func:`decode_with_pillow`, chosen by the
+Training, evaluation, ``imgclf predict``, the Python API and ``imgclf serve`` all turn a file into
+the model's input through :func:`decode_image` (the tf.data pipeline runs its two routes in the
+graph, :func:`imgclf.data.native.native_pixels` and :func:`decode_with_pillow`, chosen by the
 same :func:`imgclf.data.native.jpeg_ratio`), so one file gets one answer everywhere:
 
 * a plain JPEG (baseline or progressive, no EXIF orientation) is decoded by TensorFlow's libjpeg
@@ -137,7 +137,10 @@ def image_to_pixels(im: Image.Image, size: int) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
-load_image = decode_image  # the name it had before; the same function
+# The Pillow route under the name it always had (the report's thumbnails and Grad-CAM pictures, the
+# pixels an export's preprocess.py reproduces); a file on its way to a model goes through
+# decode_image, which takes the pipeline's JPEG route too.
+load_image = decode_with_pillow
 
 
 def decode_failure(exc: BaseException) -> str:

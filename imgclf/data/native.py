@@ -157,7 +157,7 @@ def native_ratios(paths: Sequence[str], size: int) -> list[int]:
 
     Args:
         paths: the image files.
-        size: the side :func:`load_image` will resize to.
+        size: the side the images will be resized to.
     """
     chunk = 256
     chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]

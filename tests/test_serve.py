@@ -397,11 +397,15 @@ def test_the_page_predicts_a_dropped_image(server, page, served_run, trained_run
 
 @pytest.mark.browser
 def test_the_page_lists_results_in_picked_order_and_wraps_long_names(
-    server, page, trained_run, tmp_path
+    server, page, served_run, trained_run, tmp_path
 ):
+    foxes = sorted((trained_run.data / "fox").glob("*.jpg"))
+    long_one = next(  # a picture the model labels with the long name, for the Grad-CAM caption
+        (p.path for p in load_run(served_run, "keras").predict(foxes) if p.label == LONG_NAME), None
+    )
+    assert long_one is not None, "the session's run never predicts its third class"
     page.goto(server + "/")
-    page.uncheck("#explain")
-    picked = [sorted((trained_run.data / c).glob("*.jpg"))[i] for c, i in [("fox", 0), ("cat", 1)]]
+    picked = [Path(long_one), sorted((trained_run.data / "cat").glob("*.jpg"))[1]]
     picked += [tmp_path / "empty.jpg", sorted((trained_run.data / "dog").glob("*.jpg"))[2]]
     picked[2].write_bytes(b"")
     page.set_input_files("#picker", [str(p) for p in picked])
@@ -417,6 +421,13 @@ def test_the_page_lists_results_in_picked_order_and_wraps_long_names(
         "e.closest('.result').getBoundingClientRect().right"
     )
     assert fits and long.bounding_box()["height"] > 40  # wrapped over several lines
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=overlay]').length === 3", timeout=60_000
+    )
+    captions = page.locator("figcaption")
+    assert any(LONG_NAME in c for c in captions.all_inner_texts())
+    for k in range(captions.count()):  # Grad-CAM captions wrap inside their 140 px figure
+        assert captions.nth(k).evaluate("e => e.scrollWidth <= e.closest('figure').clientWidth")
     # the browser logs the refused upload's 400 itself; the page's script raised nothing
     assert [e for e in page.errors if "status of 400" not in e] == []
 

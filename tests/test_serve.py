@@ -318,6 +318,74 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="module")
+def server(trained_run):
+    """``imgclf serve`` as a user starts it, on a free loopback port."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgclf", "serve", str(trained_run.run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"imgclf serve exited: {proc.stdout.read()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("imgclf serve did not answer /health within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_the_page_predicts_a_dropped_image(server, page, trained_run, tmp_path):
+    page.goto(server + "/")
+    assert "shapes" in page.title()
+    image = sorted((trained_run.data / "dog").glob("*.jpg"))[0]
+    page.set_input_files("#picker", str(image))
+    label = page.locator("[data-testid=label]").first
+    label.wait_for(timeout=30_000)
+    expected = load_run(trained_run.run_dir).predict(image)[0].label
+    assert label.inner_text() == expected
+    assert page.locator(".row").count() == 3  # top-k bars, one per class of this run
+    assert "Predicted 1 image(s)." in page.locator("#status").inner_text()
+    assert page.locator("#drop").bounding_box()["width"] > 600  # the drop zone spans the page
+    overlay = page.locator("[data-testid=overlay]").first
+    overlay.wait_for(timeout=60_000)  # the Grad-CAM overlay, fetched after the bars are shown
+    assert overlay.evaluate("img => img.complete && img.naturalWidth") == 224  # it decoded
+    assert f"Grad-CAM: {expected}" in page.locator("figcaption").first.inner_text()
+    shot = Path(os.environ.get("IMGCLF_SCREENSHOTS", tmp_path)) / "serve_page.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    assert page.errors == []
+
+
+def test_the_page_escapes_class_names(tmp_path, trained_run):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    odd = tmp_path / "odd"
+    shutil.copytree(trained_run.run_dir, odd)
+    (odd / "classes.json").write_text('["<script>alert(1)</script>", "b&b", "c"]')
+    with TestClient(create_app(load_run(odd))) as c:
+        html = c.get("/").text
+    assert (
+        "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    )
+    assert "b&amp;b" in html
+
+
 LONG_NAME = "fox_" + "with_a_really_long_descriptive_class_name_" * 3  # no space to break at
 
 
@@ -343,16 +411,19 @@ def served_run(trained_run, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(served_run):
-    """``imgclf serve`` as a user starts it, on a free loopback port."""
+def long_server(served_run):
+    """``imgclf serve`` on the run whose third class has a very long name (Keras engine)."""
+    yield from serving(served_run, "--engine", "keras")
+
+
+def serving(run_dir: Path, *flags: str):
+    """Start ``imgclf serve RUN_DIR`` on a free loopback port; yield its URL; stop it."""
     import httpx
 
     port = free_port()
+    command = [sys.executable, "-m", "imgclf", "serve", str(run_dir), "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "imgclf", "serve", str(served_run), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [*command, *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -373,38 +444,16 @@ def server(served_run):
 
 
 @pytest.mark.browser
-def test_the_page_predicts_a_dropped_image(server, page, served_run, trained_run, tmp_path):
-    page.goto(server + "/")
-    assert "shapes" in page.title()
-    image = sorted((trained_run.data / "dog").glob("*.jpg"))[0]
-    page.set_input_files("#picker", str(image))
-    label = page.locator("[data-testid=label]").first
-    label.wait_for(timeout=30_000)
-    expected = load_run(served_run).predict(image)[0].label
-    assert label.inner_text() == expected
-    assert page.locator(".row").count() == 3  # top-k bars, one per class of this run
-    assert "Predicted 1 image(s)." in page.locator("#status").inner_text()
-    assert page.locator("#drop").bounding_box()["width"] > 600  # the drop zone spans the page
-    overlay = page.locator("[data-testid=overlay]").first
-    overlay.wait_for(timeout=60_000)  # the Grad-CAM overlay, fetched after the bars are shown
-    assert overlay.evaluate("img => img.complete && img.naturalWidth") == 224  # it decoded
-    assert f"Grad-CAM: {expected}" in page.locator("figcaption").first.inner_text()
-    shot = Path(os.environ.get("IMGCLF_SCREENSHOTS", tmp_path)) / "serve_page.png"
-    page.screenshot(path=str(shot))
-    assert shot.stat().st_size > 10_000
-    assert page.errors == []
-
-
-@pytest.mark.browser
+@pytest.mark.subprocess
 def test_the_page_lists_results_in_picked_order_and_wraps_long_names(
-    server, page, served_run, trained_run, tmp_path
+    long_server, page, served_run, trained_run, tmp_path
 ):
     foxes = sorted((trained_run.data / "fox").glob("*.jpg"))
     long_one = next(  # a picture the model labels with the long name, for the Grad-CAM caption
         (p.path for p in load_run(served_run, "keras").predict(foxes) if p.label == LONG_NAME), None
     )
     assert long_one is not None, "the session's run never predicts its third class"
-    page.goto(server + "/")
+    page.goto(long_server + "/")
     picked = [Path(long_one), sorted((trained_run.data / "cat").glob("*.jpg"))[1]]
     picked += [tmp_path / "empty.jpg", sorted((trained_run.data / "dog").glob("*.jpg"))[2]]
     picked[2].write_bytes(b"")
@@ -446,19 +495,3 @@ def test_the_api_keeps_its_openapi_contract(server, tmp_path):
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "generated" in done.stdout
-
-
-def test_the_page_escapes_class_names(tmp_path, trained_run):
-    import shutil
-
-    from fastapi.testclient import TestClient
-
-    odd = tmp_path / "odd"
-    shutil.copytree(trained_run.run_dir, odd)
-    (odd / "classes.json").write_text('["<script>alert(1)</script>", "b&b", "c"]')
-    with TestClient(create_app(load_run(odd))) as c:
-        html = c.get("/").text
-    assert (
-        "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    )
-    assert "b&amp;b" in html

@@ -118,14 +118,14 @@ def bench_imgclf(folder: Path, size: int, batch: int, epochs: int = 2) -> list[f
 
 
 def bench_bare(folder: Path, size: int) -> float:
-    from imgclf.data.decode import load_image
+    from imgclf.data.decode import decode_with_pillow  # Pillow with draft (decode_image's route)
     from imgclf.data.scan import IMAGE_EXTENSIONS
 
     files = [str(p) for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS]
 
     def run():
         with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-            return sum(1 for _ in pool.map(lambda f: load_image(f, size), files))
+            return sum(1 for _ in pool.map(lambda f: decode_with_pillow(f, size), files))
 
     seconds, n = timed(run, "bare")
     return n / seconds

@@ -227,11 +227,11 @@ def test_predict_csv(trained_run, capsys, tmp_path):
     for row in rows[:2]:
         assert row["label"] in trained_run.classes
         assert 0 <= float(row["confidence"]) <= 1
-        top = json.loads(row["top_k"])  # [[label, probability], ...]
-        assert len(top) == 2 and top[0][0] == row["label"]
+        top = json.loads(row["top_k"])  # [{"label": …, "probability": …}, ...]
+        assert len(top) == 2 and top[0]["label"] == row["label"]
         assert row["error"] == ""
     assert rows[2]["label"] == "" and rows[2]["confidence"] == ""
-    assert rows[2]["error"].startswith("cannot decode")
+    assert rows[2]["error"] == "empty file (0 bytes)"  # the doctor's words
 
 
 def test_predict_json(trained_run, capsys):
@@ -267,7 +267,7 @@ def test_predict_exits_1_when_no_image_could_be_read(trained_run, capsys, tmp_pa
         capsys, "predict", trained_run.run_dir, bad["empty"], "--format", "json"
     )
     assert code == 1
-    assert json.loads(out)[0]["error"].startswith("cannot decode")
+    assert json.loads(out)[0]["error"] == "empty file (0 bytes)"
 
 
 def test_predict_on_an_empty_folder(trained_run, capsys, tmp_path):

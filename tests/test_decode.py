@@ -200,3 +200,35 @@ def test_colour_key_transparency_becomes_white(tmp_path, mode, colour):
     im.save(path, transparency=colour)  # left half is the transparent key colour
     arr = load_image(str(path), 40).astype(float)
     assert_colour(arr[:, :16], (255, 255, 255), "transparent left half")
+
+
+def test_decode_image_takes_a_path_or_the_files_bytes(mixed):
+    from imgclf.data.decode import decode_image, decode_with_pillow
+
+    assert load_image is decode_with_pillow  # the older name: the Pillow route
+    for kind in ("jpeg", "png_RGBA", "jpeg_exif_orientation_6", "png_gray_L"):
+        path = mixed[kind]
+        np.testing.assert_array_equal(decode_image(path, 32), decode_image(path.read_bytes(), 32))
+
+
+def test_a_pillow_image_in_memory_gets_the_pillow_routes_pixels(mixed):
+    from imgclf.data.decode import decode_with_pillow, image_to_pixels
+
+    for kind in ("png_RGBA", "jpeg_exif_orientation_6", "png_palette_P_transparent"):
+        with Image.open(mixed[kind]) as im:
+            np.testing.assert_array_equal(
+                image_to_pixels(im, 40), decode_with_pillow(str(mixed[kind]), 40)
+            )
+
+
+def test_one_reason_for_a_file_that_cannot_be_decoded():
+    from imgclf.data.decode import decode_failure
+
+    log = DecodeLog()
+    log.record("a.jpg", OSError("image file is truncated\nmore detail"))
+    log.reject("b.png", "too small: 1x1 pixels (minimum side 8)")
+    assert log.failures == {
+        "a.jpg": "cannot decode: image file is truncated",
+        "b.png": "too small: 1x1 pixels (minimum side 8)",
+    }
+    assert decode_failure(ValueError()) == "cannot decode: ValueError"

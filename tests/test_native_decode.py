@@ -1,5 +1,5 @@
-"""imgclf.data.native: JPEGs decoded in the graph match load_image (Pillow), which prediction
-uses."""
+"""imgclf.data.native: JPEGs decoded in the graph match Pillow (decode_with_pillow) to ±1, and
+decode_image (THE decode path) gives exactly the pipeline's pixels."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from helpers import orientation_jpeg, write_bad_files
 from PIL import Image
 
 from imgclf.data import pipeline
-from imgclf.data.decode import DecodeLog, load_image
+from imgclf.data.decode import DecodeLog, decode_with_pillow
 from imgclf.data.native import RATIOS, decode_native, native_ratio
 from imgclf.data.pipeline import decoded_dataset
 from imgclf.data.scan import ImageItem
@@ -60,7 +60,7 @@ def test_native_decode_matches_pillow(tmp_path, wh, size, ratio, save):
     path = tmp_path / "photo.jpg"
     photo(*wh).save(path, "JPEG", **SAVE_OPTIONS[save])
     assert native_ratio(str(path), size) == ratio
-    a, b = native(path, size), load_image(str(path), size)
+    a, b = native(path, size), decode_with_pillow(str(path), size)
     assert a.shape == b.shape == (size, size, 3) and a.dtype == np.uint8
     diff = np.abs(a.astype(int) - b.astype(int))
     # measured: mean 0.15-0.20, max 1 (the same libjpeg scaling and IDCT, the same triangle filter;
@@ -71,7 +71,7 @@ def test_native_decode_matches_pillow(tmp_path, wh, size, ratio, save):
 def test_native_grayscale_jpeg_matches_pillow(tmp_path):
     path = tmp_path / "gray.jpg"
     photo(120, 90).convert("L").save(path, "JPEG", quality=90)
-    a, b = native(path, 64), load_image(str(path), 64)
+    a, b = native(path, 64), decode_with_pillow(str(path), 64)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
 
 

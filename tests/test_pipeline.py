@@ -50,7 +50,27 @@ def test_failures_are_recorded_with_a_reason(items_with_bad_ones):
     assert set(log.failures) == {str(bad["truncated"]), str(bad["empty"])}
     assert log.failures[str(bad["truncated"])].startswith("cannot decode: ")
     assert "truncated" in log.failures[str(bad["truncated"])]
+    assert log.failures[str(bad["empty"])] == "empty file (0 bytes)"  # the scan's verdict
     assert all(bad[k].exists() for k in ("truncated", "empty"))
+
+
+def test_unchecked_files_get_the_scans_verdict_checked_ones_are_trusted(tmp_path):
+    """Files that did not come from a scan (width 0: files to predict) get its header check, so a
+    1x1 picture is refused as doctor and train refuse it; scanned items are not checked twice."""
+    from imgclf.data.scan import check_header
+
+    dot, fine = tmp_path / "dot.png", tmp_path / "fine.png"
+    Image.new("RGB", (1, 1), RED).save(dot)
+    Image.new("RGB", (20, 16), BLUE).save(fine)
+    log = DecodeLog()
+    pairs = list(
+        decoded_dataset([ImageItem(str(dot), 0), ImageItem(str(fine), 1)], 16, log, cache=False)
+    )
+    assert [int(y) for _, y in pairs] == [1]
+    assert log.failures == {str(dot): check_header(str(dot))[0]}
+    assert log.failures[str(dot)] == "too small: 1x1 pixels (minimum side 8)"
+    scanned = ImageItem(str(dot), 0, width=1, height=1)  # a scan let it through: decoded as given
+    assert len(list(decoded_dataset([scanned], 16, DecodeLog(), cache=False))) == 1
 
 
 def test_cached_dataset_gives_the_same_pairs_twice(items_with_bad_ones):

@@ -175,10 +175,81 @@ def test_csv_top_k_parses_back_with_any_class_name(trained_run, tmp_path, capsys
     assert code == 0
     for row in csv.DictReader(io.StringIO(out)):
         top = json.loads(row["top_k"])
-        assert [label for label, _ in top] and {label for label, _ in top} == set(names)
-        assert top[0][0] == row["label"] and top[0][1] == pytest.approx(
+        assert [t["label"] for t in top] and {t["label"] for t in top} == set(names)
+        assert top[0]["label"] == row["label"] and top[0]["probability"] == pytest.approx(
             float(row["confidence"]), abs=1e-6
         )
+
+
+def test_top_k_has_one_shape_in_csv_json_and_jsonl(trained_run, capsys):
+    """The same list of {"label", "probability"} objects in every format (issue 18.14)."""
+    files = jpgs(trained_run, "dog")[:3]
+    tops = {}
+    for fmt in ("csv", "json", "jsonl"):
+        code, out, _ = cli(capsys, "predict", trained_run.run_dir, *files, "--format", fmt, "-q")
+        assert code == 0
+        if fmt == "csv":
+            tops[fmt] = [json.loads(r["top_k"]) for r in csv.DictReader(io.StringIO(out))]
+        else:
+            rows = json.loads(out) if fmt == "json" else [json.loads(x) for x in out.splitlines()]
+            tops[fmt] = [r["top_k"] for r in rows]
+    for fmt, top in tops.items():
+        assert [[set(t) for t in row] for row in top] == [[{"label", "probability"}] * 3] * 3, fmt
+        assert [[t["label"] for t in row] for row in top] == [
+            [t["label"] for t in row] for row in tops["json"]
+        ]
+        assert np.allclose(
+            [[t["probability"] for t in row] for row in top],
+            [[t["probability"] for t in row] for row in tops["json"]],
+            atol=1e-6,
+        )
+
+
+def test_an_old_csv_top_k_still_resumes():
+    from imgclf.serving.output import parse_csv_row
+
+    row = {"path": "a.jpg", "label": "cat", "confidence": "0.9", "error": ""}
+    old = parse_csv_row({**row, "top_k": '[["cat", 0.9], ["dog", 0.1]]'})
+    new = parse_csv_row(
+        {
+            **row,
+            "top_k": '[{"label": "cat", "probability": 0.9}, {"label": "dog", "probability": 0.1}]',
+        }
+    )
+    assert old == new and new["top_k"][1] == {"label": "dog", "probability": 0.1}
+
+
+def test_output_to_dev_null_or_a_pipe_is_written_not_refused(trained_run, tmp_path, capsys):
+    """A device or a named pipe exists but is no earlier output: no "already exists" (18.13)."""
+    import os
+    import threading
+
+    good = jpgs(trained_run, "fox")[:2]
+    code, _, err = cli(
+        capsys, "predict", trained_run.run_dir, *good, "-o", "/dev/null", "--format", "csv"
+    )
+    assert code == 0 and "already exists" not in err, err
+    fifo = tmp_path / "rows.jsonl"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    code, _, err = cli(capsys, "predict", trained_run.run_dir, *good, "-o", fifo, "-q")
+    reader.join(timeout=60)
+    assert code == 0 and [json.loads(x)["path"] for x in received[0].splitlines()] == good
+    code = main(
+        [
+            "predict",
+            str(trained_run.run_dir),
+            *good,
+            "-o",
+            "/dev/null",
+            "--format",
+            "csv",
+            "--resume",
+        ]
+    )
+    assert code == 2 and "not a regular file" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- exit statuses,

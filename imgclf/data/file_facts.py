@@ -1,6 +1,11 @@
 """Inspecting one image file: one read gives its hash, format, size, colour mode, perceptual hash
 and any problem (a full decode; JPEGs at reduced scale with ``Image.draft``, where the whole
 entropy-coded stream is still read, so a truncated file is caught). Touches no file.
+
+:func:`image_verdict` is the one verdict on whether a file can be used at all (empty, not an
+image, a format imgclf cannot read, a decompression bomb, too small): the header check the scan
+applies in ``doctor`` and ``train``, given in the same words by ``predict``, ``evaluate``, the
+Python API and ``serve``.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +24,17 @@ from PIL import Image, ImageOps
 
 from imgclf.data.decode import to_rgb
 from imgclf.data.duplicates import phash
+from imgclf.data.scan import check_header
 from imgclf.progress import track
 
-__all__ = ["EXTENSION_FORMATS", "FileFacts", "inspect_file", "inspect_files"]
+__all__ = [
+    "EXTENSION_FORMATS",
+    "FileFacts",
+    "inspect_file",
+    "inspect_files",
+    "image_verdict",
+    "image_verdicts",
+]
 
 EXTENSION_FORMATS = {
     ".jpg": {"JPEG", "MPO"},
@@ -99,3 +113,34 @@ def inspect_files(paths: Sequence[str], progress: bool = False) -> list[FileFact
                 enabled=progress,
             )
         )
+
+
+def image_verdict(source: str | bytes) -> tuple[str | None, int, int]:
+    """Whether a file can be used: (the reason it cannot, or None; width; height), from its header.
+
+    The check the scan runs on every file of a data folder (:func:`imgclf.data.scan.check_header`),
+    so ``doctor``, ``train``, ``predict``, ``evaluate``, the Python API and ``serve`` refuse the
+    same files with the same words.
+
+    Args:
+        source: the image file's path, or its bytes (an upload).
+    """
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        return check_header(str(source))
+    with tempfile.NamedTemporaryFile(prefix="imgclf-upload-") as f:  # the check reads a file
+        f.write(source)
+        f.flush()
+        reason, width, height = check_header(f.name)
+    return (None if reason is None else reason.replace(f.name, "the upload")), width, height
+
+
+def image_verdicts(paths: Sequence[str]) -> list[tuple[str | None, int, int]]:
+    """:func:`image_verdict` of every path, in a few threads (headers are small reads).
+
+    Args:
+        paths: the image files, in the order of the result.
+    """
+    if len(paths) < 8:
+        return [image_verdict(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 4)) as pool:
+        return list(pool.map(image_verdict, paths))

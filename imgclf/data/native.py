@@ -1,15 +1,17 @@
-"""Decode plain JPEGs inside the TensorFlow graph, as :func:`imgclf.data.decode.load_image` would.
+"""Decode plain JPEGs with TensorFlow's kernels, exactly as the rest of imgclf sees them.
 
-``load_image`` (Pillow) is the reference decoder: prediction uses it, and training must see the same
-pixels. For most photos Pillow's work is a JPEG decode at 1/1, 1/2, 1/4 or 1/8 scale (``draft``) and
-a bilinear resize, which TensorFlow's C++ kernels can do without the GIL or a Python call per image:
+:func:`imgclf.data.decode.decode_image` is imgclf's one decode path; for a plain JPEG it runs
+:func:`native_pixels` (eagerly), and the tf.data pipeline runs the very same function in the graph,
+so a file gets the same pixels in training, evaluation, ``predict`` and ``serve``. For most photos
+Pillow would do the same work: a JPEG decode at 1/1, 1/2, 1/4 or 1/8 scale (``draft``) and a
+bilinear resize, which TensorFlow's C++ kernels do without the GIL or a Python call per image:
 ``tf.io.decode_jpeg(ratio=…, dct_method="INTEGER_ACCURATE")`` (the same libjpeg scaling and IDCT)
-and
-``tf.image.resize(bilinear, antialias=True)`` (the same triangle filter widened when downscaling).
+and ``tf.image.resize(bilinear, antialias=True)`` (the same triangle filter widened when
+downscaling); the result is within ±1 of Pillow's.
 
 Only files where that is the whole story take the native path: baseline or progressive 8-bit JPEGs
 with 1 or 3 colour components and no orientation (EXIF tag 0x0112 or XMP ``tiff:Orientation``) and
-not an MPO. :func:`native_ratio` decides that from the file's markers, read by a small parser (a
+not an MPO. :func:`jpeg_ratio` decides that from the file's markers, read by a small parser (a
 fifteenth of the cost of opening the file with Pillow and reading its EXIF); anything it is unsure
 about goes to Pillow.
 """
@@ -21,7 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import tensorflow as tf
 
-__all__ = ["RATIOS", "native_ratio", "native_ratios", "decode_native"]
+__all__ = [
+    "RATIOS",
+    "HEAD_BYTES",
+    "jpeg_ratio",
+    "native_ratio",
+    "native_ratios",
+    "native_pixels",
+    "decode_native",
+]
 
 RATIOS = (
     1,
@@ -29,7 +39,7 @@ RATIOS = (
     4,
     8,
 )  # the scales libjpeg (and so Pillow's draft and tf.io.decode_jpeg) can decode at
-_HEAD_BYTES = 1 << 16  # markers before the scan; EXIF in APP1 is at most 64 KiB
+HEAD_BYTES = 1 << 16  # markers before the scan; EXIF in APP1 is at most 64 KiB
 _SOF_OK = {0xC0, 0xC1, 0xC2}  # baseline, extended sequential, progressive (Huffman)
 _SOF_OTHER = {
     0xC3,
@@ -71,21 +81,30 @@ def _exif_orientation(tiff: bytes) -> int | None:
 
 
 def native_ratio(path: str, size: int) -> int:
-    """The ``tf.io.decode_jpeg`` ratio that matches ``load_image(path, size)``, or 0 to use Pillow.
-
-    The ratio is Pillow's ``draft`` choice: the largest of 8, 4, 2, 1 not above either side divided
-    by
-    ``size``. Any file this parser does not fully understand returns 0.
+    """The ``tf.io.decode_jpeg`` ratio that matches Pillow's decode of ``path``, or 0 to use Pillow.
 
     Args:
-        path: the image file (only its first 64 KiB are read).
-        size: the side :func:`load_image` will resize to.
+        path: the image file (only its first 64 KiB are read; see :func:`jpeg_ratio`).
+        size: the side the image will be resized to.
     """
     try:
         with open(path, "rb") as f:
-            head = f.read(_HEAD_BYTES)
+            head = f.read(HEAD_BYTES)
     except OSError:
         return 0
+    return jpeg_ratio(head, size)
+
+
+def jpeg_ratio(head: bytes, size: int) -> int:
+    """The ``tf.io.decode_jpeg`` ratio for a file starting with ``head``, or 0 to use Pillow.
+
+    The ratio is Pillow's ``draft`` choice: the largest of 8, 4, 2, 1 not above either side divided
+    by ``size``. Any file this parser does not fully understand returns 0.
+
+    Args:
+        head: the file's first :data:`HEAD_BYTES` bytes (or all of it, if shorter).
+        size: the side the image will be resized to.
+    """
     if head[:3] != b"\xff\xd8\xff":
         return 0
     pos, exif_seen, sof = 2, False, None
@@ -138,7 +157,7 @@ def native_ratios(paths: Sequence[str], size: int) -> list[int]:
 
     Args:
         paths: the image files.
-        size: the side :func:`load_image` will resize to.
+        size: the side the images will be resized to.
     """
     chunk = 256
     chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
@@ -160,7 +179,19 @@ def decode_native(path: tf.Tensor, ratio_index: tf.Tensor, size: int) -> tf.Tens
         :func:`native_ratio`).
         size: side of the square output in pixels.
     """
-    contents = tf.io.read_file(path)
+    return native_pixels(tf.io.read_file(path), ratio_index, size)
+
+
+def native_pixels(contents: tf.Tensor, ratio_index: tf.Tensor, size: int) -> tf.Tensor:
+    """``(size, size, 3)`` uint8 image of the JPEG bytes ``contents`` decoded at
+    ``RATIOS[ratio_index]`` and resized as Pillow would: the in-graph pipeline and
+    :func:`imgclf.data.decode.decode_image` (eagerly) both run exactly these kernels.
+
+    Args:
+        contents: scalar string tensor, the JPEG file's bytes.
+        ratio_index: scalar int tensor, the index in ``RATIOS`` of the decode ratio.
+        size: side of the square output in pixels.
+    """
 
     def at(ratio: int):
         return lambda: tf.io.decode_jpeg(

@@ -1,11 +1,16 @@
-"""The tf.data input pipeline: parallel decode → drop undecodable → cache → shuffle → batch →
-prefetch.
+"""The tf.data input pipeline: check → parallel decode → drop undecodable → cache → shuffle →
+batch → prefetch.
 
-Plain JPEGs are decoded by TensorFlow's kernels (:mod:`imgclf.data.native`, same pixels as Pillow
-to ±1), everything else by Pillow's :func:`load_image`. A file that fails to decode (a truncated
-JPEG,
-say) is recorded in a :class:`DecodeLog` and dropped from the stream together with its label, so
-training goes on and labels stay aligned.
+Every file is decoded as :func:`imgclf.data.decode.decode_image` decodes it (THE decode path): plain
+JPEGs by TensorFlow's kernels in the graph (:func:`imgclf.data.native.native_pixels`), everything
+else by :func:`imgclf.data.decode.decode_with_pillow`. A file that fails to decode (a truncated
+JPEG, say) is recorded in a :class:`DecodeLog` and dropped from the stream together with its label,
+so training goes on and labels stay aligned.
+
+An item whose size is unknown (``width == 0``: it did not come from a scan, e.g. files to predict)
+first gets the scan's header check (:func:`imgclf.data.file_facts.image_verdict`); a file it refuses
+(empty, not an image, too small, a decompression bomb) is recorded with that verdict and dropped,
+so ``predict`` refuses the files ``doctor`` and ``train`` refuse, in the same words.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from imgclf.data.decode import DecodeLog, load_image
-from imgclf.data.native import RATIOS, decode_native, native_ratios
+from imgclf.data.decode import DecodeLog, decode_with_pillow
+from imgclf.data.file_facts import image_verdicts
+from imgclf.data.native import RATIOS, native_pixels, native_ratios
 from imgclf.data.scan import ImageItem
 
 __all__ = ["decoded_dataset", "batched", "labels_of", "fits_cache"]
 
 AUTOTUNE = tf.data.AUTOTUNE
+_PILLOW, _SKIP = len(RATIOS), len(RATIOS) + 1  # routes after the native ratios
+_GROUP = 64  # decoded images checked for gaps at a time
 
 
 def fits_cache(n_images: int, image_size: int, cache_mb: int) -> bool:
@@ -38,101 +46,119 @@ def fits_cache(n_images: int, image_size: int, cache_mb: int) -> bool:
 def decoded_dataset(
     items: Sequence[ImageItem], image_size: int, log: DecodeLog, cache: bool = True
 ) -> tf.data.Dataset:
-    """``(uint8 image, int32 label)`` pairs in ``items`` order, undecodable files removed.
+    """``(uint8 image, int32 label)`` pairs in ``items`` order, unusable files removed.
 
     Plain JPEGs (see :mod:`imgclf.data.native`) are decoded by TensorFlow's own kernels, every other
-    file by :func:`load_image` through ``tf.numpy_function``. A native decode that raises is retried
-    with Pillow, which either decodes the file or records why it cannot in ``log``.
+    file by Pillow through ``tf.numpy_function``. A native decode that raises is retried with
+    Pillow, which either decodes the file or records why it cannot in ``log``.
 
     Args:
         items: the images and their labels.
         image_size: side of the square decoded images in pixels.
-        log: receives each file that cannot be decoded, with the reason.
+        log: receives each file that is refused or cannot be decoded, with the reason.
         cache: cache the decoded images in memory (``Dataset.cache``). Defaults to True.
     """
-    blank = np.zeros((image_size, image_size, 3), np.uint8)
-    n = len(items)
-    paths = [i.path for i in items]
-    labels = np.array([i.label for i in items] + [0], np.int32)
-    ratios = native_ratios(paths, image_size)
-    routes = np.array([RATIOS.index(r) if r else _PILLOW for r in ratios] + [_END], np.int32)
-    path_t = tf.constant(paths + [""], tf.string)
-    label_t = tf.constant(labels)
-    route_t = tf.constant(routes)
+    steps = _Decoder(items, _routes(items, image_size, log), image_size, log)
+    # Gaps are found per group of decoded images, not per image: a per-image scan, retry and filter
+    # cost more than the decode of a small JPEG. Position n is an end marker, so trailing failures
+    # are retried too. The functions use tf.cond/tf.switch_case, no Python control flow on
+    # tensors: AutoGraph's source rewrite of them would cost ~0.6-1.2 s of CPU per dataset built,
+    # for nothing (each `imgclf predict`).
+    plain = tf.autograph.experimental.do_not_convert
+    ds = tf.data.Dataset.range(len(items) + 1)
+    ds = ds.map(plain(steps.decode), num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.ignore_errors().batch(_GROUP).scan(tf.constant(-1, tf.int64), plain(_gaps))
+    ds = ds.map(plain(steps.fill)).unbatch()
+    return ds.cache() if cache else ds
 
-    def pillow(path: bytes) -> tuple[np.ndarray, bool]:
+
+def _routes(items: Sequence[ImageItem], image_size: int, log: DecodeLog) -> np.ndarray:
+    """Each item's route (an index in ``RATIOS``, ``_PILLOW`` or ``_SKIP``), then ``_SKIP`` for the
+    end marker; the header check's verdict on each unchecked item goes to ``log``."""
+    paths = [i.path for i in items]
+    routes = [RATIOS.index(r) if r else _PILLOW for r in native_ratios(paths, image_size)]
+    unchecked = [k for k, item in enumerate(items) if item.width == 0]
+    verdicts = image_verdicts([paths[k] for k in unchecked])
+    for k, (reason, _, _) in zip(unchecked, verdicts, strict=True):
+        if reason is not None:
+            log.reject(paths[k], reason)
+            routes[k] = _SKIP
+    return np.array(routes + [_SKIP], np.int32)
+
+
+def _gaps(last: tf.Tensor, group):
+    """Positions skipped since the previous group are files whose native decode raised."""
+    image, ok, i = group
+    return i[-1], (image, ok, i, last + 1)
+
+
+class _Decoder:
+    """The per-element steps of :func:`decoded_dataset`, over constant tensors of its items."""
+
+    def __init__(self, items: Sequence[ImageItem], routes: np.ndarray, size: int, log: DecodeLog):
+        self.size, self.log = size, log
+        self.blank = np.zeros((size, size, 3), np.uint8)
+        self.paths = tf.constant([i.path for i in items] + [""], tf.string)
+        self.labels = tf.constant(np.array([i.label for i in items] + [0], np.int32))
+        self.routes = tf.constant(routes)
+
+    def pillow(self, path: bytes) -> tuple[np.ndarray, bool]:
         p = path.decode("utf-8")
         try:
-            return load_image(p, image_size), True
+            return decode_with_pillow(p, self.size), True
         except Exception as exc:  # any decoder failure means "skip this file"
-            log.record(p, exc)
-            return blank, False
+            self.log.record(p, exc)
+            return self.blank, False
 
-    def tf_pillow(path: tf.Tensor):
-        image, ok = tf.numpy_function(pillow, [path], [tf.uint8, tf.bool], stateful=False)
-        image.set_shape((image_size, image_size, 3))
+    def tf_pillow(self, path: tf.Tensor):
+        image, ok = tf.numpy_function(self.pillow, [path], [tf.uint8, tf.bool], stateful=False)
+        image.set_shape((self.size, self.size, 3))
         ok.set_shape(())
         return image, ok
 
-    def decode(i: tf.Tensor):
-        path, route = path_t[i], route_t[i]
+    def decode(self, i: tf.Tensor):
+        path, route = self.paths[i], self.routes[i]
         branches = [
-            lambda: (
-                decode_native(path, route, image_size),
+            lambda: (  # routes 0-3: JPEG ratios
+                native_pixels(tf.io.read_file(path), route, self.size),
                 tf.constant(True),
-            ),  # routes 0-3: JPEG ratios
-            lambda: tf_pillow(path),
-            lambda: (tf.constant(blank), tf.constant(False)),
+            ),
+            lambda: self.tf_pillow(path),
+            lambda: (tf.constant(self.blank), tf.constant(False)),
         ]
         image, ok = tf.switch_case(tf.maximum(route - (_PILLOW - 1), 0), branches)
         return image, ok, i
 
-    def gaps(last: tf.Tensor, group):
-        # positions skipped since the previous group are files whose native decode raised
-        image, ok, i = group
-        return i[-1], (image, ok, i, last + 1)
+    def retried(self, image, ok, i, expected):
+        """Pillow retries the positions of ``expected`` missing from ``i``; back in order."""
+        missing = tf.sparse.to_dense(tf.sets.difference(expected[None], i[None]))[0]
+        again = tf.map_fn(
+            lambda j: self.tf_pillow(self.paths[j]),
+            missing,
+            fn_output_signature=(tf.uint8, tf.bool),
+        )
+        positions = tf.concat([i, missing], 0)
+        order = tf.argsort(positions)
+        return (
+            tf.gather(tf.concat([image, again[0]], 0), order),
+            tf.gather(tf.concat([ok, again[1]], 0), order),
+            tf.gather(positions, order),
+        )
 
-    def fill(image, ok, i, first):
+    def fill(self, image, ok, i, first):
         expected = tf.range(first, i[-1] + 1)
-
-        def with_retries():  # Pillow retries the skipped positions; the group is put back in order
-            missing = tf.sparse.to_dense(tf.sets.difference(expected[None], i[None]))[0]
-            again = tf.map_fn(
-                lambda j: tf_pillow(path_t[j]), missing, fn_output_signature=(tf.uint8, tf.bool)
-            )
-            positions = tf.concat([i, missing], 0)
-            order = tf.argsort(positions)
-            return (
-                tf.gather(tf.concat([image, again[0]], 0), order),
-                tf.gather(tf.concat([ok, again[1]], 0), order),
-                tf.gather(positions, order),
-            )
-
-        image, ok, i = tf.cond(tf.size(expected) > tf.size(i), with_retries, lambda: (image, ok, i))
+        image, ok, i = tf.cond(
+            tf.size(expected) > tf.size(i),
+            lambda: self.retried(image, ok, i, expected),
+            lambda: (image, ok, i),
+        )
         # the usual group (all decoded) passes through without copying its images
         image, i = tf.cond(
             tf.reduce_all(ok),
             lambda: (image, i),
             lambda: (tf.boolean_mask(image, ok), tf.boolean_mask(i, ok)),
         )
-        return image, tf.gather(label_t, i)
-
-    # Gaps are found per group of decoded images, not per image: a per-image scan, retry and filter
-    # cost more than the decode of a small JPEG. Position n is an end marker, so trailing failures
-    # are retried too.
-    # The functions use tf.cond/tf.switch_case, no Python control flow on tensors: AutoGraph's
-    # source
-    # rewrite of them would cost ~0.6-1.2 s of CPU per dataset built, for nothing (each `imgclf
-    # predict`).
-    plain = tf.autograph.experimental.do_not_convert
-    ds = tf.data.Dataset.range(n + 1)
-    ds = ds.map(plain(decode), num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
-    ds = ds.batch(_GROUP).scan(tf.constant(-1, tf.int64), plain(gaps)).map(plain(fill)).unbatch()
-    return ds.cache() if cache else ds
-
-
-_PILLOW, _END = len(RATIOS), len(RATIOS) + 1  # routes after the native ratios
-_GROUP = 64  # decoded images checked for gaps at a time
+        return image, tf.gather(self.labels, i)
 
 
 def _label(image, label):

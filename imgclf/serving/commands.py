@@ -1,185 +1,27 @@
-"""The ``predict``, ``export`` and ``serve`` sub-commands: their flags and what they do.
-
-``imgclf predict`` exit status: 0 every input was predicted (without ``--strict``: at least one was,
-and each failed file has its own error row); 1 no input could be predicted, or ``--strict`` and at
-least one failed, or a data/model problem; 2 a usage mistake; 130 interrupted (Ctrl-C), with every
-row finished so far kept in ``--output``.
-"""
+"""The ``predict``, ``export`` and ``serve`` sub-commands: their flags and what they do
+(``predict`` in :mod:`imgclf.serving.predict_command`, with its exit statuses)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from imgclf.config import (
-    AUTO_CONVERT_MIN_IMAGES,
-    ENGINES,
-    EXPORT_FORMATS,
-    EXPORT_PRECISIONS,
-    PREDICT_ENGINE,
-)
-from imgclf.errors import DataError
-
-__all__ = ["add_predict_parser", "cmd_predict", "format_table"]
-
-EXIT_OK, EXIT_FAILED = 0, 1
-ENGINE_HELP = (
-    "how to run the model: auto = a TFLite copy made once (for "
-    f"{AUTO_CONVERT_MIN_IMAGES}+ images) and checked "
-    "against Keras on the run's test images (Keras if it disagrees), tflite, or keras "
-    f"(default: {PREDICT_ENGINE})"
+from imgclf.config import ENGINES, EXPORT_FORMATS, EXPORT_PRECISIONS
+from imgclf.serving.predict_command import (
+    ENGINE_HELP,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_predict_parser,
+    cmd_predict,
 )
 
-
-def add_predict_parser(sub) -> None:
-    """Register ``imgclf predict`` on the sub-parsers ``sub``.
-
-    Args:
-        sub: the object returned by ``ArgumentParser.add_subparsers``.
-    """
-    p = sub.add_parser("predict", help="predict the class of images")
-    p.add_argument("run", help="run folder made by `imgclf train`")
-    p.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="image files, folders (recursive), globs, or @list.txt (one path a line)",
-    )
-    p.add_argument(
-        "--from-file", metavar="LIST", help="a text file listing image paths, one a line"
-    )
-    p.add_argument(
-        "--top-k", type=int, default=3, metavar="K", help="classes to list per image (default: 3)"
-    )
-    p.add_argument(
-        "--format",
-        choices=("table", "csv", "json", "jsonl"),
-        default=None,
-        help="output format (default: table, or from --output's extension)",
-    )
-    p.add_argument(
-        "--output",
-        "-o",
-        metavar="FILE",
-        help="write CSV/JSON/JSONL to FILE as it goes (flushed per batch)",
-    )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="keep the rows already in --output and skip their paths",
-    )
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        metavar="P",
-        help="label an image 'unsure' when its top probability is below P",
-    )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        metavar="P",
-        help="two-class runs: predict the second class when its probability >= P (default 0.5)",
-    )
-    p.add_argument(
-        "--tta",
-        action="store_true",
-        help="test-time augmentation: average each image's probabilities with its mirror "
-        "image's (2x compute)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=32,
-        metavar="N",
-        help="images per forward pass (default: 32)",
-    )
-    p.add_argument("--engine", choices=ENGINES, default=PREDICT_ENGINE, help=ENGINE_HELP)
-    p.add_argument(
-        "--strict", action="store_true", help="exit 1 if any input could not be predicted"
-    )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary line")
-
-
-def format_table(rows: list[dict]) -> str:
-    """Predictions (``to_dict()`` results) as an aligned text table.
-
-    Args:
-        rows: prediction dicts with ``path``, ``label``, ``confidence``, ``top_k`` and ``error``.
-    """
-    width = max((len(r["path"]) for r in rows), default=4)
-    lines = [f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"]
-    for r in rows:
-        if r["error"]:
-            lines.append(f"{r['path']:<{width}}  ERROR {r['error']}")
-        else:
-            top = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in r["top_k"])
-            lines.append(f"{r['path']:<{width}}  {r['label']:<12} {r['confidence']:6.3f}  {top}")
-    return "\n".join(lines)
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Run ``imgclf predict``; returns the exit status (see the module docstring).
-
-    Args:
-        args: the parsed arguments of :func:`add_predict_parser`.
-
-    Raises:
-        DataError: no paths were given or found, or ``--resume`` came without ``--output``.
-    """
-    from imgclf.progress import progress
-    from imgclf.serving.inputs import expand_paths
-    from imgclf.serving.output import format_of, open_output
-    from imgclf.serving.predictor import load_run
-
-    if not args.paths and not args.from_file:
-        raise DataError(
-            "predict needs at least one PATH (a file, folder, glob or @list.txt) or --from-file"
-        )
-    run = load_run(args.run, args.engine)
-    files = expand_paths(args.paths, args.from_file)
-    if not files:
-        raise DataError(f"no image files found in {', '.join(args.paths or [args.from_file])}")
-    if args.resume and not args.output:
-        raise DataError("--resume continues an --output FILE; pass --output too")
-    fmt = format_of(args.output, args.format) if args.output else (args.format or "table")
-    writer, done = (
-        (None, set()) if fmt == "table" else open_output(args.output or "-", fmt, args.resume)
-    )
-    todo = [f for f in files if f not in done]
-    if todo:
-        run.engine_for_job(
-            len(todo)
-        )  # a first TFLite conversion says so before the progress bar starts
-    ok = failed = 0
-    table: list[dict] = []
-    options = dict(
-        top_k=args.top_k,
-        batch_size=args.batch_size,
-        min_confidence=args.min_confidence,
-        threshold=args.threshold,
-        tta=args.tta,
-    )
-    try:
-        with progress("predict", len(todo), enabled=not args.quiet) as advance:
-            for chunk in run.iter_predict(todo, on_batch=advance, **options):
-                rows = [p.to_dict() for p in chunk]
-                writer.write(rows) if writer is not None else table.extend(rows)
-                ok += sum(p.ok for p in chunk)
-                failed += sum(not p.ok for p in chunk)
-    finally:
-        if writer is not None:
-            writer.close()
-            if writer.stream is not sys.stdout:
-                writer.stream.close()
-    if writer is None:
-        print(format_table(table))
-    if not args.quiet:
-        where = f" into {args.output}" if args.output else ""
-        skipped = f", {len(files) - len(todo)} already done" if done else ""
-        print(f"predicted {ok} images{where}, {failed} failed{skipped}", file=sys.stderr)
-    if todo and ok == 0:
-        return EXIT_FAILED
-    return EXIT_FAILED if args.strict and failed else EXIT_OK
+__all__ = [
+    "add_predict_parser",
+    "cmd_predict",
+    "add_export_parser",
+    "cmd_export",
+    "add_serve_parser",
+    "cmd_serve",
+]
 
 
 def add_export_parser(sub) -> None:

@@ -1,10 +1,10 @@
 """Prediction output written as it goes — CSV, JSON or JSON Lines — and read back for ``--resume``.
 
-Every row is flushed when written, so an interrupted run over 100,000 images keeps what it did. The
-CSV's ``top_k`` cell is JSON (``[["cat", 0.91], ["dog", 0.06]]``), so any class name — with ``:``,
-``;``, commas or quotes — parses back with ``json.loads``. A JSON file is an array with one object
-per
-line; a run killed before it could close the array leaves every finished line readable.
+Every row is flushed when written, so an interrupted run over 100,000 images keeps what it did.
+``top_k`` has one shape in every format: a list of ``{"label": …, "probability": …}`` objects, the
+CSV's ``top_k`` cell holding that list as JSON, so any class name — with ``:``, ``;``, commas or
+quotes — parses back with ``json.loads``. A JSON file is an array with one object per line; a run
+killed before it could close the array leaves every finished line readable.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "read_done",
     "csv_row",
     "parse_csv_row",
+    "format_table",
 ]
 
 FORMATS = ("csv", "json", "jsonl")
@@ -49,14 +50,16 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
 
 
 def csv_row(d: dict) -> list[str]:
-    """A prediction's ``to_dict()`` as a CSV row (``top_k`` as JSON).
+    """A prediction's ``to_dict()`` as a CSV row (``top_k`` as JSON, the same list of objects as
+    in JSON and JSON Lines output).
 
     Args:
         d: the prediction dict.
     """
     conf = "" if d["confidence"] is None else f"{d['confidence']:.6f}"
     top = json.dumps(
-        [[t["label"], round(t["probability"], 6)] for t in d["top_k"]], ensure_ascii=False
+        [{"label": t["label"], "probability": round(t["probability"], 6)} for t in d["top_k"]],
+        ensure_ascii=False,
     )
     return [d["path"], d["label"] or "", conf, top, d["error"] or ""]
 
@@ -71,9 +74,18 @@ def parse_csv_row(row: dict[str, str]) -> dict:
         "path": row["path"],
         "label": row["label"] or None,
         "confidence": float(row["confidence"]) if row["confidence"] else None,
-        "top_k": [{"label": lbl, "probability": p} for lbl, p in json.loads(row["top_k"] or "[]")],
+        "top_k": [_top(t) for t in json.loads(row["top_k"] or "[]")],
         "error": row["error"] or None,
     }
+
+
+def _top(t) -> dict:
+    """A ``top_k`` entry as ``{"label", "probability"}``; older CSV files (``--resume``) hold it as
+    ``[label, probability]``."""
+    if isinstance(t, dict):
+        return {"label": t["label"], "probability": t["probability"]}
+    label, probability = t
+    return {"label": label, "probability": probability}
 
 
 class PredictionWriter:
@@ -116,6 +128,23 @@ class PredictionWriter:
         if self.fmt == "json":
             self.stream.write("\n]\n")
         self.stream.flush()
+
+
+def format_table(rows: list[dict]) -> str:
+    """Predictions (``to_dict()`` results) as an aligned text table (``imgclf predict``'s default).
+
+    Args:
+        rows: prediction dicts with ``path``, ``label``, ``confidence``, ``top_k`` and ``error``.
+    """
+    width = max((len(r["path"]) for r in rows), default=4)
+    lines = [f"{'path':<{width}}  {'label':<12} {'conf':>6}  top-k"]
+    for r in rows:
+        if r["error"]:
+            lines.append(f"{r['path']:<{width}}  ERROR {r['error']}")
+        else:
+            top = ", ".join(f"{t['label']} {t['probability']:.2f}" for t in r["top_k"])
+            lines.append(f"{r['path']:<{width}}  {r['label']:<12} {r['confidence']:6.3f}  {top}")
+    return "\n".join(lines)
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -170,6 +199,14 @@ def open_output(path: str | Path, fmt: str, resume: bool) -> tuple[PredictionWri
     if str(path) == "-":
         return PredictionWriter(sys.stdout, fmt), set()
     p = Path(path).expanduser()
+    if p.exists() and not p.is_file():  # /dev/null, a named pipe: written to, nothing to keep
+        if resume:
+            raise ConfigError(
+                f"--resume reads back --output; {str(path)!r} is not a regular file (a device "
+                "or a pipe), so there is nothing to continue"
+            )
+        # noqa: SIM115 (closed by the caller)
+        return PredictionWriter(open(p, "w", encoding="utf-8", newline=""), fmt), set()
     done = read_done(p, fmt) if resume else []
     if p.exists() and not resume:
         raise ConfigError(

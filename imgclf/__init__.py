@@ -12,12 +12,14 @@ run.export("tflite")
 from __future__ import annotations
 
 import importlib
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgclf.api import TrainOptions, open_run, train_config
 from imgclf.config import PREDICT_ENGINE, TrainConfig
 from imgclf.errors import ConfigError, DataError, ImgclfError, ModelError
+from imgclf.logs import to_terminal
 from imgclf.runtime import quiet_tensorflow_logs
 
 if TYPE_CHECKING:
@@ -75,7 +77,7 @@ def __getattr__(name: str) -> Any:
 def train(
     data: str | Path,
     config: TrainConfig | str | Path | None = None,
-    verbose: int = 1,
+    verbose: int = 0,
     **overrides: Unpack[TrainOptions],
 ) -> Run:
     """Train a classifier on a folder of labelled images; write a run folder and return its
@@ -93,8 +95,9 @@ def train(
             arrays (a ``.npz``, or a folder with ``features.npy`` + ``target.npy``).
         config: a :class:`TrainConfig`, or a YAML or JSON file of options; ``overrides`` win over
             it. Defaults to None.
-        verbose: 0 prints nothing; 1 prints the doctor's findings, progress and the test metrics.
-            Defaults to 1.
+        verbose: 0 prints nothing (what the run does is logged to ``logging.getLogger("imgclf")``
+            for a handler you configure); 1 prints it as ``imgclf train`` does: the doctor's
+            findings, the plan, progress and the test metrics. Defaults to 0.
         **overrides: :class:`TrainConfig` fields (an unknown name is a ``ConfigError`` with a
             suggestion, as ``imgclf train`` says of a config file's).
 
@@ -114,8 +117,9 @@ def train(
     from imgclf.run import Run
     from imgclf.training.trainer import train_run
 
-    result = train_run(cfg, verbose=verbose)
-    run = Run(result.run_dir)
+    with to_terminal() if verbose else nullcontext():
+        result = train_run(cfg, verbose=verbose)
+    run = Run(result.run_dir, untrained=True)  # Ctrl-C before training: its model is refused
     run.training = result
     return run
 

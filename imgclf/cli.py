@@ -22,6 +22,7 @@ from imgclf.commands.runs import add_runs_parser, cmd_runs
 from imgclf.commands.tools import add_cache_parser, add_models_parser, cmd_cache, cmd_models
 from imgclf.commands.train import add_train_parser, cmd_train
 from imgclf.errors import ConfigError, ImgclfError, InvalidValue
+from imgclf.logs import to_terminal
 from imgclf.runtime import exit_now, quiet_tensorflow_logs
 
 __all__ = ["main", "build_parser"]
@@ -163,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(typed)
     command = parser.commands[args.command]
     try:
-        rc = COMMANDS[args.command](args)
+        with to_terminal(info=not getattr(args, "quiet", False)):  # the library's log lines
+            rc = COMMANDS[args.command](args)
         return rc if argv is not None else exit_now(rc)
     except ImgclfError as exc:
         if isinstance(exc, InvalidValue):

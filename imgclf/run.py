@@ -78,8 +78,8 @@ class Run(predictor.Run):
     (['cat', 'dog', 'fox'], 32, 'cnn')
     """
 
-    def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE):
-        super().__init__(path, engine)
+    def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE, *, untrained: bool = False):
+        super().__init__(path, engine, untrained=untrained)
         self.training: TrainResult | None = None
 
     @property

@@ -81,7 +81,7 @@ def test_a_ctrl_c_that_a_library_swallows_still_stops_the_fit():
     previous = signal.getsignal(signal.SIGINT)
     with Interrupts() as interrupts:
         with pytest.raises(KeyboardInterrupt):
-            tiny_fit_with([SwallowsCtrlC(), RaiseInterrupt(interrupts.was_seen)], epochs=3)
+            tiny_fit_with([SwallowsCtrlC(), RaiseInterrupt(interrupts)], epochs=3)
         assert interrupts.seen
     assert batches == [0, 1]  # stopped right after the batch in which Ctrl-C came
     assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back

@@ -96,7 +96,13 @@ def test_a_run_saves_the_model_auto_resolved_to(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(choose, "AUTO_SCRATCH_MIN_IMAGES", 10)  # 16 pictures count as "many" here
     data = make_dataset(tmp_path / "tiny", {"a": 8, "b": 8}, size=(30, 30))
     result = imgclf.train(
-        data, epochs=1, batch_size=8, augment="none", report=False, out=str(tmp_path / "runs")
+        data,
+        epochs=1,
+        batch_size=8,
+        augment="none",
+        report=False,
+        out=str(tmp_path / "runs"),
+        verbose=1,
     )
     assert "model: auto → cnn at 32 px (16 images, median side 30 px" in capsys.readouterr().out
     saved = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())

@@ -377,13 +377,14 @@ def test_fine_tuning_is_skipped_when_the_head_is_already_perfect(capsys):
     --skip-fine-tune-loss, else fine-tuning runs."""
     from imgclf.training.stages import _nothing_left
 
-    session = SimpleNamespace(cfg=TrainConfig(data="x"), say=print)
+    session = SimpleNamespace(cfg=TrainConfig(data="x"), say=print, stops=[])
     limit = session.cfg.skip_fine_tune_loss
     assert _nothing_left(session, limit / 10, 1.0, 50)
     assert (
         "stage fine_tune skipped: the head already classifies all 50 validation images correctly"
         in capsys.readouterr().out
     )
+    assert session.stops == ["the head left nothing to learn"]  # the planned-vs-ran line says so
     assert not _nothing_left(
         session, limit / 10, 0.98, 50
     )  # one validation image wrong: fine-tuning may fix it

@@ -17,6 +17,7 @@ from imgclf.data.layout import check_split_classes
 from imgclf.data.scan import check_header, one_line, scan_folder
 from imgclf.data.split import read_manifest, write_manifest
 from imgclf.errors import DataError
+from imgclf.logs import to_terminal
 
 
 def reasons(data) -> dict[str, str]:
@@ -339,9 +340,10 @@ def test_doctor_and_train_show_the_nested_layout_warning(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\nLayout (1)\n  every class folder holds only sub-folders (g1/: a, b; g2/: c, d)" in out
     assert "every class folder holds only sub-folders" in (tmp_path / "report.json").read_text()
-    prepare_training_data(
-        scan_folder(tmp_path / "d"), TrainConfig(data=str(tmp_path / "d")), verbose=1
-    )
+    with to_terminal():  # the doctor's lines as imgclf train shows them
+        prepare_training_data(
+            scan_folder(tmp_path / "d"), TrainConfig(data=str(tmp_path / "d")), verbose=1
+        )
     assert (
         "doctor: every class folder holds only sub-folders (g1/: a, b; g2/: c, d)"
         in capsys.readouterr().out
@@ -358,9 +360,10 @@ def test_train_refuses_a_test_split_without_a_class_unless_allowed(tmp_path, cap
         DataError, match=r"'emu' have no images in test/.*--allow-missing-test-classes"
     ):
         prepare_training_data(data, cfg, verbose=1)
-    _, _, report = prepare_training_data(
-        data, TrainConfig(data=data.root, allow_missing_test_classes=True), verbose=1
-    )
+    with to_terminal():  # the doctor's lines as imgclf train shows them
+        _, _, report = prepare_training_data(
+            data, TrainConfig(data=data.root, allow_missing_test_classes=True), verbose=1
+        )
     out = capsys.readouterr().out
     assert "doctor: class(es) 'dog' have no images in val/" in out
     assert (

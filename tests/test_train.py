@@ -306,6 +306,8 @@ def test_ctrl_c_before_the_first_epoch_ends_leaves_an_incomplete_run_that_is_ref
     assert read_json(run_dir / RunFiles.STATE)["trained"] is False
     with pytest.raises(DataError, match=r"is incomplete.*imgclf train --resume"):
         imgclf.load_run(run_dir)
+    with pytest.raises(DataError, match=r"is incomplete.*imgclf train --resume"):
+        result.predict(flat2)  # the Run training returned refuses its untrained model too
 
 
 def test_ctrl_c_in_the_head_stage_of_a_pretrained_model(

@@ -4,6 +4,8 @@ cannot be decoded, and split it keeping duplicate clusters and ``--group-by`` gr
 
 from __future__ import annotations
 
+import logging
+
 from imgclf.config import TrainConfig
 from imgclf.data.balance import train_class_weights
 from imgclf.data.doctor import DoctorReport, diagnose
@@ -11,6 +13,8 @@ from imgclf.data.groups import merge_groups
 from imgclf.data.layout import check_split_classes
 from imgclf.data.scan import ImageItem, ScannedData
 from imgclf.data.split import assign_splits
+
+LOG = logging.getLogger(__name__)
 
 __all__ = ["prepare_training_data"]
 
@@ -24,7 +28,8 @@ def prepare_training_data(
         data: the scanned folder.
         cfg: the run's options; ``group_by``, ``duplicates_together``, ``val_fraction``,
             ``test_fraction``, ``seed`` and ``class_weight`` are used.
-        verbose: when not 0, print one line per finding (the doctor's summary). Defaults to 1.
+        verbose: when not 0, the doctor shows its progress bar. Its findings are logged, one line
+            each (the command line shows them). Defaults to 1.
 
     Returns:
         The usable data, its items with their splits, and the report (with the train split's class
@@ -42,12 +47,11 @@ def prepare_training_data(
     items = assign_splits(usable, cfg.val_fraction, cfg.test_fraction, cfg.seed, groups)
     report.set_splits(items)
     report.train_class_weights = train_class_weights(items, len(usable.classes), cfg.class_weight)
-    if verbose:
-        for line in report.summary():
-            print(line, flush=True)
-        if report.train_class_weights is not None:
-            shown = ", ".join(
-                f"{usable.classes[c]} {w:g}" for c, w in report.train_class_weights.items()
-            )
-            print(f"doctor: class weights (train split, --class-weight auto): {shown}", flush=True)
+    for line in report.summary():
+        LOG.info(line)
+    if report.train_class_weights is not None:
+        shown = ", ".join(
+            f"{usable.classes[c]} {w:g}" for c, w in report.train_class_weights.items()
+        )
+        LOG.info(f"doctor: class weights (train split, --class-weight auto): {shown}")
     return usable, items, report

@@ -20,9 +20,9 @@ retried on every call.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +35,8 @@ from imgclf.engines.tflite_engine import TFLiteEngine, convert_tflite
 from imgclf.errors import ImgclfError, ModelError, invalid_value
 from imgclf.runs import RunFiles
 
+LOG = logging.getLogger(__name__)
+
 __all__ = ["ENGINE_DIR", "cached_tflite", "engine_for", "engine_key"]
 
 ENGINE_DIR = "engines"  # under the run folder; the cache's part of the same name otherwise
@@ -43,7 +45,7 @@ _CHUNK = 1 << 20
 
 
 def _say(message: str) -> None:
-    print(f"imgclf: {message}", file=sys.stderr, flush=True)
+    LOG.warning(message)  # the command line shows it on stderr after "imgclf: "
 
 
 def engine_key(model_file: Path) -> str:

@@ -23,6 +23,7 @@ photos:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from imgclf.config import (
@@ -33,6 +34,8 @@ from imgclf.config import (
     parse_duration,
 )
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
+
+LOG = logging.getLogger(__name__)
 
 __all__ = ["Choice", "choose_model", "estimated_seconds", "resolve_model"]
 
@@ -123,19 +126,16 @@ def choose_model(
     )
 
 
-def resolve_model(cfg: TrainConfig, sides: list[int], verbose: int) -> tuple[Choice, ModelSpec]:
+def resolve_model(cfg: TrainConfig, sides: list[int]) -> tuple[Choice, ModelSpec]:
     """:func:`choose_model` for a run's options, saying what ``auto`` picked; the choice and its
     spec.
 
     Args:
         cfg: the run's options (``model``, ``time_budget``, ``image_size``).
         sides: the shorter side of each image, in pixels.
-        verbose: 0 prints nothing; else ``auto`` prints its one-line reason.
     """
     budget = parse_duration(cfg.time_budget) if cfg.time_budget else None
     choice = choose_model(cfg.model, sides, budget, cfg.image_size)
-    if (
-        verbose and cfg.model == AUTO_MODEL
-    ):  # a given --model is already named in the run's first line
-        print(choice.line(cfg.model), flush=True)
+    if cfg.model == AUTO_MODEL:  # a given --model is already named in the run's first line
+        LOG.info(choice.line(cfg.model))
     return choice, get_spec(choice.model)

@@ -19,6 +19,7 @@ Concurrent requests share forward passes (:class:`imgclf.serving.batching.Batche
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from imgclf.serving.batching import Batcher, bucket_sizes, padded
 from imgclf.serving.predictor import Run
 from imgclf.serving.routes import add_routes, error_response
 from imgclf.serving.uploads import size_text
+
+LOG = logging.getLogger(__name__)
 
 __all__ = ["ServeConfig", "create_app", "serve"]
 
@@ -142,8 +145,5 @@ def serve(run_dir: str | Path | Run, config: ServeConfig | None = None) -> None:
     cfg = config or ServeConfig()
     run = run_dir if isinstance(run_dir, Run) else load_run(run_dir, cfg.engine)
     app = create_app(run, cfg)
-    print(
-        f"serving {run.path} on http://{cfg.host}:{cfg.port}/ (API docs: /docs); Ctrl-C stops",
-        flush=True,
-    )
+    LOG.info(f"serving {run.path} on http://{cfg.host}:{cfg.port}/ (API docs: /docs); Ctrl-C stops")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

@@ -34,6 +34,9 @@ class Run:
         engine: how :meth:`predict` and :meth:`predict_arrays` run the model: ``auto`` (a cached,
             parity-checked TFLite copy, else Keras), ``tflite`` or ``keras`` (see
             :mod:`imgclf.engines.choose`). Evaluation and Grad-CAM always use the Keras model.
+        untrained: open a run even if it was stopped before it trained anything (what
+            :func:`imgclf.train` returns after an early Ctrl-C); its model is then refused, with
+            how to resume, when first needed. Defaults to False: such a folder is refused here.
 
     Attributes:
         path: the run folder.
@@ -46,10 +49,12 @@ class Run:
     (['cat', 'dog', 'fox'], 32, 'cnn')
     """
 
-    def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE):
+    def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE, *, untrained: bool = False):
         if engine not in ENGINES:
             raise invalid_value("engine", engine, ", ".join(ENGINES))
-        self.path = require_trained(path)
+        # untrained=True: the run training just returned, even one stopped before it trained
+        # anything; its model is then refused when first needed, as load_run refuses the folder
+        self.path = Path(path).expanduser() if untrained else require_trained(path)
         self.config = read_config(self.path / RunFiles.CONFIG)
         self.classes: list[str] = read_json(self.path / RunFiles.CLASSES)
         self.image_size = int(self.config.image_size or 224)
@@ -66,6 +71,7 @@ class Run:
         if self._model is None:
             from imgclf.models.loading import load_model_file
 
+            require_trained(self.path)
             self._model = load_model_file(self.path / RunFiles.MODEL, "run's model", compile=False)
         return self._model
 
@@ -89,6 +95,7 @@ class Run:
         3
         """
         if self._engine is None:
+            require_trained(self.path)
             from imgclf.engines.choose import engine_for
             from imgclf.engines.keras_engine import KerasEngine
 

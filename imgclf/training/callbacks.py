@@ -215,19 +215,29 @@ class StopInEpoch(keras.callbacks.Callback):
 class RaiseInterrupt(keras.callbacks.Callback):
     """Raise KeyboardInterrupt at the next batch or epoch boundary once a Ctrl-C was seen, even if
     the KeyboardInterrupt that Python raised for it was swallowed where it landed (a bare
-    ``except:`` in a library, an object's ``__del__``).
+    ``except:`` in a library, an object's ``__del__``); during the fit the Ctrl-C is deferred to
+    these boundaries (:meth:`~imgclf.training.interrupts.Interrupts.defer`).
 
     Args:
-        seen: returns whether a Ctrl-C was seen (:class:`~imgclf.training.interrupts.Interrupts`).
+        interrupts: the active :class:`~imgclf.training.interrupts.Interrupts`.
     """
 
-    def __init__(self, seen):
+    def __init__(self, interrupts):
         super().__init__()
-        self.seen = seen
+        self.interrupts = interrupts
 
     def _check(self, *args, **kwargs):
-        if self.seen():
+        if self.interrupts.was_seen():
+            self.interrupts.defer(False)
             raise KeyboardInterrupt
 
-    on_train_begin = on_epoch_begin = on_epoch_end = _check
-    on_train_batch_end = on_test_batch_end = on_predict_batch_end = _check
+    def on_train_begin(self, logs=None):
+        self._check()
+        self.interrupts.defer(True)
+
+    def on_train_end(self, logs=None):
+        self.interrupts.defer(False)
+        self._check()
+
+    on_epoch_begin = on_epoch_end = _check
+    on_train_batch_begin = on_train_batch_end = on_test_batch_end = on_predict_batch_end = _check

@@ -4,6 +4,7 @@ options, run folder, model parts, epoch counts and clock, the one place a stage 
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -30,8 +31,10 @@ from imgclf.training.callbacks import (
 from imgclf.training.optim import schedule_callbacks, scheduled_optimizer
 from imgclf.training.plan import RunPlan
 
+LOG = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from imgclf.training.interrupts import Interrupts
 
 __all__ = ["Session", "MONITOR"]
 
@@ -50,8 +53,8 @@ class Session:
         plan: what the run does (epochs per stage, images, deadline and reserve).
         class_weight: loss weight per class index (``--class-weight auto``); None: unweighted.
         resume: ``state.json`` of the interrupted run being resumed; None for a new run.
-        interrupted: returns whether a Ctrl-C was seen (every fit then stops at its next batch);
-            None: never. Defaults to None.
+        interrupts: the run's :class:`~imgclf.training.interrupts.Interrupts` (a Ctrl-C stops
+            every fit at its next batch); None: Ctrl-C is Python's own. Defaults to None.
     """
 
     def __init__(
@@ -64,10 +67,10 @@ class Session:
         plan: RunPlan,
         class_weight: dict[int, float] | None = None,
         resume: dict[str, Any] | None = None,
-        interrupted: Callable[[], bool] | None = None,
+        interrupts: Interrupts | None = None,
     ):
         self.cfg, self.run_dir, self.clf, self.verbose = cfg, run_dir, clf, verbose
-        self.num_classes, self.plan, self.interrupted = num_classes, plan, interrupted
+        self.num_classes, self.plan, self.interrupts = num_classes, plan, interrupts
         self.deadline = plan.deadline
         self.class_weight = class_weight
         self.resume = resume
@@ -94,8 +97,8 @@ class Session:
         self.stops: list[str] = []  # why a stage ran fewer epochs than planned, one line each
 
     def say(self, message: str) -> None:
-        if self.verbose:
-            print(message, flush=True)
+        """Report on the run (``logging``: the command line shows it; see :mod:`imgclf.logs`)."""
+        LOG.info(message)
 
     @property
     def fit_verbose(self) -> int:
@@ -227,7 +230,7 @@ class Session:
             out.append(keras.callbacks.TensorBoard(str(self.run_dir / "tensorboard" / stage)))
         out += schedule_callbacks(cfg.lr_schedule, cfg.patience)
         # last: an epoch that ends as Ctrl-C comes is logged and checkpointed before the fit stops
-        return out + ([RaiseInterrupt(self.interrupted)] if self.interrupted is not None else [])
+        return out + ([RaiseInterrupt(self.interrupts)] if self.interrupts is not None else [])
 
     def end_stage(self) -> None:
         """Count the stage's epochs; say so when early stopping ended it, and note it when the

@@ -65,7 +65,7 @@ def new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
     before the run folder exists, so a model that cannot be had leaves none)."""
     data = scan_folder(cfg.data)
     sides = [min(i.width, i.height) for i in data.items]
-    choice, spec = resolve_model(cfg, sides, verbose)  # saved in config.yaml
+    choice, spec = resolve_model(cfg, sides)  # saved in config.yaml
     # doctor summary; duplicate/--group-by groups kept whole
     data, items, doctor = prepare_training_data(data, cfg, verbose)
     cfg = replace(

@@ -105,7 +105,7 @@ def _run_stages(session: Session, plan: RunPlan, log: DecodeLog) -> bool:
             stages(session, train_raw, val_raw)
     except KeyboardInterrupt:
         caught = True
-    if caught or (session.interrupted is not None and session.interrupted()):
+    if caught or (session.interrupts is not None and session.interrupts.was_seen()):
         session.say(
             "\ninterrupted: keeping the best model so far and testing it (Ctrl-C again to abort)"
         )
@@ -155,7 +155,7 @@ def train_run(
             plan,
             setup.class_weight,
             setup.resume,
-            interrupts.was_seen,
+            interrupts,
         )
         _say_start(session, setup)
         log = DecodeLog()

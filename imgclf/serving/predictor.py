@@ -34,9 +34,8 @@ class Run:
         engine: how :meth:`predict` and :meth:`predict_arrays` run the model: ``auto`` (a cached,
             parity-checked TFLite copy, else Keras), ``tflite`` or ``keras`` (see
             :mod:`imgclf.engines.choose`). Evaluation and Grad-CAM always use the Keras model.
-        untrained: open a run even if it was stopped before it trained anything (what
-            :func:`imgclf.train` returns after an early Ctrl-C); its model is then refused, with
-            how to resume, when first needed. Defaults to False: such a folder is refused here.
+        untrained: also open a run stopped before it trained anything (:func:`imgclf.train` after
+            an early Ctrl-C); its model is refused when first needed. Defaults to False.
 
     Attributes:
         path: the run folder.
@@ -52,8 +51,6 @@ class Run:
     def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE, *, untrained: bool = False):
         if engine not in ENGINES:
             raise invalid_value("engine", engine, ", ".join(ENGINES))
-        # untrained=True: the run training just returned, even one stopped before it trained
-        # anything; its model is then refused when first needed, as load_run refuses the folder
         self.path = Path(path).expanduser() if untrained else require_trained(path)
         self.config = read_config(self.path / RunFiles.CONFIG)
         self.classes: list[str] = read_json(self.path / RunFiles.CLASSES)

@@ -4,10 +4,10 @@ line each.
 Data sets are generated into a temporary folder (never committed, deleted at the end):
 
 - ``small``: grayscale 28 px PNGs, 10 classes of hand-drawn-like glyphs (ring, bar, cross, …) with
-random
-  position, scale, rotation, stroke and noise — the shape of Fashion-MNIST (``--images`` of them).
+  random position, scale, rotation, stroke and noise — the shape of Fashion-MNIST (``--images`` of
+  them).
 - ``large``: the sign-language digits upscaled to 300 px
-(``../shared/datasets/sign-language-digits``).
+  (``../shared/datasets/sign-language-digits``).
 
 Each method trains with a fresh, empty feature cache, in this one process, one after the other::
 
@@ -18,8 +18,7 @@ Each method trains with a fresh, empty feature cache, in this one process, one a
 
 ``lite0`` is ``--model efficientnet_lite0`` (the default before ``auto``), ``auto`` the new default,
 ``auto_time`` the new default with ``--time``. Every line gives the resolved model and size, test
-accuracy,
-wall and CPU seconds and the load average before and after.
+accuracy, wall and CPU seconds and the load average before and after.
 """
 
 from __future__ import annotations

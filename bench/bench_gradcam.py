@@ -1,12 +1,10 @@
 """Grad-CAM variants on the planted-patch data of ``tests/test_explain.py``, over several seeds.
 
 For each seed it generates the training set (3 classes, a coloured square of 10 % of the area tells
-them
-apart, a white distractor square in every image), trains the scratch CNN (64 px, 12 epochs) and
+them apart, a white distractor square in every image), trains the scratch CNN (64 px, 12 epochs) and
 EfficientNet-Lite0 (128 px, head only) exactly as the test does, then measures on 30 new images the
 median (and lower quartile) share of the heatmap's mass inside the coloured square, for every method
-in
-``explain.CAM_METHODS`` and a few layers. One line per (model, seed, layer, method).
+in ``explain.CAM_METHODS`` and a few layers. One line per (model, seed, layer, method).
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_gradcam.py [--seeds 0 1 2]
 """

@@ -3,13 +3,12 @@
 For each folder it reads every image, decoded and resized to ``--image-size``, with
 
 * ``keras``   ``keras.utils.image_dataset_from_directory(folder, image_size=…, batch_size=32)``,
-iterated
-              as a user's ``fit`` would (epoch 1; it has no cache, so every epoch costs the same);
+              iterated as a user's ``fit`` would (epoch 1; it has no cache, so every epoch costs the
+              same);
 * ``imgclf``  ``decoded_dataset`` + ``batched`` (plain JPEGs decoded in the graph by
               ``tf.io.decode_jpeg(ratio=…)``, other files by Pillow; in-memory cache, shuffle,
-              prefetch;
-              uint8 batches, which the model casts to float32 itself; Keras hands over float32):
-              epoch 1 and epoch 2 (from the cache);
+              prefetch; uint8 batches, which the model casts to float32 itself; Keras hands over
+              float32): epoch 1 and epoch 2 (from the cache);
 * ``bare``    a loop on all cores that only decodes + resizes with the fastest decoder we have
               (Pillow with ``draft``: JPEG DCT-domain downscaling) — the practical limit;
 

@@ -6,37 +6,31 @@ On each folder, with the same run's model (the default EfficientNet-Lite0 unless
 another):
 
 * ``keras``         what the course notes do: ``keras.saving.load_model`` +
-``image_dataset_from_directory(
-                    folder, image_size=…, batch_size=32, shuffle=False)`` + ``model.predict``;
+                    ``image_dataset_from_directory( folder, image_size=…, batch_size=32,
+                    shuffle=False)`` + ``model.predict``;
 * ``imgclf-keras``  ``imgclf.load_run(run, engine="keras").predict(folder)``: the prediction core
-(tf.data
-                    decode in parallel, JPEGs decoded in the graph at a DCT scale, prefetch) with
-                    top-k and the
-                    run's temperature, forward pass in Keras;
+                    (tf.data decode in parallel, JPEGs decoded in the graph at a DCT scale,
+                    prefetch) with top-k and the run's temperature, forward pass in Keras;
 * ``imgclf``        ``imgclf.load_run(run).predict(folder)`` as ``imgclf predict RUN folder`` runs
-it (engine
-                    auto): the run's cached TFLite float32 copy (XNNPACK), one interpreter with one
-                    thread
-                    per core. The one-time conversion + parity check is timed separately, first.
+                    it (engine auto): the run's cached TFLite float32 copy (XNNPACK), one
+                    interpreter with one thread per core. The one-time conversion + parity check is
+                    timed separately, first.
 
 Every method loads the model itself (included in its time). Methods alternate within each repeat;
 each line gives the best rate, every run's rate, and process CPU milliseconds per image (user + sys,
 all threads) — on a shared machine the CPU time per image is the steadier number. ``--levers`` adds
 the parts measured alone on the first folder: decode only (the tf.data pipeline without a model),
-the
-forward pass only (Keras ``predict_on_batch``, TFLite at 1 and 2 threads, batch sizes 16/32/64).
+the forward pass only (Keras ``predict_on_batch``, TFLite at 1 and 2 threads, batch sizes 16/32/64).
 Then (unless ``--no-phases``) one fresh ``imgclf predict RUN PHOTOS`` process timed phase by phase
 (``predict_phases.py``: start-up, first batch, steady rate, tail), and one ``TARGET …: MET|NOT MET``
 line per speed target of issue 11 (≥ 200 images/s on the sign-language photos, ≥ 3× the Keras loop
-on
-camera JPEGs; best of ``--repeat`` runs, model load included, TensorFlow already imported).
+on camera JPEGs; best of ``--repeat`` runs, model load included, TensorFlow already imported).
 
 Folders: the shared sign-language photos and ``--camera-images`` camera-size JPEGs (4000×3000, made
 from the same photos in a temporary folder, deleted afterwards). Without ``--run`` a default-model
 run is trained once on ``demo/sign-digits`` into a temporary folder (a few minutes on 2 cores); a
 given ``--run`` is copied (with its cached TFLite copy, if any) to a temporary folder first, so its
-own
-folder is not touched.
+own folder is not touched.
 
     .venv/bin/python bench/bench_predict.py [--run RUN] [--data DIR] [--camera-images N] [--repeat
     N] [--levers] [--no-phases]

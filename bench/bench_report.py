@@ -2,12 +2,11 @@
 time).
 
 Given a finished run (``imgclf train ../shared/datasets/sign-language-digits`` with the defaults),
-it
-rebuilds ``report.html`` ``--repeat`` times with the run's model loaded once (the report-only cost:
-figures, Grad-CAM, feature maps, thumbnails, rendering), reads the run's own ``timings.json`` (wall
-time
-per stage, including what training spent on scoring the validation split for calibration and on the
-first report), and prints one line: report seconds, the run's train_seconds and the ratio.
+it rebuilds ``report.html`` ``--repeat`` times with the run's model loaded once (the report-only
+cost: figures, Grad-CAM, feature maps, thumbnails, rendering), reads the run's own ``timings.json``
+(wall time per stage, including what training spent on scoring the validation split for calibration
+and on the first report), and prints one line: report seconds, the run's train_seconds and the
+ratio.
 
     .venv/bin/python bench/bench_report.py RUN [--repeat N]
 """

@@ -3,25 +3,21 @@ photos
 and on shifted pictures?
 
 The sign-language digits (``../shared/datasets/sign-language-digits``, 10 classes, IMG_NNNN.JPG)
-were
-photographed in sessions: file numbers run in two blocks (1118-1331, 4039-5999) and photos with
-nearby
-numbers share a session (person, light, framing). The benchmark holds out every photo numbered
-``--cut`` or above as the "later sessions" set, trains the default model on the rest with that
-folder
-as ``--test-dir`` (the honesty check compares it with the run's own random test split), then
-evaluates the run on shifted copies of the later photos:
+were photographed in sessions: file numbers run in two blocks (1118-1331, 4039-5999) and photos with
+nearby numbers share a session (person, light, framing). The benchmark holds out every photo
+numbered ``--cut`` or above as the "later sessions" set, trains the default model on the rest with
+that folder as ``--test-dir`` (the honesty check compares it with the run's own random test split),
+then evaluates the run on shifted copies of the later photos:
 
 - ``darker``: pixel values x 0.6 (an indoor photo without flash);
 - ``warm``: red x 1.15, blue x 0.75 (tungsten light);
 - ``crop``: an off-centre crop of 75 % of the side, resized back (a closer, less centred framing);
 - ``background``: the bright, low-saturation background (the grey-white wall) replaced by a green
-tone.
+  tone.
 
 Everything is written under a temporary folder (the train and later-sessions folders are symbolic
 links to the shared files, never written); one line per evaluated set: accuracy, 95 % interval, and
-the
-honesty check's verdict against the internal split.
+the honesty check's verdict against the internal split.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_shift.py [--data
     ../shared/datasets/sign-language-digits] [--cut 5600] [--seed 42]
@@ -30,10 +26,8 @@ honesty check's verdict against the internal split.
 ``--variant`` (repeatable) trains another model beside the default, in the same process on the same
 folders, with those ``imgclf.train`` options changed, e.g. ``--variant 'ema=ema=0.99'`` or
 ``--variant 'mixup=augment=flip,rotate=10,zoom=0.1,mixup=0.2'``. Every model starts from a cold
-feature
-cache of its own, and its CPU seconds (user+sys of this process while it trains and is evaluated)
-are
-printed beside its accuracies; a summary table closes the output.
+feature cache of its own, and its CPU seconds (user+sys of this process while it trains and is
+evaluated) are printed beside its accuracies; a summary table closes the output.
 """
 
 from __future__ import annotations

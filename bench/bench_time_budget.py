@@ -10,8 +10,7 @@ Cases (``--only``, comma list):
 Each case runs ``python -m imgclf train DATA --time B --out TMP`` as a new user would (a fresh
 process, report included, a cold feature cache in a temporary ``$IMGCLF_CACHE``) and prints one
 ``RESULT`` line: budget, wall seconds, the child's CPU seconds (user + sys), the load average before
-and
-after, the test accuracy and the plan the run recorded in ``timings.json``.
+and after, the test accuracy and the plan the run recorded in ``timings.json``.
 
 Run: ``.venv/bin/python bench/bench_time_budget.py [--only synth2k,synth20k,digits45] [--budget
 3m]``.

@@ -9,19 +9,18 @@ same held-out test images (imgclf's own split of the folder, written before anyt
   head, Adam 1e-3, 10 epochs (model selection on a validation_split of the train+val images);
 * ``default`` — ``imgclf.train(DATA)`` with every default, a cold feature cache;
 * ``time1m`` / ``time45s`` — ``imgclf.train(DATA, time_budget="1m")`` (``"45s"``), a cold feature
-cache;
+  cache;
 * ``cnn`` — ``imgclf.train(DATA, model="cnn")``;
 * ``notes_cnn`` — the notes' from-scratch network (Conv2D/MaxPooling2D ×3, Flatten, Dense 512) at
   256 px for 20 epochs, scored on the same test images.
 
 Run: ``.venv/bin/python bench/bench_training.py [--data DIR] [--only baseline,default,time1m]
-[--seeds 42,1]``.
-Each method runs once per seed (``--seeds``; the split, shuffling and initialisation follow it),
-each
-run with its own cold feature cache. Prints one ``RESULT`` line per method and seed — wall seconds,
-the
-process's CPU seconds (user + sys) and the load average before and after — then the ratios to the
-baseline. The final check of the default: ``bench/bench_training.py --only default --seeds 42,1``.
+[--seeds 42,1]``. Each method runs once per seed (``--seeds``; the split, shuffling and
+initialisation follow it), each run with its own cold feature cache. Prints one ``RESULT`` line per
+method and seed — wall seconds, the process's CPU seconds (user + sys) and the load average before
+and after — then the ratios to the baseline. The final check of the default:
+``bench/bench_training.py --only default
+--seeds 42,1``.
 """
 
 from __future__ import annotations

@@ -3,14 +3,12 @@ rate, tail.
 
 Runs ``imgclf predict RUN FOLDER -q -o OUT.csv`` as a fresh Python process (this file re-run with
 ``--child``), which stamps the wall clock and its own CPU time at: Python ready; ``import
-tensorflow``
-(which imports Keras 3 and, through Keras' scikit-learn wrapper, scikit-learn and SciPy); the imgclf
-modules ``predict`` uses; the engine ready (run folder read, ``model.keras`` hashed to find the
-cached TFLite copy, interpreter made); the first batch out; the last batch out; the output closed;
-and
-the parent stamps the process's exit (the program's own quick one, imgclf.runtime.exit_now). Steady
-rate = images after the first batch / time between first
-and last batch.
+tensorflow`` (which imports Keras 3 and, through Keras' scikit-learn wrapper, scikit-learn and
+SciPy); the imgclf modules ``predict`` uses; the engine ready (run folder read, ``model.keras``
+hashed to find the cached TFLite copy, interpreter made); the first batch out; the last batch out;
+the output closed; and the parent stamps the process's exit (the program's own quick one,
+imgclf.runtime.exit_now). Steady rate = images after the first batch / time between first and last
+batch.
 
     .venv/bin/python bench/predict_phases.py RUN FOLDER [--engine auto|tflite|keras]
 """

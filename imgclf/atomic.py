@@ -1,9 +1,8 @@
 """Write files so that a reader never sees half of one: into a temporary name beside the target,
 then
 ``os.replace`` (atomic on POSIX and Windows). A full disk, a read-only folder or SIGKILL in the
-middle
-leaves the previous file — an earlier checkpoint, another run's model — as it was, and no partial
-``model.keras`` that could be passed off as a model.
+middle leaves the previous file — an earlier checkpoint, another run's model — as it was, and no
+partial ``model.keras`` that could be passed off as a model.
 
 Write failures become one :class:`~imgclf.errors.DataError` line (:func:`write_failure`) that says
 which file, why, and what to do.
@@ -68,9 +67,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
 
     Raises:
         DataError: a write failed for lack of space or permission (:data:`WRITE_ERRNOS`); ``path``
-        is
-            left as it was and the temporary file removed. Any other error propagates, also cleaned
-            up.
+            is left as it was and the temporary file removed. Any other error propagates, also
+            cleaned up.
     """
     path = Path(path)
     tmp = _temp_name(path)

@@ -195,8 +195,8 @@ def build_once(base: Path, key: str, build: Callable[[Path], None]) -> Path:
 
     Args:
         base: the folder holding the entries (a part of the cache, or a run's ``engines/``).
-        key: the entry's name.
-        build: writes the entry's files into the folder it is given (which exists).
+        key: the entry's name. build: writes the entry's files into the folder it is given (which
+        exists).
     """
     entry = base / key
     with file_lock(base):

@@ -1,9 +1,8 @@
 """Progress of a long step (scanning, hashing, feature extraction, evaluation, prediction), the same
 way
 everywhere: on a terminal a live bar with count, rate and time left (rich); piped to a file or
-another
-program, one plain line at most every :data:`PIPED_INTERVAL_S` seconds — no log spam, no control
-codes.
+another program, one plain line at most every :data:`PIPED_INTERVAL_S` seconds — no log spam, no
+control codes.
 
 ```python
 from imgclf.progress import Progress, progress, track

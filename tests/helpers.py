@@ -306,11 +306,10 @@ def train_tiny_run(
 def save_tiny_backbone(path: Path) -> Path:
     """A small conv backbone (4 × Conv/BatchNorm/ReLU, 24 channels) saved as ``.keras``: given as
     ``model=path`` it trains through the whole pretrained recipe (cached activations, head stage,
-    cut,
-    fine-tuning with BatchNorm frozen, checkpoints, resume) at a fraction of EfficientNet-Lite0's
-    graph.
-    The tests of that recipe's *mechanics* use it; those of Lite0 itself (its cut, what fine-tuning
-    changes in it, the config's recipe, Grad-CAM) and the integration test keep Lite0. Seeded
+    cut, fine-tuning with BatchNorm frozen, checkpoints, resume) at a fraction of
+    EfficientNet-Lite0's graph. The tests of that recipe's *mechanics* use it; those of Lite0 itself
+    (its cut, what fine-tuning changes in it, the config's recipe, Grad-CAM) and the integration
+    test keep Lite0. Seeded
     weights."""
     import keras
 

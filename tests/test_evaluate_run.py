@@ -1,7 +1,7 @@
 """``imgclf evaluate`` (issue 9's evaluate items): averages over the classes present and names the
 absent ones; an evaluation of another folder with the same name is not overwritten; a run folder
-that
-cannot be written still prints the metrics, then one error line; Ctrl-C stops without a traceback;
+that cannot be written still prints the metrics, then one error line; Ctrl-C stops without a
+traceback;
 progress lines when piped; the evaluation's report in evaluations/<folder>/."""
 
 from __future__ import annotations

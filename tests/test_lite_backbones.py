@@ -2,10 +2,9 @@
 training.
 
 tests/data/efficientnet_liteN_parity.npz holds two 128-px images (a demo photo and noise) and the
-pooled
-features the PyPI PyTorch model computes for them (written by tools/convert_lite_backbones.py), so
-the
-parity of the shipped ``.keras`` files is checked here without torch.
+pooled features the PyPI PyTorch model computes for them (written by
+tools/convert_lite_backbones.py), so the parity of the shipped ``.keras`` files is checked here
+without torch.
 """
 
 from __future__ import annotations

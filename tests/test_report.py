@@ -1,7 +1,7 @@
 """report.html and the run files behind it: contents, not existence. Every section is there, every
 embedded image decodes, nothing points outside the file, the numbers are metrics.json's, the
-mistakes
-gallery is exactly the misclassified test images, predictions.csv reproduces the accuracy, and class
+mistakes gallery is exactly the misclassified test images, predictions.csv reproduces the accuracy,
+and class
 names are shown as text, never as HTML."""
 
 from __future__ import annotations

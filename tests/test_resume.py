@@ -173,8 +173,7 @@ def test_resumed_cnn_run_matches_an_uninterrupted_one(cnn):
     """Same seed: the interrupted run's first epoch is the uninterrupted run's, bit for bit. After
     the
     resume the data order and augmentation draws differ, so the rest is only close (observed on this
-    CPU:
-    3 epochs each, final val_accuracy 1.0 for both, final val_loss 0.6639 vs 0.6642; train loss
+    CPU: 3 epochs each, final val_accuracy 1.0 for both, final val_loss 0.6639 vs 0.6642; train loss
     differs)."""
     straight, resumed = history_rows(cnn.straight.run_dir), history_rows(cnn.run_dir)
     assert [r[c] for r in straight[:1] for c in METRIC_COLUMNS] == [

@@ -157,8 +157,7 @@ def test_cosine_schedule_formula():
 def test_epoch_schedule_is_exact_on_a_stream_of_unknown_length():
     """scheduled_optimizer(known_length=False): on a filtered tf.data stream (Keras counts one extra
     iteration per epoch there) every batch trains at schedule(epoch * steps + batch) and each epoch
-    ends
-    at schedule((epoch + 1) * steps): a warm-up epoch, then the cosine reaching 0 at the last
+    ends at schedule((epoch + 1) * steps): a warm-up epoch, then the cosine reaching 0 at the last
     epoch's end."""
     import numpy as np
     import tensorflow as tf

@@ -141,8 +141,7 @@ def load_arrays(src: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], str
 
     Raises:
         DataError: the arrays cannot be read, are missing, empty, or have a shape, dtype or value
-        range
-            that is not images and integer labels, or class names that cannot name a folder.
+            range that is not images and integer labels, or class names that cannot name a folder.
     """
     src = Path(src).expanduser()
     x, y, names, name = _raw_arrays(src)

@@ -3,18 +3,15 @@
 ``"flip,rotate=20,shift=0.1,zoom=0.1"`` → RandomFlip, RandomRotation, RandomTranslation, RandomZoom;
 ``randaugment=F`` → Keras' RandAugment. These are per-image layers inside the model (identity at
 inference, so the saved model predicts on clean images); the pretrained recipe caches the
-activations
-of views they make.
+activations of views they make.
 
 ``mixup=ALPHA`` and ``cutmix=F`` mix *pairs* of a batch and their labels, so they cannot be layers
-of a
-model that takes one image: :func:`mixing_layer` gives Keras' ``MixUp`` / ``CutMix`` layer and
+of a model that takes one image: :func:`mixing_layer` gives Keras' ``MixUp`` / ``CutMix`` layer and
 :func:`mix_batch` applies it to one training batch. On decoded images it mixes the pixels; on the
 cached activations of the pretrained recipe's fine-tuning stage it mixes the activations at the cut
 (manifold mixup, Verma et al. 2019: the frozen bottom is not trained, so mixing its output is the
 honest equivalent; CutMix then pastes a box of the activation grid). The head stage, a linear layer
-on
-pooled features, trains unmixed.
+on pooled features, trains unmixed.
 """
 
 from __future__ import annotations

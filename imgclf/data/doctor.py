@@ -5,7 +5,7 @@ decode, the format behind the extension, size and colour mode, and a perceptual 
 report lists
 
 * **unusable files**, each with its reason (the scan's header checks plus "cannot decode"): skipped,
-never touched;
+  never touched;
 * **warnings** per file: an extension that lies about the format (the file is still used);
 * **duplicates**: exact (same bytes) and near (pHash), within a class, across classes (a label
   conflict) and across train/val/test (leakage);
@@ -255,10 +255,9 @@ def diagnose(
     Args:
         data: a scanned folder (:func:`imgclf.data.scan.scan_folder`).
         near_threshold: near-duplicate distance in pHash bits of 64; -1 turns the search off.
-        Defaults to 4.
-        splits: path -> split of images whose split is known (a run's ``split.csv``), for leakage.
-        group_by: ``--group-by`` regex or CSV: report groups found in more than one split.
-        progress: show the progress of reading the files (:mod:`imgclf.progress`).
+        Defaults to 4. splits: path -> split of images whose split is known (a run's ``split.csv``),
+        for leakage. group_by: ``--group-by`` regex or CSV: report groups found in more than one
+        split. progress: show the progress of reading the files (:mod:`imgclf.progress`).
     """
 
     facts = inspect_files([i.path for i in data.items], progress)

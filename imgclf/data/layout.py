@@ -2,13 +2,11 @@
 
 * **Nested classes**: ``DATA/g1/{a,b}/``, ``DATA/g2/{c,d}/`` trains the classes ``g1``, ``g2``, each
   merging its sub-folders. That may be meant (``cat/2023/``, ``cat/2024/``) or not, so it is a
-  warning
-  that says how to choose, never a guess.
+  warning that says how to choose, never a guess.
 * **A class missing from a pre-split val/ or test/**: it would have no validation loss, or test
   metrics with support 0. A warning for val/; for test/ an error unless the user allows it.
 * **A class folder named train/**: in ``DATA/{cat,dog,train}/`` the name makes the folder look
-pre-split;
-  the error says so, instead of asking for a val/ folder the user never meant to have.
+  pre-split; the error says so, instead of asking for a val/ folder the user never meant to have.
 """
 
 from __future__ import annotations
@@ -106,8 +104,8 @@ def check_split_classes(data: Any, allow_missing_test: bool = False) -> list[str
 
     Args:
         data: the scanned data (a :class:`imgclf.data.scan.ScannedData`; not imported here, as scan
-        imports this module).
-        allow_missing_test: train anyway when test/ lacks a class (its test metrics have support 0).
+        imports this module). allow_missing_test: train anyway when test/ lacks a class (its test
+        metrics have support 0).
     """
     if not data.presplit:
         return []

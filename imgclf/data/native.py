@@ -176,8 +176,7 @@ def decode_native(path: tf.Tensor, ratio_index: tf.Tensor, size: int) -> tf.Tens
     Args:
         path: scalar string tensor, the JPEG file.
         ratio_index: scalar int tensor, the index in ``RATIOS`` of the decode ratio (see
-        :func:`native_ratio`).
-        size: side of the square output in pixels.
+        :func:`native_ratio`). size: side of the square output in pixels.
     """
     return native_pixels(tf.io.read_file(path), ratio_index, size)
 

@@ -60,10 +60,9 @@ def assign_splits(
     """Give every item a split. A pre-split layout is kept as given.
 
     ``groups`` maps an item's path to a group id: items sharing one (a patient, a slide, a cluster
-    of
-    duplicates) always land in the same split. Without groups, or when every group is a single
-    image,
-    the split is exactly the per-class stratified permutation (the same manifest as before groups).
+    of duplicates) always land in the same split. Without groups, or when every group is a single
+    image, the split is exactly the per-class stratified permutation (the same manifest as before
+    groups).
 
     Args:
         data: the scanned data folder.

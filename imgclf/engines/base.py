@@ -23,10 +23,9 @@ class TrainedRun(Protocol):
     Attributes:
         path: the run folder (``model.keras``, ``split.csv``, ``engines/``).
         config: the run's resolved config (``data``: the folder ``split.csv`` paths are under).
-        classes: class names in output order.
-        image_size: the square input size.
-        model: the run's Keras model (loaded on first use).
-        temperature: the run's calibration temperature (1.0: none).
+        classes: class names in output order. image_size: the square input size. model: the run's
+        Keras model (loaded on first use). temperature: the run's calibration temperature (1.0:
+        none).
     """
 
     @property

@@ -58,8 +58,7 @@ class Parity:
         path: the converted model.
         split: the run's split the images came from (``test``, or ``val`` without test images).
         n: images compared (those of the split on disk, at most :data:`MAX_IMAGES`).
-        available: images of that split on disk.
-        agreed: images with the same top-1 class.
+        available: images of that split on disk. agreed: images with the same top-1 class.
         max_abs_diff: largest |p_candidate - p_keras| over images and classes.
     """
 

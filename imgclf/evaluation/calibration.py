@@ -3,8 +3,7 @@
 The temperature T is fitted on the validation split only (never the test split), by minimising the
 negative log-likelihood of ``softmax(log p / T)`` (Guo et al., 2017). It is stored in the run as
 ``calibration.json``; predict, evaluate and serve read it with :func:`read_temperature`. Scaling by
-T
-never changes which class is most probable, only how confident the model says it is.
+T never changes which class is most probable, only how confident the model says it is.
 """
 
 from __future__ import annotations
@@ -130,14 +129,13 @@ def calibrate(
 ) -> dict:
     """Fit T on the validation split and measure ECE before and after on both splits; the result is
     what ``calibration.json`` holds (``temperature`` first, then the evidence for it). The fitted T
-    is
-    kept only if it lowers the validation ECE; otherwise ``temperature`` is 1.0 and ``kept`` false.
+    is kept only if it lowers the validation ECE; otherwise ``temperature`` is 1.0 and ``kept``
+    false.
 
     Args:
         val_probs: uncalibrated validation probabilities (the fit uses these only).
-        val_labels: validation labels.
-        test_probs: uncalibrated test probabilities (measured, never fitted on).
-        test_labels: test labels.
+        val_labels: validation labels. test_probs: uncalibrated test probabilities (measured, never
+        fitted on). test_labels: test labels.
     """
     fitted = fit_temperature(val_probs, val_labels)
     # NLL can prefer T > 1 for a model that is right on ~99 % of images and still raise its ECE: T

@@ -154,14 +154,11 @@ def score_folder(
         model: the Keras classifier.
         data: the labelled folder.
         classes: the run's class names in label order (the folder's class folders must be among
-        them).
-        image_size: the model's square input size in pixels.
-        batch_size: images per forward pass.
-        seed: seed of the bootstrap intervals.
-        temperature: calibration temperature of the probabilities. Defaults to 1.0 (none).
-        verbose: 1 shows a progress bar.
-        run_dir: the run folder: its train and val images found in the folder (same path, same
-            content, near duplicate) are counted and scored apart (``Metrics.overlap``).
+        them). image_size: the model's square input size in pixels. batch_size: images per forward
+        pass. seed: seed of the bootstrap intervals. temperature: calibration temperature of the
+        probabilities. Defaults to 1.0 (none). verbose: 1 shows a progress bar. run_dir: the run
+        folder: its train and val images found in the folder (same path, same content, near
+        duplicate) are counted and scored apart (``Metrics.overlap``).
     """
     items, split, skipped = _folder_items(data, classes)
     with progress("evaluating", len(items), enabled=verbose > 0) as advance:
@@ -233,8 +230,7 @@ def evaluate_run(
     """Metrics of a run on its test split, or on a labelled folder (then saved, with predictions.csv
     and
     a report, under ``evaluations/``, and compared with the run's own test accuracy:
-    ``Metrics.honesty``).
-    Probabilities are calibrated with the run's temperature.
+    ``Metrics.honesty``). Probabilities are calibrated with the run's temperature.
 
     Args:
         run: a :class:`imgclf.serving.predictor.Run`.

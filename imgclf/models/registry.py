@@ -3,8 +3,7 @@ pretrained.
 
 Registration happens on import, as in timm: ``imgclf/models/__init__.py`` imports each model module
 (``backbones``, ``cnn``), whose ``@register_model`` decorators fill the table; this module imports
-none
-of them. A new ``models/vit.py`` is registered by adding its import line to the package
+none of them. A new ``models/vit.py`` is registered by adding its import line to the package
 ``__init__``.
 
 Each entry's builder returns a *backbone*: a Keras model that takes raw RGB pixels in [0, 255]
@@ -69,8 +68,7 @@ def register_model(
         description: one line for ``imgclf models``.
         offline: False when the weights are downloaded on first use. Defaults to True.
         fine_tune_from: first layer ``--fine-tune auto`` unfreezes; None: the last third. Defaults
-        to None.
-        default_epochs: main-stage epochs when ``--epochs`` is not given. Defaults to 8.
+        to None. default_epochs: main-stage epochs when ``--epochs`` is not given. Defaults to 8.
     """
 
     def wrap(builder: Callable[[int], object]) -> Callable[[int], object]:
@@ -128,8 +126,7 @@ def get_spec(name: str) -> ModelSpec:
 def choose_image_size(spec: ModelSpec, sides: list[int]) -> int:
     """Input size from the data: the median image side (shorter side of each image), rounded to the
     nearest multiple of 32 (halves up) and kept within the model's range — upsampling 100 px photos
-    to
-    224 px costs 5× the compute for no new pixels.
+    to 224 px costs 5× the compute for no new pixels.
 
     Args:
         spec: the model's registry entry (its size range).

@@ -38,8 +38,8 @@ def plot_augmentation_preview(
             starts a second line.
         image_size: side of the decoded images in pixels.
         augmentation: the augmentation model, called as ``augmentation(x, training=True)``.
-        out_png: the figure file to write.
-        views: augmented views per image. Defaults to ``PREVIEW_VIEWS``.
+        out_png: the figure file to write. views: augmented views per image. Defaults to
+        ``PREVIEW_VIEWS``.
     """
     rows, labels = [], []
     for path, caption in zip(paths, captions, strict=False):

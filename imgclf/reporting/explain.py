@@ -2,17 +2,14 @@
 maps.
 
 A run's model is ``pixels → [augmentation] → backbone → dropout → dense``; the map is taken inside
-the
-backbone, at a late convolutional feature map ``A`` (channels ``k``, cells ``ij``), from the
-gradient
-``g = d score / d A``:
+the backbone, at a late convolutional feature map ``A`` (channels ``k``, cells ``ij``), from the
+gradient ``g = d score / d A``:
 
 - Grad-CAM (Selvaraju et al., 2017): ``relu(sum_k mean_ij(g_k) A_k)``: one weight per channel;
 - HiResCAM (Draelos & Carin, 2020): ``relu(sum_k g_kij A_kij)``: gradient times activation per cell,
   no averaging over space. For a head of global average pooling and a dense layer it shows exactly
-  the
-  cells whose activations raised the score; Grad-CAM's averaging can light up cells the model did
-  not use;
+  the cells whose activations raised the score; Grad-CAM's averaging can light up cells the model
+  did not use;
 - Grad-CAM++ (Chattopadhay et al., 2018) and Grad-CAM with positive gradients only, for comparison.
 
 The report uses :data:`CAM_METHOD` (HiResCAM): on the planted-patch test, over three seeds, it put a
@@ -20,12 +17,10 @@ median 0.55-0.63 of the mass on the patch (10 % of the image) for both the scrat
 EfficientNet-Lite0; Grad-CAM 0.45-0.61 (docs/benchmarks.md, "Grad-CAM check").
 
 The score is the class's logit minus the mean logit (a sigmoid unit's logit ``z`` gives ``z / 2``
-for
-class 1 and ``-z / 2`` for class 0): unlike the log-probability its gradient does not vanish when
-the
-model is sure. The layer is the last at stride 16 or finer (a residual block's output where there is
-one): at 128 px the stride-32 head of EfficientNet-Lite0 is 4x4 and put a median 16 % of the mass on
-the patch, its last stride-16 block output (8x8) 48 %.
+for class 1 and ``-z / 2`` for class 0): unlike the log-probability its gradient does not vanish
+when the model is sure. The layer is the last at stride 16 or finer (a residual block's output where
+there is one): at 128 px the stride-32 head of EfficientNet-Lite0 is 4x4 and put a median 16 % of
+the mass on the patch, its last stride-16 block output (8x8) 48 %.
 """
 
 from __future__ import annotations
@@ -112,8 +107,8 @@ def conv_layers(backbone, image_size: int) -> list[tuple[str, int]]:
 def cam_layer(backbone, image_size: int) -> str:
     """The layer Grad-CAM reads: the last feature map (pooling layers aside) at least
     :data:`MIN_CAM_SIDE` wide and at stride :data:`MAX_CAM_STRIDE` or finer, preferring the last
-    residual
-    ``Add`` among those (a block's output, which the whole graph passes through); else the last map.
+    residual ``Add`` among those (a block's output, which the whole graph passes through); else the
+    last map.
 
     Args:
         backbone: the backbone model.

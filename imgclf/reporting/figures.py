@@ -149,9 +149,8 @@ def plot_reliability(
 
     Args:
         before: bins from :func:`imgclf.evaluation.calibration.reliability_bins`, uncalibrated.
-        after: the same with the fitted temperature.
-        ece: expected calibration error (before, after).
-        out_png: where to write the PNG, or None.
+        after: the same with the fitted temperature. ece: expected calibration error (before,
+        after). out_png: where to write the PNG, or None.
     """
     with figure(1, 2, size=(10, 4.2)) as (fig, axes):
         for ax, bins, title, e in (

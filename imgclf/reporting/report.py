@@ -69,8 +69,7 @@ def finish_run(
     """After training: fit the temperature on ``val``, write calibration.json, predictions.csv
     (test,
     calibrated) and, when ``report``, report.html; with ``external`` (``--test-dir``), also its
-    evaluation
-    folder (and its report). Returns the temperature.
+    evaluation folder (and its report). Returns the temperature.
 
     Args:
         run_dir: the run folder.
@@ -78,9 +77,9 @@ def finish_run(
         classes: class names in label order.
         test: uncalibrated scores of the test split (as metrics.json was computed from).
         val: uncalibrated scores of the validation split (None: no calibration).
-        image_size: the run's input size.
-        report: build report.html and its figures (False: ``imgclf report RUN`` builds them later).
-        external: the separate test folder's scores and metrics (uncalibrated), or None.
+        image_size: the run's input size. report: build report.html and its figures (False: ``imgclf
+        report RUN`` builds them later). external: the separate test folder's scores and metrics
+        (uncalibrated), or None.
     """
     t = 1.0
     if val is not None and len(val.labels):

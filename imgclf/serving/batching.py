@@ -49,8 +49,7 @@ class Batcher:
 
     Args:
         predict: ``(n, size, size, 3)`` pixels → ``(n, num_classes)`` probabilities (a blocking
-        call).
-        max_batch: most images per forward pass.
+        call). max_batch: most images per forward pass.
     """
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32):

@@ -2,11 +2,10 @@
 lists.
 
 A list file (``@list.txt`` on the command line, or ``--from-file list.txt``) holds one path per
-line;
-blank lines and lines starting with ``#`` are ignored, and relative paths are taken from the current
-directory. A path named on the command line that does not exist is an error before any work starts;
-a listed path that does not exist gets its own error row, so a long list is not refused for one
-line.
+line; blank lines and lines starting with ``#`` are ignored, and relative paths are taken from the
+current directory. A path named on the command line that does not exist is an error before any work
+starts; a listed path that does not exist gets its own error row, so a long list is not refused for
+one line.
 """
 
 from __future__ import annotations

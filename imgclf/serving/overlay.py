@@ -2,10 +2,9 @@
 
 A thin adapter over :func:`imgclf.reporting.explain.grad_cam` (its public function only: the
 variant — HiResCAM by default since issue 12 — and the layer it reads are that module's business):
-the heatmap, coloured from dark
-blue (no evidence) through green and yellow to red (the most), is blended over the image in
-proportion to its strength, so the image stays visible where the model found nothing, and the
-result is a PNG.
+the heatmap, coloured from dark blue (no evidence) through green and yellow to red (the most), is
+blended over the image in proportion to its strength, so the image stays visible where the model
+found nothing, and the result is a PNG.
 """
 
 from __future__ import annotations

@@ -73,10 +73,9 @@ def check_and_decode(
     Args:
         name: the upload's file name (for messages).
         data: its bytes (at most ``max_bytes + 1`` of them: a longer upload is not read whole).
-        image_size: the run's input size.
-        max_bytes: the largest upload accepted.
-        max_pixels: the largest width × height accepted.
-        size: the upload's real size in bytes, when known (``len(data)`` may be cut at the limit).
+        image_size: the run's input size. max_bytes: the largest upload accepted. max_pixels: the
+        largest width × height accepted. size: the upload's real size in bytes, when known
+        (``len(data)`` may be cut at the limit).
     """
     if len(data) > max_bytes:
         real = size_text(size) if size and size > max_bytes else f"over {size_text(max_bytes)}"

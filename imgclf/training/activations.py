@@ -31,10 +31,9 @@ class Activations:
     Args:
         cfg: the run's options (image size, batch size, augmentation, seed, ``feature_cache``).
         clf: the classifier; its augmentation layer makes the views, its backbone names the cache
-        key.
-        bottom: the frozen part of the backbone whose output is cached.
-        cut_name: the layer the cut feeds (part of the cache key).
-        progress: show the progress of computing activations (:mod:`imgclf.progress`).
+        key. bottom: the frozen part of the backbone whose output is cached. cut_name: the layer the
+        cut feeds (part of the cache key). progress: show the progress of computing activations
+        (:mod:`imgclf.progress`).
     """
 
     def __init__(

@@ -75,10 +75,9 @@ class Rates:
     """Measured seconds per image.
 
     ``extract``: decode + the frozen bottom, one view; ``top``: the cached top's forward pass (0
-    when
-    the head trains on the backbone's output); ``score``: decode + the whole model (test, report);
-    ``fine_tune``: one training image in one fine-tuning epoch; ``fine_tune_val``: one validation
-    image in a fine-tuning epoch.
+    when the head trains on the backbone's output); ``score``: decode + the whole model (test,
+    report); ``fine_tune``: one training image in one fine-tuning epoch; ``fine_tune_val``: one
+    validation image in a fine-tuning epoch.
     """
 
     extract: float
@@ -102,9 +101,8 @@ class Rates:
             cached: whether fine-tuning runs on cached activations.
             slowdown: how much slower than a quiet machine this one is now (scales the head's rate,
                 and, by its square root (:func:`fixed_cost_factor`), the fixed costs: a head
-                epoch's own cost and fine-tuning's start-up;
-                which is Keras' per-step overhead rather than arithmetic, and fine-tuning's
-                start-up). Defaults to 1.
+                epoch's own cost and fine-tuning's start-up; which is Keras' per-step overhead
+                rather than arithmetic, and fine-tuning's start-up). Defaults to 1.
         """
         score = extract + top
         forward = top if cached else score

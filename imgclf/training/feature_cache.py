@@ -2,26 +2,20 @@
 disk.
 
 With the bottom of a pretrained backbone frozen, its output for an image never changes, so paying
-for
-that forward pass every epoch (as a plain frozen-VGG16 recipe does) is waste. imgclf computes it
-once per
-image — and once per augmented view when augmentation is on — and trains the rest on the stored
-activations. Entries are keyed by backbone, cut layer, image size, augmentation and *file content*
-(not path), so a second run on the same data, or on a copy of it, reuses them.
+for that forward pass every epoch (as a plain frozen-VGG16 recipe does) is waste. imgclf computes it
+once per image — and once per augmented view when augmentation is on — and trains the rest on the
+stored activations. Entries are keyed by backbone, cut layer, image size, augmentation and *file
+content* (not path), so a second run on the same data, or on a copy of it, reuses them.
 
 Layout: ``<cache root>/<key>/view<k>.npz`` holding ``hashes`` (n,) and ``activations`` (n, …)
-float16.
-The root is ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.
+float16. The root is ``$IMGCLF_CACHE`` or ``~/.cache/imgclf``.
 
 Dependable under faults: a damaged file (empty, truncated, not a cache file) is ignored and rebuilt;
 a write goes to a temporary file that replaces the entry atomically, so a reader never sees half a
 file; concurrent writers of one entry (two runs on the same data) take a file lock and merge what is
-on
-disk with their new rows, so neither loses the other's; a cache that cannot be written (read-only,
-disk
-full) costs only reuse, never the run. The whole feature cache is kept under a size cap by deleting
-the
-least recently used entries (:mod:`imgclf.cache`).
+on disk with their new rows, so neither loses the other's; a cache that cannot be written
+(read-only, disk full) costs only reuse, never the run. The whole feature cache is kept under a size
+cap by deleting the least recently used entries (:mod:`imgclf.cache`).
 """
 
 from __future__ import annotations

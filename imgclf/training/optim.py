@@ -1,13 +1,11 @@
 """Optimizers and learning-rate schedules by name (``adam``, ``cosine``), built from Keras objects.
 
 A Keras schedule is a function of ``optimizer.iterations``. On arrays that counts one per batch, but
-on
-a ``tf.data`` stream of unknown length (every decoded-image stage: undecodable files are filtered
-out)
-Keras counts one more iteration per epoch than there are batches, so a per-step schedule drifts: the
-warm-up ends early and the cosine reaches 0 before the last epoch. :func:`scheduled_optimizer` with
-``known_length=False`` therefore sets the rate from the epoch and batch number instead
-(:class:`EpochSchedule`), which is exact whatever the stream's length.
+on a ``tf.data`` stream of unknown length (every decoded-image stage: undecodable files are filtered
+out) Keras counts one more iteration per epoch than there are batches, so a per-step schedule
+drifts: the warm-up ends early and the cosine reaches 0 before the last epoch.
+:func:`scheduled_optimizer` with ``known_length=False`` therefore sets the rate from the epoch and
+batch number instead (:class:`EpochSchedule`), which is exact whatever the stream's length.
 """
 
 from __future__ import annotations
@@ -109,8 +107,7 @@ def make_optimizer(
         schedule: one of :data:`SCHEDULES`.
         peak: the highest learning rate.
         steps_per_epoch: batches per epoch (exact for arrays; see :func:`scheduled_optimizer`
-        otherwise).
-        epochs: epochs the schedule spans.
+        otherwise). epochs: epochs the schedule spans.
     """
     _check(name, schedule)
     return _optimizer(name, _learning_rate(schedule, peak, steps_per_epoch, epochs))
@@ -136,17 +133,13 @@ def scheduled_optimizer(
         steps_per_epoch: batches per epoch (``ceil(n / batch_size)``).
         epochs: epochs the schedule spans.
         known_length: False for input whose length Keras cannot know (a filtered ``tf.data``
-        stream):
-            the cosine is then set per batch by an :class:`EpochSchedule` callback, which must come
-            before any callback that logs the learning rate at the end of an epoch.
-        backbone_scale: the rate of every variable outside ``head_variables`` is this fraction of
-        the
-            head's (discriminative learning rates); 1: one rate for all.
-        head_variables: ``variable.path`` of the variables that train at the full rate.
-        ema: momentum of an exponential moving average of the weights kept by the optimizer
-            (Keras' ``use_ema``; ``keras.callbacks.SwapEMAWeights`` puts it in the model to validate
-            and save);
-            0: none.
+            stream): the cosine is then set per batch by an :class:`EpochSchedule` callback, which
+            must come before any callback that logs the learning rate at the end of an epoch.
+            backbone_scale: the rate of every variable outside ``head_variables`` is this fraction
+            of the head's (discriminative learning rates); 1: one rate for all. head_variables:
+            ``variable.path`` of the variables that train at the full rate. ema: momentum of an
+            exponential moving average of the weights kept by the optimizer (Keras' ``use_ema``;
+            ``keras.callbacks.SwapEMAWeights`` puts it in the model to validate and save); 0: none.
     """
     _check(name, schedule)
     lr = _learning_rate(schedule, peak, steps_per_epoch, epochs)
@@ -161,8 +154,7 @@ class EpochSchedule(keras.callbacks.Callback):
     """Set the learning rate to ``schedule(epoch * steps_per_epoch + batch)`` before each batch, and
     to
     ``schedule((epoch + 1) * steps_per_epoch)`` at the end of each epoch (what the history logs), so
-    an
-    epoch ends exactly where the schedule says whatever ``optimizer.iterations`` counts.
+    an epoch ends exactly where the schedule says whatever ``optimizer.iterations`` counts.
 
     Args:
         schedule: a ``keras.optimizers.schedules.LearningRateSchedule`` (a function of the step).

@@ -148,9 +148,9 @@ def plan_run(
         by_split: its images by split.
         num_classes: its number of classes.
         deadline: ``time.perf_counter()`` value at which ``--time`` runs out; None without it.
-        say: prints a line for the user.
-        budgeted: plan to the deadline (``--time`` on a new run); else the plan is what was asked.
-        size_given: the user gave ``--image-size``: ``--time`` never changes it.
+        say: prints a line for the user. budgeted: plan to the deadline (``--time`` on a new run);
+        else the plan is what was asked. size_given: the user gave ``--image-size``: ``--time``
+        never changes it.
     """
     if deadline is None or not budgeted:
         return _as_asked(cfg, clf, by_split, deadline, say), clf

@@ -221,13 +221,11 @@ def budget_pretrained(
         n_val: validation images.
         n_test: test images (always scored whole; part of the reserve).
         num_classes: classes (the subsample keeps at least :data:`MIN_TRAIN_PER_CLASS` of each).
-        rates: the measured throughput.
-        views: the most views asked for (1 without augmentation).
-        head_epochs: the most head epochs.
-        fine_tune_epochs: the most fine-tuning epochs (0: no fine-tuning asked).
-        report_s: seconds for the report and saving, beyond scoring (part of the reserve).
-        search: with a subsample, find the budget that would take every image (``needed_s``).
-            Defaults to True.
+        rates: the measured throughput. views: the most views asked for (1 without augmentation).
+        head_epochs: the most head epochs. fine_tune_epochs: the most fine-tuning epochs (0: no
+        fine-tuning asked). report_s: seconds for the report and saving, beyond scoring (part of the
+        reserve). search: with a subsample, find the budget that would take every image
+        (``needed_s``). Defaults to True.
 
     Returns:
         The work that fits (its :meth:`~PretrainedBudget.line` says it).
@@ -277,14 +275,10 @@ def budget_image_size(
     Args:
         size: the size chosen from the data, in pixels.
         score: measured seconds per image of the whole model at ``size``, decoding included.
-        left_s: seconds left.
-        n_train: training images.
-        n_val: validation images.
-        n_test: test images.
-        report_s: seconds for the report and saving, beyond scoring.
-        floor: the smallest size to consider.
-        per_image_floor: seconds per image that do not shrink with the input (decoding, the
-        pipeline).
+        left_s: seconds left. n_train: training images. n_val: validation images. n_test: test
+        images. report_s: seconds for the report and saving, beyond scoring. floor: the smallest
+        size to consider. per_image_floor: seconds per image that do not shrink with the input
+        (decoding, the pipeline).
     """
     floor = max(MIN_IMAGE_SIZE, min(size, floor))
     for s in range(size, floor - 1, -32):

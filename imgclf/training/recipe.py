@@ -3,10 +3,9 @@ cached,
 and the *top* that fine-tuning trains on them.
 
 ``--fine-tune`` says where the trainable top starts (``auto``: the model's recommended depth;
-``all``;
-``none``; ``N`` last layers; or ``--fine-tune-from LAYER``). The cache cut is the input of that
-layer, or the nearest earlier tensor through which the whole graph passes (a cut inside a residual
-block is moved back to the block's start; the layers in between stay frozen).
+``all``; ``none``; ``N`` last layers; or ``--fine-tune-from LAYER``). The cache cut is the input of
+that layer, or the nearest earlier tensor through which the whole graph passes (a cut inside a
+residual block is moved back to the block's start; the layers in between stay frozen).
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def test_output_and_resume_agree_between_the_engines(copied, trained_run, tmp_pa
 
 @pytest.mark.usefixtures("private_cache")
 def test_a_read_only_run_keeps_its_copy_in_the_user_cache(
-    copied, trained_run, tmp_path, monkeypatch, capsys
+    copied, trained_run, tmp_path, monkeypatch, caplog
 ):
     """Where the copy goes and when auto makes it; the conversion itself is the module fixture's
     (here the conversion copies its result, so no second conversion is paid for)."""
@@ -149,16 +149,17 @@ def test_a_read_only_run_keeps_its_copy_in_the_user_cache(
     )  # one image: Keras, no conversion
     assert all(p.ok for p in small.predict(paths))  # a job big enough: converted
     assert isinstance(small._engine, TFLiteEngine)
-    assert "converting the model to TFLite once" in capsys.readouterr().err
+    assert "converting the model to TFLite once" in caplog.text  # logged (the CLI shows it)
+    caplog.clear()
     key = engines.engine_key(folder / "model.keras")
     assert (tmp_path / "cache" / "engines" / key / "parity.json").is_file() and not (
         folder / "engines"
     ).exists()
     assert isinstance(load_run(folder).engine, TFLiteEngine)
-    assert "converting" not in capsys.readouterr().err  # found in the cache, not converted again
+    assert "converting" not in caplog.text  # found in the cache, not converted again
 
 
-def test_a_disagreeing_copy_falls_back_to_keras_and_says_so(copied, tmp_path, capsys):
+def test_a_disagreeing_copy_falls_back_to_keras_and_says_so(copied, tmp_path, caplog):
     folder = tmp_path / "disagrees"
     shutil.copytree(copied, folder)
     (key,) = list((folder / "engines").iterdir())
@@ -166,7 +167,7 @@ def test_a_disagreeing_copy_falls_back_to_keras_and_says_so(copied, tmp_path, ca
     (key / "parity.json").write_text(json.dumps({**parity, "agreement": 0.5, "good": False}))
     run = load_run(folder)
     assert isinstance(run.engine, KerasEngine) and isinstance(run.engine, KerasEngine)
-    err = capsys.readouterr().err
+    err = caplog.text  # a warning record (the CLI shows it on stderr)
     assert err.count("predicting with Keras") == 1 and "50.00%" in err  # said once, not per batch
     with pytest.raises(ModelError, match="agrees with Keras on 50.00%"):
         load_run(folder, "tflite").engine  # noqa: B018

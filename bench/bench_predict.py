@@ -1,6 +1,5 @@
 """Batch-prediction benchmark: a plain Keras loop, ``imgclf predict --engine keras`` and ``imgclf
-predict``
-(auto: the run's TFLite copy), side by side in one run (images/second, higher is better).
+predict`` (auto: the run's TFLite copy), side by side in one run (images/second, higher is better).
 
 On each folder, with the same run's model (the default EfficientNet-Lite0 unless ``--run`` names
 another):

@@ -1,8 +1,8 @@
 """Server load test on loopback: requests/second and p50/p99 latency of ``POST /predict`` with one
-image,
-at 1 and at 16 concurrent clients; whether batching makes 16 concurrent requests finish sooner than
-16 sequential ones (five rounds, median, a one-line verdict); the server's memory (RSS) before and
-after the load. Bounded: ``--requests`` per level and a ``--max-seconds`` cap; 127.0.0.1 only.
+image, at 1 and at 16 concurrent clients; whether batching makes 16 concurrent requests finish
+sooner than 16 sequential ones (five rounds, median, a one-line verdict); the server's memory (RSS)
+before and after the load. Bounded: ``--requests`` per level and a ``--max-seconds`` cap; 127.0.0.1
+only.
 
     .venv/bin/python bench/bench_serve.py --run RUN [--image FILE] [--requests N] [--max-seconds S]
     [--engine E]

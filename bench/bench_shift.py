@@ -1,6 +1,5 @@
 """Held-out check on the real data: does the default's accuracy on its random split hold on later
-photos
-and on shifted pictures?
+photos and on shifted pictures?
 
 The sign-language digits (``../shared/datasets/sign-language-digits``, 10 classes, IMG_NNNN.JPG)
 were photographed in sessions: file numbers run in two blocks (1118-1331, 4039-5999) and photos with

@@ -37,8 +37,7 @@ def make_synthetic(
     folder: Path, n_images: int, classes: int = 10, size: int = 32, seed: int = 0
 ) -> Path:
     """``n_images`` PNGs of ``size`` px in ``classes`` class folders: class k is a filled shape (k %
-    5
-    of square, disc, cross, triangle, stripes) in one of two colour families (k // 5), jittered in
+    5 of square, disc, cross, triangle, stripes) in one of two colour families (k // 5), jittered in
     position, size and colour, on a noisy background — distinct enough to learn, not trivial.
 
     Args:

@@ -1,6 +1,5 @@
 """Write files so that a reader never sees half of one: into a temporary name beside the target,
-then
-``os.replace`` (atomic on POSIX and Windows). A full disk, a read-only folder or SIGKILL in the
+then ``os.replace`` (atomic on POSIX and Windows). A full disk, a read-only folder or SIGKILL in the
 middle leaves the previous file — an earlier checkpoint, another run's model — as it was, and no
 partial ``model.keras`` that could be passed off as a model.
 

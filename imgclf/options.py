@@ -118,8 +118,7 @@ def parse_augment(spec: str) -> dict[str, float | None]:
 
 def image_augment(spec: str) -> str:
     """The per-image part of an augmentation spec (``spec`` without the batch-mixing tokens, as
-    typed;
-    ``"none"`` when nothing is left): what the views of the feature cache depend on.
+    typed; ``"none"`` when nothing is left): what the views of the feature cache depend on.
 
     Args:
         spec: an ``--augment`` spec (checked by :func:`parse_augment`).

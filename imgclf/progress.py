@@ -1,6 +1,5 @@
 """Progress of a long step (scanning, hashing, feature extraction, evaluation, prediction), the same
-way
-everywhere: on a terminal a live bar with count, rate and time left (rich); piped to a file or
+way everywhere: on a terminal a live bar with count, rate and time left (rich); piped to a file or
 another program, one plain line at most every :data:`PIPED_INTERVAL_S` seconds — no log spam, no
 control codes.
 
@@ -191,8 +190,7 @@ def progress(
     description: str, total: int | None, enabled: bool = True, stream: TextIO | None = None
 ) -> Iterator[Callable[[int], None]]:
     """:class:`Progress` as a callback: yields ``advance(n=1)``, for code that reports work done
-    through
-    a function it is given (``score_items(..., advance)``).
+    through a function it is given (``score_items(..., advance)``).
 
     Args:
         description: what is being done, e.g. ``"evaluating"``.

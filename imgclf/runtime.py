@@ -101,9 +101,8 @@ class _QuietLoader(importlib.abc.Loader):
 
 def exit_now(rc: int) -> int:
     """End the process with status ``rc`` without the interpreter's teardown, which after TensorFlow
-    was
-    imported takes seconds (~4 s wall, ~2.5 s CPU on the busy 2-core VM; docs/benchmarks.md) and has
-    nothing left to do: output is flushed first. Returns ``rc`` (for a normal exit) instead when
+    was imported takes seconds (~4 s wall, ~2.5 s CPU on the busy 2-core VM; docs/benchmarks.md) and
+    has nothing left to do: output is flushed first. Returns ``rc`` (for a normal exit) instead when
     TensorFlow was never imported or another Python thread that is not a daemon is still running.
 
     Args:
@@ -123,8 +122,7 @@ def _working_threads() -> list[threading.Thread]:
 
 def process_started() -> float:
     """The ``time.perf_counter()`` value at which this process started (Linux: from ``/proc``), so
-    that
-    ``--time`` counts the interpreter's start and every import as the user's wait; elsewhere,
+    that ``--time`` counts the interpreter's start and every import as the user's wait; elsewhere,
     now."""
     try:
         with open("/proc/self/stat") as fh:

@@ -162,8 +162,7 @@ def test_train_from_an_npz(tmp_path):
 
 def course_arrays(folder, val_prefix=None, n_train=10, n_test=3, size=16):
     """train_features.npy + train_target.npy, test_… (and ``val_prefix``…): class k's images are
-    grey
-    level 40 + 80 k plus the image's index in its split (so a decoded pixel tells label and
+    grey level 40 + 80 k plus the image's index in its split (so a decoded pixel tells label and
     index)."""
     folder.mkdir(parents=True, exist_ok=True)
     splits = {

@@ -128,9 +128,9 @@ def _colour_shifted_copy(src, dst):
 @pytest.fixture(scope="module")
 def honest_run(tmp_path_factory):
     """A tiny cnn run trained with --test-dir on new pictures of the same kind, with an internal
-    test split
-    large enough (30 % = 36 images) for the honesty check to have power; the pictures' shifted
-    copies; the training folder. Pictures of the same kind, but none a near duplicate of another
+    test split large enough (30 % = 36 images) for the honesty check to have power; the pictures'
+    shifted copies; the training folder. Pictures of the same kind, but none a near duplicate of
+    another
     (helpers.make_distinct_dataset), so "new pictures" really are new."""
     base = tmp_path_factory.mktemp("honesty")
     data = make_distinct_dataset(base / "shapes", {"cat": 40, "dog": 40, "fox": 40}, seed=41)

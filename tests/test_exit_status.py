@@ -1,7 +1,6 @@
 """What imgclf's exit status tells a script: 0 success, 1 a data, model or runtime problem, 2 a
-usage
-mistake (argparse errors and ConfigError), 130 interrupted — Ctrl-C in train keeps and tests the
-best model first and says so on one line; `imgclf doctor --strict` exits 1 on findings CI should
+usage mistake (argparse errors and ConfigError), 130 interrupted — Ctrl-C in train keeps and tests
+the best model first and says so on one line; `imgclf doctor --strict` exits 1 on findings CI should
 gate
 on."""
 

@@ -1,6 +1,6 @@
 """Grad-CAM and feature maps (imgclf.reporting.explain), on data where only a planted patch
-separates
-the classes: the heatmap must put most of its mass on the patch, for the scratch CNN and for the
+separates the classes: the heatmap must put most of its mass on the patch, for the scratch CNN and
+for the
 pretrained EfficientNet-Lite0."""
 
 from __future__ import annotations

@@ -212,8 +212,7 @@ def test_sigint_anywhere_exits_130_and_leaves_a_run_that_resumes_or_none(
 
 def test_disk_full_while_saving_a_checkpoint(tmp_path, capsys, monkeypatch):
     """ENOSPC injected into Keras' save after the first checkpoint: one line naming the file, exit
-    1; the
-    best model saved before is whole and loads; no partial file; an earlier run in --out is
+    1; the best model saved before is whole and loads; no partial file; an earlier run in --out is
     untouched."""
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, seed=43)
     out = tmp_path / "runs"

@@ -341,9 +341,8 @@ def activation_report(out: str) -> dict[str, int | str]:
 @pytest.fixture(scope="module")
 def cached_runs(tmp_path_factory, tiny_backbone):
     """Three tiny head-only runs of the tiny pretrained-style backbone on one data folder: 3
-    augmented
-    views (fills an empty cache), then 1 view with the same cache (reads view 0 from it), then
-    augment
+    augmented views (fills an empty cache), then 1 view with the same cache (reads view 0 from it),
+    then augment
     none and no cache (own $IMGCLF_CACHE)."""
     import io
     from contextlib import redirect_stdout

@@ -87,8 +87,7 @@ def test_fine_tune_cut_has_lite0s_depth(lite):
 @pytest.mark.usefixtures("private_cache")
 def test_train_offline_from_the_command_line(tmp_path, monkeypatch, capsys):
     """Lite1 end to end (Lite2 takes the same path: the same loader, the same cut name); fine-tuning
-    its
-    last 3 layers (the stage runs; tracing the default depth's training graph would add a
+    its last 3 layers (the stage runs; tracing the default depth's training graph would add a
     minute)."""
     name = "efficientnet_lite1"
 

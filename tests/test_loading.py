@@ -1,7 +1,6 @@
 """:func:`imgclf.models.loading.load_model_file`: every bad ``.keras`` file gives one line saying
-what is
-wrong — never "File not found" for a file that exists, never advice to turn Keras' safe mode off —
-and
+what is wrong — never "File not found" for a file that exists, never advice to turn Keras' safe mode
+off — and
 a model carrying Python code is refused without running it."""
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """imgclf.progress: a live bar (count, rate, time left) on a terminal; piped, one line at most every
-few
-seconds and none for a short step; nothing when disabled. The clock is faked, so nothing here
+few seconds and none for a short step; nothing when disabled. The clock is faked, so nothing here
 waits."""
 
 from __future__ import annotations

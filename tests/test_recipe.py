@@ -332,9 +332,8 @@ def test_the_recipe_that_ran_is_the_one_in_the_config(fine_tuned):
 
 def test_fine_tuning_stops_early_when_nothing_is_left_to_learn(tmp_path, capsys):
     """Red vs blue 64 px images: the first fine-tuning epoch takes validation loss to ~1e-4, after
-    which
-    no epoch can improve it by --min-delta, so the stage ends after patience more epochs instead of
-    the
+    which no epoch can improve it by --min-delta, so the stage ends after patience more epochs
+    instead of the
     model's 8, and the terminal says why."""
     from PIL import Image
 

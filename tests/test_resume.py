@@ -1,6 +1,5 @@
 """`imgclf train --resume RUN`: an interrupted run continues where its last completed epoch left
-off;
-plus the repeatability of seeded runs that resuming is judged against.
+off; plus the repeatability of seeded runs that resuming is judged against.
 
 Ctrl-C is simulated by patching ``HistoryCSV.on_epoch_end`` to log the epoch and then raise
 KeyboardInterrupt. HistoryCSV is the first callback, so that epoch's row is in history.csv but
@@ -171,9 +170,9 @@ def test_resume_continues_the_learning_rate_schedule(cnn):
 
 def test_resumed_cnn_run_matches_an_uninterrupted_one(cnn):
     """Same seed: the interrupted run's first epoch is the uninterrupted run's, bit for bit. After
-    the
-    resume the data order and augmentation draws differ, so the rest is only close (observed on this
-    CPU: 3 epochs each, final val_accuracy 1.0 for both, final val_loss 0.6639 vs 0.6642; train loss
+    the resume the data order and augmentation draws differ, so the rest is only close (observed on
+    this CPU: 3 epochs each, final val_accuracy 1.0 for both, final val_loss 0.6639 vs 0.6642; train
+    loss
     differs)."""
     straight, resumed = history_rows(cnn.straight.run_dir), history_rows(cnn.run_dir)
     assert [r[c] for r in straight[:1] for c in METRIC_COLUMNS] == [

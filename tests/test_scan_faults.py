@@ -1,6 +1,5 @@
 """imgclf.data.scan and imgclf.data.layout under faults and surprising layouts: symbolic links and
-loops,
-unreadable folders and files, odd names, formats Pillow cannot read, nested classes, split
+loops, unreadable folders and files, odd names, formats Pillow cannot read, nested classes, split
 folders."""
 
 from __future__ import annotations
@@ -267,8 +266,8 @@ def test_training_goes_on_past_vanished_files_and_links_and_writes_nothing_into_
     tmp_path, monkeypatch, capsys
 ):
     """One run meets a symlink loop, an odd file name, a HEIC photo, and two images deleted after
-    the
-    scan (before decoding): one line per problem, training finishes on the rest, and the data folder
+    the scan (before decoding): one line per problem, training finishes on the rest, and the data
+    folder
     (read-only; root could still write, so every file's hash is compared) is unchanged."""
     import imgclf
     from imgclf.training import setup as trainer

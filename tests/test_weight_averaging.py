@@ -1,6 +1,5 @@
 """--ema (an exponential moving average of the weights in the fine-tuning stage, Keras' ``use_ema``
-+
-``SwapEMAWeights``) and --augment mixup on the cached activations, through one tiny two-stage
++ ``SwapEMAWeights``) and --augment mixup on the cached activations, through one tiny two-stage
 run."""
 
 from __future__ import annotations
@@ -46,8 +45,8 @@ def test_the_optimizer_keeps_the_average_only_when_asked():
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory, tiny_backbone):
     """A tiny two-stage run with --ema 0.5 and --augment flip,mixup=0.4, watching what the
-    fine-tuning
-    stage's checkpoints hold: at each SaveLast (before the swap) the weights being trained and the
+    fine-tuning stage's checkpoints hold: at each SaveLast (before the swap) the weights being
+    trained and the
     optimizer's averages; at each SaveBest, that it saved."""
     base = tmp_path_factory.mktemp("ema")
     data = make_textured_dataset(base / "data", {"a": 14, "b": 14, "c": 14})

@@ -211,8 +211,7 @@ def _digest(src: Path) -> str:
 
 def materialise_arrays(src: str | Path) -> tuple[Path, list[str]]:
     """Write the arrays as PNGs into the cache (once per content) and return ``(folder, class
-    names)``;
-    pre-split arrays become ``train/``, ``val/`` and ``test/`` inside that folder.
+    names)``; pre-split arrays become ``train/``, ``val/`` and ``test/`` inside that folder.
 
     Args:
         src: a ``.npz`` file or a folder of ``.npy`` files (see :func:`array_source`).

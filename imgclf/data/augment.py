@@ -23,8 +23,8 @@ __all__ = ["AUGMENTATIONS", "parse_augment", "augmentation_layers", "mixing_laye
 
 def augmentation_layers(spec: str, seed: int) -> list:
     """The per-image Keras layers for ``spec`` (empty list for 'none'). Applied to raw [0, 255]
-    pixels.
-    The batch-mixing tokens (``mixup``, ``cutmix``) are not among them: see :func:`mixing_layer`.
+    pixels. The batch-mixing tokens (``mixup``, ``cutmix``) are not among them: see
+    :func:`mixing_layer`.
 
     Args:
         spec: the ``--augment`` spec, e.g. ``"flip,rotate=20,shift=0.1,zoom=0.1"`` or ``"none"``.

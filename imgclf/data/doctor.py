@@ -211,8 +211,8 @@ class DoctorReport:
 
     def gate_findings(self) -> list[str]:
         """What ``imgclf doctor --strict`` fails on: unusable image files, label conflicts
-        (duplicates
-        across classes) and leakage (duplicates or ``--group-by`` groups across splits); empty if
+        (duplicates across classes) and leakage (duplicates or ``--group-by`` groups across splits);
+        empty if
         none."""
         d = self.to_dict()
         # notes about the layout, not files that cannot be used: other files, links followed once

@@ -76,8 +76,8 @@ def evaluate_items(
 
 def evaluation_dir(run_dir: Path, data: str | Path) -> Path:
     """``evaluations/<folder name>``, or ``<name>2``, ``<name>3`` … when that one holds an
-    evaluation of
-    another folder with the same name (an evaluation of the same folder is refreshed in place).
+    evaluation of another folder with the same name (an evaluation of the same folder is refreshed
+    in place).
 
     Args:
         run_dir: the run folder.
@@ -228,8 +228,7 @@ def evaluate_run(
     on_metrics: Callable[[Metrics], None] | None = None,
 ) -> Metrics:
     """Metrics of a run on its test split, or on a labelled folder (then saved, with predictions.csv
-    and
-    a report, under ``evaluations/``, and compared with the run's own test accuracy:
+    and a report, under ``evaluations/``, and compared with the run's own test accuracy:
     ``Metrics.honesty``). Probabilities are calibrated with the run's temperature.
 
     Args:

@@ -29,8 +29,8 @@ def plot_augmentation_preview(
     views: int = PREVIEW_VIEWS,
 ) -> Path | None:
     """Row per image: the decoded original, then ``views`` outputs of ``augmentation(x,
-    training=True)``.
-    Images that cannot be decoded are left out; returns the file, or None if nothing could be shown.
+    training=True)``. Images that cannot be decoded are left out; returns the file, or None if
+    nothing could be shown.
 
     Args:
         paths: the training images to show, one a row.

@@ -43,8 +43,7 @@ def best_epoch(rows: list[dict[str, str]]) -> int | None:
 
 def plot_history(history_csv: Path, out_png: Path | None) -> bytes | None:
     """Plot train/val loss and accuracy and the learning rate per epoch; returns PNG bytes (also
-    written
-    to ``out_png``) or None if there are no rows.
+    written to ``out_png``) or None if there are no rows.
 
     Args:
         history_csv: the run's history.csv.

@@ -176,8 +176,7 @@ def grad_cam(
     method: str = CAM_METHOD,
 ) -> np.ndarray:
     """Class-activation heatmaps (HiResCAM by default), one ``(h, w)`` map in [0, 1] per image, at
-    the
-    images' resolution.
+    the images' resolution.
 
     Args:
         model: the run's model (pixels in, class probabilities out).

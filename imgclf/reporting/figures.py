@@ -84,8 +84,8 @@ def plot_confusion_matrix(
     confusion: list[list[int]], classes: list[str], out_png: Path | None = None
 ) -> bytes:
     """Counts and row-normalised (recall per true class): side by side with numbers in the cells up
-    to
-    15 classes; beyond, one above the other, colour alone, tick labels sized to stay legible at 50+.
+    to 15 classes; beyond, one above the other, colour alone, tick labels sized to stay legible at
+    50+.
 
     Args:
         confusion: rows true, columns predicted.
@@ -144,8 +144,7 @@ def plot_reliability(
     before: list[dict], after: list[dict], ece: tuple[float, float], out_png: Path | None = None
 ) -> bytes:
     """Reliability diagrams before and after temperature scaling: accuracy per confidence bin
-    against
-    the diagonal of perfect calibration, with each bin's share of images.
+    against the diagonal of perfect calibration, with each bin's share of images.
 
     Args:
         before: bins from :func:`imgclf.evaluation.calibration.reliability_bins`, uncalibrated.

@@ -1,7 +1,6 @@
 """``report.html``: one self-contained page per run (every figure embedded as a base64 PNG, no
-script,
-font or URL from outside), rendered from a Jinja2 template with autoescape on — class and file names
-are user input. Each figure is also written as a PNG beside it.
+script, font or URL from outside), rendered from a Jinja2 template with autoescape on — class and
+file names are user input. Each figure is also written as a PNG beside it.
 
 :func:`finish_run` is what training calls once the best model is tested (predictions.csv,
 calibration.json, report.html); :func:`build_report` is ``imgclf report RUN``.
@@ -67,9 +66,8 @@ def finish_run(
     external: External | None = None,
 ) -> float:
     """After training: fit the temperature on ``val``, write calibration.json, predictions.csv
-    (test,
-    calibrated) and, when ``report``, report.html; with ``external`` (``--test-dir``), also its
-    evaluation folder (and its report). Returns the temperature.
+    (test, calibrated) and, when ``report``, report.html; with ``external`` (``--test-dir``), also
+    its evaluation folder (and its report). Returns the temperature.
 
     Args:
         run_dir: the run folder.

@@ -29,8 +29,8 @@ def padded(
     predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, max_batch: int
 ) -> np.ndarray:
     """``predict(x)`` with ``x`` padded (by repeating its last image) to the next bucket size, so
-    the
-    model sees a handful of shapes and TensorFlow traces each once instead of once per batch size.
+    the model sees a handful of shapes and TensorFlow traces each once instead of once per batch
+    size.
 
     Args:
         predict: the blocking model call.

@@ -92,8 +92,7 @@ class Rates:
     @classmethod
     def measured(cls, extract: float, top: float, cached: bool, slowdown: float = 1.0) -> Rates:
         """Rates from the two measured ones: fine-tuning on cached activations (``cached``) trains
-        the
-        top, else the whole model on decoded images; a training step costs ~3 forward passes.
+        the top, else the whole model on decoded images; a training step costs ~3 forward passes.
 
         Args:
             extract: seconds per image of decode + the frozen bottom.
@@ -130,8 +129,7 @@ def of_total(n: int, total: int) -> str:
 
 def reserve_seconds(n_test: int, n_val: int, score: float, report_s: float) -> float:
     """Seconds kept for the end of the run: scoring the test split and the validation split (the
-    report's
-    calibration), the report and saving.
+    report's calibration), the report and saving.
 
     Args:
         n_test: test images.

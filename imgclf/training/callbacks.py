@@ -152,8 +152,7 @@ class SaveBest(keras.callbacks.Callback):
 
 class SaveLast(keras.callbacks.Callback):
     """Save the model being trained, with its optimizer state, after every epoch (``last.keras``,
-    what
-    ``--resume`` continues from), atomically: SIGKILL mid-save leaves the previous epoch's file
+    what ``--resume`` continues from), atomically: SIGKILL mid-save leaves the previous epoch's file
     whole.
 
     Args:

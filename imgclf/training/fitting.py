@@ -34,8 +34,8 @@ def fit_arrays(
     views: int = 1,
 ) -> None:
     """Fit on arrays. With ``views`` > 1, ``x``/``y`` are that many equal blocks (one per cached
-    view)
-    and each epoch draws one view per image (:mod:`imgclf.training.views`), so an epoch costs one
+    view) and each epoch draws one view per image (:mod:`imgclf.training.views`), so an epoch costs
+    one
     view."""
     cfg = session.cfg
     n = len(x) // views

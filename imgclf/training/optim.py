@@ -152,9 +152,8 @@ def scheduled_optimizer(
 
 class EpochSchedule(keras.callbacks.Callback):
     """Set the learning rate to ``schedule(epoch * steps_per_epoch + batch)`` before each batch, and
-    to
-    ``schedule((epoch + 1) * steps_per_epoch)`` at the end of each epoch (what the history logs), so
-    an epoch ends exactly where the schedule says whatever ``optimizer.iterations`` counts.
+    to ``schedule((epoch + 1) * steps_per_epoch)`` at the end of each epoch (what the history logs),
+    so an epoch ends exactly where the schedule says whatever ``optimizer.iterations`` counts.
 
     Args:
         schedule: a ``keras.optimizers.schedules.LearningRateSchedule`` (a function of the step).

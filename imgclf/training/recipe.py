@@ -1,6 +1,5 @@
 """How a pretrained backbone is split for training: the frozen *bottom* whose activations are
-cached,
-and the *top* that fine-tuning trains on them.
+cached, and the *top* that fine-tuning trains on them.
 
 ``--fine-tune`` says where the trainable top starts (``auto``: the model's recommended depth;
 ``all``; ``none``; ``N`` last layers; or ``--fine-tune-from LAYER``). The cache cut is the input of

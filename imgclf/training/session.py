@@ -146,8 +146,7 @@ class Session:
         known_length: bool = True,
     ) -> int:
         """Compile ``model`` for ``stage`` and, when resuming that stage, restore ``last.keras``
-        into it.
-        ``known_length=False``: the input is a stream of unknown length (see
+        into it. ``known_length=False``: the input is a stream of unknown length (see
         :func:`scheduled_optimizer`).
 
         Returns:

@@ -120,9 +120,8 @@ def _head_stage(
 
 def _nothing_left(session: Session, loss: float, accuracy: float, n_val: int) -> bool:
     """Whether fine-tuning can be skipped: the head already classifies every validation image
-    correctly
-    with a validation loss below ``--skip-fine-tune-loss``. Fine-tuning is kept only if it lowers
-    that
+    correctly with a validation loss below ``--skip-fine-tune-loss``. Fine-tuning is kept only if it
+    lowers that
     loss, and a loss this small leaves no error for the validation set to see it fix."""
     limit = session.cfg.skip_fine_tune_loss
     if n_val == 0 or accuracy < 1.0 or loss >= limit:

@@ -18,7 +18,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-__all__ = ["exit_now", "process_started", "quiet_tensorflow_logs"]
+__all__ = ["exit_now", "process_started", "quiet_native_stderr", "quiet_tensorflow_logs"]
 
 
 def quiet_tensorflow_logs() -> None:
@@ -41,18 +41,24 @@ def quiet_tensorflow_logs() -> None:
 
 
 # TensorFlow's native log lines (glog format: level, date, time, thread, file:line]) of levels
-# I and W, absl's preamble, and the CUDA probes of a CPU-only machine
+# I and W, absl's preamble, the CUDA probes of a CPU-only machine, and TFLite's note when an
+# interpreter first allocates its tensors
 CHATTER = re.compile(
     r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|E\d{4} .*(?:Unable to register cu|cuda|CUDA))"
+    r"|E\d{4} .*(?:Unable to register cu|cuda|CUDA)"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"
 )
 
 
 @contextmanager
-def _caught_native_stderr():
+def quiet_native_stderr():
     """Catch what native code writes to file descriptor 2 while the block runs; afterwards pass on
-    every line that is not :data:`CHATTER`."""
+    every line that is not :data:`CHATTER` (unless the user set ``TF_CPP_MIN_LOG_LEVEL`` to 0 or 1:
+    then nothing is caught)."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as caught:
@@ -72,7 +78,7 @@ def _caught_native_stderr():
 
 class _QuietImport(importlib.abc.MetaPathFinder):
     """Finds ``tensorflow`` once, with a loader that runs its import under
-    :func:`_caught_native_stderr`."""
+    :func:`quiet_native_stderr`."""
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
@@ -92,7 +98,7 @@ class _QuietLoader(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module) -> None:
-        with _caught_native_stderr():
+        with quiet_native_stderr():
             self.inner.exec_module(module)
 
     def __getattr__(self, name: str):

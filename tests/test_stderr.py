@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.usefixtures("private_cache")]
 
 CHATTER = re.compile(
     r"absl::InitializeLog|oneDNN|TF_ENABLE_ONEDNN_OPTS|^[IWEF]\d{4} |\.cc:\d+\]|WARNING:tensorflow"
-    r"|is deprecated|cuda|Glyph \d+|findfont|UserWarning|DeprecationWarning",
+    r"|is deprecated|cuda|Glyph \d+|findfont|UserWarning|DeprecationWarning|XNNPACK delegate",
     re.MULTILINE,
 )
 
@@ -74,6 +75,9 @@ def test_predict_evaluate_and_report_keep_stderr_for_the_user(trained_run, tmp_p
         imgclf("predict", trained_run.run_dir, image, "--engine", "keras", cwd=tmp_path)
     )
     assert_no_chatter(imgclf("evaluate", trained_run.run_dir, cwd=tmp_path))
+    copy = shutil.copytree(trained_run.run_dir, tmp_path / "run")  # the TFLite copy lands in it
+    # TFLite's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." when it allocates
+    assert_no_chatter(imgclf("predict", copy, image, "--engine", "tflite", cwd=tmp_path))
     assert_no_chatter(imgclf("report", trained_run.run_dir, "--out", tmp_path / "r", cwd=tmp_path))
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from imgclf.engines.base import Engine
 from imgclf.engines.keras_engine import inference_model
+from imgclf.runtime import quiet_native_stderr
 
 if TYPE_CHECKING:
     import keras
@@ -71,10 +72,11 @@ class TFLiteEngine(Engine):
         if shape not in self._interpreters:
             if len(self._interpreters) >= MAX_INTERPRETERS:  # e.g. a stream of odd last-batch sizes
                 self._interpreters.clear()
-            it = interpreter(self.path, self.threads)
-            if shape is not None:
-                it.resize_tensor_input(it.get_input_details()[0]["index"], list(shape))
-                it.allocate_tensors()
+            with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate …"
+                it = interpreter(self.path, self.threads)
+                if shape is not None:
+                    it.resize_tensor_input(it.get_input_details()[0]["index"], list(shape))
+                    it.allocate_tensors()
             self._interpreters[shape] = it
         return self._interpreters[shape]
 

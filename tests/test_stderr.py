@@ -89,9 +89,9 @@ def test_train_keeps_stderr_for_the_user(tmp_path):
 
 
 def test_what_is_caught_during_the_import_is_passed_on_except_the_chatter(capfd):
-    from imgclf.runtime import _caught_native_stderr
+    from imgclf.runtime import quiet_native_stderr
 
-    with _caught_native_stderr():
+    with quiet_native_stderr():
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are x\n")
         os.write(2, b"I0000 00:00:1796546921.455235   11663 port.cc:153] oneDNN custom ops\n")
         os.write(2, b"E0000 00:00:17.4 1 cuda_dnn.cc:8] Unable to register cuDNN factory\n")

@@ -134,7 +134,8 @@ def summarise(results: dict[str, dict[str, list[dict]]]) -> None:
         before = [r["cpu"] for r in results["before"][command]]
         after = [r["cpu"] for r in results["after"][command]]
         ratio = statistics.median(after) / statistics.median(before)
-        print(f"RESULT {command}: CPU after/before {ratio:.2f}x (medians {after} / {before})")
+        each = f"after {[round(s, 1) for s in after]} / before {[round(s, 1) for s in before]} s"
+        print(f"RESULT {command}: CPU after/before {ratio:.2f}x of the medians ({each})")
     files = {label: set(r["train"][-1]["files"]) for label, r in results.items()}
     print(
         "RESULT run folder: only before "

@@ -235,3 +235,27 @@ def test_train_on_presplit_arrays_tests_on_the_test_arrays(tmp_path):
     rows = manifest_rows(result.run_dir)
     assert sum(r["split"] == "test" for r in rows) == 8
     assert result.metrics.n == 8 and result.run_dir.name == "fashion"
+
+
+def test_two_users_of_the_same_arrays_at_once_write_the_pictures_once(tmp_path, monkeypatch):
+    """The arrays' PNGs are a cache entry like any other (imgclf.cache.build_once): under its
+    lock, written aside, renamed; the second caller waits and uses the first one's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import imgclf.data.arrays as arrays
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "a.npz", x=rng.integers(0, 255, (12, 8, 8), np.uint8), y=np.arange(12) % 2)
+    written = []
+    real = arrays._write_pngs
+
+    def counted(folder, x, y, classes):
+        written.append(folder)
+        real(folder, x, y, classes)
+
+    monkeypatch.setattr(arrays, "_write_pngs", counted)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(arrays.materialise_arrays, [tmp_path / "a.npz"] * 2))
+    assert results[0] == results[1] and len(written) == 1
+    assert len(list(results[0][0].rglob("*.png"))) == 12
+    assert not [p for p in results[0][0].parent.parent.iterdir() if p.name.startswith(".")]

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from imgclf.cache import part_folder
+from imgclf.cache import build_once, part_folder
 from imgclf.data.array_checks import as_labels, as_uint8_images, class_names
 from imgclf.errors import DataError
 
@@ -222,24 +220,18 @@ def materialise_arrays(src: str | Path) -> tuple[Path, list[str]]:
     else:
         x, y, classes, name = load_arrays(src)
         parts = {"": (x, y)}
-    base = part_folder("arrays") / _digest(src)
-    folder = base / name
-    if (base / _DONE).is_file() and folder.is_dir():
-        return folder, classes
-    base.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=base.parent))
-    try:
+    arrays, key = part_folder("arrays"), _digest(src)
+    if (arrays / key / _DONE).is_file() and (arrays / key / name).is_dir():
+        return arrays / key / name, classes
+
+    def build(staging: Path) -> None:
         for split, (x, y) in parts.items():
             _write_pngs(staging / name / split, x, y, classes)
         (staging / _DONE).write_text(str(src) + "\n")
-        try:
-            staging.rename(base)
-        except OSError:  # another process finished first: use theirs
-            shutil.rmtree(staging, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder, classes
+
+    # the cache's one scheme: under its lock, written aside, renamed; a second process waits, then
+    # finds the entry made
+    return build_once(arrays, key, build) / name, classes
 
 
 def _write_pngs(folder: Path, x: np.ndarray, y: np.ndarray, classes: list[str]) -> None:

@@ -321,31 +321,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(trained_run):
     """``imgclf serve`` as a user starts it, on a free loopback port."""
-    import httpx
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imgclf", "serve", str(trained_run.run_dir), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"imgclf serve exited: {proc.stdout.read()}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("imgclf serve did not answer /health within 120 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    yield from serving(trained_run.run_dir)
 
 
 @pytest.mark.subprocess

@@ -11,6 +11,7 @@ from pathlib import Path
 from imgclf.reporting.catalog import RunSummary, read_run, read_run_config
 from imgclf.reporting.curves import read_history
 from imgclf.reporting.style import PALETTE, figure, png_data_uri, save
+from imgclf.reporting.templating import render
 from imgclf.runs import RunFiles, read_json
 
 __all__ = ["compare_runs", "comparison_context", "plot_overlaid_curves"]
@@ -122,16 +123,7 @@ def compare_runs(paths: list[str | Path], out: str | Path) -> Path:
         The path written.
     """
     folders = [Path(p).expanduser() for p in paths]
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("imgclf.reporting", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    html = env.get_template("compare.html.j2").render(**comparison_context(folders))
+    html = render("compare.html.j2", **comparison_context(folders))
     target = Path(out).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(html, encoding="utf-8")

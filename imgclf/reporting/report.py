@@ -19,6 +19,7 @@ from imgclf.evaluation.inference import Scores, apply_temperature
 from imgclf.evaluation.predictions import PredictionTable, read_predictions, write_predictions
 from imgclf.reporting import sections
 from imgclf.reporting.inside import inside_section
+from imgclf.reporting.templating import render as render_template
 from imgclf.runs import RunFiles, check_run_dir, read_config, read_json, write_json
 
 __all__ = [
@@ -39,16 +40,7 @@ def render(context: dict) -> str:
     Args:
         context: ``title``, ``sections`` (which to show) and one entry per section.
     """
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("imgclf.reporting", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("report.html.j2").render(**context)
+    return render_template("report.html.j2", **context)
 
 
 def _table(scores: Scores, classes: list[str]) -> PredictionTable:

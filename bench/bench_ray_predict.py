@@ -22,7 +22,7 @@ thread. From those, the paper estimate for 10^8 1 MP JPEGs on 32-core CPU nodes 
 Without ``--run`` a run is trained on the photos with ``--time 1m`` into a temporary folder; a given
 ``--run`` is copied first (its folder is not touched).
 
-    .venv/bin/python bench/bench_ray_predict.py [--run RUN] [--data DIR] [--repeat N]
+    .venv/bin/python bench/bench_ray_predict.py [--run RUN] [--data DIR] [--repeat N] [--costs-only]
 """
 
 from __future__ import annotations
@@ -114,13 +114,14 @@ def on_ray(run_dir: Path, files: list[str], repeat: int) -> dict:
 
 
 def per_image_ms(fn, items: list, rounds: int = 3) -> float:
-    """Best over ``rounds`` of the wall milliseconds per item of ``fn(item)`` (one thread)."""
+    """Best over ``rounds`` of the CPU milliseconds (this process, all threads) per item of
+    ``fn(item)``: on a busy machine wall time measures the other processes too."""
     best = float("inf")
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for item in items:
             fn(item)
-        best = min(best, (time.perf_counter() - t0) * 1000 / len(items))
+        best = min(best, (time.process_time() - t0) * 1000 / len(items))
     return best
 
 
@@ -156,6 +157,8 @@ def one_core_costs(run_dir: Path, files: list[str], tmp: Path) -> dict:
     engine = TFLiteEngine(cached_tflite(run)[0], threads=1)
     batch = np.zeros((32, size, size, 3), np.float32)
     engine(batch)  # the interpreter for this shape, allocated once
+    large = np.zeros((32, 224, 224, 3), np.float32)
+    engine(large)  # the same network at 224 px (its layers take any size)
     return dict(
         size=size,
         model=run.config.model,
@@ -163,26 +166,26 @@ def one_core_costs(run_dir: Path, files: list[str], tmp: Path) -> dict:
         megapixel=per_image_ms(lambda f: decode_image(f, size), big),
         megapixel_kb=sum(f.stat().st_size for f in big) / len(big) / 1024,
         forward=per_image_ms(lambda _: engine(batch), range(10)) / 32,
+        forward_224=per_image_ms(lambda _: engine(large), range(4)) / 32,
     )
 
 
 def paper(costs: dict) -> list[str]:
     """The estimate for :data:`IMAGES` 1 MP JPEGs from the measured one-core costs."""
-    per_core = 1000 / (costs["megapixel"] + costs["forward"])  # images/s on one core
-    cpu_node = per_core * CPU_NODE_CORES * NODE_EFFICIENCY
     decode_bound = 1000 / costs["megapixel"] * GPU_NODE_CORES * NODE_EFFICIENCY
-    gpu_node = min(GPU_FORWARD_RATE, decode_bound)
-    lines = [
-        f"one core: {per_core:.0f} 1 MP images/s (decode {costs['megapixel']:.2f} ms + forward "
-        f"{costs['forward']:.2f} ms)",
-    ]
-    for name, rate in (
-        (f"CPU node ({CPU_NODE_CORES} cores, {NODE_EFFICIENCY:.0%} busy)", cpu_node),
-        (
-            f"GPU node (1 GPU at {GPU_FORWARD_RATE:.0f}/s, {GPU_NODE_CORES} decoding cores)",
-            gpu_node,
-        ),
-    ):
+    lines, nodes = [], []
+    for px, forward in ((costs["size"], costs["forward"]), (224, costs["forward_224"])):
+        per_core = 1000 / (costs["megapixel"] + forward)  # images/s on one core
+        lines.append(
+            f"one core at {px} px: {per_core:.0f} 1 MP images/s (decode "
+            f"{costs['megapixel']:.2f} ms + forward {forward:.2f} ms CPU)"
+        )
+        cores = f"{CPU_NODE_CORES} cores, {NODE_EFFICIENCY:.0%} busy"
+        rate = per_core * CPU_NODE_CORES * NODE_EFFICIENCY
+        nodes.append((f"CPU node at {px} px ({cores})", rate))
+    gpu = f"1 GPU at {GPU_FORWARD_RATE:.0f}/s, {GPU_NODE_CORES} decoding cores"
+    nodes.append((f"GPU node ({gpu})", min(GPU_FORWARD_RATE, decode_bound)))
+    for name, rate in nodes:
         node_hours = IMAGES / rate / 3600
         lines.append(
             f"{name}: {rate:,.0f} images/s -> {node_hours:,.1f} node-hours for 10^8 images "
@@ -196,6 +199,9 @@ def main() -> None:
     parser.add_argument("--run", help="a run folder (default: train one with --time 1m)")
     parser.add_argument("--data", default=str(DATA), help=f"photos (default: {DATA})")
     parser.add_argument("--repeat", type=int, default=2, help="Ray jobs on the one cluster")
+    parser.add_argument(
+        "--costs-only", action="store_true", help="only the one-core costs and the paper estimate"
+    )
     args = parser.parse_args()
     from imgclf.serving.inputs import expand_paths
     from imgclf.serving.predictor import load_run
@@ -207,7 +213,10 @@ def main() -> None:
         t0 = time.perf_counter()
         load_run(run_dir, "tflite").engine_for_job(len(files))
         print(f"run {run_dir.name}: TFLite copy made in {time.perf_counter() - t0:.1f} s")
-        report(run_dir, files, args.repeat, Path(tmp))
+        if args.costs_only:
+            show_costs(run_dir, files, Path(tmp))
+        else:
+            report(run_dir, files, args.repeat, Path(tmp))
 
 
 def report(run_dir: Path, files: list[str], repeat: int, tmp: Path) -> None:
@@ -217,18 +226,25 @@ def report(run_dir: Path, files: list[str], repeat: int, tmp: Path) -> None:
     ray = on_ray(run_dir, files, repeat)
     assert ray["rows"] == rows, "the Ray engine's rows differ from the single-process engine's"
     best = min(ray["walls"])
+    steady = max(n / (w - f) for w, f in zip(ray["walls"], ray["firsts"], strict=True))
     print(
         f"ray ({ray['cpus']} CPUs): {n / best:.1f} images/s (best of {repeat} jobs: "
         f"{', '.join(f'{w:.1f}' for w in ray['walls'])} s; first rows after "
-        f"{min(ray['firsts']):.1f} s), cluster start {ray['start']:.1f} s, "
-        f"{ray['cpu'] * 1000 / (n * repeat):.2f} CPU ms/image incl. the cluster's processes; "
-        f"ray/single {(n / best) / (n / wall):.2f}x; rows identical"
+        f"{min(ray['firsts']):.1f} s, then {steady:.1f} images/s), cluster start "
+        f"{ray['start']:.1f} s, {ray['cpu'] * 1000 / (n * repeat):.2f} CPU ms/image incl. the "
+        f"cluster's processes; ray/single {(n / best) / (n / wall):.2f}x; rows identical"
     )
+    show_costs(run_dir, files, tmp)
+
+
+def show_costs(run_dir: Path, files: list[str], tmp: Path) -> None:
+    """The one-core costs and the paper estimate, printed."""
     costs = one_core_costs(run_dir, files, tmp)
     print(
         f"one core, model {costs['model']} at {costs['size']} px: decode photo "
         f"{costs['photo']:.2f} ms, decode 1 MP JPEG ({costs['megapixel_kb']:.0f} KB) "
-        f"{costs['megapixel']:.2f} ms, TFLite forward {costs['forward']:.2f} ms/image (batch 32)"
+        f"{costs['megapixel']:.2f} ms, TFLite forward {costs['forward']:.2f} ms/image (batch 32; "
+        f"{costs['forward_224']:.2f} ms at 224 px); CPU ms, one thread"
     )
     for line in paper(costs):
         print(line)

@@ -126,6 +126,12 @@ def test_resume_into_parquet_predicts_only_the_rest(job, cluster, capsys, monkey
     assert parquet_rows(out) == local
 
 
+def test_each_actor_call_predicts_many_batches_but_every_actor_gets_work():
+    assert ray_predict._paths_per_call(1_000_000, 32, 64) == 512  # one tf.data pipeline per call
+    assert ray_predict._paths_per_call(300, 16, 2) == 75  # two calls for each of the two actors
+    assert ray_predict._paths_per_call(3, 32, 8) == 1
+
+
 def test_parquet_shards_are_whole_files_and_resume_reads_them_back(tmp_path):
     rows = [
         {"path": f"p{i}.jpg", "label": "cat", "confidence": 0.5, "top_k": [], "error": None}

@@ -251,7 +251,7 @@ def predict_rows_on_ray(
         ds = ds.map_batches(
             RayPredictor,
             fn_constructor_kwargs={"plan": plan},
-            batch_size=per_call,
+            batch_size=None,  # a whole block per call: blocks of ~per_call rows, not merged
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=min(actors, blocks)),
             num_cpus=RAY_CPUS_PER_ACTOR,

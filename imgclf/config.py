@@ -42,6 +42,12 @@ AUTO_SCRATCH_MAX_SIDE = (
 # docs/benchmarks.md
 AUTO_SCRATCH_MIN_IMAGES = 10_000
 
+# imgclf predict --on ray (imgclf.serving.ray_predict): the prediction core as Ray Data actors
+PREDICT_ON = ("local", "ray")  # where predict runs: this process, or a Ray cluster's actors
+RAY_CPUS_PER_ACTOR = 1  # CPUs each actor holds: one model copy per core keeps every core busy
+RAY_TASK_RETRIES = 3  # a batch whose actor died is retried this many times on a restarted actor
+PARQUET_SHARD_ROWS = 100_000  # rows per Parquet file of --format parquet (each written whole)
+
 
 @dataclass
 class TrainConfig:

@@ -35,6 +35,7 @@ LONGEST_FIRST = (
     "test_evaluate_run.py",
     "test_lite_backbones.py",
     "test_predict.py",
+    "test_ray_predict.py",
     "test_doctests.py",
     "test_api.py",
     "test_choose.py",

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 
-from imgclf.config import AUTO_CONVERT_MIN_IMAGES, ENGINES, PREDICT_ENGINE
-from imgclf.errors import DataError
+from imgclf.config import (
+    AUTO_CONVERT_MIN_IMAGES,
+    ENGINES,
+    PARQUET_SHARD_ROWS,
+    PREDICT_ENGINE,
+    PREDICT_ON,
+)
+from imgclf.errors import ConfigError, DataError
 
 __all__ = ["add_predict_parser", "cmd_predict", "ENGINE_HELP", "EXIT_OK", "EXIT_FAILED"]
 
@@ -52,10 +59,28 @@ def add_predict_parser(sub) -> None:
         help="images per forward pass (default: 32)",
     )
     p.add_argument("--engine", choices=ENGINES, default=PREDICT_ENGINE, help=ENGINE_HELP)
+    _add_cluster_flags(p)
     p.add_argument(
         "--strict", action="store_true", help="exit 1 if any input could not be predicted"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress and no summary line")
+
+
+def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    """Where the model runs: this process, or Ray Data actors on a cluster."""
+    p.add_argument(
+        "--on",
+        choices=PREDICT_ON,
+        default=PREDICT_ON[0],
+        help="local: in this process; ray: as Ray Data actors, one per CPU, each loading the "
+        "model once (pip install 'imgclf[ray]'; default: local)",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --on ray: join a running Ray cluster (auto, or ray://HOST:10001) instead of "
+        "starting one on this machine",
+    )
 
 
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
@@ -65,15 +90,16 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--format",
-        choices=("table", "csv", "json", "jsonl"),
+        choices=("table", "csv", "json", "jsonl", "parquet"),
         default=None,
-        help="output format (default: table, or from --output's extension)",
+        help="output format (default: table, or from --output's extension); parquet: files of "
+        f"{PARQUET_SHARD_ROWS:,} rows in the folder --output",
     )
     p.add_argument(
         "--output",
         "-o",
         metavar="FILE",
-        help="write CSV/JSON/JSONL to FILE as it goes (flushed per batch)",
+        help="write CSV/JSON/JSONL to FILE as it goes (flushed per batch); a folder for parquet",
     )
     p.add_argument(
         "--resume",
@@ -112,25 +138,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     Raises:
         DataError: no paths were given or found, or ``--resume`` came without ``--output``.
+        ConfigError: ``--address`` without ``--on ray``, or ``--on ray`` without Ray installed.
     """
     from imgclf.serving.inputs import expand_paths
-    from imgclf.serving.output import format_of, open_output
     from imgclf.serving.predictor import load_run
 
     if not args.paths and not args.from_file:
         raise DataError(
             "predict needs at least one PATH (a file, folder, glob or @list.txt) or --from-file"
         )
+    _check_cluster_flags(args)
     run = load_run(args.run, args.engine)
     files = expand_paths(args.paths, args.from_file)
     if not files:
         raise DataError(f"no image files found in {', '.join(args.paths or [args.from_file])}")
     if args.resume and not args.output:
         raise DataError("--resume continues an --output FILE; pass --output too")
-    fmt = format_of(args.output, args.format) if args.output else (args.format or "table")
-    writer, done = (
-        (None, set()) if fmt == "table" else open_output(args.output or "-", fmt, args.resume)
-    )
+    writer, done = _open_writer(args)
     todo = [f for f in files if f not in done]
     ok, failed = _predict_into(run, todo, writer, args)
     if not args.quiet:
@@ -140,6 +164,50 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if todo and ok == 0:
         return EXIT_FAILED
     return EXIT_FAILED if args.strict and failed else EXIT_OK
+
+
+def _check_cluster_flags(args: argparse.Namespace) -> None:
+    """``--address`` needs ``--on ray``; ``--on ray`` needs Ray (said before any work starts)."""
+    if args.address and args.on != "ray":
+        raise ConfigError(f"--address {args.address!r} joins a Ray cluster; pass --on ray too")
+    if args.on == "ray":
+        from imgclf.serving.ray_predict import import_ray
+
+        import_ray()
+
+
+def _open_writer(args: argparse.Namespace) -> tuple[object | None, set[str]]:
+    """The writer of ``--output`` (None: a table printed at the end), and the paths it already
+    holds (``--resume``)."""
+    from imgclf.serving.output import format_of, open_output
+
+    if args.format == "parquet":
+        from imgclf.serving.parquet_output import open_parquet
+
+        if not args.output or args.output == "-":
+            raise DataError("--format parquet writes a folder of files; pass --output DIR")
+        return open_parquet(args.output, args.resume)
+    fmt = format_of(args.output, args.format) if args.output else (args.format or "table")
+    return (None, set()) if fmt == "table" else open_output(args.output or "-", fmt, args.resume)
+
+
+def _row_batches(run, todo: list[str], args: argparse.Namespace) -> Iterator[list[dict]]:
+    """The rows of ``todo`` (``Prediction.to_dict()``), one batch at a time, in input order: from
+    this process, or from Ray Data actors (``--on ray``)."""
+    options = dict(
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        min_confidence=args.min_confidence,
+        threshold=args.threshold,
+        tta=args.tta,
+    )
+    if args.on == "ray":
+        from imgclf.serving.ray_predict import predict_rows_on_ray
+
+        yield from predict_rows_on_ray(run, todo, options, args.address)
+        return
+    for chunk in run.iter_predict(todo, **options):
+        yield [p.to_dict() for p in chunk]
 
 
 def _predict_into(run, todo: list[str], writer, args: argparse.Namespace) -> tuple[int, int]:
@@ -152,24 +220,19 @@ def _predict_into(run, todo: list[str], writer, args: argparse.Namespace) -> tup
         run.engine_for_job(len(todo))
     ok = failed = 0
     table: list[dict] = []
-    options = dict(
-        top_k=args.top_k,
-        batch_size=args.batch_size,
-        min_confidence=args.min_confidence,
-        threshold=args.threshold,
-        tta=args.tta,
-    )
+    rows_of = _row_batches(run, todo, args)
     try:
         with progress("predict", len(todo), enabled=not args.quiet) as advance:
-            for chunk in run.iter_predict(todo, on_batch=advance, **options):
-                rows = [p.to_dict() for p in chunk]
+            for rows in rows_of:
                 writer.write(rows) if writer is not None else table.extend(rows)
-                ok += sum(p.ok for p in chunk)
-                failed += sum(not p.ok for p in chunk)
+                ok += sum(r["error"] is None for r in rows)
+                failed += sum(r["error"] is not None for r in rows)
+                advance(len(rows))
     finally:
+        rows_of.close()  # a Ray cluster this command started is shut down
         if writer is not None:
             writer.close()
-            if writer.stream is not sys.stdout:
+            if writer.stream not in (None, sys.stdout):
                 writer.stream.close()
     if writer is None:
         print(format_table(table))

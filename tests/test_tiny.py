@@ -50,6 +50,8 @@ def test_pictures_over_32_px_keep_the_previous_choice():
     assert choose_model("auto", [over] * AUTO_SCRATCH_MIN_IMAGES).model == "cnn"
     assert choose_model("auto", [over] * 500).settings == ()
     assert choose_model("cnn", [8] * 500).model == "cnn"  # a given --model always wins
+    assert choose_model("tiny_cnn", [8] * 500).image_size == 8  # native, not 32
+    assert choose_model("tiny_cnn", [100] * 500).image_size == 32  # its largest
     assert choose_model("auto", [8] * 500, image_size=16).image_size == 16
     assert choose_model("auto", [5] * 50).image_size == 8  # the smallest it builds
 

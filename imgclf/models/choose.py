@@ -50,6 +50,7 @@ LITE0_128_SECONDS_PER_IMAGE = 194 / 2062
 # scaled from Lite1 by their multiply-adds per pixel (899 M at 260 px vs 631 M at 240 px: ×1.21).
 RELATIVE_COST = {"efficientnet_lite0": 1.0, "efficientnet_lite1": 1.5, "efficientnet_lite2": 1.8}
 LARGER_FIRST = ("efficientnet_lite2", "efficientnet_lite1")
+TINY_MODEL = "tiny_cnn"  # imgclf.models.tiny_cnn
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,17 @@ def choose_model(
         image_size: ``--image-size`` when given; it always wins over the chosen size. Defaults to
         None.
     """
-    if requested != AUTO_MODEL:
-        spec = get_spec(requested)
-        return Choice(spec.name, image_size or choose_image_size(spec, sides), "--model given")
     n = len(sides)
     median = sorted(sides)[n // 2] if sides else 0
+    if requested != AUTO_MODEL:
+        spec = get_spec(requested)
+        size = choose_image_size(spec, sides)
+        if spec.name == TINY_MODEL and sides:  # native, not rounded to a multiple of 32
+            size = max(spec.min_size, min(spec.default_size, median))
+        return Choice(spec.name, image_size or size, "--model given")
     facts = f"{n:,} images, median side {median} px"
     if sides and median <= AUTO_TINY_MAX_SIDE:
-        spec = get_spec("tiny_cnn")
+        spec = get_spec(TINY_MODEL)
         size = image_size or max(spec.min_size, median)  # native: no upsampling
         why = f"{facts}: tiny pictures train fastest at their native size"
         return Choice(spec.name, size, why, AUTO_TINY_SETTINGS)

@@ -20,25 +20,25 @@ def test_auto_is_the_default():
 
 
 def test_many_small_pictures_get_the_cnn_at_native_size():
-    choice = choose_model("auto", [28] * 60_000)  # Fashion-MNIST
-    assert (choice.model, choice.image_size) == (
-        "cnn",
-        32,
-    )  # 28 px to the next multiple of 8 (and >= 32)
-    assert "60,000 images" in choice.reason and "28 px" in choice.reason
-    assert choice.line("auto").startswith("model: auto → cnn at 32 px (60,000 images")
+    choice = choose_model("auto", [44] * 60_000)  # over the tiny path's 32 px
+    assert (choice.model, choice.image_size) == ("cnn", 48)  # to the next multiple of 8
+    assert "60,000 images" in choice.reason and "44 px" in choice.reason
+    assert choice.line("auto").startswith("model: auto → cnn at 48 px (60,000 images")
     assert choose_model("auto", [40] * AUTO_SCRATCH_MIN_IMAGES).image_size == 40
     assert (
-        choose_model("auto", [28] * 60_000, budget_seconds=60).model == "cnn"
+        choose_model("auto", [44] * 60_000, budget_seconds=60).model == "cnn"
     )  # a budget does not change it
 
 
+def test_tiny_pictures_get_the_tiny_cnn_however_many():
+    for count in (100, AUTO_SCRATCH_MIN_IMAGES - 1, 60_000):  # Fashion-MNIST: 60,000 of 28 px
+        choice = choose_model("auto", [28] * count)
+        assert (choice.model, choice.image_size) == ("tiny_cnn", 28)
+
+
 def test_few_small_pictures_or_larger_ones_keep_the_pretrained_backbone():
-    few = choose_model("auto", [28] * (AUTO_SCRATCH_MIN_IMAGES - 1))
-    assert (few.model, few.image_size) == (
-        "efficientnet_lite0",
-        128,
-    )  # too few to learn from scratch
+    few = choose_model("auto", [40] * (AUTO_SCRATCH_MIN_IMAGES - 1))
+    assert few.model == "efficientnet_lite0"  # too few to learn from scratch
     over = choose_model("auto", [AUTO_SCRATCH_MAX_SIDE + 8] * 50_000)
     assert over.model == "efficientnet_lite0"
 
@@ -94,7 +94,7 @@ def test_a_run_saves_the_model_auto_resolved_to(tmp_path, monkeypatch, capsys):
     from imgclf.runs import RunFiles
 
     monkeypatch.setattr(choose, "AUTO_SCRATCH_MIN_IMAGES", 10)  # 16 pictures count as "many" here
-    data = make_dataset(tmp_path / "tiny", {"a": 8, "b": 8}, size=(30, 30))
+    data = make_dataset(tmp_path / "small", {"a": 8, "b": 8}, size=(40, 40))
     result = imgclf.train(
         data,
         epochs=1,
@@ -104,10 +104,10 @@ def test_a_run_saves_the_model_auto_resolved_to(tmp_path, monkeypatch, capsys):
         out=str(tmp_path / "runs"),
         verbose=1,
     )
-    assert "model: auto → cnn at 32 px (16 images, median side 30 px" in capsys.readouterr().out
+    assert "model: auto → cnn at 40 px (16 images, median side 40 px" in capsys.readouterr().out
     saved = yaml.safe_load((result.run_dir / RunFiles.CONFIG).read_text())
     assert (saved["model"], saved["image_size"]) == (
         "cnn",
-        32,
+        40,
     )  # --resume, evaluate and the report read this
     assert imgclf.load_run(result.run_dir).config.model == "cnn"

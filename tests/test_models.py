@@ -20,7 +20,14 @@ from imgclf.models.registry import ModelSpec, choose_image_size, get_spec, list_
 from imgclf.training.recipe import freeze_below
 
 ALL_MODELS = sorted(
-    ["cnn", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", *KERAS_APPLICATIONS]
+    [
+        "cnn",
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+        "tiny_cnn",
+        *KERAS_APPLICATIONS,
+    ]
 )
 
 
@@ -36,7 +43,7 @@ def test_every_registry_entry_is_well_formed(name):
     assert isinstance(spec, ModelSpec)
     assert spec.name == name
     assert callable(spec.builder)
-    assert 32 <= spec.min_size <= spec.default_size <= 1024
+    assert 8 <= spec.min_size <= spec.default_size <= 1024  # tiny_cnn: 8 px
     assert spec.description
     if name in KERAS_APPLICATIONS:
         class_name = KERAS_APPLICATIONS[name][0]

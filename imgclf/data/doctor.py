@@ -29,7 +29,7 @@ import numpy as np
 
 from imgclf.data.balance import class_weights
 from imgclf.data.doctor_text import format_report, summary_lines
-from imgclf.data.duplicates import DEFAULT_NEAR_THRESHOLD, duplicate_clusters
+from imgclf.data.duplicates import DEFAULT_NEAR_THRESHOLD, duplicate_clusters, near_test
 from imgclf.data.file_facts import FileFacts, inspect_files
 from imgclf.data.groups import group_labels
 from imgclf.data.scan import ImageItem, ScannedData, Skipped
@@ -188,6 +188,7 @@ class DoctorReport:
             ],
             "duplicates": {
                 "near_threshold": self.near_threshold,
+                "near_test": near_test([f.pixels for f in self.facts], self.near_threshold),
                 "exact_clusters": sum(d["kind"] == "exact" for d in dups),
                 "near_clusters": sum(d["kind"] == "near" for d in dups),
                 "across_classes": sum(d["across_classes"] for d in dups),
@@ -270,7 +271,10 @@ def diagnose(
     )
     labels = [i.label for i in data.items]
     clusters = duplicate_clusters(
-        [f.digest for f in facts], [f.phash for f in facts], near_threshold
+        [f.digest for f in facts],
+        [f.phash for f in facts],
+        near_threshold,
+        [f.pixels for f in facts],
     )
     report = DoctorReport(
         root=data.root,

@@ -9,7 +9,7 @@ from typing import Any
 
 from imgclf.data.scan import one_line
 
-__all__ = ["summary_lines", "format_report"]
+__all__ = ["summary_lines", "format_report", "near_test"]
 
 LIST_LIMIT = 20  # lines per section in the terminal report (the JSON has everything)
 
@@ -42,11 +42,23 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
             f"doctor: {dup['exact_clusters']} exact and {dup['near_clusters']} "
             "near-duplicate cluster(s)" + (f" ({'; '.join(extra)})" if extra else "")
         )
+        if "pixel" in near_test(dup):  # the test is not the pHash the rest of the docs describe
+            lines.append(f"doctor: near duplicates: {near_test(dup)}")
     for w in d["balance"]["warnings"] + d["sizes"]["warnings"]:
         lines.append(f"doctor: {w}")
     for leak in d.get("groups", {}).get("across_splits", []):
         lines.append(f"doctor: group {leak['group']!r} is in {', '.join(leak['splits'])}: LEAKAGE")
     return lines
+
+
+def near_test(dup: dict[str, Any]) -> str:
+    """The near-duplicate test in words (:func:`imgclf.data.duplicates.near_test`); a report saved
+    before it was recorded used pHash.
+
+    Args:
+        dup: the ``duplicates`` part of a report.
+    """
+    return dup.get("near_test") or f"pHash distance <= {dup['near_threshold']} of 64 bits"
 
 
 def _listing(out: list[str], title: str, rows: list[str], count: bool = True) -> None:
@@ -122,7 +134,7 @@ def format_report(d: dict[str, Any]) -> str:
     _listing(
         out,
         f"Duplicates — {dup['exact_clusters']} exact, {dup['near_clusters']} near "
-        f"(pHash distance <= {dup['near_threshold']} of 64 bits)",
+        f"(near duplicates: {near_test(dup)})",
         [_cluster_row(c) for c in dup["clusters"]],
         count=False,
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from imgclf.data.decode import to_rgb
-from imgclf.data.duplicates import phash
+from imgclf.data.duplicates import phash, pixel_key
 from imgclf.data.scan import check_header
 from imgclf.progress import track
 
@@ -63,6 +63,7 @@ class FileFacts:
     phash: int | None = None
     error: str | None = None  # the file cannot be used
     warning: str | None = None  # usable, but something is off
+    pixels: str | None = None  # pictures too small for pHash: a digest of their pixels
 
 
 def inspect_file(path: str) -> FileFacts:
@@ -85,14 +86,14 @@ def inspect_file(path: str) -> FileFacts:
                     im.draft("RGB", (64, 64))  # DCT-domain downscale: every byte is still decoded
                 im.load()
                 small = to_rgb(ImageOps.exif_transpose(im))
-                code = phash(small)
+                code, pixels = phash(small), pixel_key(small)
     except Exception as exc:  # any decoder failure means "cannot use this file"
         return FileFacts(path, digest, error=f"cannot decode: {exc}".splitlines()[0])
     ext = Path(path).suffix.lower()
     warning = None
     if ext in EXTENSION_FORMATS and fmt not in EXTENSION_FORMATS[ext]:
         warning = f"extension {ext} but content is {fmt} (still used; consider renaming)"
-    return FileFacts(path, digest, fmt, mode, w, h, code, None, warning)
+    return FileFacts(path, digest, fmt, mode, w, h, code, None, warning, pixels)
 
 
 def inspect_files(paths: Sequence[str], progress: bool = False) -> list[FileFacts]:

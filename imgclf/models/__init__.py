@@ -6,4 +6,4 @@ Importing this package imports every model module, so each ``@register_model`` r
 a ``@register_model`` builder and add its import line below.
 """
 
-from imgclf.models import backbones, cnn, lite  # noqa: F401  (registration happens on import)
+from imgclf.models import backbones, cnn, lite, tiny_cnn  # noqa: F401  (registration happens on import)

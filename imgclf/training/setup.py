@@ -72,6 +72,7 @@ def new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
         cfg,
         model=spec.name,
         image_size=choice.image_size,
+        **dict(choice.settings),  # the tiny path's own options, where the user gave none
         epochs=cfg.epochs or spec.default_epochs,
         data=str(Path(data.root).resolve()),
     )

@@ -42,6 +42,11 @@ AUTO_SCRATCH_MAX_SIDE = (
 # docs/benchmarks.md
 AUTO_SCRATCH_MIN_IMAGES = 10_000
 
+# --time: the share of the budget the doctor may spend before training (decoding and hashing a
+# random sample of the images; every image without --time), after a first probe of this many
+DOCTOR_TIME_SHARE = 0.05
+DOCTOR_PROBE_IMAGES = 32
+
 
 @dataclass
 class TrainConfig:

@@ -19,6 +19,7 @@ with them (:mod:`imgclf.data.prepare`) and saves the full report in data_report.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.config import DOCTOR_PROBE_IMAGES
 from imgclf.data.balance import class_weights
 from imgclf.data.doctor_text import format_report, summary_lines
 from imgclf.data.duplicates import DEFAULT_NEAR_THRESHOLD, duplicate_clusters
@@ -68,6 +70,8 @@ class DoctorReport:
     layout: list[str] = field(
         default_factory=list
     )  # about the folder as a whole (imgclf.data.layout)
+    # under a time limit: (images examined, images there are); None: every image was examined
+    sampled: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ derived findings
 
@@ -175,10 +179,11 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         dups = self.duplicate_rows()
+        examined = len(self.facts) if self.sampled is None else self.sampled[1]
         out = {
             "root": self.root,
             "classes": self.classes,
-            "files": len(self.facts)
+            "files": examined
             + sum(1 for s in self.unusable if not s.reason.startswith("cannot decode")),
             "usable": len(self.usable.items),
             "layout": list(self.layout),
@@ -197,6 +202,8 @@ class DoctorReport:
             "balance": self.balance(),
             "sizes": self.sizes(),
         }
+        if self.sampled is not None:
+            out["sampled"] = {"examined": self.sampled[0], "of": self.sampled[1]}
         if self.groups:
             out["groups"] = {
                 "matched_images": len(self.groups),
@@ -235,8 +242,18 @@ class DoctorReport:
         return [f"{n} {what}" for what, n in counts.items() if n]
 
     def summary(self) -> list[str]:
-        """One line per kind of finding (what ``train`` prints); empty when all is well."""
-        return summary_lines(self.to_dict())
+        """One line per kind of finding (what ``train`` prints); empty when all is well; first,
+        when only a sample was examined, how large it was."""
+        lines = summary_lines(self.to_dict())
+        if self.sampled is not None:
+            n, total = self.sampled
+            lines.insert(
+                0,
+                f"doctor: examined a random sample of {n:,} of {total:,} images to fit the time "
+                "limit (undecodable files outside it are skipped while training; duplicates "
+                "searched within it); `imgclf doctor DATA` examines every one",
+            )
+        return lines
 
     def format(self) -> str:
         """The full terminal report (what ``imgclf doctor`` prints)."""
@@ -249,6 +266,8 @@ def diagnose(
     splits: Mapping[str, str] | None = None,
     group_by: str | None = None,
     progress: bool = False,
+    seconds: float | None = None,
+    seed: int = 0,
 ) -> DoctorReport:
     """Examine every scanned image of ``data`` (see the module docstring). Touches no file.
 
@@ -258,9 +277,10 @@ def diagnose(
         Defaults to 4. splits: path -> split of images whose split is known (a run's ``split.csv``),
         for leakage. group_by: ``--group-by`` regex or CSV: report groups found in more than one
         split. progress: show the progress of reading the files (:mod:`imgclf.progress`).
+        seconds: examine only the random sample of images (drawn with ``seed``) that this many
+        seconds allow (:func:`_examine`); None: every image. seed: the sample's random seed.
     """
-
-    facts = inspect_files([i.path for i in data.items], progress)
+    examined, facts = _examine(data.items, progress, seconds, seed)
     bad = [Skipped(f.path, f.error) for f in facts if f.error]
     failed = {s.path for s in bad}
     usable = replace(
@@ -268,7 +288,7 @@ def diagnose(
         items=[i for i in data.items if i.path not in failed],
         skipped=list(data.skipped) + bad,
     )
-    labels = [i.label for i in data.items]
+    labels = [i.label for i in examined]
     clusters = duplicate_clusters(
         [f.digest for f in facts], [f.phash for f in facts], near_threshold
     )
@@ -282,6 +302,7 @@ def diagnose(
         near_threshold=near_threshold,
         clusters=clusters,
         layout=list(data.warnings),
+        sampled=None if len(examined) == len(data.items) else (len(examined), len(data.items)),
     )
     report.set_splits(data.items)
     if splits:
@@ -289,3 +310,22 @@ def diagnose(
     if group_by:
         report.groups = group_labels([i.path for i in usable.items], data.root, group_by)
     return report
+
+
+def _examine(
+    items: list[ImageItem], progress: bool, seconds: float | None, seed: int
+) -> tuple[list[ImageItem], list[FileFacts]]:
+    """The images examined and their facts: every one, or, within ``seconds``, a seeded random
+    sample: a probe of :data:`DOCTOR_PROBE_IMAGES` times the rate, the rest sized from it."""
+    if seconds is None or len(items) <= DOCTOR_PROBE_IMAGES:
+        return items, inspect_files([i.path for i in items], progress)
+    order = np.random.default_rng(seed).permutation(len(items))
+    start = time.perf_counter()
+    probe = [items[i] for i in order[:DOCTOR_PROBE_IMAGES]]
+    facts = inspect_files([i.path for i in probe], False)
+    per_image = (time.perf_counter() - start) / len(probe)
+    more = int(max(0.0, seconds - (time.perf_counter() - start)) / max(per_image, 1e-6))
+    rest = [items[i] for i in order[DOCTOR_PROBE_IMAGES : DOCTOR_PROBE_IMAGES + more]]
+    facts += inspect_files([i.path for i in rest], progress)
+    chosen = sorted(range(len(probe) + len(rest)), key=lambda k: (probe + rest)[k].path)
+    return [(probe + rest)[k] for k in chosen], [facts[k] for k in chosen]

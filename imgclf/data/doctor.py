@@ -19,7 +19,6 @@ with them (:mod:`imgclf.data.prepare`) and saves the full report in data_report.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.config import DOCTOR_PROBE_IMAGES
 from imgclf.data.balance import class_weights
+from imgclf.data.doctor_sample import examine, sample_note
 from imgclf.data.doctor_text import format_report, summary_lines
 from imgclf.data.duplicates import DEFAULT_NEAR_THRESHOLD, duplicate_clusters
-from imgclf.data.file_facts import FileFacts, inspect_files
+from imgclf.data.file_facts import FileFacts
 from imgclf.data.groups import group_labels
 from imgclf.data.scan import ImageItem, ScannedData, Skipped
 
@@ -245,15 +244,7 @@ class DoctorReport:
         """One line per kind of finding (what ``train`` prints); empty when all is well; first,
         when only a sample was examined, how large it was."""
         lines = summary_lines(self.to_dict())
-        if self.sampled is not None:
-            n, total = self.sampled
-            lines.insert(
-                0,
-                f"doctor: examined a random sample of {n:,} of {total:,} images to fit the time "
-                "limit (undecodable files outside it are skipped while training; duplicates "
-                "searched within it); `imgclf doctor DATA` examines every one",
-            )
-        return lines
+        return [sample_note(*self.sampled), *lines] if self.sampled else lines
 
     def format(self) -> str:
         """The full terminal report (what ``imgclf doctor`` prints)."""
@@ -277,10 +268,9 @@ def diagnose(
         Defaults to 4. splits: path -> split of images whose split is known (a run's ``split.csv``),
         for leakage. group_by: ``--group-by`` regex or CSV: report groups found in more than one
         split. progress: show the progress of reading the files (:mod:`imgclf.progress`).
-        seconds: examine only the random sample of images (drawn with ``seed``) that this many
-        seconds allow (:func:`_examine`); None: every image. seed: the sample's random seed.
+        seconds: only the random sample (``seed``) these seconds allow (``doctor_sample``).
     """
-    examined, facts = _examine(data.items, progress, seconds, seed)
+    examined, facts = examine(data.items, progress, seconds, seed)
     bad = [Skipped(f.path, f.error) for f in facts if f.error]
     failed = {s.path for s in bad}
     usable = replace(
@@ -289,9 +279,7 @@ def diagnose(
         skipped=list(data.skipped) + bad,
     )
     labels = [i.label for i in examined]
-    clusters = duplicate_clusters(
-        [f.digest for f in facts], [f.phash for f in facts], near_threshold
-    )
+    hashes = [f.digest for f in facts], [f.phash for f in facts]
     report = DoctorReport(
         root=data.root,
         classes=list(data.classes),
@@ -300,7 +288,7 @@ def diagnose(
         labels=labels,
         unusable=list(data.skipped) + bad,
         near_threshold=near_threshold,
-        clusters=clusters,
+        clusters=duplicate_clusters(*hashes, near_threshold),
         layout=list(data.warnings),
         sampled=None if len(examined) == len(data.items) else (len(examined), len(data.items)),
     )
@@ -310,22 +298,3 @@ def diagnose(
     if group_by:
         report.groups = group_labels([i.path for i in usable.items], data.root, group_by)
     return report
-
-
-def _examine(
-    items: list[ImageItem], progress: bool, seconds: float | None, seed: int
-) -> tuple[list[ImageItem], list[FileFacts]]:
-    """The images examined and their facts: every one, or, within ``seconds``, a seeded random
-    sample: a probe of :data:`DOCTOR_PROBE_IMAGES` times the rate, the rest sized from it."""
-    if seconds is None or len(items) <= DOCTOR_PROBE_IMAGES:
-        return items, inspect_files([i.path for i in items], progress)
-    order = np.random.default_rng(seed).permutation(len(items))
-    start = time.perf_counter()
-    probe = [items[i] for i in order[:DOCTOR_PROBE_IMAGES]]
-    facts = inspect_files([i.path for i in probe], False)
-    per_image = (time.perf_counter() - start) / len(probe)
-    more = int(max(0.0, seconds - (time.perf_counter() - start)) / max(per_image, 1e-6))
-    rest = [items[i] for i in order[DOCTOR_PROBE_IMAGES : DOCTOR_PROBE_IMAGES + more]]
-    facts += inspect_files([i.path for i in rest], progress)
-    chosen = sorted(range(len(probe) + len(rest)), key=lambda k: (probe + rest)[k].path)
-    return [(probe + rest)[k] for k in chosen], [facts[k] for k in chosen]

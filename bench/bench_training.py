@@ -36,8 +36,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "sign-language-digits"
+DEFAULT_DATA = next(
+    (
+        root / "shared" / "datasets" / "sign-language-digits"
+        for root in (ROOT.parent, ROOT.parents[1], ROOT.parents[2])
+        if (root / "shared" / "datasets" / "sign-language-digits").is_dir()
+    ),
+    ROOT.parent / "shared" / "datasets" / "sign-language-digits",
+)
 METHODS = ("baseline", "default", "time1m", "time45s", "cnn", "notes_cnn")
+CPU_SECONDS: dict[tuple[str, int], float] = {}  # (method, seed) -> the run's CPU seconds
 
 
 def held_out_split(data: Path, workdir: Path, seed: int = 42):
@@ -174,6 +182,7 @@ def _run_method(
         }.get(method, {})
         acc = imgclf_run(data, work / "runs", seed=seed, **options)
     secs, cpu = time.perf_counter() - t, _cpu_seconds() - cpu
+    CPU_SECONDS[method, seed] = cpu
     print(
         f"RESULT method={method} seed={seed} seconds={secs:.1f} cpu_seconds={cpu:.1f} "
         f"test_accuracy={acc:.4f} "
@@ -223,11 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             if ("baseline", seed) in results:
                 base_s, base_acc = results["baseline", seed]
+                base_cpu = CPU_SECONDS["baseline", seed]
                 for (method, s), (secs, acc) in results.items():
                     if s == seed:
                         print(
                             f"RATIO seed={seed} {method}: time {secs / base_s:.2f}x "
-                            f"baseline, accuracy {acc - base_acc:+.4f} vs baseline"
+                            f"baseline, CPU {CPU_SECONDS[method, s] / base_cpu:.2f}x, "
+                            f"accuracy {acc - base_acc:+.4f} vs baseline"
                         )
     return 0
 

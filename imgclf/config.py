@@ -61,6 +61,11 @@ RAY_CPUS_PER_ACTOR = 1  # CPUs each actor holds: one model copy per core keeps e
 RAY_TASK_RETRIES = 3  # a batch whose actor died is retried this many times on a restarted actor
 PARQUET_SHARD_ROWS = 100_000  # rows per Parquet file of --format parquet (each written whole)
 
+# --time: the share of the budget the doctor may spend before training (decoding and hashing a
+# random sample of the images; every image without --time), after a first probe of this many
+DOCTOR_TIME_SHARE = 0.05
+DOCTOR_PROBE_IMAGES = 32
+
 
 @dataclass
 class TrainConfig:

@@ -301,3 +301,28 @@ def test_a_busy_machine_scales_the_arithmetic_fully_and_the_fixed_costs_by_its_s
     # saving without a report: 5 s on a quiet machine, 10 s at a slowdown of 4 (not 20 s)
     assert report_seconds(False, 4.0) == pytest.approx(2 * REPORT_SECONDS / 3)
     assert report_seconds(True, 1.0) == REPORT_SECONDS
+
+
+def test_under_time_the_doctor_examines_a_sample_and_says_so_and_every_image_is_split(
+    tmp_path, monkeypatch
+):
+    from helpers import make_dataset
+
+    from imgclf.config import DOCTOR_PROBE_IMAGES, TrainConfig
+    from imgclf.data.doctor import diagnose
+    from imgclf.data.prepare import prepare_training_data
+    from imgclf.data.scan import scan_folder
+
+    data = scan_folder(make_dataset(tmp_path / "d", {"a": 25, "b": 25}, size=(16, 16)))
+    whole = diagnose(data)
+    assert whole.sampled is None and len(whole.facts) == 50
+    sampled = diagnose(data, seconds=0.0, seed=1)  # no time beyond the probe
+    assert sampled.sampled == (DOCTOR_PROBE_IMAGES, 50)
+    assert len(sampled.facts) == len(sampled.labels) == DOCTOR_PROBE_IMAGES
+    assert sampled.to_dict()["files"] == 50
+    assert "random sample of 32 of 50 images" in sampled.summary()[0]
+    monkeypatch.setattr("imgclf.data.prepare.DOCTOR_TIME_SHARE", 0.0)  # the probe only
+    cfg = TrainConfig(data=str(data.root), time_budget="1m")
+    usable, items, report = prepare_training_data(data, cfg, verbose=0)
+    assert report.sampled == (DOCTOR_PROBE_IMAGES, 50)
+    assert len(items) == 50 and all(i.split for i in items)  # the split still takes every image

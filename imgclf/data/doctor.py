@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from imgclf.data.balance import class_weights
+from imgclf.data.doctor_sample import examine, sample_note
 from imgclf.data.doctor_text import format_report, summary_lines
 from imgclf.data.duplicates import DEFAULT_NEAR_THRESHOLD, duplicate_clusters, near_test
-from imgclf.data.file_facts import FileFacts, inspect_files
+from imgclf.data.file_facts import FileFacts
 from imgclf.data.groups import group_labels
 from imgclf.data.scan import ImageItem, ScannedData, Skipped
 
@@ -68,6 +69,8 @@ class DoctorReport:
     layout: list[str] = field(
         default_factory=list
     )  # about the folder as a whole (imgclf.data.layout)
+    # under a time limit: (images examined, images there are); None: every image was examined
+    sampled: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ derived findings
 
@@ -175,10 +178,11 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         dups = self.duplicate_rows()
+        examined = len(self.facts) if self.sampled is None else self.sampled[1]
         out = {
             "root": self.root,
             "classes": self.classes,
-            "files": len(self.facts)
+            "files": examined
             + sum(1 for s in self.unusable if not s.reason.startswith("cannot decode")),
             "usable": len(self.usable.items),
             "layout": list(self.layout),
@@ -198,6 +202,8 @@ class DoctorReport:
             "balance": self.balance(),
             "sizes": self.sizes(),
         }
+        if self.sampled is not None:
+            out["sampled"] = {"examined": self.sampled[0], "of": self.sampled[1]}
         if self.groups:
             out["groups"] = {
                 "matched_images": len(self.groups),
@@ -236,8 +242,10 @@ class DoctorReport:
         return [f"{n} {what}" for what, n in counts.items() if n]
 
     def summary(self) -> list[str]:
-        """One line per kind of finding (what ``train`` prints); empty when all is well."""
-        return summary_lines(self.to_dict())
+        """One line per kind of finding (what ``train`` prints); empty when all is well; first,
+        when only a sample was examined, how large it was."""
+        lines = summary_lines(self.to_dict())
+        return [sample_note(*self.sampled), *lines] if self.sampled else lines
 
     def format(self) -> str:
         """The full terminal report (what ``imgclf doctor`` prints)."""
@@ -250,6 +258,8 @@ def diagnose(
     splits: Mapping[str, str] | None = None,
     group_by: str | None = None,
     progress: bool = False,
+    seconds: float | None = None,
+    seed: int = 0,
 ) -> DoctorReport:
     """Examine every scanned image of ``data`` (see the module docstring). Touches no file.
 
@@ -259,9 +269,9 @@ def diagnose(
         Defaults to 4. splits: path -> split of images whose split is known (a run's ``split.csv``),
         for leakage. group_by: ``--group-by`` regex or CSV: report groups found in more than one
         split. progress: show the progress of reading the files (:mod:`imgclf.progress`).
+        seconds: only the random sample (``seed``) these seconds allow (``doctor_sample``).
     """
-
-    facts = inspect_files([i.path for i in data.items], progress)
+    examined, facts = examine(data.items, progress, seconds, seed)
     bad = [Skipped(f.path, f.error) for f in facts if f.error]
     failed = {s.path for s in bad}
     usable = replace(
@@ -269,23 +279,18 @@ def diagnose(
         items=[i for i in data.items if i.path not in failed],
         skipped=list(data.skipped) + bad,
     )
-    labels = [i.label for i in data.items]
-    clusters = duplicate_clusters(
-        [f.digest for f in facts],
-        [f.phash for f in facts],
-        near_threshold,
-        [f.pixels for f in facts],
-    )
+    keys = [f.digest for f in facts], [f.phash for f in facts]
     report = DoctorReport(
         root=data.root,
         classes=list(data.classes),
         usable=usable,
         facts=facts,
-        labels=labels,
+        labels=[i.label for i in examined],
         unusable=list(data.skipped) + bad,
         near_threshold=near_threshold,
-        clusters=clusters,
+        clusters=duplicate_clusters(*keys, near_threshold, [f.pixels for f in facts]),
         layout=list(data.warnings),
+        sampled=None if len(examined) == len(data.items) else (len(examined), len(data.items)),
     )
     report.set_splits(data.items)
     if splits:

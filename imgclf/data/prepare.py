@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from imgclf.config import TrainConfig
+from imgclf.config import DOCTOR_TIME_SHARE, TrainConfig, parse_duration
 from imgclf.data.balance import train_class_weights
 from imgclf.data.doctor import DoctorReport, diagnose
 from imgclf.data.groups import merge_groups
@@ -27,7 +27,8 @@ def prepare_training_data(
     Args:
         data: the scanned folder.
         cfg: the run's options; ``group_by``, ``duplicates_together``, ``val_fraction``,
-            ``test_fraction``, ``seed`` and ``class_weight`` are used.
+            ``test_fraction``, ``seed``, ``class_weight`` and ``time_budget`` (the doctor then
+            examines a sample: :data:`~imgclf.config.DOCTOR_TIME_SHARE` of the budget) are used.
         verbose: when not 0, the doctor shows its progress bar. Its findings are logged, one line
             each (the command line shows them). Defaults to 1.
 
@@ -36,7 +37,11 @@ def prepare_training_data(
         weights when ``cfg.class_weight == "auto"``).
     """
     layout = check_split_classes(data, cfg.allow_missing_test_classes)  # before hashing: fail fast
-    report = diagnose(data, group_by=cfg.group_by, progress=bool(verbose))
+    # under --time the doctor examines the sample its share of the budget allows
+    seconds = DOCTOR_TIME_SHARE * parse_duration(cfg.time_budget) if cfg.time_budget else None
+    report = diagnose(
+        data, group_by=cfg.group_by, progress=bool(verbose), seconds=seconds, seed=cfg.seed
+    )
     report.layout += layout
     usable = report.usable
     paths = [i.path for i in usable.items]

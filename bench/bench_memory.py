@@ -22,6 +22,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_defaults import make_small  # noqa: E402
 
+# imgclf's command line, from ``--code`` when given: another checkout (e.g. ``git archive main``,
+# for a before/after), ahead of the editable install's import hook, which would otherwise win
+START = (
+    "import sys; code = {code!r}\n"
+    "if code:\n"
+    "    sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in repr(f)]\n"
+    "    sys.path.insert(0, code)\n"
+    "from imgclf.cli import main\n"
+    "import imgclf; print('imgclf from', imgclf.__file__, file=sys.stderr)\n"
+    "sys.exit(main(sys.argv[1:]))"
+)
+
 
 def data_folder(base: Path, images: int) -> Path:
     """``base/<images>``, generated once (a ``.done`` marker says it is complete)."""
@@ -36,14 +48,10 @@ def peak_of_train(folder: Path, args: argparse.Namespace, work: Path) -> tuple[f
     """(peak resident MB, CPU seconds, exit status) of one ``imgclf train`` child."""
     cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
     env = {**os.environ, "IMGCLF_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    if (
-        args.code is not None
-    ):  # another checkout of imgclf (e.g. ``git archive main``): before/after
-        env["PYTHONPATH"] = str(args.code)
     cmd = [
         sys.executable,
-        "-m",
-        "imgclf",
+        "-c",
+        START.format(code=str(args.code or "")),
         "train",
         str(folder),
         "--model",

@@ -79,10 +79,11 @@ def inspect_file(path: str) -> FileFacts:
     except OSError as exc:
         return FileFacts(path, error=f"cannot read: {exc}".splitlines()[0])
     digest = hashlib.sha256(data).hexdigest()
+    buffer = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(buffer) as im:
                 fmt, mode, (w, h) = im.format, im.mode, im.size
                 if fmt in ("JPEG", "MPO"):
                     im.draft("RGB", (64, 64))  # DCT-domain downscale: every byte is still decoded
@@ -90,7 +91,9 @@ def inspect_file(path: str) -> FileFacts:
                 small = to_rgb(ImageOps.exif_transpose(im))
                 code = phash(small)
     except Exception as exc:  # any decoder failure means "cannot use this file"
-        return FileFacts(path, digest, error=f"cannot decode: {exc}".splitlines()[0])
+        # Pillow names an in-memory file by its address: name the file instead (one answer per file)
+        reason = str(exc).replace(repr(buffer), repr(Path(path).name))
+        return FileFacts(path, digest, error=f"cannot decode: {reason}".splitlines()[0])
     ext = Path(path).suffix.lower()
     warning = None
     if ext in EXTENSION_FORMATS and fmt not in EXTENSION_FORMATS[ext]:

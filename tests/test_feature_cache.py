@@ -7,6 +7,7 @@ tests train a few tiny head-only efficientnet_lite0 runs that share one ``$IMGCL
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 from pathlib import Path
@@ -369,6 +370,7 @@ def cached_runs(tmp_path_factory, tiny_backbone):
         for name, cache, options in [
             ("three_views", shared, dict(augment="flip", views=3)),
             ("one_view", shared, dict(augment="flip", views=1)),
+            ("through_cache", shared, dict(augment="none", views=1)),
             ("no_cache", unused, dict(augment="none", views=3, feature_cache=False)),
         ]:
             patch.setenv("IMGCLF_CACHE", str(cache))
@@ -436,6 +438,21 @@ def test_feature_cache_false_writes_nothing_under_imgclf_cache(cached_runs):
     assert (
         tree_hashes(cached_runs.cache) == cached_runs.shared_before
     )  # and nothing changed elsewhere
+
+
+def test_a_run_from_the_cache_learns_what_a_run_without_it_learns(cached_runs):
+    """The same run through the persistent cache's shards and through a temporary folder
+    (``feature_cache=False``): the same rows, batches and seed, so the same accuracy and loss."""
+    cached, uncached = cached_runs.through_cache.result, cached_runs.no_cache.result
+    assert activation_report(cached_runs.through_cache.out)["computed"] > 0
+    assert cached.metrics.accuracy == uncached.metrics.accuracy
+    learned = []
+    for result in (cached, uncached):
+        with open(result.run_dir / "history.csv", newline="") as fh:
+            learned.append(
+                [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+            )
+    assert learned[0] == learned[1] and len(learned[0]) > 0
 
 
 def test_augmented_views_differ_from_the_original(cached_runs):

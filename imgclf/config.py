@@ -33,8 +33,8 @@ PREDICT_ENGINE = (
 AUTO_CONVERT_MIN_IMAGES = 1000
 CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set
 # data larger than memory (imgclf.training.shards, imgclf.data.file_facts)
-SHARD_ROWS = 1024  # images per feature-cache shard file (one file is read per batch that needs it)
-POOL_MIN_FILES = 256  # the doctor checks fewer files than this in one process (no pool start-up)
+SHARD_ROWS = 1024  # images per feature-cache shard file
+POOL_MIN_FILES = 500  # fewer files are checked in one process (bench_doctor.py: crossover)
 AUTO_MODEL = (
     "auto"  # --model auto: imgclf.models.choose picks the model and size from the data and --time
 )

@@ -457,7 +457,7 @@ def test_a_run_from_the_cache_learns_what_a_run_without_it_learns(cached_runs):
 
 def test_augmented_views_differ_from_the_original(cached_runs):
     """The stored views 1 and 2 are augmented copies, not the same activations three times."""
-    (key_dir,) = (cached_runs.cache / "features").iterdir()
+    (key_dir,) = [d for d in (cached_runs.cache / "features").iterdir() if (d / "view1").is_dir()]
     tables = []
     for v in range(3):
         table = {}

@@ -10,6 +10,7 @@ import tensorflow as tf
 from imgclf.data.augment import mix_batch
 from imgclf.data.pipeline import batched
 from imgclf.training.session import Session
+from imgclf.training.shards import ShardedRows
 from imgclf.training.views import DrawViews, RowBatches, ViewBatches
 
 __all__ = ["fit_arrays", "fit_dataset", "steps"]
@@ -24,9 +25,9 @@ def fit_arrays(
     session: Session,
     model: keras.Model,
     stage: str,
-    x,
+    x: np.ndarray | ShardedRows,
     y: np.ndarray,
-    x_val,
+    x_val: np.ndarray | ShardedRows,
     y_val: np.ndarray,
     peak_lr: float,
     save: keras.Model | None = None,
@@ -62,7 +63,7 @@ def fit_arrays(
     session.end_stage()
 
 
-def _block(x, start: int, n: int):
+def _block(x: np.ndarray | ShardedRows, start: int, n: int) -> np.ndarray | ShardedRows:
     """Rows ``start`` to ``start + n`` of an array or :class:`ShardedRows` (nothing is read)."""
     if start == 0 and n == len(x):
         return x

@@ -215,32 +215,41 @@ def build_once(base: Path, key: str, build: Callable[[Path], None]) -> Path:
 
 
 def evict_lru(folder: Path, max_bytes: int, keep: Path | None = None) -> list[Path]:
-    """Delete the least recently used ``*.npz`` files under ``folder`` until the rest fit in
-    ``max_bytes``; ``keep`` (the entry a run is using) is never deleted. Temporary files left by a
-    killed writer are removed too. Returns the deleted files.
+    """Delete the least recently used feature-cache files under ``folder`` until the rest fit in
+    ``max_bytes``: shards (``shard-<id>.npy`` with its ``shard-<id>.keys.npy``, deleted together)
+    and ``*.npz`` files of the older format. ``keep`` (the entry a run is using, a file or a
+    folder) is never deleted. Temporary files left by a killed writer are removed too. Returns the
+    deleted files.
 
     Args:
         folder: the feature cache (``<cache root>/features``).
         max_bytes: the cap.
-        keep: a file to keep even when it alone exceeds the cap.
+        keep: a file, or a folder of files, to keep even when it alone exceeds the cap.
     """
-    entries, removed, now = [], [], time.time()
-    for p in folder.rglob("*.npz") if folder.is_dir() else []:
+    units: dict[Path, list] = {}  # a shard's two files are one unit: used, sized, deleted together
+    now = time.time()
+    found = [*folder.rglob("*.npz"), *folder.rglob("*.npy")] if folder.is_dir() else []
+    for p in found:
         st = _stat(p)
         if st is None:
             continue
         if p.name.startswith(".tmp-") and now - st.st_mtime > _STALE_TMP_SECONDS:
             p.unlink(missing_ok=True)
             continue
-        entries.append((st.st_mtime, st.st_size, p))
-    total = sum(size for _, size, _ in entries)
-    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        unit = units.setdefault(p.with_name(p.name.replace(".keys.npy", ".npy")), [0.0, 0, []])
+        unit[0], unit[1] = max(unit[0], st.st_mtime), unit[1] + st.st_size
+        unit[2].append(p)
+    total = sum(size for _, size, _ in units.values())
+    removed: list[Path] = []
+    for _, size, files in sorted(units.values(), key=lambda e: e[0]):
         if total <= max_bytes:
             break
-        if keep is not None and p == keep or p.name.startswith(".tmp-"):
+        p = files[0]
+        if keep is not None and (p == keep or keep in p.parents) or p.name.startswith(".tmp-"):
             continue
-        with contextlib.suppress(OSError):
-            p.unlink()
-            removed.append(p)
+        for f in files:
+            with contextlib.suppress(OSError):
+                f.unlink()
+                removed.append(f)
         total -= size
     return removed

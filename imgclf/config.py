@@ -32,6 +32,9 @@ PREDICT_ENGINE = (
 # auto makes a first TFLite copy only for a job this big (or a server); see engines/choose.py
 AUTO_CONVERT_MIN_IMAGES = 1000
 CACHE_MAX_GB = 5.0  # the feature cache's size cap in GB when $IMGCLF_CACHE_MAX_GB is not set
+# data larger than memory (imgclf.training.shards, imgclf.data.file_facts)
+SHARD_ROWS = 1024  # images per feature-cache shard file
+POOL_MIN_FILES = 500  # fewer files are checked in one process (bench_doctor.py: crossover)
 AUTO_MODEL = (
     "auto"  # --model auto: imgclf.models.choose picks the model and size from the data and --time
 )

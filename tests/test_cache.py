@@ -23,6 +23,7 @@ from imgclf.cache import (
 )
 from imgclf.errors import ConfigError
 from imgclf.training.feature_cache import FeatureCache
+from imgclf.training.shards import read_keys
 
 
 def fill(root, key=("k", 1), n=5):
@@ -48,7 +49,7 @@ def test_info_counts_each_part_and_clear_removes_only_imgclfs_folders(tmp_path):
     (tmp_path / "mine.txt").write_text("not imgclf's")
     fake_engine(tmp_path)
     info = cache_info(tmp_path)
-    assert info.files == {"features": 2, "arrays": 1, "engines": 2}
+    assert info.files == {"features": 4, "arrays": 1, "engines": 2}  # a shard is 2 files
     assert (
         info.sizes["arrays"] == 100 and info.sizes["features"] > 0 and info.sizes["engines"] == 1010
     )
@@ -58,9 +59,9 @@ def test_info_counts_each_part_and_clear_removes_only_imgclfs_folders(tmp_path):
     assert all(f"{part}/" in text for part in ("features", "arrays", "engines"))
 
     assert clear_cache(tmp_path, "arrays") == 100
-    assert cache_info(tmp_path).files == {"features": 2, "arrays": 0, "engines": 2}
+    assert cache_info(tmp_path).files == {"features": 4, "arrays": 0, "engines": 2}
     assert clear_cache(tmp_path, "engines") == 1010
-    assert cache_info(tmp_path).files == {"features": 2, "arrays": 0, "engines": 0}
+    assert cache_info(tmp_path).files == {"features": 4, "arrays": 0, "engines": 0}
     assert clear_cache(tmp_path) == info.sizes["features"]
     assert cache_info(tmp_path).total == 0
     assert (tmp_path / "mine.txt").read_text() == "not imgclf's"
@@ -69,7 +70,7 @@ def test_info_counts_each_part_and_clear_removes_only_imgclfs_folders(tmp_path):
 def test_info_and_clear_default_to_imgclf_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("IMGCLF_CACHE", str(tmp_path))
     fill(tmp_path)
-    assert cache_info().root == tmp_path and cache_info().files["features"] == 1
+    assert cache_info().root == tmp_path and cache_info().files["features"] == 2
     clear_cache()
     assert cache_info().files["features"] == 0
 
@@ -96,7 +97,8 @@ def test_a_zero_cap_keeps_only_the_entry_in_use(tmp_path, monkeypatch):
     monkeypatch.setenv("IMGCLF_CACHE_MAX_GB", "0")
     fill(tmp_path, key=("k", 1))
     second = fill(tmp_path, key=("k", 2))
-    assert [p.parent.name for p in (tmp_path / "features").rglob("*.npz")] == [second.key]
+    kept = {p.parent.parent.name for p in (tmp_path / "features").rglob("*.npy")}
+    assert kept == {second.key}
 
 
 def test_every_part_lives_under_the_one_root(tmp_path, monkeypatch):
@@ -193,14 +195,16 @@ def test_two_train_runs_at_once_on_one_data_folder_and_cache(tmp_path, tiny_back
         assert (runs / name / "model.keras").is_file() and (runs / name / "metrics.json").is_file()
     split = [r["split"] for r in manifest_rows(runs / "first")]
     expected = {
-        "view0.npz": split.count("train") + split.count("val"),
-        "view1.npz": split.count("train"),
+        "view0": split.count("train") + split.count("val"),
+        "view1": split.count("train"),
     }
-    stored = {p.name: p for p in (tmp_path / "cache" / "features").rglob("*") if p.is_file()}
-    assert sorted(stored) == sorted(expected)  # no temporary file left behind
-    for name, f in stored.items():
-        with np.load(f) as z:  # whole files with every row: neither writer lost the other's
-            assert len(set(z["hashes"].tolist())) == len(z["activations"]) == expected[name]
+    stored = [p for p in (tmp_path / "cache" / "features").rglob("*") if p.is_file()]
+    assert not [p for p in stored if p.name.startswith(".tmp-")]  # no temporary file left behind
+    for view, count in expected.items():
+        (folder,) = (tmp_path / "cache" / "features").glob(f"*/{view}")
+        shards = read_keys(folder)  # whole shards with every row: neither writer lost the other's
+        assert len({h for _, keys in shards for h in keys}) == count
+        assert all(len(np.load(rows)) == len(keys) for rows, keys in shards)
     assert tree_hashes(data) == before
 
 
@@ -211,7 +215,7 @@ def test_the_cache_command_shows_and_clears(tmp_path, monkeypatch, capsys):
     fill(tmp_path)
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"imgclf cache: {tmp_path}\n") and "in 1 file(s)" in out
+    assert out.startswith(f"imgclf cache: {tmp_path}\n") and "in 2 file(s)" in out
     assert main(["cache", "clear", "--part", "features"]) == 0
     out = capsys.readouterr().out
     assert "cleared features/" in out and "MB freed" in out and "in 0 file(s)" in out

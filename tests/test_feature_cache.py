@@ -7,6 +7,7 @@ tests train a few tiny head-only efficientnet_lite0 runs that share one ``$IMGCL
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from helpers import make_dataset, tree_hashes
 
 from imgclf.training.feature_cache import FeatureCache, default_cache_root, file_digest
+from imgclf.training.shards import read_keys
 
 pytestmark = pytest.mark.usefixtures("private_cache")  # no test of this file may touch ~/.cache
 
@@ -44,6 +46,17 @@ def row(i):
     return [i, i + 0.5, -i]
 
 
+def shard_names(folder: Path) -> list[str]:
+    """The files in ``folder``, each shard id taken out (``shard-<id>.npy`` -> ``shard.npy``)."""
+    return sorted(re.sub(r"^shard-[0-9a-f]+", "shard", p.name) for p in folder.iterdir())
+
+
+def rows_file(folder: Path) -> Path:
+    """The one shard's rows file in ``folder``."""
+    (f,) = [p for p in folder.glob("shard-*.npy") if not p.name.endswith(".keys.npy")]
+    return f
+
+
 HASHES = ["h-aaa", "h-bbb", "h-ccc", "h-ddd"]
 KEY = ("efficientnet_lite0", "w123", "block8_expand_conv", 32, "flip", 42)
 
@@ -57,7 +70,7 @@ def test_first_call_computes_everything_and_keeps_the_order(tmp_path):
     assert kept == [0, 1, 2, 3]
     assert acts.dtype == np.float32 and acts.shape == (4, 3)
     np.testing.assert_array_equal(acts, [row(i) for i in range(4)])
-    assert (tmp_path / "c" / cache.key / "view0.npz").is_file()
+    assert shard_names(tmp_path / "c" / cache.key / "view0") == ["shard.keys.npy", "shard.npy"]
 
 
 def test_second_lookup_is_all_hits_and_computes_nothing(tmp_path):
@@ -100,10 +113,7 @@ def test_each_view_is_cached_separately(tmp_path):
     compute = FakeCompute()
     cache.get(HASHES, 1, compute)
     assert compute.calls == [[0, 1, 2, 3]] and (cache.hits, cache.misses) == (0, 4)
-    assert sorted(p.name for p in (tmp_path / "c" / cache.key).iterdir()) == [
-        "view0.npz",
-        "view1.npz",
-    ]
+    assert sorted(p.name for p in (tmp_path / "c" / cache.key).iterdir()) == ["view0", "view1"]
 
 
 def test_entries_are_keyed_by_file_content_not_path(tmp_path):
@@ -150,8 +160,8 @@ def write_damage(path: Path, kind: str) -> None:
         path.write_bytes(data[: len(data) // 2])
     elif kind == "empty":
         path.write_bytes(b"")
-    elif kind == "wrong_arrays":
-        np.savez(path, something_else=np.zeros(3))
+    elif kind == "wrong_arrays":  # a valid .npy of the wrong length
+        np.save(path, np.zeros(3))
 
 
 @pytest.mark.parametrize(
@@ -166,7 +176,7 @@ def write_damage(path: Path, kind: str) -> None:
 def test_a_damaged_cache_file_is_ignored_and_rewritten(tmp_path, kind):
     first = FeatureCache(tmp_path / "c", KEY)
     first.get(HASHES, 0, FakeCompute())
-    f = tmp_path / "c" / first.key / "view0.npz"
+    f = rows_file(tmp_path / "c" / first.key / "view0")
     write_damage(f, kind)
 
     cache = FeatureCache(tmp_path / "c", KEY)
@@ -174,8 +184,8 @@ def test_a_damaged_cache_file_is_ignored_and_rewritten(tmp_path, kind):
     kept, acts = cache.get(HASHES, 0, compute)
     assert compute.calls == [[0, 1, 2, 3]]
     np.testing.assert_array_equal(acts, [row(i) for i in range(4)])
-    with np.load(f) as z:  # rewritten whole
-        assert sorted(z["hashes"].tolist()) == sorted(HASHES)
+    f = rows_file(tmp_path / "c" / first.key / "view0")  # the damaged shard replaced by a new one
+    assert np.load(f).shape == (4, 3)
     after = FeatureCache(tmp_path / "c", KEY)
     after.get(HASHES, 0, FakeCompute())
     assert (after.hits, after.misses) == (4, 0)
@@ -194,7 +204,7 @@ def compute(indices):
 while not go.exists():
     time.sleep(0.01)
 kept, acts = FeatureCache(root, KEY_REPR).get(hashes, 0, compute)
-assert kept == list(range(40)) and acts[:, 0].tolist() == list(range(first, first + 40))
+assert kept == list(range(40)) and np.asarray(acts)[:, 0].tolist() == list(range(first, first + 40))
 """.replace("KEY_REPR", repr(KEY))
 
 
@@ -221,13 +231,14 @@ def test_two_processes_writing_one_entry_keep_each_others_rows(tmp_path):
     go.touch()
     for p in procs:
         assert p.wait(timeout=120) == 0, p.stderr.read()
-    files = sorted(p.name for p in (tmp_path / "c").rglob("*") if p.is_file())
-    assert files == ["view0.npz"]  # no temporary file left behind
+    (folder,) = (tmp_path / "c").glob("*/view0")
+    names = shard_names(folder)  # one shard each, and no temporary file left behind
+    assert names == ["shard.keys.npy", "shard.keys.npy", "shard.npy", "shard.npy"]
     cache = FeatureCache(tmp_path / "c", KEY)
     compute = FakeCompute()
     kept, acts = cache.get([f"h{i:03d}" for i in range(60)], 0, compute)
     assert compute.calls == [] and kept == list(range(60))
-    assert acts[:, 0].tolist() == list(range(60))
+    assert np.asarray(acts)[:, 0].tolist() == list(range(60))
 
 
 def test_a_cache_that_cannot_be_written_costs_reuse_not_the_run(tmp_path, monkeypatch):
@@ -239,7 +250,7 @@ def test_a_cache_that_cannot_be_written_costs_reuse_not_the_run(tmp_path, monkey
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(np, "savez", full_disk)
+    monkeypatch.setattr(np, "save", full_disk)
     cache = FeatureCache(tmp_path / "c", KEY)
     kept, acts = cache.get(HASHES, 0, FakeCompute())
     assert kept == [0, 1, 2, 3]
@@ -256,10 +267,11 @@ def test_the_cache_keeps_under_its_cap_by_evicting_the_least_recently_used(tmp_p
     for n in range(3):  # three keys, each one entry, written oldest first
         cache = FeatureCache(tmp_path / "c", (*KEY[:-1], n))
         cache.get(HASHES, 0, FakeCompute())
-        f = tmp_path / "c" / cache.key / "view0.npz"
-        os.utime(f, (1_000_000 + n, 1_000_000 + n))
+        f = tmp_path / "c" / cache.key / "view0"
+        for shard in f.iterdir():
+            os.utime(shard, (1_000_000 + n, 1_000_000 + n))
         entries.append(f)
-    size = entries[0].stat().st_size
+    size = sum(p.stat().st_size for p in entries[0].iterdir())
     FeatureCache(tmp_path / "c", (*KEY[:-1], 0)).get(
         HASHES, 0, FakeCompute()
     )  # a hit: entry 0 is used again
@@ -268,7 +280,7 @@ def test_the_cache_keeps_under_its_cap_by_evicting_the_least_recently_used(tmp_p
     )  # room for two entries and a half
     newest = FeatureCache(tmp_path / "c", (*KEY[:-1], 3))
     newest.get(HASHES, 0, FakeCompute())
-    left = sorted(p.parent.name for p in (tmp_path / "c").rglob("*.npz"))
+    left = sorted({p.parent.parent.name for p in (tmp_path / "c").rglob("*.npy")})
     # oldest use first: entry 1, then 2, go; 0 (read just now) and the new one stay
     assert entries[1].parent.name not in left and entries[2].parent.name not in left
     assert sorted([entries[0].parent.name, newest.key]) == left
@@ -358,6 +370,7 @@ def cached_runs(tmp_path_factory, tiny_backbone):
         for name, cache, options in [
             ("three_views", shared, dict(augment="flip", views=3)),
             ("one_view", shared, dict(augment="flip", views=1)),
+            ("through_cache", shared, dict(augment="none", views=1)),
             ("no_cache", unused, dict(augment="none", views=3, feature_cache=False)),
         ]:
             patch.setenv("IMGCLF_CACHE", str(cache))
@@ -396,8 +409,9 @@ def test_a_run_fills_the_cache_and_the_next_one_reads_it(cached_runs):
         for p in cached_runs.cache.rglob("*")
         if p.is_file()
     )
-    assert [f.split("/")[0] for f in files] == ["features"] * 3, files
-    assert sorted(f.split("/")[-1] for f in files) == ["view0.npz", "view1.npz", "view2.npz"]
+    assert {f.split("/")[0] for f in files} == {"features"}, files
+    views = sorted({f.split("/")[-2] for f in files})
+    assert views == ["view0", "view1", "view2"] and all(f.endswith(".npy") for f in files)
 
 
 def test_views_multiply_the_training_activations(cached_runs):
@@ -426,15 +440,30 @@ def test_feature_cache_false_writes_nothing_under_imgclf_cache(cached_runs):
     )  # and nothing changed elsewhere
 
 
+def test_a_run_from_the_cache_learns_what_a_run_without_it_learns(cached_runs):
+    """The same run through the persistent cache's shards and through a temporary folder
+    (``feature_cache=False``): the same rows, batches and seed, so the same accuracy and loss."""
+    cached, uncached = cached_runs.through_cache.result, cached_runs.no_cache.result
+    assert activation_report(cached_runs.through_cache.out)["computed"] > 0
+    assert cached.metrics.accuracy == uncached.metrics.accuracy
+    learned = []
+    for result in (cached, uncached):
+        with open(result.run_dir / "history.csv", newline="") as fh:
+            learned.append(
+                [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+            )
+    assert learned[0] == learned[1] and len(learned[0]) > 0
+
+
 def test_augmented_views_differ_from_the_original(cached_runs):
     """The stored views 1 and 2 are augmented copies, not the same activations three times."""
-    (key_dir,) = (cached_runs.cache / "features").iterdir()
+    (key_dir,) = [d for d in (cached_runs.cache / "features").iterdir() if (d / "view1").is_dir()]
     tables = []
     for v in range(3):
-        with np.load(key_dir / f"view{v}.npz") as z:
-            tables.append(
-                dict(zip(z["hashes"].tolist(), z["activations"].astype(np.float32), strict=True))
-            )
+        table = {}
+        for rows, keys in read_keys(key_dir / f"view{v}"):
+            table.update(zip(keys, np.load(rows).astype(np.float32), strict=True))
+        tables.append(table)
     train_hashes = set(tables[1])
     assert train_hashes == set(tables[2]) and train_hashes < set(tables[0])
     changed = [h for h in train_hashes if not np.allclose(tables[0][h], tables[1][h])]

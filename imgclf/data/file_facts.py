@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from imgclf.config import POOL_MIN_FILES
 from imgclf.data.decode import to_rgb
 from imgclf.data.duplicates import phash, pixel_key
 from imgclf.data.scan import check_header
@@ -77,10 +80,11 @@ def inspect_file(path: str) -> FileFacts:
     except OSError as exc:
         return FileFacts(path, error=f"cannot read: {exc}".splitlines()[0])
     digest = hashlib.sha256(data).hexdigest()
+    buffer = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(buffer) as im:
                 fmt, mode, (w, h) = im.format, im.mode, im.size
                 if fmt in ("JPEG", "MPO"):
                     im.draft("RGB", (64, 64))  # DCT-domain downscale: every byte is still decoded
@@ -88,7 +92,9 @@ def inspect_file(path: str) -> FileFacts:
                 small = to_rgb(ImageOps.exif_transpose(im))
                 code, pixels = phash(small), pixel_key(small)
     except Exception as exc:  # any decoder failure means "cannot use this file"
-        return FileFacts(path, digest, error=f"cannot decode: {exc}".splitlines()[0])
+        # Pillow names an in-memory file by its address: name the file instead (one answer per file)
+        reason = str(exc).replace(repr(buffer), repr(Path(path).name))
+        return FileFacts(path, digest, error=f"cannot decode: {reason}".splitlines()[0])
     ext = Path(path).suffix.lower()
     warning = None
     if ext in EXTENSION_FORMATS and fmt not in EXTENSION_FORMATS[ext]:
@@ -96,24 +102,36 @@ def inspect_file(path: str) -> FileFacts:
     return FileFacts(path, digest, fmt, mode, w, h, code, None, warning, pixels)
 
 
-def inspect_files(paths: Sequence[str], progress: bool = False) -> list[FileFacts]:
-    """:func:`inspect_file` for every path, in a thread pool (Pillow and hashlib release the GIL).
+def inspect_files(
+    paths: Sequence[str], progress: bool = False, workers: int | None = None
+) -> list[FileFacts]:
+    """:func:`inspect_file` for every path, on every core: a process pool of ``os.cpu_count()``
+    workers fed in chunks, results in the order of ``paths`` (the same facts as one process). Fewer
+    than :data:`~imgclf.config.POOL_MIN_FILES` files are checked here, where starting a pool
+    would cost more than it saves. A pool is used rather than threads because the work per small
+    file is mostly Python (decoding setup, the perceptual hash), which holds the GIL
+    (``bench/bench_doctor.py`` measures both).
 
     Args:
         paths: the image files, in the order of the result.
         progress: show the progress (files checked, rate, time left; :mod:`imgclf.progress`).
+        workers: processes to use; ``None``: one per core; 1: none (this process only).
     """
-    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
-        facts = pool.map(inspect_file, paths)
-        return list(
-            track(
-                facts,
-                "checking files (decode, hash)",
-                total=len(paths),
-                unit="files",
-                enabled=progress,
-            )
-        )
+    workers = workers or os.cpu_count() or 1
+    what = "checking files (decode, hash)"
+    if workers < 2 or len(paths) < POOL_MIN_FILES:
+        facts = map(inspect_file, paths)
+        return list(track(facts, what, total=len(paths), unit="files", enabled=progress))
+    chunk = max(1, min(64, len(paths) // (workers * 8)))  # small chunks: a steady progress bar
+    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
+        facts = pool.map(inspect_file, paths, chunksize=chunk)
+        return list(track(facts, what, total=len(paths), unit="files", enabled=progress))
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``fork`` (instant) unless TensorFlow is loaded here: its threads make a fork unsafe, so the
+    workers then come from a fresh ``forkserver`` process."""
+    return multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
 
 
 def image_verdict(source: str | bytes) -> tuple[str | None, int, int]:

@@ -1,18 +1,20 @@
 """The feature-cache plumbing of the cached stages: the frozen bottom's activations for a list of
 images and one view (0: the image as is; k > 0: the k-th augmented copy), computed on a miss and
-kept
-in :class:`~imgclf.training.feature_cache.FeatureCache`."""
+kept in :class:`~imgclf.training.feature_cache.FeatureCache`."""
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from imgclf.config import TrainConfig
+from imgclf.config import SHARD_ROWS, TrainConfig
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
@@ -20,8 +22,9 @@ from imgclf.models.classifier import Classifier
 from imgclf.options import image_augment
 from imgclf.progress import Progress
 from imgclf.training.feature_cache import FeatureCache, default_cache_root
+from imgclf.training.shards import ShardedRows, write_shard
 
-__all__ = ["Activations", "has_augmentation"]
+__all__ = ["Activations", "forward_rows", "has_augmentation"]
 
 
 class Activations:
@@ -62,36 +65,44 @@ class Activations:
 
     def _compute(self, items: list[ImageItem], view: int):
         """Returns a compute(indices) for FeatureCache: decode, augment (view > 0), run the
-        bottom."""
-        cfg = self.cfg
+        bottom; it yields the rows in chunks of about :data:`~imgclf.config.SHARD_ROWS` (one
+        shard), so no more than a shard of activations is ever held."""
         augment = (
             self.clf.model.get_layer("augmentation")
             if view and has_augmentation(self.clf)
             else None
         )
 
-        def compute(indices: list[int]) -> tuple[list[int], np.ndarray]:
+        def compute(indices: list[int]) -> Iterator[tuple[list[int], np.ndarray]]:
             subset = [
                 replace(items[i], label=i) for i in indices
             ]  # the label slot carries the position
-            kept, out = [], []
             what = "feature extraction" + (f" (augmented view {view})" if view else "")
             with Progress(len(indices), what, "images", enabled=self.progress) as bar:
-                for x, pos in batched(
-                    decoded_dataset(subset, cfg.image_size, self.log, cache=False), cfg.batch_size
-                ):
-                    if augment is not None:
-                        x = augment(x, training=True)
-                    out.append(self._forward(x).numpy())
-                    kept.extend(int(p) for p in pos.numpy())
-                    bar.advance(len(pos))
-            shape = (0, *self.bottom.output.shape[1:])
-            return kept, (np.concatenate(out) if out else np.zeros(shape, np.float32))
+                yield from self._chunks(subset, augment, bar)
 
         return compute
 
-    def get(self, items: list[ImageItem], view: int) -> tuple[np.ndarray, np.ndarray]:
+    def _chunks(self, subset: list[ImageItem], augment, bar: Progress):
+        kept: list[int] = []
+        out: list[np.ndarray] = []
+        data = decoded_dataset(subset, self.cfg.image_size, self.log, cache=False)
+        for x, pos in batched(data, self.cfg.batch_size):
+            if augment is not None:
+                x = augment(x, training=True)
+            out.append(self._forward(x).numpy().astype(np.float16))
+            kept.extend(int(p) for p in pos.numpy())
+            bar.advance(len(pos))
+            if len(kept) >= SHARD_ROWS:
+                yield kept, np.concatenate(out)
+                kept, out = [], []
+        if kept:
+            yield kept, np.concatenate(out)
+
+    def get(self, items: list[ImageItem], view: int) -> tuple[ShardedRows, np.ndarray]:
         """(activations, labels) of ``items`` in ``view``; an undecodable image drops out of both.
+        The activations are read from the cache's shards batch by batch
+        (:class:`~imgclf.training.shards.ShardedRows`), never all held in memory.
 
         Args:
             items: the images.
@@ -100,6 +111,35 @@ class Activations:
         hashes = FeatureCache.digests([i.path for i in items])
         kept, acts = self.cache.get(hashes, view, self._compute(items, view))
         return acts, np.array([items[i].label for i in kept], np.int32)
+
+
+def forward_rows(model: keras.Model, rows: ShardedRows, batch_size: int = 256) -> ShardedRows:
+    """``model``'s output for every row, a batch at a time, kept (float32) in shards in a
+    temporary folder that lives as long as the returned rows.
+
+    Args:
+        model: e.g. the frozen top of the backbone over cached activations.
+        rows: its inputs. batch_size: rows per forward pass.
+    """
+    scratch = tempfile.TemporaryDirectory(prefix="imgclf-rows-")
+    folder = Path(scratch.name)
+    files: list[Path] = []
+    shard, row, out = [], [], []
+    for k in range(0, len(rows), batch_size):
+        idx = np.arange(k, min(k + batch_size, len(rows)))
+        out.append(np.asarray(model.predict_on_batch(rows.take(idx)), np.float32))
+        if sum(len(o) for o in out) >= SHARD_ROWS or idx[-1] == len(rows) - 1:
+            block = np.concatenate(out)
+            files.append(write_shard(folder, [str(i) for i in range(len(block))], block))
+            shard.append(np.full(len(block), len(files) - 1))
+            row.append(np.arange(len(block)))
+            out = []
+    shape = tuple(model.output.shape[1:])
+    if not files:
+        return ShardedRows([], np.zeros(0, int), np.zeros(0, int), shape)
+    return ShardedRows(
+        files, np.concatenate(shard), np.concatenate(row), shape, owners=[scratch]
+    )  # the temporary folder goes when the last rows that read it do
 
 
 def has_augmentation(clf: Classifier) -> bool:

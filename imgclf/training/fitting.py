@@ -10,7 +10,8 @@ import tensorflow as tf
 from imgclf.data.augment import mix_batch
 from imgclf.data.pipeline import batched
 from imgclf.training.session import Session
-from imgclf.training.views import DrawViews, ViewBatches
+from imgclf.training.shards import ShardedRows
+from imgclf.training.views import DrawViews, RowBatches, ViewBatches
 
 __all__ = ["fit_arrays", "fit_dataset", "steps"]
 
@@ -24,19 +25,20 @@ def fit_arrays(
     session: Session,
     model: keras.Model,
     stage: str,
-    x: np.ndarray,
+    x: np.ndarray | ShardedRows,
     y: np.ndarray,
-    x_val: np.ndarray,
+    x_val: np.ndarray | ShardedRows,
     y_val: np.ndarray,
     peak_lr: float,
     save: keras.Model | None = None,
     threshold: float | None = None,
     views: int = 1,
 ) -> None:
-    """Fit on arrays. With ``views`` > 1, ``x``/``y`` are that many equal blocks (one per cached
-    view) and each epoch draws one view per image (:mod:`imgclf.training.views`), so an epoch costs
-    one
-    view."""
+    """Fit on cached rows (arrays, or :class:`~imgclf.training.shards.ShardedRows` read a batch at
+    a time, so they need not fit in memory). With ``views`` > 1, ``x``/``y`` are that many equal
+    blocks (one per cached view) and each epoch draws one view per image
+    (:mod:`imgclf.training.views`), so an epoch costs one view. Either way an epoch is a seeded
+    shuffle drawn from ``(seed, epoch)``."""
     cfg = session.cfg
     n = len(x) // views
     epochs = session.head_epochs if stage == "head" else session.epochs
@@ -46,22 +48,12 @@ def fit_arrays(
     mix = (
         session.mixing if stage != "head" else None
     )  # the head, a linear layer on pooled features, trains unmixed
-    if views > 1 or mix is not None:
-        data = ViewBatches(
-            x.reshape(views, n, *x.shape[1:]),
-            session.targets(y[:n]),
-            cfg.batch_size,
-            cfg.seed,
-            start,
-            mix,
-        )
-        fit_args: dict = {"x": data}
-        callbacks.insert(0, DrawViews(data))
-    else:
-        fit_args = {"x": x, "y": session.targets(y), "batch_size": cfg.batch_size, "shuffle": True}
+    blocks = [_block(x, v * n, n) for v in range(views)]
+    data = ViewBatches(blocks, session.targets(y[:n]), cfg.batch_size, cfg.seed, start, mix)
+    callbacks.insert(0, DrawViews(data))
     model.fit(
-        **fit_args,
-        validation_data=(x_val, session.targets(y_val)),
+        data,
+        validation_data=RowBatches(x_val, session.targets(y_val), cfg.batch_size),
         epochs=epochs,
         initial_epoch=start,
         class_weight=session.class_weight,
@@ -69,6 +61,15 @@ def fit_arrays(
         verbose=session.fit_verbose,
     )
     session.end_stage()
+
+
+def _block(x: np.ndarray | ShardedRows, start: int, n: int) -> np.ndarray | ShardedRows:
+    """Rows ``start`` to ``start + n`` of an array or :class:`ShardedRows` (nothing is read)."""
+    if start == 0 and n == len(x):
+        return x
+    if isinstance(x, np.ndarray):
+        return x[start : start + n]
+    return x.subset(np.arange(start, start + n))
 
 
 def fit_dataset(

@@ -28,12 +28,14 @@ import tensorflow as tf
 from imgclf.atomic import save_model_atomic
 from imgclf.data.scan import ImageItem
 from imgclf.runs import RunFiles, write_state
-from imgclf.training.activations import Activations
+from imgclf.training.activations import Activations, forward_rows
 from imgclf.training.callbacks import StopInEpoch
 from imgclf.training.fitting import fit_arrays, fit_dataset, steps
 from imgclf.training.precise_bn import PreciseBatchNorm
 from imgclf.training.recipe import freeze_below
 from imgclf.training.session import Session
+from imgclf.training.shards import ShardedRows
+from imgclf.training.views import RowBatches
 
 __all__ = ["train_pretrained", "train_scratch"]
 
@@ -66,7 +68,7 @@ def _all_views(
         a, y = acts.get(train_items, v)
         train_views.append(a)
         labels.append(y)
-    a_train, y_train = np.concatenate(train_views), np.concatenate(labels)
+    a_train, y_train = ShardedRows.concat(train_views), np.concatenate(labels)
     session.say(
         f"  {len(y_train)} training activations ({views} view(s)) + {len(y_val)} val at "
         f"{cut_name!r} in "
@@ -83,7 +85,11 @@ def _all_views(
 
 
 def _head_stage(
-    session: Session, f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray
+    session: Session,
+    f_train: ShardedRows,
+    y_train: np.ndarray,
+    f_val: ShardedRows,
+    y_val: np.ndarray,
 ) -> tuple[float, bool]:
     """Train the head on frozen features (or, when resuming past it, take its loss from state.json).
 
@@ -101,7 +107,10 @@ def _head_stage(
         fit_arrays(session, clf.head, "head", f_train, y_train, f_val, y_val, cfg.learning_rate)
         session.compile(clf.head, cfg.learning_rate, 1, 1, schedule="constant")
         head_loss, head_accuracy = (
-            float(v) for v in clf.head.evaluate(f_val, session.targets(y_val), verbose=0)[:2]
+            float(v)
+            for v in clf.head.evaluate(
+                RowBatches(f_val, session.targets(y_val), cfg.batch_size), verbose=0
+            )[:2]
         )
         save_model_atomic(clf.model, session.model_path)
         session.say(f"  head: val_loss {head_loss:.4f}, val_accuracy {head_accuracy:.4f}")
@@ -161,8 +170,8 @@ def train_pretrained(
     a_train, y_train, a_val, y_val, same_images = _all_views(
         session, acts, train_items, val_items, cut_name, plan.views
     )
-    f_train = top.predict(a_train, batch_size=256, verbose=0) if top is not None else a_train
-    f_val = top.predict(a_val, batch_size=256, verbose=0) if top is not None else a_val
+    f_train = forward_rows(top, a_train) if top is not None else a_train
+    f_val = forward_rows(top, a_val) if top is not None else a_val
     head_loss, nothing_left = _head_stage(session, f_train, y_train, f_val, y_val)
     if recipe.first is None or nothing_left:
         return

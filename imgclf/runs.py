@@ -134,16 +134,17 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_config(path: Path, config: TrainConfig) -> None:
+def write_config(path: Path, config: TrainConfig, extra: dict[str, Any] | None = None) -> None:
     """Write a run's training configuration as YAML, atomically.
 
     Args:
         path: the file to write (``config.yaml``).
         config: the configuration.
+        extra: what the run records beside its options (``distribution``); read_config skips it.
     """
     import yaml
 
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump({**config.to_dict(), **(extra or {})}, sort_keys=False))
 
 
 def read_config(path: Path) -> TrainConfig:

@@ -101,7 +101,10 @@ def _head_stage(
         fit_arrays(session, clf.head, "head", f_train, y_train, f_val, y_val, cfg.learning_rate)
         session.compile(clf.head, cfg.learning_rate, 1, 1, schedule="constant")
         head_loss, head_accuracy = (
-            float(v) for v in clf.head.evaluate(f_val, session.targets(y_val), verbose=0)[:2]
+            float(v)
+            for v in clf.head.evaluate(
+                f_val, session.targets(y_val), batch_size=session.eval_batch(len(y_val)), verbose=0
+            )[:2]
         )
         save_model_atomic(clf.model, session.model_path)
         session.say(f"  head: val_loss {head_loss:.4f}, val_accuracy {head_accuracy:.4f}")
@@ -225,5 +228,5 @@ def train_scratch(session: Session, train_raw: tf.data.Dataset, val_raw: tf.data
         epoch, batch = stop.stopped
         session.stops.append(
             f"the time ran out in train epoch {epoch} after batch {batch} of "
-            f"{steps(n_train, cfg.batch_size)} (slower than planned)"
+            f"{steps(n_train, session.batch_size)} (slower than planned)"
         )

@@ -46,6 +46,7 @@ __all__ = [
     "read_json",
     "write_config",
     "read_config",
+    "read_distribution",
     "library_versions",
     "check_run_dir",
     "require_trained",
@@ -158,6 +159,14 @@ def read_config(path: Path) -> TrainConfig:
     values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     known = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def read_distribution(path: Path) -> dict[str, Any] | None:
+    """``distribution`` of a run's ``config.yaml`` (strategy and replicas); None in older runs."""
+    import yaml
+
+    values = yaml.safe_load((path / RunFiles.CONFIG).read_text(encoding="utf-8")) or {}
+    return values.get("distribution")
 
 
 def check_run_dir(path: str | Path) -> Path:

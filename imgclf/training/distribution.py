@@ -47,6 +47,8 @@ __all__ = [
     "choose_precision",
     "precision_policy",
     "read_tf_config",
+    "replicas_in_scope",
+    "replicated",
     "worker_folder",
     "worker_timeout",
 ]
@@ -115,6 +117,9 @@ class Distribution:
 
 
 SINGLE = Distribution()
+# MirroredStrategy by device list: runs in one process share it (two strategies over the same
+# devices reuse the same collective instance keys, and the second one's all-reduce fails)
+_MIRRORED: dict[tuple[str, ...], Any] = {}
 
 
 def read_tf_config() -> tuple[int, int]:
@@ -233,7 +238,9 @@ def choose_distribution(cfg: TrainConfig) -> Distribution:
     else:
         _split_cpu(tf, n)
         devices = [f"/cpu:{i}" for i in range(n)]
-    return Distribution("mirrored", n, tf.distribute.MirroredStrategy(devices))
+    if tuple(devices) not in _MIRRORED:  # one per process: a second one's collectives collide
+        _MIRRORED[tuple(devices)] = tf.distribute.MirroredStrategy(devices)
+    return Distribution("mirrored", n, _MIRRORED[tuple(devices)])
 
 
 def _multi_worker(tf, cfg: TrainConfig, worker: int, workers: int) -> Distribution:
@@ -251,6 +258,39 @@ def _multi_worker(tf, cfg: TrainConfig, worker: int, workers: int) -> Distributi
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     replicas = strategy.num_replicas_in_sync
     return Distribution("multi_worker", replicas, strategy, worker, workers, timeout)
+
+
+def replicas_in_scope() -> int:
+    """Replicas of the strategy whose scope is active (1 outside any)."""
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def replicated(fn):
+    """``fn`` (a forward pass on a batch) traced; inside a strategy's scope each batch is split
+    over the replicas and run by ``strategy.run``, so that what ``--time`` measures is the
+    strategy's rate (:mod:`imgclf.training.measure`). Returns a function of a batch whose result
+    has ``.numpy()``."""
+    import numpy as np
+    import tensorflow as tf
+
+    traced = tf.function(fn, reduce_retracing=True)
+    strategy = tf.distribute.get_strategy()
+    r = strategy.num_replicas_in_sync
+    if r == 1:
+        return traced
+
+    def forward(x):
+        if len(x) < r:  # every replica needs rows
+            return traced(x)
+        parts = np.array_split(np.asarray(x), r)
+        values = strategy.experimental_distribute_values_from_function(
+            lambda ctx: parts[ctx.replica_id_in_sync_group]
+        )
+        return tf.concat(strategy.experimental_local_results(strategy.run(traced, (values,))), 0)
+
+    return forward
 
 
 def worker_folder(dist: Distribution) -> str | None:

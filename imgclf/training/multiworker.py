@@ -26,13 +26,13 @@ import numpy as np
 import tensorflow as tf
 
 from imgclf.config import TrainConfig
-from imgclf.errors import ConfigError, ModelError
+from imgclf.errors import ConfigError
 from imgclf.evaluation.metrics import Metrics
 from imgclf.training.finish import TrainResult
 from imgclf.training.session import Session
-from imgclf.training.watchdog import Watchdog
+from imgclf.training.watchdog import Watchdog, collective_failure, lost_worker
 
-__all__ = ["check_multi_worker", "fit_arrays_multi_worker", "lost_worker", "worker_result"]
+__all__ = ["check_multi_worker", "fit_arrays_multi_worker", "worker_result"]
 
 
 def check_multi_worker(cfg: TrainConfig, pretrained: bool, cached: bool, resume: bool) -> None:
@@ -219,8 +219,11 @@ def fit_arrays_multi_worker(
         targets = (session.targets(y), _weights(session, y), session.targets(y_val))
         loop = _Loop(session, steps, callbacks, watchdog, views)
         loop.run(model, (x, x_val, y_val), targets, range(start, epochs), stage)
-    except tf.errors.OpError as exc:  # a collective failed: a worker died or timed out
-        raise lost_worker(dist, exc) from None
+    except Exception as exc:  # a collective failed: a worker died or timed out
+        failed = collective_failure(exc)
+        if failed is None:
+            raise
+        raise lost_worker(dist, failed) from None
     session.end_stage()
 
 
@@ -256,19 +259,6 @@ class _Loop:
             if model.stop_training:
                 break
         callbacks.on_train_end(logs)
-
-
-def lost_worker(dist, exc: Exception) -> ModelError:
-    """The clear error of a collective operation that failed (a worker died, the network broke, a
-    worker waited longer than the timeout)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    keys = ("unhealthy", "aborted", "timed out", "deadline", "unavailable")
-    said = next((line for line in lines if any(k in line.lower() for k in keys)), "")
-    return ModelError(
-        f"worker {dist.worker} of {dist.workers}: training stopped because another worker did "
-        f"not answer ({type(exc).__name__}: {str(said)[:200]}); a worker stopped or the network "
-        "failed: start every worker again"
-    )
 
 
 def worker_result(session: Session, setup, folder: str) -> TrainResult:

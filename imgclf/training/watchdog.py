@@ -1,4 +1,5 @@
-"""A bound on how long a worker of a multi-worker run waits for the others.
+"""A bound on how long a worker of a multi-worker run waits for the others, and the error that says
+a worker was lost.
 
 A collective operation whose peer died fails on its own after ``CommunicationOptions
 (timeout_seconds=…)`` (:mod:`imgclf.training.distribution`), but some waits have no such timeout:
@@ -16,7 +17,14 @@ import threading
 import time
 from contextlib import contextmanager
 
-__all__ = ["EXIT_LOST_WORKER", "Watchdog"]
+import tensorflow as tf
+
+from imgclf.errors import ModelError
+
+__all__ = ["EXIT_LOST_WORKER", "LOST", "Watchdog", "collective_failure", "lost_worker"]
+
+# what a collective raises when a peer died, cut the network or took longer than the timeout
+LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
 
 EXIT_LOST_WORKER = 1  # the exit status of any other imgclf error
 
@@ -68,3 +76,27 @@ class Watchdog:
         )
         sys.stderr.flush()
         os._exit(EXIT_LOST_WORKER)
+
+
+def collective_failure(exc: BaseException | None) -> BaseException | None:
+    """The TensorFlow error behind ``exc`` when a collective operation failed (Keras wraps one
+    raised while it builds a layer in a TypeError); None for any other error."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, LOST) or "Collective ops is aborted" in str(exc):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def lost_worker(dist, exc: Exception) -> ModelError:
+    """The clear error of a collective operation that failed (a worker died, the network broke, a
+    worker waited longer than the timeout)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    keys = ("unhealthy", "aborted", "timed out", "deadline", "unavailable")
+    said = next((line for line in lines if any(k in line.lower() for k in keys)), "")
+    return ModelError(
+        f"worker {dist.worker} of {dist.workers}: training stopped because another worker did "
+        f"not answer ({type(exc).__name__}: {str(said)[:200]}); a worker stopped or the network "
+        "failed: start every worker again"
+    )

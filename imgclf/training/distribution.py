@@ -18,8 +18,8 @@ replicas``, and every peak learning rate is scaled linearly by the number of rep
 al., 2017, "Accurate, large minibatch SGD"), eased in by the cosine schedule's warm-up epoch. The
 head stage (constant rate, Adam on pooled features) is scaled the same way.
 
-Also here: the mixed-precision policy (:func:`precision_policy`) and how long a worker waits for
-the others (:func:`worker_timeout`).
+Also here: how long a worker waits for the others (:func:`worker_timeout`); the mixed-precision
+policy is :mod:`imgclf.training.precision`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import Any
 
 from imgclf.config import (
     DEVICES_AUTO,
-    MIXED_PRECISION_MIN_CAPABILITY,
     WORKER_TIMEOUT_S,
     TrainConfig,
 )
@@ -44,8 +43,6 @@ __all__ = [
     "Distribution",
     "SINGLE",
     "choose_distribution",
-    "choose_precision",
-    "precision_policy",
     "read_tf_config",
     "replicas_in_scope",
     "replicated",
@@ -154,38 +151,6 @@ def worker_timeout() -> float:
         return float(raw) if raw else float(WORKER_TIMEOUT_S)
     except ValueError:
         raise invalid_value("IMGCLF_WORKER_TIMEOUT", raw, "a number of seconds") from None
-
-
-def precision_policy(setting: str, gpu_details: list[dict]) -> str:
-    """The Keras dtype policy: ``mixed_float16`` where a GPU can use it, else ``float32``.
-
-    Args:
-        setting: ``--mixed-precision``: ``auto`` (on when every GPU has compute capability >=
-            :data:`~imgclf.config.MIXED_PRECISION_MIN_CAPABILITY`, i.e. tensor cores), ``on``
-            (any GPU), ``off``. Without a GPU it is always ``float32`` (float16 on a CPU is slower).
-        gpu_details: ``tf.config.experimental.get_device_details`` of each visible GPU.
-    """
-    if setting == "off" or not gpu_details:
-        return "float32"
-    if setting == "on":
-        return "mixed_float16"
-    capable = all(
-        tuple(d.get("compute_capability") or (0, 0)) >= MIXED_PRECISION_MIN_CAPABILITY
-        for d in gpu_details
-    )
-    return "mixed_float16" if capable else "float32"
-
-
-def choose_precision(setting: str) -> str:
-    """:func:`precision_policy` for the GPUs visible here.
-
-    Args:
-        setting: ``--mixed-precision``.
-    """
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return precision_policy(setting, [tf.config.experimental.get_device_details(g) for g in gpus])
 
 
 def _requested(cfg: TrainConfig, gpus: int) -> int:

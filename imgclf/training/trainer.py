@@ -27,13 +27,13 @@ from imgclf.runs import RunFiles, read_config
 from imgclf.training.distribution import (
     Distribution,
     choose_distribution,
-    choose_precision,
     worker_folder,
 )
 from imgclf.training.finish import TrainResult, finish_training
 from imgclf.training.interrupts import Interrupts
 from imgclf.training.multiworker import check_multi_worker, worker_result
 from imgclf.training.plan import RunPlan, plan_run
+from imgclf.training.precision import choose_precision
 from imgclf.training.session import Session
 from imgclf.training.setup import (
     RunSetup,

@@ -39,6 +39,7 @@ LONGEST_FIRST = (
     "test_api.py",
     "test_choose.py",
     "test_models.py",
+    "test_distribution.py",
 )
 
 

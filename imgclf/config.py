@@ -69,6 +69,13 @@ PARQUET_SHARD_ROWS = 100_000  # rows per Parquet file of --format parquet (each 
 DOCTOR_TIME_SHARE = 0.05
 DOCTOR_PROBE_IMAGES = 32
 
+# --devices and multi-worker training (imgclf.training.distribution)
+DEVICES_AUTO = "auto"
+MIXED_PRECISION_MIN_CAPABILITY = (7, 0)  # tensor cores: Volta and later
+# how long a worker waits for the others in one collective operation before it fails with a
+# clear error (a dead worker, a network cut); $IMGCLF_WORKER_TIMEOUT overrides it (seconds)
+WORKER_TIMEOUT_S = 300
+
 
 @dataclass
 class TrainConfig:
@@ -229,6 +236,20 @@ class TrainConfig:
         "training beside the internal "
         "test split: both accuracies are shown with their intervals, with a warning when "
         "they differ beyond chance",
+    )
+    # scale-out and precision (imgclf.training.distribution); TF_CONFIG with several workers
+    # trains with MultiWorkerMirroredStrategy instead
+    devices: str = _opt(
+        DEVICES_AUTO,
+        "devices to train on with tf.distribute.MirroredStrategy: 'auto' (every visible GPU; "
+        "without a GPU, the CPU as today) or N (N GPUs; on a machine without a GPU, the CPU "
+        "split into N logical devices). With N > 1, --batch-size is per device and the "
+        "learning rates are scaled by N (docs/scaling.md)",
+    )
+    mixed_precision: str = _opt(
+        "auto",
+        "mixed_float16 training: 'auto' (on where a GPU of compute capability >= 7.0 is "
+        "present), 'on' (any GPU), 'off'; the output layer stays float32",
     )
     allow_missing_test_classes: bool = _opt(
         False,

@@ -19,7 +19,9 @@ from imgclf.options import (
     parse_augment,
 )
 
-__all__ = ["check_config", "parse_duration"]
+__all__ = ["MIXED_PRECISION", "check_config", "parse_duration"]
+
+MIXED_PRECISION = ("auto", "on", "off")  # --mixed-precision (imgclf.training.distribution)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -60,6 +62,7 @@ def check_config(cfg: Any) -> None:
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or cfg.name in (".", "..")):
         raise invalid_value("name", cfg.name, "a plain folder name without '/'")
     parse_augment(cfg.augment)
+    _check_devices(cfg)
 
 
 def _at_least(cfg: Any, names: tuple[str, ...], low: int, extra: str = "") -> None:
@@ -129,3 +132,12 @@ def _check_split(cfg: Any) -> None:
         raise invalid_value("class_weight", cfg.class_weight, "one of 'none', 'auto'")
     if cfg.group_by is not None:
         check_group_by(cfg.group_by)
+
+
+def _check_devices(cfg: Any) -> None:
+    """``devices``: 'auto' or a whole number >= 1 (whether that many exist is checked when the
+    devices are set up); ``mixed_precision``: auto, on or off."""
+    devices = str(cfg.devices).strip()
+    if devices != "auto" and not (devices.isdigit() and int(devices) >= 1):
+        raise invalid_value("devices", cfg.devices, "'auto' or a number of devices >= 1")
+    check_choice("mixed_precision", cfg.mixed_precision, MIXED_PRECISION)

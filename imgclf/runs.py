@@ -46,6 +46,7 @@ __all__ = [
     "read_json",
     "write_config",
     "read_config",
+    "read_distribution",
     "library_versions",
     "check_run_dir",
     "require_trained",
@@ -134,16 +135,17 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_config(path: Path, config: TrainConfig) -> None:
+def write_config(path: Path, config: TrainConfig, extra: dict[str, Any] | None = None) -> None:
     """Write a run's training configuration as YAML, atomically.
 
     Args:
         path: the file to write (``config.yaml``).
         config: the configuration.
+        extra: what the run records beside its options (``distribution``); read_config skips it.
     """
     import yaml
 
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump({**config.to_dict(), **(extra or {})}, sort_keys=False))
 
 
 def read_config(path: Path) -> TrainConfig:
@@ -157,6 +159,14 @@ def read_config(path: Path) -> TrainConfig:
     values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     known = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def read_distribution(path: Path) -> dict[str, Any] | None:
+    """``distribution`` of a run's ``config.yaml`` (strategy and replicas); None in older runs."""
+    import yaml
+
+    values = yaml.safe_load((path / RunFiles.CONFIG).read_text(encoding="utf-8")) or {}
+    return values.get("distribution")
 
 
 def check_run_dir(path: str | Path) -> Path:

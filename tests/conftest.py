@@ -40,6 +40,7 @@ LONGEST_FIRST = (
     "test_api.py",
     "test_choose.py",
     "test_models.py",
+    "test_distribution.py",
 )
 
 

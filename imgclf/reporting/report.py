@@ -20,7 +20,14 @@ from imgclf.evaluation.predictions import PredictionTable, read_predictions, wri
 from imgclf.reporting import sections
 from imgclf.reporting.inside import inside_section
 from imgclf.reporting.templating import render as render_template
-from imgclf.runs import RunFiles, check_run_dir, read_config, read_json, write_json
+from imgclf.runs import (
+    RunFiles,
+    check_run_dir,
+    read_config,
+    read_distribution,
+    read_json,
+    write_json,
+)
 
 __all__ = [
     "SECTIONS",
@@ -138,6 +145,7 @@ def build_report(
         "classes": run.classes,
         "model_name": run.config.model,
         "image_size": run.image_size,
+        "distribution": read_distribution(path),
         **_run_sections(run, model, table, metrics, out_dir),
         "reproducibility": sections.reproducibility_section(run.path),
     }

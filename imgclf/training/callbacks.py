@@ -5,12 +5,14 @@ be lost)."""
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 
 import keras
 
 from imgclf.atomic import save_model_atomic
+from imgclf.errors import ModelError
 from imgclf.runs import write_state
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "StopAtAccuracy",
     "StopInEpoch",
     "RaiseInterrupt",
+    "StopOnNaN",
 ]
 
 HISTORY_COLUMNS = [
@@ -240,3 +243,45 @@ class RaiseInterrupt(keras.callbacks.Callback):
 
     on_epoch_begin = on_epoch_end = _check
     on_train_batch_begin = on_train_batch_end = on_test_batch_end = on_predict_batch_end = _check
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Stop the run with one clear error when the loss becomes NaN or infinite: after every batch
+    of a fit's first epoch (where a learning rate too high for the batch, or float16 overflow
+    under mixed precision, shows first: tensorflow/tensorflow#87432, keras-team/keras#21172), and
+    at the end of every epoch. It must come first among the callbacks: the diverged epoch is then
+    never logged, checkpointed or written to ``state.json``, and the run folder stays as it was
+    after the last good epoch.
+
+    Args:
+        stage: the stage being fit (for the message).
+    """
+
+    def __init__(self, stage: str):
+        super().__init__()
+        self.stage = stage
+        self._first = True
+
+    def on_train_begin(self, logs=None):
+        self._first = True
+
+    def on_batch_end(self, batch, logs=None):
+        if self._first:
+            self._check(logs, f"batch {batch + 1} of its first epoch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._first = False
+        self._check(logs, f"epoch {epoch + 1}")
+
+    def _check(self, logs, where: str) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        rate = getattr(self.model.optimizer, "learning_rate", None) if self.model else None
+        now = "" if rate is None else f" (now {float(keras.ops.convert_to_numpy(rate)):.3g})"
+        raise ModelError(
+            f"training diverged: the loss became {float(loss)} in stage {self.stage}, {where}; "
+            f"the run stopped before saving that epoch. Lower the learning rate{now} "
+            "(--learning-rate, --fine-tune-learning-rate), or train without mixed precision "
+            "(--mixed-precision off)"
+        )

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from imgclf.data.augment import mix_batch
 from imgclf.data.pipeline import batched
+from imgclf.training.multiworker import fit_arrays_multi_worker
 from imgclf.training.session import Session
 from imgclf.training.shards import ShardedRows
 from imgclf.training.views import DrawViews, RowBatches, ViewBatches
@@ -40,20 +41,29 @@ def fit_arrays(
     (:mod:`imgclf.training.views`), so an epoch costs one view. Either way an epoch is a seeded
     shuffle drawn from ``(seed, epoch)``."""
     cfg = session.cfg
+    if session.distribution.multi_worker:  # Keras fit fails there: a training step of our own
+        arrays = tuple(np.asarray(a) for a in (x, y, x_val, y_val))  # read into memory
+        return fit_arrays_multi_worker(
+            session, model, stage, arrays, peak_lr, save, threshold, views
+        )
     n = len(x) // views
+    batch_size = session.distribution.batch_for(cfg.batch_size, n)  # over all replicas
     epochs = session.head_epochs if stage == "head" else session.epochs
     schedule = "constant" if stage == "head" else None
-    start = session.start_fit(model, stage, peak_lr, steps(n, cfg.batch_size), epochs, schedule)
+    start = session.start_fit(model, stage, peak_lr, steps(n, batch_size), epochs, schedule)
     callbacks = session.callbacks(stage, save=save, threshold=threshold)
     mix = (
         session.mixing if stage != "head" else None
     )  # the head, a linear layer on pooled features, trains unmixed
     blocks = [_block(x, v * n, n) for v in range(views)]
-    data = ViewBatches(blocks, session.targets(y[:n]), cfg.batch_size, cfg.seed, start, mix)
+    data = ViewBatches(blocks, session.targets(y[:n]), batch_size, cfg.seed, start, mix)
     callbacks.insert(0, DrawViews(data))
+    val_batch = session.distribution.batch_for(cfg.batch_size, len(y_val))
     model.fit(
         data,
-        validation_data=RowBatches(x_val, session.targets(y_val), cfg.batch_size),
+        # it shuffles its images itself; under a strategy the first batch must be a full one
+        shuffle=session.distribution.replicas == 1,
+        validation_data=RowBatches(x_val, session.targets(y_val), val_batch),
         epochs=epochs,
         initial_epoch=start,
         class_weight=session.class_weight,
@@ -97,7 +107,8 @@ def fit_dataset(
             return x, tf.reshape(tf.cast(y, tf.float32), (1,))
 
         train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
-    train = batched(train_raw, cfg.batch_size, shuffle_seed=cfg.seed, buffer=n_train)
+    batch_size = session.distribution.batch_for(cfg.batch_size, n_train)  # over all replicas
+    train = batched(train_raw, batch_size, shuffle_seed=cfg.seed, buffer=n_train)
     if (
         session.mixing is not None
     ):  # --augment mixup/cutmix: pairs of each batch mixed, pixels and labels
@@ -112,11 +123,13 @@ def fit_dataset(
         session.say(f"  time budget: training until {session.seconds_left():.0f}s from now")
     # a filtered stream has no known length: the schedule is stepped by epoch and batch (exact)
     start = session.start_fit(
-        model, stage, peak_lr, steps(n_train, cfg.batch_size), epochs, known_length=False
+        model, stage, peak_lr, steps(n_train, batch_size), epochs, known_length=False
     )
     model.fit(
         train,
-        validation_data=batched(val_raw, cfg.batch_size),
+        validation_data=batched(
+            val_raw, session.distribution.batch_for(cfg.batch_size, len(session.plan.val_items))
+        ),
         epochs=epochs,
         initial_epoch=start,
         shuffle=False,  # the pipeline shuffles, seeded

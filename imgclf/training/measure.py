@@ -12,12 +12,12 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.training.budget import REPORT_SECONDS, fixed_cost_factor
+from imgclf.training.distribution import replicas_in_scope, replicated
 
 __all__ = ["forward_rate", "top_rate", "report_seconds", "slowdown"]
 
@@ -39,8 +39,9 @@ def forward_rate(
         batch_size: images per batch.
         batches: batches to run.
     """
+    batch_size *= replicas_in_scope()  # under a strategy: its global batch, split by replicated()
     sample = items[:: max(1, len(items) // (batches * batch_size))][: batches * batch_size]
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    forward = replicated(lambda x: model(x, training=False))
     stamps, start = [], time.perf_counter()
     for x, _ in batched(decoded_dataset(sample, image_size, DecodeLog(), cache=False), batch_size):
         forward(x).numpy()
@@ -56,7 +57,8 @@ def forward_rate(
 def top_rate(bottom: keras.Model, top: keras.Model, image_size: int, batch_size: int) -> float:
     """Seconds per image of ``top`` (the backbone above the cache cut) on a batch of ``bottom``'s
     output shape."""
-    forward = tf.function(lambda a: top(a, training=False))
+    batch_size *= replicas_in_scope()  # under a strategy: its global batch, split by replicated()
+    forward = replicated(lambda a: top(a, training=False))
     shape = bottom.compute_output_shape((batch_size, image_size, image_size, 3))
     batch = np.zeros(shape, np.float32)
     forward(batch).numpy()  # traces

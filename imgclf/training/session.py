@@ -27,7 +27,9 @@ from imgclf.training.callbacks import (
     SaveBest,
     SaveLast,
     StopAtAccuracy,
+    StopOnNaN,
 )
+from imgclf.training.distribution import SINGLE, Distribution
 from imgclf.training.optim import schedule_callbacks, scheduled_optimizer
 from imgclf.training.plan import RunPlan
 
@@ -55,6 +57,8 @@ class Session:
         resume: ``state.json`` of the interrupted run being resumed; None for a new run.
         interrupts: the run's :class:`~imgclf.training.interrupts.Interrupts` (a Ctrl-C stops
             every fit at its next batch); None: Ctrl-C is Python's own. Defaults to None.
+        distribution: how the run trains (:mod:`imgclf.training.distribution`): the global batch
+            and the learning rates follow its replicas. Defaults to one device.
     """
 
     def __init__(
@@ -68,9 +72,12 @@ class Session:
         class_weight: dict[int, float] | None = None,
         resume: dict[str, Any] | None = None,
         interrupts: Interrupts | None = None,
+        distribution: Distribution = SINGLE,
     ):
         self.cfg, self.run_dir, self.clf, self.verbose = cfg, run_dir, clf, verbose
         self.num_classes, self.plan, self.interrupts = num_classes, plan, interrupts
+        self.distribution = distribution
+        self.batch_size = distribution.global_batch(cfg.batch_size)  # images per step, all replicas
         self.deadline = plan.deadline
         self.class_weight = class_weight
         self.resume = resume
@@ -165,7 +172,7 @@ class Session:
             )
         self.compile(
             model,
-            peak_lr,
+            self.distribution.learning_rate(peak_lr),
             steps_per_epoch,
             epochs,
             schedule,
@@ -191,7 +198,8 @@ class Session:
             self.run_dir / RunFiles.HISTORY, stage, first_epoch=self.epochs_done
         )
         # the schedule's callbacks first: they set the rate the history logs at the end of an epoch
-        out: list = [*self._schedule, self._history]
+        # first: a NaN loss stops the fit before any callback saves or logs the diverged epoch
+        out: list = [StopOnNaN(stage), *self._schedule, self._history]
         self._stop = keras.callbacks.EarlyStopping(
             MONITOR,
             min_delta=cfg.min_delta,

@@ -80,7 +80,13 @@ def new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
     return RunSetup(cfg, data, items, clf, doctor.to_dict(), doctor.train_class_weights)
 
 
-def open_run_dir(setup: RunSetup, cfg: TrainConfig, clf: Classifier, stage: str) -> RunSetup:
+def open_run_dir(
+    setup: RunSetup,
+    cfg: TrainConfig,
+    clf: Classifier,
+    stage: str,
+    distribution: dict[str, Any] | None = None,
+) -> RunSetup:
     """Create the new run's folder and write, once, what the run will do: ``config.yaml`` (the
     planned options ``cfg``), classes, split, versions, and ``state.json`` (nothing trained yet,
     the first stage ``stage``).
@@ -90,10 +96,13 @@ def open_run_dir(setup: RunSetup, cfg: TrainConfig, clf: Classifier, stage: str)
         cfg: its options as planned.
         clf: its classifier as planned.
         stage: its first training stage.
+        distribution: what ``config.yaml`` records of the devices that train it
+            (:meth:`~imgclf.training.distribution.Distribution.record`); None: one device.
     """
     data = setup.data
     run_dir = create_run_dir(cfg.out, cfg.name or Path(data.root).resolve().name)
-    write_config(run_dir / RunFiles.CONFIG, cfg)
+    record = distribution or {"strategy": "none", "replicas": 1}
+    write_config(run_dir / RunFiles.CONFIG, cfg, {"distribution": record})
     write_json(run_dir / RunFiles.CLASSES, data.classes)
     write_manifest(run_dir / RunFiles.SPLIT, setup.items, data.classes, data.root)
     write_json(run_dir / RunFiles.VERSIONS, library_versions())

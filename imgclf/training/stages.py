@@ -109,7 +109,12 @@ def _head_stage(
         head_loss, head_accuracy = (
             float(v)
             for v in clf.head.evaluate(
-                RowBatches(f_val, session.targets(y_val), cfg.batch_size), verbose=0
+                RowBatches(
+                    f_val,
+                    session.targets(y_val),
+                    session.distribution.batch_for(cfg.batch_size, len(y_val)),
+                ),
+                verbose=0,
             )[:2]
         )
         save_model_atomic(clf.model, session.model_path)
@@ -234,5 +239,5 @@ def train_scratch(session: Session, train_raw: tf.data.Dataset, val_raw: tf.data
         epoch, batch = stop.stopped
         session.stops.append(
             f"the time ran out in train epoch {epoch} after batch {batch} of "
-            f"{steps(n_train, cfg.batch_size)} (slower than planned)"
+            f"{steps(n_train, session.batch_size)} (slower than planned)"
         )

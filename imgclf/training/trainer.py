@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -23,9 +24,16 @@ from imgclf.data.pipeline import decoded_dataset, fits_cache
 from imgclf.data.scan import one_line, scan_folder
 from imgclf.data.split import SPLITS
 from imgclf.runs import RunFiles, read_config
+from imgclf.training.distribution import (
+    Distribution,
+    choose_distribution,
+    worker_folder,
+)
 from imgclf.training.finish import TrainResult, finish_training
 from imgclf.training.interrupts import Interrupts
+from imgclf.training.multiworker import check_multi_worker, worker_result
 from imgclf.training.plan import RunPlan, plan_run
+from imgclf.training.precision import choose_precision
 from imgclf.training.session import Session
 from imgclf.training.setup import (
     RunSetup,
@@ -40,11 +48,16 @@ from imgclf.training.stages import train_pretrained, train_scratch
 __all__ = ["TrainResult", "train_run", "configure_devices"]
 
 
-def configure_devices(cfg: TrainConfig) -> None:
-    """Reproducible on CPU when asked; on a GPU, grow memory as needed and train in mixed precision.
+def configure_devices(cfg: TrainConfig) -> Distribution:
+    """Set up the devices before anything touches them: the distribution (``--devices``,
+    ``TF_CONFIG``: :mod:`imgclf.training.distribution`), memory growth and mixed precision on a
+    GPU (``--mixed-precision``), reproducibility on CPU when asked.
 
     Args:
         cfg: the run's options; ``deterministic`` turns on TensorFlow op determinism (CPU).
+
+    Returns:
+        How the run trains (one device: :data:`~imgclf.training.distribution.SINGLE`).
     """
     import tensorflow as tf
 
@@ -55,24 +68,34 @@ def configure_devices(cfg: TrainConfig) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # already initialised in this process
             pass
-    keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "float32")
+    dist = choose_distribution(cfg)
+    keras.mixed_precision.set_global_policy(choose_precision(cfg.mixed_precision))
     if cfg.deterministic and not gpus:
         tf.config.experimental.enable_op_determinism()
+    return dist
 
 
-def _planned(setup: RunSetup, deadline: float | None, verbose: int, size_given: bool):
+def _planned(
+    setup: RunSetup, deadline: float | None, verbose: int, size_given: bool, dist: Distribution
+):
     """The run's plan, and the run with its folder open and ``config.yaml`` written from it (a
-    resumed run's folder and config are its own)."""
+    resumed run's folder and config are its own); a multi-worker run is checked first
+    (:func:`~imgclf.training.multiworker.check_multi_worker`)."""
     say = print if verbose else (lambda _line: None)
     num_classes = len(setup.data.classes)
     budgeted = setup.resume is None  # a resumed run goes on as planned; its deadline still holds
     plan, clf = plan_run(
         setup.cfg, setup.clf, setup.by_split, num_classes, deadline, say, budgeted, size_given
     )
+    if dist.multi_worker:
+        cached = plan.recipe is not None and (
+            plan.recipe.first is None or plan.recipe.top is not None
+        )
+        check_multi_worker(setup.cfg, plan.recipe is not None, cached, setup.resume is not None)
     if setup.resume is not None:
         return plan, setup
     first = "head" if plan.recipe is not None else "train"
-    return plan, open_run_dir(setup, plan.config(setup.cfg), clf, first)
+    return plan, open_run_dir(setup, plan.config(setup.cfg), clf, first, dist.record())
 
 
 def _say_start(session: Session, setup: RunSetup) -> None:
@@ -135,12 +158,16 @@ def train_run(
     cfg = config.validate()
     origin = min(start := time.perf_counter(), started or start)  # where --time counts from
     deadline = origin + parse_duration(cfg.time_budget) if cfg.time_budget else None
-    configure_devices(cfg)
-    with Interrupts() as interrupts:  # from here on, a Ctrl-C is never lost
+    dist = configure_devices(cfg)
+    scratch = worker_folder(dist)  # a worker other than the chief writes nothing to --out
+    if scratch is not None:
+        cfg = replace(cfg, out=scratch)
+    # several devices: every model and optimizer is built under the strategy's scope
+    with Interrupts() as interrupts, dist.scope():  # from here on, a Ctrl-C is never lost
         setup = new_run(cfg, verbose) if resume_dir is None else resume_run(resume_dir, cfg)
         if cfg.test_dir:  # a --test-dir that cannot be scored fails now, not after training
             scan_folder(cfg.test_dir, classes=setup.data.classes)
-        plan, setup = _planned(setup, deadline, verbose, config.image_size is not None)
+        plan, setup = _planned(setup, deadline, verbose, config.image_size is not None, dist)
         stages = {"setup (scan, doctor, split, model, plan)": round(time.perf_counter() - start, 1)}
         if setup.resume is None:
             preview_augmentation(setup)
@@ -156,10 +183,13 @@ def train_run(
             setup.class_weight,
             setup.resume,
             interrupts,
+            dist,
         )
         _say_start(session, setup)
         log = DecodeLog()
         interrupted = _run_stages(session, plan, log)
+    if scratch is not None:
+        return worker_result(session, setup, scratch)
     stages["training"] = round(time.perf_counter() - start - sum(stages.values()), 1)
     clock = {"start": start, "origin": origin, "stages": stages}
     return finish_training(session, setup, log, interrupted, clock)

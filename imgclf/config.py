@@ -75,6 +75,9 @@ MIXED_PRECISION_MIN_CAPABILITY = (7, 0)  # tensor cores: Volta and later
 # how long a worker waits for the others in one collective operation before it fails with a
 # clear error (a dead worker, a network cut); $IMGCLF_WORKER_TIMEOUT overrides it (seconds)
 WORKER_TIMEOUT_S = 300
+# what a run's config.yaml records beside its options (imgclf.runs.write_config): a config file
+# may hold them (a run's config.yaml given to --config), and they are not options
+RUN_RECORDS = ("distribution",)
 
 
 @dataclass

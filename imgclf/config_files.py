@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from imgclf.config import TrainConfig
+from imgclf.config import RUN_RECORDS, TrainConfig
 from imgclf.errors import ConfigError, InvalidValue, invalid_value
 
 __all__ = ["config_fields", "field_type", "load_config_file", "resolve_config"]
@@ -103,7 +103,9 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
         config_file: a YAML or JSON file of options; None: none. Defaults to None.
         **overrides: option values (flags, keyword arguments); they win over the file.
     """
-    from_file = _known(load_config_file(config_file) if config_file else {}, "config file")
+    in_file = load_config_file(config_file) if config_file else {}
+    # a run's config.yaml as --config: what it records beside its options is not an option
+    from_file = _known({k: v for k, v in in_file.items() if k not in RUN_RECORDS}, "config file")
     given = _known(overrides, "argument")
     file_keys = set(from_file) - set(given)
     try:

@@ -229,3 +229,15 @@ def test_a_type_error_in_a_config_file_names_the_file(tmp_path):
     path.write_text('{"batch_size": "many"}', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"`batch_size` \(in config file .*opts.json'\)"):
         resolve_config(path, data="photos")
+
+
+def test_a_runs_config_yaml_is_a_config_file(tmp_path):
+    """A run's config.yaml records its distribution beside its options; given to --config, it
+    trains with the same options instead of failing on an unknown option."""
+    from imgclf.runs import write_config
+
+    cfg = TrainConfig(data=str(tmp_path), epochs=3, seed=7)
+    path = tmp_path / "config.yaml"
+    write_config(path, cfg, extra={"distribution": {"strategy": "mirrored", "replicas": 2}})
+    again = resolve_config(path)
+    assert (again.epochs, again.seed) == (3, 7)

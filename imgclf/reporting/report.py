@@ -232,6 +232,7 @@ def build_evaluation_report(run_dir: str | Path, eval_dir: Path) -> Path:
         "results": sections.results_section(eval_dir, metrics),
         "mistakes": sections.mistakes_section(table, run.image_size),
         "report_seconds": {},
+        "distribution": None,  # how the run trained is its own report's
     }
     out = eval_dir / RunFiles.REPORT
     out.write_text(render(context), encoding="utf-8")

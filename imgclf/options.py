@@ -49,6 +49,9 @@ AUGMENTATIONS: dict[str, tuple[float | None, tuple[float, float] | None, str]] =
     "zoom": (0.1, (0.0, 0.9), "zoom range as a fraction"),
     "brightness": (0.2, (0.0, 1.0), "brightness change as a fraction"),
     "contrast": (0.2, (0.0, 1.0), "contrast change as a fraction"),
+    "hue": (0.1, (0.0, 1.0), "hue rotation, up to this fraction of Keras' strongest (RandomHue)"),
+    "saturation": (0.5, (0.0, 1.0), "saturation change: 1 spans grey to fully saturated"),
+    "grayscale": (0.2, (0.0, 1.0), "probability of a grey-scale copy of the image"),
     "randaugment": (
         0.5,
         (0.0, 1.0),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imgclf.errors import ConfigError
-from imgclf.evaluation.inference import score_arrays
+from imgclf.evaluation.inference import apply_temperature, score_arrays
 from imgclf.evaluation.tta import VIEWS, parse_tta, render_view, tta_views
 
 
@@ -108,3 +108,26 @@ def test_the_command_line_validates_tta_in_one_line(capsys):
     assert parser.parse_args(["predict", "run", "a.jpg", "--tta"]).tta == "flip"
     assert parser.parse_args(["predict", "run", "a.jpg", "--tta", "6"]).tta == "6"
     assert parser.parse_args(["evaluate", "run"]).tta == "none"
+
+
+def test_a_run_without_flips_averages_unmirrored_views(trained_run, capsys):
+    """The session's tiny run trained with ``augment="none"``: ``N`` views leave the mirror out,
+    the evaluation takes ``--tta`` too, and asking for more views than it has is one line."""
+    from imgclf.cli import main
+    from imgclf.data.decode import load_image
+    from imgclf.evaluation.evaluate import evaluate_run
+    from imgclf.serving.predictor import load_run
+
+    run = load_run(trained_run.run_dir, engine="keras")
+    path = sorted((trained_run.data / "fox").glob("*.jpg"))[0]
+    pixels = load_image(str(path), run.image_size)[None].astype("float32")
+    zoom = np.asarray(render_view(pixels, tta_views(2, "none")[1]))
+    raw = (score_arrays(run.model, pixels) + score_arrays(run.model, zoom)) / 2
+    expected = apply_temperature(raw, run.temperature)  # the average is calibrated, as one answer
+    np.testing.assert_allclose(run.predict_arrays(pixels, tta=2), expected, atol=1e-6)
+    got = dict(run.predict(str(path), tta="2", top_k=3)[0].top_k)
+    np.testing.assert_allclose([got[c] for c in run.classes], expected[0], atol=1e-4)
+    assert evaluate_run(run, None, tta=3).n == evaluate_run(run, None).n
+    assert main(["evaluate", str(trained_run.run_dir), "--tta", "7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "from 1 to 6" in err and "without horizontal" in err

@@ -154,7 +154,7 @@ class TrainConfig:
         "flip,rotate=10,zoom=0.1",
         "training-only augmentation: 'none' or a comma list of flip, vflip, rotate=DEG, "
         "zoom=F, shift=F, "
-        "brightness=F, contrast=F, hue=F, saturation=F, grayscale=P, "
+        "brightness=F, contrast=F, hue=F, saturation=F, grayscale=P, blur=P, noise=SIGMA, "
         "randaugment=F (Keras' RandAugment, 2 operations at strength F), and at most one "
         "of mixup=ALPHA, cutmix=F (mix pairs of a batch and their labels; on cached "
         "activations, the activations)",

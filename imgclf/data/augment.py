@@ -2,10 +2,11 @@
 
 ``"flip,rotate=20,shift=0.1,zoom=0.1"`` → RandomFlip, RandomRotation, RandomTranslation, RandomZoom;
 ``brightness``, ``contrast``, ``hue``, ``saturation``, ``grayscale`` → Keras' RandomBrightness,
-RandomContrast, RandomHue, RandomSaturation, RandomGrayscale (photometric changes: other light,
-another camera); ``randaugment=F`` → Keras' RandAugment. These are per-image layers inside the
-model (identity at inference, so the saved model predicts on clean images); the pretrained recipe
-caches the activations of views they make.
+RandomContrast, RandomHue, RandomSaturation, RandomGrayscale (photometric changes: other light);
+``blur``, ``noise`` → RandomGaussianBlur, GaussianNoise (another, worse camera); ``randaugment=F``
+→ Keras' RandAugment. These are per-image layers inside the model (identity at inference, so the
+saved model predicts on clean images); the pretrained recipe caches the activations of views they
+make.
 
 ``mixup=ALPHA`` and ``cutmix=F`` mix *pairs* of a batch and their labels, so they cannot be layers
 of a model that takes one image: :func:`mixing_layer` gives Keras' ``MixUp`` / ``CutMix`` layer and
@@ -52,6 +53,19 @@ def _per_image_layer(name: str, value: float | None, seed: int):
             (0.5 - value / 2, 0.5 + value / 2), value_range=pixels, seed=seed, name="aug_saturation"
         ),
         "grayscale": lambda: layers.RandomGrayscale(value, seed=seed, name="aug_grayscale"),
+        # a worse camera: out of focus (RandomGaussianBlur's factor is the probability), and sensor
+        # noise (Keras' GaussianNoise takes a stddev <= 1: applied on pixels scaled to [0, 1])
+        "blur": lambda: layers.RandomGaussianBlur(
+            value, kernel_size=7, sigma=(0.5, 1.5), value_range=pixels, seed=seed, name="aug_blur"
+        ),
+        "noise": lambda: keras.Sequential(
+            [
+                layers.Rescaling(1 / 255),
+                layers.GaussianNoise(value / 255, seed=seed),
+                layers.Rescaling(255),
+            ],
+            name="aug_noise",
+        ),
         "randaugment": lambda: layers.RandAugment(
             value_range=pixels, num_ops=2, factor=value, seed=seed, name="aug_randaugment"
         ),

@@ -8,25 +8,27 @@ numbered ``--cut`` or above as the "later sessions" set, trains the default mode
 that folder as ``--test-dir`` (the honesty check compares it with the run's own random test split),
 then evaluates the run on shifted copies of the later photos:
 
-- ``darker``: pixel values x 0.6 (an indoor photo without flash);
-- ``warm``: red x 1.15, blue x 0.75 (tungsten light);
-- ``crop``: an off-centre crop of 75 % of the side, resized back (a closer, less centred framing);
-- ``background``: the bright, low-saturation background (the grey-white wall) replaced by a green
-  tone.
+- ``darker``, ``warm``, ``crop``, ``background`` and ``camera`` (re-photographed: warp, blur, noise,
+  JPEG at quality 30): see shift_sets.py.
 
-Everything is written under a temporary folder (the train and later-sessions folders are symbolic
-links to the shared files, never written); one line per evaluated set: accuracy, 95 % interval, and
-the honesty check's verdict against the internal split.
+Everything is written under a temporary folder (or ``--work DIR``; the train and later-sessions
+folders are symbolic links to the shared files, never written); one line per evaluated set:
+accuracy, 95 % interval, and the honesty check's verdict against the internal split.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_shift.py [--data
     ../shared/datasets/sign-language-digits] [--cut 5600] [--seed 42]
-        [--variant 'NAME=KEY=VALUE;KEY=VALUE' ...]
+        [--variant 'NAME=KEY=VALUE;KEY=VALUE' ...] [--tta flip --tta 4 ...]
+        [--work DIR] [--trained NAME=RUN_DIR ...]
 
 ``--variant`` (repeatable) trains another model beside the default, in the same process on the same
 folders, with those ``imgclf.train`` options changed, e.g. ``--variant 'ema=ema=0.99'`` or
 ``--variant 'mixup=augment=flip,rotate=10,zoom=0.1,mixup=0.2'``. Every model starts from a cold
 feature cache of its own, and its CPU seconds (user+sys of this process while it trains and is
 evaluated) are printed beside its accuracies; a summary table closes the output.
+
+``--tta`` (repeatable) evaluates every model again with that test-time augmentation (``flip`` or a
+number of views: imgclf.evaluation.tta), its CPU seconds apart; ``--trained NAME=RUN_DIR`` evaluates
+a run an earlier call trained (same ``--work``, ``--cut`` and ``--seed``) instead of training one.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ import argparse
 import os
 import re
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shift_sets import SHIFTS, write_shifted  # noqa: E402
 
 NUMBER = re.compile(r"(\d+)")
 
@@ -60,54 +64,6 @@ def _link_split(data: Path, out: Path, cut: int) -> tuple[Path, Path]:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(path.resolve())
     return out / "train", out / "later"
-
-
-def _darker(x: np.ndarray, rng) -> np.ndarray:
-    return x * 0.6
-
-
-def _warm(x: np.ndarray, rng) -> np.ndarray:
-    return x * np.array([1.15, 1.0, 0.75])
-
-
-def _crop(x: np.ndarray, rng) -> np.ndarray:
-    from PIL import Image
-
-    h, w = x.shape[:2]
-    ch, cw = int(h * 0.75), int(w * 0.75)
-    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    part = Image.fromarray(np.clip(x[y0 : y0 + ch, x0 : x0 + cw], 0, 255).astype(np.uint8))
-    return np.asarray(part.resize((w, h), Image.Resampling.BILINEAR), np.float64)
-
-
-def _background(x: np.ndarray, rng) -> np.ndarray:
-    bright = x.mean(axis=2) > 150
-    flat = (
-        x.max(axis=2) - x.min(axis=2)
-    ) < 30  # grey-white wall: bright and unsaturated (skin is not)
-    out = x.copy()
-    out[bright & flat] = (
-        np.array([90, 150, 90]) + (x[bright & flat] - x[bright & flat].mean()) * 0.5
-    )
-    return out
-
-
-SHIFTS = {"darker": _darker, "warm": _warm, "crop": _crop, "background": _background}
-
-
-def _shifted(later: Path, out: Path, name: str, seed: int) -> Path:
-    from PIL import Image, ImageOps
-
-    rng = np.random.default_rng(seed)
-    for link in sorted(later.glob("*/*")):
-        with Image.open(link) as im:
-            x = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), np.float64)
-        target = out / name / link.parent.name / (link.stem + ".jpg")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(SHIFTS[name](x, rng), 0, 255).astype(np.uint8)).save(
-            target, quality=92
-        )
-    return out / name
 
 
 def _line(name: str, m, compared: bool = True) -> str:
@@ -148,50 +104,85 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _evaluate(run, sets: dict[str, Path], tta: str) -> tuple[dict[str, float], float]:
+    """Accuracy of ``run`` on its internal test split and on every held-out set with test-time
+    augmentation ``tta``, and the CPU seconds it took."""
+    from imgclf.evaluation.evaluate import evaluate_run
+
+    cpu = _cpu()
+    internal = evaluate_run(run, None, tta=tta)
+    print(f"-- tta {tta}: " + _line("internal", internal, compared=False), flush=True)
+    accuracy = {"internal": internal.statistics["accuracy"]["value"]}
+    for label, folder in sets.items():
+        m = evaluate_run(run, folder, tta=tta)
+        print(_line(label, m), flush=True)
+        accuracy[label] = m.statistics["accuracy"]["value"]
+    return accuracy, _cpu() - cpu
+
+
 def run_variant(
     name: str,
-    options: dict,
-    train_dir: Path,
-    later: Path,
-    shifted: dict[str, Path],
+    options: dict | str,
+    sets: dict[str, Path],
     tmp: Path,
     seed: int,
-) -> dict:
-    """Train one model (its own cold feature cache) and evaluate it on every held-out set."""
+    ttas: list[str],
+) -> list[dict]:
+    """Train one model (its own cold feature cache; ``options`` a run folder: that run, already
+    trained) and evaluate it on every held-out set with each test-time augmentation in ``ttas``:
+    one row per TTA."""
     import imgclf
 
-    os.environ["IMGCLF_CACHE"] = str(
-        tmp / "cache" / name
-    )  # read when the run starts: cold, not shared
     cpu, start = _cpu(), time.perf_counter()
-    kwargs = {"seed": seed, **options}
-    result = imgclf.train(
-        train_dir, test_dir=str(later), out=str(tmp / "runs"), name=name, verbose=0, **kwargs
-    )
-    seconds = time.perf_counter() - start
-    run = imgclf.load_run(result.run_dir)
+    if isinstance(options, str):
+        run_dir = Path(options)
+    else:
+        os.environ["IMGCLF_CACHE"] = str(tmp / "cache" / name)  # read when the run starts: cold
+        result = imgclf.train(
+            tmp / "train",
+            test_dir=str(sets["later"]),
+            out=str(tmp / "runs"),
+            name=name,
+            verbose=0,
+            **{"seed": seed, **options},
+        )
+        run_dir = result.run_dir
+    train_cpu, train_wall = _cpu() - cpu, time.perf_counter() - start
+    run = imgclf.load_run(run_dir)
     print(
-        f"== {name} ({options or 'default'}): "
-        + _line("internal", result.metrics, compared=False)
-        + f"  (model {result.config.model}, seed {seed}, train {seconds:.0f}s wall)",
+        f"== {name} ({options or 'default'}): model {run.config.model} at "
+        f"{run.image_size} px, augment {run.config.augment!r}, seed {run.config.seed}; "
+        f"training {train_cpu:.0f} CPU s, {train_wall:.0f} s wall; {run_dir}",
         flush=True,
     )
-    rows = [("later", run.evaluate(later))] + [
-        (f"later+{k}", run.evaluate(v)) for k, v in shifted.items()
-    ]
-    for label, m in rows:
-        print(_line(label, m), flush=True)
-    accuracy = {"internal": result.metrics.statistics["accuracy"]["value"]}
-    accuracy.update({label: m.statistics["accuracy"]["value"] for label, m in rows})
-    return {
-        "name": name,
-        "accuracy": accuracy,
-        "cpu": _cpu() - cpu,
-        "wall": time.perf_counter() - start,
-    }
+    rows = []
+    for tta in ttas:
+        accuracy, eval_cpu = _evaluate(run, sets, tta)
+        rows.append(
+            {
+                "name": name,
+                "tta": tta,
+                "accuracy": accuracy,
+                "train_cpu": train_cpu,
+                "eval_cpu": eval_cpu,
+            }
+        )
+    return rows
 
 
-def main() -> None:
+def _table(rows: list[dict]) -> None:
+    columns = list(rows[0]["accuracy"])
+    print("\n| variant | TTA | " + " | ".join(columns) + " | train CPU s | eval CPU s |")
+    print("|---|---|" + "---:|" * (len(columns) + 2))
+    for r in rows:
+        print(
+            f"| {r['name']} | {r['tta']} | "
+            + " | ".join(f"{100 * r['accuracy'][c]:.2f} %" for c in columns)
+            + f" | {r['train_cpu']:.0f} | {r['eval_cpu']:.0f} |"
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data",
@@ -213,36 +204,60 @@ def main() -> None:
         default=[],
         help="NAME=KEY=VALUE;KEY=VALUE: another model with these options",
     )
+    parser.add_argument(
+        "--trained",
+        action="append",
+        default=[],
+        metavar="NAME=RUN_DIR",
+        help="evaluate this already trained run (made by an earlier bench_shift with the same "
+        "--cut and --seed) instead of training one",
+    )
+    parser.add_argument(
+        "--tta",
+        action="append",
+        default=[],
+        help="also evaluate every model with this test-time augmentation (flip or N views); "
+        "repeatable",
+    )
+    parser.add_argument("--work", help="folder for the sets, caches and runs (default: a new one)")
     parser.add_argument("--no-default", action="store_true", help="train only the --variant models")
-    args = parser.parse_args()
-    variants = ([] if args.no_default else [("default", {})]) + [
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    variants = ([] if args.no_default or args.trained else [("default", {})]) + [
         parse_variant(v) for v in args.variant
     ]
-
-    tmp = Path(tempfile.mkdtemp(prefix="bench_shift_"))
-    train_dir, later = _link_split(Path(args.data).resolve(), tmp, args.cut)
+    variants += [tuple(t.split("=", 1)) for t in args.trained]
+    tmp = Path(args.work or tempfile.mkdtemp(prefix="bench_shift_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    if not (tmp / "train").is_dir():
+        _link_split(Path(args.data).resolve(), tmp, args.cut)
+    later = tmp / "later"
     counts = {p: sum(1 for _ in (tmp / p).glob("*/*")) for p in ("train", "later")}
     print(
         f"data {args.data}: {counts['train']} photos numbered < {args.cut} to train on, "
-        f"{counts['later']} later ones held out",
+        f"{counts['later']} later ones held out; load average {os.getloadavg()}",
         flush=True,
     )
     start = time.perf_counter()
-    shifted = {name: _shifted(later, tmp / "shifted", name, args.seed) for name in SHIFTS}
-    results = [
-        run_variant(name, options, train_dir, later, shifted, tmp, args.seed)
-        for name, options in variants
-    ]
-    columns = list(results[0]["accuracy"])
-    print("\n| variant | " + " | ".join(columns) + " | CPU s | wall s |")
-    print("|---|" + "---:|" * (len(columns) + 2))
-    for r in results:
-        print(
-            f"| {r['name']} | "
-            + " | ".join(f"{100 * r['accuracy'][c]:.2f} %" for c in columns)
-            + f" | {r['cpu']:.0f} | {r['wall']:.0f} |"
+    sets = {"later": later}
+    for name in SHIFTS:
+        folder = tmp / "shifted" / name
+        sets[f"later+{name}"] = (
+            folder if folder.is_dir() else write_shifted(later, tmp / "shifted", name, args.seed)
         )
-    print(f"cpu {_cpu():.0f}s, wall {time.perf_counter() - start:.0f}s, files under {tmp}")
+    rows = [
+        row
+        for name, options in variants
+        for row in run_variant(name, options, sets, tmp, args.seed, ["none", *args.tta])
+    ]
+    _table(rows)
+    print(
+        f"cpu {_cpu():.0f}s, wall {time.perf_counter() - start:.0f}s, load average "
+        f"{os.getloadavg()}, files under {tmp}"
+    )
 
 
 if __name__ == "__main__":

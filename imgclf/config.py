@@ -79,6 +79,12 @@ WORKER_TIMEOUT_S = 300
 # may hold them (a run's config.yaml given to --config), and they are not options
 RUN_RECORDS = ("distribution",)
 
+# Test-time augmentation (imgclf.evaluation.tta; predict/evaluate --tta): no TTA unless asked (each
+# view is one more forward pass); the zoomed and shifted views crop this fraction of the side
+TTA = "none"
+TTA_CROP = 0.9
+TTA_MAX_VIEWS = 12  # image, mirror, centred zoom (+ mirror), four corner shifts (+ mirrors)
+
 
 @dataclass
 class TrainConfig:
@@ -185,8 +191,8 @@ class TrainConfig:
         "flip,rotate=10,zoom=0.1",
         "training-only augmentation: 'none' or a comma list of flip, vflip, rotate=DEG, "
         "zoom=F, shift=F, "
-        "brightness=F, contrast=F, randaugment=F (Keras' RandAugment, 2 operations at "
-        "strength F), and at most one "
+        "brightness=F, contrast=F, hue=F, saturation=F, grayscale=P, blur=P, noise=SIGMA, "
+        "randaugment=F (Keras' RandAugment, 2 operations at strength F), and at most one "
         "of mixup=ALPHA, cutmix=F (mix pairs of a batch and their labels; on cached "
         "activations, the activations)",
     )

@@ -49,6 +49,11 @@ AUGMENTATIONS: dict[str, tuple[float | None, tuple[float, float] | None, str]] =
     "zoom": (0.1, (0.0, 0.9), "zoom range as a fraction"),
     "brightness": (0.2, (0.0, 1.0), "brightness change as a fraction"),
     "contrast": (0.2, (0.0, 1.0), "contrast change as a fraction"),
+    "hue": (0.1, (0.0, 1.0), "hue rotation, up to this fraction of Keras' strongest (RandomHue)"),
+    "saturation": (0.5, (0.0, 1.0), "saturation change: 1 spans grey to fully saturated"),
+    "grayscale": (0.2, (0.0, 1.0), "probability of a grey-scale copy of the image"),
+    "blur": (0.3, (0.0, 1.0), "probability of a Gaussian blur (sigma 0.5-1.5 px)"),
+    "noise": (8.0, (0.0, 64.0), "Gaussian pixel noise, standard deviation in grey levels"),
     "randaugment": (
         0.5,
         (0.0, 1.0),

@@ -38,6 +38,8 @@ PER_IMAGE = [name for name in AUGMENTATIONS if name not in MIXING]
         ("mixup", {"mixup": 0.2}),
         ("flip,mixup=0.4", {"flip": None, "mixup": 0.4}),
         ("cutmix=2", {"cutmix": 2.0}),
+        ("hue,saturation=0.3,grayscale=1", {"hue": 0.1, "saturation": 0.3, "grayscale": 1.0}),
+        ("blur,noise=4", {"blur": 0.3, "noise": 4.0}),
     ],
 )
 def test_accepted_specs(spec, expected):
@@ -47,7 +49,7 @@ def test_accepted_specs(spec, expected):
 @pytest.mark.parametrize(
     "spec, received, allowed",
     [
-        ("blur", "blur", "'none' or a comma list of flip, vflip, rotate"),
+        ("emboss", "emboss", "'none' or a comma list of flip, vflip, rotate"),
         ("flip,sharpen=2", "sharpen=2", "'none' or a comma list of"),
         ("flip=1", "flip=1", "'flip' without a value"),
         ("rotate=0", "rotate=0", "rotate in (0, 180]"),  # lower bound is exclusive
@@ -59,6 +61,9 @@ def test_accepted_specs(spec, expected):
         ("mixup=0", "mixup=0", "mixup in (0, 2]"),
         ("cutmix=x", "cutmix=x", "cutmix=NUMBER"),
         ("flip,mixup,cutmix", "flip,mixup,cutmix", "at most one of mixup, cutmix"),
+        ("grayscale=1.5", "grayscale=1.5", "grayscale in (0, 1]"),
+        ("hue=0", "hue=0", "hue in (0, 1]"),
+        ("noise=100", "noise=100", "noise in (0, 64]"),
     ],
 )
 def test_rejected_specs_name_the_bad_part(spec, received, allowed):
@@ -99,6 +104,37 @@ def test_layer_types_and_settings():
     # brightness/contrast work on raw [0, 255] pixels (the model's input)
     assert tuple(layers[5].get_config()["value_range"]) == (0, 255)
     assert tuple(layers[6].get_config()["value_range"]) == (0, 255)
+
+
+def test_photometric_layers_and_their_settings():
+    """hue, saturation, grayscale: Keras' RandomHue, RandomSaturation (its factor 0.5 is no change:
+    saturation=F spans 0.5 +- F/2) and RandomGrayscale (the probability), on [0, 255] pixels."""
+    import keras
+
+    hue, saturation, grey = augmentation_layers("hue=0.2,saturation=0.5,grayscale=1", seed=2)
+    assert isinstance(hue, keras.layers.RandomHue) and hue.factor == pytest.approx((0, 0.2))
+    assert isinstance(saturation, keras.layers.RandomSaturation)
+    assert saturation.factor == pytest.approx((0.25, 0.75))
+    assert isinstance(grey, keras.layers.RandomGrayscale) and grey.factor == pytest.approx(1.0)
+    assert tuple(hue.value_range) == tuple(saturation.value_range) == (0, 255)
+    x = np.random.default_rng(2).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+    y = np.asarray(grey(x, training=True))  # probability 1: every image grey
+    np.testing.assert_allclose(y[..., 0], y[..., 1], atol=1e-3)
+    np.testing.assert_allclose(np.asarray(grey(x, training=False)), x)
+
+
+def test_camera_layers_blur_and_add_noise_in_training_only():
+    """blur=P: Keras' RandomGaussianBlur applied with probability P; noise=SIGMA: GaussianNoise of
+    SIGMA grey levels (Keras' layer takes a stddev <= 1, so it runs on pixels scaled to [0, 1])."""
+    import keras
+
+    blur, noise = augmentation_layers("blur=1,noise=8", seed=4)
+    assert isinstance(blur, keras.layers.RandomGaussianBlur)
+    x = np.random.default_rng(3).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    assert np.asarray(blur(x, training=True)).std() < 0.8 * x.std()  # smoothed
+    np.testing.assert_allclose(np.asarray(blur(x, training=False)), x)
+    assert (np.asarray(noise(x, training=True)) - x).std() == pytest.approx(8, rel=0.1)
+    np.testing.assert_allclose(np.asarray(noise(x, training=False)), x, atol=1e-3)
 
 
 def test_every_per_image_augmentation_builds_one_layer_and_mixing_none():

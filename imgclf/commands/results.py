@@ -16,6 +16,8 @@ def add_evaluate_parser(sub) -> None:
     Args:
         sub: what ``ArgumentParser.add_subparsers`` returned.
     """
+    from imgclf.evaluation.tta import add_tta_argument
+
     p = sub.add_parser(
         "evaluate", help="metrics of a run on its test split or on a labelled folder"
     )
@@ -24,6 +26,7 @@ def add_evaluate_parser(sub) -> None:
         "data", nargs="?", help="a separate labelled folder (class names must match the run's)"
     )
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_tta_argument(p)
 
 
 def add_report_parser(sub) -> None:
@@ -49,8 +52,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args: the parsed command line.
     """
     from imgclf.data.scan import one_line
-    from imgclf.evaluation.evaluate import evaluation_dir
+    from imgclf.evaluation.evaluate import evaluate_run, evaluation_dir
     from imgclf.evaluation.metrics import format_metrics
+    from imgclf.evaluation.tta import parse_tta
     from imgclf.reporting.report import build_evaluation_report
     from imgclf.serving.predictor import load_run
 
@@ -65,8 +69,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 print(f"skipped {one_line(row['path'])}: {row['reason']}")
             sys.stdout.flush()
 
+    parse_tta(args.tta)  # a bad value fails before the run loads
     run = load_run(args.run)
-    run.evaluate(args.data, verbose=1, on_metrics=show)
+    evaluate_run(run, args.data, verbose=1, on_metrics=show, tta=args.tta)
     if args.data is not None:
         out = build_evaluation_report(run.path, evaluation_dir(run.path, args.data))
         print(f"report: {out}", file=sys.stderr)

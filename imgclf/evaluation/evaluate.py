@@ -17,6 +17,7 @@ from imgclf.evaluation.inference import Scores, score_items
 from imgclf.evaluation.metrics import Metrics, compute_metrics
 from imgclf.evaluation.overlap import Seen, find_seen, overlap_summary, write_seen
 from imgclf.evaluation.stats import confused_pairs, summary_statistics
+from imgclf.evaluation.tta import tta_views
 from imgclf.progress import progress
 from imgclf.runs import RunFiles, numbered_names, read_json, write_json
 
@@ -146,6 +147,7 @@ def score_folder(
     temperature: float = 1.0,
     verbose: int = 0,
     run_dir: Path | None = None,
+    tta: bool | str | int | tuple = False,
 ) -> External:
     """Metrics of ``model`` on a labelled folder (its ``test/`` part when pre-split), skipped files
     listed.
@@ -158,11 +160,12 @@ def score_folder(
         pass. seed: seed of the bootstrap intervals. temperature: calibration temperature of the
         probabilities. Defaults to 1.0 (none). verbose: 1 shows a progress bar. run_dir: the run
         folder: its train and val images found in the folder (same path, same content, near
-        duplicate) are counted and scored apart (``Metrics.overlap``).
+        duplicate) are counted and scored apart (``Metrics.overlap``). tta: test-time
+        augmentation, as for :func:`imgclf.evaluation.inference.iter_scores`.
     """
     items, split, skipped = _folder_items(data, classes)
     with progress("evaluating", len(items), enabled=verbose > 0) as advance:
-        scores = score_items(model, items, image_size, batch_size, temperature, advance)
+        scores = score_items(model, items, image_size, batch_size, temperature, advance, tta)
     metrics = metrics_from_scores(scores, classes, split, seed)
     metrics.skipped = skipped + metrics.skipped
     seen: dict[str, Seen] = {}
@@ -226,6 +229,7 @@ def evaluate_run(
     batch_size: int | None = None,
     verbose: int = 0,
     on_metrics: Callable[[Metrics], None] | None = None,
+    tta: bool | str | int = False,
 ) -> Metrics:
     """Metrics of a run on its test split, or on a labelled folder (then saved, with predictions.csv
     and a report, under ``evaluations/``, and compared with the run's own test accuracy:
@@ -238,14 +242,19 @@ def evaluate_run(
         verbose: 1 shows a progress bar.
         on_metrics: called with the metrics before they are saved (the CLI prints them there, so a
             read-only run folder loses nothing).
+        tta: test-time augmentation (:mod:`imgclf.evaluation.tta`; mirrored views in ``N`` only
+            where the run trained with flips).
     """
     from imgclf.evaluation.calibration import read_temperature
 
     batch_size, temperature = batch_size or run.config.batch_size, read_temperature(run.path)
+    views = tta_views(tta, run.config.augment)
     if data is None:
         items, split, _ = _items(run, None)
         with progress("evaluating", len(items), enabled=verbose > 0) as advance:
-            scores = score_items(run.model, items, run.image_size, batch_size, temperature, advance)
+            scores = score_items(
+                run.model, items, run.image_size, batch_size, temperature, advance, views
+            )
         metrics = metrics_from_scores(scores, run.classes, split, run.config.seed)
         if on_metrics is not None:
             on_metrics(metrics)
@@ -260,6 +269,7 @@ def evaluate_run(
         temperature,
         verbose,
         run.path,
+        views,
     )
     internal = run.path / RunFiles.METRICS
     if internal.is_file() and "statistics" in (saved := read_json(internal)):

@@ -29,12 +29,14 @@ from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
 from imgclf.engines.base import Engine
 from imgclf.engines.keras_engine import as_engine
+from imgclf.evaluation.tta import average_views, tta_views
 
 if TYPE_CHECKING:
     import keras
 
 __all__ = [
     "Scores",
+    "tta_views",
     "iter_scores",
     "score_items",
     "score_arrays",
@@ -90,7 +92,7 @@ def iter_scores(
     image_size: int,
     batch_size: int = 32,
     temperature: float = 1.0,
-    tta: bool = False,
+    tta: bool | str | int | tuple = False,
 ) -> Iterator[Scores]:
     """Run ``model`` over image files through the training pipeline's decoder, one batch at a time.
 
@@ -102,15 +104,17 @@ def iter_scores(
         model: an :class:`Engine`, or a Keras model taking uint8/float RGB pixels (preprocessing
         inside). items: the images; ``label`` may be ``-1`` for unlabelled pictures. image_size: the
         run's square input size. batch_size: images per forward pass. temperature: the run's
-        calibration temperature (1.0: none). tta: test-time augmentation: average the probabilities
-        of each image and its mirror image.
+        calibration temperature (1.0: none). tta: test-time augmentation: ``"none"``, ``"flip"``
+        (True), a number of views, or views from :func:`imgclf.evaluation.tta.tta_views` (a run
+        resolves its own, so mirrored views come only where it trained with flips): the
+        probabilities averaged over the views, one forward pass each.
     """
-    engine = as_engine(model)
+    engine, views = as_engine(model), tta_views(tta)  # a bad tta fails before any decoding
     log = DecodeLog()
     seen = 0  # items before this position are accounted for
     for x, labels in batched(decoded_dataset(items, image_size, log, cache=False), batch_size):
         order = _positions(items, log, seen, labels.numpy())
-        probs = apply_temperature(_forward(engine, x, tta), temperature)
+        probs = apply_temperature(average_views(engine, x, views), temperature)
         yield _scores(items, order, probs, log, seen)
         seen = int(order[-1]) + 1
     if seen < len(items):  # trailing items that never decoded
@@ -145,16 +149,6 @@ def _positions(
     return order
 
 
-def _forward(engine: Engine, x, tta: bool) -> np.ndarray:
-    if not tta:
-        return engine(x)
-    import tensorflow as tf
-
-    n = int(x.shape[0])
-    both = engine(tf.concat([x, tf.reverse(x, axis=[2])], 0))
-    return (both[:n] + both[n:]) / 2.0
-
-
 def _scores(
     items, order: np.ndarray, probs: np.ndarray, log: DecodeLog, seen: int, until: int | None = None
 ) -> Scores:
@@ -181,7 +175,7 @@ def score_items(
     batch_size: int = 32,
     temperature: float = 1.0,
     on_batch: Callable[[int], None] | None = None,
-    tta: bool = False,
+    tta: bool | str | int | tuple = False,
 ) -> Scores:
     """All of :func:`iter_scores` in one :class:`Scores` (failures sorted by path).
 
@@ -210,7 +204,10 @@ def score_items(
 
 
 def score_arrays(
-    model: Engine | keras.Model, images: np.ndarray, temperature: float = 1.0, tta: bool = False
+    model: Engine | keras.Model,
+    images: np.ndarray,
+    temperature: float = 1.0,
+    tta: bool | str | int | tuple = False,
 ) -> np.ndarray:
     """Class probabilities for a ``(n, size, size, 3)`` batch of RGB pixels in [0, 255].
 
@@ -218,10 +215,10 @@ def score_arrays(
         model: an :class:`Engine` or a run's Keras model.
         images: the pixels (uint8 or float).
         temperature: the run's calibration temperature (1.0: none).
-        tta: average each image's probabilities with its mirror image's.
+        tta: test-time augmentation, as for :func:`iter_scores`.
     """
-    engine = as_engine(model)
+    engine, views = as_engine(model), tta_views(tta)
     x = np.asarray(images, np.float32)
     if len(x) == 0:
         return np.zeros((0, engine.num_classes))
-    return apply_temperature(_forward(engine, x, tta), temperature)
+    return apply_temperature(average_views(engine, x, views), temperature)

@@ -20,6 +20,7 @@ from imgclf.config import (
     PREDICT_ON,
 )
 from imgclf.errors import ConfigError, DataError
+from imgclf.evaluation.tta import add_tta_argument
 
 __all__ = ["add_predict_parser", "cmd_predict", "ENGINE_HELP", "EXIT_OK", "EXIT_FAILED"]
 
@@ -122,12 +123,7 @@ def _add_decision_flags(p: argparse.ArgumentParser) -> None:
         metavar="P",
         help="two-class runs: predict the second class when its probability >= P (default 0.5)",
     )
-    p.add_argument(
-        "--tta",
-        action="store_true",
-        help="test-time augmentation: average each image's probabilities with its mirror "
-        "image's (2x compute)",
-    )
+    add_tta_argument(p)  # --tta [flip|N]: imgclf.evaluation.tta
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -74,8 +74,7 @@ class Run:
 
     @property
     def engine(self):
-        """The :class:`imgclf.engines.base.Engine` predictions run on (made on first
-        use)."""
+        """The :class:`imgclf.engines.base.Engine` predictions run on (made on first use)."""
         return self.engine_for_job()
 
     def engine_for_job(self, images: int | None = None):
@@ -119,7 +118,7 @@ class Run:
 
         Args:
             images: ``(n, size, size, 3)`` RGB pixels in [0, 255] (uint8 or float).
-            tta: average each image's probabilities with its mirror image's.
+            tta: test-time augmentation: ``"flip"`` or N views (:mod:`imgclf.evaluation.tta`).
 
         Returns:
             ``(n, num_classes)`` probabilities; each row sums to 1.
@@ -127,9 +126,10 @@ class Run:
         >>> run.predict_arrays(np.zeros((2, 32, 32, 3), np.uint8)).shape
         (2, 3)
         """
-        from imgclf.evaluation.inference import score_arrays
+        from imgclf.evaluation.inference import score_arrays, tta_views
 
-        return score_arrays(self.engine_for_job(len(images)), images, self.temperature, tta)
+        engine, views = self.engine_for_job(len(images)), tta_views(tta, self.config.augment)
+        return score_arrays(engine, images, self.temperature, views)
 
     def predict(
         self,
@@ -153,7 +153,7 @@ class Run:
             min_confidence: below this top probability the label is ``"unsure"``.
             threshold: two-class runs only: the second class's probability from which it is
                 predicted (default 0.5, i.e. the more probable class).
-            tta: average each image's probabilities with its mirror image's (twice the compute).
+            tta: average each image's probabilities over ``"flip"`` or N views (N passes).
 
         Returns:
             One :class:`Prediction` per image; a file's ``path`` is its path, an image in memory's
@@ -200,7 +200,7 @@ class Run:
             batch_size: images per forward pass.
             min_confidence: below this top probability the label is ``"unsure"``.
             threshold: two-class runs: the second class's probability from which it is predicted.
-            tta: average each image's probabilities with its mirror image's.
+            tta: test-time augmentation: ``"flip"`` or N views (:mod:`imgclf.evaluation.tta`).
             on_batch: called with the number of files each yielded batch accounts for (progress).
 
         Returns:
@@ -210,14 +210,14 @@ class Run:
         >>> [len(chunk) for chunk in run.iter_predict(files, batch_size=2)]
         [2, 1]
         """
-        from imgclf.evaluation.inference import iter_scores
+        from imgclf.evaluation.inference import iter_scores, tta_views
 
         k = check_options(self.classes, top_k, min_confidence, threshold)
         items = [ImageItem(f, -1) for f in files]
         position = {f: i for i, f in enumerate(files)}
-        engine = self.engine_for_job(len(files))
+        engine, views = self.engine_for_job(len(files)), tta_views(tta, self.config.augment)
         for scores in iter_scores(
-            engine, items, self.image_size, batch_size, self.temperature, tta
+            engine, items, self.image_size, batch_size, self.temperature, views
         ):
             rows = {
                 f: Prediction(f, None, None, [], reason) for f, reason in scores.failures.items()

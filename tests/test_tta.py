@@ -128,6 +128,8 @@ def test_a_run_without_flips_averages_unmirrored_views(trained_run, capsys):
     got = dict(run.predict(str(path), tta="2", top_k=3)[0].top_k)
     np.testing.assert_allclose([got[c] for c in run.classes], expected[0], atol=1e-4)
     assert evaluate_run(run, None, tta=3).n == evaluate_run(run, None).n
+    with_views = run.evaluate(tta=3)  # the Run's own evaluate takes it too
+    assert with_views.accuracy == evaluate_run(run, None, tta=3).accuracy
     assert main(["evaluate", str(trained_run.run_dir), "--tta", "7"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "from 1 to 6" in err and "without horizontal" in err

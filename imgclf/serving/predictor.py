@@ -14,19 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.config import ENGINES, PREDICT_ENGINE
+from imgclf.config import PREDICT_ENGINE
 from imgclf.data.scan import ImageItem
-from imgclf.errors import invalid_value
 from imgclf.evaluation.metrics import Metrics
-from imgclf.runs import RunFiles, read_config, read_json, require_trained
 from imgclf.serving.images import in_memory_batches, is_in_memory
 from imgclf.serving.inputs import expand_paths
 from imgclf.serving.prediction import UNSURE, Prediction, check_options, to_prediction
+from imgclf.serving.run_folder import RunFolder
 
 __all__ = ["Prediction", "Run", "load_run", "expand_paths", "UNSURE"]
 
 
-class Run:
+class Run(RunFolder):
     """A finished run folder that predicts and evaluates with its model.
 
     Args:
@@ -48,71 +47,6 @@ class Run:
     (['cat', 'dog', 'fox'], 32, 'cnn')
     """
 
-    def __init__(self, path: str | Path, engine: str = PREDICT_ENGINE, *, untrained: bool = False):
-        if engine not in ENGINES:
-            raise invalid_value("engine", engine, ", ".join(ENGINES))
-        self.path = Path(path).expanduser() if untrained else require_trained(path)
-        self.config = read_config(self.path / RunFiles.CONFIG)
-        self.classes: list[str] = read_json(self.path / RunFiles.CLASSES)
-        self.image_size = int(self.config.image_size or 224)
-        self.engine_name = engine
-        self._model = None
-        self._engine = None
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.path)!r}, model={self.config.model!r}, classes={len(self.classes)})"
-
-    @property
-    def model(self):
-        """The run's Keras model (preprocessing inside), loaded on first use and kept."""
-        if self._model is None:
-            from imgclf.models.loading import load_model_file
-
-            require_trained(self.path)
-            self._model = load_model_file(self.path / RunFiles.MODEL, "run's model", compile=False)
-        return self._model
-
-    @property
-    def engine(self):
-        """The :class:`imgclf.engines.base.Engine` predictions run on (made on first use)."""
-        return self.engine_for_job()
-
-    def engine_for_job(self, images: int | None = None):
-        """The engine for a job of ``images`` images (None: unknown or long-running, e.g. a server).
-
-        Args:
-            images: the job's size; with ``engine="auto"`` a small job does not pay for a first
-                TFLite conversion (see :func:`imgclf.engines.choose.engine_for`).
-
-        Returns:
-            An :class:`~imgclf.engines.base.Engine`: ``engine(pixels)`` → probabilities.
-
-        >>> run.engine_for_job(3).num_classes
-        3
-        """
-        if self._engine is None:
-            require_trained(self.path)
-            from imgclf.engines.choose import engine_for
-            from imgclf.engines.keras_engine import KerasEngine
-
-            self._engine = engine_for(self, self.engine_name, images)
-            if self._engine is None:  # Keras for this job only
-                return KerasEngine(self.model)
-        return self._engine
-
-    @property
-    def metrics(self) -> Metrics | None:
-        """The test metrics training saved (``metrics.json``); None if there are none."""
-        p = self.path / RunFiles.METRICS
-        return Metrics.from_dict(read_json(p)) if p.exists() else None
-
-    @property
-    def temperature(self) -> float:
-        """The run's calibration temperature (1.0 when it has none): applied to every prediction."""
-        from imgclf.evaluation.calibration import read_temperature
-
-        return read_temperature(self.path)
-
     def predict_arrays(self, images: np.ndarray, tta: bool = False) -> np.ndarray:
         """Calibrated class probabilities for a batch already at the run's image size.
 
@@ -128,8 +62,8 @@ class Run:
         """
         from imgclf.evaluation.inference import score_arrays, tta_views
 
-        engine, views = self.engine_for_job(len(images)), tta_views(tta, self.config.augment)
-        return score_arrays(engine, images, self.temperature, views)
+        views = tta_views(tta, self.config.augment)
+        return score_arrays(self.engine_for_job(len(images)), images, self.temperature, views)
 
     def predict(
         self,
@@ -215,7 +149,8 @@ class Run:
         k = check_options(self.classes, top_k, min_confidence, threshold)
         items = [ImageItem(f, -1) for f in files]
         position = {f: i for i, f in enumerate(files)}
-        engine, views = self.engine_for_job(len(files)), tta_views(tta, self.config.augment)
+        engine = self.engine_for_job(len(files))
+        views = tta_views(tta, self.config.augment)
         for scores in iter_scores(
             engine, items, self.image_size, batch_size, self.temperature, views
         ):
@@ -258,6 +193,7 @@ class Run:
         batch_size: int | None = None,
         verbose: int = 0,
         on_metrics: Callable[[Metrics], None] | None = None,
+        tta: bool | str | int = False,
     ) -> Metrics:
         """Metrics on the run's own test split, or on a separate labelled folder (saved under
         ``evaluations/``); see :func:`imgclf.evaluation.evaluate.evaluate_run`.
@@ -267,6 +203,7 @@ class Run:
             batch_size: images per forward pass; None: the run's.
             verbose: 1 shows a progress bar.
             on_metrics: called with the metrics before they are saved.
+            tta: test-time augmentation: ``"flip"`` or N views (:mod:`imgclf.evaluation.tta`).
 
         Returns:
             The :class:`~imgclf.evaluation.metrics.Metrics` (accuracy with its interval, per-class
@@ -278,7 +215,7 @@ class Run:
         """
         from imgclf.evaluation.evaluate import evaluate_run
 
-        return evaluate_run(self, folder, batch_size, verbose, on_metrics)
+        return evaluate_run(self, folder, batch_size, verbose, on_metrics, tta)
 
 
 def load_run(path: str | Path, engine: str = PREDICT_ENGINE) -> Run:

@@ -167,8 +167,8 @@ def test_missing_data_is_rejected():
 
 
 def test_bad_augment_is_rejected_at_config_time():
-    with pytest.raises(ConfigError, match=r"`augment`: received 'blur'"):
-        resolve_config(data="photos", augment="flip,blur")
+    with pytest.raises(ConfigError, match=r"`augment`: received 'emboss'"):
+        resolve_config(data="photos", augment="flip,emboss")
 
 
 def test_bad_value_in_config_file_names_the_option(tmp_path):

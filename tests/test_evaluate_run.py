@@ -84,11 +84,11 @@ def test_ctrl_c_during_evaluation_stops_without_a_traceback(trained_run, capsys,
 
     real = evaluate.score_items
 
-    def interrupted(model, items, image_size, batch_size, temperature=1.0, on_batch=None):
+    def interrupted(model, items, image_size, batch_size, temperature=1.0, on_batch=None, tta=0):
         def press_ctrl_c(n):
             raise KeyboardInterrupt
 
-        return real(model, items, image_size, 1, temperature, press_ctrl_c)
+        return real(model, items, image_size, 1, temperature, press_ctrl_c, tta)
 
     monkeypatch.setattr(evaluate, "score_items", interrupted)
     assert main(["evaluate", str(trained_run.run_dir)]) == 130

@@ -127,7 +127,7 @@ def forward_rows(model: keras.Model, rows: ShardedRows, batch_size: int = 256) -
     shard, row, out = [], [], []
     for k in range(0, len(rows), batch_size):
         idx = np.arange(k, min(k + batch_size, len(rows)))
-        out.append(np.asarray(model.predict_on_batch(rows.take(idx)), np.float32))
+        out.append(np.asarray(_forward(model, rows.take(idx)), np.float32))
         if sum(len(o) for o in out) >= SHARD_ROWS or idx[-1] == len(rows) - 1:
             block = np.concatenate(out)
             files.append(write_shard(folder, [str(i) for i in range(len(block))], block))
@@ -140,6 +140,15 @@ def forward_rows(model: keras.Model, rows: ShardedRows, batch_size: int = 256) -
     return ShardedRows(
         files, np.concatenate(shard), np.concatenate(row), shape, owners=[scratch]
     )  # the temporary folder goes when the last rows that read it do
+
+
+def _forward(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """``model``'s output for one batch. Under a strategy of several replicas (``--devices N``),
+    ``predict_on_batch`` would give every replica the whole batch and return each one's copy, so
+    ``predict`` splits it over them instead."""
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        return model.predict(x, batch_size=len(x), verbose=0)
+    return model.predict_on_batch(x)
 
 
 def has_augmentation(clf: Classifier) -> bool:

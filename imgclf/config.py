@@ -42,6 +42,12 @@ AUTO_SCRATCH_MAX_SIDE = (
 # docs/benchmarks.md
 AUTO_SCRATCH_MIN_IMAGES = 10_000
 
+# imgclf doctor --labels (imgclf.training.label_issues): confident learning on out-of-fold
+# probabilities of k logistic regressions over this backbone's frozen pooled features
+LABEL_ISSUE_FOLDS = 5
+LABEL_ISSUE_MODEL = "efficientnet_lite0"
+LABEL_ISSUE_OUT = "doctor"  # doctor --out: where label_issues.csv and its gallery go
+
 
 @dataclass
 class TrainConfig:

@@ -182,5 +182,5 @@ def test_out_inside_data_is_refused(tmp_path, capsys):
 
 def test_labels_need_two_classes_with_images():
     items = [ImageItem(f"a{i}.png", 0) for i in range(8)]
-    with pytest.raises(DataError, match=r"--labels needs images of at least 2 classes; received 1"):
+    with pytest.raises(DataError, match=r"at least 2 classes to compare; received 1 \(a\)"):
         check_label_data(items, ["a", "b"], 5)

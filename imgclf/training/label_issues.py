@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.config import LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL, TrainConfig
+from imgclf.config import LABEL_ISSUE_C, LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL, TrainConfig
 from imgclf.data.scan import ImageItem
 from imgclf.errors import DataError
 from imgclf.training.confident_learning import find_issues, issue_scores
@@ -169,7 +169,7 @@ def out_of_fold_probabilities(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=LABEL_ISSUE_C, max_iter=300))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     probs = cross_val_predict(model, features, labels, cv=cv, method="predict_proba")
     present = np.unique(labels)

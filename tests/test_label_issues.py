@@ -21,7 +21,7 @@ from helpers import make_dataset, make_distinct_dataset, tree_hashes
 from imgclf.cli import main
 from imgclf.data.scan import ImageItem
 from imgclf.errors import DataError
-from imgclf.reporting.label_issues import label_issues_section, write_label_issues_page
+from imgclf.reporting.label_issues import label_issues_page, label_issues_section
 from imgclf.training.confident_learning import confident_joint, find_issues, issue_scores
 from imgclf.training.label_issues import check_label_data
 
@@ -122,8 +122,7 @@ def test_the_report_section_escapes_names_and_is_absent_without_a_csv(tmp_path):
     csv_path.write_text(
         "path,given_label,suggested_label,score\n/gone.png,<script>,b,0.9\n", encoding="utf-8"
     )
-    page = write_label_issues_page(csv_path, "data", ["<script>", "b"], "how", 10, 128)
-    html = page.read_text(encoding="utf-8")
+    html = label_issues_page(csv_path, "data", ["<script>", "b"], "how", 10, 128)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert 'data-metric="label-issues">1<' in html
 

@@ -39,9 +39,13 @@ def run_label_doctor(scanned: ScannedData, out_dir: Path) -> tuple[dict, str]:
         scanned: the scanned data folder (all its images, every split).
         out_dir: the folder to write into (created if needed).
     """
-    from imgclf.atomic import write_failure
+    from imgclf.atomic import write_failure, write_text_atomic
     from imgclf.models.registry import choose_image_size, get_spec
-    from imgclf.reporting.label_issues import LABEL_ISSUES_CSV, write_label_issues_page
+    from imgclf.reporting.label_issues import (
+        LABEL_ISSUES_CSV,
+        LABEL_ISSUES_PAGE,
+        label_issues_page,
+    )
     from imgclf.training.label_issues import check_label_data, find_label_issues
 
     check_label_data(scanned.items, scanned.classes, LABEL_ISSUE_FOLDS)
@@ -57,9 +61,9 @@ def run_label_doctor(scanned: ScannedData, out_dir: Path) -> tuple[dict, str]:
         f"{found.folds}-fold out-of-fold accuracy {found.accuracy:.1%} on the given labels, "
         f"{LABEL_ISSUE_MODEL} features at {size} px"
     )
-    page = write_label_issues_page(
-        csv_path, scanned.root, scanned.classes, how, found.checked, size
-    )
+    page = out_dir / LABEL_ISSUES_PAGE
+    html = label_issues_page(csv_path, scanned.root, scanned.classes, how, found.checked, size)
+    write_text_atomic(page, html)
     n = len(found.issues)
     line = (
         f"label issues: {n} of {found.checked} images likely mislabelled ({how}); "

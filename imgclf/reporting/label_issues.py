@@ -19,7 +19,7 @@ __all__ = [
     "LABEL_ISSUES_PAGE",
     "MAX_LABEL_ISSUES",
     "label_issues_section",
-    "write_label_issues_page",
+    "label_issues_page",
 ]
 
 LABEL_ISSUES_CSV = "label_issues.csv"
@@ -62,29 +62,26 @@ def label_issues_section(csv_path: str | Path, image_size: int = THUMBNAIL) -> d
     return {"gallery": gallery, "total": len(rows), "cap": MAX_LABEL_ISSUES, "checked": None}
 
 
-def write_label_issues_page(
+def label_issues_page(
     csv_path: str | Path,
     title: str,
     classes: list[str],
     summary: str,
     checked: int,
     image_size: int,
-) -> Path:
-    """Write ``label_issues.html`` beside ``csv_path``: the report's page with this section alone.
+) -> str:
+    """The HTML of ``label_issues.html``: the report's page with this section alone.
 
     Args:
-        csv_path: the label_issues.csv just written.
+        csv_path: the label_issues.csv it shows.
         title: the page's title (the data folder).
         classes: class names.
         summary: how the issues were found (shown under the title).
         checked: how many images were checked.
         image_size: the input size the features were computed at.
     """
-    from imgclf.atomic import write_text_atomic
-
-    csv_path = Path(csv_path)
     section = label_issues_section(csv_path) or {"gallery": [], "total": 0, "cap": 0}
-    html = render(
+    return render(
         "report.html.j2",
         title=f"label issues: {title}",
         subtitle=summary,
@@ -94,6 +91,3 @@ def write_label_issues_page(
         image_size=image_size,
         label_issues={**section, "checked": checked},
     )
-    page = csv_path.with_name(LABEL_ISSUES_PAGE)
-    write_text_atomic(page, html)
-    return page

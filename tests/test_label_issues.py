@@ -183,3 +183,17 @@ def test_labels_need_two_classes_with_images():
     items = [ImageItem(f"a{i}.png", 0) for i in range(8)]
     with pytest.raises(DataError, match=r"at least 2 classes to compare; received 1 \(a\)"):
         check_label_data(items, ["a", "b"], 5)
+
+
+def test_a_run_folder_with_label_issues_gets_the_report_section(trained_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    image = next(iter(sorted(Path(trained_run.data).glob("dog/*"))))
+    (run / "label_issues.csv").write_text(
+        f"path,given_label,suggested_label,score\n{image},dog,fox,0.75\n", encoding="utf-8"
+    )
+    assert main(["report", str(run)]) == 0, capsys.readouterr().err
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert '<a href="#label_issues">Label issues</a>' in html and 'id="label_issues"' in html
+    assert "given <strong>dog</strong>" in html and "suggested <strong>fox</strong> 0.75" in html
+    assert 'id="label_issues"' not in (trained_run.run_dir / "report.html").read_text("utf-8")

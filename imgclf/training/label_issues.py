@@ -1,8 +1,9 @@
 """Label issues: images whose given label is likely wrong, found the way confident learning does
 (Northcutt, Jiang & Chuang 2021, "Confident Learning: Estimating Uncertainty in Dataset Labels").
 
-1. Features: the frozen EfficientNet-Lite0's pooled features of every image, through the feature
-   cache (:class:`~imgclf.training.activations.Activations`; a second look at the same files
+1. Features: the frozen EfficientNet-Lite0's activations at several depths
+   (:data:`~imgclf.config.LABEL_ISSUE_LAYERS`), average- and max-pooled, of every image, through the
+   feature cache (:class:`~imgclf.training.activations.Activations`; a second look at the same files
    decodes nothing).
 2. Out-of-fold probabilities: k logistic regressions (scikit-learn's ``cross_val_predict`` over a
    stratified, seeded k-fold split), so no image is scored by a model that saw its label.
@@ -23,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.config import LABEL_ISSUE_C, LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL, TrainConfig
+from imgclf.config import (
+    LABEL_ISSUE_C,
+    LABEL_ISSUE_FOLDS,
+    LABEL_ISSUE_LAYERS,
+    LABEL_ISSUE_MODEL,
+    TrainConfig,
+)
 from imgclf.data.scan import ImageItem
 from imgclf.errors import DataError
 from imgclf.training.confident_learning import find_issues, issue_scores
@@ -34,6 +41,7 @@ __all__ = [
     "LabelIssues",
     "check_label_data",
     "find_label_issues",
+    "multi_depth",
     "out_of_fold_probabilities",
     "pooled_features",
 ]
@@ -141,11 +149,34 @@ def pooled_features(
     cfg = TrainConfig(model=LABEL_ISSUE_MODEL, image_size=image_size, fine_tune="none")
     clf = build_classifier(get_spec(cfg.model), 2, image_size, cfg.augment, cfg.seed)
     clf.backbone.trainable = False
-    acts = Activations(cfg, clf, clf.backbone, "output", progress=progress)
+    acts = Activations(
+        cfg, clf, multi_depth(clf.backbone), "+".join(LABEL_ISSUE_LAYERS), progress=progress
+    )
     # the label slot carries each image's position, so the kept rows map back to ``items``
     positioned = [replace(item, label=pos) for pos, item in enumerate(items)]
     features, kept = acts.get(positioned, 0)
     return features.reshape(len(kept), -1), kept.astype(np.int64)
+
+
+def multi_depth(backbone, layers: tuple[str, ...] = LABEL_ISSUE_LAYERS):
+    """A model from the backbone's input to the average- and max-pooled activations of ``layers``,
+    concatenated (one vector per image).
+
+    Args:
+        backbone: the frozen pretrained backbone (a functional Keras model).
+        layers: names of its layers whose activations are pooled. Defaults to
+            :data:`LABEL_ISSUE_LAYERS`.
+    """
+    import keras
+
+    pooled = []
+    for name in layers:
+        maps = backbone.get_layer(name).output
+        pooled += [
+            keras.layers.GlobalAveragePooling2D()(maps),
+            keras.layers.GlobalMaxPooling2D()(maps),
+        ]
+    return keras.Model(backbone.input, keras.layers.Concatenate()(pooled), name="multi_depth")
 
 
 def out_of_fold_probabilities(

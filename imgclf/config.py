@@ -85,6 +85,27 @@ TTA = "none"
 TTA_CROP = 0.9
 TTA_MAX_VIEWS = 12  # image, mirror, centred zoom (+ mirror), four corner shifts (+ mirrors)
 
+# imgclf doctor --labels (imgclf.training.label_issues): confident learning on out-of-fold
+# probabilities of k logistic regressions over this backbone's frozen pooled features
+LABEL_ISSUE_FOLDS = 5
+LABEL_ISSUE_MODEL = "efficientnet_lite0"
+# the features: average- and max-pooled activations of these layers of the frozen backbone,
+# concatenated (intermediate blocks keep the shape detail the last layer's ImageNet semantics lose:
+# precision 0.81 vs 0.46 for the last layer alone on the flipped digits, docs/benchmarks.md)
+LABEL_ISSUE_LAYERS = (
+    "block6_expand_relu6",
+    "block8_expand_relu6",
+    "block10_expand_relu6",
+    "block12_expand_relu6",
+    "block14_expand_relu6",
+    "block15_expand_relu6",
+    "head_relu6",
+)
+# the logistic regressions' inverse regularisation (on standardised features); 0.001 beat 0.003
+# and 0.0003 on those features, 0.01 beat 0.1 and 1 on the last layer's (docs/benchmarks.md)
+LABEL_ISSUE_C = 0.001
+LABEL_ISSUE_OUT = "doctor"  # doctor --out: where label_issues.csv and its gallery go
+
 
 @dataclass
 class TrainConfig:

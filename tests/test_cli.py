@@ -487,7 +487,7 @@ def test_argparse_errors_are_one_line(capsys, argv):
 
 @pytest.mark.parametrize(
     "command, keeps",
-    [("report", True), ("train", True), ("export", True), ("evaluate", False), ("doctor", False)],
+    [("report", True), ("train", True), ("export", True), ("evaluate", False), ("doctor", True)],
 )
 def test_write_advice_names_out_only_for_commands_that_have_it(command, keeps):
     parser = cli.build_parser()

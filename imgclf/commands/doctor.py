@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from imgclf.config import LABEL_ISSUE_OUT
 from imgclf.errors import DataError, invalid_value
 
 __all__ = ["add_doctor_parser", "cmd_doctor"]
@@ -44,6 +45,19 @@ def add_doctor_parser(sub) -> None:
         help="a run folder: report duplicates across the splits of its split.csv",
     )
     p.add_argument(
+        "--labels",
+        action="store_true",
+        help="also find images whose label is likely wrong (confident learning on out-of-fold "
+        "predictions over cached pretrained features); writes label_issues.csv and "
+        "label_issues.html into --out",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help=f"folder for --labels' files, outside DATA (default: ./{LABEL_ISSUE_OUT})",
+    )
+    p.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 on unusable files, label conflicts or leakage (for CI)",
@@ -72,6 +86,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     Args:
         args: the parsed command line.
     """
+    from imgclf.commands.doctor_labels import label_out_dir, run_label_doctor
     from imgclf.data.doctor import DEFAULT_NEAR_THRESHOLD, diagnose
     from imgclf.data.groups import check_group_by
     from imgclf.data.scan import scan_folder
@@ -85,19 +100,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         )
     if args.group_by is not None:
         check_group_by(args.group_by)
+    if args.out is not None and not args.labels:
+        raise invalid_value("out", args.out, "a folder for --labels' files; add --labels")
     scanned = scan_folder(args.data)
+    out_dir = label_out_dir(args.out, scanned.root) if args.labels else None
     splits = None if args.run is None else _run_splits(args.run, scanned.root)
     report = diagnose(scanned, threshold, splits=splits, group_by=args.group_by, progress=True)
+    summary = report.to_dict()
+    labels_line = None
+    if out_dir is not None:
+        summary["label_issues"], labels_line = run_label_doctor(scanned, out_dir)
     if args.json is not None:
         try:
             Path(args.json).write_text(
-                json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+                json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
         except OSError as exc:
             raise invalid_value(
                 "json", str(args.json), f"a writable file path ({exc.strerror})"
             ) from None
     print(report.format(), flush=True)
+    if labels_line is not None:
+        print(labels_line, flush=True)
     findings = report.gate_findings() if args.strict else []
     if findings:
         print(f"imgclf: doctor --strict: {'; '.join(findings)}", file=sys.stderr)

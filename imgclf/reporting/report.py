@@ -19,6 +19,7 @@ from imgclf.evaluation.inference import Scores, apply_temperature
 from imgclf.evaluation.predictions import PredictionTable, read_predictions, write_predictions
 from imgclf.reporting import sections
 from imgclf.reporting.inside import inside_section
+from imgclf.reporting.label_issues import LABEL_ISSUES_CSV, label_issues_section
 from imgclf.reporting.templating import render as render_template
 from imgclf.runs import (
     RunFiles,
@@ -139,9 +140,11 @@ def build_report(
     if table is None:
         table = _test_table(run, model, out_dir)
     metrics = read_json(run.path / RunFiles.METRICS)
+    issues = label_issues_section(run.path / LABEL_ISSUES_CSV, run.image_size)
     context = {
         "title": run.path.name,
-        "sections": SECTIONS,
+        "sections": SECTIONS if issues is None else (*SECTIONS, "label_issues"),
+        "label_issues": issues,
         "classes": run.classes,
         "model_name": run.config.model,
         "image_size": run.image_size,

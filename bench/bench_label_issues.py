@@ -1,0 +1,132 @@
+"""`imgclf doctor DATA --labels` on a copy of the sign-language digits with 5 % of the labels
+flipped: how many of the flipped images it finds (recall), how many of its finds were flipped
+(precision), and what it costs (wall and CPU seconds of the whole command, cold feature cache, then
+warm)::
+
+    .venv/bin/python bench/bench_label_issues.py
+
+The copy: every photo of ``--data`` (2,062 in folders 0–9) copied into a temporary folder, with
+``--flip`` of them (seeded) moved into another class's folder. With ``--cleanlab`` (cleanlab
+importable, e.g. ``PYTHONPATH=/path/to/cleanlab``), the same out-of-fold probabilities also go
+through ``cleanlab.filter.find_label_issues`` and the two sets of finds are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DIGITS = Path("/work/shared/datasets/sign-language-digits")
+
+
+def flipped_copy(src: Path, dst: Path, fraction: float, seed: int) -> set[str]:
+    """Copy ``src`` (class folders) to ``dst`` with ``fraction`` of the files in a wrong class;
+    returns the paths (under ``dst``) of the moved files."""
+    files = sorted(p for p in src.glob("*/*") if p.is_file() and p.parent.name != ".")
+    classes = sorted({p.parent.name for p in files})
+    rng = np.random.default_rng(seed)
+    flip = set(rng.choice(len(files), size=round(fraction * len(files)), replace=False).tolist())
+    moved = set()
+    for i, f in enumerate(files):
+        label = f.parent.name
+        if i in flip:
+            label = rng.choice([c for c in classes if c != f.parent.name])
+        target = dst / label / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+        if i in flip:
+            moved.add(str(target))
+    return moved
+
+
+def timed(argv: list[str], cache: Path) -> tuple[float, float, str]:
+    """``python -m imgclf *argv`` with ``cache`` as $IMGCLF_CACHE: (wall s, CPU s, stdout)."""
+    env = {**os.environ, "IMGCLF_CACHE": str(cache)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "imgclf", *argv], capture_output=True, text=True, env=env
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    if done.returncode:
+        sys.exit(f"imgclf {' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return wall, cpu, done.stdout
+
+
+def scores(csv_path: Path, flipped: set[str]) -> tuple[int, float, float]:
+    """(finds, recall, precision) of label_issues.csv against the flipped paths."""
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        found = {r["path"] for r in csv.DictReader(fh)}
+    hit = len(found & flipped)
+    return len(found), hit / max(len(flipped), 1), hit / max(len(found), 1)
+
+
+def cleanlab_check(data: Path, cache: Path, flipped: set[str]) -> str:
+    """The same out-of-fold probabilities through cleanlab: its finds vs ours."""
+    os.environ["IMGCLF_CACHE"] = str(cache)
+    from cleanlab.filter import find_label_issues as cl_find
+
+    from imgclf.config import LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL
+    from imgclf.data.scan import scan_folder
+    from imgclf.models.registry import choose_image_size, get_spec
+    from imgclf.training.confident_learning import find_issues
+    from imgclf.training.label_issues import out_of_fold_probabilities, pooled_features
+
+    scanned = scan_folder(data)
+    size = choose_image_size(
+        get_spec(LABEL_ISSUE_MODEL), [min(i.width, i.height) for i in scanned.items]
+    )
+    feats, kept = pooled_features(scanned.items, size)
+    labels = np.array([scanned.items[i].label for i in kept])
+    probs = out_of_fold_probabilities(feats, labels, len(scanned.classes), LABEL_ISSUE_FOLDS, 42)
+    ours, theirs = find_issues(labels, probs), cl_find(labels, probs)
+    paths = np.array([scanned.items[i].path for i in kept])
+    truth = np.isin(paths, sorted(flipped))
+    return (
+        f"cleanlab {int(theirs.sum())} finds (recall {truth[theirs].sum() / truth.sum():.3f}, "
+        f"precision {truth[theirs].mean():.3f}); ours {int(ours.sum())}; "
+        f"both {int((ours & theirs).sum())}, only ours {int((ours & ~theirs).sum())}, "
+        f"only cleanlab {int((theirs & ~ours).sum())}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DIGITS)
+    ap.add_argument("--flip", type=float, default=0.05, help="fraction of labels flipped")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cleanlab", action="store_true", help="compare with cleanlab's filter")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_labels_") as tmp:
+        tmp = Path(tmp)
+        data, cache = tmp / "data", tmp / "cache"
+        flipped = flipped_copy(args.data, data, args.flip, args.seed)
+        print(f"{args.data}: {sum(1 for _ in data.glob('*/*'))} images, {len(flipped)} flipped")
+        for state in ("cold", "warm"):
+            out = tmp / f"out_{state}"
+            wall, cpu, stdout = timed(["doctor", str(data), "--labels", "--out", str(out)], cache)
+            n, recall, precision = scores(out / "label_issues.csv", flipped)
+            print(
+                f"doctor --labels ({state} cache): {n} finds, recall {recall:.3f}, precision "
+                f"{precision:.3f}; {wall:.1f} s wall, {cpu:.1f} s CPU (user+sys)"
+            )
+        print(next(line for line in stdout.splitlines() if line.startswith("label issues:")))
+        if args.cleanlab:
+            print(cleanlab_check(data, cache, flipped))
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Label issues: images whose given label is likely wrong, found the way confident learning does
+(Northcutt, Jiang & Chuang 2021, "Confident Learning: Estimating Uncertainty in Dataset Labels").
+
+1. Features: the frozen EfficientNet-Lite0's activations at several depths
+   (:data:`~imgclf.config.LABEL_ISSUE_LAYERS`), average- and max-pooled, of every image, through the
+   feature cache (:class:`~imgclf.training.activations.Activations`; a second look at the same files
+   decodes nothing).
+2. Out-of-fold probabilities: k logistic regressions (scikit-learn's ``cross_val_predict`` over a
+   stratified, seeded k-fold split), so no image is scored by a model that saw its label.
+3. The confident joint (:mod:`imgclf.training.confident_learning`): per-class thresholds, the count
+   of (given, true) pairs, calibrated to the class counts; from each given class, as many images
+   as it estimates are mislabelled as each other class are flagged, those with the largest margin
+   first (cleanlab's ``prune_by_noise_rate``).
+4. Ranked by ``score``: the suggested label's probability minus the given label's (0–1, higher: more
+   likely wrong).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from imgclf.config import (
+    LABEL_ISSUE_C,
+    LABEL_ISSUE_FOLDS,
+    LABEL_ISSUE_LAYERS,
+    LABEL_ISSUE_MODEL,
+    TrainConfig,
+)
+from imgclf.data.scan import ImageItem
+from imgclf.errors import DataError
+from imgclf.training.confident_learning import find_issues, issue_scores
+
+__all__ = [
+    "CSV_COLUMNS",
+    "LabelIssue",
+    "LabelIssues",
+    "check_label_data",
+    "find_label_issues",
+    "multi_depth",
+    "out_of_fold_probabilities",
+    "pooled_features",
+]
+
+CSV_COLUMNS = ("path", "given_label", "suggested_label", "score")
+
+
+@dataclass(frozen=True)
+class LabelIssue:
+    """One image whose label is likely wrong."""
+
+    path: str
+    given_label: str
+    suggested_label: str
+    score: float  # P(suggested) - P(given), out of fold: 0-1, higher is more likely wrong
+
+
+@dataclass
+class LabelIssues:
+    """What :func:`find_label_issues` found: the issues, most likely first, and how it looked."""
+
+    issues: list[LabelIssue]
+    checked: int  # images scored out of fold
+    classes: list[str]
+    folds: int
+    accuracy: float  # out-of-fold accuracy of the cheap models on the given labels
+    image_size: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Write ``label_issues.csv`` (columns :data:`CSV_COLUMNS`, most likely issue first).
+
+        Args:
+            path: the file to write.
+        """
+        from imgclf.atomic import write_text_atomic
+
+        rows = [CSV_COLUMNS] + [
+            (i.path, i.given_label, i.suggested_label, f"{i.score:.4f}") for i in self.issues
+        ]
+        write_text_atomic(path, _csv_text(rows))
+        return Path(path)
+
+    def to_dict(self) -> dict:
+        return {
+            "checked": self.checked,
+            "issues": len(self.issues),
+            "folds": self.folds,
+            "out_of_fold_accuracy": round(self.accuracy, 4),
+            "image_size": self.image_size,
+            "seconds": self.seconds,
+        }
+
+
+def _csv_text(rows: list) -> str:
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def check_label_data(items: list[ImageItem], classes: list[str], folds: int) -> None:
+    """Raise a one-line :class:`DataError` when ``items`` cannot be cross-validated: fewer than two
+    classes, or a class with fewer images than ``folds``.
+
+    Args:
+        items: the labelled images.
+        classes: class names in label order.
+        folds: the k of k-fold cross-validation.
+    """
+    counts = np.bincount([i.label for i in items], minlength=len(classes))
+    present = [c for c, n in zip(classes, counts, strict=True) if n]
+    if len(present) < 2:
+        raise DataError(
+            f"--labels needs images of at least 2 classes to compare; received {len(present)} "
+            f"({', '.join(present) or 'none'})"
+        )
+    small = [f"{c!r} has {n}" for c, n in zip(classes, counts, strict=True) if 0 < n < folds]
+    if small:
+        raise DataError(
+            f"--labels needs at least {folds} images in every class ({folds}-fold "
+            f"cross-validation); {', '.join(small[:5])}{' …' if len(small) > 5 else ''}"
+        )
+
+
+def pooled_features(
+    items: list[ImageItem], image_size: int, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The frozen pretrained backbone's pooled features of ``items``, through the feature cache.
+
+    Args:
+        items: the images.
+        image_size: the backbone's input size.
+        progress: show a progress bar while computing features that are not cached.
+
+    Returns:
+        ``(features, kept)``: one row per decodable image and the positions in ``items`` of those
+        rows (an undecodable file drops out).
+    """
+    from imgclf.models.classifier import build_classifier
+    from imgclf.models.registry import get_spec
+    from imgclf.training.activations import Activations
+
+    cfg = TrainConfig(model=LABEL_ISSUE_MODEL, image_size=image_size, fine_tune="none")
+    clf = build_classifier(get_spec(cfg.model), 2, image_size, cfg.augment, cfg.seed)
+    clf.backbone.trainable = False
+    acts = Activations(
+        cfg, clf, multi_depth(clf.backbone), "+".join(LABEL_ISSUE_LAYERS), progress=progress
+    )
+    # the label slot carries each image's position, so the kept rows map back to ``items``
+    positioned = [replace(item, label=pos) for pos, item in enumerate(items)]
+    features, kept = acts.get(positioned, 0)
+    return features.reshape(len(kept), -1), kept.astype(np.int64)
+
+
+def multi_depth(backbone, layers: tuple[str, ...] = LABEL_ISSUE_LAYERS):
+    """A model from the backbone's input to the average- and max-pooled activations of ``layers``,
+    concatenated (one vector per image).
+
+    Args:
+        backbone: the frozen pretrained backbone (a functional Keras model).
+        layers: names of its layers whose activations are pooled. Defaults to
+            :data:`LABEL_ISSUE_LAYERS`.
+    """
+    import keras
+
+    pooled = []
+    for name in layers:
+        maps = backbone.get_layer(name).output
+        pooled += [
+            keras.layers.GlobalAveragePooling2D()(maps),
+            keras.layers.GlobalMaxPooling2D()(maps),
+        ]
+    return keras.Model(backbone.input, keras.layers.Concatenate()(pooled), name="multi_depth")
+
+
+def out_of_fold_probabilities(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int
+) -> np.ndarray:
+    """Each image's class probabilities from a logistic regression that did not see it
+    (stratified, seeded k-fold; ``cross_val_predict``).
+
+    Args:
+        features: (n, d) features.
+        labels: (n,) given labels.
+        num_classes: the number of classes (a column for each, also for one absent here).
+        folds: k.
+        seed: the folds' shuffle.
+
+    Returns:
+        (n, num_classes) probabilities.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=LABEL_ISSUE_C, max_iter=300))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    probs = cross_val_predict(model, features, labels, cv=cv, method="predict_proba")
+    present = np.unique(labels)
+    out = np.zeros((len(labels), num_classes))
+    out[:, present] = probs
+    return out
+
+
+def find_label_issues(
+    items: list[ImageItem],
+    classes: list[str],
+    image_size: int,
+    folds: int = LABEL_ISSUE_FOLDS,
+    seed: int = 42,
+    progress: bool = False,
+) -> LabelIssues:
+    """The images of ``items`` whose label is likely wrong, most likely first.
+
+    Args:
+        items: the labelled images (every class with at least ``folds`` of them).
+        classes: class names in label order.
+        image_size: the backbone's input size.
+        folds: k of the out-of-fold probabilities. Defaults to :data:`LABEL_ISSUE_FOLDS`.
+        seed: the folds' shuffle. Defaults to 42.
+        progress: show a progress bar while computing features.
+    """
+    check_label_data(items, classes, folds)
+    start = time.perf_counter()
+    features, kept = pooled_features(items, image_size, progress)
+    seconds = {"features": round(time.perf_counter() - start, 2)}
+    kept_items = [items[i] for i in kept]
+    check_label_data(kept_items, classes, folds)  # undecodable files may have left too few
+    labels = np.array([i.label for i in kept_items], np.int64)
+    start = time.perf_counter()
+    probs = out_of_fold_probabilities(features, labels, len(classes), folds, seed)
+    mask = find_issues(labels, probs)
+    scores, suggested = issue_scores(labels, probs)
+    seconds["cross_validation"] = round(time.perf_counter() - start, 2)
+    order = np.flatnonzero(mask)
+    order = order[np.argsort(-scores[order], kind="stable")]
+    issues = [
+        LabelIssue(
+            kept_items[i].path,
+            classes[labels[i]],
+            classes[suggested[i]],
+            float(scores[i]),
+        )
+        for i in order
+    ]
+    accuracy = float(np.mean(probs.argmax(axis=1) == labels))
+    return LabelIssues(issues, len(labels), list(classes), folds, accuracy, image_size, seconds)

@@ -155,7 +155,7 @@ def pooled_features(
     # the label slot carries each image's position, so the kept rows map back to ``items``
     positioned = [replace(item, label=pos) for pos, item in enumerate(items)]
     features, kept = acts.get(positioned, 0)
-    return features.reshape(len(kept), -1), kept.astype(np.int64)
+    return np.asarray(features).reshape(len(kept), -1), kept.astype(np.int64)
 
 
 def multi_depth(backbone, layers: tuple[str, ...] = LABEL_ISSUE_LAYERS):

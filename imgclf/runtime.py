@@ -18,7 +18,13 @@ import threading
 import time
 from contextlib import contextmanager
 
-__all__ = ["exit_now", "process_started", "quiet_native_stderr", "quiet_tensorflow_logs"]
+__all__ = [
+    "exit_now",
+    "native_lines_dropped",
+    "process_started",
+    "quiet_native_stderr",
+    "quiet_tensorflow_logs",
+]
 
 
 def quiet_tensorflow_logs() -> None:
@@ -59,6 +65,18 @@ def quiet_native_stderr():
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
         yield
         return
+    with native_lines_dropped(CHATTER):
+        yield
+
+
+@contextmanager
+def native_lines_dropped(pattern: re.Pattern[str]):
+    """Catch what native code writes to file descriptor 2 while the block runs; afterwards pass on
+    every line that ``pattern`` does not match.
+
+    Args:
+        pattern: the lines to drop (matched from the start of each line).
+    """
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as caught:
@@ -70,7 +88,7 @@ def quiet_native_stderr():
             os.close(saved)
             caught.seek(0)
             text = caught.read().decode("utf-8", "replace")
-            kept = [line for line in text.splitlines(True) if not CHATTER.match(line)]
+            kept = [line for line in text.splitlines(True) if not pattern.match(line)]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()

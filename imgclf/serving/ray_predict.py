@@ -27,8 +27,6 @@ import logging
 import math
 import os
 import re
-import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from typing import Any
 
 from imgclf.config import RAY_CPUS_PER_ACTOR, RAY_TASK_RETRIES
 from imgclf.errors import ConfigError
+from imgclf.runtime import native_lines_dropped
 from imgclf.serving.parquet_output import row_schema
 from imgclf.serving.prediction import check_options
 
@@ -128,34 +127,13 @@ def _first_to_claim(marker: str) -> bool:
     return True
 
 
-@contextmanager
-def _native_notes_dropped() -> Iterator[None]:
-    """Catch what native code writes to file descriptor 2 while the block runs; afterwards pass on
-    every line that is not one of Ray's native notes (:data:`_NATIVE_NOTE`)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            text = caught.read().decode("utf-8", "replace")
-            kept = [line for line in text.splitlines(True) if not _NATIVE_NOTE.match(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
-
-
 def _connect(ray: Any, address: str | None) -> None:
     """Start a local cluster with this machine's CPUs (``address`` None), or join ``address``."""
     quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
     before = os.environ.get(_BACKEND_LEVEL_ENV)
     os.environ.setdefault(_BACKEND_LEVEL_ENV, "fatal")
     try:
-        with _native_notes_dropped():
+        with native_lines_dropped(_NATIVE_NOTE):
             if address is None:
                 ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **quiet)
             else:

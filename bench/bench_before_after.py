@@ -18,42 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DIGITS = ROOT.parent / "shared" / "datasets" / "sign-language-digits"
-
-
-def subset(folder: Path, per_class: int) -> Path:
-    """``per_class`` images of each class of the shared dataset, as links under ``folder``."""
-    for class_dir in sorted(p for p in DIGITS.iterdir() if p.is_dir()):
-        out = folder / class_dir.name
-        out.mkdir(parents=True)
-        for image in sorted(class_dir.iterdir())[:per_class]:
-            (out / image.name).symlink_to(image)
-    return folder
+from common import DIGITS, ROOT, subset, timed_imgclf
 
 
 def timed(argv: list[str], code: Path, cache: Path) -> tuple[float, float, str]:
     """Run ``python -m imgclf *argv`` with ``code`` first on the path: (wall s, CPU s, stdout)."""
-    env = {**os.environ, "PYTHONPATH": str(code), "IMGCLF_CACHE": str(cache)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "imgclf", *argv], capture_output=True, text=True, env=env
-    )
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {"PYTHONPATH": str(code), "IMGCLF_CACHE": str(cache)}
+    wall, cpu, done = timed_imgclf(argv, env)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed in {code}:\n{done.stderr[-3000:]}")
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return wall, cpu, done.stdout
 
 

@@ -17,43 +17,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DIGITS = Path("/work/shared/datasets/sign-language-digits")
-
-
-def subset(folder: Path, per_class: int) -> Path:
-    """``per_class`` images of each class of the shared dataset, as links under ``folder``."""
-    for class_dir in sorted(p for p in DIGITS.iterdir() if p.is_dir()):
-        out = folder / class_dir.name
-        out.mkdir(parents=True)
-        for image in sorted(class_dir.iterdir())[:per_class]:
-            (out / image.name).symlink_to(image)
-    return folder
+from common import ROOT, subset, timed_imgclf
 
 
 def train(data: Path, devices: int, args, work: Path, k: int) -> dict:
     """One ``imgclf train --quiet`` command; its accuracy, wall and CPU seconds."""
-    env = {**os.environ, "IMGCLF_CACHE": str(work / f"cache{k}")}
-    argv = [sys.executable, "-m", "imgclf", "train", str(data), "--devices", str(devices)]
+    env = {"IMGCLF_CACHE": str(work / f"cache{k}")}
+    argv = ["train", str(data), "--devices", str(devices)]
     argv += ["--model", args.model, "--image-size", str(args.image_size), "--seed", "42"]
     argv += ["--epochs", str(args.epochs), "--no-report", "--quiet"]
     argv += ["--out", str(work / "runs"), "--name", f"d{devices}_{k}"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, cpu, done = timed_imgclf(argv, env, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"devices {devices}: exit {done.returncode}\n{done.stderr[-2000:]}")
     fields = dict(f.split("=", 1) for f in done.stdout.strip().splitlines()[-1].split("\t")[1:])
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     accuracy, n = float(fields["accuracy"]), int(fields["n"])
     return {"devices": devices, "accuracy": accuracy, "n": n, "cpu_s": cpu, "wall_s": wall}
 

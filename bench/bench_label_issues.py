@@ -16,17 +16,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-
-DIGITS = Path("/work/shared/datasets/sign-language-digits")
+from common import DIGITS, timed_imgclf
 
 
 def flipped_copy(src: Path, dst: Path, fraction: float, seed: int) -> set[str]:
@@ -51,15 +47,7 @@ def flipped_copy(src: Path, dst: Path, fraction: float, seed: int) -> set[str]:
 
 def timed(argv: list[str], cache: Path) -> tuple[float, float, str]:
     """``python -m imgclf *argv`` with ``cache`` as $IMGCLF_CACHE: (wall s, CPU s, stdout)."""
-    env = {**os.environ, "IMGCLF_CACHE": str(cache)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "imgclf", *argv], capture_output=True, text=True, env=env
-    )
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    wall, cpu, done = timed_imgclf(argv, {"IMGCLF_CACHE": str(cache)})
     if done.returncode:
         sys.exit(f"imgclf {' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return wall, cpu, done.stdout

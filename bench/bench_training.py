@@ -36,14 +36,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = next(
-    (
-        root / "shared" / "datasets" / "sign-language-digits"
-        for root in (ROOT.parent, ROOT.parents[1], ROOT.parents[2])
-        if (root / "shared" / "datasets" / "sign-language-digits").is_dir()
-    ),
-    ROOT.parent / "shared" / "datasets" / "sign-language-digits",
-)
+from common import DIGITS as DEFAULT_DATA  # noqa: E402 (after the environment is set)
+
 METHODS = ("baseline", "default", "time1m", "time45s", "cnn", "notes_cnn")
 CPU_SECONDS: dict[tuple[str, int], float] = {}  # (method, seed) -> the run's CPU seconds
 

@@ -30,14 +30,7 @@ FIRST_LINE = time.perf_counter()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = next(
-    (
-        root / "shared" / "datasets" / "sign-language-digits"
-        for root in (ROOT.parent, ROOT.parents[1], ROOT.parents[2])
-        if (root / "shared" / "datasets" / "sign-language-digits").is_dir()
-    ),
-    ROOT.parent / "shared" / "datasets" / "sign-language-digits",
-)
+from common import DIGITS as DEFAULT_DATA  # noqa: E402 (after the environment is set)
 
 
 def _cpu() -> float:

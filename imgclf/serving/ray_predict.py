@@ -169,8 +169,10 @@ def ray_cluster(address: str | None = None) -> Iterator[Any]:
         context.enable_progress_bars = False
         context.print_on_execution_start = False
         context.execution_options.preserve_order = True  # rows in input order, as without Ray
-        for handler in logging.getLogger("ray.data").handlers:  # its own file log keeps all
-            if type(handler).__name__ != "SessionFileHandler":
+        # Ray Data's own console handler only (its file log keeps all): a handler someone else
+        # put there (pytest's caplog, a program's own) keeps its level
+        for handler in logging.getLogger("ray.data").handlers:
+            if type(handler).__name__ == "PlainRayHandler":
                 handler.setLevel(logging.ERROR)
         yield ray
     finally:

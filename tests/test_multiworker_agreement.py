@@ -1,0 +1,151 @@
+"""What the workers of a multi-worker run (two local worker processes on loopback ports,
+``TF_CONFIG``) must agree on (issue 20.1), each bounded in time (a hang fails the test):
+
+- a run stopped by a Ctrl-C on the chief alone stops on every worker after the same epoch, with
+  that epoch checkpointed; ``--resume`` on both workers continues from the chief's checkpoint,
+  both exit 0, and the chief's run ends complete;
+- ``--time``: only the chief plans; the other worker takes its plan (a plan of its own, as asked,
+  would train other epochs and wait on the chief for ever).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import make_distinct_dataset
+from test_distribution import WORKER_TIMEOUT_S, WORKERS_BOUND_S, free_ports
+
+from imgclf.runs import RunFiles, read_json
+
+FINE_TUNE_EPOCHS = 12  # enough that the Ctrl-C lands while fine-tuning still runs
+TIMED_EPOCHS = 500  # asked of the --time run: more than its time allows, so the plan cuts them
+
+
+def _start(base: Path, argv: list[str], name: str) -> list:
+    cluster = {"worker": [f"localhost:{p}" for p in free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+            "IMGCLF_CACHE": str(base / f"cache{index}"),
+            "IMGCLF_WORKER_TIMEOUT": str(WORKER_TIMEOUT_S),
+            "PYTHONUNBUFFERED": "1",
+        }
+        full = [sys.executable, "-m", "imgclf", "train", *argv]
+        if "--resume" not in argv:
+            full += ["--out", str(base / f"out{index}")]
+        log = open(base / f"{name}{index}.log", "w")
+        procs.append((subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+    return procs
+
+
+def _finish(procs, base: Path, name: str, end: float) -> list[tuple[int, str]]:
+    out = []
+    for index, (proc, log) in enumerate(procs):
+        try:
+            code = proc.wait(timeout=max(1.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for other, _ in procs:
+                other.kill()
+            pytest.fail(f"worker {index} of {name} still running after {WORKERS_BOUND_S}s: a hang")
+        log.close()
+        out.append((code, (base / f"{name}{index}.log").read_text()))
+    return out
+
+
+def _fine_tuned(run_dir: Path) -> int:
+    """Fine-tuning epochs the chief's state.json says are checkpointed (0 before)."""
+    try:
+        state = read_json(run_dir / RunFiles.STATE)
+    except (OSError, ValueError):
+        return 0
+    return int(state.get("stage_epochs", 0)) if state.get("stage") == "fine_tune" else 0
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory, tiny_backbone):
+    """The interrupted run's logs and state, then the resumed run's logs."""
+    base = tmp_path_factory.mktemp("mw_resume")
+    data = make_distinct_dataset(base / "data", {"cat": 12, "dog": 12}, seed=4)
+    argv = [str(data), "--model", tiny_backbone, "--image-size", "32", "--head-epochs", "2"]
+    argv += ["--epochs", str(FINE_TUNE_EPOCHS), "--patience", str(FINE_TUNE_EPOCHS)]
+    argv += ["--batch-size", "8", "--augment", "none", "--no-report", "--name", "cut"]
+    end = time.monotonic() + WORKERS_BOUND_S
+    procs = _start(base, argv, "cut")
+    run_dir = base / "out0" / "cut"
+    while _fine_tuned(run_dir) < 1 and time.monotonic() < end:
+        if any(proc.poll() is not None for proc, _ in procs):
+            break
+        time.sleep(0.05)
+    procs[0][0].send_signal(signal.SIGINT)  # Ctrl-C on the chief only
+    cut = _finish(procs, base, "cut", end)
+    state = read_json(run_dir / RunFiles.STATE)
+    end = time.monotonic() + WORKERS_BOUND_S
+    again = _finish(_start(base, ["--resume", str(run_dir)], "again"), base, "again", end)
+    return run_dir, cut, state, again
+
+
+@pytest.mark.subprocess
+def test_a_ctrl_c_on_the_chief_stops_every_worker_after_the_same_epoch(resumed):
+    _, ((code0, log0), (code1, log1)), state, _ = resumed
+    # the chief exits as interrupted (130); the other worker's part is done (0)
+    assert code0 == 130 and code1 == 0, log0[-2000:] + log1[-2000:]
+    assert "interrupted: keeping the best model so far" in log0
+    assert f"continue with `imgclf train --resume {resumed[0]}`" in log0
+    said = "Ctrl-C on another worker; every worker stops after this stage's epoch"
+    assert f"worker 1 of 2: {said} {state['stage_epochs']}" in log1
+    assert "worker 1 of 2: stopped with the others (Ctrl-C)" in log1
+    assert "Traceback" not in log0 + log1
+    # the epoch the Ctrl-C came in was finished and checkpointed before every worker stopped
+    assert state["stage"] == "fine_tune" and 1 <= state["stage_epochs"] < FINE_TUNE_EPOCHS
+
+
+@pytest.mark.subprocess
+def test_both_workers_resume_from_the_chiefs_checkpoint_and_complete_the_run(resumed):
+    run_dir, _, state, ((code0, log0), (code1, log1)) = resumed
+    assert code0 == 0 and code1 == 0, log0[-2000:] + log1[-2000:]
+    done = state["stage_epochs"]
+    for log in (log0, log1):
+        assert f"resuming fine_tune after epoch {done}" in log
+    assert "resumes from a copy of" in log1  # the other worker wrote nothing into the run folder
+    assert not (run_dir / RunFiles.STATE).exists()  # finished
+    assert read_json(run_dir / RunFiles.METRICS)["n"] > 0
+    with open(run_dir / RunFiles.HISTORY, newline="") as fh:
+        rows = [row["stage"] for row in csv.DictReader(fh)]
+    assert rows[:2] == ["head", "head"]
+    # fine-tuning went on from the checkpoint: no epoch repeated, none lost
+    assert 1 <= rows.count("fine_tune") <= FINE_TUNE_EPOCHS and len(rows) == 2 + rows.count(
+        "fine_tune"
+    )
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["cut"]
+
+
+@pytest.mark.subprocess
+def test_every_worker_takes_the_chiefs_time_plan(tmp_path, tiny_backbone):
+    data = make_distinct_dataset(tmp_path / "data", {"cat": 12, "dog": 12}, seed=4)
+    argv = [str(data), "--model", tiny_backbone, "--image-size", "32", "--head-epochs", "2"]
+    argv += ["--epochs", str(TIMED_EPOCHS), "--patience", str(TIMED_EPOCHS), "--time", "40s"]
+    argv += ["--batch-size", "8", "--augment", "none", "--no-report", "--name", "timed"]
+    end = time.monotonic() + WORKERS_BOUND_S
+    (code0, log0), (code1, log1) = _finish(_start(tmp_path, argv, "timed"), tmp_path, "timed", end)
+    assert code0 == 0 and code1 == 0, log0[-2000:] + log1[-2000:]
+    run_dir = tmp_path / "out0" / "timed"
+    config = yaml.safe_load((run_dir / RunFiles.CONFIG).read_text())
+    epochs = config["epochs"] if config["fine_tune"] != "none" else 0
+    assert epochs < TIMED_EPOCHS  # the chief's plan cut what was asked
+    said = f"worker 1 of 2: the chief's --time plan: {config['image_size']}px"
+    assert said in log1 and f"{config['head_epochs']} head and {epochs} fine-tuning" in log1
+    assert read_json(run_dir / RunFiles.METRICS)["n"] > 0
+    assert not (run_dir / RunFiles.STATE).exists()  # finished

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from helpers import make_distinct_dataset
@@ -149,3 +150,31 @@ def test_every_worker_takes_the_chiefs_time_plan(tmp_path, tiny_backbone):
     assert said in log1 and f"{config['head_epochs']} head and {epochs} fine-tuning" in log1
     assert read_json(run_dir / RunFiles.METRICS)["n"] > 0
     assert not (run_dir / RunFiles.STATE).exists()  # finished
+
+
+class _Context:  # what distribute_datasets_from_function gives an input function
+    input_pipeline_id, num_input_pipelines = 1, 2
+
+
+def test_a_worker_reads_only_its_rows_a_batch_at_a_time(tmp_path, monkeypatch):
+    from imgclf.training.multiworker import _order, _shard
+    from imgclf.training.shards import ShardedRows, write_shard
+
+    whole = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
+    files = [write_shard(tmp_path, [str(i) for i in range(20)], whole[k : k + 20]) for k in (0, 20)]
+    rows = ShardedRows(files, np.repeat([0, 1], 20), np.tile(np.arange(20), 2), (3,))
+    read = []
+    take = ShardedRows.take
+    monkeypatch.setattr(
+        ShardedRows, "take", lambda self, idx: read.append(len(idx)) or take(self, idx)
+    )
+    monkeypatch.setattr(ShardedRows, "__array__", lambda *a, **k: pytest.fail("read whole"))
+    labels, weights = np.arange(40) % 2, np.ones(40, np.float32)
+    order = _order(40, 1, seed=3, epoch=0, size=8, train=True)  # 5 steps of a global batch of 8
+    batches = list(_shard(order, rows, labels, weights, local=1, b=4)(_Context()))
+    mine = order.reshape(-1, 2, 1, 4)[:, 1].reshape(-1, 4)  # pipeline 1's half of every step
+    assert read == [4] * 5  # one batch at a time, this pipeline's rows only
+    for (x, t, w), idx in zip(batches, mine, strict=True):
+        np.testing.assert_array_equal(x.numpy(), whole[idx])
+        np.testing.assert_array_equal(t.numpy(), labels[idx])
+        assert w.numpy().tolist() == [1.0] * 4

@@ -34,6 +34,7 @@ from imgclf.training.callbacks import RaiseInterrupt
 from imgclf.training.finish import TrainResult
 from imgclf.training.multiworker_control import Agreement
 from imgclf.training.session import Session
+from imgclf.training.shards import ShardedRows
 from imgclf.training.watchdog import Watchdog, collective_failure, lost_worker
 
 __all__ = ["check_multi_worker", "fit_arrays_multi_worker", "worker_result"]
@@ -96,16 +97,29 @@ def _order(n: int, views: int, seed: int, epoch: int, size: int, train: bool) ->
     return np.resize(rows, steps * size)  # fewer images than one global batch: repeated
 
 
-def _shard(order: np.ndarray, x: np.ndarray, t: np.ndarray, w: np.ndarray, local: int, b: int):
+def _shard(order: np.ndarray, x, t: np.ndarray, w: np.ndarray, local: int, b: int):
     """``dataset_fn`` for ``distribute_datasets_from_function``: this input pipeline's
-    per-replica batches of ``order`` (``local`` replicas of ``b`` rows per pipeline and step)."""
+    per-replica batches of ``order`` (``local`` replicas of ``b`` rows per pipeline and step), read
+    from ``x`` (an array or :class:`~imgclf.training.shards.ShardedRows`) one batch at a time:
+    a worker reads only the rows it trains on, never every cached activation at once."""
 
     def dataset_fn(ctx):
         p = ctx.input_pipeline_id
         per_step = order.reshape(-1, ctx.num_input_pipelines, local, b)[:, p].reshape(-1, b)
         mask = (per_step >= 0).astype(np.float32)
         rows = np.maximum(per_step, 0)
-        return tf.data.Dataset.from_tensor_slices((x[rows], t[rows], w[rows] * mask))
+
+        def batches():
+            for k, idx in enumerate(rows):
+                batch = x.take(idx) if isinstance(x, ShardedRows) else x[idx]
+                yield np.asarray(batch, np.float32), t[idx], w[idx] * mask[k]
+
+        signature = (
+            tf.TensorSpec((b, *x.shape[1:]), tf.float32),
+            tf.TensorSpec((b, *t.shape[1:]), tf.as_dtype(t.dtype)),
+            tf.TensorSpec((b,), tf.float32),
+        )
+        return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(1)
 
     return dataset_fn
 
@@ -180,7 +194,7 @@ def fit_arrays_multi_worker(
     session: Session,
     model: keras.Model,
     stage: str,
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    arrays: tuple,
     peak_lr: float,
     save: keras.Model | None = None,
     threshold: float | None = None,
@@ -194,7 +208,9 @@ def fit_arrays_multi_worker(
         session: the run's trainer (its distribution is multi-worker).
         model: the model to train (not built under the strategy).
         stage: ``head`` or ``fine_tune``.
-        arrays: ``(x, y, x_val, y_val)``; ``x``/``y`` hold ``views`` equal blocks.
+        arrays: ``(x, y, x_val, y_val)``; ``x``/``y`` hold ``views`` equal blocks; ``x`` and
+            ``x_val`` arrays or :class:`~imgclf.training.shards.ShardedRows` (read a batch at a
+            time).
         peak_lr: the stage's peak learning rate for one replica.
         save: as for ``fit_arrays``. threshold: as for ``fit_arrays``. views: cached views.
     """

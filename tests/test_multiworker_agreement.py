@@ -157,7 +157,7 @@ class _Context:  # what distribute_datasets_from_function gives an input functio
 
 
 def test_a_worker_reads_only_its_rows_a_batch_at_a_time(tmp_path, monkeypatch):
-    from imgclf.training.multiworker import _order, _shard
+    from imgclf.training.multiworker_input import epoch_order, worker_batches
     from imgclf.training.shards import ShardedRows, write_shard
 
     whole = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
@@ -170,8 +170,10 @@ def test_a_worker_reads_only_its_rows_a_batch_at_a_time(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(ShardedRows, "__array__", lambda *a, **k: pytest.fail("read whole"))
     labels, weights = np.arange(40) % 2, np.ones(40, np.float32)
-    order = _order(40, 1, seed=3, epoch=0, size=8, train=True)  # 5 steps of a global batch of 8
-    batches = list(_shard(order, rows, labels, weights, local=1, b=4)(_Context()))
+    order = epoch_order(
+        40, 1, seed=3, epoch=0, size=8, train=True
+    )  # 5 steps of a global batch of 8
+    batches = list(worker_batches(order, rows, labels, weights, local=1, b=4)(_Context()))
     mine = order.reshape(-1, 2, 1, 4)[:, 1].reshape(-1, 4)  # pipeline 1's half of every step
     assert read == [4] * 5  # one batch at a time, this pipeline's rows only
     for (x, t, w), idx in zip(batches, mine, strict=True):

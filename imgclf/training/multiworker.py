@@ -33,8 +33,8 @@ from imgclf.evaluation.metrics import Metrics
 from imgclf.training.callbacks import RaiseInterrupt
 from imgclf.training.finish import TrainResult
 from imgclf.training.multiworker_control import Agreement
+from imgclf.training.multiworker_input import epoch_order, worker_batches
 from imgclf.training.session import Session
-from imgclf.training.shards import ShardedRows
 from imgclf.training.watchdog import Watchdog, collective_failure, lost_worker
 
 __all__ = ["check_multi_worker", "fit_arrays_multi_worker", "worker_result"]
@@ -84,46 +84,6 @@ def _from_chief(strategy, model: keras.Model) -> None:
     model.set_weights(values)
 
 
-def _order(n: int, views: int, seed: int, epoch: int, size: int, train: bool) -> np.ndarray:
-    """The row indices of one epoch, ``size`` (the global batch) per step: for training a seeded
-    shuffle (one random view per image), whole batches only (the rest of a shuffle waits for the
-    next epoch); for validation every row once, padded with -1 to whole batches."""
-    if not train:
-        steps = max(1, -(-n // size))
-        return np.concatenate([np.arange(n), -np.ones(steps * size - n, np.int64)])
-    rng = np.random.default_rng([seed, epoch])
-    rows = rng.permutation(n) + n * rng.integers(0, views, n)
-    steps = max(1, n // size)
-    return np.resize(rows, steps * size)  # fewer images than one global batch: repeated
-
-
-def _shard(order: np.ndarray, x, t: np.ndarray, w: np.ndarray, local: int, b: int):
-    """``dataset_fn`` for ``distribute_datasets_from_function``: this input pipeline's
-    per-replica batches of ``order`` (``local`` replicas of ``b`` rows per pipeline and step), read
-    from ``x`` (an array or :class:`~imgclf.training.shards.ShardedRows`) one batch at a time:
-    a worker reads only the rows it trains on, never every cached activation at once."""
-
-    def dataset_fn(ctx):
-        p = ctx.input_pipeline_id
-        per_step = order.reshape(-1, ctx.num_input_pipelines, local, b)[:, p].reshape(-1, b)
-        mask = (per_step >= 0).astype(np.float32)
-        rows = np.maximum(per_step, 0)
-
-        def batches():
-            for k, idx in enumerate(rows):
-                batch = x.take(idx) if isinstance(x, ShardedRows) else x[idx]
-                yield np.asarray(batch, np.float32), t[idx], w[idx] * mask[k]
-
-        signature = (
-            tf.TensorSpec((b, *x.shape[1:]), tf.float32),
-            tf.TensorSpec((b, *t.shape[1:]), tf.as_dtype(t.dtype)),
-            tf.TensorSpec((b,), tf.float32),
-        )
-        return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(1)
-
-    return dataset_fn
-
-
 class _Steps:
     """The traced training and validation steps of one model under one strategy."""
 
@@ -170,7 +130,9 @@ class _Steps:
         ``callbacks``: a CallbackList told of each batch (None: none); ``pet``: called after
         each step (the watchdog)."""
         order = data[0]
-        iterator = iter(self.strategy.distribute_datasets_from_function(_shard(*data, local, b)))
+        iterator = iter(
+            self.strategy.distribute_datasets_from_function(worker_batches(*data, local, b))
+        )
         total = np.zeros(3)
         for batch in range(len(order) // (b * self.strategy.num_replicas_in_sync)):
             if callbacks is not None:
@@ -268,8 +230,9 @@ class _Loop:
         callbacks.on_train_begin()
         for epoch in epochs:
             callbacks.on_epoch_begin(epoch)
-            train = (_order(n, self.views, cfg.seed, epoch, size, train=True), x, t, w)
-            val = (_order(len(y_val), 1, cfg.seed, epoch, size, train=False), x_val, t_val, w_val)
+            train = (epoch_order(n, self.views, cfg.seed, epoch, size, train=True), x, t, w)
+            val_order = epoch_order(len(y_val), 1, cfg.seed, epoch, size, train=False)
+            val = (val_order, x_val, t_val, w_val)
             with self.watchdog.waiting(f"{stage} epoch {epoch + 1}"):
                 loss, accuracy = steps.epoch(steps.train, train, local, b, callbacks, pet)
                 val_loss, val_accuracy = steps.epoch(steps.evaluate, val, local, b, None, pet)

@@ -180,3 +180,35 @@ def test_a_worker_reads_only_its_rows_a_batch_at_a_time(tmp_path, monkeypatch):
         np.testing.assert_array_equal(x.numpy(), whole[idx])
         np.testing.assert_array_equal(t.numpy(), labels[idx])
         assert w.numpy().tolist() == [1.0] * 4
+
+
+def test_another_worker_takes_the_chiefs_plan_and_input_size(tmp_path, tiny_backbone, monkeypatch):
+    from imgclf.config import TrainConfig
+    from imgclf.training import multiworker_plan
+    from imgclf.training.budget import stratified_subset
+    from imgclf.training.distribution import Distribution
+    from imgclf.training.plan import plan_run
+    from imgclf.training.setup import new_run
+
+    data = make_distinct_dataset(tmp_path / "data", {"cat": 12, "dog": 12}, seed=4)
+    cfg = TrainConfig(data=str(data), model=tiny_backbone, image_size=64, augment="none")
+    setup = new_run(cfg.validate(), verbose=0)
+    say = lambda _line: None  # noqa: E731
+    plan, clf = plan_run(setup.cfg, setup.clf, setup.by_split, 2, None, say, False, True)
+    # the chief planned 32 px, 6 train and 2 val images, 1 view, 2 head epochs, no fine-tuning
+    chief = np.array([32, 6, 2, 1, 2, 0, 0, 3.5], np.float32)
+    monkeypatch.setattr(multiworker_plan, "_from_chief", lambda dist, values: chief)
+    other = Distribution("multi_worker", 2, None, worker=1, workers=2)
+    mine, rebuilt = multiworker_plan.chief_plan(other, plan, clf, setup.cfg, setup.by_split, 2)
+    assert (mine.image_size, rebuilt.model.input_shape[1:3]) == (32, (32, 32))
+    assert mine.train_items == tuple(stratified_subset(setup.by_split["train"], 6, cfg.seed))
+    assert len(mine.val_items) == 2 and (mine.views, mine.head_epochs, mine.epochs) == (1, 2, 0)
+    assert not mine.fine_tunes and not mine.report and mine.reserve_s == 3.5
+    # the recipe (its cut) is made again on the rebuilt classifier
+    assert mine.recipe is not plan.recipe and mine.recipe.first == plan.recipe.first
+    assert mine.recipe.bottom.layers[-1] in rebuilt.backbone.layers
+    chief_dist = Distribution("multi_worker", 2, None, worker=0, workers=2)
+    assert multiworker_plan.chief_plan(chief_dist, plan, clf, setup.cfg, setup.by_split, 2) == (
+        plan,
+        clf,
+    )

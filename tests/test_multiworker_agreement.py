@@ -137,7 +137,7 @@ def test_both_workers_resume_from_the_chiefs_checkpoint_and_complete_the_run(res
 def test_every_worker_takes_the_chiefs_time_plan(tmp_path, tiny_backbone):
     data = make_distinct_dataset(tmp_path / "data", {"cat": 12, "dog": 12}, seed=4)
     argv = [str(data), "--model", tiny_backbone, "--image-size", "32", "--head-epochs", "2"]
-    argv += ["--epochs", str(TIMED_EPOCHS), "--patience", str(TIMED_EPOCHS), "--time", "40s"]
+    argv += ["--epochs", str(TIMED_EPOCHS), "--patience", str(TIMED_EPOCHS), "--time", "25s"]
     argv += ["--batch-size", "8", "--augment", "none", "--no-report", "--name", "timed"]
     end = time.monotonic() + WORKERS_BOUND_S
     (code0, log0), (code1, log1) = _finish(_start(tmp_path, argv, "timed"), tmp_path, "timed", end)

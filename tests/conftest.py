@@ -24,6 +24,7 @@ pytest_plugins = ["browser"]  # the `page` fixture: Debian's chromium through Pl
 LONGEST_FIRST = (
     "test_train.py",
     "test_training_controls.py",
+    "test_multiworker_agreement.py",
     "test_explain.py",
     "test_recipe.py",
     "test_integration.py",

@@ -155,12 +155,12 @@ def test_tf_config_is_read(monkeypatch):
 
 def test_multi_worker_refuses_what_it_does_not_support():
     cfg = TrainConfig(data="d")
-    check_multi_worker(cfg, pretrained=True, cached=True, resume=False)
+    check_multi_worker(cfg, pretrained=True, cached=True)
+    check_multi_worker(TrainConfig(data="d", time_budget="5m"), pretrained=True, cached=True)
     for args, what in [
-        ((cfg, False, True, False), "--model cnn"),
-        ((cfg, True, False, False), "--fine-tune all"),
-        ((cfg, True, True, True), "--resume"),
-        ((TrainConfig(data="d", time_budget="5m"), True, True, False), "--time"),
+        ((cfg, False, True), "--model cnn"),
+        ((cfg, True, False), "--fine-tune all"),
+        ((TrainConfig(data="d", ema=0.99), True, True), "--ema"),
     ]:
         with pytest.raises(ConfigError, match="multi-worker training") as caught:
             check_multi_worker(*args)

@@ -42,7 +42,7 @@ def fit_arrays(
     shuffle drawn from ``(seed, epoch)``."""
     cfg = session.cfg
     if session.distribution.multi_worker:  # Keras fit fails there: a training step of our own
-        arrays = tuple(np.asarray(a) for a in (x, y, x_val, y_val))  # read into memory
+        arrays = (x, np.asarray(y), x_val, np.asarray(y_val))  # rows read a batch at a time
         return fit_arrays_multi_worker(
             session, model, stage, arrays, peak_lr, save, threshold, views
         )

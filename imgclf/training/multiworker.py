@@ -13,7 +13,9 @@ by every worker over its share and summed, so every worker sees the same logs an
 same epoch.
 
 Multi-worker runs train the stages on cached activations (a pretrained backbone's head and
-fine-tuning of its top): :func:`check_multi_worker` refuses the rest with a clear message.
+fine-tuning of its top): :func:`check_multi_worker` refuses the rest with a clear message. What
+the workers must agree on (a resumed run's starting point, when a stage stops: early stopping,
+``--time``'s deadline, Ctrl-C) is :mod:`imgclf.training.multiworker_control`.
 """
 
 from __future__ import annotations
@@ -28,27 +30,27 @@ import tensorflow as tf
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError
 from imgclf.evaluation.metrics import Metrics
+from imgclf.training.callbacks import RaiseInterrupt
 from imgclf.training.finish import TrainResult
+from imgclf.training.multiworker_control import Agreement
+from imgclf.training.multiworker_input import epoch_order, worker_batches
 from imgclf.training.session import Session
 from imgclf.training.watchdog import Watchdog, collective_failure, lost_worker
 
 __all__ = ["check_multi_worker", "fit_arrays_multi_worker", "worker_result"]
 
 
-def check_multi_worker(cfg: TrainConfig, pretrained: bool, cached: bool, resume: bool) -> None:
+def check_multi_worker(cfg: TrainConfig, pretrained: bool, cached: bool) -> None:
     """Raise a ConfigError for what multi-worker training does not support.
 
     Args:
         cfg: the run's options.
         pretrained: the model has a pretrained backbone (from-scratch models are not supported).
         cached: its fine-tuning (if any) runs on cached activations.
-        resume: the run is being resumed.
     """
     unsupported = [
         (not pretrained, "a from-scratch model (--model cnn)"),
         (not cached, "fine-tuning on decoded images (--fine-tune all, or no cache cut)"),
-        (resume, "--resume"),
-        (cfg.time_budget is not None, "--time"),
         (cfg.ema > 0, "--ema"),
         ("mixup" in cfg.augment or "cutmix" in cfg.augment, "--augment mixup/cutmix"),
         (cfg.lr_schedule == "plateau", "--lr-schedule plateau"),
@@ -80,33 +82,6 @@ def _from_chief(strategy, model: keras.Model) -> None:
     for i, value in zip(floats, summed[0], strict=True):
         values[i] = value.numpy().astype(values[i].dtype)
     model.set_weights(values)
-
-
-def _order(n: int, views: int, seed: int, epoch: int, size: int, train: bool) -> np.ndarray:
-    """The row indices of one epoch, ``size`` (the global batch) per step: for training a seeded
-    shuffle (one random view per image), whole batches only (the rest of a shuffle waits for the
-    next epoch); for validation every row once, padded with -1 to whole batches."""
-    if not train:
-        steps = max(1, -(-n // size))
-        return np.concatenate([np.arange(n), -np.ones(steps * size - n, np.int64)])
-    rng = np.random.default_rng([seed, epoch])
-    rows = rng.permutation(n) + n * rng.integers(0, views, n)
-    steps = max(1, n // size)
-    return np.resize(rows, steps * size)  # fewer images than one global batch: repeated
-
-
-def _shard(order: np.ndarray, x: np.ndarray, t: np.ndarray, w: np.ndarray, local: int, b: int):
-    """``dataset_fn`` for ``distribute_datasets_from_function``: this input pipeline's
-    per-replica batches of ``order`` (``local`` replicas of ``b`` rows per pipeline and step)."""
-
-    def dataset_fn(ctx):
-        p = ctx.input_pipeline_id
-        per_step = order.reshape(-1, ctx.num_input_pipelines, local, b)[:, p].reshape(-1, b)
-        mask = (per_step >= 0).astype(np.float32)
-        rows = np.maximum(per_step, 0)
-        return tf.data.Dataset.from_tensor_slices((x[rows], t[rows], w[rows] * mask))
-
-    return dataset_fn
 
 
 class _Steps:
@@ -155,7 +130,9 @@ class _Steps:
         ``callbacks``: a CallbackList told of each batch (None: none); ``pet``: called after
         each step (the watchdog)."""
         order = data[0]
-        iterator = iter(self.strategy.distribute_datasets_from_function(_shard(*data, local, b)))
+        iterator = iter(
+            self.strategy.distribute_datasets_from_function(worker_batches(*data, local, b))
+        )
         total = np.zeros(3)
         for batch in range(len(order) // (b * self.strategy.num_replicas_in_sync)):
             if callbacks is not None:
@@ -179,7 +156,7 @@ def fit_arrays_multi_worker(
     session: Session,
     model: keras.Model,
     stage: str,
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    arrays: tuple,
     peak_lr: float,
     save: keras.Model | None = None,
     threshold: float | None = None,
@@ -193,7 +170,9 @@ def fit_arrays_multi_worker(
         session: the run's trainer (its distribution is multi-worker).
         model: the model to train (not built under the strategy).
         stage: ``head`` or ``fine_tune``.
-        arrays: ``(x, y, x_val, y_val)``; ``x``/``y`` hold ``views`` equal blocks.
+        arrays: ``(x, y, x_val, y_val)``; ``x``/``y`` hold ``views`` equal blocks; ``x`` and
+            ``x_val`` arrays or :class:`~imgclf.training.shards.ShardedRows` (read a batch at a
+            time).
         peak_lr: the stage's peak learning rate for one replica.
         save: as for ``fit_arrays``. threshold: as for ``fit_arrays``. views: cached views.
     """
@@ -211,14 +190,19 @@ def fit_arrays_multi_worker(
             batches = max(1, n // dist.global_batch(session.cfg.batch_size))
             start = session.start_fit(replica, stage, peak_lr, batches, epochs, schedule)
             steps = _Steps(dist.strategy, replica, session.loss, session.batch_size)
-        callbacks = keras.callbacks.CallbackList(
-            session.callbacks(stage, save=save, threshold=threshold), model=model
-        )
-        model.optimizer = replica.optimizer  # what the callbacks read (the learning rate)
+        # Ctrl-C: the workers' vote after each epoch raises it (every worker stops together)
+        own = session.callbacks(stage, save=save, threshold=threshold)
+        own = [c for c in own if not isinstance(c, RaiseInterrupt)]
+        callbacks = keras.callbacks.CallbackList(own, model=model)
+        # the callbacks read its learning rate; last.keras keeps its state for --resume (a compiled
+        # model's file has the optimizer)
+        model.compile(optimizer=replica.optimizer, loss=session.loss)
         model.stop_training = False
         targets = (session.targets(y), _weights(session, y), session.targets(y_val))
+        agreement = Agreement(dist.strategy, session.interrupts, watchdog.who)
         loop = _Loop(session, steps, callbacks, watchdog, views)
-        loop.run(model, (x, x_val, y_val), targets, range(start, epochs), stage)
+        with agreement.deferred():
+            loop.run(model, (x, x_val, y_val), targets, range(start, epochs), stage, agreement)
     except Exception as exc:  # a collective failed: a worker died or timed out
         failed = collective_failure(exc)
         if failed is None:
@@ -235,7 +219,7 @@ class _Loop:
         self.session, self.steps, self.callbacks = session, steps, callbacks
         self.watchdog, self.views = watchdog, views
 
-    def run(self, model: keras.Model, arrays, targets, epochs: range, stage: str) -> None:
+    def run(self, model, arrays, targets, epochs: range, stage: str, agreement) -> None:
         (x, x_val, y_val), (t, w, t_val) = arrays, targets
         cfg, steps, callbacks = self.session.cfg, self.steps, self.callbacks
         size, b = self.session.batch_size, cfg.batch_size
@@ -246,8 +230,9 @@ class _Loop:
         callbacks.on_train_begin()
         for epoch in epochs:
             callbacks.on_epoch_begin(epoch)
-            train = (_order(n, self.views, cfg.seed, epoch, size, train=True), x, t, w)
-            val = (_order(len(y_val), 1, cfg.seed, epoch, size, train=False), x_val, t_val, w_val)
+            train = (epoch_order(n, self.views, cfg.seed, epoch, size, train=True), x, t, w)
+            val_order = epoch_order(len(y_val), 1, cfg.seed, epoch, size, train=False)
+            val = (val_order, x_val, t_val, w_val)
             with self.watchdog.waiting(f"{stage} epoch {epoch + 1}"):
                 loss, accuracy = steps.epoch(steps.train, train, local, b, callbacks, pet)
                 val_loss, val_accuracy = steps.epoch(steps.evaluate, val, local, b, None, pet)
@@ -256,18 +241,23 @@ class _Loop:
             logs = {"loss": loss, "accuracy": accuracy, "val_loss": val_loss}
             logs.update(val_accuracy=val_accuracy, learning_rate=lr)
             callbacks.on_epoch_end(epoch, logs)
+            with self.watchdog.waiting(f"the end of {stage} epoch {epoch + 1}"):
+                agreement.settle(model, epoch)  # any worker's stop is every worker's
             if model.stop_training:
                 break
         callbacks.on_train_end(logs)
 
 
-def worker_result(session: Session, setup, folder: str) -> TrainResult:
+def worker_result(session: Session, setup, folder: str, interrupted: bool) -> TrainResult:
     """The end of a run on a worker other than the chief: its temporary folder removed, a result
-    without metrics (the chief tests the model and writes the run folder)."""
+    without metrics (the chief tests the model and writes the run folder). ``interrupted``: a
+    Ctrl-C stopped every worker; the chief's exit status says so (130), this worker's is 0: its
+    part is done, and ``--resume`` on every worker continues the run."""
     dist = session.distribution
     shutil.rmtree(folder, ignore_errors=True)
+    done = "stopped with the others (Ctrl-C)" if interrupted else "trained"
     session.say(
-        f"worker {dist.worker} of {dist.workers}: trained; the chief (worker 0) tests the model "
+        f"worker {dist.worker} of {dist.workers}: {done}; the chief (worker 0) tests the model "
         "and writes the run folder"
     )
     classes = list(setup.data.classes)

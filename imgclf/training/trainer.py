@@ -31,7 +31,9 @@ from imgclf.training.distribution import (
 )
 from imgclf.training.finish import TrainResult, finish_training
 from imgclf.training.interrupts import Interrupts
-from imgclf.training.multiworker import check_multi_worker, worker_result
+from imgclf.training.multiworker import worker_result
+from imgclf.training.multiworker_control import worker_resume
+from imgclf.training.multiworker_plan import multi_worker_plan
 from imgclf.training.plan import RunPlan, plan_run
 from imgclf.training.precision import choose_precision
 from imgclf.training.session import Session
@@ -84,14 +86,12 @@ def _planned(
     say = print if verbose else (lambda _line: None)
     num_classes = len(setup.data.classes)
     budgeted = setup.resume is None  # a resumed run goes on as planned; its deadline still holds
+    mine = budgeted and dist.is_chief  # other workers take the chief's --time plan
     plan, clf = plan_run(
-        setup.cfg, setup.clf, setup.by_split, num_classes, deadline, say, budgeted, size_given
+        setup.cfg, setup.clf, setup.by_split, num_classes, deadline, say, mine, size_given
     )
     if dist.multi_worker:
-        cached = plan.recipe is not None and (
-            plan.recipe.first is None or plan.recipe.top is not None
-        )
-        check_multi_worker(setup.cfg, plan.recipe is not None, cached, setup.resume is not None)
+        plan, clf = multi_worker_plan(dist, setup, plan, clf, budgeted and deadline is not None)
     if setup.resume is not None:
         return plan, setup
     first = "head" if plan.recipe is not None else "train"
@@ -162,6 +162,7 @@ def train_run(
     scratch = worker_folder(dist)  # a worker other than the chief writes nothing to --out
     if scratch is not None:
         cfg = replace(cfg, out=scratch)
+    resume_dir = worker_resume(dist, scratch, resume_dir)  # another worker resumes its own copy
     # several devices: every model and optimizer is built under the strategy's scope
     with Interrupts() as interrupts, dist.scope():  # from here on, a Ctrl-C is never lost
         setup = new_run(cfg, verbose) if resume_dir is None else resume_run(resume_dir, cfg)
@@ -189,7 +190,7 @@ def train_run(
         log = DecodeLog()
         interrupted = _run_stages(session, plan, log)
     if scratch is not None:
-        return worker_result(session, setup, scratch)
+        return worker_result(session, setup, scratch, interrupted)
     stages["training"] = round(time.perf_counter() - start - sum(stages.values()), 1)
     clock = {"start": start, "origin": origin, "stages": stages}
     return finish_training(session, setup, log, interrupted, clock)

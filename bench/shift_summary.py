@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from statistics import mean
+from statistics import mean, stdev
 
 MODEL = re.compile(r"^== (\S+) .*?, seed (\d+); training (\d+) CPU s")
 TTA = re.compile(r"^-- tta (\S+): internal\s+n=(\d+)\s+accuracy ([\d.]+)")
@@ -76,7 +76,7 @@ def per_seed_table(rows: list[dict]) -> list[str]:
         gap, label = worst_gap(r["accuracy"])
         cells = " | ".join(f"{100 * r['accuracy'][c]:.2f} %" for c in columns)
         lines.append(
-            f"| {r['seed']} | {r['name']} | {cells} | {gap:+.1f} ({_short(label)}) "
+            f"| {r['seed']} | {r['name']} | {cells} | {gap:+.2f} ({_short(label)}) "
             f"| {r['train_cpu']} |"
         )
     return lines
@@ -103,15 +103,15 @@ def pooled_table(rows: list[dict], target: float) -> list[str]:
         seeds = ", ".join(str(r["seed"]) for r in arm)
         within = sum(round(g, 9) >= -target for g in gaps)
         lines.append(
-            f"| {name} | {seeds} | {cells} | {mean(gaps):+.1f} / {min(gaps):+.1f} "
+            f"| {name} | {seeds} | {cells} | {mean(gaps):+.2f} / {min(gaps):+.2f} "
             f"| {within} of {len(arm)} |"
         )
     return lines
 
 
 def paired_table(rows: list[dict], baseline: str) -> list[str]:
-    """Per other arm: the mean over the seeds both were run on of (arm − baseline) in points per
-    set, and on how many of those seeds the arm was ahead / behind."""
+    """Per other arm: the mean (± the standard deviation over seeds) of (arm − baseline) in points
+    per set over the seeds both were run on, and on how many of them the arm was ahead / behind."""
     columns = list(rows[0]["accuracy"]) + ["worst gap"]
     base = {r["seed"]: r["accuracy"] for r in rows if r["name"] == baseline}
     lines = [
@@ -128,7 +128,8 @@ def paired_table(rows: list[dict], baseline: str) -> list[str]:
         for c in columns:
             d = [_value(a, c) - _value(b, c) for a, b in pairs]
             ahead, behind = sum(x > 0 for x in d), sum(x < 0 for x in d)
-            cells.append(f"{mean(d):+.2f} ({ahead}↑ {behind}↓)")
+            spread = f" ±{stdev(d):.2f}" if len(d) > 1 else ""
+            cells.append(f"{mean(d):+.2f}{spread} ({ahead}↑ {behind}↓)")
         lines.append(f"| {name} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     return lines
 

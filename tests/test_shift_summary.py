@@ -55,11 +55,12 @@ def test_pooled_and_paired_tables_count_seeds_within_the_target():
     rows += summary.parse_log(_log(2, {"default": (10, 20, 17), "strong": (10, 19, 19)}))
     pooled = summary.pooled_table(rows, target=5)
     assert pooled[2].startswith("| default | 1, 2 | 100.00 / 100.00 | 100.00 / 100.00 ")
-    assert pooled[2].endswith("| -12.5 / -15.0 | 0 of 2 |")
-    assert pooled[3].endswith("| -5.0 / -5.0 | 2 of 2 |")
+    assert pooled[2].endswith("| -12.50 / -15.00 | 0 of 2 |")
+    assert pooled[3].endswith("| -5.00 / -5.00 | 2 of 2 |")
     paired = summary.paired_table(rows, "default")
     assert paired[2] == (
-        "| strong | 1, 2 | +0.00 (0↑ 0↓) | -2.50 (0↑ 1↓) | +7.50 (2↑ 0↓) | +7.50 (2↑ 0↓) |"
+        "| strong | 1, 2 | +0.00 ±0.00 (0↑ 0↓) | -2.50 ±3.54 (0↑ 1↓) | +7.50 ±3.54 (2↑ 0↓) "
+        "| +7.50 ±3.54 (2↑ 0↓) |"
     )
 
 

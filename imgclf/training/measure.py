@@ -36,6 +36,10 @@ __all__ = [
 
 EXTRACT_SHARE_MIN = 0.3  # the frozen bottom's share of a forward pass is taken as at least this
 SLOWDOWN_SAMPLE_S = 0.25  # how long slowdown() watches the other processes' use of the CPUs
+# decode_and_forward times a model's forward pass over at least this many seconds (a tiny model's
+# 16 batches take ~0.1 s, where one time slice lost to another process is 10 %) …
+FORWARD_MIN_S = 0.5
+FORWARD_PASSES_MAX = 4  # … going over its decoded batches up to this many times
 
 
 def forward_rate(
@@ -77,9 +81,11 @@ def decode_and_forward(
     model: keras.Model, items: list[ImageItem], image_size: int, batch_size: int, batches: int = 8
 ) -> tuple[float, float]:
     """Seconds per image of decoding and, apart, of ``model``'s forward pass on decoded images,
-    over up to ``batches`` batches spread over ``items``: a from-scratch fit decodes each image
-    once, into its in-memory cache during the first epoch, and every epoch after reads it decoded
-    (:func:`forward_rate` times the two together, as a pass that decodes every time pays them).
+    over up to ``batches`` batches spread over ``items`` (the forward pass over them again, up to
+    :data:`FORWARD_PASSES_MAX` times, until it has run :data:`FORWARD_MIN_S`): a from-scratch fit
+    decodes each image once, into its in-memory cache during the first epoch, and every epoch after
+    reads it decoded (:func:`forward_rate` times the two together, as a pass that decodes every
+    time pays them).
 
     Args:
         model: the whole model.
@@ -105,9 +111,11 @@ def decode_and_forward(
     decode = max(_per_image(stamps, start), _per_image(cpu, cpu_start))
     forward = replicated(lambda x: model(x, training=False))
     stamps, start = [], time.perf_counter()
-    for x in decoded:
+    for x in decoded * FORWARD_PASSES_MAX:  # a small model's batches again, to time enough
         forward(x).numpy()
         stamps.append((time.perf_counter(), int(x.shape[0])))
+        if len(stamps) >= len(decoded) and stamps[-1][0] - stamps[0][0] >= FORWARD_MIN_S:
+            break
     return decode, _per_image(stamps, start)
 
 

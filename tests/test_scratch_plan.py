@@ -25,7 +25,7 @@ from imgclf.runs import RunFiles, read_json
 from imgclf.training import measure, stages
 from imgclf.training import plan as plan_module
 from imgclf.training.budget import FILL, MIN_TRAIN_PER_CLASS, Rates, reserve_seconds
-from imgclf.training.callbacks import StopInEpoch
+from imgclf.training.callbacks import Deadline, StopInEpoch
 from imgclf.training.precise_bn import PreciseBatchNorm
 from imgclf.training.scratch_budget import budget_scratch
 
@@ -153,6 +153,21 @@ def test_decode_and_forward_measures_decoding_and_the_forward_pass_apart(tmp_pat
     decode, forward = measure.decode_and_forward(model, items, 16, 4, batches=3)
     assert decode > 0 and forward > 0
     assert measure.decode_and_forward(model, items[:2], 16, 4)[1] > 0  # one batch: it alone
+
+
+def test_a_deadline_does_not_say_it_stopped_a_fit_after_its_last_epoch():
+    # the last planned epoch ran: timings.json must not say "the time ran out (slower than planned)"
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False
+    late = Deadline(time.perf_counter() - 1)
+    late.set_model(model)
+    late.set_params({"epochs": 2})
+    late.on_epoch_begin(1)
+    late.on_epoch_end(1)
+    assert not late.stopped and not model.stop_training
+    late.on_epoch_begin(0)
+    late.on_epoch_end(0)  # an epoch before the last: stopped
+    assert late.stopped and model.stop_training
 
 
 def test_stop_in_epoch_stops_after_the_batch_that_reaches_the_time():

@@ -17,9 +17,9 @@ from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset, fits_cache
 from imgclf.data.scan import ImageItem
 from imgclf.training.budget import (
-    FINE_TUNE_FACTOR,
     FIT_START_SECONDS,
     REPORT_SECONDS,
+    SCRATCH_STEP_FACTOR,
     Rates,
     fixed_cost_factor,
 )
@@ -125,7 +125,7 @@ def scratch_rates(
     """The rates of a from-scratch fit of ``model`` on decoded images, and the seconds per image it
     pays once to decode them all (0 when they do not fit the in-memory cache: then every epoch
     decodes, and its rates say so). A training image costs
-    :data:`~imgclf.training.budget.FINE_TUNE_FACTOR` forward passes, a validation image one, a
+    :data:`~imgclf.training.budget.SCRATCH_STEP_FACTOR` forward passes, a validation image one, a
     scored image (test, report) decoding and one; the fit's start-up traces the whole model's step.
 
     Args:
@@ -142,7 +142,7 @@ def scratch_rates(
         decode + forward,
         0.0,
         decode + forward,
-        FINE_TUNE_FACTOR * forward + every,
+        SCRATCH_STEP_FACTOR * forward + every,
         forward + every,
         fine_tune_start=FIT_START_SECONDS * fixed_cost_factor(load),
     )

@@ -6,10 +6,10 @@ Decoding and the whole model's forward pass are measured apart on a few batches 
 in-memory cache during the first epoch, so the first epoch pays decoding and the fit's start-up
 (tracing) once and every epoch after pays only its steps. (Counting decoding in every epoch, as a
 rate measured with decoding did, planned 2 epochs of Fashion-MNIST's 60,000 at ~58 s each where
-they took 58.9 s, the first, and 36.8 s.) A training step is taken to cost
-:data:`~imgclf.training.budget.FINE_TUNE_FACTOR` forward passes (forward, two backward, the
-optimizer, the augmentation layers: measured 3-4.5× for the cnn at 32 px, 4.0× in CPU seconds for
-the tiny_cnn at 28 px), and the end of the run —
+they took 58.9 s, the first, and 36.8 s.) A training image is taken to cost
+:data:`~imgclf.training.budget.SCRATCH_STEP_FACTOR` forward passes (forward, two backward, the
+optimizer, the augmentation layers, and Keras' and imgclf's work at each batch), and the end of the
+run —
 scoring the test and validation splits, the report — is kept back exactly as for a pretrained model
 (:func:`~imgclf.training.budget.reserve_seconds`). :func:`budget_scratch` then chooses, within the
 rest: every training image for as many epochs as fit (up to ``--epochs``); when not all epochs fit,

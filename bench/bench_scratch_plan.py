@@ -24,14 +24,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def _estimates(model, items, n: int, nv: int, load: float) -> dict[str, tuple[float, float]]:
     """(first epoch, each later epoch) in seconds, as the plan estimated them before and now."""
-    from imgclf.training.budget import FIT_START_SECONDS, PER_IMAGE_FLOOR_S, fixed_cost_factor
+    from imgclf.training.budget import (
+        FIT_START_SECONDS,
+        PER_IMAGE_FLOOR_S,
+        SCRATCH_STEP_FACTOR,
+        fixed_cost_factor,
+    )
     from imgclf.training.measure import decode_and_forward, forward_rate
 
     start = FIT_START_SECONDS * fixed_cost_factor(load)
     both = forward_rate(model, items, 28, 32, batches=8)
     before = n * 4 * both + nv * both
     decode, forward = decode_and_forward(model, items, 28, 32, 16)
-    now = n * 4 * forward + nv * forward
+    now = n * SCRATCH_STEP_FACTOR * forward + nv * forward
     return {
         "before": (before + (n + nv) * PER_IMAGE_FLOOR_S * load + start, before),
         "now": (now + (n + nv) * decode + start, now),

@@ -132,7 +132,8 @@ def plan_against_epochs(run: Path) -> dict:
     with open(run / "history.csv", newline="") as fh:
         seconds = [float(row["seconds"]) for row in csv.DictReader(fh)]
     plan = json.loads((run / "timings.json").read_text()).get("plan", {})
-    keys = ("epochs", "first_epoch_s", "epoch_s", "planned_s", "slowdown")
+    keys = ("train_images", "epochs", "first_epoch_s", "epoch_s", "planned_s", "reserve_s")
+    keys += ("slowdown",)
     planned = {key: plan[key] for key in keys if key in plan}
     return {"plan": planned, "epoch_s": seconds} if planned else {"epoch_s": seconds}
 

@@ -15,7 +15,8 @@ Methods: ``auto`` (the default, no flags), ``cnn`` (``--model cnn``: the cnn ups
 25 epochs — the previous ``--model cnn``), ``lite0`` (``--model efficientnet_lite0``: 128 px, the
 previous default for 1,437 pictures). Each method is one ``python -m imgclf train`` process with a
 fresh, empty ``$IMGCLF_CACHE`` (cold: import, arrays to PNG, doctor, training, test, report), run
-one after the other from this process; wall and CPU (user + sys of the child) per method::
+one after the other from this process; wall and CPU (user + sys of the child) per method, and the
+seconds of each epoch (``history.csv``) beside what a ``--time`` plan expected (``timings.json``)::
 
     .venv/bin/python bench/bench_tiny.py --set digits --methods auto,cnn,lite0
     .venv/bin/python bench/bench_tiny.py --set fashion --methods auto --time 5m
@@ -24,6 +25,7 @@ one after the other from this process; wall and CPU (user + sys of the child) pe
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import json
 import os
@@ -119,7 +121,21 @@ def run_one(method: str, data: Path, work: Path, budget: str | None) -> dict:
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "load": f"{load:.1f} -> {os.getloadavg()[0]:.1f}",
+        **plan_against_epochs(run),
     }
+
+
+def plan_against_epochs(run: Path) -> dict:
+    """A ``--time`` run's plan (``timings.json``: epochs, the first epoch's and each later one's
+    estimated seconds, the slowdown it measured) beside the seconds each epoch really took
+    (``history.csv``); the epochs alone without ``--time``."""
+    with open(run / "history.csv", newline="") as fh:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(fh)]
+    plan = json.loads((run / "timings.json").read_text()).get("plan", {})
+    keys = ("train_images", "epochs", "first_epoch_s", "epoch_s", "planned_s", "reserve_s")
+    keys += ("slowdown",)
+    planned = {key: plan[key] for key in keys if key in plan}
+    return {"plan": planned, "epoch_s": seconds} if planned else {"epoch_s": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -202,12 +202,14 @@ def test_the_plan_is_frozen_and_config_records_what_will_really_happen(monkeypat
     import time
 
     from imgclf.config import TrainConfig
+    from imgclf.training import measure
     from imgclf.training import plan as plan_module
 
     by_split = {"train": _items(40, "train"), "val": _items(10, "val"), "test": _items(6, "test")}
     cfg = TrainConfig(data="x", model="cnn", image_size=32, epochs=25, time_budget="20s")
     monkeypatch.setattr(plan_module, "slowdown", lambda: 1.0)
-    monkeypatch.setattr(plan_module, "forward_rate", lambda *a, **k: 0.1)  # a slow model
+    # a slow model: decoding 0.01 s an image, its forward pass 0.1 s
+    monkeypatch.setattr(measure, "decode_and_forward", lambda *a, **k: (0.01, 0.1))
     said: list[str] = []
     clf = _tiny_classifier()
     deadline = time.perf_counter() + 20

@@ -117,7 +117,9 @@ class Deadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         self._epochs += 1
-        if self._epochs >= self.min_epochs and now + (now - self._start) > self.deadline:
+        last = epoch + 1 >= (self.params or {}).get("epochs", math.inf)  # nothing left to stop
+        late = now + (now - self._start) > self.deadline
+        if late and not last and self._epochs >= self.min_epochs:
             self.model.stop_training = self.stopped = True
 
 

@@ -14,15 +14,32 @@ import keras
 import numpy as np
 
 from imgclf.data.decode import DecodeLog
-from imgclf.data.pipeline import batched, decoded_dataset
+from imgclf.data.pipeline import batched, decoded_dataset, fits_cache
 from imgclf.data.scan import ImageItem
-from imgclf.training.budget import REPORT_SECONDS, fixed_cost_factor
+from imgclf.training.budget import (
+    FIT_START_SECONDS,
+    REPORT_SECONDS,
+    SCRATCH_STEP_FACTOR,
+    Rates,
+    fixed_cost_factor,
+)
 from imgclf.training.distribution import replicas_in_scope, replicated
 
-__all__ = ["forward_rate", "top_rate", "report_seconds", "slowdown"]
+__all__ = [
+    "decode_and_forward",
+    "forward_rate",
+    "scratch_rates",
+    "top_rate",
+    "report_seconds",
+    "slowdown",
+]
 
 EXTRACT_SHARE_MIN = 0.3  # the frozen bottom's share of a forward pass is taken as at least this
 SLOWDOWN_SAMPLE_S = 0.25  # how long slowdown() watches the other processes' use of the CPUs
+# decode_and_forward times a model's forward pass over at least this many seconds (a tiny model's
+# 16 batches take ~0.1 s, where one time slice lost to another process is 10 %) …
+FORWARD_MIN_S = 0.5
+FORWARD_PASSES_MAX = 4  # … going over its decoded batches up to this many times
 
 
 def forward_rate(
@@ -46,12 +63,90 @@ def forward_rate(
     for x, _ in batched(decoded_dataset(sample, image_size, DecodeLog(), cache=False), batch_size):
         forward(x).numpy()
         stamps.append((time.perf_counter(), int(x.shape[0])))
+    return _per_image(stamps, start)
+
+
+def _per_image(stamps: list[tuple[float, int]], start: float) -> float:
+    """Seconds per image from per-batch ``(time, images)`` stamps: the batches after the first
+    (which traces or starts a pipeline), or the first alone when it is the only one."""
     if not stamps:
         return 0.0
     timed = sum(n for _, n in stamps[1:])
     return (
         (stamps[-1][0] - stamps[0][0]) / timed if timed else (stamps[0][0] - start) / stamps[0][1]
     )
+
+
+def decode_and_forward(
+    model: keras.Model, items: list[ImageItem], image_size: int, batch_size: int, batches: int = 8
+) -> tuple[float, float]:
+    """Seconds per image of decoding and, apart, of ``model``'s forward pass on decoded images,
+    over up to ``batches`` batches spread over ``items`` (the forward pass over them again, up to
+    :data:`FORWARD_PASSES_MAX` times, until it has run :data:`FORWARD_MIN_S`): a from-scratch fit
+    decodes each image once, into its in-memory cache during the first epoch, and every epoch after
+    reads it decoded (:func:`forward_rate` times the two together, as a pass that decodes every
+    time pays them).
+
+    Args:
+        model: the whole model.
+        items: images to sample.
+        image_size: input size.
+        batch_size: images per batch.
+        batches: batches to run. Defaults to 8.
+
+    Returns:
+        ``(decode, forward)``, seconds per image.
+    """
+    batch_size *= replicas_in_scope()  # under a strategy: its global batch, split by replicated()
+    sample = items[:: max(1, len(items) // (batches * batch_size))][: batches * batch_size]
+    stamps, cpu, decoded = [], [], []
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for x, _ in batched(decoded_dataset(sample, image_size, DecodeLog(), cache=False), batch_size):
+        decoded.append(x)
+        stamps.append((time.perf_counter(), int(x.shape[0])))
+        cpu.append((time.process_time(), int(x.shape[0])))
+    # the cache fill's decoding runs beside the training steps, which take the cores the parallel
+    # decoding had here: it costs its CPU seconds, not less (Fashion-MNIST, quiet machine: the first
+    # epoch ~0.35 ms an image longer, decoding ~0.4 ms of CPU an image)
+    decode = max(_per_image(stamps, start), _per_image(cpu, cpu_start))
+    forward = replicated(lambda x: model(x, training=False))
+    stamps, start = [], time.perf_counter()
+    for x in decoded * FORWARD_PASSES_MAX:  # a small model's batches again, to time enough
+        forward(x).numpy()
+        stamps.append((time.perf_counter(), int(x.shape[0])))
+        if len(stamps) >= len(decoded) and stamps[-1][0] - stamps[0][0] >= FORWARD_MIN_S:
+            break
+    return decode, _per_image(stamps, start)
+
+
+def scratch_rates(
+    model: keras.Model, items: list[ImageItem], cfg, n_images: int, load: float
+) -> tuple[Rates, float]:
+    """The rates of a from-scratch fit of ``model`` on decoded images, and the seconds per image it
+    pays once to decode them all (0 when they do not fit the in-memory cache: then every epoch
+    decodes, and its rates say so). A training image costs
+    :data:`~imgclf.training.budget.SCRATCH_STEP_FACTOR` forward passes, a validation image one, a
+    scored image (test, report) decoding and one; the fit's start-up traces the whole model's step.
+
+    Args:
+        model: the whole model.
+        items: training images to sample.
+        cfg: the run's options (``image_size``, ``batch_size``, ``cache_mb``).
+        n_images: the train and validation images the fit would cache.
+        load: :func:`slowdown`, measured once by the caller.
+    """
+    decode, forward = decode_and_forward(model, items, cfg.image_size, cfg.batch_size, 16)
+    cached = cfg.cache_mb > 0 and fits_cache(n_images, cfg.image_size, cfg.cache_mb)
+    every = 0.0 if cached else decode  # decoding in every epoch
+    rates = Rates(
+        decode + forward,
+        0.0,
+        decode + forward,
+        SCRATCH_STEP_FACTOR * forward + every,
+        forward + every,
+        fine_tune_start=FIT_START_SECONDS * fixed_cost_factor(load),
+    )
+    return rates, decode if cached else 0.0
 
 
 def top_rate(bottom: keras.Model, top: keras.Model, image_size: int, batch_size: int) -> float:

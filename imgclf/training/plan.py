@@ -20,16 +20,15 @@ from imgclf.data.scan import ImageItem
 from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.training.activations import has_augmentation
 from imgclf.training.budget import (
-    FIT_START_SECONDS,
     PER_IMAGE_FLOOR_S,
     Rates,
-    fixed_cost_factor,
     stratified_subset,
 )
 from imgclf.training.measure import (
     EXTRACT_SHARE_MIN,
     forward_rate,
     report_seconds,
+    scratch_rates,
     slowdown,
     top_rate,
 )
@@ -260,13 +259,8 @@ def _plan_pretrained(cfg, clf, by_split, num_classes, deadline, say, load, size_
 
 
 def _plan_scratch(cfg, clf, by_split, num_classes, deadline, say, load) -> RunPlan:
-    rate = forward_rate(clf.model, by_split["train"], cfg.image_size, cfg.batch_size, batches=8)
-    # a training image ≈ FINE_TUNE_FACTOR forward passes; the fit's start-up traces the whole
-    # model's step
-    rates = replace(
-        Rates.measured(rate, 0.0, cached=False, slowdown=load),
-        fine_tune_start=FIT_START_SECONDS * fixed_cost_factor(load),
-    )
+    n = len(by_split["train"]) + len(by_split["val"])
+    rates, decode_s = scratch_rates(clf.model, by_split["train"], cfg, n, load)
     budget = budget_scratch(
         parse_duration(cfg.time_budget),
         deadline - time.perf_counter(),
@@ -277,7 +271,7 @@ def _plan_scratch(cfg, clf, by_split, num_classes, deadline, say, load) -> RunPl
         rates,
         epochs=cfg.epochs,
         report_s=report_seconds(cfg.report, load),
-        decode_s=PER_IMAGE_FLOOR_S * load,
+        decode_s=decode_s,
     )
     say(budget.line())
     val = tuple(stratified_subset(by_split["val"], budget.val_images, cfg.seed))

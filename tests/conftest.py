@@ -41,6 +41,7 @@ LONGEST_FIRST = (
     "test_choose.py",
     "test_models.py",
     "test_distribution.py",
+    "test_multi_depth.py",
 )
 
 

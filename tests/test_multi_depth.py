@@ -65,6 +65,7 @@ def test_the_features_pool_every_layer_twice_and_share_the_backbone(lite0):
     smaller = resized(deeper, 3, 64, "flip", 0)  # --time's smaller input keeps the kind of head
     assert smaller.backbone is deeper.backbone and smaller.model.input_shape[1] == 64
     assert any(layer.name == "head_norm" for layer in smaller.head.layers)
+    assert deeper.head.get_layer("head_norm").momentum == 0.9  # settles within a short --time head
 
 
 def test_the_cache_keeps_the_last_layer_and_the_multi_depth_features_apart(lite0):

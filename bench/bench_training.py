@@ -7,6 +7,8 @@ same held-out test images (imgclf's own split of the folder, written before anyt
 * ``baseline`` — the keras.io guide by hand: the same EfficientNet-Lite0 backbone frozen,
   ``image_dataset_from_directory`` at 224 px, RandomFlip + RandomRotation layers, dropout + dense
   head, Adam 1e-3, 10 epochs (model selection on a validation_split of the train+val images);
+* ``expert`` — an expert's hand-written Lite0 fine-tuning script (``bench/expert_finetune.py``: 128
+  px, 3 head epochs, 6 fine-tuning epochs from block8), on imgclf's own train/val/test split;
 * ``default`` — ``imgclf.train(DATA)`` with every default, a cold feature cache;
 * ``time1m`` / ``time45s`` — ``imgclf.train(DATA, time_budget="1m")`` (``"45s"``), a cold feature
   cache;
@@ -18,9 +20,9 @@ Run: ``.venv/bin/python bench/bench_training.py [--data DIR] [--only baseline,de
 [--seeds 42,1]``. Each method runs once per seed (``--seeds``; the split, shuffling and
 initialisation follow it), each run with its own cold feature cache. Prints one ``RESULT`` line per
 method and seed — wall seconds, the process's CPU seconds (user + sys) and the load average before
-and after — then the ratios to the baseline. The final check of the default:
-``bench/bench_training.py --only default
---seeds 42,1``.
+and after — then the ratios to the baseline (to ``expert`` when no baseline ran). The default
+against the expert's script, side by side: ``bench/bench_training.py --only expert,default
+--seeds 42``.
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 from common import DIGITS as DEFAULT_DATA  # noqa: E402 (after the environment is set)
 
-METHODS = ("baseline", "default", "time1m", "time45s", "cnn", "notes_cnn")
+METHODS = ("baseline", "expert", "default", "time1m", "time45s", "cnn", "notes_cnn")
 CPU_SECONDS: dict[tuple[str, int], float] = {}  # (method, seed) -> the run's CPU seconds
 
 
 def held_out_split(data: Path, workdir: Path, seed: int = 42):
     """imgclf's split of ``data`` for ``seed``, materialised as symlink folders: trainval/<class>,
-    test/<class>."""
+    test/<class>, and the same images again as train/<class>, val/<class>."""
     from imgclf.config import TrainConfig
     from imgclf.data.prepare import prepare_training_data
     from imgclf.data.scan import scan_folder
@@ -54,10 +56,11 @@ def held_out_split(data: Path, workdir: Path, seed: int = 42):
         scanned, TrainConfig(data=str(data), seed=seed), verbose=0
     )
     for item in items:
-        part = "test" if item.split == "test" else "trainval"
-        target = workdir / part / scanned.classes[item.label] / Path(item.path).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(Path(item.path).resolve())
+        parts = {item.split, "test" if item.split == "test" else "trainval"}
+        for part in parts:
+            target = workdir / part / scanned.classes[item.label] / Path(item.path).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(Path(item.path).resolve())
     return workdir / "trainval", workdir / "test", scanned.classes
 
 
@@ -166,6 +169,12 @@ def _run_method(
     load, cpu, t = os.getloadavg()[0], _cpu_seconds(), time.perf_counter()
     if method == "baseline":
         acc = baseline(trainval, test_dir, num_classes, seed)
+    elif method == "expert":
+        from expert_finetune import expert
+
+        acc = expert(
+            trainval.parent / "train", trainval.parent / "val", test_dir, num_classes, seed
+        )
     elif method == "notes_cnn":
         acc = notes_cnn(trainval, test_dir, num_classes, seed)
     else:
@@ -184,6 +193,22 @@ def _run_method(
         flush=True,
     )
     return secs, acc
+
+
+def _print_ratios(results: dict, methods: list[str], seeds: list[int]) -> None:
+    """One RATIO line per method and seed against the reference: ``baseline`` when it ran, else
+    ``expert``, else the first method."""
+    ref = next((m for m in ("baseline", "expert") if m in methods), methods[0])
+    for seed in seeds:
+        ref_s, ref_acc = results[ref, seed]
+        ref_cpu = CPU_SECONDS[ref, seed]
+        for method in methods:
+            secs, acc = results[method, seed]
+            print(
+                f"RATIO seed={seed} {method}: time {secs / ref_s:.2f}x {ref}, "
+                f"CPU {CPU_SECONDS[method, seed] / ref_cpu:.2f}x, "
+                f"accuracy {acc - ref_acc:+.4f} vs {ref}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,17 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[method, seed] = _run_method(
                     method, args.data, work, trainval, test_dir, len(classes), seed
                 )
-        for seed in seeds:
-            if ("baseline", seed) in results:
-                base_s, base_acc = results["baseline", seed]
-                base_cpu = CPU_SECONDS["baseline", seed]
-                for (method, s), (secs, acc) in results.items():
-                    if s == seed:
-                        print(
-                            f"RATIO seed={seed} {method}: time {secs / base_s:.2f}x "
-                            f"baseline, CPU {CPU_SECONDS[method, s] / base_cpu:.2f}x, "
-                            f"accuracy {acc - base_acc:+.4f} vs baseline"
-                        )
+        _print_ratios(results, methods, seeds)
     return 0
 
 

@@ -66,6 +66,7 @@ class TrainOptions(TypedDict, total=False):
     devices: str
     mixed_precision: str
     allow_missing_test_classes: bool
+    head_features: str
 
 
 def train_config(

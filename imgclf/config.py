@@ -286,6 +286,9 @@ class TrainConfig:
         "train even when a pre-split test/ folder lacks a class (its test metrics then "
         "have support 0)",
     )
+    head_features: str = _opt(
+        "auto", "head reads the frozen backbone's 'last' layer, 'multi' depths (Lite0) or 'auto'"
+    )
 
     def validate(self) -> TrainConfig:
         """Check every value; raise :class:`~imgclf.errors.InvalidValue` naming the first bad one

@@ -98,6 +98,7 @@ def _check_optimisation(cfg: Any) -> None:
     check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
     check_choice("fine_tune_optimizer", cfg.fine_tune_optimizer or cfg.optimizer, OPTIMIZERS)
     check_choice("lr_schedule", cfg.lr_schedule, SCHEDULES)
+    check_choice("head_features", cfg.head_features, ("auto", "last", "multi"))
     if cfg.fine_tune not in ("auto", "all", "none") and not (
         cfg.fine_tune.isdigit() and int(cfg.fine_tune) > 0
     ):

@@ -43,6 +43,7 @@ LONGEST_FIRST = (
     "test_models.py",
     "test_distribution.py",
     "test_mixed_precision.py",
+    "test_multi_depth.py",
 )
 
 

@@ -225,28 +225,30 @@ def test_the_plan_is_frozen_and_config_records_what_will_really_happen(monkeypat
 
 def test_a_budget_that_cannot_take_every_image_drops_the_report_and_config_says_so(monkeypatch):
     from imgclf.config import TrainConfig
-    from imgclf.training import plan as plan_module
+    from imgclf.training import pretrained_plan
+    from imgclf.training.measure import report_seconds
     from imgclf.training.recipe import Recipe
+    from imgclf.training.run_plan import RunPlan
 
     said: list[str] = []
     cfg = TrainConfig(data="x", time_budget="20s", epochs=8)
     fits = {True: 10, False: 30}  # training images that fit with and without the report
 
     def fake_budget(budget_s, left_s, n_train, n_val, n_test, n_classes, rates, *, report_s, **kw):
-        n = fits[report_s == plan_module.report_seconds(True, 1.0)]
+        n = fits[report_s == report_seconds(True, 1.0)]
         return PretrainedBudget(budget_s, left_s, report_s, n, n_train, n_val, n_val, 1, 5, 0, 1.0)
 
-    monkeypatch.setattr(plan_module, "budget_pretrained", fake_budget)
-    budget, report, changes = plan_module._choose_report(
+    monkeypatch.setattr(pretrained_plan, "budget_pretrained", fake_budget)
+    budget, report, changes = pretrained_plan.choose_report(
         cfg, plan_module_make(fake_budget), 40, said.append
     )
     assert budget.train_images == 30 and report is False and changes == tuple(said)
     assert "no report, so that 30 training images fit instead of 10" in said[0]
-    plan = plan_module.RunPlan(32, Recipe(3, None, None), (), (), 1, 5, 0, report)
+    plan = RunPlan(32, Recipe(3, None, None), (), (), 1, 5, 0, report)
     config = plan.config(cfg)
     assert config.report is False and config.fine_tune == "none"  # neither will happen
     fits[False] = 10  # no gain without the report: it stays
-    budget, report, changes = plan_module._choose_report(
+    budget, report, changes = pretrained_plan.choose_report(
         cfg, plan_module_make(fake_budget), 40, said.append
     )
     assert report is True and changes == ()

@@ -22,10 +22,13 @@ __all__ = [
     "class_probabilities",
     "iter_layers",
     "loss_and_metric",
+    "resized",
+    "reusable_backbone",
     "HEAD_DROPOUT",
 ]
 
 HEAD_DROPOUT = 0.2
+HEAD_NORM_MOMENTUM = 0.9  # the multi-depth head's BatchNormalization (docs/benchmarks.md stop 13)
 
 
 @dataclass
@@ -84,7 +87,13 @@ def loss_and_metric(num_classes: int, label_smoothing: float = 0.0, soft_labels:
 
 
 def build_classifier(
-    spec: ModelSpec, num_classes: int, image_size: int, augment: str, seed: int
+    spec: ModelSpec,
+    num_classes: int,
+    image_size: int,
+    augment: str,
+    seed: int,
+    backbone: keras.Model | None = None,
+    feature_norm: bool = False,
 ) -> Classifier:
     """The classifier around a registry model: augmentation (training only), the backbone, dropout
     and the output layer; ``head`` shares that output layer for the head stage.
@@ -95,9 +104,13 @@ def build_classifier(
         image_size: the square input size in pixels.
         augment: the ``--augment`` spec (``"none"``: no augmentation layer).
         seed: seed of the augmentation layers and the head's initialisation.
+        backbone: a backbone already built (one that takes ``image_size``, e.g. a file's that takes
+            any size: :func:`reusable_backbone`); None (the default) builds ``spec``'s.
+        feature_norm: a BatchNormalization layer (``head_norm``) before the dropout, for features
+            whose scales differ widely (:mod:`imgclf.models.multi_depth`). Defaults to False.
     """
     keras.utils.set_random_seed(seed)
-    backbone = spec.builder(image_size)
+    backbone = spec.builder(image_size) if backbone is None else backbone
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     aug = augmentation_layers(augment, seed)
@@ -109,10 +122,50 @@ def build_classifier(
     dense = keras.layers.Dense(
         units, activation=activation, dtype="float32", name="predictions"
     )  # float32 under mixed precision
-    model = keras.Model(inputs, dense(dropout(features)), name="imgclf_classifier")
+    # momentum 0.9: a --time head may train only ~35 steps, too few for Keras' 0.99 to settle
+    # the moving statistics (223 images, 5 epochs: test 0.78 vs 0.58; all: 0.93 vs 0.94)
+    norm = keras.layers.BatchNormalization(momentum=HEAD_NORM_MOMENTUM, name="head_norm")
+    layers = [norm] if feature_norm else []
+    layers += [dropout, dense]
+    model = keras.Model(inputs, _chain(layers, features), name="imgclf_classifier")
     feature_input = keras.Input((backbone.output.shape[-1],), name="features")
-    head = keras.Model(feature_input, dense(dropout(feature_input)), name="head")
+    head = keras.Model(feature_input, _chain(layers, feature_input), name="head")
     return Classifier(model, backbone, head, spec)
+
+
+def _chain(layers: list, x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def resized(clf: Classifier, num_classes: int, image_size: int, augment: str, seed: int):
+    """``clf`` rebuilt at ``image_size``: its backbone reused where it takes that size
+    (:func:`reusable_backbone`), its kind of head (with ``head_norm`` or not) new.
+
+    Args:
+        clf: the classifier.
+        num_classes: the number of classes.
+        image_size: the new square input size.
+        augment: the ``--augment`` spec.
+        seed: seed of the augmentation layers and the head's initialisation.
+    """
+    norm = any(layer.name == "head_norm" for layer in clf.head.layers)
+    backbone = reusable_backbone(clf, image_size)
+    return build_classifier(clf.spec, num_classes, image_size, augment, seed, backbone, norm)
+
+
+def reusable_backbone(clf: Classifier, image_size: int) -> keras.Model | None:
+    """``clf``'s backbone when it takes ``image_size`` as it is (its input side is free, as a
+    ``.keras`` file's such as the built-in Lite0's), so a classifier at that size need not load or
+    build it again; else None.
+
+    Args:
+        clf: a classifier.
+        image_size: the square input size wanted.
+    """
+    side = clf.backbone.input_shape[1]
+    return clf.backbone if side is None or side == image_size else None
 
 
 def class_probabilities(outputs) -> np.ndarray:

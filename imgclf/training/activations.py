@@ -52,6 +52,7 @@ class Activations:
         key = (
             clf.spec.name,
             _weights_id(clf),
+            bottom.name,  # the backbone's output and the multi-depth features differ
             cut_name,
             cfg.image_size,
             image_augment(cfg.augment),

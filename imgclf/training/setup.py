@@ -25,7 +25,8 @@ from imgclf.errors import DataError
 from imgclf.models.choose import resolve_model
 from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.models.loading import load_model_file
-from imgclf.models.registry import get_spec
+from imgclf.models.multi_depth import check_multi_depth, multi_depth_classifier
+from imgclf.models.registry import ModelSpec, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
 from imgclf.runs import (
     RunFiles,
@@ -39,7 +40,7 @@ from imgclf.runs import (
     write_state,
 )
 
-__all__ = ["RunSetup", "new_run", "open_run_dir", "resumable", "resume_run"]
+__all__ = ["RunSetup", "classifier_for", "new_run", "open_run_dir", "resumable", "resume_run"]
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,27 @@ def new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
         epochs=cfg.epochs or spec.default_epochs,
         data=str(Path(data.root).resolve()),
     )
-    clf = build_classifier(spec, len(data.classes), cfg.image_size, cfg.augment, cfg.seed)
+    clf = classifier_for(spec, cfg, len(data.classes))
+    if cfg.head_features == "multi":  # a head on the frozen backbone only
+        cfg = replace(cfg, fine_tune="none")
     return RunSetup(cfg, data, items, clf, doctor.to_dict(), doctor.train_class_weights)
+
+
+def classifier_for(spec: ModelSpec, cfg: TrainConfig, num_classes: int) -> Classifier:
+    """The run's classifier: ``spec``'s backbone with the head ``--head-features`` asks for (the
+    pooled output's, or with ``multi`` the pooled activations of several depths,
+    :mod:`imgclf.models.multi_depth`).
+
+    Args:
+        spec: the model's registry entry.
+        cfg: the run's options (image size, augmentation, seed, head features, fine-tuning).
+        num_classes: the number of classes.
+    """
+    clf = build_classifier(spec, num_classes, cfg.image_size, cfg.augment, cfg.seed)
+    if cfg.head_features != "multi":
+        return clf
+    check_multi_depth(clf.backbone, spec.name, cfg.fine_tune, cfg.fine_tune_from)
+    return multi_depth_classifier(clf, num_classes, cfg.image_size, cfg.augment, cfg.seed)
 
 
 def open_run_dir(
@@ -157,7 +177,7 @@ def resume_run(run_dir: str | Path, cfg: TrainConfig) -> RunSetup:
     doctor_report = read_json(old).get("doctor") if old.exists() else None
     data = ScannedData(cfg.data, classes, items)
     class_weight = train_class_weights(items, len(classes), cfg.class_weight)
-    clf = build_classifier(spec, len(classes), cfg.image_size, cfg.augment, cfg.seed)
+    clf = classifier_for(spec, cfg, len(classes))
     best = path / RunFiles.MODEL
     if state.get("trained") and not int(state["stage_epochs"]) and best.is_file():
         # stopped between stages (or in the head stage): on from the best model so far

@@ -7,6 +7,12 @@ grayscale PNGs, 10 classes), generated once into ``--data`` (kept for the next c
 folder. The issue's target: peak(20k) <= 1.3 x peak(2k)::
 
     .venv/bin/python bench/bench_memory.py --sizes 2000,20000 --data /tmp/imgclf-mem
+
+A from-scratch model (decoded images every epoch, no feature cache), without the in-memory cache of
+decoded images (``--cache-mb 0``, as for data over its budget) and with it::
+
+    .venv/bin/python bench/bench_memory.py --model cnn --image-size 64 --cache-mb 0
+    .venv/bin/python bench/bench_memory.py --model cnn --image-size 64
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ def peak_of_train(folder: Path, args: argparse.Namespace, work: Path) -> tuple[f
         str(args.epochs),
         "--head-epochs",
         str(args.epochs),
+        "--cache-mb",
+        str(args.cache_mb),
         "--no-report",
         "--quiet",
         "--out",
@@ -80,6 +88,9 @@ def main() -> None:
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=1, help="head and fine-tuning epochs")
+    parser.add_argument(
+        "--cache-mb", type=int, default=4096, help="imgclf's --cache-mb (0: decode every epoch)"
+    )
     parser.add_argument("--code", type=Path, default=None, help="run imgclf from this folder")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -94,7 +105,7 @@ def main() -> None:
             peaks[n] = peak
             print(
                 f"code={args.code or 'this'} images={n} model={args.model} "
-                f"size={args.image_size} epochs={args.epochs} "
+                f"size={args.image_size} epochs={args.epochs} cache_mb={args.cache_mb} "
                 f"peak_rss_mb={peak:.0f} cpu_s={cpu:.0f} wall_s={time.perf_counter() - t:.0f} "
                 f"load={load:.1f} exit={rc}",
                 flush=True,

@@ -1,8 +1,8 @@
 """imgclf predict --on ray (issue 20, part 2): the prediction core as Ray Data actors on one local
 Ray cluster (2 CPUs) started once for the module — the same rows as the single-process engine, an
 actor killed mid-job retried with no row lost or repeated, a corrupt file as an error row,
-``--resume`` and Parquet shards — and the cluster's lifecycle and the missing-Ray error without
-Ray."""
+``--resume`` and Parquet shards, each block's rows written as it comes (nothing gathered in the
+driver) — and the cluster's lifecycle and the missing-Ray error without Ray."""
 
 from __future__ import annotations
 

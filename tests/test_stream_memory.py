@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 import tensorflow as tf
-from helpers import write_bad_files
+from helpers import history_rows, make_dataset, write_bad_files
 from PIL import Image
 
+import imgclf
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset, shuffled
 from imgclf.data.scan import ImageItem
@@ -104,3 +105,14 @@ def test_cached_images_are_shuffled_in_memory_in_the_same_order_as_before(items)
 def test_shuffled_takes_only_what_decoded_dataset_made(items):
     with pytest.raises(ValueError, match="made by decoded_dataset"):
         shuffled(decoded_dataset(items, 16, DecodeLog()).take(3), SEED)
+
+
+def test_an_uncached_from_scratch_run_trains_and_repeats_exactly_with_its_seed(tmp_path):
+    data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, size=(20, 20), seed=31)
+    options = dict(model="cnn", image_size=16, batch_size=8, augment="none", epochs=2)
+    options.update(cache_mb=0, verbose=0, report=False, out=str(tmp_path / "runs"))
+    runs = [imgclf.train(data, name=name, **options).run_dir for name in ("a", "b")]
+    a, b = (history_rows(run) for run in runs)
+    assert len(a) == 2
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert [float(r[column]) for r in a] == [float(r[column]) for r in b], column

@@ -109,7 +109,7 @@ def test_shuffled_takes_only_what_decoded_dataset_made(items):
 
 def test_an_uncached_from_scratch_run_trains_and_repeats_exactly_with_its_seed(tmp_path):
     data = make_dataset(tmp_path / "pets", {"cat": 12, "dog": 12}, size=(20, 20), seed=31)
-    options = dict(model="cnn", image_size=16, batch_size=8, augment="none", epochs=2)
+    options = dict(model="cnn", image_size=32, batch_size=8, augment="none", epochs=2)
     options.update(cache_mb=0, verbose=0, report=False, out=str(tmp_path / "runs"))
     runs = [imgclf.train(data, name=name, **options).run_dir for name in ("a", "b")]
     a, b = (history_rows(run) for run in runs)

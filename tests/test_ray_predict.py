@@ -1,8 +1,8 @@
 """imgclf predict --on ray (issue 20, part 2): the prediction core as Ray Data actors on one local
 Ray cluster (2 CPUs) started once for the module — the same rows as the single-process engine, an
 actor killed mid-job retried with no row lost or repeated, a corrupt file as an error row,
-``--resume`` and Parquet shards — and the cluster's lifecycle and the missing-Ray error without
-Ray."""
+``--resume`` and Parquet shards, each block's rows written as it comes (nothing gathered in the
+driver) — and the cluster's lifecycle and the missing-Ray error without Ray."""
 
 from __future__ import annotations
 
@@ -106,17 +106,50 @@ def test_a_corrupt_file_is_a_row_with_its_error_not_a_failed_job(crashed_job):
     assert all(errors.values())
 
 
+def streaming_watched(ray, monkeypatch) -> list[str]:
+    """Events in order: ``batch`` each time Ray Data yields a block's rows to this process,
+    ``write`` each time the output writer is given rows; Ray Data's methods that gather a whole
+    dataset into this process (or run it to the end before anything is read) fail."""
+    events: list[str] = []
+    dataset = ray.data.Dataset
+    real_batches, real_write = dataset.iter_batches, ParquetShards.write
+
+    def iter_batches(self, *args, **kwargs):
+        for batch in real_batches(self, *args, **kwargs):
+            events.append("batch")
+            yield batch
+
+    def write(self, rows):
+        events.append("write")
+        real_write(self, rows)
+
+    def gathers(*args, **kwargs):
+        raise AssertionError("the driver gathered the whole dataset")
+
+    for name in ("materialize", "take_all", "take", "to_pandas", "to_arrow_refs", "count"):
+        monkeypatch.setattr(dataset, name, gathers)
+    monkeypatch.setattr(dataset, "iter_batches", iter_batches)
+    monkeypatch.setattr(ParquetShards, "write", write)
+    return events
+
+
 @pytest.mark.subprocess
-def test_resume_into_parquet_predicts_only_the_rest(job, cluster, capsys, monkeypatch):
+def test_resume_into_parquet_predicts_only_the_rest_writing_rows_as_they_come(
+    job, cluster, capsys, monkeypatch
+):
     monkeypatch.setenv("IMGCLF_CACHE", str(job.base / "cache"))
     local = jsonl(job.local)
     out = job.base / "shards"
     writer, _ = open_parquet(out, resume=False)
     writer.write(local[:120])
     writer.close()
+    events = streaming_watched(cluster, monkeypatch)
     argv = [job.run, job.images, "--engine", "tflite", "--on", "ray", "--format", "parquet"]
     code, err = predict(capsys, *argv, "-o", out, "--resume")
     assert code == 0
+    # each block's rows went to the writer before the next block was read: nothing piles up here
+    assert events.count("batch") >= 2
+    assert events == ["batch", "write"] * events.count("batch")
     assert "120 already done" in err
     assert [f.name for f in sorted(out.glob("*.parquet"))] == [
         "part-00000.parquet",

@@ -1,6 +1,11 @@
 """The tf.data input pipeline: check → parallel decode → drop undecodable → cache → shuffle →
 batch → prefetch.
 
+Training shuffles without holding the data: :func:`shuffled` reshuffles the *file order* every pass
+(a seeded permutation of positions, 8 bytes an image) and decodes in that order, so no buffer of
+decoded images grows with the data. Only images the in-memory cache holds anyway (``--cache-mb``)
+are shuffled as decoded images, all of them (the shuffle holds references into the cache).
+
 Every file is decoded as :func:`imgclf.data.decode.decode_image` decodes it (THE decode path): plain
 JPEGs by TensorFlow's kernels in the graph (:func:`imgclf.data.native.native_pixels`), everything
 else by :func:`imgclf.data.decode.decode_with_pillow`. A file that fails to decode (a truncated
@@ -15,6 +20,8 @@ so ``predict`` refuses the files ``doctor`` and ``train`` refuse, in the same wo
 
 from __future__ import annotations
 
+import copy
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,7 +32,7 @@ from imgclf.data.file_facts import image_verdicts
 from imgclf.data.native import RATIOS, native_pixels, native_ratios
 from imgclf.data.scan import ImageItem
 
-__all__ = ["decoded_dataset", "batched", "labels_of", "fits_cache"]
+__all__ = ["decoded_dataset", "shuffled", "batched", "labels_of", "fits_cache"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 _PILLOW, _SKIP = len(RATIOS), len(RATIOS) + 1  # routes after the native ratios
@@ -59,17 +66,56 @@ def decoded_dataset(
         cache: cache the decoded images in memory (``Dataset.cache``). Defaults to True.
     """
     steps = _Decoder(items, _routes(items, image_size, log), image_size, log)
-    # Gaps are found per group of decoded images, not per image: a per-image scan, retry and filter
-    # cost more than the decode of a small JPEG. Position n is an end marker, so trailing failures
-    # are retried too. The functions use tf.cond/tf.switch_case, no Python control flow on
-    # tensors: AutoGraph's source rewrite of them would cost ~0.6-1.2 s of CPU per dataset built,
-    # for nothing (each `imgclf predict`).
+    ds = steps.stream(tf.data.Dataset.range(len(items) + 1))
+    ds = ds.cache() if cache else ds
+    _SOURCES[ds] = _Source(steps, len(items), cache)
+    return ds
+
+
+class _Source:
+    """What :func:`shuffled` needs of a dataset made by :func:`decoded_dataset`."""
+
+    def __init__(self, steps: _Decoder, n: int, cached: bool):
+        self.steps, self.n, self.cached = steps, n, cached
+
+
+# each dataset decoded_dataset returned → its _Source (gone with the dataset)
+_SOURCES: weakref.WeakKeyDictionary[tf.data.Dataset, _Source] = weakref.WeakKeyDictionary()
+
+
+def shuffled(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """``ds`` (from :func:`decoded_dataset`) in a new order every pass, seeded (the same orders on
+    every run with the same seed); every image once a pass, its label with it.
+
+    Memory does not grow with the data: uncached, the files' order is shuffled (a permutation of
+    their positions, drawn each pass) and they are decoded in that order, with no buffer of
+    decoded images. Cached (the images are in memory already), all of them are shuffled as decoded
+    images, the shuffle holding references into the cache, as before the file-order shuffle
+    existed (the same order).
+
+    Args:
+        ds: a dataset :func:`decoded_dataset` returned (not a transformation of it).
+        seed: the seed of the sequence of orders.
+
+    Raises:
+        ValueError: ``ds`` did not come from :func:`decoded_dataset`.
+    """
+    source = _SOURCES.get(ds)
+    if source is None:
+        raise ValueError("shuffled() takes a dataset made by decoded_dataset(), unchanged")
+    if source.cached:
+        return ds.shuffle(max(source.n, 1), seed=seed, reshuffle_each_iteration=True)
+    n, steps = source.n, source.steps
     plain = tf.autograph.experimental.do_not_convert
-    ds = tf.data.Dataset.range(len(items) + 1)
-    ds = ds.map(plain(steps.decode), num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.ignore_errors().batch(_GROUP).scan(tf.constant(-1, tf.int64), plain(_gaps))
-    ds = ds.map(plain(steps.fill)).unbatch()
-    return ds.cache() if cache else ds
+
+    def one_pass(draw: tf.Tensor) -> tf.data.Dataset:
+        seeds = tf.stack([draw, tf.constant(seed, tf.int64)])
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seeds)
+        order = tf.concat([order, [n]], 0)  # then the end marker
+        return steps.reordered(order).stream(tf.data.Dataset.range(n + 1))
+
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    return draws.flat_map(plain(one_pass))
 
 
 def _routes(items: Sequence[ImageItem], image_size: int, log: DecodeLog) -> np.ndarray:
@@ -93,7 +139,11 @@ def _gaps(last: tf.Tensor, group):
 
 
 class _Decoder:
-    """The per-element steps of :func:`decoded_dataset`, over constant tensors of its items."""
+    """The per-element steps of :func:`decoded_dataset`, over constant tensors of its items.
+
+    A stream position is an item's position (``order`` None), or the position in ``order`` of the
+    item to decode there (:meth:`reordered`); the end marker's item is ``len(items)``.
+    """
 
     def __init__(self, items: Sequence[ImageItem], routes: np.ndarray, size: int, log: DecodeLog):
         self.size, self.log = size, log
@@ -101,6 +151,29 @@ class _Decoder:
         self.paths = tf.constant([i.path for i in items] + [""], tf.string)
         self.labels = tf.constant(np.array([i.label for i in items] + [0], np.int32))
         self.routes = tf.constant(routes)
+        self.order: tf.Tensor | None = None
+
+    def reordered(self, order: tf.Tensor) -> _Decoder:
+        """These steps over the items in ``order`` (item positions, the end marker last)."""
+        steps = copy.copy(self)
+        steps.order = order
+        return steps
+
+    def item(self, position: tf.Tensor) -> tf.Tensor:
+        """The item (or items) decoded at stream ``position``."""
+        return position if self.order is None else tf.gather(self.order, position)
+
+    def stream(self, positions: tf.data.Dataset) -> tf.data.Dataset:
+        """``(image, label)`` pairs of the items at ``positions`` (0 … n, the end marker last)."""
+        # Gaps are found per group of decoded images, not per image: a per-image scan, retry and
+        # filter cost more than the decode of a small JPEG. Position n is an end marker, so
+        # trailing failures are retried too. The functions use tf.cond/tf.switch_case, no Python
+        # control flow on tensors: AutoGraph's source rewrite of them would cost ~0.6-1.2 s of CPU
+        # per dataset built, for nothing (each `imgclf predict`).
+        plain = tf.autograph.experimental.do_not_convert
+        ds = positions.map(plain(self.decode), num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = ds.ignore_errors().batch(_GROUP).scan(tf.constant(-1, tf.int64), plain(_gaps))
+        return ds.map(plain(self.fill)).unbatch()
 
     def pillow(self, path: bytes) -> tuple[np.ndarray, bool]:
         p = path.decode("utf-8")
@@ -117,7 +190,8 @@ class _Decoder:
         return image, ok
 
     def decode(self, i: tf.Tensor):
-        path, route = self.paths[i], self.routes[i]
+        item = self.item(i)
+        path, route = self.paths[item], self.routes[item]
         branches = [
             lambda: (  # routes 0-3: JPEG ratios
                 native_pixels(tf.io.read_file(path), route, self.size),
@@ -133,7 +207,7 @@ class _Decoder:
         """Pillow retries the positions of ``expected`` missing from ``i``; back in order."""
         missing = tf.sparse.to_dense(tf.sets.difference(expected[None], i[None]))[0]
         again = tf.map_fn(
-            lambda j: self.tf_pillow(self.paths[j]),
+            lambda j: self.tf_pillow(self.paths[self.item(j)]),
             missing,
             fn_output_signature=(tf.uint8, tf.bool),
         )
@@ -158,7 +232,7 @@ class _Decoder:
             lambda: (image, i),
             lambda: (tf.boolean_mask(image, ok), tf.boolean_mask(i, ok)),
         )
-        return image, tf.gather(self.labels, i)
+        return image, tf.gather(self.labels, self.item(i))
 
 
 def _label(image, label):

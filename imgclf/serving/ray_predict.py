@@ -227,7 +227,7 @@ def predict_rows_on_ray(
         actors = max(1, int(ray.cluster_resources().get("CPU", 1) // RAY_CPUS_PER_ACTOR))
         per_call = _paths_per_call(len(files), options["batch_size"], actors)
         blocks = math.ceil(len(files) / per_call)  # one block, one actor call (and one retry)
-        ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=blocks)
+        ds = _path_blocks(ray, files, per_call)
         ds = ds.map_batches(
             RayPredictor,
             fn_constructor_kwargs={"plan": plan},
@@ -238,5 +238,18 @@ def predict_rows_on_ray(
             max_restarts=-1,
             max_task_retries=RAY_TASK_RETRIES,
         )
+        # streamed: each block's rows reach the caller (its writer) as they come, in input order;
+        # this process never holds more than the blocks in flight
         for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             yield table.to_pylist()
+
+
+def _path_blocks(ray: Any, files: list[str], per_call: int) -> Any:
+    """A Ray dataset of one ``path`` column, one block (one actor call) of ``per_call`` paths each,
+    in order: Arrow string columns, ~the paths' own bytes (a list of row dicts would cost ~200
+    bytes of this process's memory a path before the job starts)."""
+    import pyarrow as pa
+
+    return ray.data.from_arrow(
+        [pa.table({"path": files[i : i + per_call]}) for i in range(0, len(files), per_call)]
+    )

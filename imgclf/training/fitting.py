@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from imgclf.data.augment import mix_batch
-from imgclf.data.pipeline import batched
+from imgclf.data.pipeline import batched, shuffled
 from imgclf.training.multiworker import fit_arrays_multi_worker
 from imgclf.training.session import Session
 from imgclf.training.shards import ShardedRows
@@ -93,8 +93,11 @@ def fit_dataset(
     extra: list | None = None,
 ) -> None:
     """Fit the whole model on decoded images (augmentation inside the model, applied on the fly);
-    ``extra``: more callbacks."""
+    ``train_raw``: from :func:`~imgclf.data.pipeline.decoded_dataset`, shuffled each epoch by
+    :func:`~imgclf.data.pipeline.shuffled` (the file order, unless its images are cached), so
+    memory does not grow with the data; ``extra``: more callbacks."""
     cfg, model = session.cfg, session.clf.model
+    train_raw = shuffled(train_raw, cfg.seed)  # seeded, a new order each epoch
     if session.one_hot:
 
         def encode(x, y):
@@ -108,7 +111,7 @@ def fit_dataset(
 
         train_raw, val_raw = train_raw.map(encode), val_raw.map(encode)
     batch_size = session.distribution.batch_for(cfg.batch_size, n_train)  # over all replicas
-    train = batched(train_raw, batch_size, shuffle_seed=cfg.seed, buffer=n_train)
+    train = batched(train_raw, batch_size)
     if (
         session.mixing is not None
     ):  # --augment mixup/cutmix: pairs of each batch mixed, pixels and labels

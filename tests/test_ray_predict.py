@@ -274,3 +274,11 @@ def test_importing_imgclf_and_its_predict_command_does_not_import_ray():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_the_keras_engine_gets_one_actor_per_gpu_and_tflite_stays_on_the_cpus():
+    gpu_cluster = {"CPU": 16.0, "GPU": 2.0}
+    assert ray_predict.actor_resources(gpu_cluster, "keras") == (2, 1)
+    assert ray_predict.actor_resources(gpu_cluster, "tflite") == (16, 0)
+    assert ray_predict.actor_resources({"CPU": 2.0}, "keras") == (2, 0)
+    assert ray_predict.actor_resources({}, "tflite") == (1, 0)  # a cluster still starting up

@@ -2,8 +2,9 @@
 process.
 
 Each actor (:class:`RayPredictor`; one per :data:`imgclf.config.RAY_CPUS_PER_ACTOR` CPUs of the
-cluster) opens the run once, with the engine this process chose for the job — the parity-checked
-TFLite copy, converted once here before the job starts, or Keras — and predicts its batches with
+cluster, or with ``--engine keras`` on a cluster with GPUs one per GPU: :func:`actor_resources`)
+opens the run once, with the engine this process chose for the job — the parity-checked TFLite
+copy, converted once here before the job starts, or Keras — and predicts its batches with
 :meth:`imgclf.serving.predictor.Run.iter_predict`: the same header check and decode path, the same
 calibrated probabilities, so the rows are those of ``imgclf predict`` without ``--on ray``. The rows
 come back to this process in input order, and the same writers write them.
@@ -38,7 +39,14 @@ from imgclf.runtime import native_lines_dropped
 from imgclf.serving.parquet_output import row_schema
 from imgclf.serving.prediction import check_options
 
-__all__ = ["CRASH_ENV", "RayPlan", "RayPredictor", "import_ray", "predict_rows_on_ray"]
+__all__ = [
+    "CRASH_ENV",
+    "RayPlan",
+    "RayPredictor",
+    "actor_resources",
+    "import_ray",
+    "predict_rows_on_ray",
+]
 
 # For the tests of a lost actor: a file path; the first actor to create that file exits on its
 # second batch, once per job
@@ -194,6 +202,26 @@ def _plan(run, files: list[str], options: dict[str, Any]) -> RayPlan:
     )
 
 
+def actor_resources(cluster: dict[str, float], engine: str) -> tuple[int, int]:
+    """How many actors, and GPUs each: the Keras engine on a cluster with GPUs gets one actor per
+    GPU, each holding one (the TFLite engine runs on CPUs, wherever it is); otherwise one actor per
+    :data:`~imgclf.config.RAY_CPUS_PER_ACTOR` CPUs.
+
+    Args:
+        cluster: ``ray.cluster_resources()``.
+        engine: the job's engine, ``tflite`` or ``keras``.
+
+    >>> actor_resources({"CPU": 32.0, "GPU": 4.0}, "keras"), actor_resources({"CPU": 32.0}, "keras")
+    ((4, 1), (32, 0))
+    >>> actor_resources({"CPU": 32.0, "GPU": 4.0}, "tflite")
+    (32, 0)
+    """
+    gpus = int(cluster.get("GPU", 0))
+    if engine == "keras" and gpus >= 1:
+        return gpus, 1
+    return max(1, int(cluster.get("CPU", 1) // RAY_CPUS_PER_ACTOR)), 0
+
+
 def _paths_per_call(files: int, batch_size: int, actors: int) -> int:
     """Paths each actor call predicts: :data:`_CALL_BATCHES` batches, fewer when the job is too
     small to give every actor two calls.
@@ -224,7 +252,7 @@ def predict_rows_on_ray(
         return
     plan = _plan(run, files, options)
     with ray_cluster(address) as ray:
-        actors = max(1, int(ray.cluster_resources().get("CPU", 1) // RAY_CPUS_PER_ACTOR))
+        actors, gpus = actor_resources(ray.cluster_resources(), plan.engine)
         per_call = _paths_per_call(len(files), options["batch_size"], actors)
         blocks = math.ceil(len(files) / per_call)  # one block, one actor call (and one retry)
         ds = _path_blocks(ray, files, per_call)
@@ -235,6 +263,7 @@ def predict_rows_on_ray(
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=min(actors, blocks)),
             num_cpus=RAY_CPUS_PER_ACTOR,
+            num_gpus=gpus,
             max_restarts=-1,
             max_task_retries=RAY_TASK_RETRIES,
         )

@@ -94,15 +94,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DIGITS)
     ap.add_argument("--flip", type=float, default=0.05, help="fraction of labels flipped")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--flip-seed", "--seed", dest="seed", type=int, default=0, help="which files are flipped"
+    )
+    ap.add_argument("--cold-only", action="store_true", help="skip the second (warm) run")
     ap.add_argument("--cleanlab", action="store_true", help="compare with cleanlab's filter")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_labels_") as tmp:
         tmp = Path(tmp)
         data, cache = tmp / "data", tmp / "cache"
         flipped = flipped_copy(args.data, data, args.flip, args.seed)
-        print(f"{args.data}: {sum(1 for _ in data.glob('*/*'))} images, {len(flipped)} flipped")
-        for state in ("cold", "warm"):
+        n = sum(1 for _ in data.glob("*/*"))
+        print(f"{args.data}: {n} images, {len(flipped)} flipped (flip seed {args.seed})")
+        for state in ("cold",) if args.cold_only else ("cold", "warm"):
             out = tmp / f"out_{state}"
             wall, cpu, stdout = timed(["doctor", str(data), "--labels", "--out", str(out)], cache)
             n, recall, precision = scores(out / "label_issues.csv", flipped)

@@ -10,15 +10,32 @@ it brings pandas (84 MB installed, a dependency nothing else here needs) for the
 2. The confident joint C[i][j]: images labelled i whose probability of j reaches t_j (the most
    probable such j when several do) — an image confidently belongs to its "true" class j.
 3. Calibrated: each row scaled to its class's image count, the whole to n (Eq. 2 of the paper).
-4. Prune by noise rate: from the images labelled i, the round(C[i][j]) (j ≠ i) with the largest
-   margin p_j − p_i are flagged; an image whose most probable class is its given one never is.
+4. Which images (``filter_by``, :data:`~imgclf.config.LABEL_ISSUE_FILTER`):
+   - ``"low_self_confidence"`` (the default; cleanlab's filter of that name): the images with the
+     lowest probability of their given label, as many as the confident joint's off-diagonal sum
+     estimates are mislabelled (:func:`estimated_issue_count`);
+   - ``"prune_by_noise_rate"`` (cleanlab's default): from the images labelled i, the round(C[i][j])
+     (j ≠ i) with the largest margin p_j − p_i.
+   Either way, an image whose most probable class is its given one is never flagged. On the flipped
+   digits (docs/benchmarks.md, stop 13, three flip seeds) the self-confidence ranking spends the
+   same estimated count better: recall 0.94–0.98 vs 0.82–0.85, precision equal or higher.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["confident_joint", "find_issues", "issue_scores"]
+from imgclf.config import LABEL_ISSUE_FILTER
+
+__all__ = [
+    "FILTERS",
+    "confident_joint",
+    "estimated_issue_count",
+    "find_issues",
+    "issue_scores",
+]
+
+FILTERS = ("low_self_confidence", "prune_by_noise_rate")
 
 
 def confident_joint(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -43,13 +60,42 @@ def confident_joint(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return joint * (len(labels) / max(joint.sum(), 1e-12))
 
 
-def find_issues(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """A boolean mask of the images whose given label is likely wrong (prune by noise rate).
+def estimated_issue_count(labels: np.ndarray, probs: np.ndarray) -> int:
+    """How many images are mislabelled, as the calibrated confident joint estimates it: the sum of
+    its off-diagonal entries.
 
     Args:
         labels: (n,) given labels in 0..K-1.
         probs: (n, K) out-of-fold probabilities.
     """
+    joint = confident_joint(labels, probs)
+    return int(round(joint.sum() - np.trace(joint)))
+
+
+def find_issues(
+    labels: np.ndarray, probs: np.ndarray, filter_by: str = LABEL_ISSUE_FILTER
+) -> np.ndarray:
+    """A boolean mask of the images whose given label is likely wrong.
+
+    Args:
+        labels: (n,) given labels in 0..K-1.
+        probs: (n, K) out-of-fold probabilities.
+        filter_by: one of :data:`FILTERS`. Defaults to :data:`LABEL_ISSUE_FILTER`.
+    """
+    if filter_by == "low_self_confidence":
+        mask = np.zeros(len(labels), bool)
+        self_confidence = probs[np.arange(len(labels)), labels]
+        lowest = np.argsort(self_confidence, kind="stable")
+        mask[lowest[: estimated_issue_count(labels, probs)]] = True
+    elif filter_by == "prune_by_noise_rate":
+        mask = _prune_by_noise_rate(labels, probs)
+    else:
+        raise ValueError(f"filter_by: received {filter_by!r}; allowed: {', '.join(FILTERS)}")
+    return mask & (probs.argmax(axis=1) != labels)
+
+
+def _prune_by_noise_rate(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """From the images labelled i, the round(C[i][j]) (j ≠ i) with the largest margin p_j − p_i."""
     joint = np.round(confident_joint(labels, probs)).astype(np.int64)
     mask = np.zeros(len(labels), bool)
     for given in range(probs.shape[1]):
@@ -60,7 +106,6 @@ def find_issues(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
                 continue
             margin = probs[members, true] - probs[members, given]
             mask[members[np.argsort(-margin, kind="stable")[:count]]] = True
-    mask &= probs.argmax(axis=1) != labels
     return mask
 
 

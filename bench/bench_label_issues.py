@@ -25,22 +25,31 @@ import numpy as np
 from common import DIGITS, timed_imgclf
 
 
-def flipped_copy(src: Path, dst: Path, fraction: float, seed: int) -> set[str]:
-    """Copy ``src`` (class folders) to ``dst`` with ``fraction`` of the files in a wrong class;
-    returns the paths (under ``dst``) of the moved files."""
+def flip_plan(src: Path, fraction: float, seed: int) -> dict[Path, str]:
+    """Every file of ``src`` (class folders) and the class folder it goes to: ``fraction`` of them
+    (seeded) in another class's."""
     files = sorted(p for p in src.glob("*/*") if p.is_file() and p.parent.name != ".")
     classes = sorted({p.parent.name for p in files})
     rng = np.random.default_rng(seed)
     flip = set(rng.choice(len(files), size=round(fraction * len(files)), replace=False).tolist())
-    moved = set()
+    plan = {}
     for i, f in enumerate(files):
         label = f.parent.name
         if i in flip:
-            label = rng.choice([c for c in classes if c != f.parent.name])
+            label = str(rng.choice([c for c in classes if c != f.parent.name]))
+        plan[f] = label
+    return plan
+
+
+def flipped_copy(src: Path, dst: Path, fraction: float, seed: int) -> set[str]:
+    """Copy ``src`` (class folders) to ``dst`` with ``fraction`` of the files in a wrong class;
+    returns the paths (under ``dst``) of the moved files."""
+    moved = set()
+    for f, label in flip_plan(src, fraction, seed).items():
         target = dst / label / f.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, target)
-        if i in flip:
+        if label != f.parent.name:
             moved.add(str(target))
     return moved
 

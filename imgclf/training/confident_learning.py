@@ -30,6 +30,7 @@ from imgclf.config import LABEL_ISSUE_FILTER
 __all__ = [
     "FILTERS",
     "confident_joint",
+    "confidently",
     "estimated_issue_count",
     "find_issues",
     "issue_scores",
@@ -38,9 +39,14 @@ __all__ = [
 FILTERS = ("low_self_confidence", "prune_by_noise_rate")
 
 
-def _confidently(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(confident, true)``: whether an image reaches some class's threshold t_j, and the most
-    probable such class."""
+def confidently(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(confident, true)``: whether each image reaches some class's threshold t_j, and the most
+    probable such class.
+
+    Args:
+        labels: (n,) given labels in 0..K-1.
+        probs: (n, K) out-of-fold probabilities.
+    """
     k = probs.shape[1]
     counts = np.bincount(labels, minlength=k)
     sums = np.bincount(labels, weights=probs[np.arange(len(labels)), labels], minlength=k)
@@ -59,7 +65,7 @@ def confident_joint(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """
     k = probs.shape[1]
     counts = np.bincount(labels, minlength=k)
-    confident, true = _confidently(labels, probs)
+    confident, true = confidently(labels, probs)
     joint = np.zeros((k, k))
     np.add.at(joint, (labels[confident], true[confident]), 1)
     rows = joint.sum(axis=1, keepdims=True)
@@ -78,7 +84,7 @@ def estimated_issue_count(labels: np.ndarray, probs: np.ndarray) -> int:
         labels: (n,) given labels in 0..K-1.
         probs: (n, K) out-of-fold probabilities.
     """
-    confident, true = _confidently(labels, probs)
+    confident, true = confidently(labels, probs)
     counted = int(np.sum(confident & (true != labels) & (probs.argmax(axis=1) != labels)))
     joint = confident_joint(labels, probs)
     return int(round((counted + joint.sum() - np.trace(joint)) / 2))

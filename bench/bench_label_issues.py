@@ -71,7 +71,8 @@ def scores(csv_path: Path, flipped: set[str]) -> tuple[int, float, float]:
 
 
 def cleanlab_check(data: Path, cache: Path, flipped: set[str]) -> str:
-    """The same out-of-fold probabilities through cleanlab: its finds vs ours."""
+    """The same out-of-fold probabilities through cleanlab's default filter (prune by noise rate):
+    its finds vs our NumPy copy's."""
     os.environ["IMGCLF_CACHE"] = str(cache)
     from cleanlab.filter import find_label_issues as cl_find
 
@@ -88,7 +89,9 @@ def cleanlab_check(data: Path, cache: Path, flipped: set[str]) -> str:
     feats, kept = pooled_features(scanned.items, size)
     labels = np.array([scanned.items[i].label for i in kept])
     probs = out_of_fold_probabilities(feats, labels, len(scanned.classes), LABEL_ISSUE_FOLDS, 42)
-    ours, theirs = find_issues(labels, probs), cl_find(labels, probs)
+    # cleanlab's default filter against our NumPy copy of it (the doctor's default is another)
+    ours = find_issues(labels, probs, "prune_by_noise_rate")
+    theirs = cl_find(labels, probs)
     paths = np.array([scanned.items[i].path for i in kept])
     truth = np.isin(paths, sorted(flipped))
     return (

@@ -85,13 +85,11 @@ TTA = "none"
 TTA_CROP = 0.9
 TTA_MAX_VIEWS = 12  # image, mirror, centred zoom (+ mirror), four corner shifts (+ mirrors)
 
-# imgclf doctor --labels (imgclf.training.label_issues): confident learning on out-of-fold
-# probabilities of k logistic regressions over this backbone's frozen pooled features
+# imgclf doctor --labels (imgclf.training.label_issues; measured in docs/benchmarks.md, stops 12-13)
 LABEL_ISSUE_FOLDS = 5
 LABEL_ISSUE_MODEL = "efficientnet_lite0"
-# the features: average- and max-pooled activations of these layers of the frozen backbone,
-# concatenated (intermediate blocks keep the shape detail the last layer's ImageNet semantics lose:
-# precision 0.81 vs 0.46 for the last layer alone on the flipped digits, docs/benchmarks.md)
+# features: these frozen layers' activations, average- and max-pooled, concatenated (precision
+# 0.81 vs 0.46 for the last layer alone on the flipped digits: mid blocks keep shape detail)
 LABEL_ISSUE_LAYERS = (
     "block6_expand_relu6",
     "block8_expand_relu6",
@@ -101,9 +99,10 @@ LABEL_ISSUE_LAYERS = (
     "block15_expand_relu6",
     "head_relu6",
 )
-# the logistic regressions' inverse regularisation (on standardised features); 0.001 beat 0.003
-# and 0.0003 on those features, 0.01 beat 0.1 and 1 on the last layer's (docs/benchmarks.md)
-LABEL_ISSUE_C = 0.001
+LABEL_ISSUE_C = 0.001  # the logistic regressions' inverse L2 (standardised features): beat 3x, /3
+# which images are flagged (confident_learning.FILTERS): recall 0.88-0.94, precision 0.87-0.95 on
+# three flip seeds vs cleanlab's default prune_by_noise_rate's 0.82-0.85, 0.74-0.82
+LABEL_ISSUE_FILTER = "low_self_confidence"
 LABEL_ISSUE_OUT = "doctor"  # doctor --out: where label_issues.csv and its gallery go
 
 

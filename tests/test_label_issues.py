@@ -22,7 +22,12 @@ from imgclf.cli import main
 from imgclf.data.scan import ImageItem
 from imgclf.errors import DataError
 from imgclf.reporting.label_issues import label_issues_page, label_issues_section
-from imgclf.training.confident_learning import confident_joint, find_issues, issue_scores
+from imgclf.training.confident_learning import (
+    confident_joint,
+    estimated_issue_count,
+    find_issues,
+    issue_scores,
+)
 from imgclf.training.label_issues import check_label_data
 
 CLASSES = {f"c{k}": 50 for k in range(6)}  # 300 images; the six colours of tests/helpers.py
@@ -145,6 +150,25 @@ def test_confident_learning_flags_the_confidently_other_images_only():
     assert np.flatnonzero(find_issues(labels, probs)).tolist() == planted
     scores, suggested = issue_scores(labels, probs)
     assert suggested[planted].tolist() == [1, 2, 0] and (scores[planted] > 0.7).all()
+
+
+def test_the_self_confidence_filter_ranks_all_images_the_noise_rate_filter_only_counted_pairs():
+    """Two confident errors (3: labelled 0, surely 1; 60: labelled 1, surely 2) make the estimated
+    count 2. Image 7 (labelled 0, torn between 1 and 2) is confidently no class, so the noise-rate
+    filter never considers it; the self-confidence filter takes the two lowest P(given) of all."""
+    labels = np.repeat(np.arange(3), 40)
+    probs = np.full((120, 3), 0.04)
+    probs[np.arange(120), labels] = 0.92
+    probs[3] = [0.03, 0.95, 0.02]
+    probs[60] = [0.02, 0.01, 0.97]
+    probs[7] = [0.02, 0.49, 0.49]
+    assert estimated_issue_count(labels, probs) == 2
+    by_noise = find_issues(labels, probs, filter_by="prune_by_noise_rate")
+    assert np.flatnonzero(by_noise).tolist() == [3, 60]
+    lowest = find_issues(labels, probs, filter_by="low_self_confidence")
+    assert np.flatnonzero(lowest).tolist() == [7, 60]
+    with pytest.raises(ValueError, match="filter_by: received 'x'; allowed: low_self_confidence"):
+        find_issues(labels, probs, filter_by="x")
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@
 2. Out-of-fold probabilities: k logistic regressions (scikit-learn's ``cross_val_predict`` over a
    stratified, seeded k-fold split), so no image is scored by a model that saw its label.
 3. The confident joint (:mod:`imgclf.training.confident_learning`): per-class thresholds, the count
-   of (given, true) pairs, calibrated to the class counts; from each given class, as many images
-   as it estimates are mislabelled as each other class are flagged, those with the largest margin
-   first (cleanlab's ``prune_by_noise_rate``).
+   of (given, true) pairs, calibrated to the class counts; from it an estimate of how many images
+   are mislabelled, and that many are flagged, those with the lowest out-of-fold probability of
+   their given label first (cleanlab's ``low_self_confidence``;
+   :data:`~imgclf.config.LABEL_ISSUE_FILTER`).
 4. Ranked by ``score``: the suggested label's probability minus the given label's (0–1, higher: more
    likely wrong).
 """

@@ -115,12 +115,12 @@ def feature_models(size: int, seed: int):
 
     from imgclf.config import LABEL_ISSUE_LAYERS
     from imgclf.data.augment import augmentation_layers
+    from imgclf.models.multi_depth import multi_depth_features
     from imgclf.models.registry import get_spec
-    from imgclf.training.label_issues import multi_depth
 
     backbone = get_spec("efficientnet_lite0").builder(size)
     augment = keras.Sequential(augmentation_layers("flip,rotate=10,zoom=0.1", seed))
-    return {"multi": multi_depth(backbone, LABEL_ISSUE_LAYERS), "last": backbone}, augment
+    return {"multi": multi_depth_features(backbone, LABEL_ISSUE_LAYERS), "last": backbone}, augment
 
 
 def main(argv: list[str] | None = None) -> int:

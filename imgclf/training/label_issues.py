@@ -42,7 +42,6 @@ __all__ = [
     "LabelIssues",
     "check_label_data",
     "find_label_issues",
-    "multi_depth",
     "out_of_fold_probabilities",
     "pooled_features",
 ]
@@ -144,6 +143,7 @@ def pooled_features(
         rows (an undecodable file drops out).
     """
     from imgclf.models.classifier import build_classifier
+    from imgclf.models.multi_depth import multi_depth_features
     from imgclf.models.registry import get_spec
     from imgclf.training.activations import Activations
 
@@ -151,33 +151,16 @@ def pooled_features(
     clf = build_classifier(get_spec(cfg.model), 2, image_size, cfg.augment, cfg.seed)
     clf.backbone.trainable = False
     acts = Activations(
-        cfg, clf, multi_depth(clf.backbone), "+".join(LABEL_ISSUE_LAYERS), progress=progress
+        cfg,
+        clf,
+        multi_depth_features(clf.backbone, LABEL_ISSUE_LAYERS),
+        "+".join(LABEL_ISSUE_LAYERS),
+        progress=progress,
     )
     # the label slot carries each image's position, so the kept rows map back to ``items``
     positioned = [replace(item, label=pos) for pos, item in enumerate(items)]
     features, kept = acts.get(positioned, 0)
     return np.asarray(features).reshape(len(kept), -1), kept.astype(np.int64)
-
-
-def multi_depth(backbone, layers: tuple[str, ...] = LABEL_ISSUE_LAYERS):
-    """A model from the backbone's input to the average- and max-pooled activations of ``layers``,
-    concatenated (one vector per image).
-
-    Args:
-        backbone: the frozen pretrained backbone (a functional Keras model).
-        layers: names of its layers whose activations are pooled. Defaults to
-            :data:`LABEL_ISSUE_LAYERS`.
-    """
-    import keras
-
-    pooled = []
-    for name in layers:
-        maps = backbone.get_layer(name).output
-        pooled += [
-            keras.layers.GlobalAveragePooling2D()(maps),
-            keras.layers.GlobalMaxPooling2D()(maps),
-        ]
-    return keras.Model(backbone.input, keras.layers.Concatenate()(pooled), name="multi_depth")
 
 
 def out_of_fold_probabilities(

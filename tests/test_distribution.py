@@ -304,7 +304,9 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def start_workers(base: Path, data: Path, backbone: str, head_epochs: int, name: str):
+def launch_workers(base: Path, argv: list[str], name: str, out: bool = True) -> list:
+    """Two ``imgclf train ARGV`` worker processes of one ``TF_CONFIG`` cluster on loopback ports,
+    each with its own cache, log (``NAME<index>.log``) and, when ``out``, ``--out``."""
     cluster = {"worker": [f"localhost:{p}" for p in free_ports(2)]}
     procs = []
     for index in range(2):
@@ -316,17 +318,25 @@ def start_workers(base: Path, data: Path, backbone: str, head_epochs: int, name:
             "IMGCLF_WORKER_TIMEOUT": str(WORKER_TIMEOUT_S),
             "PYTHONUNBUFFERED": "1",
         }
-        argv = [sys.executable, "-m", "imgclf", "train", str(data), "--model", backbone]
-        argv += ["--image-size", "32", "--head-epochs", str(head_epochs), "--epochs", "1"]
-        argv += ["--batch-size", "8", "--augment", "none", "--no-report", "--name", name]
-        argv += ["--out", str(base / f"out{index}")]
+        full = [sys.executable, "-m", "imgclf", "train", *argv]
+        if out:
+            full += ["--out", str(base / f"out{index}")]
         log = open(base / f"{name}{index}.log", "w")
-        procs.append((subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        procs.append((subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env), log))
     return procs
 
 
-def finish(procs, base: Path, name: str) -> list[tuple[int, str]]:
-    end = time.monotonic() + WORKERS_BOUND_S
+def start_workers(base: Path, data: Path, backbone: str, head_epochs: int, name: str):
+    argv = [str(data), "--model", backbone, "--image-size", "32"]
+    argv += ["--head-epochs", str(head_epochs), "--epochs", "1"]
+    argv += ["--batch-size", "8", "--augment", "none", "--no-report", "--name", name]
+    return launch_workers(base, argv, name)
+
+
+def finish(procs, base: Path, name: str, end: float | None = None) -> list[tuple[int, str]]:
+    """Each worker's exit status and log, waiting until ``end`` (``time.monotonic()``; default
+    :data:`WORKERS_BOUND_S` from now); a worker still running then fails the test as a hang."""
+    end = time.monotonic() + WORKERS_BOUND_S if end is None else end
     out = []
     for index, (proc, log) in enumerate(procs):
         try:
@@ -334,7 +344,7 @@ def finish(procs, base: Path, name: str) -> list[tuple[int, str]]:
         except subprocess.TimeoutExpired:
             for other, _ in procs:
                 other.kill()
-            pytest.fail(f"worker {index} still running after {WORKERS_BOUND_S}s: a hang")
+            pytest.fail(f"worker {index} of {name} still running after {WORKERS_BOUND_S}s: a hang")
         log.close()
         out.append((code, (base / f"{name}{index}.log").read_text()))
     return out

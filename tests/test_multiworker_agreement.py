@@ -11,11 +11,7 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from helpers import make_distinct_dataset
-from test_distribution import WORKER_TIMEOUT_S, WORKERS_BOUND_S, free_ports
+from test_distribution import WORKERS_BOUND_S, finish, launch_workers
 
 from imgclf.runs import RunFiles, read_json
 
@@ -32,38 +28,7 @@ TIMED_EPOCHS = 500  # asked of the --time run: more than its time allows, so the
 
 
 def _start(base: Path, argv: list[str], name: str) -> list:
-    cluster = {"worker": [f"localhost:{p}" for p in free_ports(2)]}
-    procs = []
-    for index in range(2):
-        env = {
-            **os.environ,
-            "TF_CONFIG": json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            ),
-            "IMGCLF_CACHE": str(base / f"cache{index}"),
-            "IMGCLF_WORKER_TIMEOUT": str(WORKER_TIMEOUT_S),
-            "PYTHONUNBUFFERED": "1",
-        }
-        full = [sys.executable, "-m", "imgclf", "train", *argv]
-        if "--resume" not in argv:
-            full += ["--out", str(base / f"out{index}")]
-        log = open(base / f"{name}{index}.log", "w")
-        procs.append((subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env), log))
-    return procs
-
-
-def _finish(procs, base: Path, name: str, end: float) -> list[tuple[int, str]]:
-    out = []
-    for index, (proc, log) in enumerate(procs):
-        try:
-            code = proc.wait(timeout=max(1.0, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            for other, _ in procs:
-                other.kill()
-            pytest.fail(f"worker {index} of {name} still running after {WORKERS_BOUND_S}s: a hang")
-        log.close()
-        out.append((code, (base / f"{name}{index}.log").read_text()))
-    return out
+    return launch_workers(base, argv, name, out="--resume" not in argv)
 
 
 def _fine_tuned(run_dir: Path) -> int:
@@ -91,10 +56,10 @@ def resumed(tmp_path_factory, tiny_backbone):
             break
         time.sleep(0.05)
     procs[0][0].send_signal(signal.SIGINT)  # Ctrl-C on the chief only
-    cut = _finish(procs, base, "cut", end)
+    cut = finish(procs, base, "cut", end)
     state = read_json(run_dir / RunFiles.STATE)
     end = time.monotonic() + WORKERS_BOUND_S
-    again = _finish(_start(base, ["--resume", str(run_dir)], "again"), base, "again", end)
+    again = finish(_start(base, ["--resume", str(run_dir)], "again"), base, "again", end)
     return run_dir, cut, state, again
 
 
@@ -140,7 +105,7 @@ def test_every_worker_takes_the_chiefs_time_plan(tmp_path, tiny_backbone):
     argv += ["--epochs", str(TIMED_EPOCHS), "--patience", str(TIMED_EPOCHS), "--time", "25s"]
     argv += ["--batch-size", "8", "--augment", "none", "--no-report", "--name", "timed"]
     end = time.monotonic() + WORKERS_BOUND_S
-    (code0, log0), (code1, log1) = _finish(_start(tmp_path, argv, "timed"), tmp_path, "timed", end)
+    (code0, log0), (code1, log1) = finish(_start(tmp_path, argv, "timed"), tmp_path, "timed", end)
     assert code0 == 0 and code1 == 0, log0[-2000:] + log1[-2000:]
     run_dir = tmp_path / "out0" / "timed"
     config = yaml.safe_load((run_dir / RunFiles.CONFIG).read_text())

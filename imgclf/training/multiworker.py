@@ -37,7 +37,7 @@ from imgclf.training.multiworker_input import epoch_order, worker_batches
 from imgclf.training.session import Session
 from imgclf.training.watchdog import Watchdog, collective_failure, lost_worker
 
-__all__ = ["check_multi_worker", "fit_arrays_multi_worker", "worker_result"]
+__all__ = ["check_multi_worker", "chief_values", "fit_arrays_multi_worker", "worker_result"]
 
 
 def check_multi_worker(cfg: TrainConfig, pretrained: bool, cached: bool) -> None:
@@ -64,23 +64,33 @@ def check_multi_worker(cfg: TrainConfig, pretrained: bool, cached: bool) -> None
             )
 
 
-def _from_chief(strategy, model: keras.Model) -> None:
-    """Give every worker the chief's weights (an all-reduce sum where only the chief's first
-    replica contributes), so the workers start identical whatever each one loaded."""
-    weights = model.weights
-    floats = [i for i, w in enumerate(weights) if "float" in str(w.dtype)]
+def chief_values(strategy, tensors: list) -> list[np.ndarray]:
+    """``tensors`` as the chief has them, on every worker: an all-reduce sum (float32) to which
+    only the chief's first replica contributes. A collective: every worker calls it.
+
+    Args:
+        strategy: the multi-worker strategy.
+        tensors: float tensors or variables' values, the same shapes on every worker.
+    """
 
     def contribute():
         ctx = tf.distribute.get_replica_context()
         first = tf.cast(ctx.replica_id_in_sync_group == 0, tf.float32)
-        return ctx.all_reduce(
-            "SUM", [tf.cast(weights[i].value, tf.float32) * first for i in floats]
-        )
+        return ctx.all_reduce("SUM", [tf.cast(t, tf.float32) * first for t in tensors])
 
     summed = strategy.experimental_local_results(tf.function(lambda: strategy.run(contribute))())
+    return [value.numpy() for value in summed[0]]
+
+
+def _from_chief(strategy, model: keras.Model) -> None:
+    """Give every worker the chief's weights (:func:`chief_values`), so the workers start
+    identical whatever each one loaded."""
+    weights = model.weights
+    floats = [i for i, w in enumerate(weights) if "float" in str(w.dtype)]
+    chief = chief_values(strategy, [weights[i].value for i in floats])
     values = [w.numpy() for w in weights]
-    for i, value in zip(floats, summed[0], strict=True):
-        values[i] = value.numpy().astype(values[i].dtype)
+    for i, value in zip(floats, chief, strict=True):
+        values[i] = value.astype(values[i].dtype)
     model.set_weights(values)
 
 

@@ -26,7 +26,7 @@ from imgclf.config import TrainConfig
 from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.training.budget import stratified_subset
 from imgclf.training.distribution import Distribution
-from imgclf.training.multiworker import check_multi_worker
+from imgclf.training.multiworker import check_multi_worker, chief_values
 from imgclf.training.plan import RunPlan
 from imgclf.training.recipe import recipe_for_run
 from imgclf.training.watchdog import Watchdog
@@ -59,18 +59,11 @@ def multi_worker_plan(dist: Distribution, setup, plan: RunPlan, clf: Classifier,
 
 
 def _from_chief(dist: Distribution, values: list[float]) -> np.ndarray:
-    """``values`` as the chief has them, on every worker (an all-reduce sum to which only the
-    chief's first replica contributes; float32: counts are exact below 2**24)."""
-
-    def contribute():
-        ctx = tf.distribute.get_replica_context()
-        first = tf.cast(ctx.replica_id_in_sync_group == 0, tf.float32)
-        return ctx.all_reduce("SUM", tf.constant(values, tf.float32) * first)
-
+    """``values`` as the chief has them, on every worker (:func:`chief_values`; float32: counts
+    are exact below 2**24)."""
     who = f"worker {dist.worker} of {dist.workers}"
     with Watchdog(dist.timeout, who).waiting("waiting for the chief's --time plan"):
-        summed = tf.function(lambda: dist.strategy.run(contribute))()
-        return dist.strategy.experimental_local_results(summed)[0].numpy()
+        return chief_values(dist.strategy, [tf.constant(values, tf.float32)])[0]
 
 
 def chief_plan(

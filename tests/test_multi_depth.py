@@ -119,6 +119,26 @@ def test_when_no_fine_tuning_fits_the_plan_reads_several_depths(monkeypatch, lit
     assert (written.head_features, written.fine_tune) == ("multi", "none")
 
 
+def test_another_worker_takes_the_chiefs_multi_depth_head(monkeypatch, lite0):
+    # a multi-worker --time run: the chief's plan switched to the multi-depth head; a worker whose
+    # own plan (as asked) kept the last layer must train the same model, or the all-reduces differ
+    from imgclf.training import multiworker_plan
+    from imgclf.training.distribution import Distribution
+
+    cfg, mine, clf, _said = _plan(monkeypatch, lite0, fine_tune_epochs=8, head_features="last")
+    assert mine.head_features == "last"
+    cfg = replace(cfg, head_features="auto")
+    chief = np.array([SIZE, len(mine.train_items), len(mine.val_items), 1, 5, 0, 0, 9.0, 1.0])
+    monkeypatch.setattr(multiworker_plan, "_from_chief", lambda dist, values: chief)
+    other = Distribution("multi_worker", 2, None, worker=1, workers=2)
+    by_split = {"train": list(mine.train_items), "val": list(mine.val_items), "test": []}
+    plan, deeper = multiworker_plan.chief_plan(other, mine, clf, cfg, by_split, 3)
+    assert deeper.backbone.name == MULTI_DEPTH_NAME and plan.head_features == "multi"
+    assert deeper.backbone.weights[0] is lite0.backbone.weights[0]  # nothing loaded again
+    assert plan.recipe.first is None and plan.recipe.bottom is deeper.backbone
+    assert plan.epochs == 0 and plan.head_epochs == 5
+
+
 def test_fine_tuning_that_fits_or_an_explicit_last_keeps_the_last_layer(monkeypatch, lite0):
     for epochs, asked in ((3, "auto"), (0, "last")):
         cfg, plan, clf, said = _plan(monkeypatch, lite0, epochs, asked)

@@ -160,8 +160,9 @@ def test_another_worker_takes_the_chiefs_plan_and_input_size(tmp_path, tiny_back
     setup = new_run(cfg.validate(), verbose=0)
     say = lambda _line: None  # noqa: E731
     plan, clf = plan_run(setup.cfg, setup.clf, setup.by_split, 2, None, say, False, True)
-    # the chief planned 32 px, 6 train and 2 val images, 1 view, 2 head epochs, no fine-tuning
-    chief = np.array([32, 6, 2, 1, 2, 0, 0, 3.5], np.float32)
+    # the chief planned 32 px, 6 train and 2 val images, 1 view, 2 head epochs, no fine-tuning,
+    # the head on the last layer
+    chief = np.array([32, 6, 2, 1, 2, 0, 0, 3.5, 0], np.float32)
     monkeypatch.setattr(multiworker_plan, "_from_chief", lambda dist, values: chief)
     other = Distribution("multi_worker", 2, None, worker=1, workers=2)
     mine, rebuilt = multiworker_plan.chief_plan(other, plan, clf, setup.cfg, setup.by_split, 2)

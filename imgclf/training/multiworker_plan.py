@@ -3,9 +3,9 @@
 Without ``--time`` (or resumed) every worker's plan is what was asked, the same everywhere. With
 ``--time`` only the chief measures and plans (:func:`~imgclf.training.plan.plan_run`, with this
 machine's measured rates); it sends every other worker what its plan decided (:func:`chief_plan`:
-input size, train and validation images, views, epochs per stage, report, reserve), so that every
-worker trains the same images for the same epochs. Each worker keeps its own deadline; a stage
-stops on every worker when any worker's deadline stops it
+input size, train and validation images, views, epochs per stage, report, reserve, head), so that
+every worker trains the same model on the same images for the same epochs. Each worker keeps its
+own deadline; a stage stops on every worker when any worker's deadline stops it
 (:class:`~imgclf.training.multiworker_control.Agreement`).
 
 The rates are measured on the chief, one process: the feature cache, the main cost of a pretrained
@@ -24,10 +24,12 @@ import tensorflow as tf
 
 from imgclf.config import TrainConfig
 from imgclf.models.classifier import Classifier, build_classifier
+from imgclf.models.multi_depth import MULTI_DEPTH_NAME
 from imgclf.training.budget import stratified_subset
 from imgclf.training.distribution import Distribution
 from imgclf.training.multiworker import check_multi_worker, chief_values
 from imgclf.training.plan import RunPlan
+from imgclf.training.pretrained_plan import multi_depth_recipe
 from imgclf.training.recipe import recipe_for_run
 from imgclf.training.watchdog import Watchdog
 
@@ -76,19 +78,24 @@ def chief_plan(
 ) -> tuple[RunPlan, Classifier]:
     """The chief's ``--time`` plan on every worker: the chief's ``plan`` and ``clf`` unchanged;
     another worker's (planned as asked, with its own deadline) takes the chief's input size,
-    images, views, epochs, report and reserve, its classifier rebuilt at the chief's size.
+    images, views, epochs, report, reserve and head (the multi-depth one where the chief's plan
+    switched to it), its classifier rebuilt at the chief's size.
     Call it on every worker of a new multi-worker run with ``--time`` (a collective)."""
     mine = [plan.image_size, len(plan.train_items), len(plan.val_items), plan.views]
     mine += [plan.head_epochs, plan.epochs, float(plan.report), plan.reserve_s]
+    mine += [float(plan.head_features == "multi")]
     chief = _from_chief(dist, [float(v) for v in mine])
     if dist.is_chief:
         return plan, clf
     size, n_train, n_val, views, head_epochs, epochs = (int(round(v)) for v in chief[:6])
+    head_features = "multi" if chief[8] else "last"
     recipe = plan.recipe
+    sized = replace(cfg, image_size=size)
     if size != plan.image_size:
         clf = build_classifier(clf.spec, num_classes, size, cfg.augment, cfg.seed)
-        sized = replace(cfg, image_size=size)
         recipe = recipe_for_run(clf, sized, len(by_split["train"]), len(by_split["val"]))
+    if head_features == "multi" and clf.backbone.name != MULTI_DEPTH_NAME:
+        clf, recipe = multi_depth_recipe(sized, clf, num_classes)  # as the chief's plan switched
     LOG.info(
         f"worker {dist.worker} of {dist.workers}: the chief's --time plan: {size}px, "
         f"{n_train} train and {n_val} val images, {views} view(s), {head_epochs} head and "
@@ -107,4 +114,5 @@ def chief_plan(
         epochs=epochs,
         report=bool(chief[6]),
         reserve_s=float(chief[7]),
+        head_features=head_features,
     ), clf

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from imgclf.config import parse_duration
-from imgclf.models.classifier import resized
+from imgclf.models.classifier import Classifier, resized
 from imgclf.models.multi_depth import MULTI_DEPTH_NAME, has_layers, multi_depth_classifier
 from imgclf.training.activations import has_augmentation
 from imgclf.training.budget import PER_IMAGE_FLOOR_S, Rates, stratified_subset
@@ -27,7 +27,13 @@ from imgclf.training.run_plan import RunPlan, plan_record
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["choose_report", "deeper_head", "fit_size", "plan_pretrained"]
+__all__ = [
+    "choose_report",
+    "deeper_head",
+    "fit_size",
+    "multi_depth_recipe",
+    "plan_pretrained",
+]
 
 
 def fit_size(cfg, clf, by_split, num_classes, deadline, load, size_given, say):
@@ -83,13 +89,20 @@ def deeper_head(cfg, clf, budget: PretrainedBudget, num_classes: int, say):
     reaches ~0.95 at the same extraction cost (docs/benchmarks.md stop 13)."""
     if budget.fine_tune_epochs or cfg.head_features != "auto" or not has_layers(clf.backbone):
         return None
-    deeper = multi_depth_classifier(clf, num_classes, cfg.image_size, cfg.augment, cfg.seed)
+    deeper, recipe = multi_depth_recipe(cfg, clf, num_classes)
     change = (
         f"--time {cfg.time_budget}: no time for fine-tuning; the head reads the frozen backbone "
         "at several depths (--head-features multi)"
     )
     say(change)
-    return deeper, Recipe(None, deeper.backbone, None), change
+    return deeper, recipe, change
+
+
+def multi_depth_recipe(cfg, clf, num_classes: int) -> tuple[Classifier, Recipe]:
+    """``clf`` with the multi-depth head over its backbone at ``cfg.image_size`` (nothing loaded
+    again), and its recipe: the head on the frozen features, no cut, no fine-tuning."""
+    deeper = multi_depth_classifier(clf, num_classes, cfg.image_size, cfg.augment, cfg.seed)
+    return deeper, Recipe(None, deeper.backbone, None)
 
 
 def _rates(cfg, recipe: Recipe, rate: float, load: float) -> Rates:

@@ -56,14 +56,22 @@ def forward_rate(
         batch_size: images per batch.
         batches: batches to run.
     """
-    batch_size *= replicas_in_scope()  # under a strategy: its global batch, split by replicated()
-    sample = items[:: max(1, len(items) // (batches * batch_size))][: batches * batch_size]
+    sample, batch_size = _spread(items, batch_size, batches)
     forward = replicated(lambda x: model(x, training=False))
     stamps, start = [], time.perf_counter()
     for x, _ in batched(decoded_dataset(sample, image_size, DecodeLog(), cache=False), batch_size):
         forward(x).numpy()
         stamps.append((time.perf_counter(), int(x.shape[0])))
     return _per_image(stamps, start)
+
+
+def _spread(items: list[ImageItem], batch_size: int, batches: int) -> tuple[list, int]:
+    """Up to ``batches`` batches of ``items``, spread over them, and the batch size: under a
+    strategy its global batch, which :func:`replicated` splits over the replicas."""
+    batch_size *= replicas_in_scope()
+    return items[:: max(1, len(items) // (batches * batch_size))][
+        : batches * batch_size
+    ], batch_size
 
 
 def _per_image(stamps: list[tuple[float, int]], start: float) -> float:
@@ -97,8 +105,7 @@ def decode_and_forward(
     Returns:
         ``(decode, forward)``, seconds per image.
     """
-    batch_size *= replicas_in_scope()  # under a strategy: its global batch, split by replicated()
-    sample = items[:: max(1, len(items) // (batches * batch_size))][: batches * batch_size]
+    sample, batch_size = _spread(items, batch_size, batches)
     stamps, cpu, decoded = [], [], []
     start, cpu_start = time.perf_counter(), time.process_time()
     for x, _ in batched(decoded_dataset(sample, image_size, DecodeLog(), cache=False), batch_size):

@@ -19,10 +19,18 @@ from imgclf.cli import main
 from imgclf.config import TrainConfig
 from imgclf.data.scan import ImageItem
 from imgclf.errors import ConfigError
-from imgclf.models.classifier import build_classifier, resized
+from imgclf.models.classifier import (
+    HEAD_NORM_L2,
+    HEAD_NORM_LR_SCALE,
+    build_classifier,
+    head_learning_rate,
+    resized,
+)
 from imgclf.models.multi_depth import (
+    MULTI_DEPTH_HEAD_EPOCHS,
     MULTI_DEPTH_LAYERS,
     MULTI_DEPTH_NAME,
+    MULTI_DEPTH_STEP,
     has_layers,
     multi_depth_classifier,
     multi_depth_features,
@@ -80,9 +88,16 @@ def _items(n: int, split: str) -> list[ImageItem]:
     return [ImageItem(f"{split}{k}.png", k % 3, split, 100, 100) for k in range(n)]
 
 
-def _plan(monkeypatch, lite0, fine_tune_epochs: int, head_features: str = "auto"):
+def _plan(
+    monkeypatch,
+    lite0,
+    fine_tune_epochs: int,
+    head_features: str = "auto",
+    size_given: bool = True,
+    head_epochs=lambda rates: 5,
+):
     """plan_pretrained with measured rates and the budget faked: fine-tuning fits for
-    ``fine_tune_epochs`` epochs."""
+    ``fine_tune_epochs`` epochs, the head for ``head_epochs(rates)``."""
     by_split = {"train": _items(30, "train"), "val": _items(9, "val"), "test": _items(6, "test")}
     cfg = TrainConfig(
         data="x",
@@ -94,8 +109,9 @@ def _plan(monkeypatch, lite0, fine_tune_epochs: int, head_features: str = "auto"
     )
 
     def fake_budget(budget_s, left_s, n_train, n_val, n_test, n_classes, rates, **kw):
+        head = head_epochs(rates)
         return PretrainedBudget(
-            budget_s, left_s, 5.0, n_train, n_train, n_val, n_val, 1, 5, fine_tune_epochs, 9.0
+            budget_s, left_s, 5.0, n_train, n_train, n_val, n_val, 1, head, fine_tune_epochs, 9.0
         )
 
     monkeypatch.setattr(plan_module, "slowdown", lambda: 1.0)
@@ -104,7 +120,9 @@ def _plan(monkeypatch, lite0, fine_tune_epochs: int, head_features: str = "auto"
     monkeypatch.setattr(pretrained_plan, "budget_pretrained", fake_budget)
     said: list[str] = []
     deadline = time.perf_counter() + 45
-    plan, clf = plan_module.plan_run(cfg, lite0, by_split, 3, deadline, said.append, True, True)
+    plan, clf = plan_module.plan_run(
+        cfg, lite0, by_split, 3, deadline, said.append, True, size_given
+    )
     return cfg, plan, clf, said
 
 
@@ -117,6 +135,38 @@ def test_when_no_fine_tuning_fits_the_plan_reads_several_depths(monkeypatch, lit
     assert plan.changes[-1] in said and plan.record["changes"] == list(plan.changes)
     written = plan.config(cfg)  # config.yaml: what a resumed run rebuilds
     assert (written.head_features, written.fine_tune) == ("multi", "none")
+
+
+def test_the_multi_depth_head_grows_its_input_when_the_plan_still_fits(monkeypatch, lite0):
+    # at the larger input the forward pass costs its pixel count more: (128 / 96)^2 × 0.005 s
+    cases = ((25, True), (MULTI_DEPTH_HEAD_EPOCHS, True), (MULTI_DEPTH_HEAD_EPOCHS - 1, False))
+    for at_larger, grows in cases:
+        _cfg, plan, clf, said = _plan(
+            monkeypatch,
+            lite0,
+            0,
+            size_given=False,
+            head_epochs=lambda rates, n=at_larger: 20 if rates.score < 0.006 else n,
+        )
+        size = SIZE + MULTI_DEPTH_STEP if grows else SIZE
+        assert (plan.image_size, clf.model.input_shape[1]) == (size, size)
+        assert clf.backbone.name == MULTI_DEPTH_NAME and plan.head_features == "multi"
+        assert clf.backbone.weights[0] is lite0.backbone.weights[0]  # nothing loaded again
+        grew = f"at {size}px rather than {SIZE}px" in said[-2]
+        assert grew == grows and plan.head_epochs == (at_larger if grows else 20)
+        assert plan.record["image_size"] == size
+    # --image-size given: --time never changes it
+    _cfg, plan, _clf, _said = _plan(monkeypatch, lite0, 0, head_epochs=lambda rates: 20)
+    assert plan.image_size == SIZE and plan.head_features == "multi"
+
+
+def test_the_multi_depth_head_is_penalised_and_steps_smaller(lite0):
+    deeper = multi_depth_classifier(lite0, 3, SIZE, "flip", 0)
+    penalty = deeper.head.get_layer("predictions").kernel_regularizer
+    assert penalty is not None and penalty.get_config()["l2"] == pytest.approx(HEAD_NORM_L2)
+    assert lite0.head.get_layer("predictions").kernel_regularizer is None
+    assert head_learning_rate(deeper, 1e-3) == pytest.approx(1e-3 * HEAD_NORM_LR_SCALE)
+    assert head_learning_rate(lite0, 1e-3) == 1e-3
 
 
 def test_another_worker_takes_the_chiefs_multi_depth_head(monkeypatch, lite0):

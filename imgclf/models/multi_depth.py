@@ -18,7 +18,9 @@ from imgclf.errors import invalid_value
 from imgclf.models.classifier import Classifier, build_classifier
 
 __all__ = [
+    "MULTI_DEPTH_HEAD_EPOCHS",
     "MULTI_DEPTH_LAYERS",
+    "MULTI_DEPTH_STEP",
     "check_multi_depth",
     "has_layers",
     "multi_depth_classifier",
@@ -28,6 +30,14 @@ __all__ = [
 MULTI_DEPTH_NAME = "multi_depth"
 # the layers read: those the label-issue search measured best on the same backbone (config.py)
 MULTI_DEPTH_LAYERS = LABEL_ISSUE_LAYERS
+# under --time, the multi-depth head's input this much larger than the size chosen when the plan
+# still fits: frozen ImageNet features read better nearer the 224 px they were learnt at (the
+# digits' 100 px photos, a linear head on val: 0.954 at 128 px, 0.973 at 160; docs/benchmarks.md
+# stop 14)
+MULTI_DEPTH_STEP = 32
+# … when the head still gets this many epochs there, or as many as at the smaller size: 8 epochs
+# at 160 px beat 18-30 at 128 on all three splits tried (stop 14)
+MULTI_DEPTH_HEAD_EPOCHS = 8
 
 
 def has_layers(backbone: keras.Model, layers: tuple[str, ...] = MULTI_DEPTH_LAYERS) -> bool:

@@ -192,7 +192,11 @@ def _needed_seconds(budget: PretrainedBudget, rates: Rates, takes_all) -> float:
     while hi - lo > 1:
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if takes_all(mid) else (mid, hi)
-    return float(math.ceil(budget.budget_s - left_s + hi))
+    # ``hi`` is within 1 s above the threshold: its ceiling may be a whole second over the first
+    needed = math.ceil(budget.budget_s - left_s + hi)
+    while takes_all(needed - 1 - budget.budget_s + left_s):
+        needed -= 1
+    return float(needed)
 
 
 def budget_pretrained(

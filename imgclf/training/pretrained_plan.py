@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 from imgclf.config import parse_duration
 from imgclf.models.classifier import Classifier, resized
-from imgclf.models.multi_depth import MULTI_DEPTH_NAME, has_layers, multi_depth_classifier
+from imgclf.models.multi_depth import (
+    MULTI_DEPTH_HEAD_EPOCHS,
+    MULTI_DEPTH_NAME,
+    MULTI_DEPTH_STEP,
+    has_layers,
+    multi_depth_classifier,
+)
 from imgclf.training.activations import has_augmentation
 from imgclf.training.budget import PER_IMAGE_FLOOR_S, Rates, stratified_subset
 from imgclf.training.measure import EXTRACT_SHARE_MIN, forward_rate, report_seconds, top_rate
@@ -81,21 +87,41 @@ def choose_report(cfg, make: Callable[[bool], PretrainedBudget], n_train: int, s
     return lean, False, (change,)
 
 
-def deeper_head(cfg, clf, budget: PretrainedBudget, num_classes: int, say):
+def deeper_head(cfg, clf, budget: PretrainedBudget, num_classes: int, say, larger=None):
     """When the plan has no fine-tuning and ``--head-features auto``: the classifier rebuilt with
     the multi-depth head over the same backbone (nothing loaded or measured again: the forward
-    pass is the backbone's), its recipe (no cut, no fine-tuning) and the change said; else
-    ``None``. A head on the last layer alone stops at ~0.90 on the digits, one on seven depths
-    reaches ~0.95 at the same extraction cost (docs/benchmarks.md stop 13)."""
+    pass is the backbone's), at :data:`MULTI_DEPTH_STEP` px larger when ``larger`` (the budget at a
+    size) says that still fits as much work; its recipe (no cut, no fine-tuning), its budget, the
+    config at its size and the change said; else ``None``. A head on the last layer alone stops at
+    ~0.90 on the digits, one on seven depths reaches ~0.95 at the same extraction cost
+    (docs/benchmarks.md stop 13), ~0.97 at 160 px rather than 128 (stop 14)."""
     if budget.fine_tune_epochs or cfg.head_features != "auto" or not has_layers(clf.backbone):
         return None
-    deeper, recipe = multi_depth_recipe(cfg, clf, num_classes)
+    size = cfg.image_size + MULTI_DEPTH_STEP
+    up = larger(size) if larger is not None else None
+    grown = up is not None and _as_much(up, budget)
     change = (
         f"--time {cfg.time_budget}: no time for fine-tuning; the head reads the frozen backbone "
         "at several depths (--head-features multi)"
     )
+    if grown:
+        change += f", at {size}px rather than {cfg.image_size}px (the plan still fits)"
+        clf = resized(clf, num_classes, size, cfg.augment, cfg.seed)
+        cfg, budget = replace(cfg, image_size=size), up
+    deeper, recipe = multi_depth_recipe(cfg, clf, num_classes)
     say(change)
-    return deeper, recipe, change
+    return deeper, recipe, budget, cfg, change
+
+
+def _as_much(up: PretrainedBudget, budget: PretrainedBudget) -> bool:
+    """Whether ``up`` does the work ``budget`` does: its images and views, and its head epochs or
+    :data:`MULTI_DEPTH_HEAD_EPOCHS`, whichever is fewer."""
+    return (
+        up.train_images >= budget.train_images
+        and up.val_images >= budget.val_images
+        and up.views >= budget.views
+        and up.head_epochs >= min(budget.head_epochs, MULTI_DEPTH_HEAD_EPOCHS)
+    )
 
 
 def multi_depth_recipe(cfg, clf, num_classes: int) -> tuple[Classifier, Recipe]:
@@ -114,6 +140,12 @@ def _rates(cfg, recipe: Recipe, rate: float, load: float) -> Rates:
         measured = top_rate(recipe.bottom, top, cfg.image_size, cfg.batch_size)
         top_s = min(measured, (1 - EXTRACT_SHARE_MIN) * rate)
     return Rates.measured(rate - top_s, top_s, cached=top is not None, slowdown=load)
+
+
+def _scaled(rate: float, factor: float, load: float) -> Rates:
+    """The rates of a head on the whole frozen backbone (no cut) whose forward pass costs
+    ``factor`` × ``rate`` seconds per image (a larger input: its pixel count)."""
+    return Rates.measured(rate * factor, 0.0, cached=False, slowdown=load)
 
 
 def _warn_subsample(cfg, budget: PretrainedBudget, n_train: int, say) -> None:
@@ -139,24 +171,30 @@ def plan_pretrained(cfg, clf, by_split, num_classes, deadline, say, load, size_g
     counts = [len(by_split[k]) for k in ("train", "val", "test")] + [num_classes]
     fine_tune_epochs = cfg.epochs if recipe.first is not None else 0
 
-    def make(report: bool) -> PretrainedBudget:
+    def make(report: bool, at: Rates = rates, fine_tune: int = fine_tune_epochs):
         return budget_pretrained(
             parse_duration(cfg.time_budget),
             left,
             *counts,
-            rates,
+            at,
             views=views,
             head_epochs=cfg.head_epochs,
-            fine_tune_epochs=fine_tune_epochs,
+            fine_tune_epochs=fine_tune,
             report_s=report_seconds(report, load),
         )
 
     budget, report, no_report = choose_report(cfg, make, len(by_split["train"]), say)
     changes = resized + no_report
-    deeper = deeper_head(cfg, clf, budget, num_classes, say)
+
+    def larger(size: int) -> PretrainedBudget:  # the multi-depth head's budget at ``size``
+        return make(report, _scaled(rate, (size / cfg.image_size) ** 2, load), 0)
+
+    deeper = deeper_head(cfg, clf, budget, num_classes, say, None if size_given else larger)
     if deeper is not None:
-        clf, recipe, change = deeper
-        changes += (change,)
+        clf, recipe, budget, grown, change = deeper
+        if grown.image_size != cfg.image_size:
+            rates = _scaled(rate, (grown.image_size / cfg.image_size) ** 2, load)
+        cfg, changes = grown, changes + (change,)
     say(budget.line())
     _warn_subsample(cfg, budget, len(by_split["train"]), say)
     plan = RunPlan(

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from imgclf.atomic import save_model_atomic
 from imgclf.data.scan import ImageItem
+from imgclf.models.classifier import head_learning_rate
 from imgclf.runs import RunFiles, write_state
 from imgclf.training.activations import Activations, forward_rows
 from imgclf.training.callbacks import StopInEpoch
@@ -104,8 +105,9 @@ def _head_stage(
         session.epochs_done = _history_rows(session, "head")
     else:
         session.say("stage head: backbone frozen, training the new head")
-        fit_arrays(session, clf.head, "head", f_train, y_train, f_val, y_val, cfg.learning_rate)
-        session.compile(clf.head, cfg.learning_rate, 1, 1, schedule="constant")
+        lr = head_learning_rate(clf, cfg.learning_rate)
+        fit_arrays(session, clf.head, "head", f_train, y_train, f_val, y_val, lr)
+        session.compile(clf.head, lr, 1, 1, schedule="constant")
         head_loss, head_accuracy = (
             float(v)
             for v in clf.head.evaluate(

@@ -24,7 +24,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from common import DIGITS  # noqa: E402 (after the environment is set)
+from common import DIGITS, result  # noqa: E402 (after the environment is set)
 
 
 def _cpu() -> float:
@@ -156,11 +156,16 @@ def main(argv: list[str] | None = None) -> int:
                     val, test, setting = dense_head(
                         parts["train"], parts["val"], parts["test"], args.seed
                     )
-                print(
-                    f"RESULT size={size} features={name} views={args.views} head={head} "
-                    f"val={val:.4f} test={test:.4f} setting={setting} "
-                    f"head_cpu_s={_cpu() - cpu:.1f} load={os.getloadavg()[0]:.1f}",
-                    flush=True,
+                result(
+                    size=size,
+                    features=name,
+                    views=args.views,
+                    head=head,
+                    val=val,
+                    test=test,
+                    setting=setting,
+                    head_cpu_s=f"{_cpu() - cpu:.1f}",
+                    load=f"{os.getloadavg()[0]:.1f}",
                 )
     return 0
 

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 from bench_head_features import extract, split_items  # noqa: E402
-from common import DIGITS  # noqa: E402 (after the environment is set)
+from common import DIGITS, result  # noqa: E402 (after the environment is set)
 
 HEADS = {"stop13": (0.0, 1.0), "stop14": None}  # name -> (L2, share of 1e-3); None: imgclf's own
 
@@ -96,10 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             for head in HEADS:
                 for cap in (int(e) for e in args.epochs.split(",")):
                     val, test, ran = fit_head(parts, *head_setting(head), cap, seed)
-                    print(
-                        f"RESULT size={size} seed={seed} head={head} epochs_cap={cap} "
-                        f"epochs={ran} val={val:.4f} test={test:.4f}",
-                        flush=True,
+                    result(
+                        size=size,
+                        seed=seed,
+                        head=head,
+                        epochs_cap=cap,
+                        epochs=ran,
+                        val=val,
+                        test=test,
                     )
     return 0
 

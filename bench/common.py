@@ -1,5 +1,6 @@
 """What several benchmarks share: where the shared sign-language digits are, a per-class subset of
-them as links, and one ``python -m imgclf`` command timed in wall and CPU seconds.
+them as links, one ``python -m imgclf`` command timed in wall and CPU seconds, and the ``RESULT``
+line a benchmark prints.
 
 The benchmarks run as scripts (``.venv/bin/python bench/NAME.py``), so ``bench/`` is first on their
 path and ``from common import …`` finds this module.
@@ -24,6 +25,14 @@ DIGITS = next(
     ),
     ROOT.parent / "shared" / "datasets" / "sign-language-digits",
 )
+
+
+def result(**fields) -> None:
+    """Print one ``RESULT key=value …`` line (floats to 4 decimals), flushed at once."""
+    text = " ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+    )
+    print(f"RESULT {text}", flush=True)
 
 
 def subset(folder: Path, per_class: int) -> Path:

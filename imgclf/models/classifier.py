@@ -32,7 +32,8 @@ HEAD_DROPOUT = 0.2
 HEAD_NORM_MOMENTUM = 0.9  # the multi-depth head's BatchNormalization (docs/benchmarks.md stop 13)
 # the multi-depth head's output layer: 12,736 normalised inputs for ~1,000s of images want a strong
 # L2 penalty, and a smaller step (a share of --learning-rate); on the digits' frozen features at
-# 160 px, seeds 42/1/2: test 0.966/0.981/0.957 against 0.933/0.966/0.933 without (stop 14)
+# 160 px, splits 42/1/2: test 0.957/0.981/0.957 against 0.933/0.966/0.938 without
+# (bench/bench_multi_depth_head.py, docs/benchmarks.md stop 14)
 HEAD_NORM_L2 = 0.03
 HEAD_NORM_LR_SCALE = 0.3
 

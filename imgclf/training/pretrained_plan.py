@@ -191,10 +191,10 @@ def plan_pretrained(cfg, clf, by_split, num_classes, deadline, say, load, size_g
 
     deeper = deeper_head(cfg, clf, budget, num_classes, say, None if size_given else larger)
     if deeper is not None:
-        clf, recipe, budget, grown, change = deeper
-        if grown.image_size != cfg.image_size:
-            rates = _scaled(rate, (grown.image_size / cfg.image_size) ** 2, load)
-        cfg, changes = grown, changes + (change,)
+        clf, recipe, budget, sized, change = deeper
+        if sized.image_size != cfg.image_size:
+            rates = _scaled(rate, (sized.image_size / cfg.image_size) ** 2, load)
+        cfg, changes = sized, changes + (change,)
     say(budget.line())
     _warn_subsample(cfg, budget, len(by_split["train"]), say)
     plan = RunPlan(

@@ -12,6 +12,7 @@ run.export("tflite")
 from __future__ import annotations
 
 import importlib
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,13 +113,14 @@ def train(
     Traceback (most recent call last):
     imgclf.errors.ConfigError: unknown argument option 'epoch'; did you mean 'epochs'?
     """
+    started = time.perf_counter()  # time_budget counts from the call: importing TensorFlow too
     cfg = train_config(data, config, dict(overrides))
     quiet_tensorflow_logs()
     from imgclf.run import Run
     from imgclf.training.trainer import train_run
 
     with to_terminal() if verbose else nullcontext():
-        result = train_run(cfg, verbose=verbose)
+        result = train_run(cfg, verbose=verbose, started=started)
     run = Run(result.run_dir, untrained=True)  # Ctrl-C before training: its model is refused
     run.training = result
     return run

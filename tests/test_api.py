@@ -231,3 +231,23 @@ def test_serve_uses_this_run_and_the_serve_commands_defaults(run, monkeypatch, c
 def test_serve_options_are_checked(run, options, says):
     with pytest.raises(ConfigError, match=says):
         run.serve(**options)
+
+
+def test_the_time_budget_counts_from_the_call_imports_included(tmp_path, monkeypatch):
+    # imgclf.train imports TensorFlow (seconds) before the trainer starts: --time counts them, as
+    # the command counts the process's start
+    import time
+
+    from imgclf.training import trainer
+
+    seen = {}
+
+    def fake_train_run(cfg, verbose=0, started=None):
+        seen.update(started=started, entered=time.perf_counter())
+        raise KeyboardInterrupt  # stop here: nothing to train
+
+    monkeypatch.setattr(trainer, "train_run", fake_train_run)
+    before = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        imgclf.train(make_dataset(tmp_path / "d"), time_budget="45s")
+    assert seen["started"] is not None and before <= seen["started"] <= seen["entered"]

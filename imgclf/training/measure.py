@@ -69,9 +69,8 @@ def _spread(items: list[ImageItem], batch_size: int, batches: int) -> tuple[list
     """Up to ``batches`` batches of ``items``, spread over them, and the batch size: under a
     strategy its global batch, which :func:`replicated` splits over the replicas."""
     batch_size *= replicas_in_scope()
-    return items[:: max(1, len(items) // (batches * batch_size))][
-        : batches * batch_size
-    ], batch_size
+    n = batches * batch_size
+    return items[:: max(1, len(items) // n)][:n], batch_size
 
 
 def _per_image(stamps: list[tuple[float, int]], start: float) -> float:

@@ -53,15 +53,20 @@ def worker_resume(dist, scratch: str | None, resume_dir: str | Path | None):
             f"worker {dist.worker} of {dist.workers}: resumes from a copy of {source} (the "
             "chief's checkpoint and state); the chief continues the run folder itself"
         )
-    strategy = dist.strategy
-
-    def barrier():
-        return strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
-
     who = f"worker {dist.worker} of {dist.workers}"
     with Watchdog(dist.timeout, who).waiting("waiting for every worker to copy the run folder"):
-        tf.function(barrier)()
+        _replica_sum(dist.strategy)(tf.constant(1.0))  # a barrier: every worker takes part
     return resume_dir
+
+
+def _replica_sum(strategy):
+    """A traced function of one tensor: its sum over every replica of ``strategy`` (a collective:
+    every worker calls it)."""
+
+    def total(x):
+        return strategy.reduce("SUM", strategy.run(tf.identity, args=(x,)), axis=None)
+
+    return tf.function(total)
 
 
 class Agreement:
@@ -77,11 +82,7 @@ class Agreement:
 
     def __init__(self, strategy, interrupts, who: str):
         self.strategy, self.interrupts, self.who = strategy, interrupts, who
-
-        def vote(flags):
-            return strategy.reduce("SUM", strategy.run(tf.identity, args=(flags,)), axis=None)
-
-        self._sum = tf.function(vote)
+        self._sum = _replica_sum(strategy)
 
     @contextmanager
     def deferred(self):

@@ -113,7 +113,7 @@ def dense_head(train, val, test, seed: int) -> tuple[float, float, int]:
 def feature_models(size: int, seed: int):
     import keras
 
-    from imgclf.config import LABEL_ISSUE_LAYERS
+    from imgclf.constants import LABEL_ISSUE_LAYERS
     from imgclf.data.augment import augmentation_layers
     from imgclf.models.multi_depth import multi_depth_features
     from imgclf.models.registry import get_spec

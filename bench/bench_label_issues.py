@@ -76,7 +76,7 @@ def cleanlab_check(data: Path, cache: Path, flipped: set[str]) -> str:
     os.environ["IMGCLF_CACHE"] = str(cache)
     from cleanlab.filter import find_label_issues as cl_find
 
-    from imgclf.config import LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL
+    from imgclf.constants import LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL
     from imgclf.data.scan import scan_folder
     from imgclf.models.registry import choose_image_size, get_spec
     from imgclf.training.confident_learning import find_issues

@@ -25,7 +25,7 @@ from common import DIGITS
 def features(work: Path) -> tuple[np.ndarray, list[Path]]:
     """The doctor's features of every photo of the digits (cached in ``work``) and their files."""
     os.environ.setdefault("IMGCLF_CACHE", str(work / "cache"))
-    from imgclf.config import LABEL_ISSUE_MODEL
+    from imgclf.constants import LABEL_ISSUE_MODEL
     from imgclf.data.scan import scan_folder
     from imgclf.models.registry import choose_image_size, get_spec
     from imgclf.training.label_issues import pooled_features
@@ -47,7 +47,7 @@ def out_of_fold(x: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> np.
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from imgclf.config import LABEL_ISSUE_C
+    from imgclf.constants import LABEL_ISSUE_C
 
     probs = np.zeros((len(labels), labels.max() + 1))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgclf.api import TrainOptions, open_run, train_config
-from imgclf.config import PREDICT_ENGINE, TrainConfig
+from imgclf.config import TrainConfig
+from imgclf.constants import PREDICT_ENGINE
 from imgclf.errors import ConfigError, DataError, ImgclfError, ModelError
 from imgclf.logs import to_terminal
 from imgclf.runtime import quiet_tensorflow_logs

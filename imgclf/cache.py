@@ -15,7 +15,7 @@ that are folders (arrays, engines); the feature cache merges rows into its files
 lock.
 
 The feature cache is held under a size cap (``$IMGCLF_CACHE_MAX_GB``, default
-:data:`imgclf.config.CACHE_MAX_GB`) by deleting its least recently used files first
+:data:`imgclf.constants.CACHE_MAX_GB`) by deleting its least recently used files first
 (:func:`evict_lru`); a file counts as used when a run reads or writes it.
 """
 
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgclf.config import CACHE_MAX_GB
+from imgclf.constants import CACHE_MAX_GB
 from imgclf.errors import invalid_value
 
 __all__ = [
@@ -108,7 +108,7 @@ def _human(n: float) -> str:
 
 def max_cache_bytes() -> int:
     """The feature cache's size cap in bytes: ``$IMGCLF_CACHE_MAX_GB`` (a number of GB; 0 keeps
-    nothing), else :data:`imgclf.config.CACHE_MAX_GB`. A value that is not a number is a
+    nothing), else :data:`imgclf.constants.CACHE_MAX_GB`. A value that is not a number is a
     ConfigError."""
     text = os.environ.get(MAX_ENV, "").strip()
     if not text:

@@ -14,7 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from imgclf.config import RUN_RECORDS, TrainConfig
+from imgclf.config import TrainConfig
+from imgclf.constants import RUN_RECORDS
 from imgclf.errors import ConfigError, InvalidValue, invalid_value
 
 __all__ = ["config_fields", "field_type", "load_config_file", "resolve_config"]

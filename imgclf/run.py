@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgclf.config import PREDICT_ENGINE
+from imgclf.constants import PREDICT_ENGINE
 from imgclf.errors import invalid_value
 from imgclf.runs import RunFiles, read_json
 from imgclf.serving import predictor

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from imgclf.config import (
-    AUTO_MODEL,
-    AUTO_SCRATCH_MAX_SIDE,
-    AUTO_SCRATCH_MIN_IMAGES,
-    TrainConfig,
-)
+from imgclf.config import TrainConfig
+from imgclf.constants import AUTO_MODEL, AUTO_SCRATCH_MAX_SIDE, AUTO_SCRATCH_MIN_IMAGES
 from imgclf.errors import ConfigError
 from imgclf.models.choose import choose_model, estimated_seconds
 

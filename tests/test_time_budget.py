@@ -312,7 +312,8 @@ def test_under_time_the_doctor_examines_a_sample_and_says_so_and_every_image_is_
 ):
     from helpers import make_dataset
 
-    from imgclf.config import DOCTOR_PROBE_IMAGES, TrainConfig
+    from imgclf.config import TrainConfig
+    from imgclf.constants import DOCTOR_PROBE_IMAGES
     from imgclf.data.doctor import diagnose
     from imgclf.data.prepare import prepare_training_data
     from imgclf.data.scan import scan_folder

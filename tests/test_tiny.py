@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 import imgclf
-from imgclf.config import (
+from imgclf.config import TrainConfig
+from imgclf.constants import (
     AUTO_SCRATCH_MIN_IMAGES,
     AUTO_TINY_MAX_SIDE,
     AUTO_TINY_SETTINGS,
     TINY_HASH_MIN_SIDE,
-    TrainConfig,
 )
 from imgclf.data.duplicates import duplicate_clusters, phash, pixel_key
 from imgclf.data.scan import scan_folder

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from imgclf.config import LABEL_ISSUE_OUT
+from imgclf.constants import LABEL_ISSUE_OUT
 from imgclf.errors import DataError, invalid_value
 
 __all__ = ["add_doctor_parser", "cmd_doctor"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgclf.config import LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL, LABEL_ISSUE_OUT
+from imgclf.constants import LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL, LABEL_ISSUE_OUT
 from imgclf.data.scan import ScannedData
 from imgclf.errors import invalid_value
 

@@ -1,6 +1,6 @@
 """Which images the doctor examines: every one, or, under ``--time``, the random sample that the
-doctor's share of the budget allows (:data:`~imgclf.config.DOCTOR_TIME_SHARE`), sized from the rate
-of a first probe; and the line that says so."""
+doctor's share of the budget allows (:data:`~imgclf.constants.DOCTOR_TIME_SHARE`), sized from the
+rate of a first probe; and the line that says so."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from imgclf.config import DOCTOR_PROBE_IMAGES
+from imgclf.constants import DOCTOR_PROBE_IMAGES
 from imgclf.data.file_facts import FileFacts, inspect_files
 from imgclf.data.scan import ImageItem
 
@@ -19,7 +19,7 @@ def examine(
     items: list[ImageItem], progress: bool, seconds: float | None, seed: int
 ) -> tuple[list[ImageItem], list[FileFacts]]:
     """The images examined and their facts, in path order: every one, or, within ``seconds``, a
-    seeded random sample: a probe of :data:`~imgclf.config.DOCTOR_PROBE_IMAGES` times the rate,
+    seeded random sample: a probe of :data:`~imgclf.constants.DOCTOR_PROBE_IMAGES` times the rate,
     the rest sized from it.
 
     Args:

@@ -11,7 +11,7 @@ Near pairs are found by multi-index hashing (:mod:`imgclf.data.hamming`): exact,
 sub-quadratic, so a million hashes take seconds rather than hours. Clusters are the connected
 components of "exact or near" pairs (union-find), so a chain A≈B≈C is one cluster.
 
-Pictures whose shorter side is under :data:`~imgclf.config.TINY_HASH_MIN_SIDE` (32 px: pHash's
+Pictures whose shorter side is under :data:`~imgclf.constants.TINY_HASH_MIN_SIDE` (32 px: pHash's
 thumbnail) are too small for a perceptual hash: their 32×32 thumbnail is an upsampling that adds
 nothing, and the 64 bits threshold nearly every frequency such a picture has, so different 8×8
 digits share hashes (measured in docs/benchmarks.md, "Tiny images in seconds"). Their near test is
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from imgclf.config import TINY_HASH_MIN_SIDE
+from imgclf.constants import TINY_HASH_MIN_SIDE
 from imgclf.data.groups import UnionFind
 from imgclf.data.hamming import match_hashes
 
@@ -70,7 +70,7 @@ def phash(im: Image.Image) -> int:
 def pixel_key(im: Image.Image) -> str | None:
     """The near-duplicate key of a picture too small for :func:`phash`: a digest of its size and
     decoded RGB pixels (two files with the same pixels share it, whatever their bytes); None for a
-    picture whose shorter side reaches :data:`~imgclf.config.TINY_HASH_MIN_SIDE`.
+    picture whose shorter side reaches :data:`~imgclf.constants.TINY_HASH_MIN_SIDE`.
 
     Args:
         im: the decoded image (any mode; compared as RGB).

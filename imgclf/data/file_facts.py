@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from imgclf.config import POOL_MIN_FILES
+from imgclf.constants import POOL_MIN_FILES
 from imgclf.data.decode import to_rgb
 from imgclf.data.duplicates import phash, pixel_key
 from imgclf.data.scan import check_header
@@ -107,7 +107,7 @@ def inspect_files(
 ) -> list[FileFacts]:
     """:func:`inspect_file` for every path, on every core: a process pool of ``os.cpu_count()``
     workers fed in chunks, results in the order of ``paths`` (the same facts as one process). Fewer
-    than :data:`~imgclf.config.POOL_MIN_FILES` files are checked here, where starting a pool
+    than :data:`~imgclf.constants.POOL_MIN_FILES` files are checked here, where starting a pool
     would cost more than it saves. A pool is used rather than threads because the work per small
     file is mostly Python (decoding setup, the perceptual hash), which holds the GIL
     (``bench/bench_doctor.py`` measures both).

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from imgclf.config import DOCTOR_TIME_SHARE, TrainConfig, parse_duration
+from imgclf.config import TrainConfig, parse_duration
+from imgclf.constants import DOCTOR_TIME_SHARE
 from imgclf.data.balance import train_class_weights
 from imgclf.data.doctor import DoctorReport, diagnose
 from imgclf.data.groups import merge_groups
@@ -28,7 +29,7 @@ def prepare_training_data(
         data: the scanned folder.
         cfg: the run's options; ``group_by``, ``duplicates_together``, ``val_fraction``,
             ``test_fraction``, ``seed``, ``class_weight`` and ``time_budget`` (the doctor then
-            examines a sample: :data:`~imgclf.config.DOCTOR_TIME_SHARE` of the budget) are used.
+            examines a sample: :data:`~imgclf.constants.DOCTOR_TIME_SHARE` of the budget) are used.
         verbose: when not 0, the doctor shows its progress bar. Its findings are logged, one line
             each (the command line shows them). Defaults to 1.
 

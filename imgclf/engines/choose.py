@@ -1,8 +1,8 @@
 """Which engine ``imgclf predict`` and ``imgclf serve`` run a run's model on: Keras, or a cached,
 parity-checked TFLite copy of it.
 
-``auto`` (the default, :data:`imgclf.config.PREDICT_ENGINE`) converts the run's model to TFLite
-float32 once (for a server, or a job of at least :data:`imgclf.config.AUTO_CONVERT_MIN_IMAGES`
+``auto`` (the default, :data:`imgclf.constants.PREDICT_ENGINE`) converts the run's model to TFLite
+float32 once (for a server, or a job of at least :data:`imgclf.constants.AUTO_CONVERT_MIN_IMAGES`
 images: converting costs about as much CPU as predicting a few thousand images with Keras saves),
 with the converter and the parity check ``imgclf export`` uses, and predicts through it (XNNPACK:
 about half the CPU time of Keras' forward pass per image, docs/benchmarks.md). Below
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imgclf.cache import STAGING, build_once, part_folder
-from imgclf.config import AUTO_CONVERT_MIN_IMAGES, ENGINES
+from imgclf.constants import AUTO_CONVERT_MIN_IMAGES, ENGINES
 from imgclf.engines.base import Engine, TrainedRun
 from imgclf.engines.keras_engine import KerasEngine
 from imgclf.engines.parity import MIN_AGREEMENT, check_parity, read_parity, write_parity

@@ -10,7 +10,7 @@ augmented views of it.
   kept only when the run trained with horizontal flips (``flip`` in ``--augment``): a model that
   never saw a mirrored picture should not be asked about one (a sign, a digit, a text can change
   meaning). The others are small zooms and shifts, like the training's ``zoom``/``shift``: a
-  centred crop of :data:`imgclf.config.TTA_CROP` of the side, and the same crop at each corner
+  centred crop of :data:`imgclf.constants.TTA_CROP` of the side, and the same crop at each corner
   (a shift of half the rest), each resized back to the input size.
 
 Every view is a fixed, deterministic transform made with Keras ops (``keras.ops.flip``,
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgclf.config import TTA, TTA_CROP, TTA_MAX_VIEWS
+from imgclf.constants import TTA, TTA_CROP, TTA_MAX_VIEWS
 from imgclf.data.augment import parse_augment
 from imgclf.errors import invalid_value
 

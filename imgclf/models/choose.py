@@ -6,13 +6,14 @@ then holds the model it resolved to, so ``--resume``, ``evaluate`` and the repor
 The rules, and the measurements behind them, are in docs/benchmarks.md ("The default fits the
 data"):
 
-1. Tiny pictures (median side ≤ :data:`~imgclf.config.AUTO_TINY_MAX_SIDE` px, e.g. the 8×8
+1. Tiny pictures (median side ≤ :data:`~imgclf.constants.AUTO_TINY_MAX_SIDE` px, e.g. the 8×8
    scikit-learn digits or 28 px Fashion-MNIST), however many: the from-scratch ``tiny_cnn`` at
    their native size, without augmentation or precise BN unless ``--augment`` / ``--precise-bn``
-   are given (:data:`~imgclf.config.AUTO_TINY_SETTINGS`). Measured on the 8×8 digits: 99+ % in
+   are given (:data:`~imgclf.constants.AUTO_TINY_SETTINGS`). Measured on the 8×8 digits: 99+ % in
    a fraction of the time of Lite0 upsampled to 128 px or the ``cnn`` upsampled to 64 px.
-2. Small pictures in large numbers (median side ≤ :data:`~imgclf.config.AUTO_SCRATCH_MAX_SIDE` px,
-   at least :data:`~imgclf.config.AUTO_SCRATCH_MIN_IMAGES` images, e.g. 28 px Fashion-MNIST): the
+2. Small pictures in large numbers (median side ≤
+   :data:`~imgclf.constants.AUTO_SCRATCH_MAX_SIDE` px, at least
+   :data:`~imgclf.constants.AUTO_SCRATCH_MIN_IMAGES` images, e.g. 28 px Fashion-MNIST): the
    from-scratch ``cnn`` at (about) the native size. An ImageNet backbone would need every picture
    upscaled 4-5× to its smallest useful size, at ~15× the compute per picture, for no new pixels.
 3. Large photos with a ``--time`` budget: the largest EfficientNet-Lite whose trained size the
@@ -26,14 +27,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from imgclf.config import (
+from imgclf.config import TrainConfig, parse_duration
+from imgclf.constants import (
     AUTO_MODEL,
     AUTO_SCRATCH_MAX_SIDE,
     AUTO_SCRATCH_MIN_IMAGES,
     AUTO_TINY_MAX_SIDE,
     AUTO_TINY_SETTINGS,
-    TrainConfig,
-    parse_duration,
 )
 from imgclf.models.registry import ModelSpec, choose_image_size, get_spec
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import keras
 
-from imgclf.config import LABEL_ISSUE_LAYERS
+from imgclf.constants import LABEL_ISSUE_LAYERS
 from imgclf.errors import invalid_value
 from imgclf.models.classifier import Classifier, build_classifier
 

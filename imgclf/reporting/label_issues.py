@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from imgclf.config import LABEL_ISSUE_MODEL
+from imgclf.constants import LABEL_ISSUE_MODEL
 from imgclf.data.decode import load_image
 from imgclf.reporting.style import array_data_uri
 from imgclf.reporting.templating import render

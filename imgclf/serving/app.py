@@ -27,7 +27,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
-from imgclf.config import PREDICT_ENGINE
+from imgclf.constants import PREDICT_ENGINE
 from imgclf.serving.batching import Batcher, bucket_sizes, padded
 from imgclf.serving.predictor import Run
 from imgclf.serving.routes import add_routes, error_response

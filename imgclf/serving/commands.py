@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from imgclf.config import ENGINES, EXPORT_FORMATS, EXPORT_PRECISIONS
+from imgclf.constants import ENGINES, EXPORT_FORMATS, EXPORT_PRECISIONS
 from imgclf.serving.predict_command import (
     ENGINE_HELP,
     EXIT_FAILED,

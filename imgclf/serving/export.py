@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.config import EXPORT_FORMATS, EXPORT_PRECISIONS
+from imgclf.constants import EXPORT_FORMATS, EXPORT_PRECISIONS
 from imgclf.engines import preprocess
 from imgclf.engines.base import TrainedRun
 from imgclf.engines.keras_engine import inference_model

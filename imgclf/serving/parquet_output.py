@@ -3,7 +3,7 @@ for jobs of millions of images.
 
 The rows are those of CSV/JSON output (:meth:`imgclf.serving.prediction.Prediction.to_dict`): the
 columns ``path``, ``label``, ``confidence``, ``top_k`` (a list of ``{label, probability}``) and
-``error``, typed (:func:`row_schema`). Every :data:`imgclf.config.PARQUET_SHARD_ROWS` rows become
+``error``, typed (:func:`row_schema`). Every :data:`imgclf.constants.PARQUET_SHARD_ROWS` rows become
 one file, ``part-00000.parquet``, ``part-00001.parquet`` …, each written whole and moved into place
 in one step, so an interrupted job leaves only complete files and ``--resume`` carries on after
 them.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imgclf.atomic import atomic_write
-from imgclf.config import PARQUET_SHARD_ROWS
+from imgclf.constants import PARQUET_SHARD_ROWS
 from imgclf.errors import ConfigError
 
 __all__ = ["SHARD_PATTERN", "ParquetShards", "open_parquet", "read_parquet_paths", "row_schema"]

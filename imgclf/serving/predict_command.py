@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 
-from imgclf.config import (
+from imgclf.constants import (
     AUTO_CONVERT_MIN_IMAGES,
     ENGINES,
     PARQUET_SHARD_ROWS,

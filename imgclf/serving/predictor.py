@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from imgclf.config import PREDICT_ENGINE
+from imgclf.constants import PREDICT_ENGINE
 from imgclf.data.scan import ImageItem
 from imgclf.evaluation.metrics import Metrics
 from imgclf.serving.images import in_memory_batches, is_in_memory

@@ -1,7 +1,7 @@
 """``imgclf predict --on ray``: the prediction core run as Ray Data actors, for jobs bigger than one
 process.
 
-Each actor (:class:`RayPredictor`; one per :data:`imgclf.config.RAY_CPUS_PER_ACTOR` CPUs of the
+Each actor (:class:`RayPredictor`; one per :data:`imgclf.constants.RAY_CPUS_PER_ACTOR` CPUs of the
 cluster, or with ``--engine keras`` on a cluster with GPUs one per GPU: :func:`actor_resources`)
 opens the run once, with the engine this process chose for the job — the parity-checked TFLite
 copy, converted once here before the job starts, or Keras — and predicts its batches with
@@ -13,7 +13,7 @@ Without an address a local cluster is started with this machine's CPUs and shut 
 ``--address auto`` (a cluster started on this machine with ``ray start``) or ``ray://HOST:10001``
 joins a running one: every node must have imgclf installed and see the run folder and the images
 at the same paths. An actor that dies is restarted and its batch retried, up to
-:data:`imgclf.config.RAY_TASK_RETRIES` times; a file that cannot be decoded is an error row, as
+:data:`imgclf.constants.RAY_TASK_RETRIES` times; a file that cannot be decoded is an error row, as
 everywhere.
 
 Ray stays quiet: its Python loggers at ERROR, Ray Data's progress bars off (the command shows its
@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgclf.config import RAY_CPUS_PER_ACTOR, RAY_TASK_RETRIES
+from imgclf.constants import RAY_CPUS_PER_ACTOR, RAY_TASK_RETRIES
 from imgclf.errors import ConfigError
 from imgclf.runtime import native_lines_dropped
 from imgclf.serving.parquet_output import row_schema
@@ -205,7 +205,7 @@ def _plan(run, files: list[str], options: dict[str, Any]) -> RayPlan:
 def actor_resources(cluster: dict[str, float], engine: str) -> tuple[int, int]:
     """How many actors, and GPUs each: the Keras engine on a cluster with GPUs gets one actor per
     GPU, each holding one (the TFLite engine runs on CPUs, wherever it is); otherwise one actor per
-    :data:`~imgclf.config.RAY_CPUS_PER_ACTOR` CPUs.
+    :data:`~imgclf.constants.RAY_CPUS_PER_ACTOR` CPUs.
 
     Args:
         cluster: ``ray.cluster_resources()``.

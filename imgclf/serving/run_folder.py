@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgclf.config import ENGINES, PREDICT_ENGINE
+from imgclf.constants import ENGINES, PREDICT_ENGINE
 from imgclf.errors import invalid_value
 from imgclf.evaluation.metrics import Metrics
 from imgclf.runs import RunFiles, read_config, read_json, require_trained

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgclf.config import SHARD_ROWS, TrainConfig
+from imgclf.config import TrainConfig
+from imgclf.constants import SHARD_ROWS
 from imgclf.data.decode import DecodeLog
 from imgclf.data.pipeline import batched, decoded_dataset
 from imgclf.data.scan import ImageItem
@@ -66,7 +67,7 @@ class Activations:
 
     def _compute(self, items: list[ImageItem], view: int):
         """Returns a compute(indices) for FeatureCache: decode, augment (view > 0), run the
-        bottom; it yields the rows in chunks of about :data:`~imgclf.config.SHARD_ROWS` (one
+        bottom; it yields the rows in chunks of about :data:`~imgclf.constants.SHARD_ROWS` (one
         shard), so no more than a shard of activations is ever held."""
         augment = (
             self.clf.model.get_layer("augmentation")

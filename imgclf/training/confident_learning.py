@@ -10,7 +10,7 @@ it brings pandas (84 MB installed, a dependency nothing else here needs) for the
 2. The confident joint C[i][j]: images labelled i whose probability of j reaches t_j (the most
    probable such j when several do) — an image confidently belongs to its "true" class j.
 3. Calibrated: each row scaled to its class's image count, the whole to n (Eq. 2 of the paper).
-4. Which images (``filter_by``, :data:`~imgclf.config.LABEL_ISSUE_FILTER`):
+4. Which images (``filter_by``, :data:`~imgclf.constants.LABEL_ISSUE_FILTER`):
    - ``"low_self_confidence"`` (the default; cleanlab's filter of that name): the images with the
      lowest probability of their given label, as many as the confident joint estimates are
      mislabelled (:func:`estimated_issue_count`);
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgclf.config import LABEL_ISSUE_FILTER
+from imgclf.constants import LABEL_ISSUE_FILTER
 
 __all__ = [
     "FILTERS",

@@ -32,11 +32,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from imgclf.config import (
-    DEVICES_AUTO,
-    WORKER_TIMEOUT_S,
-    TrainConfig,
-)
+from imgclf.config import TrainConfig
+from imgclf.constants import DEVICES_AUTO, WORKER_TIMEOUT_S
 from imgclf.errors import ConfigError, invalid_value
 
 __all__ = [
@@ -145,7 +142,7 @@ def read_tf_config() -> tuple[int, int]:
 
 def worker_timeout() -> float:
     """Seconds a worker waits for the others in one collective operation before it fails:
-    ``$IMGCLF_WORKER_TIMEOUT``, else :data:`~imgclf.config.WORKER_TIMEOUT_S`."""
+    ``$IMGCLF_WORKER_TIMEOUT``, else :data:`~imgclf.constants.WORKER_TIMEOUT_S`."""
     raw = os.environ.get("IMGCLF_WORKER_TIMEOUT", "")
     try:
         return float(raw) if raw else float(WORKER_TIMEOUT_S)

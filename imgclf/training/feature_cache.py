@@ -7,7 +7,7 @@ once per image — and once per augmented view when augmentation is on — and t
 stored activations. Entries are keyed by backbone, cut layer, image size, augmentation and *file
 content* (not path), so a second run on the same data, or on a copy of it, reuses them.
 
-Layout: ``<cache root>/<key>/view<k>/shard-<id>.npy`` (at most :data:`imgclf.config.SHARD_ROWS`
+Layout: ``<cache root>/<key>/view<k>/shard-<id>.npy`` (at most :data:`imgclf.constants.SHARD_ROWS`
 rows of float16 activations) beside ``shard-<id>.keys.npy`` (their images' content hashes); see
 :mod:`imgclf.training.shards`. A lookup returns a :class:`~imgclf.training.shards.ShardedRows`
 that reads rows through memory maps when a batch needs them, so activations larger than memory are
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.cache import evict_lru, file_lock, max_cache_bytes, part_folder
-from imgclf.config import SHARD_ROWS
+from imgclf.constants import SHARD_ROWS
 from imgclf.training.shards import ShardedRows, read_keys, write_shard
 
 __all__ = ["FORMAT", "FeatureCache", "file_digest", "default_cache_root"]

@@ -2,16 +2,16 @@
 (Northcutt, Jiang & Chuang 2021, "Confident Learning: Estimating Uncertainty in Dataset Labels").
 
 1. Features: the frozen EfficientNet-Lite0's activations at several depths
-   (:data:`~imgclf.config.LABEL_ISSUE_LAYERS`), average- and max-pooled, of every image, through the
-   feature cache (:class:`~imgclf.training.activations.Activations`; a second look at the same files
-   decodes nothing).
+   (:data:`~imgclf.constants.LABEL_ISSUE_LAYERS`), average- and max-pooled, of every image, through
+   the feature cache (:class:`~imgclf.training.activations.Activations`; a second look at the same
+   files decodes nothing).
 2. Out-of-fold probabilities: k logistic regressions (scikit-learn's ``cross_val_predict`` over a
    stratified, seeded k-fold split), so no image is scored by a model that saw its label.
 3. The confident joint (:mod:`imgclf.training.confident_learning`): per-class thresholds, the count
    of (given, true) pairs, calibrated to the class counts; from it an estimate of how many images
    are mislabelled, and that many are flagged, those with the lowest out-of-fold probability of
    their given label first (cleanlab's ``low_self_confidence``;
-   :data:`~imgclf.config.LABEL_ISSUE_FILTER`).
+   :data:`~imgclf.constants.LABEL_ISSUE_FILTER`).
 4. Ranked by ``score``: the suggested label's probability minus the given label's (0–1, higher: more
    likely wrong).
 """
@@ -25,13 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.config import (
-    LABEL_ISSUE_C,
-    LABEL_ISSUE_FOLDS,
-    LABEL_ISSUE_LAYERS,
-    LABEL_ISSUE_MODEL,
-    TrainConfig,
-)
+from imgclf.config import TrainConfig
+from imgclf.constants import LABEL_ISSUE_C, LABEL_ISSUE_FOLDS, LABEL_ISSUE_LAYERS, LABEL_ISSUE_MODEL
 from imgclf.data.scan import ImageItem
 from imgclf.errors import DataError
 from imgclf.training.confident_learning import find_issues, issue_scores

@@ -3,7 +3,7 @@ the output layer stays float32 (:func:`imgclf.models.classifier.build_classifier
 
 from __future__ import annotations
 
-from imgclf.config import MIXED_PRECISION_MIN_CAPABILITY
+from imgclf.constants import MIXED_PRECISION_MIN_CAPABILITY
 
 __all__ = ["choose_precision", "precision_policy"]
 
@@ -13,7 +13,7 @@ def precision_policy(setting: str, gpu_details: list[dict]) -> str:
 
     Args:
         setting: ``--mixed-precision``: ``auto`` (on when every GPU has compute capability >=
-            :data:`~imgclf.config.MIXED_PRECISION_MIN_CAPABILITY`, i.e. tensor cores), ``on``
+            :data:`~imgclf.constants.MIXED_PRECISION_MIN_CAPABILITY`, i.e. tensor cores), ``on``
             (any GPU), ``off``. Without a GPU it is always ``float32`` (float16 on a CPU is slower).
         gpu_details: ``tf.config.experimental.get_device_details`` of each visible GPU.
     """

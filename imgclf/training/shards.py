@@ -1,7 +1,7 @@
 """Rows of activations in sharded ``.npy`` files, read a batch at a time through memory maps.
 
 A shard is two files written side by side: ``shard-<id>.npy`` (the rows, ``(k, …)``, at most
-:data:`imgclf.config.SHARD_ROWS` of them) and ``shard-<id>.keys.npy`` (``(k,)`` content hashes of
+:data:`imgclf.constants.SHARD_ROWS` of them) and ``shard-<id>.keys.npy`` (``(k,)`` content hashes of
 the images the rows belong to). The keys file is written last, so a shard whose keys are readable
 is whole; a shard whose rows do not match its keys (truncated, damaged, half evicted) is not read.
 

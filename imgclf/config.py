@@ -186,6 +186,12 @@ class TrainConfig:
         "test split: both accuracies are shown with their intervals, with a warning when "
         "they differ beyond chance",
     )
+    drop_label_issues: bool = _opt(
+        False,
+        "before training, find the training images whose label is likely wrong (as `imgclf "
+        "doctor --labels` does, out of fold on the train split) and leave them out of training; "
+        "listed in the run's label_issues.csv and report. Validation and test images are kept",
+    )
     # scale-out and precision (imgclf.training.distribution); TF_CONFIG with several workers
     # trains with MultiWorkerMirroredStrategy instead
     devices: str = _opt(

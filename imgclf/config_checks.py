@@ -59,6 +59,14 @@ def check_config(cfg: Any) -> None:
     _check_split(cfg)
     if cfg.time_budget is not None:
         parse_duration(cfg.time_budget)
+        if cfg.drop_label_issues:
+            raise invalid_value(
+                "drop_label_issues + time_budget",
+                (True, cfg.time_budget),
+                "one of the two: --time plans the training alone, and the label check reads "
+                "every training image through a second model first; run `imgclf doctor DATA "
+                "--labels` apart, or train with --drop-label-issues and no --time",
+            )
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or cfg.name in (".", "..")):
         raise invalid_value("name", cfg.name, "a plain folder name without '/'")
     parse_augment(cfg.augment)

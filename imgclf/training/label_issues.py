@@ -99,7 +99,9 @@ def _csv_text(rows: list) -> str:
     return buf.getvalue()
 
 
-def check_label_data(items: list[ImageItem], classes: list[str], folds: int) -> None:
+def check_label_data(
+    items: list[ImageItem], classes: list[str], folds: int, option: str = "--labels"
+) -> None:
     """Raise a one-line :class:`DataError` when ``items`` cannot be cross-validated: fewer than two
     classes, or a class with fewer images than ``folds``.
 
@@ -107,18 +109,19 @@ def check_label_data(items: list[ImageItem], classes: list[str], folds: int) -> 
         items: the labelled images.
         classes: class names in label order.
         folds: the k of k-fold cross-validation.
+        option: the option the message names. Defaults to ``--labels`` (the doctor's).
     """
     counts = np.bincount([i.label for i in items], minlength=len(classes))
     present = [c for c, n in zip(classes, counts, strict=True) if n]
     if len(present) < 2:
         raise DataError(
-            f"--labels needs images of at least 2 classes to compare; received {len(present)} "
+            f"{option} needs images of at least 2 classes to compare; received {len(present)} "
             f"({', '.join(present) or 'none'})"
         )
     small = [f"{c!r} has {n}" for c, n in zip(classes, counts, strict=True) if 0 < n < folds]
     if small:
         raise DataError(
-            f"--labels needs at least {folds} images in every class ({folds}-fold "
+            f"{option} needs at least {folds} images in every class ({folds}-fold "
             f"cross-validation); {', '.join(small[:5])}{' …' if len(small) > 5 else ''}"
         )
 
@@ -195,6 +198,7 @@ def find_label_issues(
     folds: int = LABEL_ISSUE_FOLDS,
     seed: int = 42,
     progress: bool = False,
+    option: str = "--labels",
 ) -> LabelIssues:
     """The images of ``items`` whose label is likely wrong, most likely first.
 
@@ -205,13 +209,14 @@ def find_label_issues(
         folds: k of the out-of-fold probabilities. Defaults to :data:`LABEL_ISSUE_FOLDS`.
         seed: the folds' shuffle. Defaults to 42.
         progress: show a progress bar while computing features.
+        option: the option that asked, named by an error. Defaults to ``--labels``.
     """
-    check_label_data(items, classes, folds)
+    check_label_data(items, classes, folds, option)
     start = time.perf_counter()
     features, kept = pooled_features(items, image_size, progress)
     seconds = {"features": round(time.perf_counter() - start, 2)}
     kept_items = [items[i] for i in kept]
-    check_label_data(kept_items, classes, folds)  # undecodable files may have left too few
+    check_label_data(kept_items, classes, folds, option)  # undecodable files may have left too few
     labels = np.array([i.label for i in kept_items], np.int64)
     start = time.perf_counter()
     probs = out_of_fold_probabilities(features, labels, len(classes), folds, seed)

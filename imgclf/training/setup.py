@@ -28,6 +28,7 @@ from imgclf.models.loading import load_model_file
 from imgclf.models.multi_depth import check_multi_depth, multi_depth_classifier
 from imgclf.models.registry import ModelSpec, get_spec
 from imgclf.reporting.augmentation import PREVIEW_IMAGES, plot_augmentation_preview
+from imgclf.reporting.label_issues import LABEL_ISSUES_CSV
 from imgclf.runs import (
     RunFiles,
     check_run_dir,
@@ -39,6 +40,8 @@ from imgclf.runs import (
     write_json,
     write_state,
 )
+from imgclf.training.label_cleaning import drop_label_issues
+from imgclf.training.label_issues import LabelIssues
 
 __all__ = ["RunSetup", "classifier_for", "new_run", "open_run_dir", "resumable", "resume_run"]
 
@@ -55,6 +58,7 @@ class RunSetup:
     class_weight: dict[int, float] | None  # None unless --class-weight auto
     resume: dict[str, Any] | None = None  # state.json of the interrupted run; None for a new run
     run_dir: Path | None = None  # None until the plan is made (a resumed run: its folder)
+    label_issues: LabelIssues | None = None  # the train images --drop-label-issues left out
 
     @property
     def by_split(self) -> dict[str, list[ImageItem]]:
@@ -69,6 +73,11 @@ def new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
     choice, spec = resolve_model(cfg, sides)  # saved in config.yaml
     # doctor summary; duplicate/--group-by groups kept whole
     data, items, doctor = prepare_training_data(data, cfg, verbose)
+    report, class_weight, issues = doctor.to_dict(), doctor.train_class_weights, None
+    if cfg.drop_label_issues:
+        items, issues = drop_label_issues(items, data.classes, cfg.seed, bool(verbose))
+        report["label_issues"] = {**issues.to_dict(), "left_out_of_training": len(issues.issues)}
+        class_weight = train_class_weights(items, len(data.classes), cfg.class_weight)
     cfg = replace(
         cfg,
         model=spec.name,
@@ -80,7 +89,7 @@ def new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
     clf = classifier_for(spec, cfg, len(data.classes))
     if cfg.head_features == "multi":  # a head on the frozen backbone only
         cfg = replace(cfg, fine_tune="none")
-    return RunSetup(cfg, data, items, clf, doctor.to_dict(), doctor.train_class_weights)
+    return RunSetup(cfg, data, items, clf, report, class_weight, label_issues=issues)
 
 
 def classifier_for(spec: ModelSpec, cfg: TrainConfig, num_classes: int) -> Classifier:
@@ -126,6 +135,8 @@ def open_run_dir(
     write_json(run_dir / RunFiles.CLASSES, data.classes)
     write_manifest(run_dir / RunFiles.SPLIT, setup.items, data.classes, data.root)
     write_json(run_dir / RunFiles.VERSIONS, library_versions())
+    if setup.label_issues is not None:
+        setup.label_issues.write_csv(run_dir / LABEL_ISSUES_CSV)
     write_state(run_dir, stage, 0, trained=False)
     return replace(setup, cfg=cfg, clf=clf, run_dir=run_dir)
 

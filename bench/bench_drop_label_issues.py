@@ -1,0 +1,100 @@
+"""`imgclf train COPY` against `imgclf train COPY --drop-label-issues` on a copy of the
+sign-language digits with 5 % of the labels flipped, side by side in one run: the test accuracy
+against the given labels (5 % of the test images carry a wrong one too) and against the true
+labels (the flip plan knows them; the test images are never trained on, so this is the honest
+score), the training images left out (recall and precision against the flipped ones in the
+training split), and what each whole command costs (wall and CPU seconds, cold feature cache
+each)::
+
+    .venv/bin/python bench/bench_drop_label_issues.py [--flip-seed 0] [--seed 42] [--report]
+
+The copy is bench_label_issues.py's (``flipped_copy``): every photo, ``--flip`` of them (seeded by
+``--flip-seed``) moved into another class's folder. ``--seed`` is the runs' split and training seed.
+Without ``--report`` both runs skip report.html (the same few seconds in each arm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from bench_label_issues import flip_plan
+from common import DIGITS, result, timed_imgclf
+
+
+def copy_with_plan(src: Path, dst: Path, fraction: float, seed: int) -> dict[str, str]:
+    """``bench_label_issues.flipped_copy``'s copy, returning every copied path's true class."""
+    import shutil
+
+    truth = {}
+    for f, label in flip_plan(src, fraction, seed).items():
+        target = dst / label / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+        truth[str(target)] = f.parent.name
+    return truth
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def score_run(run: Path, data: Path, truth: dict[str, str]) -> dict:
+    """A run's test accuracy against the given and the true labels, and what it left out."""
+    rows = _rows(run / "predictions.csv")
+    given = sum(r["predicted_label"] == r["true_label"] for r in rows) / len(rows)
+    true = sum(r["predicted_label"] == truth[r["path"]] for r in rows) / len(rows)
+    split = {str(data / r["path"]): r["split"] for r in _rows(run / "split.csv")}
+    left_out = set(truth) - set(split)
+    flipped = {p for p, c in truth.items() if Path(p).parent.name != c}
+    # the flipped images that fell in the training split: in no other split of the run
+    flipped_train = flipped - {p for p, s in split.items() if s != "train"}
+    hits = len(left_out & flipped_train)
+    return {
+        "n_test": len(rows),
+        "test_given": given,
+        "test_true": true,
+        "left_out": len(left_out),
+        "flipped_train": len(flipped_train),
+        "recall": hits / max(len(flipped_train), 1),
+        "precision": hits / max(len(left_out), 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DIGITS)
+    ap.add_argument("--flip", type=float, default=0.05, help="fraction of labels flipped")
+    ap.add_argument("--flip-seed", type=int, default=0, help="which files are flipped")
+    ap.add_argument("--seed", type=int, default=42, help="the runs' split and training seed")
+    ap.add_argument("--report", action="store_true", help="build report.html in both runs")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_drop_") as tmp:
+        tmp = Path(tmp)
+        data = tmp / "data"
+        truth = copy_with_plan(args.data, data, args.flip, args.flip_seed)
+        flipped = sum(Path(p).parent.name != c for p, c in truth.items())
+        print(f"{args.data}: {len(truth)} images, {flipped} flipped (flip seed {args.flip_seed})")
+        for arm, extra in (("keep", []), ("drop", ["--drop-label-issues"])):
+            argv = ["train", str(data), "--out", str(tmp / "runs"), "--name", arm]
+            argv += ["--seed", str(args.seed), *extra, *([] if args.report else ["--no-report"])]
+            wall, cpu, done = timed_imgclf(argv, {"IMGCLF_CACHE": str(tmp / f"cache_{arm}")})
+            if done.returncode:
+                raise SystemExit(f"imgclf {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+            s = score_run(tmp / "runs" / arm, data, truth)
+            report = json.loads((tmp / "runs" / arm / "data_report.json").read_text("utf-8"))
+            found = report["doctor"].get("label_issues")
+            if found:
+                s["label_pass_s"] = float(sum(found["seconds"].values()))
+                print(next(x for x in done.stdout.splitlines() if x.startswith("label issues:")))
+            result(arm=arm, flip_seed=args.flip_seed, seed=args.seed, wall_s=wall, cpu_s=cpu, **s)
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()

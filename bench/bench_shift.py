@@ -9,7 +9,9 @@ that folder as ``--test-dir`` (the honesty check compares it with the run's own 
 then evaluates the run on shifted copies of the later photos:
 
 - ``darker``, ``warm``, ``crop``, ``background`` and ``camera`` (re-photographed: warp, blur, noise,
-  JPEG at quality 30): see shift_sets.py.
+  JPEG at quality 30), and ``phone`` (a second camera from other faults: 40 % resolution, hand
+  shake, JPEG at quality 15): see shift_sets.py. A ``--work`` folder from before ``phone`` existed
+  gets it written on its next run.
 
 Everything is written under a temporary folder (or ``--work DIR``; the train and later-sessions
 folders are symbolic links to the shared files, never written); one line per evaluated set:

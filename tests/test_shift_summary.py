@@ -40,6 +40,17 @@ def test_parse_log_reads_each_model_and_set_and_renames_aliases():
     assert rows[0]["accuracy"] == {"internal": 0.9, "later": 0.95, "later+camera": 0.85}
 
 
+def test_a_set_left_out_leaves_every_table_and_lets_older_logs_pool():
+    new = summary.parse_log(_log(7, {"default": (9, 19, 17)}))
+    old = [{**r, "accuracy": {"internal": 1.0, "later": 0.9}} for r in new]
+    rows = summary.complete(summary.leave_out(old + new, ["camera"]))
+    assert [r["accuracy"] for r in rows] == [
+        {"internal": 1.0, "later": 0.9},
+        {"internal": 0.9, "later": 0.95},
+    ]
+    assert summary.leave_out(new, ["later+camera"])[0]["accuracy"] == rows[1]["accuracy"]
+
+
 def test_an_interrupted_log_keeps_only_the_complete_rows():
     rows = summary.parse_log(_log(1, {"default": (9, 19, 17), "strong": (10, 18, 19)}, -1))
     assert [r["name"] for r in summary.complete(rows)] == ["default"]

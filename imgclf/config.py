@@ -188,9 +188,9 @@ class TrainConfig:
     )
     drop_label_issues: bool = _opt(
         False,
-        "before training, find the training images whose label is likely wrong (as `imgclf "
-        "doctor --labels` does, out of fold on the train split) and leave them out of training; "
-        "listed in the run's label_issues.csv and report. Validation and test images are kept",
+        "before training, find the training and validation images whose label is likely wrong "
+        "(as `imgclf doctor --labels` does, out of fold) and leave them out of the run; listed "
+        "in the run's label_issues.csv and report. The test images are never checked",
     )
     # scale-out and precision (imgclf.training.distribution); TF_CONFIG with several workers
     # trains with MultiWorkerMirroredStrategy instead

@@ -141,7 +141,7 @@ def build_report(
         table = _test_table(run, model, out_dir)
     metrics = read_json(run.path / RunFiles.METRICS)
     issues = label_issues_section(run.path / LABEL_ISSUES_CSV, run.image_size)
-    if issues is not None:  # a run's: the training images --drop-label-issues left out
+    if issues is not None:  # a run's: the images --drop-label-issues left out
         issues["left_out"] = run.config.drop_label_issues
     context = {
         "title": run.path.name,

@@ -58,7 +58,7 @@ class RunSetup:
     class_weight: dict[int, float] | None  # None unless --class-weight auto
     resume: dict[str, Any] | None = None  # state.json of the interrupted run; None for a new run
     run_dir: Path | None = None  # None until the plan is made (a resumed run: its folder)
-    label_issues: LabelIssues | None = None  # the train images --drop-label-issues left out
+    label_issues: LabelIssues | None = None  # the images --drop-label-issues left out
 
     @property
     def by_split(self) -> dict[str, list[ImageItem]]:
@@ -75,8 +75,8 @@ def new_run(cfg: TrainConfig, verbose: int) -> RunSetup:
     data, items, doctor = prepare_training_data(data, cfg, verbose)
     report, class_weight, issues = doctor.to_dict(), doctor.train_class_weights, None
     if cfg.drop_label_issues:
-        items, issues = drop_label_issues(items, data.classes, cfg.seed, bool(verbose))
-        report["label_issues"] = {**issues.to_dict(), "left_out_of_training": len(issues.issues)}
+        items, issues, left_out = drop_label_issues(items, data.classes, cfg.seed, bool(verbose))
+        report["label_issues"] = {**issues.to_dict(), "left_out": left_out}
         class_weight = train_class_weights(items, len(data.classes), cfg.class_weight)
     cfg = replace(
         cfg,

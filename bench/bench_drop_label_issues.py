@@ -22,21 +22,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench_label_issues import flip_plan
+from bench_label_issues import flipped_copy, moved
 from common import DIGITS, result, timed_imgclf
-
-
-def copy_with_plan(src: Path, dst: Path, fraction: float, seed: int) -> dict[str, str]:
-    """``bench_label_issues.flipped_copy``'s copy, returning every copied path's true class."""
-    import shutil
-
-    truth = {}
-    for f, label in flip_plan(src, fraction, seed).items():
-        target = dst / label / f.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(f, target)
-        truth[str(target)] = f.parent.name
-    return truth
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -51,7 +38,7 @@ def score_run(run: Path, data: Path, truth: dict[str, str]) -> dict:
     true = sum(r["predicted_label"] == truth[r["path"]] for r in rows) / len(rows)
     split = {str(data / r["path"]): r["split"] for r in _rows(run / "split.csv")}
     left_out = set(truth) - set(split)
-    flipped = {p for p, c in truth.items() if Path(p).parent.name != c}
+    flipped = moved(truth)
     # the flipped images that were checked: all but those in the test split
     flipped_checked = flipped - {p for p, s in split.items() if s == "test"}
     hits = len(left_out & flipped_checked)
@@ -77,8 +64,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_drop_") as tmp:
         tmp = Path(tmp)
         data = tmp / "data"
-        truth = copy_with_plan(args.data, data, args.flip, args.flip_seed)
-        flipped = sum(Path(p).parent.name != c for p, c in truth.items())
+        truth = flipped_copy(args.data, data, args.flip, args.flip_seed)
+        flipped = len(moved(truth))
         print(f"{args.data}: {len(truth)} images, {flipped} flipped (flip seed {args.flip_seed})")
         for arm, extra in (("keep", []), ("drop", ["--drop-label-issues"])):
             argv = ["train", str(data), "--out", str(tmp / "runs"), "--name", arm]

@@ -41,17 +41,21 @@ def flip_plan(src: Path, fraction: float, seed: int) -> dict[Path, str]:
     return plan
 
 
-def flipped_copy(src: Path, dst: Path, fraction: float, seed: int) -> set[str]:
+def flipped_copy(src: Path, dst: Path, fraction: float, seed: int) -> dict[str, str]:
     """Copy ``src`` (class folders) to ``dst`` with ``fraction`` of the files in a wrong class;
-    returns the paths (under ``dst``) of the moved files."""
-    moved = set()
+    returns every copy's path (under ``dst``) and its true class."""
+    truth = {}
     for f, label in flip_plan(src, fraction, seed).items():
         target = dst / label / f.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, target)
-        if label != f.parent.name:
-            moved.add(str(target))
-    return moved
+        truth[str(target)] = f.parent.name
+    return truth
+
+
+def moved(truth: dict[str, str]) -> set[str]:
+    """The paths of :func:`flipped_copy`'s copies that sit in a wrong class's folder."""
+    return {p for p, label in truth.items() if Path(p).parent.name != label}
 
 
 def timed(argv: list[str], cache: Path) -> tuple[float, float, str]:
@@ -115,7 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_labels_") as tmp:
         tmp = Path(tmp)
         data, cache = tmp / "data", tmp / "cache"
-        flipped = flipped_copy(args.data, data, args.flip, args.seed)
+        flipped = moved(flipped_copy(args.data, data, args.flip, args.seed))
         n = sum(1 for _ in data.glob("*/*"))
         print(f"{args.data}: {n} images, {len(flipped)} flipped (flip seed {args.seed})")
         for state in ("cold",) if args.cold_only else ("cold", "warm"):

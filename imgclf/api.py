@@ -63,6 +63,7 @@ class TrainOptions(TypedDict, total=False):
     duplicates_together: bool
     class_weight: str
     test_dir: str | None
+    drop_label_issues: bool
     devices: str
     mixed_precision: str
     allow_missing_test_classes: bool

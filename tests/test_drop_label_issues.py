@@ -76,7 +76,7 @@ def test_the_flipped_images_are_left_out_with_recall_and_precision_of_80_percent
 def test_the_test_split_never_reaches_the_finder(monkeypatch):
     seen = []
 
-    def flag_all(items, classes, image_size, **kw):
+    def flag_all(items, classes, image_size=128, **kw):
         seen.extend(items)
         issues = [LabelIssue(i.path, classes[i.label], classes[1 - i.label], 0.9) for i in items]
         return LabelIssues(issues, len(items), classes, 5, 0.0, image_size)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgclf.constants import LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL, LABEL_ISSUE_OUT
+from imgclf.constants import LABEL_ISSUE_OUT
 from imgclf.data.scan import ScannedData
 from imgclf.errors import invalid_value
 
@@ -40,33 +40,27 @@ def run_label_doctor(scanned: ScannedData, out_dir: Path) -> tuple[dict, str]:
         out_dir: the folder to write into (created if needed).
     """
     from imgclf.atomic import write_failure, write_text_atomic
-    from imgclf.models.registry import choose_image_size, get_spec
     from imgclf.reporting.label_issues import (
         LABEL_ISSUES_CSV,
         LABEL_ISSUES_PAGE,
         label_issues_page,
     )
-    from imgclf.training.label_issues import check_label_data, find_label_issues
+    from imgclf.training.label_issues import find_label_issues
 
-    check_label_data(scanned.items, scanned.classes, LABEL_ISSUE_FOLDS)
-    sides = [min(i.width, i.height) for i in scanned.items if i.width and i.height]
-    size = choose_image_size(get_spec(LABEL_ISSUE_MODEL), sides)
-    found = find_label_issues(scanned.items, scanned.classes, size, progress=True)
+    found = find_label_issues(scanned.items, scanned.classes, progress=True)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise write_failure(out_dir, exc) from None
     csv_path = found.write_csv(out_dir / LABEL_ISSUES_CSV)
-    how = (
-        f"{found.folds}-fold out-of-fold accuracy {found.accuracy:.1%} on the given labels, "
-        f"{LABEL_ISSUE_MODEL} features at {size} px"
-    )
     page = out_dir / LABEL_ISSUES_PAGE
-    html = label_issues_page(csv_path, scanned.root, scanned.classes, how, found.checked, size)
+    html = label_issues_page(
+        csv_path, scanned.root, scanned.classes, found.how, found.checked, found.image_size
+    )
     write_text_atomic(page, html)
     n = len(found.issues)
     line = (
-        f"label issues: {n} of {found.checked} images likely mislabelled ({how}); "
+        f"label issues: {n} of {found.checked} images likely mislabelled ({found.how}); "
         f"list: {csv_path}; gallery: {page}"
     )
     return {**found.to_dict(), "csv": str(csv_path), "gallery": str(page)}, line

@@ -20,10 +20,8 @@ import logging
 from collections import Counter
 from dataclasses import replace
 
-from imgclf.constants import LABEL_ISSUE_FOLDS, LABEL_ISSUE_MODEL
 from imgclf.data.scan import ImageItem
-from imgclf.models.registry import choose_image_size, get_spec
-from imgclf.training.label_issues import LabelIssues, check_label_data, find_label_issues
+from imgclf.training.label_issues import LabelIssues, find_label_issues
 
 LOG = logging.getLogger(__name__)
 
@@ -68,12 +66,7 @@ def drop_label_issues(
         of them each checked split lost.
     """
     checked = [i for i in items if i.split in CHECKED_SPLITS]
-    check_label_data(checked, classes, LABEL_ISSUE_FOLDS, OPTION)
-    sides = [min(i.width, i.height) for i in checked if i.width and i.height]
-    image_size = choose_image_size(get_spec(LABEL_ISSUE_MODEL), sides)  # as the doctor's
-    found = find_label_issues(
-        checked, classes, image_size, seed=seed, progress=progress, option=OPTION
-    )
+    found = find_label_issues(checked, classes, seed=seed, progress=progress, option=OPTION)
     found = _kept_per_class(found, checked, classes)
     dropped = {issue.path for issue in found.issues}
     left_out = Counter(i.split for i in checked if i.path in dropped)
@@ -81,8 +74,7 @@ def drop_label_issues(
     counts = {split: left_out.get(split, 0) for split in CHECKED_SPLITS}
     LOG.info(
         f"label issues: {len(dropped)} of {found.checked} training and validation images likely "
-        f"mislabelled, left out ({counts['train']} train, {counts['val']} val; "
-        f"{found.folds}-fold out-of-fold accuracy {found.accuracy:.1%} on the given labels, "
-        f"{LABEL_ISSUE_MODEL} features at {image_size} px); the test images are kept as they are"
+        f"mislabelled, left out ({counts['train']} train, {counts['val']} val; {found.how}); "
+        "the test images are kept as they are"
     )
     return kept, found, counts

@@ -29,6 +29,7 @@ from imgclf.config import TrainConfig
 from imgclf.constants import LABEL_ISSUE_C, LABEL_ISSUE_FOLDS, LABEL_ISSUE_LAYERS, LABEL_ISSUE_MODEL
 from imgclf.data.scan import ImageItem
 from imgclf.errors import DataError
+from imgclf.models.registry import choose_image_size, get_spec
 from imgclf.training.confident_learning import find_issues, issue_scores
 
 __all__ = [
@@ -79,6 +80,14 @@ class LabelIssues:
         ]
         write_text_atomic(path, _csv_text(rows))
         return Path(path)
+
+    @property
+    def how(self) -> str:
+        """How the issues were found, in words (the doctor's and ``train``'s lines, the gallery)."""
+        return (
+            f"{self.folds}-fold out-of-fold accuracy {self.accuracy:.1%} on the given labels, "
+            f"{LABEL_ISSUE_MODEL} features at {self.image_size} px"
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -142,7 +151,6 @@ def pooled_features(
     """
     from imgclf.models.classifier import build_classifier
     from imgclf.models.multi_depth import multi_depth_features
-    from imgclf.models.registry import get_spec
     from imgclf.training.activations import Activations
 
     cfg = TrainConfig(model=LABEL_ISSUE_MODEL, image_size=image_size, fine_tune="none")
@@ -194,7 +202,7 @@ def out_of_fold_probabilities(
 def find_label_issues(
     items: list[ImageItem],
     classes: list[str],
-    image_size: int,
+    image_size: int | None = None,
     folds: int = LABEL_ISSUE_FOLDS,
     seed: int = 42,
     progress: bool = False,
@@ -205,13 +213,17 @@ def find_label_issues(
     Args:
         items: the labelled images (every class with at least ``folds`` of them).
         classes: class names in label order.
-        image_size: the backbone's input size.
+        image_size: the backbone's input size. Defaults to the size training would pick for these
+            images (:func:`~imgclf.models.registry.choose_image_size`, their median shorter side).
         folds: k of the out-of-fold probabilities. Defaults to :data:`LABEL_ISSUE_FOLDS`.
         seed: the folds' shuffle. Defaults to 42.
         progress: show a progress bar while computing features.
         option: the option that asked, named by an error. Defaults to ``--labels``.
     """
     check_label_data(items, classes, folds, option)
+    if image_size is None:
+        sides = [min(i.width, i.height) for i in items if i.width and i.height]
+        image_size = choose_image_size(get_spec(LABEL_ISSUE_MODEL), sides)
     start = time.perf_counter()
     features, kept = pooled_features(items, image_size, progress)
     seconds = {"features": round(time.perf_counter() - start, 2)}

@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_shift import run_variant  # noqa: E402
-from shift_sets import SHIFTS  # noqa: E402
+from bench_shift import held_out_sets, run_variant  # noqa: E402
 
 
 def lay_out_split(run: Path, data: Path, out: Path) -> Path:
@@ -52,22 +51,13 @@ def _probs(run, items) -> tuple[np.ndarray, np.ndarray]:
     return s.probs[order], s.labels[order]
 
 
-def _items(run, folder: Path | None):
-    from imgclf.data.scan import scan_folder
-    from imgclf.data.split import read_manifest
-
-    if folder is None:  # the first run's internal test split
-        return read_manifest(run.path / "split.csv", run.classes, run.config.data, split="test")
-    data = scan_folder(folder)
-    index = [run.classes.index(c) for c in data.classes]
-    return [type(i)(i.path, index[i.label]) for i in data.items]
-
-
 def ensemble_lines(first, second, sets: dict[str, Path], seed: int) -> None:
     """Print bench_shift's lines for the average of ``first``'s and ``second``'s probabilities."""
+    from imgclf.evaluation.evaluate import _items  # a run's test split, or a folder's images
+
     print(f"== ens2 (two seeds averaged): model two at 128 px, seed {seed}; training 0 CPU s")
     for label, folder in {"internal": None, **sets}.items():
-        items = _items(first, folder)
+        items = _items(first, folder)[0]
         p1, y1 = _probs(first, items)
         p2, y2 = _probs(second, items)
         if not np.array_equal(y1, y2):
@@ -87,7 +77,7 @@ def main() -> None:
     import imgclf
 
     tmp, second_seed = args.work, args.second_seed or args.seed + 100
-    sets = {"later": tmp / "later", **{f"later+{n}": tmp / "shifted" / n for n in SHIFTS}}
+    sets = held_out_sets(tmp, args.seed)
     first_dir, second_dir = tmp / "runs" / args.first, tmp / "runs" / "seed2"
     if not second_dir.is_dir():
         shutil.rmtree(tmp / "presplit", ignore_errors=True)

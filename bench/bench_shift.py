@@ -101,6 +101,21 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     return name, options
 
 
+def held_out_sets(work: Path, seed: int) -> dict[str, Path]:
+    """The held-out folders of a ``--work`` folder: ``later`` and each shifted copy of it (label →
+    folder), the copies not there yet written first (seeded by ``seed``)."""
+    later = work / "later"
+    if not later.is_dir():
+        raise SystemExit(f"{work} has no later/ folder: run bench_shift.py --work {work} first")
+    sets = {"later": later}
+    for name in SHIFTS:
+        folder = work / "shifted" / name
+        sets[f"later+{name}"] = (
+            folder if folder.is_dir() else write_shifted(later, work / "shifted", name, seed)
+        )
+    return sets
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -236,7 +251,6 @@ def main() -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     if not (tmp / "train").is_dir():
         _link_split(Path(args.data).resolve(), tmp, args.cut)
-    later = tmp / "later"
     counts = {p: sum(1 for _ in (tmp / p).glob("*/*")) for p in ("train", "later")}
     print(
         f"data {args.data}: {counts['train']} photos numbered < {args.cut} to train on, "
@@ -244,12 +258,7 @@ def main() -> None:
         flush=True,
     )
     start = time.perf_counter()
-    sets = {"later": later}
-    for name in SHIFTS:
-        folder = tmp / "shifted" / name
-        sets[f"later+{name}"] = (
-            folder if folder.is_dir() else write_shifted(later, tmp / "shifted", name, args.seed)
-        )
+    sets = held_out_sets(tmp, args.seed)
     rows = [
         row
         for name, options in variants

@@ -27,8 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_shift import run_variant  # noqa: E402
-from shift_sets import SHIFTS  # noqa: E402
+from bench_shift import held_out_sets, run_variant  # noqa: E402
 
 
 def interpolated(lp_run: Path, ft_run: Path, alpha: float, out: Path) -> Path:
@@ -57,10 +56,7 @@ def main() -> None:
     import imgclf
 
     tmp, alphas = args.work, args.alpha or [0.5]
-    sets = {"later": tmp / "later", **{f"later+{n}": tmp / "shifted" / n for n in SHIFTS}}
-    missing = [str(p) for p in sets.values() if not p.is_dir()]
-    if missing:
-        raise SystemExit(f"run bench_shift.py with --work {tmp} first; missing {missing}")
+    sets = held_out_sets(tmp, args.seed)
     lp = tmp / "runs" / "lp"
     if not lp.is_dir():
         os.environ["IMGCLF_CACHE"] = str(tmp / "cache" / "lp")

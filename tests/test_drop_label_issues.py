@@ -100,6 +100,8 @@ def test_the_terminal_the_data_report_and_the_report_say_so(dropped):
     assert sum(left_out.values()) == n and left_out["train"] > left_out["val"] > 0
     page = (dropped["run"] / "report.html").read_text(encoding="utf-8")
     assert 'id="label_issues"' in page and "left out of the run (--drop-label-issues)" in page
+    checked = report["doctor"]["label_issues"]["checked"]
+    assert f"{n}</span> images of {checked} whose label" in page
 
 
 def test_with_time_it_is_a_one_line_error_naming_both(tmp_path, capsys):

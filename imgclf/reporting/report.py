@@ -114,6 +114,14 @@ class _RunInfo:
         return int(self.config.image_size or 224)
 
 
+def _label_issues_checked(run_dir: Path) -> int | None:
+    """How many training and validation images ``--drop-label-issues`` checked (its
+    ``data_report.json``; None for a run without that record)."""
+    path = run_dir / RunFiles.DATA_REPORT
+    doctor = (read_json(path) if path.is_file() else {}).get("doctor") or {}
+    return (doctor.get("label_issues") or {}).get("checked")
+
+
 def build_report(
     run_dir: str | Path,
     model,
@@ -141,8 +149,9 @@ def build_report(
         table = _test_table(run, model, out_dir)
     metrics = read_json(run.path / RunFiles.METRICS)
     issues = label_issues_section(run.path / LABEL_ISSUES_CSV, run.image_size)
-    if issues is not None:  # a run's: the images --drop-label-issues left out
+    if issues is not None:  # a run's: the images --drop-label-issues left out, of those checked
         issues["left_out"] = run.config.drop_label_issues
+        issues["checked"] = _label_issues_checked(run.path)
     context = {
         "title": run.path.name,
         "sections": SECTIONS if issues is None else (*SECTIONS, "label_issues"),

@@ -27,7 +27,7 @@ from imgclf.cli import main
 from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError, InvalidValue, ModelError
 from imgclf.runs import RunFiles, read_json
-from imgclf.training import distribution
+from imgclf.training import distribution, trainer
 from imgclf.training.callbacks import SaveLast, StopOnNaN
 from imgclf.training.distribution import (
     SINGLE,
@@ -35,7 +35,7 @@ from imgclf.training.distribution import (
     choose_distribution,
     read_tf_config,
 )
-from imgclf.training.multiworker import check_multi_worker
+from imgclf.training.multiworker import check_multi_worker, check_multi_worker_data
 from imgclf.training.precision import choose_precision
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,6 +165,24 @@ def test_multi_worker_refuses_what_it_does_not_support():
         with pytest.raises(ConfigError, match="multi-worker training") as caught:
             check_multi_worker(*args)
         assert what in str(caught.value)
+
+
+def test_multi_worker_refuses_drop_label_issues_before_reading_any_image(
+    tmp_path, monkeypatch, capsys
+):
+    check_multi_worker_data(TrainConfig(data="d"))
+    with pytest.raises(ConfigError, match="does not support --drop-label-issues"):
+        check_multi_worker_data(TrainConfig(data="d", drop_label_issues=True))
+    # the trainer asks before the setup: no scan, no doctor, no label check, no run folder
+    data = make_distinct_dataset(tmp_path / "d", {"a": 6, "b": 6}, fmt="png")
+    cluster = distribution.Distribution(kind="multi_worker", replicas=2, workers=2)
+    monkeypatch.setattr(trainer, "configure_devices", lambda cfg: cluster)
+    monkeypatch.setattr(trainer, "new_run", lambda *a: pytest.fail("the setup started"))
+    argv = ["train", str(data), "--drop-label-issues", "--out", str(tmp_path / "runs")]
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--drop-label-issues" in err[0] and "doctor DATA --labels" in err[0]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_nan_loss_stops_the_fit_before_anything_is_saved(tmp_path):

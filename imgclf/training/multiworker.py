@@ -64,6 +64,22 @@ def check_multi_worker(cfg: TrainConfig, pretrained: bool, cached: bool) -> None
             )
 
 
+def check_multi_worker_data(cfg: TrainConfig) -> None:
+    """Raise a ConfigError, before any image is read, for options with which each worker would
+    choose its own images.
+
+    Args:
+        cfg: the run's options.
+    """
+    if cfg.drop_label_issues:
+        raise ConfigError(
+            "multi-worker training (TF_CONFIG names several workers) does not support "
+            "--drop-label-issues: each worker would check the labels on its own and could leave "
+            "out other images than the chief; find them first with `imgclf doctor DATA --labels "
+            "--out DIR`, or train on one machine"
+        )
+
+
 def chief_values(strategy, tensors: list) -> list[np.ndarray]:
     """``tensors`` as the chief has them, on every worker: an all-reduce sum (float32) to which
     only the chief's first replica contributes. A collective: every worker calls it.

@@ -31,7 +31,7 @@ from imgclf.training.distribution import (
 )
 from imgclf.training.finish import TrainResult, finish_training
 from imgclf.training.interrupts import Interrupts
-from imgclf.training.multiworker import worker_result
+from imgclf.training.multiworker import check_multi_worker_data, worker_result
 from imgclf.training.multiworker_control import worker_resume
 from imgclf.training.multiworker_plan import multi_worker_plan
 from imgclf.training.plan import RunPlan, plan_run
@@ -159,6 +159,8 @@ def train_run(
     origin = min(start := time.perf_counter(), started or start)  # where --time counts from
     deadline = origin + parse_duration(cfg.time_budget) if cfg.time_budget else None
     dist = configure_devices(cfg)
+    if dist.multi_worker:
+        check_multi_worker_data(cfg)
     scratch = worker_folder(dist)  # a worker other than the chief writes nothing to --out
     if scratch is not None:
         cfg = replace(cfg, out=scratch)

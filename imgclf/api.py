@@ -64,6 +64,7 @@ class TrainOptions(TypedDict, total=False):
     class_weight: str
     test_dir: str | None
     drop_label_issues: bool
+    ensemble: int
     devices: str
     mixed_precision: str
     allow_missing_test_classes: bool

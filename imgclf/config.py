@@ -192,6 +192,12 @@ class TrainConfig:
         "(as `imgclf doctor --labels` does, out of fold) and leave them out of the run; listed "
         "in the run's label_issues.csv and report. The test images are never checked",
     )
+    ensemble: int = _opt(
+        1,
+        "train N models on the same split (seeds --seed, --seed + 1, …) and save one model that "
+        "averages their probabilities: steadier on pictures from other sources, at N times the "
+        "training and prediction time (docs/benchmarks.md)",
+    )
     # scale-out and precision (imgclf.training.distribution); TF_CONFIG with several workers
     # trains with MultiWorkerMirroredStrategy instead
     devices: str = _opt(

@@ -12,6 +12,7 @@ from typing import Any
 from imgclf.errors import invalid_value
 from imgclf.options import (
     CLASS_WEIGHTS,
+    ENSEMBLE_MAX,
     OPTIMIZERS,
     SCHEDULES,
     check_choice,
@@ -67,10 +68,23 @@ def check_config(cfg: Any) -> None:
                 "every training image through a second model first; run `imgclf doctor DATA "
                 "--labels` apart, or train with --drop-label-issues and no --time",
             )
+    _check_ensemble(cfg)
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or cfg.name in (".", "..")):
         raise invalid_value("name", cfg.name, "a plain folder name without '/'")
     parse_augment(cfg.augment)
     _check_devices(cfg)
+
+
+def _check_ensemble(cfg: Any) -> None:
+    if not 1 <= cfg.ensemble <= ENSEMBLE_MAX:
+        raise invalid_value("ensemble", cfg.ensemble, f"an integer from 1 to {ENSEMBLE_MAX}")
+    if cfg.ensemble > 1 and cfg.time_budget is not None:
+        raise invalid_value(
+            "ensemble + time_budget",
+            (cfg.ensemble, cfg.time_budget),
+            "one of the two: --time plans one model's training, and --ensemble trains several; "
+            "give --time alone, or --ensemble with no --time",
+        )
 
 
 def _at_least(cfg: Any, names: tuple[str, ...], low: int, extra: str = "") -> None:

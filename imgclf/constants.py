@@ -88,3 +88,6 @@ LABEL_ISSUE_C = 0.001  # the logistic regressions' inverse L2 (standardised feat
 # three flip seeds vs cleanlab's default prune_by_noise_rate's 0.82-0.85, 0.74-0.82
 LABEL_ISSUE_FILTER = "low_self_confidence"
 LABEL_ISSUE_OUT = "doctor"  # doctor --out: where label_issues.csv and its gallery go
+
+# imgclf train --ensemble N (imgclf.models.ensemble): the saved model's name, which marks it
+ENSEMBLE_NAME = "ensemble"

@@ -14,6 +14,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "CLASS_WEIGHTS",
+    "ENSEMBLE_MAX",
     "AUGMENTATIONS",
     "MIXING",
     "check_choice",
@@ -25,6 +26,7 @@ __all__ = [
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "plateau", "constant")
 CLASS_WEIGHTS = ("none", "auto")
+ENSEMBLE_MAX = 8  # --ensemble: each member is a whole training and a forward pass per image
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:

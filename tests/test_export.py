@@ -161,7 +161,7 @@ def test_every_export_folder_carries_preprocess_py_that_decodes_as_imgclf(
 
 
 def test_the_two_class_run_has_augmentation_and_its_export_does_not(runs):
-    from imgclf.engines.keras_engine import inference_model
+    from imgclf.models.classifier import inference_model
 
     model = runs["two"].model
     assert "augmentation" in [layer.name for layer in model.layers]

@@ -1,4 +1,5 @@
-"""The run's Keras model as an engine, and the model as it is exported (no training-only layers)."""
+"""The run's Keras model as an engine (the model as it is exported, without its training-only
+layers: :func:`imgclf.models.classifier.inference_model`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from imgclf.engines.base import Engine
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["KerasEngine", "as_engine", "inference_model"]
+__all__ = ["KerasEngine", "as_engine"]
 
 
 class KerasEngine(Engine):
@@ -41,25 +42,3 @@ def as_engine(model: Engine | keras.Model) -> Engine:
         model: an engine or a Keras model.
     """
     return model if isinstance(model, Engine) else KerasEngine(model)
-
-
-def inference_model(model: keras.Model) -> keras.Model:
-    """``model`` without its training-only augmentation block (same layers, same weights).
-
-    The random augmentation ops do nothing at inference but stay in a traced graph, and neither
-    TFLite nor ONNX can convert them.
-
-    Args:
-        model: a run's Keras model (input → [augmentation] → backbone → dropout → predictions).
-    """
-    import keras
-
-    names = [layer.name for layer in model.layers]
-    if "augmentation" not in names:
-        return model
-    inputs = keras.Input(model.input_shape[1:], name="image")
-    x = inputs
-    for layer in model.layers[1:]:
-        if layer.name != "augmentation":
-            x = layer(x)
-    return keras.Model(inputs, x, name=model.name)

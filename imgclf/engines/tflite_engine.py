@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgclf.engines.base import Engine
-from imgclf.engines.keras_engine import inference_model
 from imgclf.runtime import quiet_native_stderr
 
 if TYPE_CHECKING:
@@ -106,6 +105,8 @@ def convert_tflite(
             on (training images).
     """
     import tensorflow as tf
+
+    from imgclf.models.classifier import inference_model
 
     with tempfile.TemporaryDirectory() as tmp:
         inference_model(model).export(tmp, format="tf_saved_model", verbose=False)

@@ -26,6 +26,7 @@ __all__ = [
     "reusable_backbone",
     "HEAD_DROPOUT",
     "head_learning_rate",
+    "inference_model",
 ]
 
 HEAD_DROPOUT = 0.2
@@ -207,3 +208,23 @@ def class_probabilities(outputs) -> np.ndarray:
     if p.ndim == 2 and p.shape[1] == 1:
         return np.concatenate([1.0 - p, p], axis=1)
     return p
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """``model`` without its training-only augmentation block (same layers, same weights).
+
+    The random augmentation ops do nothing at inference but stay in a traced graph, and neither
+    TFLite nor ONNX can convert them.
+
+    Args:
+        model: a run's Keras model (input → [augmentation] → backbone → dropout → predictions).
+    """
+    names = [layer.name for layer in model.layers]
+    if "augmentation" not in names:
+        return model
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:]:
+        if layer.name != "augmentation":
+            x = layer(x)
+    return keras.Model(inputs, x, name=model.name)

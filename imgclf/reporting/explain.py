@@ -28,6 +28,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from imgclf.models.ensemble import ensemble_members
+
 __all__ = [
     "model_summary",
     "split_model",
@@ -70,13 +72,14 @@ def model_summary(model) -> str:
 
 
 def split_model(model) -> tuple[keras.Model, list]:
-    """``(backbone, head layers)`` of a run's classifier (augmentation is skipped: inference only).
+    """``(backbone, head layers)`` of a run's classifier (augmentation is skipped: inference only);
+    of an ensemble's (``--ensemble``) first member.
 
     Args:
         model: the run's model.
     """
     backbone, head = None, []
-    for layer in model.layers:
+    for layer in ensemble_members(model)[0].layers:
         if backbone is None:
             if isinstance(layer, keras.Model) and not isinstance(layer, keras.Sequential):
                 backbone = layer
@@ -185,20 +188,37 @@ def grad_cam(
         layer: the backbone layer to take the map from (default: :func:`cam_layer`'s choice).
         method: how gradients and activations combine (one of :data:`CAM_METHODS`).
     """
+    images = np.asarray(images, np.float32)
+    name = layer or cam_layer(split_model(model)[0], images.shape[1])
+    # an ensemble's map: the mean of its members' maps, each scaled to a peak of 1 first
+    cam = np.mean(
+        [
+            _scaled(_member_cam(m, images, class_index, name, method))
+            for m in ensemble_members(model)
+        ],
+        axis=0,
+    )
+    return _scaled(cam)
+
+
+def _scaled(cam: np.ndarray) -> np.ndarray:
+    """Each map divided by its peak (a map without a positive cell stays 0)."""
+    peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
+    return np.where(peak > 0, cam / np.maximum(peak, 1e-12), 0.0)
+
+
+def _member_cam(model, images: np.ndarray, class_index, name: str, method: str) -> np.ndarray:
+    """One classifier's class-activation maps at ``name``, at the images' resolution."""
     import tensorflow as tf
 
-    images = np.asarray(images, np.float32)
     backbone, head = split_model(model)
-    name = layer or cam_layer(backbone, images.shape[1])
     # a sub-model of the backbone's own graph: its input to (the inner map, its features)
     grad_model = keras.Model(backbone.inputs, [backbone.get_layer(name).output, backbone.output])
     with tf.GradientTape() as tape:
         fmap, feats = grad_model([images], training=False)
         score = _class_score(head, feats, np.asarray(class_index, np.int32))
     cam = tf.nn.relu(_cell_evidence(method, tape.gradient(score, fmap), fmap))[..., None]
-    cam = tf.image.resize(cam, images.shape[1:3], method="bilinear")[..., 0].numpy()
-    peak = cam.reshape(len(cam), -1).max(axis=1).reshape(-1, 1, 1)
-    return np.where(peak > 0, cam / np.maximum(peak, 1e-12), 0.0)
+    return tf.image.resize(cam, images.shape[1:3], method="bilinear")[..., 0].numpy()
 
 
 def feature_maps(

@@ -158,6 +158,7 @@ def build_report(
         "label_issues": issues,
         "classes": run.classes,
         "model_name": run.config.model,
+        "ensemble": run.config.ensemble,  # --ensemble N: the curves and feature maps are member 1's
         "image_size": run.image_size,
         "distribution": read_distribution(path),
         **_run_sections(run, model, table, metrics, out_dir),
@@ -242,6 +243,7 @@ def build_evaluation_report(run_dir: str | Path, eval_dir: Path) -> Path:
         "sections": ("results", "mistakes"),
         "classes": run.classes,
         "model_name": run.config.model,
+        "ensemble": run.config.ensemble,  # --ensemble N: the curves and feature maps are member 1's
         "image_size": run.image_size,
         "results": sections.results_section(eval_dir, metrics),
         "mistakes": sections.mistakes_section(table, run.image_size),

@@ -22,7 +22,6 @@ import numpy as np
 from imgclf.constants import EXPORT_FORMATS, EXPORT_PRECISIONS
 from imgclf.engines import preprocess
 from imgclf.engines.base import TrainedRun
-from imgclf.engines.keras_engine import inference_model
 from imgclf.engines.parity import (
     Parity,
     check_parity,
@@ -42,6 +41,8 @@ Runner = Callable[[np.ndarray], np.ndarray]  # float32 pixels → the exported m
 
 def _savedmodel(run: TrainedRun, out: Path) -> tuple[Path, Runner]:
     import tensorflow as tf
+
+    from imgclf.models.classifier import inference_model
 
     path = out / "saved_model"
     inference_model(run.model).export(str(path), format="tf_saved_model", verbose=False)
@@ -64,6 +65,8 @@ def _onnx(run: TrainedRun, out: Path) -> tuple[Path, Runner]:
         raise DataError(
             f"--format onnx needs tf2onnx, onnx and onnxruntime ({exc}); pip install imgclf[onnx]"
         ) from None
+    from imgclf.models.classifier import inference_model
+
     model = inference_model(run.model)
     spec = tf.TensorSpec((None, run.image_size, run.image_size, 3), tf.float32, name="image")
     frozen = convert_variables_to_constants_v2(

@@ -71,6 +71,11 @@ def check_multi_worker_data(cfg: TrainConfig) -> None:
     Args:
         cfg: the run's options.
     """
+    if cfg.ensemble > 1:
+        raise ConfigError(
+            "multi-worker training (TF_CONFIG names several workers) does not support "
+            "--ensemble: it trains one model over the workers; train the members on one machine"
+        )
     if cfg.drop_label_issues:
         raise ConfigError(
             "multi-worker training (TF_CONFIG names several workers) does not support "

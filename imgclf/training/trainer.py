@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -29,6 +30,7 @@ from imgclf.training.distribution import (
     choose_distribution,
     worker_folder,
 )
+from imgclf.training.ensemble import check_resumable, save_ensemble, train_members
 from imgclf.training.finish import TrainResult, finish_training
 from imgclf.training.interrupts import Interrupts
 from imgclf.training.multiworker import check_multi_worker_data, worker_result
@@ -136,6 +138,25 @@ def _run_stages(session: Session, plan: RunPlan, log: DecodeLog) -> bool:
     return False
 
 
+def _resumed_config(resume_dir: str | Path) -> TrainConfig:
+    """The options of the interrupted run in ``resume_dir``, once it is known to be resumable."""
+    config = read_config(resumable(resume_dir) / RunFiles.CONFIG)
+    check_resumable(config)
+    return config
+
+
+def _train(session: Session, setup: RunSetup, plan: RunPlan, log: DecodeLog) -> bool:
+    """Every member's stages (one member unless ``--ensemble``), then the ensemble's model; True
+    when Ctrl-C stopped training."""
+    interrupted = _run_stages(session, plan, log)
+    if session.cfg.ensemble == 1 or interrupted:
+        return interrupted
+    run = partial(_run_stages, plan=plan, log=log)
+    interrupted, members = train_members(session, setup, plan, run)
+    save_ensemble(session, members)
+    return interrupted
+
+
 def train_run(
     config: TrainConfig,
     verbose: int = 1,
@@ -154,7 +175,7 @@ def train_run(
             that importing TensorFlow counts too); None: from this call. Defaults to None.
     """
     if resume_dir is not None:
-        config = read_config(resumable(resume_dir) / RunFiles.CONFIG)
+        config = _resumed_config(resume_dir)
     cfg = config.validate()
     origin = min(start := time.perf_counter(), started or start)  # where --time counts from
     deadline = origin + parse_duration(cfg.time_budget) if cfg.time_budget else None
@@ -190,7 +211,7 @@ def train_run(
         )
         _say_start(session, setup)
         log = DecodeLog()
-        interrupted = _run_stages(session, plan, log)
+        interrupted = _train(session, setup, plan, log)
     if scratch is not None:
         return worker_result(session, setup, scratch, interrupted)
     stages["training"] = round(time.perf_counter() - start - sum(stages.values()), 1)

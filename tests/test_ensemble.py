@@ -23,6 +23,7 @@ from imgclf.errors import ConfigError, InvalidValue
 from imgclf.models.ensemble import average_models, ensemble_members
 from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles, write_json
+from imgclf.training.callbacks import HistoryCSV
 from imgclf.training.ensemble import check_resumable, save_ensemble
 
 
@@ -92,10 +93,13 @@ def test_grad_cam_of_an_ensemble_is_the_mean_of_its_members_maps(ensemble):
 
 
 def test_an_ensemble_run_is_never_resumed_and_says_what_to_do(ensemble, tmp_path, capsys):
-    with pytest.raises(ConfigError, match="--resume cannot continue an --ensemble 3 run"):
-        check_resumable(TrainConfig(data="d", ensemble=3))
-    check_resumable(TrainConfig(data="d"))
     stopped = tmp_path / "stopped"
+    (stopped / "members").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="cannot continue this --ensemble 3 run"):
+        check_resumable(TrainConfig(data="d", ensemble=3), stopped)
+    check_resumable(TrainConfig(data="d"), stopped)
+    check_resumable(TrainConfig(data="d", ensemble=3), tmp_path)  # stopped in its first model
+    shutil.rmtree(stopped)
     shutil.copytree(ensemble, stopped)
     (stopped / RunFiles.METRICS).unlink()
     write_json(stopped / RunFiles.STATE, {"stage": "head", "stage_epochs": 0})
@@ -129,3 +133,54 @@ def test_a_member_stopped_before_its_first_checkpoint_is_left_out(tmp_path):
     assert alone.name == "classifier" and (tmp_path / "members" / "1" / RunFiles.MODEL).is_file()
     with pytest.raises(ValueError, match="cannot average 1 model"):
         average_models([_classifier(2)])
+
+
+def _ctrl_c_in(patch: pytest.MonkeyPatch, folder: str) -> None:
+    """Ctrl-C after the first fine-tuning epoch of the member whose history.csv is in a folder
+    named ``folder`` (the run folder's name for the first member)."""
+    original = HistoryCSV.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if self.stage == "fine_tune" and self.path.parent.name == folder:
+            raise KeyboardInterrupt
+
+    patch.setattr(HistoryCSV, "on_epoch_end", on_epoch_end)
+
+
+def _options(tmp_path, backbone: str, name: str) -> dict:
+    common = dict(image_size=32, head_epochs=1, epochs=2, batch_size=8, augment="none")
+    return dict(model=backbone, ensemble=2, out=str(tmp_path), name=name, verbose=0, **common)
+
+
+def test_a_ctrl_c_in_the_first_member_is_resumed_and_then_trains_the_others(
+    tmp_path, tiny_backbone, monkeypatch
+):
+    data = make_dataset(tmp_path / "pets", {"cat": 10, "dog": 10}, seed=3)
+    with monkeypatch.context() as patch:
+        _ctrl_c_in(patch, "first")
+        stopped = imgclf.train(data, report=False, **_options(tmp_path, tiny_backbone, "first"))
+    assert stopped.interrupted and not (stopped.run_dir / "members").exists()
+    assert main(["train", "--resume", str(stopped.run_dir)]) == 0
+    model = load_model_file(stopped.run_dir / RunFiles.MODEL, "model")
+    assert len(ensemble_members(model)) == 2
+    assert not (stopped.run_dir / RunFiles.STATE).exists()  # complete
+
+
+def test_a_ctrl_c_in_a_later_member_averages_what_was_trained(
+    tmp_path, tiny_backbone, monkeypatch, capsys
+):
+    data = make_dataset(tmp_path / "pets", {"cat": 10, "dog": 10}, seed=3)
+    argv = ["train", str(data), "--model", tiny_backbone, "--image-size", "32", "--no-report"]
+    argv += ["--head-epochs", "1", "--epochs", "2", "--batch-size", "8", "--augment", "none"]
+    with monkeypatch.context() as patch:
+        _ctrl_c_in(patch, "2")
+        code = main([*argv, "--ensemble", "3", "--out", str(tmp_path), "--name", "later"])
+    assert code != 0
+    run_dir = tmp_path / "later"
+    err = capsys.readouterr().err
+    assert "averages the ensemble's members trained before the Ctrl-C" in err
+    model = load_model_file(run_dir / RunFiles.MODEL, "model")
+    assert len(ensemble_members(model)) == 2 and not (run_dir / "members" / "3").exists()
+    assert main(["train", "--resume", str(run_dir)]) != 0
+    assert "cannot continue this --ensemble 3 run" in capsys.readouterr().err

@@ -103,14 +103,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _say_interrupted(result) -> None:
     from imgclf.runs import RunFiles
+    from imgclf.training.ensemble import MEMBERS
 
     run_dir = result.run_dir
     tested = f"accuracy {result.metrics.accuracy:.4f}, n={result.metrics.n}"
-    then = (
-        f"continue with `imgclf train --resume {run_dir}`"
-        if (run_dir / RunFiles.STATE).is_file()
-        else "it stopped before its first checkpoint, so it cannot be resumed"
-    )
+    if (run_dir / RunFiles.STATE).is_file():
+        then = f"continue with `imgclf train --resume {run_dir}`"
+    elif (run_dir / MEMBERS).is_dir():
+        then = "it averages the ensemble's members trained before the Ctrl-C; it is not resumed"
+    else:
+        then = "it stopped before its first checkpoint, so it cannot be resumed"
     print(
         f"imgclf: interrupted: kept the best model so far ({run_dir / RunFiles.MODEL}) "
         f"and tested it ({tested}); {then}",

@@ -6,7 +6,9 @@ which the end of the run tests, calibrates and reports like any model.
 
 The run folder keeps the first member's files where a single run has them (``history.csv``, the
 stages in ``timings.json``); member k trains in ``members/<k>/`` (its ``model.keras`` and
-``history.csv``), and the first member's best model is moved to ``members/1/model.keras``.
+``history.csv``), and the first member's best model is moved to ``members/1/model.keras``. A Ctrl-C
+during the first member leaves a run that ``--resume`` continues (then the other members); after
+it, the run's model averages the members trained so far, and it is not resumed.
 
 Measured on the sign-language digits' held-out sets (docs/benchmarks.md): two seeds averaged were
 level with or ahead of one model in 44 of 48 set × seed cells, at twice the cost.
@@ -24,7 +26,7 @@ from imgclf.atomic import atomic_write, save_model_atomic
 from imgclf.errors import ConfigError
 from imgclf.models.ensemble import average_models
 from imgclf.models.loading import load_model_file
-from imgclf.runs import RunFiles
+from imgclf.runs import RunFiles, read_json
 from imgclf.training.plan import RunPlan
 from imgclf.training.session import Session
 from imgclf.training.setup import RunSetup, classifier_for
@@ -92,6 +94,8 @@ def save_ensemble(first: Session, members: int) -> None:
         members: how many members trained (:func:`train_members`).
     """
     run_dir = first.run_dir
+    for leftover in (RunFiles.LAST, RunFiles.STATE):  # the first member is finished
+        (run_dir / leftover).unlink(missing_ok=True)
     paths = [member_folder(run_dir, k) / RunFiles.MODEL for k in range(1, members + 1)]
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     os.replace(first.model_path, paths[0])
@@ -106,15 +110,21 @@ def save_ensemble(first: Session, members: int) -> None:
     first.say(f"ensemble: model.keras averages the probabilities of members {names}")
 
 
-def check_resumable(config) -> None:
-    """Refuse ``--resume`` of an ``--ensemble`` run.
+def check_resumable(config, run_dir: Path) -> None:
+    """Refuse ``--resume`` of an ``--ensemble`` run stopped after its first model (one stopped
+    during it goes on: the first model's stages, then the other members).
 
     Args:
         config: the interrupted run's options.
+        run_dir: its folder.
     """
-    if config.ensemble > 1:
-        raise ConfigError(
-            f"--resume cannot continue an --ensemble {config.ensemble} run; what was trained "
-            "before the Ctrl-C is its model.keras, which `imgclf predict` and `export` take as it "
-            "is, or train it again"
-        )
+    if config.ensemble == 1 or not (run_dir / MEMBERS).is_dir():
+        return
+    metrics = run_dir / RunFiles.METRICS
+    if metrics.is_file() and not read_json(metrics).get("interrupted", False):
+        return  # it finished, which resuming says
+    raise ConfigError(
+        f"--resume cannot continue this --ensemble {config.ensemble} run: it stopped after "
+        "its first model; its model.keras, made of what was trained before, is what `imgclf "
+        "predict` and `export` take as it is; or train it again"
+    )

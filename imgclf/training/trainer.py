@@ -140,9 +140,10 @@ def _run_stages(session: Session, plan: RunPlan, log: DecodeLog) -> bool:
 
 def _resumed_config(resume_dir: str | Path) -> TrainConfig:
     """The options of the interrupted run in ``resume_dir``, once it is known to be resumable."""
-    config = read_config(resumable(resume_dir) / RunFiles.CONFIG)
-    check_resumable(config)
-    return config
+    path = Path(resume_dir).expanduser()
+    if (path / RunFiles.CONFIG).is_file():  # an ensemble's refusal, before "it finished"
+        check_resumable(read_config(path / RunFiles.CONFIG), path)
+    return read_config(resumable(resume_dir) / RunFiles.CONFIG)
 
 
 def _train(session: Session, setup: RunSetup, plan: RunPlan, log: DecodeLog) -> bool:

@@ -69,6 +69,20 @@ def test_the_run_model_averages_two_members_trained_with_their_own_seeds(ensembl
     np.testing.assert_allclose(model.predict(x, verbose=0), np.mean(outs, axis=0), atol=1e-5)
 
 
+def test_each_member_fine_tunes_its_own_backbone(ensemble, tiny_backbone):
+    pretrained = load_model_file(tiny_backbone, "backbone").get_weights()
+    for k in "12":
+        member = load_model_file(ensemble / "members" / k / RunFiles.MODEL, k)
+        backbone = next(
+            layer
+            for layer in member.layers
+            if isinstance(layer, keras.Model) and not isinstance(layer, keras.Sequential)
+        )
+        tuned = backbone.get_weights()
+        assert len(tuned) == len(pretrained)
+        assert any(not np.allclose(a, b) for a, b in zip(tuned, pretrained, strict=True)), k
+
+
 def test_prediction_export_and_report_read_the_ensemble(ensemble, tmp_path):
     run = imgclf.load_run(ensemble)
     x = _test_pixels(ensemble)

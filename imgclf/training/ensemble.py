@@ -23,11 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from imgclf.atomic import atomic_write, save_model_atomic
+from imgclf.config import TrainConfig
 from imgclf.errors import ConfigError
+from imgclf.models.classifier import Classifier
 from imgclf.models.ensemble import average_models
 from imgclf.models.loading import load_model_file
 from imgclf.runs import RunFiles, read_json
 from imgclf.training.plan import RunPlan
+from imgclf.training.recipe import recipe_for_run
 from imgclf.training.session import Session
 from imgclf.training.setup import RunSetup, classifier_for
 
@@ -65,13 +68,14 @@ def train_members(
         folder = member_folder(first.run_dir, k)
         folder.mkdir(parents=True, exist_ok=True)
         first.say(f"\nensemble member {k} of {cfg.ensemble} (seed {member_cfg.seed}): {folder}")
+        clf = classifier_for(setup.clf.spec, member_cfg, first.num_classes)
         session = Session(
             member_cfg,
             folder,
-            classifier_for(setup.clf.spec, member_cfg, first.num_classes),
+            clf,
             first.num_classes,
             first.verbose,
-            plan,
+            _own_recipe(plan, clf, member_cfg),
             first.class_weight,
             None,
             first.interrupts,
@@ -83,6 +87,15 @@ def train_members(
         if interrupted:
             return True, k
     return False, cfg.ensemble
+
+
+def _own_recipe(plan: RunPlan, clf: Classifier, cfg: TrainConfig) -> RunPlan:
+    """``plan`` with its recipe cut from ``clf``'s own backbone: the first member's recipe holds
+    that member's layers, which another member must not train."""
+    if plan.recipe is None:
+        return plan
+    recipe = recipe_for_run(clf, cfg, len(plan.train_items), len(plan.val_items))
+    return replace(plan, recipe=recipe)
 
 
 def save_ensemble(first: Session, members: int) -> None:

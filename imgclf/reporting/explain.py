@@ -182,7 +182,8 @@ def grad_cam(
     the images' resolution.
 
     Args:
-        model: the run's model (pixels in, class probabilities out).
+        model: the run's model (pixels in, class probabilities out); an ensemble's map is the
+            mean of its members' maps.
         images: ``(n, h, w, 3)`` RGB pixels in [0, 255].
         class_index: the class to explain per image (e.g. the predicted one).
         layer: the backbone layer to take the map from (default: :func:`cam_layer`'s choice).

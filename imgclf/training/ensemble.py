@@ -10,8 +10,8 @@ stages in ``timings.json``); member k trains in ``members/<k>/`` (its ``model.ke
 during the first member leaves a run that ``--resume`` continues (then the other members); after
 it, the run's model averages the members trained so far, and it is not resumed.
 
-Measured on the sign-language digits' held-out sets (docs/benchmarks.md): two seeds averaged were
-level with or ahead of one model in 44 of 48 set × seed cells, at twice the cost.
+Measured on the sign-language digits' held-out sets (docs/benchmarks.md, Stop 16): ``--ensemble 2``
+was level with or ahead of one model in 41 of 48 set × seed cells, at 1.9–2.1× the training CPU.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def train_members(
         first: the first member's session (its stages done, not interrupted).
         setup: the run.
         plan: the run's plan, which every member carries out.
-        run_stages: trains one session's stages; returns True when Ctrl-C stopped it.
+        run_stages: trains one session's stages as its plan says; returns True when Ctrl-C
+            stopped it.
 
     Returns:
         ``(interrupted, members)``: whether a Ctrl-C stopped a member (no further one starts), and
@@ -123,7 +124,7 @@ def save_ensemble(first: Session, members: int) -> None:
     first.say(f"ensemble: model.keras averages the probabilities of members {names}")
 
 
-def check_resumable(config, run_dir: Path) -> None:
+def check_resumable(config: TrainConfig, run_dir: Path) -> None:
     """Refuse ``--resume`` of an ``--ensemble`` run stopped after its first model (one stopped
     during it goes on: the first model's stages, then the other members).
 

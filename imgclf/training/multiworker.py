@@ -65,8 +65,9 @@ def check_multi_worker(cfg: TrainConfig, pretrained: bool, cached: bool) -> None
 
 
 def check_multi_worker_data(cfg: TrainConfig) -> None:
-    """Raise a ConfigError, before any image is read, for options with which each worker would
-    choose its own images.
+    """Raise a ConfigError, before any image is read, for options a multi-worker run cannot
+    carry out: several models (``--ensemble``), or images each worker would choose on its own
+    (``--drop-label-issues``).
 
     Args:
         cfg: the run's options.

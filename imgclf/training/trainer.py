@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import keras
@@ -152,7 +151,10 @@ def _train(session: Session, setup: RunSetup, plan: RunPlan, log: DecodeLog) -> 
     interrupted = _run_stages(session, plan, log)
     if session.cfg.ensemble == 1 or interrupted:
         return interrupted
-    run = partial(_run_stages, plan=plan, log=log)
+
+    def run(member: Session) -> bool:  # on the member's own plan: its own backbone's recipe
+        return _run_stages(member, member.plan, log)
+
     interrupted, members = train_members(session, setup, plan, run)
     save_ensemble(session, members)
     return interrupted

@@ -11,7 +11,7 @@ during the first member leaves a run that ``--resume`` continues (then the other
 it, the run's model averages the members trained so far, and it is not resumed.
 
 Measured on the sign-language digits' held-out sets (docs/benchmarks.md, Stop 16): ``--ensemble 2``
-was level with or ahead of one model in 41 of 48 set × seed cells, at 1.9–2.1× the training CPU.
+was level with or ahead of one model in 41 of 48 set × seed cells, at 2.05× the training CPU.
 """
 
 from __future__ import annotations

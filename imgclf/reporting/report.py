@@ -114,14 +114,6 @@ class _RunInfo:
         return int(self.config.image_size or 224)
 
 
-def _label_issues_checked(run_dir: Path) -> int | None:
-    """How many training and validation images ``--drop-label-issues`` checked (its
-    ``data_report.json``; None for a run without that record)."""
-    path = run_dir / RunFiles.DATA_REPORT
-    doctor = (read_json(path) if path.is_file() else {}).get("doctor") or {}
-    return (doctor.get("label_issues") or {}).get("checked")
-
-
 def build_report(
     run_dir: str | Path,
     model,
@@ -149,9 +141,8 @@ def build_report(
         table = _test_table(run, model, out_dir)
     metrics = read_json(run.path / RunFiles.METRICS)
     issues = label_issues_section(run.path / LABEL_ISSUES_CSV, run.image_size)
-    if issues is not None:  # a run's: the images --drop-label-issues left out, of those checked
+    if issues is not None:  # a run's: the images --drop-label-issues left out
         issues["left_out"] = run.config.drop_label_issues
-        issues["checked"] = _label_issues_checked(run.path)
     context = {
         "title": run.path.name,
         "sections": SECTIONS if issues is None else (*SECTIONS, "label_issues"),
@@ -167,6 +158,8 @@ def build_report(
     context["subtitle"] = (
         f"{context['data']['total']} images · test accuracy {metrics['accuracy']:.4f}"
     )
+    if issues is not None:  # of how many checked: data_report.json, which the data section read
+        issues["checked"] = context["data"]["label_issues"].get("checked")
     target = out_dir / RunFiles.REPORT
     target.write_text(render(context), encoding="utf-8")
     return target
@@ -243,7 +236,6 @@ def build_evaluation_report(run_dir: str | Path, eval_dir: Path) -> Path:
         "sections": ("results", "mistakes"),
         "classes": run.classes,
         "model_name": run.config.model,
-        "ensemble": run.config.ensemble,  # --ensemble N: the curves and feature maps are member 1's
         "image_size": run.image_size,
         "results": sections.results_section(eval_dir, metrics),
         "mistakes": sections.mistakes_section(table, run.image_size),

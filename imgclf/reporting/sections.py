@@ -98,6 +98,7 @@ def data_section(
         "duplicates": doctor.get("duplicates", {}),
         "balance": doctor.get("balance", {}),
         "warnings": doctor.get("warnings", []),
+        "label_issues": doctor.get("label_issues") or {},  # --drop-label-issues: what it checked
     }
 
 

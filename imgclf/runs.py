@@ -52,6 +52,7 @@ __all__ = [
     "require_trained",
     "run_status",
     "write_state",
+    "drop_resume_files",
 ]
 
 
@@ -219,6 +220,13 @@ def write_state(
         "trained": trained,
     }
     write_json(Path(run_dir) / RunFiles.STATE, state)
+
+
+def drop_resume_files(folder: Path) -> None:
+    """Remove ``last.keras`` and ``state.json``, which only ``--resume`` needs, from ``folder``
+    (a run that finished its training, or an ensemble member)."""
+    for leftover in (RunFiles.LAST, RunFiles.STATE):
+        (Path(folder) / leftover).unlink(missing_ok=True)
 
 
 def run_status(run_dir: str | Path) -> str:

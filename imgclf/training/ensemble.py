@@ -28,7 +28,7 @@ from imgclf.errors import ConfigError
 from imgclf.models.classifier import Classifier
 from imgclf.models.ensemble import average_models
 from imgclf.models.loading import load_model_file
-from imgclf.runs import RunFiles, read_json
+from imgclf.runs import RunFiles, drop_resume_files, read_json
 from imgclf.training.plan import RunPlan
 from imgclf.training.recipe import recipe_for_run
 from imgclf.training.session import Session
@@ -83,8 +83,7 @@ def train_members(
             first.distribution,
         )
         interrupted = run_stages(session)
-        for leftover in (RunFiles.LAST, RunFiles.STATE):  # an ensemble is never resumed
-            (folder / leftover).unlink(missing_ok=True)
+        drop_resume_files(folder)  # a member is never resumed
         if interrupted:
             return True, k
     return False, cfg.ensemble
@@ -108,8 +107,7 @@ def save_ensemble(first: Session, members: int) -> None:
         members: how many members trained (:func:`train_members`).
     """
     run_dir = first.run_dir
-    for leftover in (RunFiles.LAST, RunFiles.STATE):  # the first member is finished
-        (run_dir / leftover).unlink(missing_ok=True)
+    drop_resume_files(run_dir)  # the first member is finished
     paths = [member_folder(run_dir, k) / RunFiles.MODEL for k in range(1, members + 1)]
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     os.replace(first.model_path, paths[0])

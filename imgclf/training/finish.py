@@ -17,7 +17,7 @@ from imgclf.evaluation.inference import score_items
 from imgclf.evaluation.metrics import Metrics, format_metrics
 from imgclf.models.loading import load_model_file
 from imgclf.reporting.report import command_line, finish_run
-from imgclf.runs import RunFiles, run_status, write_json
+from imgclf.runs import RunFiles, drop_resume_files, run_status, write_json
 from imgclf.training.session import Session
 from imgclf.training.setup import RunSetup
 
@@ -141,8 +141,7 @@ def finish_training(
     write_json(run_dir / RunFiles.METRICS, {**metrics.to_dict(), **summary})
     _write_data_report(session, setup, log, metrics)
     if not interrupted:  # only an interrupted run keeps what --resume needs
-        for leftover in (RunFiles.LAST, RunFiles.STATE):
-            (run_dir / leftover).unlink(missing_ok=True)
+        drop_resume_files(run_dir)
     session.say("\n" + format_metrics(metrics))  # curves.png: drawn by the report
     timings: dict[str, Any] = {"command": command_line(), "stages": stages}
     # written before the report, which shows it; again below with the report's own time

@@ -32,7 +32,8 @@ from imgclf.training.distribution import (
 from imgclf.training.ensemble import check_resumable, save_ensemble, train_members
 from imgclf.training.finish import TrainResult, finish_training
 from imgclf.training.interrupts import Interrupts
-from imgclf.training.multiworker import check_multi_worker_data, worker_result
+from imgclf.training.multiworker import worker_result
+from imgclf.training.multiworker_checks import check_multi_worker_data
 from imgclf.training.multiworker_control import worker_resume
 from imgclf.training.multiworker_plan import multi_worker_plan
 from imgclf.training.plan import RunPlan, plan_run
@@ -83,7 +84,7 @@ def _planned(
 ):
     """The run's plan, and the run with its folder open and ``config.yaml`` written from it (a
     resumed run's folder and config are its own); a multi-worker run is checked first
-    (:func:`~imgclf.training.multiworker.check_multi_worker`)."""
+    (:func:`~imgclf.training.multiworker_checks.check_multi_worker`)."""
     say = print if verbose else (lambda _line: None)
     num_classes = len(setup.data.classes)
     budgeted = setup.resume is None  # a resumed run goes on as planned; its deadline still holds
@@ -140,9 +141,12 @@ def _run_stages(session: Session, plan: RunPlan, log: DecodeLog) -> bool:
 def _resumed_config(resume_dir: str | Path) -> TrainConfig:
     """The options of the interrupted run in ``resume_dir``, once it is known to be resumable."""
     path = Path(resume_dir).expanduser()
-    if (path / RunFiles.CONFIG).is_file():  # an ensemble's refusal, before "it finished"
-        check_resumable(read_config(path / RunFiles.CONFIG), path)
-    return read_config(resumable(resume_dir) / RunFiles.CONFIG)
+    if not (path / RunFiles.CONFIG).is_file():
+        resumable(resume_dir)  # says why it cannot be resumed
+    config = read_config(path / RunFiles.CONFIG)
+    check_resumable(config, path)  # an ensemble's refusal, before resumable's "it finished"
+    resumable(resume_dir)
+    return config
 
 
 def _train(session: Session, setup: RunSetup, plan: RunPlan, log: DecodeLog) -> bool:

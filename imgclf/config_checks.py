@@ -58,33 +58,38 @@ def check_config(cfg: Any) -> None:
     _check_counts(cfg)
     _check_optimisation(cfg)
     _check_split(cfg)
-    if cfg.time_budget is not None:
-        parse_duration(cfg.time_budget)
-        if cfg.drop_label_issues:
-            raise invalid_value(
-                "drop_label_issues + time_budget",
-                (True, cfg.time_budget),
-                "one of the two: --time plans the training alone, and the label check reads "
-                "every training image through a second model first; run `imgclf doctor DATA "
-                "--labels` apart, or train with --drop-label-issues and no --time",
-            )
-    _check_ensemble(cfg)
+    _check_time_budget(cfg)
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or cfg.name in (".", "..")):
         raise invalid_value("name", cfg.name, "a plain folder name without '/'")
     parse_augment(cfg.augment)
     _check_devices(cfg)
 
 
-def _check_ensemble(cfg: Any) -> None:
-    if not 1 <= cfg.ensemble <= ENSEMBLE_MAX:
-        raise invalid_value("ensemble", cfg.ensemble, f"an integer from 1 to {ENSEMBLE_MAX}")
-    if cfg.ensemble > 1 and cfg.time_budget is not None:
-        raise invalid_value(
-            "ensemble + time_budget",
-            (cfg.ensemble, cfg.time_budget),
-            "one of the two: --time plans one model's training, and --ensemble trains several; "
-            "give --time alone, or --ensemble with no --time",
-        )
+def _check_time_budget(cfg: Any) -> None:
+    """``--time``: a duration, and none of the options whose work its plan does not cover."""
+    if cfg.time_budget is None:
+        return
+    parse_duration(cfg.time_budget)
+    outside_the_plan = [
+        (
+            "drop_label_issues",
+            cfg.drop_label_issues,
+            "--time plans the training alone, and the label check reads every training image "
+            "through a second model first; run `imgclf doctor DATA --labels` apart, or train "
+            "with --drop-label-issues and no --time",
+        ),
+        (
+            "ensemble",
+            cfg.ensemble if cfg.ensemble > 1 else None,
+            "--time plans one model's training, and --ensemble trains several; give --time "
+            "alone, or --ensemble with no --time",
+        ),
+    ]
+    for name, value, why in outside_the_plan:
+        if value:
+            raise invalid_value(
+                f"{name} + time_budget", (value, cfg.time_budget), f"one of the two: {why}"
+            )
 
 
 def _at_least(cfg: Any, names: tuple[str, ...], low: int, extra: str = "") -> None:
@@ -114,6 +119,8 @@ def _check_counts(cfg: Any) -> None:
         raise invalid_value("seed", cfg.seed, "an integer from 0 to 2**32 - 1")
     if not 1 <= cfg.views <= 16:
         raise invalid_value("views", cfg.views, "an integer from 1 to 16")
+    if not 1 <= cfg.ensemble <= ENSEMBLE_MAX:
+        raise invalid_value("ensemble", cfg.ensemble, f"an integer from 1 to {ENSEMBLE_MAX}")
 
 
 def _check_optimisation(cfg: Any) -> None:

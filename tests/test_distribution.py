@@ -35,7 +35,7 @@ from imgclf.training.distribution import (
     choose_distribution,
     read_tf_config,
 )
-from imgclf.training.multiworker import check_multi_worker, check_multi_worker_data
+from imgclf.training.multiworker_checks import check_multi_worker, check_multi_worker_data
 from imgclf.training.precision import choose_precision
 
 REPO = Path(__file__).resolve().parent.parent

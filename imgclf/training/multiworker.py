@@ -13,7 +13,8 @@ by every worker over its share and summed, so every worker sees the same logs an
 same epoch.
 
 Multi-worker runs train the stages on cached activations (a pretrained backbone's head and
-fine-tuning of its top): :func:`check_multi_worker` refuses the rest with a clear message. What
+fine-tuning of its top): :mod:`imgclf.training.multiworker_checks` refuses the rest with a clear
+message. What
 the workers must agree on (a resumed run's starting point, when a stage stops: early stopping,
 ``--time``'s deadline, Ctrl-C) is :mod:`imgclf.training.multiworker_control`.
 """
@@ -27,8 +28,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgclf.config import TrainConfig
-from imgclf.errors import ConfigError
 from imgclf.evaluation.metrics import Metrics
 from imgclf.training.callbacks import RaiseInterrupt
 from imgclf.training.finish import TrainResult
@@ -37,53 +36,7 @@ from imgclf.training.multiworker_input import epoch_order, worker_batches
 from imgclf.training.session import Session
 from imgclf.training.watchdog import Watchdog, collective_failure, lost_worker
 
-__all__ = ["check_multi_worker", "chief_values", "fit_arrays_multi_worker", "worker_result"]
-
-
-def check_multi_worker(cfg: TrainConfig, pretrained: bool, cached: bool) -> None:
-    """Raise a ConfigError for what multi-worker training does not support.
-
-    Args:
-        cfg: the run's options.
-        pretrained: the model has a pretrained backbone (from-scratch models are not supported).
-        cached: its fine-tuning (if any) runs on cached activations.
-    """
-    unsupported = [
-        (not pretrained, "a from-scratch model (--model cnn)"),
-        (not cached, "fine-tuning on decoded images (--fine-tune all, or no cache cut)"),
-        (cfg.ema > 0, "--ema"),
-        ("mixup" in cfg.augment or "cutmix" in cfg.augment, "--augment mixup/cutmix"),
-        (cfg.lr_schedule == "plateau", "--lr-schedule plateau"),
-    ]
-    for bad, what in unsupported:
-        if bad:
-            raise ConfigError(
-                f"multi-worker training (TF_CONFIG names several workers) does not support "
-                f"{what}; it trains a pretrained backbone's head and fine-tunes its top on "
-                "cached activations (docs/scaling.md)"
-            )
-
-
-def check_multi_worker_data(cfg: TrainConfig) -> None:
-    """Raise a ConfigError, before any image is read, for options a multi-worker run cannot
-    carry out: several models (``--ensemble``), or images each worker would choose on its own
-    (``--drop-label-issues``).
-
-    Args:
-        cfg: the run's options.
-    """
-    if cfg.ensemble > 1:
-        raise ConfigError(
-            "multi-worker training (TF_CONFIG names several workers) does not support "
-            "--ensemble: it trains one model over the workers; train the members on one machine"
-        )
-    if cfg.drop_label_issues:
-        raise ConfigError(
-            "multi-worker training (TF_CONFIG names several workers) does not support "
-            "--drop-label-issues: each worker would check the labels on its own and could leave "
-            "out other images than the chief; find them first with `imgclf doctor DATA --labels "
-            "--out DIR`, or train on one machine"
-        )
+__all__ = ["chief_values", "fit_arrays_multi_worker", "worker_result"]
 
 
 def chief_values(strategy, tensors: list) -> list[np.ndarray]:

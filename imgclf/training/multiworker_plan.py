@@ -27,7 +27,8 @@ from imgclf.models.classifier import Classifier, build_classifier
 from imgclf.models.multi_depth import MULTI_DEPTH_NAME
 from imgclf.training.budget import stratified_subset
 from imgclf.training.distribution import Distribution
-from imgclf.training.multiworker import check_multi_worker, chief_values
+from imgclf.training.multiworker import chief_values
+from imgclf.training.multiworker_checks import check_multi_worker
 from imgclf.training.plan import RunPlan
 from imgclf.training.pretrained_plan import multi_depth_recipe
 from imgclf.training.recipe import recipe_for_run
@@ -39,8 +40,9 @@ LOG = logging.getLogger(__name__)
 
 
 def multi_worker_plan(dist: Distribution, setup, plan: RunPlan, clf: Classifier, timed: bool):
-    """Check a multi-worker run (:func:`~imgclf.training.multiworker.check_multi_worker`) and,
-    when ``timed`` (a new run with ``--time``), give every worker the chief's plan.
+    """Check a multi-worker run
+    (:func:`~imgclf.training.multiworker_checks.check_multi_worker`) and, when ``timed`` (a new
+    run with ``--time``), give every worker the chief's plan.
 
     Args:
         dist: the run's distribution (multi-worker).

@@ -101,16 +101,13 @@ def score_ensemble(runs: list, test: Path) -> dict[str, float]:
     for label, folder in {"internal": None, TEST: test}.items():
         items = _items(runs[0], folder)[0]
         scored = [_probs(run, items) for run in runs]
-        labels = scored[0][1]
-        if any(not np.array_equal(labels, y) for _, y in scored):
-            raise SystemExit(f"the runs read different labels on {label}")
-        right = np.mean([p for p, _ in scored], axis=0).argmax(1) == labels
+        labels, paths = scored[0][1], scored[0][2]
+        if any(not np.array_equal(labels, y) or p != paths for _, y, p in scored):
+            raise SystemExit(f"the runs scored different images or labels on {label}")
+        right = np.mean([p for p, _, _ in scored], axis=0).argmax(1) == labels
         parts = {label: np.ones(len(labels), bool)}
         if folder is not None:
-            paths = [str(Path(p).resolve()) for p in sorted(i.path for i in items)]  # _probs' order
-            if len(paths) != len(labels):
-                raise SystemExit(f"{label}: some images could not be scored")
-            parts[UNSEEN] = np.array([p not in seen for p in paths])
+            parts[UNSEEN] = np.array([str(Path(p).resolve()) not in seen for p in paths])
         for part, keep in parts.items():
             accuracy[part] = float(np.mean(right[keep]))
             print(f"{part:<18} n={int(keep.sum())}  accuracy {accuracy[part]:.4f}", flush=True)
@@ -153,9 +150,10 @@ def main() -> None:
         rows[name] = score_arm(name, imgclf.load_run(work / "runs" / name), args.test, cpu)
     for spec in args.ensemble:
         names = spec.split("+")
-        print(f"== {spec} (averaged); training {sum(rows[n]['cpu'] for n in names):.0f} CPU s")
+        cpu = sum(rows[n]["cpu"] for n in names)
+        print(f"== {spec} (averaged); training {cpu:.0f} CPU s")
         runs = [imgclf.load_run(work / "runs" / n) for n in names]
-        rows[spec] = {**score_ensemble(runs, args.test), "cpu": sum(rows[n]["cpu"] for n in names)}
+        rows[spec] = {**score_ensemble(runs, args.test), "cpu": cpu}
     _table(rows)
     print(f"cpu {_cpu():.0f}s, wall {time.perf_counter() - start:.0f}s; load {os.getloadavg()}")
 

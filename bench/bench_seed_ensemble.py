@@ -41,14 +41,16 @@ def lay_out_split(run: Path, data: Path, out: Path) -> Path:
     return out
 
 
-def _probs(run, items) -> tuple[np.ndarray, np.ndarray]:
+def _probs(run, items) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``run``'s calibrated probabilities, labels and paths of the ``items`` it scored, in path
+    order (every run's scores in one order)."""
     from imgclf.evaluation.calibration import read_temperature
     from imgclf.evaluation.inference import score_items
 
     temperature = read_temperature(run.path)
     s = score_items(run.model, items, run.image_size, run.config.batch_size, temperature)
-    order = np.argsort(s.paths)  # both runs' scores in one order
-    return s.probs[order], s.labels[order]
+    order = np.argsort(s.paths)
+    return s.probs[order], s.labels[order], [s.paths[i] for i in order]
 
 
 def ensemble_lines(first, second, sets: dict[str, Path], seed: int) -> None:
@@ -58,8 +60,8 @@ def ensemble_lines(first, second, sets: dict[str, Path], seed: int) -> None:
     print(f"== ens2 (two seeds averaged): model two at 128 px, seed {seed}; training 0 CPU s")
     for label, folder in {"internal": None, **sets}.items():
         items = _items(first, folder)[0]
-        p1, y1 = _probs(first, items)
-        p2, y2 = _probs(second, items)
+        p1, y1, _ = _probs(first, items)
+        p2, y2, _ = _probs(second, items)
         if not np.array_equal(y1, y2):
             raise SystemExit(f"the two runs read different labels on {label}")
         accuracy = float(np.mean(((p1 + p2) / 2).argmax(1) == y1))
